@@ -1,0 +1,1 @@
+"""ddc-econ: the model layer of dynamic discrete choice models."""

@@ -1,0 +1,1 @@
+"""Estimators of dynamic discrete choice models."""

@@ -1,0 +1,1 @@
+"""Simulation, counterfactuals and Monte Carlo studies."""
