@@ -1,0 +1,284 @@
+"""The dynamic discrete choice model: states, actions, feasibility, utility, transitions, beta.
+
+An infinite-horizon model with i.i.d. type-I extreme value shocks (scale 1), one per action:
+
+.. math::
+
+    V(s) = E\\max_{a \\in A(s)} \\{u(s, a; \\theta) + \\epsilon_a + \\beta E[V(s') \\mid s, a]\\}
+         = \\log \\sum_{a \\in A(s)} \\exp v(s, a) + \\gamma.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+from ddc.statespace import StateSpace, StateVariable
+from ddc.transitions import CompiledTransitions, FactoredTransitions, SparseTransitions
+from ddc.utility import CallableUtility, LinearUtility
+
+__all__ = ["Model"]
+
+Transitions = FactoredTransitions | SparseTransitions
+
+
+class Model:
+    """A discrete-state, discrete-action, infinite-horizon DDC model with logit shocks.
+
+    Parameters
+    ----------
+    states : StateSpace or sequence of StateVariable
+        The state variables; the state space is their product (C order).
+    actions : sequence of str
+        Action names, in code order.
+    utility : LinearUtility or CallableUtility
+        Flow utility in the (utility) parameters.
+    transitions : FactoredTransitions, SparseTransitions or callable
+        The transitions, or a function ``f(params: pandas.Series) -> FactoredTransitions`` of the
+        transition parameters (named in ``transition_params``).
+    beta : float
+        Discount factor in ``[0, 1)``.
+    feasible : array_like of bool, shape (S, A), optional
+        Which actions can be chosen in which state (all by default). Every state needs at least
+        one feasible action.
+    transition_params : pandas.Series, optional
+        Names and default values of the transition parameters (when ``transitions`` is a
+        callable).
+    true_params : pandas.Series, optional
+        Parameter values used to simulate (all parameters, utility first).
+    name : str
+        A short name, used in reports.
+    anchor : str, optional
+        The reference action whose utility is normalized to zero (used by IRL estimators).
+    metadata : mapping, optional
+        Model-specific facts that other layers read (e.g. the membership model's prices).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ddc import Model, StateVariable, LinearUtility, Factor, FactoredTransitions
+    >>> X = np.zeros((2, 2, 1)); X[:, 1, 0] = 1.0   # utility theta * 1[a = 1]
+    >>> m = Model([StateVariable("x", (0, 1))], ["stay", "go"], LinearUtility(X, ["theta"]),
+    ...           FactoredTransitions([Factor("x", np.full((2, 2), 0.5))]), beta=0.9)
+    >>> m.n_states, m.n_actions
+    (2, 2)
+    """
+
+    def __init__(
+        self,
+        states: StateSpace | Sequence[StateVariable],
+        actions: Sequence[str],
+        utility: LinearUtility | CallableUtility,
+        transitions: Transitions | Callable[[pd.Series], Transitions],
+        beta: float,
+        feasible: np.ndarray | None = None,
+        transition_params: pd.Series | None = None,
+        true_params: pd.Series | None = None,
+        name: str = "model",
+        anchor: str | None = None,
+        metadata: Mapping | None = None,
+    ):
+        self.space = states if isinstance(states, StateSpace) else StateSpace(states)
+        self.actions = tuple(str(a) for a in actions)
+        if not self.actions:
+            raise ValueError("a model needs at least one action")
+        if len(set(self.actions)) != len(self.actions):
+            raise ValueError(f"action names must be unique, got {list(self.actions)}")
+        S, A = self.space.size, len(self.actions)
+        if not isinstance(beta, (int, float, np.floating)) or not 0.0 <= float(beta) < 1.0:
+            raise ValueError(f"the discount factor beta must be a number in [0, 1); got {beta!r}")
+        self.beta = float(beta)
+
+        if not isinstance(utility, (LinearUtility, CallableUtility)):
+            raise TypeError("utility must be a LinearUtility or CallableUtility")
+        if tuple(utility.shape) != (S, A):
+            raise ValueError(f"utility is defined on {tuple(utility.shape)} (states, actions) but "
+                             f"the model has {S} states and {A} actions")
+        self.utility = utility
+
+        feas = np.ones((S, A), dtype=bool) if feasible is None else np.asarray(feasible)
+        if feas.shape != (S, A):
+            raise ValueError(f"feasible must have shape ({S}, {A}) (states, actions); got "
+                             f"{feas.shape}")
+        if feas.dtype != bool:
+            raise ValueError(f"feasible must be a boolean array, got dtype {feas.dtype}")
+        empty = np.flatnonzero(~feas.any(axis=1))
+        if empty.size:
+            raise ValueError(f"state {self.space.index[empty[0]]} (flat index {empty[0]}) has no "
+                             f"feasible action; {empty.size} state(s) in all")
+        self.feasible = np.ascontiguousarray(feas)
+
+        self.transition_params = (pd.Series(dtype=float) if transition_params is None
+                                  else pd.Series(transition_params, dtype=float))
+        if callable(transitions) and not isinstance(transitions, (FactoredTransitions,
+                                                                  SparseTransitions)):
+            self._transition_fn = transitions
+            self._fixed_transitions = None
+        elif isinstance(transitions, (FactoredTransitions, SparseTransitions)):
+            self._transition_fn = None
+            self._fixed_transitions = transitions
+        else:
+            raise TypeError("transitions must be FactoredTransitions, SparseTransitions or a "
+                            "callable of the transition parameters")
+        if anchor is not None and anchor not in self.actions:
+            raise ValueError(f"anchor {anchor!r} is not an action; actions are {self.actions}")
+        self.anchor = anchor
+        self.name = name
+        self.metadata = dict(metadata or {})
+        self._compiled = lru_cache(maxsize=8)(self._compile)
+        # compile the default transitions now: an inconsistent model fails at construction
+        self.compiled_transitions()
+        self.true_params = None if true_params is None else self.params_series(true_params)
+
+    def __repr__(self) -> str:
+        return (f"Model({self.name!r}: {self.space!r}, actions={list(self.actions)}, "
+                f"beta={self.beta}, params={self.param_names})")
+
+    # ----------------------------------------------------------------- sizes and names
+    @property
+    def n_states(self) -> int:
+        """Number of states S."""
+        return self.space.size
+
+    @property
+    def n_actions(self) -> int:
+        """Number of actions A."""
+        return len(self.actions)
+
+    @property
+    def utility_params(self) -> list[str]:
+        """Names of the utility parameters."""
+        return list(self.utility.names)
+
+    @property
+    def param_names(self) -> list[str]:
+        """All parameter names: utility parameters, then transition parameters."""
+        return self.utility_params + list(self.transition_params.index)
+
+    def action_code(self, action: str | int) -> int:
+        """Code of an action given by name or code."""
+        if isinstance(action, (int, np.integer)) and 0 <= int(action) < self.n_actions:
+            return int(action)
+        if action in self.actions:
+            return self.actions.index(action)
+        raise KeyError(f"{action!r} is not an action of the model; accepted: {list(self.actions)} "
+                       f"or codes 0..{self.n_actions - 1}")
+
+    # ----------------------------------------------------------------- parameters
+    def params_series(self, params: pd.Series | Mapping | Sequence[float] | np.ndarray
+                      ) -> pd.Series:
+        """Normalize ``params`` to a Series over :attr:`param_names`.
+
+        Transition parameters not given take their defaults; missing utility parameters and
+        unknown names raise ``KeyError``.
+        """
+        names = self.param_names
+        if isinstance(params, (pd.Series, Mapping)):
+            given = dict(params.items())
+            unknown = [k for k in given if k not in names]
+            if unknown:
+                raise KeyError(f"unknown parameter(s) {unknown}; the model's parameters are "
+                               f"{names}")
+            missing = [k for k in self.utility_params if k not in given]
+            if missing:
+                raise KeyError(f"missing utility parameter(s) {missing}; give all of "
+                               f"{self.utility_params}")
+            defaults = self.transition_params
+            values = [given[k] if k in given else defaults[k] for k in names]
+        else:
+            arr = np.asarray(params, dtype=float).ravel()
+            if arr.size == len(self.utility_params):
+                values = [*arr, *self.transition_params.to_numpy()]
+            elif arr.size == len(names):
+                values = list(arr)
+            else:
+                raise ValueError(f"expected {len(self.utility_params)} utility parameters "
+                                 f"{self.utility_params} or all {len(names)} ({names}); "
+                                 f"got {arr.size} values")
+        try:
+            vec = np.array(values, dtype=float)
+        except (TypeError, ValueError):
+            raise ValueError(f"parameter values must be numbers; got {values}") from None
+        if not np.all(np.isfinite(vec)):
+            bad = {n: x for n, x in zip(names, vec, strict=True) if not np.isfinite(x)}
+            raise ValueError(f"parameter(s) {list(bad)} are not finite: {bad}")
+        out = pd.Series(vec, index=names, name="params")
+        return out
+
+    def theta(self, params) -> np.ndarray:
+        """The utility parameter vector, in :attr:`utility_params` order."""
+        return self.params_series(params).to_numpy()[: len(self.utility_params)]
+
+    def utilities(self, params) -> np.ndarray:
+        """Flow utilities ``(S, A)`` at ``params`` (infeasible entries as computed; masked by
+        the solver)."""
+        return self.utility(self.theta(params))
+
+    # ----------------------------------------------------------------- transitions
+    def transitions(self, params=None) -> Transitions:
+        """The transitions at ``params`` (the defaults when ``None``)."""
+        if self._transition_fn is None:
+            return self._fixed_transitions
+        tp = self.transition_params if params is None else \
+            self.params_series(params)[list(self.transition_params.index)]
+        return self._transition_fn(tp)
+
+    def _compile(self, key: tuple[float, ...]) -> CompiledTransitions:
+        tp = pd.Series(key, index=self.transition_params.index, dtype=float)
+        trans = self._fixed_transitions if self._transition_fn is None else \
+            self._transition_fn(tp)
+        if not isinstance(trans, (FactoredTransitions, SparseTransitions)):
+            raise TypeError("the transition function must return FactoredTransitions or "
+                            f"SparseTransitions, got {type(trans).__name__}")
+        return trans.compile(self.space, self.n_actions)
+
+    def compiled_transitions(self, params=None) -> CompiledTransitions:
+        """Transitions packed for the kernels (cached by transition-parameter values)."""
+        if params is None or len(self.transition_params) == 0:
+            key = tuple(self.transition_params.to_numpy().tolist())
+        else:
+            key = tuple(self.params_series(params).to_numpy()[len(self.utility_params):]
+                        .tolist())
+        return self._compiled(key)
+
+    # ----------------------------------------------------------------- solving
+    def solve(self, params, solver=None, V0: np.ndarray | None = None):
+        """Solve the Bellman fixed point at ``params``.
+
+        Parameters
+        ----------
+        params : pandas.Series, mapping or array
+            Parameter values (see :meth:`params_series`).
+        solver : Solver, optional
+            Method and tolerances; ``Solver()`` (Newton-Kantorovich polyalgorithm) by default.
+        V0 : numpy.ndarray, optional
+            Starting value function (a warm start).
+
+        Returns
+        -------
+        Solution
+        """
+        from ddc.solver import solve
+
+        return solve(self, params, solver=solver, V0=V0)
+
+    def replace(self, **changes) -> Model:
+        """A copy of the model with some constructor arguments changed (``beta=...``,
+        ``utility=...``, ``feasible=...``, ``transitions=...``, ``name=...``)."""
+        args = dict(
+            states=self.space, actions=self.actions, utility=self.utility,
+            transitions=self._transition_fn or self._fixed_transitions, beta=self.beta,
+            feasible=self.feasible, transition_params=self.transition_params,
+            true_params=self.true_params, name=self.name, anchor=self.anchor,
+            metadata=self.metadata,
+        )
+        unknown = set(changes) - set(args)
+        if unknown:
+            raise TypeError(f"Model.replace got unknown argument(s) {sorted(unknown)}; "
+                            f"accepted: {sorted(args)}")
+        args.update(changes)
+        return Model(**args)
+

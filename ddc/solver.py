@@ -1,0 +1,515 @@
+"""Solving the logit Bellman fixed point, and its derivatives in the parameters.
+
+Three methods, chosen with :class:`Solver`:
+
+``"successive_approximation"``
+    :math:`V_{k+1} = T(V_k)`, a contraction of modulus :math:`\\beta`.
+``"newton_kantorovich"``
+    Rust's (1987, 2000) polyalgorithm: contraction steps until the observed contraction rate
+    :math:`\\|V_{k+1} - V_k\\| / \\|V_k - V_{k-1}\\|` is within ``switch_tol`` of
+    :math:`\\beta` (or the residual is below ``switch_residual``), then Newton-Kantorovich steps
+
+    .. math:: (I - \\beta P_\\pi) \\, \\Delta V = T(V) - V, \\qquad V \\leftarrow V + \\Delta V,
+
+    where :math:`P_\\pi = \\sum_a \\mathrm{diag}(\\pi_a) P_a` is the Fréchet derivative of
+    :math:`T / \\beta` (Iskhakov, Rust and Schjerning 2016).
+``"policy_iteration"``
+    Evaluate the logit policy exactly,
+    :math:`V = (I - \\beta P_\\pi)^{-1} \\sum_a \\pi_a (u_a - \\log \\pi_a + \\gamma)`, then improve
+    it, from the first step. In the logit model this is Newton's method on :math:`V = T(V)`
+    (the two differ only in the start and in solving for :math:`V` rather than its increment).
+
+The linear systems in :math:`I - \\beta P_\\pi` are solved by dense LU for small state spaces,
+by sparse LU (SuperLU) of the assembled sparse :math:`P_\\pi` for moderate ones, and matrix-free
+by GMRES over the factored transitions for large ones (``linear_solver="auto"``).
+
+Derivatives (implicit function theorem):
+
+.. math::
+
+    \\frac{\\partial V}{\\partial \\theta} = (I - \\beta P_\\pi)^{-1} \\sum_a \\pi_a
+    \\frac{\\partial u_a}{\\partial \\theta}, \\qquad
+    \\frac{\\partial \\log \\pi_a}{\\partial \\theta} = \\frac{\\partial v_a}{\\partial \\theta}
+    - \\sum_b \\pi_b \\frac{\\partial v_b}{\\partial \\theta}, \\qquad
+    \\frac{\\partial v_a}{\\partial \\theta} = \\frac{\\partial u_a}{\\partial \\theta}
+    + \\beta P_a \\frac{\\partial V}{\\partial \\theta}.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+import scipy.linalg as sla
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from ddc.kernels import bellman as kb
+
+__all__ = ["Solver", "Solution", "solve", "ConvergenceWarning", "ConvergenceError",
+           "PolicySystem", "FixedPoint", "solve_arrays"]
+
+METHODS = {
+    "newton_kantorovich": "contraction steps, then Newton-Kantorovich steps (Rust's polyalgorithm)",
+    "successive_approximation": "value function iteration V <- T(V)",
+    "policy_iteration": "exact logit policy evaluation and improvement from the first step",
+}
+LINEAR_SOLVERS = {
+    "auto": "dense LU up to dense_max states, sparse LU up to sparse_max_nnz nonzeros, else GMRES",
+    "dense": "LU of the dense (I - beta P_pi); small models only",
+    "sparse": "SuperLU of the assembled sparse (I - beta P_pi)",
+    "gmres": "matrix-free GMRES over the factored transitions",
+}
+ON_FAILURE = ("warn", "raise")
+
+
+class ConvergenceWarning(RuntimeWarning):
+    """An iterative procedure stopped before meeting its tolerance."""
+
+
+class ConvergenceError(RuntimeError):
+    """An iterative procedure stopped before meeting its tolerance (``on_failure="raise"``)."""
+
+
+@dataclass(frozen=True)
+class Solver:
+    """Configuration of the Bellman solver; checks itself on construction.
+
+    Parameters
+    ----------
+    method : str
+        ``"newton_kantorovich"`` (default), ``"successive_approximation"`` or
+        ``"policy_iteration"``.
+    tol : float
+        Stop when :math:`\\max_s |T(V)(s) - V(s)| \\le` ``tol``.
+    max_iter : int
+        Most Bellman-operator applications (successive approximation and the contraction phase)
+        plus Newton steps in all.
+    switch_tol : float
+        Newton-Kantorovich: switch to Newton steps once the observed contraction rate is within
+        ``switch_tol`` of beta.
+    switch_residual : float
+        Newton-Kantorovich: or once the residual is below this.
+    max_contraction : int
+        Newton-Kantorovich: at most this many contraction steps before switching.
+    linear_solver : str
+        ``"auto"``, ``"dense"``, ``"sparse"`` or ``"gmres"``.
+    dense_max : int
+        With ``"auto"``: dense LU up to this many states.
+    sparse_max_nnz : int
+        With ``"auto"``: sparse LU while :math:`P_\\pi` has at most this many nonzeros.
+    gmres_rtol : float
+        Relative tolerance of each GMRES solve.
+    on_failure : str
+        ``"warn"`` (a :class:`ConvergenceWarning`) or ``"raise"`` (a :class:`ConvergenceError`).
+
+    Examples
+    --------
+    >>> Solver("policy_iteration", tol=1e-10)
+    Solver('policy_iteration', tol=1e-10, max_iter=100000, linear_solver='auto')
+    """
+
+    method: str = "newton_kantorovich"
+    tol: float = 1e-12
+    max_iter: int = 100_000
+    switch_tol: float = 0.05
+    switch_residual: float = 1e-2
+    max_contraction: int = 50
+    linear_solver: str = "auto"
+    dense_max: int = 400
+    sparse_max_nnz: int = 20_000_000
+    gmres_rtol: float = 1e-12
+    on_failure: str = "warn"
+    extra: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown solver method {self.method!r}; choose one of: "
+                             + "; ".join(f"{k} ({v})" for k, v in METHODS.items()))
+        if self.linear_solver not in LINEAR_SOLVERS:
+            raise ValueError(f"unknown linear_solver {self.linear_solver!r}; choose one of: "
+                             + "; ".join(f"{k} ({v})" for k, v in LINEAR_SOLVERS.items()))
+        if self.on_failure not in ON_FAILURE:
+            raise ValueError(f"on_failure must be one of {ON_FAILURE}, got {self.on_failure!r}")
+        for name in ("tol", "switch_tol", "switch_residual", "gmres_rtol"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"Solver {name} must be a positive number, got {value!r}")
+        for name in ("max_iter", "max_contraction", "dense_max", "sparse_max_nnz"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"Solver {name} must be a positive integer, got {value!r}")
+
+    def __repr__(self) -> str:
+        return (f"Solver({self.method!r}, tol={self.tol:g}, max_iter={self.max_iter}, "
+                f"linear_solver={self.linear_solver!r})")
+
+    def __str__(self) -> str:
+        return f"{METHODS[self.method]}; tol {self.tol:g}; linear systems: {self.linear_solver}"
+
+
+class PolicySystem:
+    """The linear system :math:`(I - \\beta P_\\pi) x = b` at a policy, factorized once.
+
+    Parameters
+    ----------
+    pi : numpy.ndarray, shape (S, A)
+        The policy.
+    beta : float
+        Discount factor.
+    ct : CompiledTransitions
+        The transitions.
+    solver : Solver
+        Chooses dense LU, sparse LU or GMRES.
+    """
+
+    def __init__(self, pi: np.ndarray, beta: float, ct, solver: Solver):
+        self.pi, self.beta, self.ct = pi, beta, ct
+        self.trans = tuple(ct)[2:]
+        S = pi.shape[0]
+        kind = solver.linear_solver
+        if kind == "auto":
+            if S <= solver.dense_max:
+                kind = "dense"
+            else:
+                per_row = int(np.prod(ct.row_nnz_max())) * pi.shape[1]
+                kind = "sparse" if S * per_row <= solver.sparse_max_nnz else "gmres"
+        self.kind = kind
+        self.rtol = solver.gmres_rtol
+        self.gmres_iterations = 0
+        if kind in ("dense", "sparse"):
+            if kind == "dense":
+                M = np.empty((S, S), order="F")
+                kb.policy_system_dense(pi, beta, M, *self.trans)
+                self._lu = sla.lu_factor(M, overwrite_a=True, check_finite=False)
+            else:
+                rows, cols, vals = kb.policy_matrix_coo(pi, *self.trans)
+                P = sp.csc_matrix((vals, (rows, cols)), shape=(S, S))
+                M = (sp.identity(S, format="csc") - beta * P).tocsc()
+                self._lu = spla.splu(M)
+
+    def _matvec(self, x, transpose=False):
+        S, A = self.pi.shape
+        out = np.empty(S)
+        if transpose:
+            kb.policy_matvec_transposed(np.ascontiguousarray(x), self.pi, self.beta,
+                                        np.empty((S, A)), out, *self.trans)
+        else:
+            kb.policy_matvec(np.ascontiguousarray(x), self.pi, self.beta, np.empty((S, A)), out,
+                             *self.trans)
+        return out
+
+    def solve(self, b: np.ndarray, transpose: bool = False) -> np.ndarray:
+        """Solve :math:`(I - \\beta P_\\pi) x = b` (or the transposed system); ``b`` may be 2-D."""
+        b = np.asarray(b, dtype=np.float64)
+        if self.kind == "dense":
+            return sla.lu_solve(self._lu, b, trans=1 if transpose else 0, check_finite=False)
+        if self.kind == "sparse":
+            return self._lu.solve(b, trans="T" if transpose else "N")
+        if b.ndim == 2:
+            return np.column_stack([self.solve(b[:, k], transpose) for k in range(b.shape[1])])
+        S = b.shape[0]
+        op = spla.LinearOperator((S, S), matvec=lambda x: self._matvec(x, transpose),
+                                 dtype=np.float64)
+        count = [0]
+
+        def callback(_):
+            count[0] += 1
+
+        x, info = spla.gmres(op, b, rtol=self.rtol, atol=0.0, restart=60, maxiter=200,
+                             callback=callback, callback_type="pr_norm")
+        self.gmres_iterations += count[0]
+        if info != 0:
+            warnings.warn(f"GMRES did not reach rtol={self.rtol:g} in the policy system "
+                          f"(info={info}); the Newton step is inexact", ConvergenceWarning,
+                          stacklevel=3)
+        return x
+
+
+@dataclass
+class Solution:
+    """The solved model at one parameter vector.
+
+    Attributes
+    ----------
+    model : Model
+        The model solved.
+    params : pandas.Series
+        The parameters it was solved at.
+    V : numpy.ndarray, shape (S,)
+        Ex-ante value :math:`\\bar V(s) = \\log\\sum_a e^{v(s,a)} + \\gamma` (Euler's constant
+        included).
+    v : numpy.ndarray, shape (S, A)
+        Choice-specific values :math:`v(s,a) = u(s,a) + \\beta E[V(s') \\mid s, a]`
+        (``-inf`` where infeasible).
+    pi : numpy.ndarray, shape (S, A)
+        Logit choice probabilities (0 where infeasible).
+    converged : bool
+        Whether the residual met the tolerance.
+    residual : float
+        :math:`\\max_s |T(V)(s) - V(s)|` at the last iterate.
+    iterations : int
+        Bellman-operator applications (contraction steps).
+    newton_steps : int
+        Newton-Kantorovich / policy-iteration steps.
+    method : str
+        The solver method.
+    seconds : float
+        Wall time of the solve.
+    """
+
+    model: object
+    params: pd.Series
+    V: np.ndarray
+    v: np.ndarray
+    pi: np.ndarray
+    u: np.ndarray
+    converged: bool
+    residual: float
+    iterations: int
+    newton_steps: int
+    method: str
+    seconds: float
+    solver: Solver = field(repr=False)
+    linear_solver: str = "none"
+
+    def __repr__(self) -> str:
+        return (f"Solution({self.model.name}, converged={self.converged}, "
+                f"residual={self.residual:.2e}, iterations={self.iterations}, "
+                f"newton_steps={self.newton_steps}, method={self.method!r})")
+
+    @cached_property
+    def ccp(self) -> pd.DataFrame:
+        """Conditional choice probabilities, states x actions, labelled."""
+        return pd.DataFrame(self.pi, index=self.model.space.index, columns=list(self.model.actions))
+
+    @cached_property
+    def value(self) -> pd.Series:
+        """Ex-ante value (Euler's constant included), indexed by state."""
+        return pd.Series(self.V, index=self.model.space.index, name="value")
+
+    @cached_property
+    def choice_values(self) -> pd.DataFrame:
+        """Choice-specific values ``v(s, a)``, labelled (``-inf`` where infeasible)."""
+        return pd.DataFrame(self.v, index=self.model.space.index, columns=list(self.model.actions))
+
+    @property
+    def log_pi(self) -> np.ndarray:
+        """``log pi(a|s)`` (``-inf`` where infeasible)."""
+        with np.errstate(divide="ignore"):
+            return np.where(self.model.feasible, self.v - (self.V - kb.EULER_GAMMA)[:, None],
+                            -np.inf)
+
+    @cached_property
+    def policy_system(self) -> PolicySystem:
+        """:math:`(I - \\beta P_\\pi)` at this solution's policy, factorized."""
+        ct = self.model.compiled_transitions(self.params)
+        return PolicySystem(self.pi, self.model.beta, ct, self.solver)
+
+    def expected(self, W: np.ndarray) -> np.ndarray:
+        """``E[W(s') | s, a]`` for a vector ``(S,)`` -> ``(S, A)``, or a matrix ``(S, K)`` ->
+        ``(S, A, K)``."""
+        ct = self.model.compiled_transitions(self.params)
+        trans = tuple(ct)[2:]
+        W = np.asarray(W, dtype=np.float64)
+        S, A = self.pi.shape
+        if W.ndim == 1:
+            out = np.empty((S, A))
+            kb.expected_values(np.ascontiguousarray(W), out, *trans)
+            return out
+        out = np.empty((S, A, W.shape[1]))
+        tmp = np.empty((S, A))
+        for k in range(W.shape[1]):
+            kb.expected_values(np.ascontiguousarray(W[:, k]), tmp, *trans)
+            out[:, :, k] = tmp
+        return out
+
+    def utility_jacobian(self) -> np.ndarray:
+        """``du(s, a) / dtheta``, shape (S, A, K) over the utility parameters."""
+        return self.model.utility.jacobian(self.model.theta(self.params))
+
+    def dvalue_dtheta(self) -> np.ndarray:
+        """:math:`\\partial \\bar V / \\partial \\theta`, shape (S, K), over the utility
+        parameters (implicit function theorem)."""
+        dU = self.utility_jacobian()
+        rhs = np.einsum("sa,sak->sk", np.where(self.model.feasible, self.pi, 0.0), dU)
+        return np.atleast_2d(self.policy_system.solve(rhs).reshape(rhs.shape))
+
+    def dv_dtheta(self) -> np.ndarray:
+        """:math:`\\partial v(s, a) / \\partial \\theta`, shape (S, A, K)."""
+        return self.utility_jacobian() + self.model.beta * self.expected(self.dvalue_dtheta())
+
+    def dlogccp_dtheta(self) -> np.ndarray:
+        """:math:`\\partial \\log \\pi(a \\mid s) / \\partial \\theta`, shape (S, A, K); 0 where
+        infeasible."""
+        dv = self.dv_dtheta()
+        mean = np.einsum("sa,sak->sk", self.pi, dv)
+        out = dv - mean[:, None, :]
+        out[~self.model.feasible] = 0.0
+        return out
+
+    def dccp_dtheta(self) -> np.ndarray:
+        """:math:`\\partial \\pi(a \\mid s) / \\partial \\theta`, shape (S, A, K)."""
+        return self.pi[:, :, None] * self.dlogccp_dtheta()
+
+
+def _fail(solver: Solver, message: str) -> None:
+    if solver.on_failure == "raise":
+        raise ConvergenceError(message)
+    warnings.warn(message, ConvergenceWarning, stacklevel=4)
+
+
+class FixedPoint(NamedTuple):
+    """Arrays of a solved fixed point (the result of :func:`solve_arrays`)."""
+
+    V: np.ndarray
+    v: np.ndarray
+    pi: np.ndarray
+    converged: bool
+    residual: float
+    iterations: int
+    newton_steps: int
+    linear_solver: str
+
+
+def solve(model, params, solver: Solver | None = None, V0: np.ndarray | None = None) -> Solution:
+    """Solve ``model`` at ``params``; see :meth:`ddc.Model.solve` and :class:`Solver`."""
+    start = time.perf_counter()
+    solver = Solver() if solver is None else solver
+    if not isinstance(solver, Solver):
+        raise TypeError(f"solver must be a ddc.Solver, got {type(solver).__name__}")
+    params = model.params_series(params)
+    vec = params.to_numpy()
+    u = np.ascontiguousarray(model.utility(vec[: len(model.utility_params)]))
+    ct = model.compiled_transitions(vec)
+    fp = solve_arrays(u, model.feasible, model.beta, ct, solver, V0)
+    if not fp.converged:
+        _fail(solver, f"Bellman solver ({solver.method}) stopped after {fp.iterations} operator "
+                      f"applications and {fp.newton_steps} Newton steps with residual "
+                      f"{fp.residual:.3e} > tol={solver.tol:g}. Raise max_iter or use "
+                      f"method='newton_kantorovich' (max |V| = {np.max(np.abs(fp.V)):.3g}).")
+    return Solution(model=model, params=params, V=fp.V, v=fp.v, pi=fp.pi, u=u,
+                    converged=fp.converged, residual=fp.residual, iterations=fp.iterations,
+                    newton_steps=fp.newton_steps, method=solver.method,
+                    seconds=time.perf_counter() - start, solver=solver,
+                    linear_solver=fp.linear_solver)
+
+
+def solve_arrays(u: np.ndarray, feasible: np.ndarray, beta: float, ct, solver: Solver,
+                 V0: np.ndarray | None = None) -> FixedPoint:
+    """Solve the fixed point from arrays: the hot path of the estimators (no pandas).
+
+    Parameters
+    ----------
+    u : numpy.ndarray, shape (S, A)
+        Flow utilities.
+    feasible : numpy.ndarray of bool, shape (S, A)
+        Feasibility mask.
+    beta : float
+        Discount factor.
+    ct : CompiledTransitions
+        The transitions.
+    solver : Solver
+        Method and tolerances.
+    V0 : numpy.ndarray, optional
+        Warm start.
+
+    Returns
+    -------
+    FixedPoint
+        Non-convergence is flagged, not raised or warned, here; :func:`solve` reports it.
+    """
+    if solver.method != "successive_approximation" and u.shape[0] <= solver.dense_max \
+            and solver.linear_solver in ("auto", "dense"):
+        # small dense LU: more BLAS threads only add overhead (and oversubscribe a busy machine)
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            return _solve_arrays(u, feasible, beta, ct, solver, V0)
+    return _solve_arrays(u, feasible, beta, ct, solver, V0)
+
+
+@lru_cache(maxsize=1)
+def _blas_controller():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def _solve_arrays(u, feas, beta, ct, solver, V0) -> FixedPoint:
+    trans = tuple(ct)[2:]
+    S, A = u.shape
+    V = np.zeros(S) if V0 is None else np.array(V0, dtype=np.float64, copy=True)
+    if V.shape != (S,) or not np.all(np.isfinite(V)):
+        raise ValueError(f"V0 must be a finite array of shape ({S},)")
+    EV = np.empty((S, A))
+    v = np.empty((S, A))
+    TV = np.empty(S)
+    pi = np.empty((S, A))
+    iterations = newton = 0
+    residual = np.inf
+    system: PolicySystem | None = None
+    # The level of V (about mean(u) / (1 - beta)) is carried apart in the scalar K: the solver
+    # iterates on W = V - K with utilities u - (1 - beta) K, for which T(W) = T(V) - K exactly.
+    # W stays of the order of the spread of V across states, so its residual can reach 1e-13
+    # even at beta = 0.9999, where V itself is in the thousands.
+    K = 0.0
+    uK = u
+    if solver.method == "successive_approximation":
+        iterations, residual, _ = kb.successive_approximation(
+            V, u, feas, beta, solver.tol, solver.max_iter, EV, v, TV, pi, *trans)
+    else:
+        if solver.method == "newton_kantorovich":
+            it, residual, ratio = 0, np.inf, 0.0
+            while it < min(solver.max_contraction, solver.max_iter):
+                n, residual, ratio = kb.successive_approximation(
+                    V, u, feas, beta, solver.tol, 2, EV, v, TV, pi, *trans)
+                it += n
+                if (residual <= solver.tol or residual <= solver.switch_residual
+                        or (n == 2 and abs(ratio - beta) <= solver.switch_tol)):
+                    break
+                V[:] = TV
+            iterations = it
+            if residual > solver.tol and beta > 0:
+                # McQueen-Porteus: move V by the midpoint of its error bounds
+                d = TV - V
+                V = TV + beta / (1.0 - beta) * 0.5 * (d.min() + d.max())
+                kb.bellman(V, u, feas, beta, EV, v, TV, pi, *trans)
+                iterations += 1
+                residual = float(np.max(np.abs(TV - V)))
+        else:
+            kb.bellman(V, u, feas, beta, EV, v, TV, pi, *trans)
+            residual = float(np.max(np.abs(TV - V)))
+            iterations = 1
+        while residual > solver.tol and iterations + newton < solver.max_iter:
+            system = PolicySystem(pi, beta, ct, solver)
+            if solver.method == "policy_iteration":
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    logpi = np.where(pi > 0, np.log(np.where(pi > 0, pi, 1.0)), 0.0)
+                r = np.where(feas, pi * (uK - logpi), 0.0).sum(axis=1) + kb.EULER_GAMMA
+                V = system.solve(r)
+            else:
+                V = V + system.solve(TV - V)
+            newton += 1
+            shift = 0.5 * (V.max() + V.min())
+            if beta > 0 and abs(shift) > 1.0:
+                V = V - shift
+                K += shift
+                uK = u - (1.0 - beta) * K
+            kb.bellman(V, uK, feas, beta, EV, v, TV, pi, *trans)
+            new_residual = float(np.max(np.abs(TV - V)))
+            iterations += 1
+            if new_residual >= residual and residual < 1e3 * solver.tol:
+                residual = new_residual  # rounding floor reached: no further progress possible
+                break
+            residual = new_residual
+        TV += K
+        v += K
+
+    return FixedPoint(V=TV.copy(), v=v.copy(), pi=pi.copy(), converged=bool(residual <= solver.tol),
+                      residual=float(residual), iterations=int(iterations),
+                      newton_steps=int(newton),
+                      linear_solver=system.kind if system is not None else "none")

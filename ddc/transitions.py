@@ -1,0 +1,314 @@
+"""Transitions of the state: independent factors per state variable, or a sparse matrix per action.
+
+Given the current state :math:`s = (x_1, \\dots, x_J)` and action :math:`a`, the next state's
+variables are drawn independently, each from its own factor:
+
+.. math::
+
+    P(s' \\mid s, a) = \\prod_j F_j(x_j' \\mid x_{G_j}, a),
+
+where :math:`G_j` is the set of current state variables factor *j* is conditioned on (usually
+:math:`x_j` itself, possibly others). A variable without a factor never changes. Expectations
+:math:`E[V(s') \\mid s, a]` are computed factor by factor (a sequence of mode products of the value
+tensor), never through a dense :math:`S \\times S` matrix: the cost per action is
+:math:`S \\sum_j \\mathrm{nnz}_j` where :math:`\\mathrm{nnz}_j` is the number of nonzeros
+in a row of factor *j*.
+
+For the factor-by-factor contraction, a factor conditioned on another factor's variable must be
+applied after it; conditioning therefore has to be acyclic across factors (a factor may always be
+conditioned on its own variable and on variables that never change).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+
+from ddc.statespace import StateSpace
+
+__all__ = ["Factor", "FactoredTransitions", "SparseTransitions", "CompiledTransitions"]
+
+ROW_SUM_TOL = 1e-10
+
+
+@dataclass(frozen=True, eq=False)
+class Factor:
+    """Transition probabilities of one state variable.
+
+    Parameters
+    ----------
+    variable : str
+        The state variable whose next value this factor draws.
+    table : array_like
+        Probabilities with one axis per name in ``given`` (in that order) followed by a last axis
+        over the next value of ``variable``. Every row (last axis) must sum to one, including rows
+        of infeasible actions (give any distribution there; it is never used).
+    given : sequence of str
+        What the distribution is conditioned on: ``"action"`` and/or names of state variables
+        (their current values). Default ``(variable,)``: a Markov chain independent of the action.
+
+    Examples
+    --------
+    Shipping engagement whose matrix depends on the action taken (3 actions, 3 levels):
+
+    >>> import numpy as np
+    >>> stay = np.eye(3)
+    >>> Factor("ship", np.stack([stay, stay, stay]), given=("action", "ship")).given
+    ('action', 'ship')
+    """
+
+    variable: str
+    table: np.ndarray
+    given: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        given = (self.variable,) if self.given is None else tuple(self.given)
+        object.__setattr__(self, "given", given)
+        table = np.asarray(self.table, dtype=np.float64)
+        object.__setattr__(self, "table", table)
+        if table.ndim != len(given) + 1:
+            raise ValueError(
+                f"transition factor of {self.variable!r}: table has {table.ndim} axes but "
+                f"given={given} needs {len(given) + 1} (one per conditioning name, then the next "
+                f"value of {self.variable!r})"
+            )
+        if len(set(given)) != len(given):
+            raise ValueError(f"transition factor of {self.variable!r}: repeated names in {given}")
+        if not np.all(np.isfinite(table)) or np.any(table < 0):
+            bad = np.argwhere(~np.isfinite(table) | (table < 0))[0]
+            raise ValueError(
+                f"transition factor of {self.variable!r}: probabilities must be finite and "
+                f">= 0; entry {tuple(int(i) for i in bad)} is {table[tuple(bad)]!r}"
+            )
+        sums = table.sum(axis=-1)
+        if np.any(np.abs(sums - 1.0) > ROW_SUM_TOL):
+            bad = np.argwhere(np.abs(sums - 1.0) > ROW_SUM_TOL)[0]
+            where = ", ".join(f"{g}={int(i)}" for g, i in zip(given, bad, strict=True))
+            raise ValueError(
+                f"transition factor of {self.variable!r}: the row at ({where}) sums to "
+                f"{sums[tuple(bad)]:.12g}, not 1 (rows are distributions over the next value)"
+            )
+
+
+class CompiledTransitions(NamedTuple):
+    """Flat arrays describing factored transitions, for the numba kernels.
+
+    Factors are stored in the order in which the expectation applies them. For factor *f*:
+    the variable's stride and size in the flat state index; ``action_mult`` (the multiplier of
+    the action in the row index, 0 if the factor ignores the action); its conditioning state
+    dimensions ``g_stride, g_size, g_mult`` in ``g_ptr[f]:g_ptr[f+1]``; and its rows, in CSR form
+    (``indptr, indices, data``), starting at ``row_offset[f]``.
+    """
+
+    n_states: int
+    n_actions: int
+    f_stride: np.ndarray
+    f_size: np.ndarray
+    f_action_mult: np.ndarray
+    row_offset: np.ndarray
+    g_ptr: np.ndarray
+    g_stride: np.ndarray
+    g_size: np.ndarray
+    g_mult: np.ndarray
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+
+    def row_nnz_max(self) -> np.ndarray:
+        """Largest number of nonzeros of a row, per factor."""
+        out = np.zeros(len(self.f_stride), dtype=np.int64)
+        counts = np.diff(self.indptr)
+        for f in range(len(out)):
+            stop = self.row_offset[f + 1] if f + 1 < len(out) else len(counts)
+            out[f] = counts[self.row_offset[f] : stop].max(initial=0)
+        return out
+
+
+def _compile(
+    n_states: int,
+    n_actions: int,
+    parts: list[tuple[int, int, int, list[tuple[int, int, int]], np.ndarray]],
+) -> CompiledTransitions:
+    """Pack factor descriptions ``(stride, size, action_mult, dims, rows)`` into flat arrays."""
+    f_stride, f_size, f_amult, row_offset, g_ptr = [], [], [], [], [0]
+    g_stride, g_size, g_mult = [], [], []
+    indptr_parts, indices_parts, data_parts = [], [], []
+    n_rows = 0
+    nnz = 0
+    for stride, size, amult, dims, rows in parts:
+        f_stride.append(stride)
+        f_size.append(size)
+        f_amult.append(amult)
+        row_offset.append(n_rows)
+        for gs, gn, gm in dims:
+            g_stride.append(gs)
+            g_size.append(gn)
+            g_mult.append(gm)
+        g_ptr.append(len(g_stride))
+        csr = sp.csr_matrix(rows)
+        csr.sort_indices()
+        indptr_parts.append(csr.indptr[:-1] + nnz)
+        indices_parts.append(csr.indices)
+        data_parts.append(csr.data)
+        n_rows += csr.shape[0]
+        nnz += csr.nnz
+    indptr_parts.append(np.array([nnz]))
+
+    def i64(x):
+        return np.asarray(x, dtype=np.int64)
+
+    return CompiledTransitions(
+        n_states=int(n_states),
+        n_actions=int(n_actions),
+        f_stride=i64(f_stride),
+        f_size=i64(f_size),
+        f_action_mult=i64(f_amult),
+        row_offset=i64(row_offset),
+        g_ptr=i64(g_ptr),
+        g_stride=i64(g_stride),
+        g_size=i64(g_size),
+        g_mult=i64(g_mult),
+        indptr=i64(np.concatenate(indptr_parts)),
+        indices=i64(np.concatenate(indices_parts)),
+        data=np.ascontiguousarray(np.concatenate(data_parts), dtype=np.float64),
+    )
+
+
+class FactoredTransitions:
+    """Transitions as independent factors, one per changing state variable.
+
+    Parameters
+    ----------
+    factors : sequence of Factor
+        At most one factor per state variable; variables without a factor never change.
+
+    Notes
+    -----
+    :meth:`compile` checks the factors against a state space and the number of actions (sizes,
+    names) and orders them so that every factor comes after the factors of the variables it is
+    conditioned on.
+    """
+
+    def __init__(self, factors: Sequence[Factor]):
+        factors = tuple(factors)
+        names = [f.variable for f in factors]
+        if len(set(names)) != len(names):
+            raise ValueError(f"at most one transition factor per state variable; got {names}")
+        self.factors = factors
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{f.variable} | {', '.join(f.given)}" for f in self.factors)
+        return f"FactoredTransitions({parts})"
+
+    def compile(self, space: StateSpace, n_actions: int) -> CompiledTransitions:
+        """Check the factors against ``space`` and pack them for the kernels."""
+        by_name = {f.variable: f for f in self.factors}
+        for f in self.factors:
+            if f.variable not in space.names:
+                raise ValueError(
+                    f"transition factor for {f.variable!r}, which is not a state variable of the "
+                    f"model ({space.names})"
+                )
+            expected = []
+            for g in f.given:
+                if g == "action":
+                    expected.append(n_actions)
+                elif g in space.names:
+                    expected.append(space.variable(g).size)
+                else:
+                    raise ValueError(
+                        f"transition factor of {f.variable!r} is conditioned on {g!r}, which is "
+                        f"neither 'action' nor a state variable ({space.names})"
+                    )
+            expected.append(space.variable(f.variable).size)
+            if f.table.shape != tuple(expected):
+                raise ValueError(
+                    f"transition factor of {f.variable!r}: table has shape {f.table.shape}, "
+                    f"expected {tuple(expected)} for given={f.given} (+ next value)"
+                )
+        order = _topological_order(by_name)
+        parts = []
+        for name in order:
+            f = by_name[name]
+            j = space.axis(name)
+            dims, mult, amult = [], 1, 0
+            # the row index is C-order over `given`: last given varies fastest
+            for g, n in reversed(list(zip(f.given, f.table.shape[:-1], strict=True))):
+                if g == "action":
+                    amult = mult
+                else:
+                    dims.append((int(space.strides[space.axis(g)]), int(n), mult))
+                mult *= n
+            rows = f.table.reshape(-1, f.table.shape[-1])
+            parts.append((int(space.strides[j]), space.variable(name).size, amult, dims, rows))
+        if not parts:  # nothing ever changes: an identity factor on the last variable
+            j = len(space.names) - 1
+            n = space.shape[j]
+            parts.append((1, n, 0, [(1, n, 1)], np.eye(n)))
+        return _compile(space.size, n_actions, parts)
+
+
+def _topological_order(by_name: dict[str, Factor]) -> list[str]:
+    deps = {n: {g for g in f.given if g in by_name and g != n} for n, f in by_name.items()}
+    order: list[str] = []
+    done: set[str] = set()
+    while len(order) < len(deps):
+        ready = [n for n in deps if n not in done and deps[n] <= done]
+        if not ready:
+            cyc = sorted(n for n in deps if n not in done)
+            raise ValueError(
+                f"transition factors of {cyc} are conditioned on each other in a cycle; the "
+                "factored expectation needs acyclic conditioning. Merge those variables into one "
+                "state variable with a joint factor, or give the transitions as SparseTransitions"
+            )
+        order.extend(ready)
+        done.update(ready)
+    return order
+
+
+class SparseTransitions:
+    """Transitions given as one sparse ``S x S`` matrix per action.
+
+    Parameters
+    ----------
+    matrices : sequence of scipy.sparse matrices or dense arrays
+        ``matrices[a][s, s']`` is :math:`P(s' \\mid s, a)`; one per action, rows summing to one.
+    """
+
+    def __init__(self, matrices: Sequence):
+        self.matrices = tuple(sp.csr_matrix(m, dtype=np.float64) for m in matrices)
+
+    def __repr__(self) -> str:
+        return f"SparseTransitions({len(self.matrices)} actions)"
+
+    def compile(self, space: StateSpace, n_actions: int) -> CompiledTransitions:
+        """Check the matrices against ``space`` and pack them for the kernels."""
+        S = space.size
+        if len(self.matrices) != n_actions:
+            raise ValueError(
+                f"SparseTransitions has {len(self.matrices)} matrices; the model has "
+                f"{n_actions} actions (one matrix per action)"
+            )
+        for a, m in enumerate(self.matrices):
+            if m.shape != (S, S):
+                raise ValueError(f"transition matrix of action {a} has shape {m.shape}, "
+                                 f"expected ({S}, {S})")
+            if m.nnz and (not np.all(np.isfinite(m.data)) or m.data.min() < 0):
+                raise ValueError(f"transition matrix of action {a} has negative or non-finite "
+                                 "entries")
+            sums = np.asarray(m.sum(axis=1)).ravel()
+            bad = np.flatnonzero(np.abs(sums - 1.0) > ROW_SUM_TOL)
+            if bad.size:
+                raise ValueError(
+                    f"transition matrix of action {a}: row {int(bad[0])} (state "
+                    f"{space.index[bad[0]]}) sums to {sums[bad[0]]:.12g}, not 1"
+                )
+        rows = sp.vstack(self.matrices, format="csr")
+        return _compile(S, n_actions, [(1, S, S, [(1, S, 1)], rows)])
+
+
+TransitionSpec = FactoredTransitions | SparseTransitions | Callable
