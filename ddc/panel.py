@@ -1,0 +1,993 @@
+"""Panel data: validate a long panel against a model, code it, reduce it to sufficient statistics.
+
+A long panel has one row per unit and period: an id column, an integer time column, one column
+per state variable and the column ``action``. :class:`Panel` checks it against a
+:class:`~ddc.model.Model` (every fault is reported with the rows, values and what is accepted;
+nothing is dropped or clipped), codes it into flat arrays, and reduces it to the counts that the
+likelihood needs. With :math:`N(s, a)` the number of rows in state *s* choosing *a*, and
+:math:`N(s, a, s')` the number of those followed by the same unit in state :math:`s'` the next
+period,
+
+.. math::
+
+    \\ell_{choice}(\\theta) = \\sum_{s: |A(s)| > 1} \\sum_a N(s, a) \\log \\pi_\\theta(a \\mid s),
+    \\qquad
+    \\ell_{trans}(\\theta) = \\sum_{s, a, s'} N(s, a, s') \\log P_\\theta(s' \\mid s, a),
+
+so that evaluating the likelihood costs :math:`O(S \\cdot A)` (plus the number of distinct
+observed transitions), not :math:`O(\\text{rows})`. For factored transitions
+:math:`P(s' \\mid s, a) = \\prod_j F_j(x_j' \\mid x_{G_j}, a)`, the transition part separates by
+factor, and :meth:`Panel.factor_counts` gives each factor's counts in the shape of its table, so
+that a frequency estimate of the factor is its counts normalized over the last axis.
+
+Examples
+--------
+>>> import pandas as pd
+>>> import ddc
+>>> bus = ddc.models.rust_bus(n_states=10)
+>>> data = pd.DataFrame({"bus_id": [1, 1, 1, 2, 2], "month": [0, 1, 2, 0, 1],
+...                      "mileage": [0, 1, 2, 5, 0], "action": ["keep", "keep", "replace",
+...                                                               "replace", "keep"]})
+>>> panel = prepare(bus, data)
+>>> panel.nobs, panel.n_units, panel.n_transitions
+(5, 2, 3)
+>>> panel.counts[:3]
+array([[2, 0],
+       [1, 0],
+       [0, 1]])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ddc.model import Model
+from ddc.transitions import CompiledTransitions, FactoredTransitions
+
+__all__ = [
+    "ACTION_COLUMN",
+    "ID_COLUMNS",
+    "TIME_COLUMNS",
+    "Panel",
+    "PanelError",
+    "TransitionCounts",
+    "prepare",
+]
+
+#: Id columns looked for, in order, when ``id_col`` is not given.
+ID_COLUMNS = ("customer_id", "bus_id", "id")
+#: Time columns looked for, in order, when ``time_col`` is not given.
+TIME_COLUMNS = ("month", "period")
+#: The column of the chosen action.
+ACTION_COLUMN = "action"
+#: How many offending rows an error message shows.
+MAX_SHOWN = 5
+
+
+class PanelError(ValueError):
+    """A panel does not fit the model; the message lists every problem found.
+
+    Attributes
+    ----------
+    problems : list of str
+        One entry per kind of fault (missing values, unknown labels, gaps, ...), each naming the
+        column, the first offending rows and what would be accepted.
+    """
+
+    def __init__(self, problems: str | Sequence[str]):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        if len(self.problems) == 1:
+            message = self.problems[0]
+        else:
+            message = f"{len(self.problems)} problems with the panel:\n" + "\n".join(
+                f"- {p}" for p in self.problems)
+        super().__init__(message)
+
+
+@dataclass(frozen=True, eq=False)
+class TransitionCounts:
+    """Counts of the distinct observed transitions :math:`(s, a, s')`.
+
+    Attributes
+    ----------
+    s, a, s_next : numpy.ndarray of int64
+        The distinct observed triples (state, action, next state), sorted lexicographically.
+    n : numpy.ndarray of int64
+        How many rows show each triple.
+    n_states, n_actions : int
+        Sizes of the model.
+    """
+
+    s: np.ndarray
+    a: np.ndarray
+    s_next: np.ndarray
+    n: np.ndarray
+    n_states: int
+    n_actions: int
+
+    def __len__(self) -> int:
+        return len(self.n)
+
+    @property
+    def total(self) -> int:
+        """Number of observed transitions (rows with a next state)."""
+        return int(self.n.sum())
+
+    def to_csr(self) -> sp.csr_matrix:
+        """The counts as a sparse matrix :math:`N[s A + a, s']` of shape ``(S * A, S)``.
+
+        Row ``s * A + a`` matches ``Panel.counts.reshape(-1)``; dividing each row by its sum gives
+        the frequency estimate of :math:`P(s' \\mid s, a)` where the pair was observed.
+        """
+        S, A = self.n_states, self.n_actions
+        return sp.csr_matrix((self.n, (self.s * A + self.a, self.s_next)), shape=(S * A, S),
+                             dtype=np.int64)
+
+
+class Panel:
+    """A long panel validated against a model, coded, and reduced to sufficient statistics.
+
+    Parameters
+    ----------
+    model : Model
+        The model whose states and actions the panel is checked against.
+    data : pandas.DataFrame
+        One row per unit and period, with columns: the id (``id_col``), the period
+        (``time_col``, integers, consecutive within a unit), one per state variable
+        (``model.space.names``) and ``action``. Other columns are ignored. State columns hold
+        the variable's values (e.g. plan ``"annual_3"``, mileage ``17``); a variable whose
+        values are strings also accepts integer codes ``0..n-1``. The action column holds
+        action names (``model.actions``) or integer codes ``0..A-1``, decided by the column's
+        dtype (strings or categorical with string categories: names; integers: codes; a column
+        mixing both is an error). Categorical columns work.
+    id_col : str, optional
+        The unit id column; by default the first of :data:`ID_COLUMNS` present.
+    time_col : str, optional
+        The period column; by default the first of :data:`TIME_COLUMNS` present.
+
+    Raises
+    ------
+    PanelError
+        Listing every problem found: missing columns, missing values, non-integer periods,
+        state values or actions not in the model, duplicate (id, period) pairs, gaps in a
+        unit's periods, actions infeasible in their state. Each names the first offending rows
+        by the frame's index labels (``row 17 (customer_id=3, month=5): ...``).
+
+    Attributes
+    ----------
+    model : Model
+    state, action, next_state, unit, time : numpy.ndarray of int64
+        Per row, sorted by unit then period: the flat state index, the action code, the flat
+        index of the unit's state in the next row (``-1`` for a unit's last row), the unit code
+        (position in :attr:`ids`) and the period.
+    row : numpy.ndarray
+        The original frame's index label of each row (in the sorted order).
+    position : numpy.ndarray of int64
+        The original frame's integer position of each row (``data.iloc[panel.position]`` is the
+        sorted frame).
+    ids : pandas.Index
+        The distinct unit ids, sorted; ``ids[unit]`` is each row's id.
+    id_col, time_col : str
+        The names used in messages.
+
+    See Also
+    --------
+    prepare : the same, returning an already prepared panel unchanged.
+    Panel.from_codes : a panel from precomputed codes (simulation, out-of-core data).
+    """
+
+    def __init__(self, model: Model, data: pd.DataFrame, id_col: str | None = None,
+                 time_col: str | None = None):
+        if not isinstance(model, Model):
+            raise TypeError(f"model must be a ddc.Model, got {type(model).__name__}")
+        if not isinstance(data, pd.DataFrame):
+            raise TypeError(f"data must be a pandas DataFrame (a long panel, one row per unit "
+                            f"and period), got {type(data).__name__}")
+        coded = _code_frame(model, data, id_col, time_col)
+        self._set(model, **coded)
+
+    # ------------------------------------------------------------------ construction
+    def _set(self, model: Model, *, state, action, next_state, unit, time, row, position, ids,
+             id_col, time_col, next_is_following) -> None:
+        self.model = model
+        self.state = _frozen(state)
+        self.action = _frozen(action)
+        self.next_state = _frozen(next_state)
+        self.unit = _frozen(unit)
+        self.time = _frozen(time)
+        self.row = _frozen(row)
+        self.position = _frozen(position)
+        self.ids = ids
+        self.id_col = id_col
+        self.time_col = time_col
+        # whether a row's next state is the following row (panels built from a frame)
+        self._next_is_following = next_is_following
+
+    @classmethod
+    def from_codes(cls, model: Model, state: np.ndarray, action: np.ndarray,
+                   next_state: np.ndarray, unit: np.ndarray, time: np.ndarray | None = None
+                   ) -> Panel:
+        """A panel from precomputed codes (simulation output, out-of-core chunks).
+
+        Parameters
+        ----------
+        model : Model
+        state : array_like of int
+            Flat state index of each row, in ``0..S-1``.
+        action : array_like of int
+            Action code of each row, in ``0..A-1``.
+        next_state : array_like of int
+            Flat index of the unit's next state, or ``-1`` where there is none (taken as given:
+            rows need not be in order, and a chunk may hold the next state of a row whose next
+            row is elsewhere).
+        unit : array_like
+            Unit id of each row (any integers or labels; coded in sorted order).
+        time : array_like of int, optional
+            Period of each row; by default the position of the row among its unit's rows.
+
+        Raises
+        ------
+        PanelError
+            For arrays of different lengths or non-integer dtype, codes out of range, or actions
+            infeasible in their state (naming the first rows).
+        """
+        if not isinstance(model, Model):
+            raise TypeError(f"model must be a ddc.Model, got {type(model).__name__}")
+        arrays = {"state": state, "action": action, "next_state": next_state, "unit": unit}
+        if time is not None:
+            arrays["time"] = time
+        arrays = {k: np.asarray(v) for k, v in arrays.items()}
+        problems = []
+        for k, v in arrays.items():
+            if v.ndim != 1:
+                problems.append(f"{k} must be a 1-d array, got shape {v.shape}")
+            elif k != "unit" and v.size and not np.issubdtype(v.dtype, np.integer):
+                problems.append(f"{k} must hold integer codes, got dtype {v.dtype}")
+        lengths = {k: len(v) for k, v in arrays.items() if v.ndim == 1}
+        if len(set(lengths.values())) > 1:
+            problems.append(f"the arrays must have one entry per row; lengths {lengths}")
+        if problems:
+            raise PanelError(problems)
+        S, A = model.n_states, model.n_actions
+        n = len(arrays["state"])
+        s, a, sn = (arrays[k].astype(np.int64) for k in ("state", "action", "next_state"))
+        units, ids = _factorize(pd.Series(arrays["unit"]))
+
+        def where(pos: int) -> str:
+            return f"row {pos} (unit={_fmt(ids[units[pos]])})"
+
+        checks = [("state", s, 0, S, f"flat state indices 0..{S - 1}"),
+                  ("action", a, 0, A, f"action codes 0..{A - 1}"),
+                  ("next_state", sn, -1, S, f"-1 (no next state) or 0..{S - 1}")]
+        for name, v, lo, hi, accepted in checks:
+            bad = np.flatnonzero((v < lo) | (v >= hi))
+            if bad.size:
+                problems.append(_rows_message(
+                    f"{name}: {_n_rows(bad.size)} outside the model's range", bad,
+                    lambda p, v=v: f"{where(p)}: {int(v[p])}", f"accepted: {accepted}"))
+        if not problems:
+            bad = np.flatnonzero(~model.feasible[s, a])
+            if bad.size:
+                problems.append(_infeasible_message(model, bad, s, a, where))
+        if units.size and (units < 0).any():
+            bad = np.flatnonzero(units < 0)
+            problems.append(_rows_message(f"unit: {_n_rows(bad.size)} with a missing id", bad,
+                                          lambda p: f"row {p}", "give every row a unit id"))
+        if problems:
+            raise PanelError(problems)
+        if time is None:
+            order = np.argsort(units, kind="stable")
+            sorted_units = units[order]
+            start = np.r_[0, np.flatnonzero(np.diff(sorted_units)) + 1] if n else np.zeros(0, int)
+            group_len = np.diff(np.r_[start, n])
+            rank = np.arange(n) - np.repeat(start, group_len)
+            t = np.empty(n, dtype=np.int64)
+            t[order] = rank
+        else:
+            t = arrays["time"].astype(np.int64)
+        panel = cls.__new__(cls)
+        panel._set(model, state=s, action=a, next_state=sn, unit=units.astype(np.int64), time=t,
+                   row=np.arange(n), position=np.arange(n, dtype=np.int64), ids=ids,
+                   id_col="unit", time_col="period", next_is_following=False)
+        return panel
+
+    def with_model(self, model: Model) -> Panel:
+        """The same panel bound to another model with the same states, actions and feasibility
+        (e.g. ``model.replace(beta=...)``)."""
+        if model is self.model:
+            return self
+        if not _same_structure(self.model, model):
+            raise PanelError(
+                f"this panel was coded for model {self.model.name!r} ({self.model.space!r}, "
+                f"actions {list(self.model.actions)}); model {model.name!r} ({model.space!r}, "
+                f"actions {list(model.actions)}) has other states, actions or feasibility. "
+                "Prepare the panel's DataFrame for the new model instead")
+        panel = Panel.__new__(Panel)
+        cached = ("counts", "multi_choice", "_triples")
+        panel.__dict__.update({k: v for k, v in self.__dict__.items() if k not in cached})
+        panel.model = model
+        return panel
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def nobs(self) -> int:
+        """Number of rows (unit-periods)."""
+        return len(self.state)
+
+    @property
+    def n_units(self) -> int:
+        """Number of distinct units."""
+        return len(self.ids)
+
+    @property
+    def n_periods(self) -> int:
+        """Number of distinct periods."""
+        return len(np.unique(self.time))
+
+    @property
+    def n_transitions(self) -> int:
+        """Number of rows with a next state (all but each unit's last row)."""
+        return int(np.count_nonzero(self.next_state >= 0))
+
+    def __len__(self) -> int:
+        return self.nobs
+
+    def __repr__(self) -> str:
+        span = (f", {self.time_col}s {int(self.time.min())}-{int(self.time.max())}"
+                if self.nobs else "")
+        return (f"Panel({self.model.name!r}: {self.nobs} rows, {self.n_units} units "
+                f"({self.id_col}){span}, {self.n_transitions} transitions; "
+                f"{self.model.n_states} states, {self.model.n_actions} actions)")
+
+    # ------------------------------------------------------------------ sufficient statistics
+    @cached_property
+    def counts(self) -> np.ndarray:
+        """``(S, A)`` counts :math:`N(s, a)` of rows by state and action (all rows, including
+        states with a single feasible action)."""
+        S, A = self.model.n_states, self.model.n_actions
+        c = np.bincount(self.state * A + self.action, minlength=S * A).astype(np.int64)
+        return _frozen(c.reshape(S, A))
+
+    @cached_property
+    def multi_choice(self) -> np.ndarray:
+        """``(S,)`` bool: states with more than one feasible action (those that carry choice
+        information)."""
+        return _frozen(self.model.feasible.sum(axis=1) > 1)
+
+    @property
+    def n_choice_obs(self) -> int:
+        """Number of rows whose state has more than one feasible action."""
+        return int(self.counts[self.multi_choice].sum())
+
+    def loglik_choice(self, log_pi: np.ndarray) -> float:
+        """Choice part of the log-likelihood from the counts.
+
+        .. math::
+
+            \\ell = \\sum_{s: |A(s)| > 1} \\sum_a N(s, a) \\log \\pi(a \\mid s).
+
+        Parameters
+        ----------
+        log_pi : array_like, shape (S, A)
+            Log choice probabilities (e.g. ``Solution.log_pi``); entries of pairs never observed
+            are not read, so ``-inf`` at infeasible actions is fine.
+
+        Returns
+        -------
+        float
+            ``-inf`` if an observed action has probability zero.
+        """
+        lp = np.asarray(log_pi, dtype=np.float64)
+        S, A = self.model.n_states, self.model.n_actions
+        if lp.shape != (S, A):
+            raise ValueError(f"log_pi must have shape (states, actions) = ({S}, {A}), got "
+                             f"{lp.shape}")
+        used = (self.counts > 0) & self.multi_choice[:, None]
+        return float(np.sum(self.counts[used] * lp[used]))
+
+    @cached_property
+    def _triples(self) -> tuple[TransitionCounts, np.ndarray, np.ndarray]:
+        """Distinct observed triples, the rows having a next state, and each such row's triple."""
+        S, A = self.model.n_states, self.model.n_actions
+        rows = np.flatnonzero(self.next_state >= 0)
+        s, a, sn = self.state[rows], self.action[rows], self.next_state[rows]
+        if S * A * S < 2**62:
+            key = (s * A + a) * S + sn
+            uniq, inverse, n = np.unique(key, return_inverse=True, return_counts=True)
+            us, rest = np.divmod(uniq, A * S)
+            ua, usn = np.divmod(rest, S)
+        else:  # keys would overflow int64: unique rows of a (k, 3) array
+            stacked = np.column_stack([s, a, sn])
+            uniq, inverse, n = np.unique(stacked, axis=0, return_inverse=True,
+                                         return_counts=True)
+            us, ua, usn = uniq.T
+        tc = TransitionCounts(_frozen(us.astype(np.int64)), _frozen(ua.astype(np.int64)),
+                              _frozen(usn.astype(np.int64)), _frozen(n.astype(np.int64)), S, A)
+        return tc, rows, inverse.ravel()
+
+    @property
+    def transition_counts(self) -> TransitionCounts:
+        """Distinct observed :math:`(s, a, s')` with their counts :math:`N(s, a, s')` (rows with
+        a next state); ``.to_csr()`` gives the ``(S * A, S)`` sparse count matrix."""
+        return self._triples[0]
+
+    def factor_counts(self, params=None) -> dict[str, np.ndarray]:
+        """Counts per transition factor, in the shape of each factor's table.
+
+        For factor *j* of variable :math:`x_j`, conditioned on ``given`` (``"action"`` and/or
+        state variables), entry ``[g_1, ..., g_k, x']`` counts the observed transitions whose
+        current values of ``given`` are ``(g_1, ..., g_k)`` and whose next value of :math:`x_j`
+        is :math:`x'`:
+
+        .. math::
+
+            C_j[g, x'] = \\sum_{s, a, s'} N(s, a, s') \\, 1[G_j(s, a) = g] \\, 1[x_j(s') = x'].
+
+        Normalizing over the last axis gives the frequency (maximum likelihood) estimate of the
+        factor, where its row was observed.
+
+        Parameters
+        ----------
+        params : optional
+            Parameters at which the model's transitions are taken (only their structure is
+            used); the defaults when ``None``.
+
+        Returns
+        -------
+        dict
+            Variable name -> int64 array of the factor table's shape, in the factors' order.
+            Variables without a factor (they never change) have no entry.
+        """
+        trans = self.model.transitions(params)
+        if not isinstance(trans, FactoredTransitions):
+            raise TypeError(
+                f"factor_counts needs factored transitions; model {self.model.name!r} has "
+                f"{type(trans).__name__}. Use Panel.transition_counts (or .to_csr()) instead")
+        ct = self.model.compiled_transitions(params)
+        tc = self.transition_counts
+        by_stride = {int(st): f for f, st in enumerate(ct.f_stride)}
+        weights = tc.n.astype(np.float64)  # exact below 2**53 rows
+        out = {}
+        for factor in trans.factors:
+            f = by_stride[int(self.model.space.strides[self.model.space.axis(factor.variable)])]
+            size = int(ct.f_size[f])
+            local = _factor_rows(ct, f, tc.s, tc.a)
+            nxt = (tc.s_next // ct.f_stride[f]) % size
+            n_cells = int(np.prod(factor.table.shape))
+            c = np.bincount(local * size + nxt, weights=weights, minlength=n_cells)
+            out[factor.variable] = np.rint(c).astype(np.int64).reshape(factor.table.shape)
+        return out
+
+    def impossible_transitions(self, params=None) -> pd.DataFrame:
+        """Observed transitions that have probability zero under the model's transitions.
+
+        The probability of each distinct observed triple is computed directly as the product of
+        its factors' entries, :math:`\\prod_j F_j(x_j(s') \\mid G_j(s, a))`, times the indicator
+        that variables without a factor did not change.
+
+        Parameters
+        ----------
+        params : optional
+            Parameters at which the transitions are taken (defaults when ``None``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per distinct impossible ``(s, a, s')``, in the order of first occurrence:
+            the state's labels (one column per state variable), ``action``, the next state's
+            labels (``next_<variable>``), ``count`` (rows showing it), ``first_row`` (the frame's
+            index label of the first such row) and ``zero_in`` (the variables whose transition
+            gives probability zero). Empty if every observed transition is possible.
+        """
+        bad_rows, zero_in = self._impossible(params)
+        tc, rows, inverse = self._triples
+        space = self.model.space
+        cols = [*space.names, "action", *(f"next_{v}" for v in space.names), "count",
+                "first_row", "zero_in"]
+        if bad_rows.size == 0:
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
+        triple_of_row = inverse[np.searchsorted(rows, bad_rows)]
+        triples, first = np.unique(triple_of_row, return_index=True)
+        order = np.argsort(first, kind="stable")
+        triples, first = triples[order], first[order]
+        out = {}
+        for name in space.names:
+            out[name] = space.values_of(name)[tc.s[triples]]
+        out["action"] = np.asarray(self.model.actions, dtype=object)[tc.a[triples]]
+        for name in space.names:
+            out[f"next_{name}"] = space.values_of(name)[tc.s_next[triples]]
+        out["count"] = tc.n[triples]
+        out["first_row"] = self.row[bad_rows[first]]
+        out["zero_in"] = [zero_in(int(r)) for r in bad_rows[first]]
+        return pd.DataFrame(out, columns=cols)
+
+    def check_transitions(self, params=None) -> None:
+        """Raise :class:`PanelError` if some observed transition has probability zero under the
+        model's transitions at ``params``, naming the first such rows."""
+        bad_rows, zero_in = self._impossible(params)
+        if bad_rows.size == 0:
+            return
+        space = self.model.space
+
+        def describe(i: int) -> str:
+            nxt = f" -> row {_fmt(self.row[i + 1])}" if self._next_is_following else ""
+            return (f"{self._where(i)}{nxt}: state {_state_text(space, self.state[i])}, action "
+                    f"{self.model.actions[self.action[i]]!r}, next state "
+                    f"{_state_text(space, self.next_state[i])} (zero in: {zero_in(i)})")
+
+        raise PanelError(_rows_message(
+            f"{_n_rows(bad_rows.size)} move to a next state that has probability 0 under the "
+            f"transitions of model {self.model.name!r}", bad_rows, describe,
+            "check the state columns (and the periods' order), or the model's transitions; "
+            "Panel.impossible_transitions() lists them all"))
+
+    def _impossible(self, params) -> tuple[np.ndarray, Callable[[int], str]]:
+        """Panel rows (ascending) of impossible transitions, and a function naming the factors
+        at fault for such a row."""
+        tc, rows, inverse = self._triples
+        ct = self.model.compiled_transitions(params)
+        prob, zero = _triple_probabilities(self.model, ct, tc)
+        bad_rows = rows[(prob <= 0.0)[inverse]]
+
+        def zero_in(i: int) -> str:
+            t = inverse[np.searchsorted(rows, i)]
+            return ", ".join(name for name, mask in zero.items() if mask[t])
+
+        return bad_rows, zero_in
+
+    # ------------------------------------------------------------------ views
+    def to_frame(self) -> pd.DataFrame:
+        """The coded panel as a labelled DataFrame (sorted by unit and period, indexed by the
+        original row labels): id, period, the state variables' labels and the action name."""
+        space = self.model.space
+        out = {self.id_col: self.ids[self.unit], self.time_col: self.time}
+        for name in space.names:
+            out[name] = space.values_of(name)[self.state]
+        out[ACTION_COLUMN] = np.asarray(self.model.actions, dtype=object)[self.action]
+        return pd.DataFrame(out, index=pd.Index(self.row, name=None))
+
+    def _where(self, i: int) -> str:
+        return (f"row {_fmt(self.row[i])} ({self.id_col}={_fmt(self.ids[self.unit[i]])}, "
+                f"{self.time_col}={int(self.time[i])})")
+
+
+def prepare(model: Model, data: pd.DataFrame | Panel, id_col: str | None = None,
+            time_col: str | None = None) -> Panel:
+    """Validate and code a long panel for ``model``; see :class:`Panel`.
+
+    A :class:`Panel` already prepared for ``model`` (or for a model with the same states,
+    actions and feasibility) is returned as is, so estimators can accept either.
+
+    Examples
+    --------
+    >>> import pandas as pd, ddc
+    >>> bus = ddc.models.rust_bus(n_states=10)
+    >>> df = pd.DataFrame({"bus_id": [7, 7], "month": [3, 4], "mileage": [2, 3],
+    ...                    "action": ["keep", "kept"]})
+    >>> prepare(bus, df)
+    Traceback (most recent call last):
+    ...
+    ddc.panel.PanelError: column 'action': 1 row holds an action that is not one of the model's ...
+    """
+    if isinstance(data, Panel):
+        return data.with_model(model)
+    return Panel(model, data, id_col=id_col, time_col=time_col)
+
+
+# ---------------------------------------------------------------------- coding a frame
+def _code_frame(model: Model, data: pd.DataFrame, id_col: str | None, time_col: str | None
+                ) -> dict:
+    space = model.space
+    columns = list(data.columns)
+    id_col = _pick_column(columns, id_col, ID_COLUMNS, "id", "id_col")
+    time_col = _pick_column(columns, time_col, TIME_COLUMNS, "time", "time_col")
+    required = [id_col, time_col, *space.names, ACTION_COLUMN]
+    missing = [c for c in required if c not in data.columns]
+    if missing:
+        raise PanelError(
+            f"missing column(s) {missing}; a panel for model {model.name!r} needs the columns "
+            f"{required} (the id and period, one per state variable, and the action; other "
+            f"columns are ignored). The frame has {columns}")
+    dup = sorted({str(c) for c in required if np.count_nonzero(data.columns == c) > 1})
+    if dup:
+        raise PanelError(f"column(s) {dup} appear more than once in the frame; keep one of each")
+    if len(set(required)) != len(required):
+        raise PanelError(f"the id column {id_col!r} and the period column {time_col!r} must "
+                         f"differ from each other and from the model's columns "
+                         f"{[*space.names, ACTION_COLUMN]}")
+    n = len(data)
+    if n == 0:
+        raise PanelError(f"the panel has no rows (columns {columns})")
+
+    where = _RowDescriber(data, id_col, time_col)
+    problems: list[str] = []
+
+    # missing values
+    na = {c: data[c].isna().to_numpy() for c in required}
+    any_na = np.zeros(n, dtype=bool)
+    for c in required:
+        bad = np.flatnonzero(na[c])
+        if bad.size:
+            any_na |= na[c]
+            problems.append(_rows_message(
+                f"column {c!r}: {bad.size} missing value{'s' if bad.size > 1 else ''}", bad,
+                where, "every row needs a value in each required column (drop or fill them "
+                "explicitly before preparing the panel)"))
+
+    # periods
+    t, t_bad, msg = _code_time(data[time_col], na[time_col], time_col, where)
+    if msg:
+        problems.append(msg)
+
+    # ids
+    unit, ids = _factorize(data[id_col])
+
+    # state variables and action
+    codes = np.zeros((n, len(space.names)), dtype=np.int64)
+    label_bad = np.zeros(n, dtype=bool)
+    for j, var in enumerate(space.variables):
+        c, bad, msg = _code_labels(data[var.name], na[var.name], var.values, var.name,
+                                   f"a value that is not a value of state variable {var.name!r}",
+                                   where)
+        codes[:, j] = c
+        label_bad |= bad
+        if msg:
+            problems.append(msg)
+    action, a_bad, msg = _code_labels(
+        data[ACTION_COLUMN], na[ACTION_COLUMN], model.actions, ACTION_COLUMN,
+        "an action that is not one of the model's actions", where)
+    if msg:
+        problems.append(msg)
+    state = codes @ space.strides
+
+    # duplicates and gaps, among rows with a usable id and period
+    # (units with an unusable period are left out: their gaps would be artefacts)
+    key_ok = ~na[id_col] & ~na[time_col] & ~t_bad
+    if not key_ok.all():
+        key_ok &= ~np.isin(unit, unit[~key_ok])
+    k_pos = np.arange(n) if key_ok.all() else np.flatnonzero(key_ok)
+    order = k_pos[_sort_order(unit[k_pos], t[k_pos])]
+    u_o, t_o = unit[order], t[order]
+    same = u_o[1:] == u_o[:-1]
+    dt = np.diff(t_o)
+    dup = np.flatnonzero(same & (dt == 0))
+    if dup.size:
+        problems.append(_duplicates_message(dup, order, where, data, id_col, time_col))
+    gap = np.flatnonzero(same & (dt > 1))
+    if gap.size:
+        problems.append(_gaps_message(gap, order, t_o, where, data, id_col, time_col))
+
+    # feasibility, among rows with a known state and action
+    known = ~(any_na | label_bad | a_bad)
+    infeasible = known & ~model.feasible[state, action]
+    bad = np.flatnonzero(infeasible)
+    if bad.size:
+        problems.append(_infeasible_message(model, bad, state, action, where))
+
+    if problems:
+        raise PanelError(problems)
+
+    # all rows are usable: sort by unit and period, link each row to the next
+    state, action, unit, t = state[order], action[order], unit[order], t[order]
+    next_state = np.full(n, -1, dtype=np.int64)
+    follows = unit[1:] == unit[:-1]
+    next_state[:-1] = np.where(follows, state[1:], -1)
+    return dict(state=state, action=action.astype(np.int64), next_state=next_state,
+                unit=unit.astype(np.int64), time=t, row=data.index.to_numpy()[order],
+                position=order.astype(np.int64), ids=ids, id_col=id_col, time_col=time_col,
+                next_is_following=True)
+
+
+def _pick_column(columns: list, given: str | None, defaults: tuple[str, ...], what: str,
+                 arg: str) -> str:
+    if given is not None:
+        return given  # a missing column is reported with the other required columns
+    for c in defaults:
+        if c in columns:
+            return c
+    raise PanelError(f"no {what} column: none of {list(defaults)} is among the frame's columns "
+                     f"{columns}; name it with {arg}=...")
+
+
+class _RowDescriber:
+    """``row 17 (customer_id=3, month=5)`` for an integer position in the original frame."""
+
+    def __init__(self, data: pd.DataFrame, id_col: str, time_col: str):
+        self.index = data.index
+        self.ids = data[id_col]
+        self.times = data[time_col]
+        self.id_col, self.time_col = id_col, time_col
+
+    def __call__(self, pos: int) -> str:
+        return (f"row {_fmt(self.index[pos])} ({self.id_col}={_fmt(self.ids.iloc[pos])}, "
+                f"{self.time_col}={_fmt(self.times.iloc[pos])})")
+
+    def key(self, pos: int) -> str:
+        return f"{self.id_col}={_fmt(self.ids.iloc[pos])}"
+
+
+def _column_kind(col: pd.Series) -> str:
+    """``integer``, ``floating``, ``string``, ``boolean``, ``mixed`` or ``other``; for a
+    categorical column, the kind of its categories."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return _index_kind(col.cat.categories)
+    return _index_kind(col)
+
+
+def _index_kind(x: pd.Series | pd.Index) -> str:
+    dtype = x.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "integer"
+    if pd.api.types.is_float_dtype(dtype):
+        return "floating"
+    if pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
+        kind = pd.api.types.infer_dtype(x, skipna=True)
+        if kind in ("integer", "floating", "string", "boolean", "empty"):
+            return kind
+        if kind == "mixed-integer-float":
+            return "floating"
+        if kind in ("mixed", "mixed-integer"):
+            return "mixed"
+        return "other"
+    return "other"
+
+
+def _code_labels(col: pd.Series, na: np.ndarray, values: tuple, name: str, what: str,
+                 where: _RowDescriber) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """Codes of a column of labels (or integer codes for string-valued variables).
+
+    Returns the codes (0 where unknown or missing), the mask of rows with an unknown value, and
+    a message (or None)."""
+    n = len(col)
+    kind = _column_kind(col)
+    string_values = all(isinstance(v, str) for v in values)
+    code_text = f"integer codes 0..{len(values) - 1}"
+    accepted = f"accepted: {list(values)}" + (f" or {code_text}" if string_values else "")
+    if kind == "mixed":
+        sample = np.flatnonzero(~na)[:10_000]
+        first: dict[str, int] = {}
+        for pos, value in zip(sample.tolist(), col.iloc[sample].tolist(), strict=True):
+            first.setdefault(type(value).__name__, pos)
+        examples = "; ".join(f"{where(p)}: {_fmt(col.iloc[p])} ({tp})"
+                             for tp, p in list(first.items())[:MAX_SHOWN])
+        return (np.zeros(n, dtype=np.int64), ~na,
+                f"column {name!r} mixes values of different types ({examples}); give values "
+                f"of one type ({accepted})")
+    as_codes = string_values and kind in ("integer", "floating")
+    lookup = pd.RangeIndex(len(values)) if as_codes else pd.Index(list(values), dtype=object)
+    # code the distinct values only: categories, or pandas' factorization of the column
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        value_codes, distinct = col.cat.codes.to_numpy(), col.cat.categories
+    else:
+        value_codes, distinct = pd.factorize(col)
+    mapping = np.append(lookup.get_indexer(distinct), -1).astype(np.int64)
+    codes = mapping[value_codes]  # value code -1 (missing) -> mapping[-1] = -1
+    bad = (codes < 0) & ~na
+    codes = np.where(codes < 0, 0, codes)
+    if not bad.any():
+        return codes, bad, None
+    pos = np.flatnonzero(bad)
+    unknown = pd.unique(col.iloc[pos[:10_000]].astype(object))
+    shown = ", ".join(_fmt(v) for v in unknown[:10]) + (", ..." if len(unknown) > 10 else "")
+    if as_codes:
+        head = (f"column {name!r} holds integer codes; {_n_rows(pos.size, 'holds', 'hold')} "
+                f"a code outside 0..{len(values) - 1}"
+                f"{' or not a whole number' if kind == 'floating' else ''} ({shown})")
+    else:
+        hint = ""
+        if kind == "string" and not string_values:
+            hint = " (the column holds strings; the model's values are numbers)"
+        head = f"column {name!r}: {_n_rows(pos.size, 'holds', 'hold')} {what} ({shown}){hint}"
+    return codes, bad, _rows_message(head, pos, lambda p: f"{where(p)}: {_fmt(col.iloc[p])}",
+                                     accepted)
+
+
+def _code_time(col: pd.Series, na: np.ndarray, name: str, where: _RowDescriber
+               ) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """Integer periods; returns the periods (0 where unusable), the mask of non-integer values
+    and a message (or None)."""
+    n = len(col)
+    kind = _column_kind(col) if not isinstance(col.dtype, pd.CategoricalDtype) else "other"
+    ok = ~na
+    if kind == "integer":
+        return col.to_numpy(dtype=np.int64, na_value=0), np.zeros(n, dtype=bool), None
+    if kind == "floating":
+        vals = col.to_numpy(dtype=np.float64, na_value=np.nan)
+        finite = np.isfinite(np.where(ok, vals, 0.0))
+        whole = finite & (np.floor(np.where(finite, vals, 0.0)) == np.where(finite, vals, 0.0))
+        bad = ok & ~whole
+        t = np.where(ok & whole, vals, 0.0).astype(np.int64)
+    else:
+        bad = ok.copy()
+        t = np.zeros(n, dtype=np.int64)
+    if not bad.any():
+        return t, bad, None
+    pos = np.flatnonzero(bad)
+    hint = " (numbers stored as text: convert them with pandas.to_numeric)" \
+        if kind == "string" else ""
+    if pd.api.types.is_datetime64_any_dtype(col.dtype) or isinstance(col.dtype, pd.PeriodDtype):
+        hint = (" (dates: convert them to consecutive integers, e.g. "
+                "12 * date.dt.year + date.dt.month)")
+    return t, bad, _rows_message(
+        f"column {name!r} must hold integer periods; {_n_rows(pos.size, 'holds', 'hold')} a "
+        f"value that is not a whole number (dtype {col.dtype}){hint}", pos,
+        lambda p: f"{where(p)}: {_fmt(col.iloc[p])}", "give whole numbers, consecutive within "
+        "each unit")
+
+
+def _sort_order(unit: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Stable order by unit, then period (the identity when already sorted, as usual)."""
+    if unit.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    t_min, t_span = int(t.min()), int(t.max()) - int(t.min()) + 1
+    if (int(unit.max()) + 1) * t_span < 2**62:
+        key = unit * t_span + (t - t_min)
+        if np.all(key[1:] >= key[:-1]):
+            return np.arange(unit.size)
+        return np.argsort(key, kind="stable")
+    return np.lexsort((t, unit))
+
+
+def _factorize(ids: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    try:
+        codes, uniques = pd.factorize(ids, sort=True)
+    except TypeError:  # ids of types that do not sort together
+        codes, uniques = pd.factorize(ids, sort=False)
+    return codes.astype(np.int64), pd.Index(uniques)
+
+
+def _duplicates_message(dup: np.ndarray, order: np.ndarray, where: _RowDescriber,
+                        data: pd.DataFrame, id_col: str, time_col: str) -> str:
+    """``dup`` holds sorted positions k whose row shares (id, period) with row k + 1; a run of
+    consecutive k is one repeated pair."""
+    run_start = np.r_[True, np.diff(dup) > 1]
+    run_end = np.r_[np.diff(dup) > 1, True]
+    starts, ends = dup[run_start], dup[run_end] + 1
+    shown = []
+    for k, stop in zip(starts[:MAX_SHOWN].tolist(), ends[:MAX_SHOWN].tolist(), strict=True):
+        rows = ", ".join(_fmt(data.index[p]) for p in order[k : stop + 1])
+        p = order[k]
+        shown.append(f"{where.key(p)}, {time_col}={_fmt(data[time_col].iloc[p])} at rows {rows}")
+    more = f"; and {starts.size - MAX_SHOWN} more" if starts.size > MAX_SHOWN else ""
+    n_rows = int(np.sum(ends - starts + 1))
+    return (f"{starts.size} duplicate ({id_col}, {time_col}) pair{'s' if starts.size > 1 else ''}"
+            f" ({n_rows} rows); first: " + "; ".join(shown) + more +
+            f". Give one row per {id_col} and {time_col}")
+
+
+def _gaps_message(gap: np.ndarray, order: np.ndarray, t_o: np.ndarray, where: _RowDescriber,
+                  data: pd.DataFrame, id_col: str, time_col: str) -> str:
+    missing_periods = int(np.sum(np.diff(t_o)[gap] - 1))
+    shown = []
+    for k in gap[:MAX_SHOWN]:
+        lo, hi = int(t_o[k]), int(t_o[k + 1])
+        span = f"{time_col} {lo + 1}" if hi - lo == 2 else f"{time_col}s {lo + 1}-{hi - 1}"
+        p, q = order[k], order[k + 1]
+        shown.append(f"{where.key(p)} has no row for {span} (between row "
+                     f"{_fmt(data.index[p])}, {time_col} {lo}, and row {_fmt(data.index[q])}, "
+                     f"{time_col} {hi})")
+    more = f"; and {gap.size - MAX_SHOWN} more" if gap.size > MAX_SHOWN else ""
+    return (f"{gap.size} gap{'s' if gap.size > 1 else ''} in units' periods ({missing_periods} "
+            f"missing {time_col}{'s' if missing_periods > 1 else ''}); first: " +
+            "; ".join(shown) + more + f". Each {id_col} needs consecutive {time_col}s (split a "
+            "unit with a real gap into separate ids)")
+
+
+def _infeasible_message(model: Model, bad: np.ndarray, state: np.ndarray, action: np.ndarray,
+                        where: Callable[[int], str]) -> str:
+    actions = np.asarray(model.actions, dtype=object)
+
+    def describe(p: int) -> str:
+        s = int(state[p])
+        feasible = list(actions[model.feasible[s]])
+        return (f"{where(p)}: action {actions[action[p]]!r} in state "
+                f"{_state_text(model.space, s)}, feasible there: {feasible}")
+
+    return _rows_message(f"{_n_rows(bad.size, 'chooses', 'choose')} an action that is "
+                         "infeasible in its state", bad, describe,
+                         "check the action and state columns (e.g. the plan's lock)")
+
+
+def _state_text(space, s: int) -> str:
+    labels = space.index[int(s)]
+    return "(" + ", ".join(f"{n}={_fmt(v)}" for n, v in zip(space.names, labels, strict=True)) \
+        + ")"
+
+
+# ---------------------------------------------------------------------- transitions
+def _factor_rows(ct: CompiledTransitions, f: int, s: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Row of factor ``f`` (counted from the factor's first row) for states ``s``, actions
+    ``a``: ``a * action_mult + sum_g ((s // g_stride) % g_size) * g_mult``."""
+    row = a * ct.f_action_mult[f]
+    for g in range(ct.g_ptr[f], ct.g_ptr[f + 1]):
+        row = row + ((s // ct.g_stride[g]) % ct.g_size[g]) * ct.g_mult[g]
+    return np.asarray(row, dtype=np.int64)
+
+
+def _triple_probabilities(model: Model, ct: CompiledTransitions, tc: TransitionCounts
+                          ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """:math:`P(s' \\mid s, a)` of each distinct triple as the product of its factor entries,
+    and, per factor (and for the variables without one), where it gives zero."""
+    space = model.space
+    s, a, sn = tc.s, tc.a, tc.s_next
+    width = int(ct.f_size.max())
+    n_rows = len(ct.indptr) - 1
+    nnz_row = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(ct.indptr))
+    nnz_key = nnz_row * width + ct.indices  # increasing: rows in order, indices sorted per row
+    prob = np.ones(len(s))
+    zero: dict[str, np.ndarray] = {}
+    rest_s, rest_n = s.copy(), sn.copy()
+    covered = set()
+    for f in range(len(ct.f_stride)):
+        stride, size = int(ct.f_stride[f]), int(ct.f_size[f])
+        x, xn = (s // stride) % size, (sn // stride) % size
+        rest_s -= x * stride
+        rest_n -= xn * stride
+        key = (ct.row_offset[f] + _factor_rows(ct, f, s, a)) * width + xn
+        at = np.minimum(np.searchsorted(nnz_key, key), max(len(nnz_key) - 1, 0))
+        found = nnz_key[at] == key if len(nnz_key) else np.zeros(len(key), dtype=bool)
+        p = np.where(found, ct.data[at] if len(nnz_key) else 0.0, 0.0)
+        prob *= p
+        name = _factor_name(space, stride, size)
+        covered.update(_variables_in(space, stride, size))
+        zero[name] = p <= 0.0
+    moved = rest_s != rest_n
+    prob = np.where(moved, 0.0, prob)
+    for name in space.names:
+        if name not in covered:
+            zero[f"{name} (never changes)"] = moved & (space.code_of(name)[s] !=
+                                                      space.code_of(name)[sn])
+    return prob, zero
+
+
+def _variables_in(space, stride: int, size: int) -> list[str]:
+    """State variables spanned by a factor acting on ``stride``, ``size`` of the flat index."""
+    return [n for n, st, sz in zip(space.names, space.strides, space.shape, strict=True)
+            if st >= stride and st * sz <= stride * size]
+
+
+def _factor_name(space, stride: int, size: int) -> str:
+    names = _variables_in(space, stride, size)
+    return names[0] if len(names) == 1 else "transition matrix"
+
+
+# ---------------------------------------------------------------------- helpers
+def _rows_message(head: str, pos: np.ndarray, describe: Callable[[int], str], accepted: str
+                  ) -> str:
+    shown = "; ".join(describe(int(p)) for p in pos[:MAX_SHOWN])
+    more = f"; and {pos.size - MAX_SHOWN} more" if pos.size > MAX_SHOWN else ""
+    return f"{head}; first: {shown}{more}. {accepted[0].upper()}{accepted[1:]}"
+
+
+def _n_rows(k: int, verb_one: str = "", verb_many: str = "") -> str:
+    verb = verb_one if k == 1 else verb_many
+    return f"{k} row{'s' if k != 1 else ''}" + (f" {verb}" if verb else "")
+
+
+def _fmt(v: Hashable) -> str:
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v)) if abs(v) < 2**53 else repr(v)
+    return repr(v) if isinstance(v, str) else str(v)
+
+
+def _frozen(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x)
+    x.flags.writeable = False
+    return x
+
+
+def _same_structure(m1: Model, m2: Model) -> bool:
+    return (m1.space.names == m2.space.names
+            and [v.values for v in m1.space.variables] == [v.values for v in m2.space.variables]
+            and m1.actions == m2.actions
+            and np.array_equal(m1.feasible, m2.feasible))
