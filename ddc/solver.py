@@ -50,6 +50,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from ddc.kernels import bellman as kb
+from ddc.transitions import deterministic_factors
 
 __all__ = ["Solver", "Solution", "solve", "ConvergenceWarning", "ConvergenceError",
            "PolicySystem", "FixedPoint", "solve_arrays"]
@@ -182,16 +183,19 @@ class PolicySystem:
         self.kind = kind
         self.rtol = solver.gmres_rtol
         self.gmres_iterations = 0
+        self._precond = None
         if kind in ("dense", "sparse"):
             if kind == "dense":
                 M = np.empty((S, S), order="F")
                 kb.policy_system_dense(pi, beta, M, *self.trans)
                 self._lu = sla.lu_factor(M, overwrite_a=True, check_finite=False)
             else:
-                rows, cols, vals = kb.policy_matrix_coo(pi, *self.trans)
-                P = sp.csc_matrix((vals, (rows, cols)), shape=(S, S))
-                M = (sp.identity(S, format="csc") - beta * P).tocsc()
-                self._lu = spla.splu(M)
+                self._lu = _sparse_lu(pi, beta, self.trans)
+        else:
+            det = deterministic_factors(ct)
+            if det is not None:
+                # preconditioner: the deterministic factors exactly, the others frozen
+                self._precond = _sparse_lu(pi, beta, tuple(det)[2:])
 
     def _matvec(self, x, transpose=False):
         S, A = self.pi.shape
@@ -221,7 +225,12 @@ class PolicySystem:
         def callback(_):
             count[0] += 1
 
-        x, info = spla.gmres(op, b, rtol=self.rtol, atol=0.0, restart=60, maxiter=200,
+        M = None
+        if self._precond is not None:
+            lu = self._precond
+            M = spla.LinearOperator((S, S), matvec=lambda x: lu.solve(x, trans="T" if transpose
+                                                                     else "N"), dtype=np.float64)
+        x, info = spla.gmres(op, b, rtol=self.rtol, atol=0.0, restart=60, maxiter=200, M=M,
                              callback=callback, callback_type="pr_norm")
         self.gmres_iterations += count[0]
         if info != 0:
@@ -229,6 +238,14 @@ class PolicySystem:
                           f"(info={info}); the Newton step is inexact", ConvergenceWarning,
                           stacklevel=3)
         return x
+
+
+def _sparse_lu(pi: np.ndarray, beta: float, trans: tuple):
+    """SuperLU factorization of the sparse ``I - beta P_pi``."""
+    S = pi.shape[0]
+    rows, cols, vals = kb.policy_matrix_coo(pi, *trans)
+    P = sp.csc_matrix((vals, (rows, cols)), shape=(S, S))
+    return spla.splu((sp.identity(S, format="csc") - beta * P).tocsc())
 
 
 @dataclass

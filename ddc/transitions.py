@@ -312,3 +312,31 @@ class SparseTransitions:
 
 
 TransitionSpec = FactoredTransitions | SparseTransitions | Callable
+
+
+def deterministic_factors(ct: CompiledTransitions) -> CompiledTransitions | None:
+    """The factors of ``ct`` whose every row puts probability one on a single value.
+
+    Returns ``None`` when there are none. Used to precondition iterative solves: with the
+    stochastic factors replaced by the identity, :math:`I - \\beta \\tilde P_\\pi` has at most
+    ``A`` nonzeros a row and is cheap to factorize exactly.
+    """
+    counts = np.diff(ct.indptr)
+    n_f = len(ct.f_stride)
+    bounds = [*ct.row_offset.tolist(), len(counts)]
+    keep = [f for f in range(n_f) if np.all(counts[bounds[f]:bounds[f + 1]] == 1)]
+    if not keep:
+        return None
+    parts = []
+    for f in keep:
+        lo, hi = bounds[f], bounds[f + 1]
+        g = range(ct.g_ptr[f], ct.g_ptr[f + 1])
+        dims = [(int(ct.g_stride[k]), int(ct.g_size[k]), int(ct.g_mult[k])) for k in g]
+        start, stop = ct.indptr[lo], ct.indptr[hi]
+        rows = sp.csr_matrix(
+            (ct.data[start:stop], ct.indices[start:stop], ct.indptr[lo:hi + 1] - start),
+            shape=(hi - lo, int(ct.f_size[f])),
+        )
+        parts.append((int(ct.f_stride[f]), int(ct.f_size[f]), int(ct.f_action_mult[f]), dims,
+                      rows))
+    return _compile(ct.n_states, ct.n_actions, parts)

@@ -176,15 +176,15 @@ def test_panel_follows_plan_transitions(membership):
 def test_rust_bus_panel_uses_metadata_id_column(bus):
     model, sol = bus
     panel = simulate(model, sol, n_customers=20, n_periods=10, seed=0)
-    assert list(panel.columns) == ["customer_id", "month", "mileage", "action"]
+    assert list(panel.columns) == ["bus_id", "month", "mileage", "action"]
     assert list(panel["action"].cat.categories) == ["keep", "replace"]
-    renamed = model.replace(metadata={**model.metadata, "id_column": "bus_id"})
+    renamed = model.replace(metadata={**model.metadata, "id_column": "customer_id"})
     panel2 = simulate(renamed, renamed.solve(renamed.true_params), n_customers=20,
                       n_periods=10, seed=0)
-    assert list(panel2.columns) == ["bus_id", "month", "mileage", "action"]
-    pd.testing.assert_frame_equal(panel2.rename(columns={"bus_id": "customer_id"}), panel)
+    assert list(panel2.columns) == ["customer_id", "month", "mileage", "action"]
+    pd.testing.assert_frame_equal(panel2.rename(columns={"customer_id": "bus_id"}), panel)
     # after a replacement the mileage restarts from the bottom bins (increments 0, 1, 2)
-    nxt = panel.groupby("customer_id")["mileage"].shift(-1)
+    nxt = panel.groupby("bus_id")["mileage"].shift(-1)
     after = nxt[(panel["action"] == "replace") & nxt.notna()]
     assert (after <= 2).all()
 
@@ -382,7 +382,7 @@ def test_simulated_frequencies_match_stationary(which, n_customers, n_periods, m
     panel = simulate(model, sol, n_customers=n_customers, n_periods=n_periods, seed=2024)
     s = _flat_states(model, panel)
     a = panel["action"].cat.codes.to_numpy().astype(np.int64)
-    cust = panel["customer_id"].to_numpy()
+    cust = panel[model.metadata.get("id_column", "customer_id")].to_numpy()
     S, A = model.n_states, model.n_actions
     z_states = _frequency_z(s, cust, n_customers, n_periods, mu)
     assert z_states.max() < z_bonferroni(S), (z_states.max(), np.argmax(z_states))

@@ -60,13 +60,14 @@ def policy_matrix(pi: np.ndarray, ct: CompiledTransitions) -> np.ndarray:
     return sum(pi[:, [a]] * transition_matrix(ct, a) for a in range(ct.n_actions))
 
 
-def solve_dense(u, feasible, beta, ct, tol=1e-13, max_iter=10_000):
-    """Fixed point of the Bellman operator by policy iteration with dense solves."""
+def solve_dense(u, feasible, beta, ct, rtol=1e-13, max_iter=200):
+    """Fixed point of the Bellman operator by policy iteration with dense solves, to a residual
+    of ``rtol * max(1, max|V|)``."""
     S = u.shape[0]
     V = np.zeros(S)
     for _ in range(max_iter):
         _, TV, pi = bellman(V, u, feasible, beta, ct)
-        if np.max(np.abs(TV - V)) <= tol:
+        if np.max(np.abs(TV - V)) <= rtol * max(1.0, np.max(np.abs(TV))):
             return TV
         ent = np.where(pi > 0, pi * np.log(np.where(pi > 0, pi, 1.0)), 0.0).sum(axis=1)
         r = np.where(feasible, pi * u, 0.0).sum(axis=1) - ent + EULER_GAMMA

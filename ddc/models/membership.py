@@ -42,29 +42,39 @@ def plan_labels(lock_months: int = 12) -> tuple[str, ...]:
     return ("none", "member", *(f"annual_{r}" for r in range(lock_months - 1, 0, -1)))
 
 
-def engagement_matrix(n: int, default: np.ndarray) -> np.ndarray:
-    """The engagement transition matrix on ``n`` levels.
+def engagement_matrix(n: int, default: np.ndarray, top: float) -> np.ndarray:
+    """The engagement transition matrix on ``n`` levels spread evenly over ``[0, top]``.
 
-    With ``n`` equal to the default's size, the default itself. Otherwise a banded chain (moves of
-    at most one level a month) with the default's average persistence and drift: the
-    probabilities of moving down and up are the default's average mass below and above the
-    diagonal, and the boundary levels keep the mass that would leave the grid.
+    With ``n`` equal to the default's size, the default itself. Otherwise a Tauchen (1986)
+    discretization of the AR(1) process that matches the default chain on its own grid
+    ``0, 1, ..., top``: the conditional mean :math:`c + \\rho x` fitted by least squares to the
+    default's conditional means, and the conditional standard deviation the square root of the
+    default's average conditional variance. So larger grids keep the default's persistence and
+    drift (and with two defaults, the member/non-member contrast). Probabilities below
+    ``1e-12`` are set to zero and each row renormalized, to keep rows sparse.
     """
     default = np.asarray(default, dtype=float)
     if n == default.shape[0]:
         return default.copy()
     if n < 2:
         raise ValueError(f"engagement grids need at least 2 levels, got {n}")
-    down = float(np.mean([default[i, :i].sum() for i in range(1, default.shape[0])]))
-    up = float(np.mean([default[i, i + 1:].sum() for i in range(default.shape[0] - 1)]))
-    P = np.zeros((n, n))
-    for i in range(n):
-        if i > 0:
-            P[i, i - 1] = down
-        if i < n - 1:
-            P[i, i + 1] = up
-        P[i, i] = 1.0 - P[i].sum()
-    return P
+    from scipy.stats import norm
+
+    g = np.linspace(0.0, top, default.shape[0])
+    mean = default @ g
+    var = default @ g**2 - mean**2
+    rho, c = np.polyfit(g, mean, 1)
+    sd = float(np.sqrt(var.mean()))
+    x = np.linspace(0.0, top, n)
+    h = x[1] - x[0]
+    mu = c + rho * x
+    upper = norm.cdf((x[None, :] + h / 2 - mu[:, None]) / sd)
+    lower = norm.cdf((x[None, :] - h / 2 - mu[:, None]) / sd)
+    upper[:, -1] = 1.0
+    lower[:, 0] = 0.0
+    P = upper - lower
+    P[P < 1e-12] = 0.0
+    return P / P.sum(axis=1, keepdims=True)
 
 
 def membership(
@@ -165,10 +175,10 @@ def membership(
         else:
             nxt = p + 1 if p < n_plan - 1 else 1  # annual_r -> annual_{r-1}; annual_1 -> member
             T_plan[:, p, nxt] = 1.0
-    ship_n = engagement_matrix(n_ship, ship_nonmember)
-    ship_m = engagement_matrix(n_ship, ship_member)
-    video_n = engagement_matrix(n_video, video_nonmember)
-    video_m = engagement_matrix(n_video, video_member)
+    ship_n = engagement_matrix(n_ship, ship_nonmember, 2.0)
+    ship_m = engagement_matrix(n_ship, ship_member, 2.0)
+    video_n = engagement_matrix(n_video, video_nonmember, 1.0)
+    video_m = engagement_matrix(n_video, video_member, 1.0)
     transitions = FactoredTransitions([
         Factor("plan", T_plan, given=("action", "plan")),
         Factor("ship", np.stack([ship_n, ship_m, ship_m]), given=("action", "ship")),

@@ -26,9 +26,12 @@ from ddc.utility import LinearUtility
 __all__ = ["rust_bus", "TABLE_IX", "TABLE_X"]
 
 # Rust (1987), Table IX (90 states, beta = 0.9999, groups 1-4), and Table X (175 states); the
-# last increment probability is implied by the others summing to one.
+# last increment probability is implied by the others summing to one. At 175 states the data
+# of groups 1-4 have increments of up to 5 bins (873 / 4202 / 2954 / 117 / 7 / 3 months): Table
+# X lists the first four probabilities; theta_34 = 7 / 8156 is the frequency in the data.
 TABLE_IX = {"RC": 9.7558, "theta_11": 2.6275, "theta_3": (0.3489, 0.6394)}
-TABLE_X = {"RC": 9.7687, "theta_11": 1.3428, "theta_3": (0.1071, 0.5152, 0.3621, 0.0143)}
+TABLE_X = {"RC": 9.7687, "theta_11": 1.3428,
+           "theta_3": (0.1071, 0.5152, 0.3621, 0.0143, 7 / 8156)}
 
 
 def increment_matrix(n_states: int, probs: np.ndarray) -> np.ndarray:
@@ -57,8 +60,8 @@ def rust_bus(
         Monthly discount factor (0.9999 in Rust's tables).
     theta_3 : sequence of float, optional
         Increment probabilities :math:`\\theta_{30}, \\theta_{31}, \\dots` of all but the last
-        increment (the last is one minus their sum). Defaults: Table X's four for 175 states or
-        more, Table IX's two otherwise.
+        increment (the last is one minus their sum). Defaults: Table X's (six increments) for
+        175 states or more, Table IX's (three increments) otherwise.
     true_params : pandas.Series, optional
         Defaults to Rust's estimates of the matching table.
 
@@ -104,7 +107,7 @@ def rust_bus(
         LinearUtility(X, ("RC", "theta_11")), transitions, beta=beta,
         transition_params=pd.Series(free, index=names), true_params=true_params,
         name="rust_bus", anchor="replace",
-        metadata={"n_states": n_states, "cost_scale": 0.001},
+        metadata={"n_states": n_states, "cost_scale": 0.001, "id_column": "bus_id"},
     )
 
 
