@@ -1,0 +1,1523 @@
+"""The results object of every estimator: inference chosen at query time, summaries, saving.
+
+An estimator returns an :class:`EstimationResults`. It holds the estimate and the raw ingredients
+of inference -- the Hessian :math:`H` of the (pseudo) log-likelihood at the estimate, the
+per-row scores :math:`g_i` and the unit of each row -- and computes a covariance of the kind asked
+for when it is first asked for (and caches it):
+
+================  =====================================================================
+kind              covariance of :math:`\\hat\\theta`
+================  =====================================================================
+``"hessian"``     :math:`-H^{-1}` (inverse observed information)
+``"opg"``         :math:`(G'G)^{-1}`, :math:`G` the :math:`n \\times K` matrix of scores
+``"sandwich"``    :math:`H^{-1} (G'G) H^{-1}` (robust; statsmodels' ``"HC0"``)
+``"cluster"``     :math:`c\\, H^{-1} C H^{-1}` with :math:`C = \\sum_u s_u s_u'`, where
+                  :math:`s_u` is the sum of the score rows of unit :math:`u`, and
+                  :math:`c = \\frac{U}{U-1} \\frac{n-1}{n-K}`
+================  =====================================================================
+
+plus any kind an estimator computed itself (``extra_covs``, e.g. ``"murphy_topel"`` for a
+two-step estimator). A kind whose ingredients are missing raises :class:`NotAvailableError`
+with the reason; a singular or indefinite Hessian raises :class:`HessianError`, naming the
+parameters that are not separately identified.
+
+Results are saved as JSON (never pickle) with :meth:`EstimationResults.save` and read back with
+:func:`load_results`.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import functools
+import html
+import json
+import math
+import os
+import tempfile
+import textwrap
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from ddc.model import Model
+    from ddc.solver import Solution
+
+__all__ = [
+    "FORMAT_VERSION",
+    "EstimationResults",
+    "HessianError",
+    "HessianWarning",
+    "NotAvailableError",
+    "Summary",
+    "load_results",
+]
+
+#: Version of the JSON format written by :meth:`EstimationResults.save`.
+FORMAT_VERSION = 1
+_FORMAT_NAME = "ddc-econ estimation results"
+
+#: The covariance kinds computed from the Hessian and the scores.
+BUILTIN_COV_TYPES = ("hessian", "opg", "sandwich", "cluster")
+
+_COV_DESCRIPTIONS = {
+    "hessian": "inverse of the negative Hessian of the log-likelihood (observed information)",
+    "opg": "inverse of the outer product of the per-row scores (BHHH)",
+    "sandwich": "robust sandwich H^-1 (G'G) H^-1 (HC0)",
+    "cluster": ("cluster-robust by unit, H^-1 C H^-1 with C the outer product of the units' "
+                "score sums, times U/(U-1) (n-1)/(n-K)"),
+    "murphy_topel": "Murphy-Topel, corrected for the first-stage estimation",
+    "full_information": "inverse information of the full (choice and transition) likelihood",
+}
+
+# Singularity thresholds on the eigenvalues of the information matrix scaled to unit diagonal
+# (a correlation-like matrix whose eigenvalues lie in [0, K]). Below _SINGULAR_RTOL the matrix is
+# treated as singular (rounding error is ~K * 1e-16); below _NEAR_SINGULAR_RTOL a warning is given
+# (some combination of the estimates has a correlation above 1 - 1e-6 with another).
+_SINGULAR_RTOL = 1e-10
+_NEAR_SINGULAR_RTOL = 1e-6
+# Parameters whose loading on the offending eigenvector is at least this share of the largest
+# loading are named in the message.
+_LOADING_SHARE = 0.1
+
+
+class NotAvailableError(ValueError):
+    """A requested quantity (e.g. a covariance kind) cannot be computed from these results.
+
+    The message says why, e.g. ``"No 'cluster' covariance because the estimator did not record
+    per-row scores (scores=None)"``.
+    """
+
+
+class HessianError(NotAvailableError):
+    """The Hessian (or the outer product of the scores) cannot be inverted into a covariance.
+
+    Raised when the information matrix is singular (parameters not separately identified),
+    indefinite (the estimate is not a maximum) or has non-finite entries.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong and what to do about it.
+    names : list of str, optional
+        The parameters involved (the ones loading on the offending direction).
+    eigenvalue : float, optional
+        The offending eigenvalue of the information matrix scaled to unit diagonal.
+    """
+
+    def __init__(self, message: str, names: Sequence[str] = (),
+                 eigenvalue: float | None = None):
+        super().__init__(message)
+        self.names = list(names)
+        self.eigenvalue = eigenvalue
+
+
+class HessianWarning(RuntimeWarning):
+    """The information matrix is nearly singular: standard errors are large and unreliable."""
+
+
+# ------------------------------------------------------------------------------------- helpers
+
+
+def _join_names(names: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    names = list(names)
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _loadings(vec: np.ndarray, names: Sequence[str]) -> tuple[list[str], str]:
+    """Parameters with a large loading on ``vec`` (in order) and a printable direction."""
+    mag = np.abs(vec)
+    top = int(np.argmax(mag))
+    keep = [int(i) for i in np.flatnonzero(mag >= _LOADING_SHARE * mag[top])]  # in order
+    sign = np.sign(vec[top]) or 1.0
+    direction = ", ".join(f"{names[i]} ({sign * vec[i]:+.2f})" for i in keep)
+    return [names[i] for i in keep], direction
+
+
+def _check_information(info: np.ndarray, names: Sequence[str], *, what: str,
+                       remedy: str, definite: str = "positive") -> None:
+    """Check that an information matrix (``-H`` or ``G'G``) is positive definite.
+
+    The check is scale free: the matrix is scaled to unit diagonal, :math:`R = D^{-1/2} A
+    D^{-1/2}`, and the smallest eigenvalue of :math:`R` decides. Raises :class:`HessianError`
+    naming the parameters that load on the offending eigenvector; warns
+    (:class:`HessianWarning`) when the matrix is nearly singular.
+    """
+    bad = ~np.isfinite(info)
+    if bad.any():
+        rows, cols = np.nonzero(bad)
+        pairs = sorted({(names[min(i, j)], names[max(i, j)])
+                        for i, j in zip(rows, cols, strict=True)})
+        listed = ", ".join(f"({a}, {b})" for a, b in pairs[:6])
+        more = f" and {len(pairs) - 6} more" if len(pairs) > 6 else ""
+        involved = sorted({n for p in pairs for n in p}, key=list(names).index)
+        raise HessianError(f"the {what} has non-finite entries at {listed}{more}; the "
+                           f"likelihood overflowed or was not evaluated there. {remedy}",
+                           names=involved)
+    d = np.diag(info).copy()
+    scale = float(np.max(np.abs(d))) if d.size else 0.0
+    flat = np.abs(d) <= 1e-12 * scale if scale > 0 else np.ones(d.shape, dtype=bool)
+    if flat.any():
+        who = [names[i] for i in np.flatnonzero(flat)]
+        raise HessianError(
+            f"the {what} is singular: it is zero on the diagonal for {_join_names(who)}, so the "
+            f"log-likelihood does not depend on {'it' if len(who) == 1 else 'them'} at the "
+            f"estimate ({'it is' if len(who) == 1 else 'they are'} not identified). {remedy}",
+            names=who, eigenvalue=0.0)
+    upward = d < 0
+    if upward.any():
+        who = [names[i] for i in np.flatnonzero(upward)]
+        raise HessianError(
+            f"the {what} is not {definite} definite: the log-likelihood curves upward in "
+            f"{_join_names(who)} (second derivative > 0), so the estimate is not a maximum; "
+            f"check convergence or start from other values", names=who)
+    root = np.sqrt(d)
+    scaled = info / root[:, None] / root[None, :]
+    scaled = 0.5 * (scaled + scaled.T)
+    lam, vecs = np.linalg.eigh(scaled)
+    lam_min = float(lam[0])
+    who, direction = _loadings(vecs[:, 0], names)
+    if lam_min < -_SINGULAR_RTOL:
+        raise HessianError(
+            f"the {what} is not {definite} definite: the log-likelihood curves upward along the "
+            f"direction {direction} (scaled eigenvalue {lam_min:.3g}), so the estimate is a "
+            f"saddle point, not a maximum; check convergence or start from other values",
+            names=who, eigenvalue=lam_min)
+    if lam_min <= _SINGULAR_RTOL:
+        if len(who) == 1:
+            ident = f"{who[0]} is not identified"
+        else:
+            ident = f"{_join_names(who)} are not separately identified (collinear?)"
+        raise HessianError(
+            f"the {what} is singular: {ident}; the log-likelihood is flat along the direction "
+            f"{direction} (scaled eigenvalue {lam_min:.3g}). {remedy}",
+            names=who, eigenvalue=lam_min)
+    if lam_min < _NEAR_SINGULAR_RTOL:
+        warnings.warn(
+            f"the {what} is nearly singular (scaled eigenvalue {lam_min:.3g}): "
+            f"{_join_names(who)} are nearly collinear along the direction {direction}; their "
+            f"standard errors are large and unreliable. {remedy}",
+            HessianWarning, stacklevel=4)
+
+
+def _inverse(info: np.ndarray) -> np.ndarray:
+    """Inverse of a checked positive definite matrix, symmetrized."""
+    inv = np.linalg.inv(info)
+    return 0.5 * (inv + inv.T)
+
+
+def format_number(x: float, digits: int = 4) -> str:
+    """Format a number for a results table.
+
+    Fixed point with ``digits`` decimals for magnitudes in :math:`[10^{-digits}, 10^6)` (and for
+    zero), scientific notation with ``digits`` decimals otherwise.
+
+    Parameters
+    ----------
+    x : float
+        The number; NaN is shown as ``"nan"`` and infinities as ``"inf"``/``"-inf"``.
+    digits : int, default 4
+        Decimals shown.
+
+    Returns
+    -------
+    str
+        The formatted number.
+    """
+    x = float(x)
+    if not math.isfinite(x):
+        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    ax = abs(x)
+    if ax == 0 or 10.0 ** (-digits) <= ax < 1e6:
+        return f"{x:.{digits}f}"
+    return f"{x:.{digits}e}"
+
+
+def _format_pvalue(p: float) -> str:
+    return "nan" if not math.isfinite(p) else f"{p:.3f}"
+
+
+def _format_seconds(s: float) -> str:
+    if s < 60:
+        return f"{s:.2f} s"
+    if s < 3600:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.2f} h"
+
+
+_LATEX_ESCAPES = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "<": r"\textless{}", ">": r"\textgreater{}",
+}
+
+
+def latex_escape(text: str) -> str:
+    """Escape LaTeX's special characters in ``text``.
+
+    Parameters
+    ----------
+    text : str
+        Plain text (a parameter name, a note).
+
+    Returns
+    -------
+    str
+        The text with ``\\ & % $ # _ { } ~ ^ < >`` escaped.
+    """
+    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in str(text))
+
+
+def atomic_write_text(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
+    """Write a text file completely or not at all.
+
+    ``write(fh)`` writes into a temporary file in the destination folder, which is flushed,
+    synced and then renamed over ``path`` with :func:`os.replace` (atomic on POSIX and Windows).
+    If ``write`` raises, the temporary file is removed, an existing ``path`` is left as it was,
+    and the exception propagates.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination file. Its folder must exist.
+    write : callable
+        Called with the open text file handle (UTF-8, ``newline=""``).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the destination folder does not exist.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"cannot write {str(path)!r}: the folder {str(folder)!r} does "
+                                "not exist (create it first)")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def _encode_float(x: float | None) -> float | str | None:
+    """A float for strict JSON: non-finite values become the strings "nan", "inf", "-inf"."""
+    if x is None:
+        return None
+    x = float(x)
+    if math.isfinite(x):
+        return x
+    return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+
+
+def _decode_float(x: float | str | None) -> float | None:
+    if x is None:
+        return None
+    if isinstance(x, str):
+        if x not in ("nan", "inf", "-inf"):
+            raise ValueError(f"expected a number or 'nan'/'inf'/'-inf', got {x!r}")
+        return float(x)
+    return float(x)
+
+
+def _encode_matrix(m: np.ndarray) -> list[list[float | str]]:
+    return [[_encode_float(v) for v in row] for row in np.asarray(m, dtype=float)]
+
+
+def _decode_matrix(rows: Sequence[Sequence[float | str]], k: int, what: str) -> np.ndarray:
+    m = np.array([[_decode_float(v) for v in row] for row in rows], dtype=float)
+    if m.shape != (k, k) and not (k == 0 and m.size == 0):
+        raise ValueError(f"{what} has shape {m.shape}, expected ({k}, {k})")
+    return m.reshape(k, k)
+
+
+def _as_int(value: Any, name: str, *, minimum: int, optional: bool) -> int | None:
+    if value is None:
+        if optional:
+            return None
+        raise TypeError(f"{name} is required (an integer >= {minimum})")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        if isinstance(value, (float, np.floating)) and float(value).is_integer():
+            value = int(value)
+        else:
+            raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if int(value) < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _as_series(values: Any, name: str) -> pd.Series:
+    if not isinstance(values, pd.Series):
+        raise TypeError(f"{name} must be a pandas Series with the parameter names as index, "
+                        f"e.g. pd.Series([1.0, 2.0], index=['theta_0', 'RC']); got "
+                        f"{type(values).__name__}")
+    bad = [v for v in values.index if not isinstance(v, str)]
+    if bad:
+        raise TypeError(f"{name} must be indexed by parameter names (str); index has {bad[0]!r}")
+    dup = values.index[values.index.duplicated()].unique().tolist()
+    if dup:
+        raise ValueError(f"{name} has duplicated parameter names: {dup}")
+    try:
+        out = values.astype(float)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must hold numbers: {exc}") from None
+    out.index = pd.Index(list(values.index), dtype=object)
+    out.name = None
+    return out
+
+
+def _model_description(model: Any) -> dict[str, Any] | None:
+    """What the saved file records about the model: name, parameter names, beta, names."""
+    if model is None:
+        return None
+    desc: dict[str, Any] = {"name": getattr(model, "name", None)}
+    names = getattr(model, "param_names", None)
+    desc["param_names"] = None if names is None else [str(n) for n in names]
+    beta = getattr(model, "beta", None)
+    desc["beta"] = None if beta is None else _encode_float(beta)
+    actions = getattr(model, "actions", None)
+    desc["actions"] = None if actions is None else [str(a) for a in actions]
+    space = getattr(model, "space", None)
+    state_names = getattr(space, "names", None)
+    desc["state_variables"] = None if state_names is None else [str(s) for s in state_names]
+    return desc
+
+
+# ------------------------------------------------------------------------------------- results
+
+
+class EstimationResults:
+    """Results of a structural estimation, with inference chosen at query time.
+
+    Estimators construct it; users query it. Standard errors of every available kind are
+    computed on first use from the Hessian :math:`H` of the total (pseudo) log-likelihood at the
+    estimate, the per-row score contributions :math:`g_i` (rows of :math:`G`) and the unit of
+    each row:
+
+    .. math::
+
+        V_\\text{hessian} = -H^{-1}, \\qquad
+        V_\\text{opg} = (G'G)^{-1}, \\qquad
+        V_\\text{sandwich} = H^{-1} (G'G) H^{-1}, \\qquad
+        V_\\text{cluster} = \\frac{U}{U-1}\\,\\frac{n-1}{n-K}\\; H^{-1}
+        \\Big(\\sum_{u=1}^{U} s_u s_u'\\Big) H^{-1},
+
+    where :math:`s_u = \\sum_{i \\in u} g_i` sums the score rows of unit :math:`u`, :math:`U`
+    is the number of units, :math:`n` the number of score rows and :math:`K` the number of
+    estimated parameters. Kinds precomputed by the estimator (``extra_covs``) are available
+    under their own names. z statistics, p-values and confidence intervals use the normal
+    distribution.
+
+    Parameters
+    ----------
+    model : ddc.Model or None
+        The model estimated; used for its name and parameter names only.
+    estimator : str
+        Name of the estimator, e.g. ``"NFXP"``, ``"CCP"``, ``"NPL"``, ``"PQR"``, ``"MaxEntIRL"``.
+    params : pandas.Series
+        Estimated parameters, indexed by name.
+    hessian : numpy.ndarray or None
+        :math:`K \\times K` Hessian of the total log-likelihood (or pseudo-likelihood) at
+        ``params``, negative definite at a maximum; ``None`` if unavailable. A slightly
+        asymmetric (numerical) Hessian is symmetrized, with a warning if the asymmetry exceeds
+        ``1e-6`` relative to its largest entry.
+    scores : numpy.ndarray or None
+        :math:`n \\times K` per-row score contributions (rows: the panel rows used).
+    groups : numpy.ndarray or None
+        Length-:math:`n` codes (or labels) of the unit of each score row, for clustering.
+    loglik : float
+        Total log-likelihood (choice and transition parts where estimated).
+    loglik_parts : dict of str to float, optional
+        Parts of the log-likelihood, e.g. ``{"choice": ..., "transition": ...}``.
+    nobs : int
+        Number of observations (used by BIC).
+    n_units : int, optional
+        Number of units (customers, buses).
+    converged : bool
+        Whether the estimator converged.
+    iterations : int, optional
+        Iterations of the outer loop.
+    function_evals : int, optional
+        Evaluations of the objective.
+    seconds : float, optional
+        Wall-clock time of the fit.
+    cov_type : str, default "hessian"
+        The kind of covariance used by :attr:`cov`, :attr:`std_errors`, :attr:`tstats`,
+        :attr:`pvalues`, :meth:`conf_int` and :meth:`summary` when no kind is given.
+    extra_covs : dict of str to array_like, optional
+        Covariances precomputed by the estimator, e.g. ``{"murphy_topel": V}``; each
+        :math:`K \\times K` (an array in the order of ``params``, or a DataFrame labelled by
+        parameter names). A matrix under a built-in name replaces the computed one.
+    fixed_params : pandas.Series, optional
+        Parameters held fixed (not estimated): reported, marked "(fixed)", no standard error.
+    notes : list of str, optional
+        Notes printed under the summary (e.g. "transition parameters from a first stage").
+    solution : ddc.Solution, optional
+        The model solved at the estimate.
+    extra : dict, optional
+        Free-form estimator-specific information (not shown, not saved).
+
+    Raises
+    ------
+    TypeError, ValueError
+        If an argument has the wrong type or shape; the message names it.
+
+    See Also
+    --------
+    load_results : Read results written by :meth:`save`.
+    estimators.compare.compare : Several results side by side.
+
+    Notes
+    -----
+    The cluster small-sample factor :math:`\\frac{U}{U-1}\\frac{n-1}{n-K}` is statsmodels'
+    (``cov_type="cluster"`` with its default ``use_correction=True``, CRV1), so that numbers can
+    be checked against it. Stata's ``vce(cluster)`` for maximum likelihood models uses
+    :math:`\\frac{U}{U-1}` only; the two differ by :math:`\\frac{n-1}{n-K}`, negligible in
+    panels. ``"sandwich"`` has no small-sample factor (statsmodels' ``"HC0"``).
+
+    Whether the Hessian can be inverted is checked on its scale-free version (the information
+    matrix scaled to unit diagonal): a smallest eigenvalue below ``1e-10`` is singular and raises
+    :class:`HessianError` naming the parameters that load on its eigenvector; below ``1e-6`` a
+    :class:`HessianWarning` is given.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> res = EstimationResults(
+    ...     model=None, estimator="MLE", params=pd.Series([0.5, -1.0], index=["a", "b"]),
+    ...     hessian=-np.array([[4.0, 1.0], [1.0, 2.0]]), scores=None, groups=None,
+    ...     loglik=-10.0, nobs=100, converged=True)
+    >>> res.std_errors.round(4).tolist()
+    [0.5345, 0.7559]
+    >>> res.cov_types
+    ['hessian']
+    """
+
+    def __init__(
+        self,
+        *,
+        model: Model | None,
+        estimator: str,
+        params: pd.Series,
+        hessian: np.ndarray | None,
+        scores: np.ndarray | None,
+        groups: np.ndarray | None,
+        loglik: float,
+        loglik_parts: Mapping[str, float] | None = None,
+        nobs: int,
+        n_units: int | None = None,
+        converged: bool,
+        iterations: int | None = None,
+        function_evals: int | None = None,
+        seconds: float | None = None,
+        cov_type: str = "hessian",
+        extra_covs: Mapping[str, np.ndarray | pd.DataFrame] | None = None,
+        fixed_params: pd.Series | None = None,
+        notes: Sequence[str] | str | None = None,
+        solution: Solution | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ):
+        if not isinstance(estimator, str) or not estimator:
+            raise TypeError(f"estimator must be a non-empty string such as 'NFXP', got "
+                            f"{estimator!r}")
+        self._model = model
+        self._estimator = estimator
+        self._params = _as_series(params, "params")
+        names = list(self._params.index)
+        self._names = names
+        k = len(names)
+        if fixed_params is None:
+            self._fixed = pd.Series(dtype=float, index=pd.Index([], dtype=object))
+        else:
+            self._fixed = _as_series(fixed_params, "fixed_params")
+            both = [n for n in self._fixed.index if n in set(names)]
+            if both:
+                raise ValueError(f"parameters {both} are both estimated (params) and fixed "
+                                 "(fixed_params); a parameter is one or the other")
+
+        self._hessian = None if hessian is None else self._check_square(hessian, "hessian")
+        if self._hessian is not None:
+            h = self._hessian
+            asym = np.abs(h - h.T)
+            top = float(np.max(np.abs(h))) if h.size else 0.0
+            finite = np.isfinite(asym)
+            if finite.all() and top > 0 and float(asym.max()) > 1e-6 * top:
+                i, j = np.unravel_index(int(np.argmax(asym)), asym.shape)
+                warnings.warn(
+                    f"the Hessian is not symmetric: H[{names[i]}, {names[j]}] = {h[i, j]:.6g} "
+                    f"but H[{names[j]}, {names[i]}] = {h[j, i]:.6g}; it is symmetrized as "
+                    "(H + H')/2 (a numerical Hessian with too large a step?)",
+                    HessianWarning, stacklevel=2)
+            if finite.all():
+                self._hessian = 0.5 * (h + h.T)
+
+        if scores is None:
+            self._scores = None
+        else:
+            g = np.asarray(scores, dtype=float)
+            if g.ndim == 1 and k == 1:
+                g = g[:, None]
+            if g.ndim != 2 or g.shape[1] != k:
+                raise ValueError(f"scores must be an n_rows x {k} array (one column per "
+                                 f"estimated parameter {names}); got shape {g.shape}")
+            self._scores = g
+
+        self._groups_labels = None
+        self._group_codes = None
+        self._n_groups = None
+        if groups is not None:
+            labels = np.asarray(groups)
+            if labels.ndim != 1:
+                raise ValueError(f"groups must be one-dimensional (the unit of each score row); "
+                                 f"got shape {labels.shape}")
+            if self._scores is not None and labels.shape[0] != self._scores.shape[0]:
+                raise ValueError(f"groups has {labels.shape[0]} entries but scores has "
+                                 f"{self._scores.shape[0]} rows; give the unit of each score row")
+            codes, uniques = pd.factorize(labels, use_na_sentinel=True)
+            if (codes < 0).any():
+                row = int(np.flatnonzero(codes < 0)[0])
+                raise ValueError(f"groups has a missing unit at score row {row}; every score row "
+                                 "needs the code of its unit")
+            self._groups_labels = labels
+            self._group_codes = codes.astype(np.intp)
+            self._n_groups = len(uniques)
+
+        try:
+            self._loglik = float(loglik)
+        except (TypeError, ValueError):
+            raise TypeError(f"loglik must be a number, got {loglik!r}") from None
+        self._loglik_parts = {}
+        for key, value in dict(loglik_parts or {}).items():
+            if not isinstance(key, str):
+                raise TypeError(f"loglik_parts keys must be strings, got {key!r}")
+            try:
+                self._loglik_parts[key] = float(value)
+            except (TypeError, ValueError):
+                raise TypeError(f"loglik_parts[{key!r}] must be a number, got {value!r}") from None
+        self._nobs = _as_int(nobs, "nobs", minimum=1, optional=False)
+        self._n_units = _as_int(n_units, "n_units", minimum=1, optional=True)
+        if not isinstance(converged, (bool, np.bool_)):
+            raise TypeError(f"converged must be True or False, got {converged!r}")
+        self._converged = bool(converged)
+        self._iterations = _as_int(iterations, "iterations", minimum=0, optional=True)
+        self._function_evals = _as_int(function_evals, "function_evals", minimum=0,
+                                       optional=True)
+        self._seconds = None if seconds is None else float(seconds)
+
+        self._stored_covs: dict[str, np.ndarray] = {}
+        for kind, mat in dict(extra_covs or {}).items():
+            if not isinstance(kind, str) or not kind:
+                raise TypeError(f"extra_covs keys must be non-empty strings, got {kind!r}")
+            self._stored_covs[kind] = self._check_square(mat, f"extra_covs[{kind!r}]")
+
+        if not isinstance(cov_type, str):
+            raise TypeError(f"cov_type must be a string, got {cov_type!r}")
+        self._check_kind(cov_type)
+        self._cov_type = cov_type
+
+        if notes is None:
+            self._notes = []
+        elif isinstance(notes, str):
+            self._notes = [notes]
+        else:
+            self._notes = [str(n) for n in notes]
+        self._solution = solution
+        self._extra = dict(extra or {})
+        self._cov_cache: dict[str, pd.DataFrame] = {}
+        self._cov_warnings: dict[str, list[str]] = {}
+        # set by load_results: the model described in the file, and why kinds were unavailable
+        self._model_info: dict[str, Any] | None = _model_description(model)
+        self._unavailable: dict[str, str] = {}
+        self._source: str | None = None
+
+    # ------------------------------------------------------------------ construction helpers
+    def _check_square(self, mat: Any, what: str) -> np.ndarray:
+        k = len(self._names)
+        if isinstance(mat, pd.DataFrame):
+            labels_ok = (set(mat.index) == set(self._names)
+                         and set(mat.columns) == set(self._names))
+            if not labels_ok:
+                raise ValueError(f"{what} is labelled {list(mat.index)} x {list(mat.columns)}; "
+                                 f"it must be labelled by the estimated parameters {self._names}")
+            mat = mat.loc[self._names, self._names].to_numpy(dtype=float)
+        arr = np.asarray(mat, dtype=float)
+        if arr.shape != (k, k):
+            raise ValueError(f"{what} has shape {arr.shape} but there are {k} estimated "
+                             f"parameters {self._names}; it must be {k} x {k} in that order")
+        return arr.copy()
+
+    def _check_kind(self, kind: str) -> None:
+        known = self._known_kinds()
+        if kind not in known:
+            raise ValueError(f"unknown covariance kind {kind!r}; accepted: "
+                             + ", ".join(repr(k) for k in known))
+
+    def _known_kinds(self) -> list[str]:
+        kinds = list(BUILTIN_COV_TYPES)
+        for k in list(self._stored_covs) + list(getattr(self, "_unavailable", {})):
+            if k not in kinds:
+                kinds.append(k)
+        return kinds
+
+    # ------------------------------------------------------------------ covariance kinds
+    def _missing(self, kind: str, needs: str) -> NotAvailableError:
+        return NotAvailableError(f"No {kind!r} covariance because the estimator did not record "
+                                 f"{needs}")
+
+    def _bread(self, kind: str) -> np.ndarray:
+        """:math:`(-H)^{-1}`, after checking that :math:`-H` is positive definite."""
+        if self._hessian is None:
+            raise self._missing(kind, "the Hessian of the log-likelihood (hessian=None)")
+        info = -self._hessian
+        _check_information(
+            info, self._names, what="Hessian of the log-likelihood", definite="negative",
+            remedy="Fix or drop one of the parameters named (a normalization), or check that the "
+                   "data vary enough to identify them")
+        return _inverse(info)
+
+    def _compute_cov(self, kind: str) -> np.ndarray:
+        if kind in self._stored_covs:
+            return self._stored_covs[kind]
+        if self._source is not None:
+            why = self._unavailable.get(kind, "it was not saved")
+            raise NotAvailableError(
+                f"No {kind!r} covariance in the results loaded from {self._source}: per-row "
+                f"scores are not saved, and it was not available when the results were saved: "
+                f"{why}")
+        if kind == "hessian":
+            return self._bread("hessian")
+        if kind == "opg":
+            if self._scores is None:
+                raise self._missing("opg", "per-row scores (scores=None)")
+            g = self._scores
+            info = g.T @ g
+            _check_information(
+                info, self._names, what="outer product of the scores (G'G)",
+                remedy="The scores of the parameters named are (nearly) collinear in the data")
+            return _inverse(info)
+        if kind == "sandwich":
+            if self._scores is None:
+                raise self._missing("sandwich", "per-row scores (scores=None)")
+            bread = self._bread("sandwich")
+            g = self._scores
+            return bread @ (g.T @ g) @ bread
+        if kind == "cluster":
+            if self._scores is None:
+                raise self._missing("cluster", "per-row scores (scores=None)")
+            if self._group_codes is None:
+                raise self._missing("cluster", "the unit of each score row (groups=None)")
+            n, k = self._scores.shape
+            n_groups = int(self._n_groups)
+            if n_groups < 2:
+                raise NotAvailableError(f"No 'cluster' covariance with {n_groups} unit: "
+                                        "clustering needs at least two units")
+            if n <= k:
+                raise NotAvailableError(f"No 'cluster' covariance with {n} score rows and {k} "
+                                        "parameters: the small-sample factor (n-1)/(n-K) needs "
+                                        "n > K")
+            bread = self._bread("cluster")
+            sums = np.zeros((n_groups, k))
+            np.add.at(sums, self._group_codes, self._scores)
+            factor = n_groups / (n_groups - 1.0) * (n - 1.0) / (n - k)
+            return factor * (bread @ (sums.T @ sums) @ bread)
+        self._check_kind(kind)  # raises for an unknown kind
+        raise AssertionError(kind)  # pragma: no cover
+
+    def cov_of(self, kind: str) -> pd.DataFrame:
+        """Covariance matrix of the estimated parameters, of the kind asked for.
+
+        Computed on first request and cached.
+
+        Parameters
+        ----------
+        kind : str
+            ``"hessian"``, ``"opg"``, ``"sandwich"``, ``"cluster"`` or a kind the estimator
+            precomputed (see :attr:`cov_types`).
+
+        Returns
+        -------
+        pandas.DataFrame
+            :math:`K \\times K`, labelled by the parameter names.
+
+        Raises
+        ------
+        ValueError
+            If ``kind`` is not a known kind (the message lists them).
+        NotAvailableError
+            If the kind cannot be computed from these results (the message says why).
+        HessianError
+            If the Hessian or the outer product of the scores is singular or indefinite (the
+            message names the parameters involved).
+        """
+        if not isinstance(kind, str):
+            raise TypeError(f"a covariance kind is a string, got {kind!r}")
+        if kind not in self._cov_cache:
+            self._check_kind(kind)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", HessianWarning)
+                mat = np.asarray(self._compute_cov(kind), dtype=float)
+            messages = []
+            for w in caught:  # re-emit, and keep HessianWarnings for the summary
+                if issubclass(w.category, HessianWarning):
+                    messages.append(str(w.message))
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            bad = ~np.isfinite(mat)
+            if bad.any():
+                i, j = (int(v) for v in np.argwhere(bad)[0])
+                raise NotAvailableError(f"the {kind!r} covariance has non-finite entries, e.g. at "
+                                        f"({self._names[i]}, {self._names[j]})")
+            neg = np.flatnonzero(np.diag(mat) < 0)
+            if neg.size:
+                who = [self._names[i] for i in neg]
+                raise NotAvailableError(f"the {kind!r} covariance has negative variances for "
+                                        f"{_join_names(who)}; it is not a covariance matrix")
+            self._cov_warnings[kind] = messages
+            self._cov_cache[kind] = pd.DataFrame(mat, index=pd.Index(self._names, dtype=object),
+                                                 columns=pd.Index(self._names, dtype=object))
+        return self._cov_cache[kind].copy()
+
+    def std_errors_of(self, kind: str) -> pd.Series:
+        """Standard errors of the kind asked for: square roots of the covariance's diagonal.
+
+        Parameters
+        ----------
+        kind : str
+            A covariance kind (see :meth:`cov_of`).
+
+        Returns
+        -------
+        pandas.Series
+            Indexed by parameter name.
+        """
+        cov = self.cov_of(kind)
+        return pd.Series(np.sqrt(np.diag(cov.to_numpy())), index=cov.index, name="std_error")
+
+    def _tstats_of(self, kind: str) -> pd.Series:
+        se = self.std_errors_of(kind)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = self._params.to_numpy() / se.to_numpy()
+        return pd.Series(t, index=se.index, name="tstat")
+
+    def _pvalues_of(self, kind: str) -> pd.Series:
+        t = self._tstats_of(kind)
+        return pd.Series(2.0 * stats.norm.sf(np.abs(t.to_numpy())), index=t.index,
+                         name="pvalue")
+
+    @property
+    def cov_types(self) -> list[str]:
+        """The covariance kinds available from these results (computing them if needed)."""
+        out = []
+        for kind in self._known_kinds():
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", HessianWarning)
+                    self.cov_of(kind)
+            except NotAvailableError:
+                continue
+            out.append(kind)
+        return out
+
+    @property
+    def cov_type(self) -> str:
+        """The default covariance kind of :attr:`cov`, :attr:`std_errors` and the summary."""
+        return self._cov_type
+
+    def with_cov_type(self, kind: str) -> EstimationResults:
+        """A copy whose default covariance kind is ``kind``.
+
+        The copy shares the data and the cache of computed covariances.
+
+        Parameters
+        ----------
+        kind : str
+            A covariance kind (see :attr:`cov_types`).
+
+        Returns
+        -------
+        EstimationResults
+            The copy.
+
+        Raises
+        ------
+        NotAvailableError
+            If the kind cannot be computed (checked now).
+        """
+        self.cov_of(kind)
+        new = copy.copy(self)
+        for name in ("cov", "std_errors", "tstats", "pvalues"):
+            new.__dict__.pop(name, None)
+        new._cov_type = kind
+        return new
+
+    # ------------------------------------------------------------------ labelled outputs
+    @property
+    def params(self) -> pd.Series:
+        """Estimated parameters, indexed by name."""
+        return self._params.rename("estimate")
+
+    @property
+    def fixed_params(self) -> pd.Series:
+        """Parameters held fixed (not estimated), indexed by name; empty if none."""
+        return self._fixed.rename("fixed")
+
+    @property
+    def param_names(self) -> list[str]:
+        """Names of the estimated parameters, in order."""
+        return list(self._names)
+
+    @property
+    def n_params(self) -> int:
+        """Number of estimated parameters :math:`K` (fixed ones not counted)."""
+        return len(self._names)
+
+    @functools.cached_property
+    def cov(self) -> pd.DataFrame:
+        """Covariance of the estimates, of the default kind (:attr:`cov_type`)."""
+        return self.cov_of(self._cov_type)
+
+    @functools.cached_property
+    def std_errors(self) -> pd.Series:
+        """Standard errors of the default kind, indexed by parameter name."""
+        return self.std_errors_of(self._cov_type)
+
+    @functools.cached_property
+    def tstats(self) -> pd.Series:
+        """z statistics :math:`\\hat\\theta_k / \\mathrm{se}_k` (default covariance kind)."""
+        return self._tstats_of(self._cov_type)
+
+    @functools.cached_property
+    def pvalues(self) -> pd.Series:
+        """Two-sided p-values :math:`2\\,(1 - \\Phi(|z_k|))` (default covariance kind)."""
+        return self._pvalues_of(self._cov_type)
+
+    def conf_int(self, level: float = 0.95, cov_type: str | None = None) -> pd.DataFrame:
+        """Normal confidence intervals :math:`\\hat\\theta_k \\pm z_{(1+\\text{level})/2}\\,
+        \\mathrm{se}_k`.
+
+        Parameters
+        ----------
+        level : float, default 0.95
+            Coverage, in (0, 1).
+        cov_type : str, optional
+            Covariance kind; the default kind if not given.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``lower`` and ``upper``, indexed by parameter name.
+        """
+        level = float(level)
+        if not 0.0 < level < 1.0:
+            raise ValueError(f"level must be in (0, 1), e.g. 0.95; got {level}")
+        se = self.std_errors_of(self._cov_type if cov_type is None else cov_type)
+        q = stats.norm.ppf(1.0 - (1.0 - level) / 2.0)
+        est = self._params.to_numpy()
+        return pd.DataFrame({"lower": est - q * se.to_numpy(), "upper": est + q * se.to_numpy()},
+                            index=se.index)
+
+    # ------------------------------------------------------------------ fit statistics
+    @property
+    def estimator(self) -> str:
+        """Name of the estimator."""
+        return self._estimator
+
+    @property
+    def model(self) -> Model | None:
+        """The model estimated (``None`` for loaded results)."""
+        return self._model
+
+    @property
+    def model_name(self) -> str | None:
+        """Name of the model (also known for loaded results)."""
+        if self._model_info is None:
+            return None
+        name = self._model_info.get("name")
+        return None if name is None else str(name)
+
+    @property
+    def model_info(self) -> dict[str, Any] | None:
+        """What is recorded about the model: name, param_names, beta, actions, state_variables."""
+        return None if self._model_info is None else copy.deepcopy(self._model_info)
+
+    @property
+    def solution(self) -> Solution | None:
+        """The model solved at the estimate, if the estimator kept it."""
+        return self._solution
+
+    @property
+    def loglik(self) -> float:
+        """Total log-likelihood at the estimate."""
+        return self._loglik
+
+    @property
+    def loglik_parts(self) -> dict[str, float]:
+        """Parts of the log-likelihood (e.g. ``choice``, ``transition``); may be empty."""
+        return dict(self._loglik_parts)
+
+    @property
+    def nobs(self) -> int:
+        """Number of observations."""
+        return self._nobs
+
+    @property
+    def n_units(self) -> int | None:
+        """Number of units (customers, buses), if recorded."""
+        return self._n_units
+
+    @property
+    def converged(self) -> bool:
+        """Whether the estimator converged."""
+        return self._converged
+
+    @property
+    def iterations(self) -> int | None:
+        """Iterations of the estimator's outer loop, if recorded."""
+        return self._iterations
+
+    @property
+    def function_evals(self) -> int | None:
+        """Evaluations of the objective, if recorded."""
+        return self._function_evals
+
+    @property
+    def seconds(self) -> float | None:
+        """Wall-clock seconds of the fit, if recorded."""
+        return self._seconds
+
+    @property
+    def aic(self) -> float:
+        """Akaike information criterion :math:`-2\\ell + 2K`, :math:`K` estimated parameters."""
+        return -2.0 * self._loglik + 2.0 * self.n_params
+
+    @property
+    def bic(self) -> float:
+        """Bayesian information criterion :math:`-2\\ell + K \\log(\\text{nobs})`."""
+        return -2.0 * self._loglik + self.n_params * math.log(self._nobs)
+
+    @property
+    def notes(self) -> list[str]:
+        """Notes recorded by the estimator."""
+        return list(self._notes)
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """Free-form estimator-specific information."""
+        return self._extra
+
+    @property
+    def hessian(self) -> np.ndarray | None:
+        """The Hessian of the log-likelihood at the estimate (a copy), if recorded."""
+        return None if self._hessian is None else self._hessian.copy()
+
+    @property
+    def scores(self) -> np.ndarray | None:
+        """The per-row scores (``n_rows x K``), if recorded."""
+        return self._scores
+
+    @property
+    def groups(self) -> np.ndarray | None:
+        """The unit of each score row, as given, if recorded."""
+        return self._groups_labels
+
+    # ------------------------------------------------------------------ tables
+    def to_frame(self, cov_type: str | None = None, level: float = 0.95) -> pd.DataFrame:
+        """The coefficient table as a DataFrame.
+
+        Parameters
+        ----------
+        cov_type : str, optional
+            Covariance kind; the default kind if not given.
+        level : float, default 0.95
+            Coverage of the ``lower``/``upper`` interval.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by parameter name, with columns ``estimate``, ``std_error``, ``tstat``,
+            ``pvalue``, ``lower``, ``upper`` and ``fixed`` (bool). Fixed parameters come last,
+            with NaN inference.
+        """
+        kind = self._cov_type if cov_type is None else cov_type
+        ci = self.conf_int(level, kind)
+        est = pd.DataFrame({
+            "estimate": self._params,
+            "std_error": self.std_errors_of(kind),
+            "tstat": self._tstats_of(kind),
+            "pvalue": self._pvalues_of(kind),
+            "lower": ci["lower"],
+            "upper": ci["upper"],
+            "fixed": False,
+        }, index=pd.Index(self._names, dtype=object))
+        if len(self._fixed):
+            fixed = pd.DataFrame({"estimate": self._fixed, "fixed": True},
+                                 index=pd.Index(list(self._fixed.index), dtype=object))
+            est = pd.concat([est, fixed.reindex(columns=est.columns)], axis=0)
+            est["fixed"] = est["fixed"].astype(bool)
+        est.index.name = "parameter"
+        return est
+
+    def summary(self, cov_type: str | None = None) -> Summary:
+        """A summary of the estimation: header, coefficient table, notes.
+
+        Parameters
+        ----------
+        cov_type : str, optional
+            Covariance kind; the default kind if not given. If it is not available the table
+            shows no standard errors and a note says why.
+
+        Returns
+        -------
+        Summary
+            Printable (``str``), with ``as_text()``, ``as_html()`` and ``as_latex()``.
+        """
+        return Summary(self, cov_type=self._cov_type if cov_type is None else cov_type)
+
+    def to_latex(self, cov_type: str | None = None) -> str:
+        """The summary as a LaTeX booktabs table (``summary(cov_type).as_latex()``).
+
+        Parameters
+        ----------
+        cov_type : str, optional
+            Covariance kind; the default kind if not given.
+
+        Returns
+        -------
+        str
+            LaTeX source; needs ``\\usepackage{booktabs}``.
+        """
+        return self.summary(cov_type).as_latex()
+
+    def __repr__(self) -> str:
+        model = f", model={self.model_name!r}" if self.model_name is not None else ""
+        return (f"<EstimationResults {self._estimator}{model}: {self.n_params} parameters, "
+                f"loglik={self._loglik:.6g}, nobs={self._nobs}, converged={self._converged}, "
+                f"cov_type={self._cov_type!r}>")
+
+    def __str__(self) -> str:
+        return str(self.summary())
+
+    def _repr_html_(self) -> str:
+        return self.summary().as_html()
+
+    # ------------------------------------------------------------------ saving
+    def to_dict(self) -> dict[str, Any]:
+        """Everything :meth:`save` writes, as JSON-ready plain Python.
+
+        Every available covariance kind is computed and included; the reasons why the others
+        are unavailable are recorded. Per-row scores, the solution and ``extra`` are not
+        included.
+
+        Returns
+        -------
+        dict
+            The document written by :meth:`save`.
+        """
+        covs: dict[str, Any] = {}
+        unavailable: dict[str, str] = {}
+        for kind in self._known_kinds():
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", HessianWarning)
+                    covs[kind] = _encode_matrix(self.cov_of(kind).to_numpy())
+            except NotAvailableError as exc:
+                unavailable[kind] = self._unavailable.get(kind, str(exc))
+        try:
+            from ddc import __version__ as version
+        except Exception:  # pragma: no cover - the package is always importable here
+            version = None
+        return {
+            "format": _FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "package_version": version,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "estimator": self._estimator,
+            "model": self._model_info,
+            "params": {"names": list(self._names),
+                       "values": [_encode_float(v) for v in self._params.to_numpy()]},
+            "fixed_params": {"names": [str(n) for n in self._fixed.index],
+                             "values": [_encode_float(v) for v in self._fixed.to_numpy()]},
+            "cov_type": self._cov_type,
+            "covariances": covs,
+            "unavailable_covariances": unavailable,
+            "hessian": None if self._hessian is None else _encode_matrix(self._hessian),
+            "loglik": _encode_float(self._loglik),
+            "loglik_parts": {k: _encode_float(v) for k, v in self._loglik_parts.items()},
+            "nobs": self._nobs,
+            "n_units": self._n_units,
+            "n_groups": self._n_groups,
+            "converged": self._converged,
+            "iterations": self._iterations,
+            "function_evals": self._function_evals,
+            "seconds": _encode_float(self._seconds),
+            "notes": list(self._notes),
+        }
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Save the results as JSON, completely or not at all.
+
+        The file holds the parameters (estimated and fixed), every available covariance matrix
+        with its kind (and why the others are unavailable), the Hessian, the log-likelihood and
+        its parts, nobs, n_units, convergence, iterations, time, the estimator, a description of
+        the model (name, parameter names, beta, actions, state variables), the notes and a
+        format version. Per-row scores, the solution and ``extra`` are not saved. The file is
+        written to a temporary file in the same folder and renamed over ``path``
+        (:func:`os.replace`), so an interrupted save leaves no partial file.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Destination, conventionally ``*.json``. Its folder must exist.
+
+        Returns
+        -------
+        pathlib.Path
+            ``path``.
+
+        See Also
+        --------
+        load_results : Read the file back.
+        """
+        doc = self.to_dict()
+
+        def write(fh: Any) -> None:
+            json.dump(doc, fh, indent=1, allow_nan=False)
+            fh.write("\n")
+
+        return atomic_write_text(path, write)
+
+
+def load_results(path: str | os.PathLike) -> EstimationResults:
+    """Read results saved by :meth:`EstimationResults.save`.
+
+    The loaded results support everything the saved ones did, except computing covariance kinds
+    that need the per-row scores: the kinds available when the file was saved are read from
+    their saved matrices; the others raise :class:`NotAvailableError` with the reason recorded.
+    ``model`` and ``solution`` are ``None``; :attr:`EstimationResults.model_name` and
+    :attr:`EstimationResults.model_info` describe the model.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A JSON file written by :meth:`EstimationResults.save`.
+
+    Returns
+    -------
+    EstimationResults
+        The results.
+
+    Raises
+    ------
+    ValueError
+        If the file is not a results file of a supported format version; the message names the
+        file and the field at fault.
+    """
+    path = Path(path)
+    with open(path, encoding="utf-8") as fh:
+        try:
+            doc = json.load(fh)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{str(path)!r} is not a JSON results file: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("format") != _FORMAT_NAME:
+        raise ValueError(f"{str(path)!r} is not a ddc-econ results file (its 'format' field is "
+                         f"{doc.get('format') if isinstance(doc, dict) else None!r}, expected "
+                         f"{_FORMAT_NAME!r})")
+    version = doc.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{str(path)!r} has format_version {version!r}; this version of "
+                         f"ddc-econ reads format_version {FORMAT_VERSION}")
+
+    def field(name: str) -> Any:
+        if name not in doc:
+            raise ValueError(f"{str(path)!r} has no {name!r} field; the file is incomplete")
+        return doc[name]
+
+    try:
+        p = field("params")
+        names = [str(n) for n in p["names"]]
+        params = pd.Series([_decode_float(v) for v in p["values"]],
+                           index=pd.Index(names, dtype=object), dtype=float)
+        f = field("fixed_params")
+        fixed = pd.Series([_decode_float(v) for v in f["values"]],
+                          index=pd.Index([str(n) for n in f["names"]], dtype=object), dtype=float)
+        k = len(names)
+        covs = {kind: _decode_matrix(m, k, f"covariances[{kind!r}]")
+                for kind, m in field("covariances").items()}
+        h = field("hessian")
+        hessian = None if h is None else _decode_matrix(h, k, "hessian")
+        default = field("cov_type")
+        unavailable = {str(a): str(b) for a, b in doc.get("unavailable_covariances", {}).items()}
+        # a default kind that was unavailable at saving stays a known (unavailable) kind
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", HessianWarning)
+            res = EstimationResults(
+                model=None,
+                estimator=field("estimator"),
+                params=params,
+                hessian=hessian,
+                scores=None,
+                groups=None,
+                loglik=_decode_float(field("loglik")),
+                loglik_parts={str(a): _decode_float(b)
+                              for a, b in (doc.get("loglik_parts") or {}).items()},
+                nobs=field("nobs"),
+                n_units=doc.get("n_units"),
+                converged=field("converged"),
+                iterations=doc.get("iterations"),
+                function_evals=doc.get("function_evals"),
+                seconds=_decode_float(doc.get("seconds")),
+                cov_type="hessian",  # set below, once the unavailable kinds are known
+                extra_covs=covs,
+                fixed_params=fixed,
+                notes=doc.get("notes") or [],
+            )
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{str(path)!r} is not a valid results file: {exc}") from None
+    res._model_info = doc.get("model")
+    res._unavailable = {kind: why for kind, why in unavailable.items() if kind not in covs}
+    res._n_groups = doc.get("n_groups")
+    res._source = repr(str(path))
+    if not isinstance(default, str) or default not in res._known_kinds():
+        raise ValueError(f"{str(path)!r} has cov_type {default!r}, which is neither saved nor "
+                         "recorded as unavailable; the file is inconsistent")
+    res._cov_type = default
+    return res
+
+
+# ------------------------------------------------------------------------------------- summary
+
+
+class Summary:
+    """The summary of one estimation: a header, a coefficient table and notes.
+
+    One object feeds the text (``str``), HTML and LaTeX renderings. Build it with
+    :meth:`EstimationResults.summary`.
+
+    Parameters
+    ----------
+    results : EstimationResults
+        The results summarized.
+    cov_type : str
+        The covariance kind of the standard errors shown.
+
+    Attributes
+    ----------
+    title : str
+        The title line.
+    header : list of tuple of str
+        ``(label, value)`` pairs of the header, in two columns (left entries first).
+    table : pandas.DataFrame
+        Numeric coefficient table: ``estimate``, ``std_error``, ``tstat``, ``pvalue``,
+        ``lower``, ``upper``, ``fixed``; NaN inference if standard errors are unavailable.
+    notes : list of str
+        Notes printed under the table.
+    """
+
+    def __init__(self, results: EstimationResults, cov_type: str):
+        self.results = results
+        self.cov_type = cov_type
+        self.title = f"{results.estimator} estimation results"
+        notes = []
+        if not results.converged:
+            notes.append("The estimator did NOT converge: the estimates are not a maximum and "
+                         "their standard errors are not valid.")
+        try:
+            table = results.to_frame(cov_type)
+            notes.extend(f"Warning: {m}" for m in results._cov_warnings.get(cov_type, []))
+            self.se_available = True
+        except NotAvailableError as exc:
+            table = pd.DataFrame({"estimate": results.params}).reindex(
+                columns=["estimate", "std_error", "tstat", "pvalue", "lower", "upper"])
+            table["fixed"] = False
+            if len(results.fixed_params):
+                fixed = pd.DataFrame({"estimate": results.fixed_params, "fixed": True})
+                table = pd.concat([table, fixed.reindex(columns=table.columns)], axis=0)
+                table["fixed"] = table["fixed"].astype(bool)
+            notes.append(f"Standard errors are not available: {exc}")
+            self.se_available = False
+        self.table = table
+        desc = _COV_DESCRIPTIONS.get(cov_type)
+        if self.se_available:
+            if cov_type == "cluster" and results._n_groups is not None:
+                desc = f"{desc}; {results._n_groups} units"
+            elif desc is None:
+                desc = "precomputed by the estimator"
+            notes.append(f"Covariance {cov_type!r}: {desc}.")
+        notes.extend(results.notes)
+        self.notes = notes
+
+        left: list[tuple[str, str]] = [("Estimator:", results.estimator)]
+        if results.model_name is not None:
+            left.append(("Model:", results.model_name))
+        left.append(("No. observations:", str(results.nobs)))
+        if results.n_units is not None:
+            left.append(("No. units:", str(results.n_units)))
+        left.append(("Converged:", "yes" if results.converged else "NO"))
+        if results.iterations is not None:
+            left.append(("Iterations:", str(results.iterations)))
+        if results.function_evals is not None:
+            left.append(("Function evaluations:", str(results.function_evals)))
+        if results.seconds is not None:
+            left.append(("Time:", _format_seconds(results.seconds)))
+        right: list[tuple[str, str]] = [("Log-likelihood:", format_number(results.loglik))]
+        for part, value in results.loglik_parts.items():
+            right.append((f"  {part}:", format_number(value)))
+        right += [("AIC:", format_number(results.aic)), ("BIC:", format_number(results.bic)),
+                  ("No. parameters:", str(results.n_params)),
+                  ("Covariance:", cov_type)]
+        self.left, self.right = left, right
+        self.header = left + right
+
+    # ------------------------------------------------------------------ cells
+    _COLUMNS = ("estimate", "std. err.", "z", "P>|z|", "[0.025", "0.975]")
+
+    def _rows(self) -> list[tuple[str, list[str]]]:
+        rows = []
+        for name, r in self.table.iterrows():
+            if r["fixed"]:
+                rows.append((str(name), [format_number(r["estimate"]), "(fixed)", "", "", "",
+                                         ""]))
+            elif not self.se_available:
+                rows.append((str(name), [format_number(r["estimate"]), "", "", "", "", ""]))
+            else:
+                rows.append((str(name), [
+                    format_number(r["estimate"]), format_number(r["std_error"]),
+                    f"{r['tstat']:.3f}" if math.isfinite(r["tstat"]) else "nan",
+                    _format_pvalue(r["pvalue"]),
+                    format_number(r["lower"]), format_number(r["upper"])]))
+        return rows
+
+    # ------------------------------------------------------------------ renderings
+    def as_text(self) -> str:
+        """The summary as plain text (statsmodels-like).
+
+        Returns
+        -------
+        str
+            The text table.
+        """
+        rows = self._rows()
+        name_w = max([len(n) for n, _ in rows] + [10])
+        col_w = [max([len(c)] + [len(cells[j]) for _, cells in rows]) + 2
+                 for j, c in enumerate(self._COLUMNS)]
+        width = max(78, name_w + sum(col_w))
+        half = width // 2
+
+        def pair(label: str, value: str, w: int) -> str:
+            pad = max(1, w - len(label) - len(value))
+            return label + " " * pad + value
+
+        lines = [self.title.center(width).rstrip(), "=" * width]
+        for i in range(max(len(self.left), len(self.right))):
+            a = pair(*self.left[i], half - 4) if i < len(self.left) else ""
+            b = pair(*self.right[i], width - half) if i < len(self.right) else ""
+            lines.append(a.ljust(half) + b)
+        lines.append("=" * width)
+        lines.append(" " * name_w
+                     + "".join(c.rjust(w) for c, w in zip(self._COLUMNS, col_w, strict=True)))
+        lines.append("-" * width)
+        for name, cells in rows:
+            lines.append(name.ljust(name_w)
+                         + "".join(c.rjust(w) for c, w in zip(cells, col_w, strict=True)).rstrip())
+        lines.append("=" * width)
+        if self.notes:
+            lines.append("Notes:")
+            lines.extend(textwrap.fill(f"[{i}] {note}", width, subsequent_indent="    ",
+                                       break_on_hyphens=False)
+                         for i, note in enumerate(self.notes, 1))
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.as_text()
+
+    def __repr__(self) -> str:
+        return self.as_text()
+
+    def as_html(self) -> str:
+        """The summary as HTML tables (for notebooks).
+
+        Returns
+        -------
+        str
+            HTML: a header table, the coefficient table and the notes.
+        """
+        esc = html.escape
+        out = ['<table class="simpletable ddc-summary">',
+               f"<caption>{esc(self.title)}</caption>"]
+        for i in range(max(len(self.left), len(self.right))):
+            cells = []
+            for side in (self.left, self.right):
+                if i < len(side):
+                    cells.append(f"<th>{esc(side[i][0])}</th><td>{esc(side[i][1])}</td>")
+                else:
+                    cells.append("<th></th><td></td>")
+            out.append("<tr>" + "".join(cells) + "</tr>")
+        out.append("</table>")
+        out.append('<table class="simpletable ddc-summary">')
+        out.append("<tr><th></th>" + "".join(f"<th>{esc(c)}</th>" for c in self._COLUMNS)
+                   + "</tr>")
+        for name, cells in self._rows():
+            out.append(f"<tr><th>{esc(name)}</th>"
+                       + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
+        out.append("</table>")
+        if self.notes:
+            out.append("<p>Notes:</p><ol>" + "".join(f"<li>{esc(n)}</li>" for n in self.notes)
+                       + "</ol>")
+        return "\n".join(out)
+
+    def _repr_html_(self) -> str:
+        return self.as_html()
+
+    def as_latex(self) -> str:
+        """The summary as a LaTeX ``table`` with a booktabs ``tabular``.
+
+        Returns
+        -------
+        str
+            LaTeX source; needs ``\\usepackage{booktabs}``.
+        """
+        esc = latex_escape
+        header = ["", "Estimate", "Std. err.", "$z$", "$P>|z|$", "[0.025", "0.975]"]
+        lines = [r"\begin{table}[htbp]", r"\centering", rf"\caption{{{esc(self.title)}}}",
+                 r"\begin{tabular}{lrrrrrr}", r"\toprule",
+                 " & ".join(header) + r" \\", r"\midrule"]
+        for name, cells in self._rows():
+            lines.append(" & ".join([esc(name)] + [esc(c) for c in cells]) + r" \\")
+        lines.append(r"\midrule")
+        for label, value in self.header:
+            label = label.rstrip(":")
+            if label.startswith("  "):
+                label = r"\quad " + esc(label.strip())
+            else:
+                label = esc(label)
+            lines.append(rf"{label} & \multicolumn{{6}}{{r}}{{{esc(value)}}} \\")
+        lines += [r"\bottomrule", r"\end{tabular}"]
+        if self.notes:
+            lines.append(r"\par\smallskip")
+            lines.append(r"{\footnotesize " + " ".join(
+                f"[{i}] {esc(n)}" for i, n in enumerate(self.notes, 1)) + "}")
+        lines.append(r"\end{table}")
+        return "\n".join(lines)
+
