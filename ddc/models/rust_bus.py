@@ -107,7 +107,13 @@ def rust_bus(
         LinearUtility(X, ("RC", "theta_11")), transitions, beta=beta,
         transition_params=pd.Series(free, index=names), true_params=true_params,
         name="rust_bus", anchor="replace",
-        metadata={"n_states": n_states, "cost_scale": 0.001, "id_column": "bus_id"},
+        metadata={
+            "n_states": n_states, "cost_scale": 0.001, "id_column": "bus_id",
+            # Rust's data: transitions are counted from the `increment` column (bins moved in
+            # the month, measured from the replacement reading in a replacement month), and the
+            # published likelihoods condition on each bus's first month.
+            "increment_column": "increment", "choice_drops_first_period": True,
+        },
     )
 
 

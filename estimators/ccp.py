@@ -1,0 +1,491 @@
+"""Conditional choice probability estimators: Hotz-Miller two-step (CCP) and NPL.
+
+Given choice probabilities :math:`p`, the value of following them solves the linear system
+
+.. math::
+
+    V_p = (I - \\beta P_p)^{-1} \\sum_a p_a \\, (u_a(\\theta) - \\log p_a + \\gamma),
+
+which for a linear utility :math:`u_a = X_a \\theta` is :math:`V_p = A_p \\theta + c_p`. The
+choice-specific values are then linear in :math:`\\theta`,
+
+.. math:: v(s, a) = Z_p(s, a)\\,\\theta + e_p(s, a), \\qquad
+          Z_p = X_a + \\beta P_a A_p, \\quad e_p = \\beta P_a c_p,
+
+and the pseudo-likelihood :math:`\\sum_{s,a} n(s,a) \\log \\Lambda(a \\mid s; \\theta, p)` with
+:math:`\\Lambda = \\mathrm{softmax}_a(v)` is a conditional logit in :math:`\\theta`: concave, and
+maximized by Newton's method in a few steps (Hotz and Miller 1993; Aguirregabiria and Mira 2002).
+
+* :class:`CCP` takes :math:`p = \\hat p` from the data (frequencies or a flexible logit) and
+  maximizes once. Its standard errors are corrected for the first stage by Murphy and Topel
+  (1985).
+* :class:`NPL` iterates :math:`p_{k+1} = \\Lambda(\\theta_k, p_k)` and re-maximizes until both
+  stop changing; in single-agent models its fixed point is the maximum likelihood estimate
+  (Aguirregabiria and Mira 2002), so its standard errors are those of maximum likelihood.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy.special import logsumexp
+
+from ddc.kernels.bellman import EULER_GAMMA
+from ddc.model import Model
+from ddc.panel import Panel
+from ddc.solver import ConvergenceWarning, PolicySystem, Solver, small_blas
+from ddc.utility import LinearUtility
+from estimators.data import ChoiceData, choice_data
+from estimators.first_stage import estimate_transitions
+from estimators.identification import check_identification
+from estimators.likelihood import ChoiceLikelihood, mle_inference
+from estimators.results import EstimationResults
+
+__all__ = ["CCP", "NPL", "frequency_ccps", "logit_ccps", "PseudoLikelihood"]
+
+
+def frequency_ccps(model: Model, counts: np.ndarray, smoothing: float = 0.5) -> np.ndarray:
+    """Choice probabilities by cell frequencies, smoothed.
+
+    :math:`\\hat p(a \\mid s) = (n(s,a) + \\alpha) / (N(s) + \\alpha |A(s)|)` over the feasible
+    actions (the Krichevsky-Trofimov / Jeffreys estimator for ``smoothing=0.5``), so no feasible
+    action gets probability zero; a state never observed gets the uniform distribution.
+
+    Parameters
+    ----------
+    model : ddc.Model
+        The model (for feasibility).
+    counts : numpy.ndarray, shape (S, A)
+        Choice counts.
+    smoothing : float
+        :math:`\\alpha > 0`.
+
+    Returns
+    -------
+    numpy.ndarray, shape (S, A)
+    """
+    if not smoothing > 0:
+        raise ValueError(f"smoothing must be positive (it keeps every feasible action's "
+                         f"probability above zero), got {smoothing!r}")
+    feas = model.feasible
+    num = np.where(feas, counts + smoothing, 0.0)
+    return num / num.sum(axis=1, keepdims=True)
+
+
+def logit_ccps(model: Model, cd: ChoiceData) -> np.ndarray:
+    """Choice probabilities from a flexible multinomial logit (statsmodels ``MNLogit``).
+
+    The regressors are one-hot indicators of every state variable's value and of every pair of
+    state variables' values (main effects and two-way interactions) over the states with a
+    choice. Predictions are restricted to the feasible actions and renormalized.
+    """
+    import statsmodels.api as sm
+
+    feas = model.feasible
+    multi = feas.sum(axis=1) > 1
+    codes = model.space.codes
+    cols = []
+    J = codes.shape[1]
+    for j in range(J):
+        for v in range(1, model.space.shape[j]):
+            cols.append(codes[:, j] == v)
+    for j in range(J):
+        for k in range(j + 1, J):
+            for v in range(1, model.space.shape[j]):
+                for w in range(1, model.space.shape[k]):
+                    cols.append((codes[:, j] == v) & (codes[:, k] == w))
+    Xs = np.column_stack([np.ones(model.n_states), *cols]).astype(float)
+    keep = multi[cd.state]
+    y = cd.action[keep]
+    X = Xs[cd.state[keep]]
+    used = np.flatnonzero(X.std(axis=0) > 0)
+    used = np.union1d([0], used)
+    X = X[:, used]
+    # drop exactly collinear columns
+    q, r = np.linalg.qr(X)
+    indep = np.abs(np.diag(r)) > 1e-8 * np.abs(np.diag(r)).max()
+    X = X[:, indep]
+    res = sm.MNLogit(y, X).fit(disp=0, maxiter=200, method="newton")
+    present = np.unique(y)
+    prob = np.zeros((model.n_states, model.n_actions))
+    prob[:, present] = res.predict(Xs[:, used][:, indep])
+    prob = np.where(feas, np.maximum(prob, 1e-12), 0.0)
+    return prob / prob.sum(axis=1, keepdims=True)
+
+
+class PseudoLikelihood:
+    """The pseudo-likelihood :math:`\\Lambda(\\theta, p)` of a linear-utility model.
+
+    Parameters
+    ----------
+    model : ddc.Model
+        Model with a :class:`ddc.LinearUtility`.
+    params : pandas.Series
+        Parameters (the transition parameters are used; utility ones are ignored).
+    solver : ddc.Solver
+        Chooses the linear solver of :math:`I - \\beta P_p`.
+    """
+
+    def __init__(self, model: Model, params: pd.Series, solver: Solver):
+        if not isinstance(model.utility, LinearUtility):
+            raise TypeError("CCP and NPL need a utility linear in parameters (LinearUtility); "
+                            "use NFXP for a CallableUtility")
+        self.model, self.solver = model, solver
+        self.ct = model.compiled_transitions(params.to_numpy())
+        self.X = model.utility.features
+        self.feas = model.feasible
+
+    def _expected(self, W: np.ndarray) -> np.ndarray:
+        from ddc.kernels import bellman as kb
+
+        S, A = self.feas.shape
+        trans = tuple(self.ct)[2:]
+        if W.ndim == 1:
+            out = np.empty((S, A))
+            kb.expected_values(np.ascontiguousarray(W), out, *trans)
+            return out
+        out = np.empty((S, A, W.shape[1]))
+        tmp = np.empty((S, A))
+        for k in range(W.shape[1]):
+            kb.expected_values(np.ascontiguousarray(W[:, k]), tmp, *trans)
+            out[:, :, k] = tmp
+        return out
+
+    def linearize(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(Z, e)`` with ``v = Z @ theta + e``, shapes (S, A, K) and (S, A)."""
+        beta = self.model.beta
+        system = PolicySystem(p, beta, self.ct, self.solver)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logp = np.where(p > 0, np.log(np.where(p > 0, p, 1.0)), 0.0)
+        B = np.einsum("sa,sak->sk", p, self.X)
+        ent = np.sum(p * (EULER_GAMMA - logp), axis=1)
+        sol = system.solve(np.column_stack([B, ent]))
+        E = self._expected(sol)
+        Z = self.X + beta * E[:, :, :-1]
+        e = beta * E[:, :, -1]
+        return Z, e
+
+    def choice_probs(self, Z: np.ndarray, e: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """:math:`\\Lambda(\\theta, p)`: logit probabilities of ``v = Z theta + e``."""
+        v = np.where(self.feas, Z @ theta + e, -np.inf)
+        return np.exp(v - logsumexp(v, axis=1, keepdims=True))
+
+    def maximize(self, Z, e, counts, theta0, tol=1e-12, max_iter=100):
+        """Newton's method on the (concave) pseudo-log-likelihood.
+
+        Returns ``(theta, loglik, hessian, converged, iterations)``.
+        """
+        theta = np.asarray(theta0, dtype=float).copy()
+        N = counts.sum(axis=1)
+        ll_old = -np.inf
+        for it in range(1, max_iter + 1):
+            q = self.choice_probs(Z, e, theta)
+            Zbar = np.einsum("sa,sak->sk", q, Z)
+            D = np.where(self.feas[:, :, None], Z - Zbar[:, None, :], 0.0)
+            g = np.einsum("sa,sak->k", counts, D)
+            H = -np.einsum("s,sa,sak,sal->kl", N, q, D, D)
+            step = np.linalg.solve(H, -g)
+            mask = counts > 0
+            with np.errstate(divide="ignore"):
+                ll = float(np.sum(counts[mask] * np.log(q[mask])))
+            lam = 1.0
+            while lam > 1e-8:
+                q_new = self.choice_probs(Z, e, theta + lam * step)
+                with np.errstate(divide="ignore"):
+                    ll_new = float(np.sum(counts[mask] * np.log(q_new[mask])))
+                if ll_new >= ll - 1e-12 * max(1.0, abs(ll)):
+                    break
+                lam *= 0.5
+            theta = theta + lam * step
+            if float(g @ step) < tol or abs(ll_new - ll_old) < 1e-14 * max(1.0, abs(ll)):
+                q = self.choice_probs(Z, e, theta)
+                return theta, ll_new, H, True, it
+            ll_old = ll_new
+        return theta, ll_new, H, False, max_iter
+
+
+class _CCPBase:
+    name = "CCP"
+
+    def __init__(self, model: Model, first_stage: str = "frequency", smoothing: float = 0.5,
+                 solver: Solver | None = None, drop_first: bool | None = None,
+                 on_failure: str = "warn"):
+        if not isinstance(model, Model):
+            raise TypeError(f"{self.name} needs a ddc.Model, got {type(model).__name__}")
+        if first_stage not in ("frequency", "logit"):
+            raise ValueError(f"first_stage must be 'frequency' or 'logit', got {first_stage!r}")
+        if on_failure not in ("warn", "raise"):
+            raise ValueError(f"on_failure must be 'warn' or 'raise', got {on_failure!r}")
+        if not isinstance(model.utility, LinearUtility):
+            raise TypeError(f"{self.name} needs a utility linear in parameters "
+                            "(LinearUtility); use NFXP for a CallableUtility")
+        self.model = model
+        self.first_stage = first_stage
+        self.smoothing = smoothing
+        self.solver = solver or Solver()
+        self.drop_first = drop_first
+        self.on_failure = on_failure
+
+    def __repr__(self) -> str:
+        return f"{self.name}({self.model.name}, first_stage={self.first_stage!r})"
+
+    def _prepare(self, data):
+        model = self.model
+        cd = choice_data(model, data, self.drop_first)
+        check_identification(model, cd.counts)
+        ts = estimate_transitions(model, cd.panel, cd.frame)
+        params = model.params_series(np.zeros(len(model.utility_params)))
+        if len(ts.params):
+            params[ts.params.index] = ts.params
+        if self.first_stage == "frequency":
+            p = frequency_ccps(model, cd.counts, self.smoothing)
+        else:
+            p = logit_ccps(model, cd)
+        return cd, ts, params, p
+
+    def _fail(self, message: str, notes: list[str]) -> None:
+        if self.on_failure == "raise":
+            raise RuntimeError(message)
+        warnings.warn(message, ConvergenceWarning, stacklevel=3)
+        notes.append(message)
+
+
+class CCP(_CCPBase):
+    """Hotz-Miller two-step estimator (pseudo-likelihood at first-stage CCPs).
+
+    Parameters
+    ----------
+    model : ddc.Model
+        Model with a linear utility.
+    first_stage : {"frequency", "logit"}
+        First-stage CCPs: smoothed cell frequencies (:func:`frequency_ccps`) or a flexible
+        multinomial logit (:func:`logit_ccps`).
+    smoothing : float
+        :math:`\\alpha` of the frequency estimator.
+    solver : ddc.Solver, optional
+        Chooses the linear solver.
+    drop_first : bool, optional
+        As in :class:`NFXP`.
+    on_failure : {"warn", "raise"}
+        What non-convergence does.
+
+    Notes
+    -----
+    Covariances: ``"murphy_topel"`` (the default with frequency first stages: the pseudo-
+    likelihood's inverse Hessian corrected for the estimation of the CCPs, Murphy and Topel
+    1985) and the uncorrected ``"hessian"``, ``"opg"``, ``"sandwich"`` and ``"cluster"`` of the
+    pseudo-likelihood, which understate the uncertainty.
+    """
+
+    name = "CCP"
+
+    def fit(self, data: pd.DataFrame | Panel) -> EstimationResults:
+        """Estimate on a long panel; returns :class:`EstimationResults`."""
+        with small_blas(self.model.n_states, self.solver):
+            return self._fit(data)
+
+    def _fit(self, data) -> EstimationResults:
+        t0 = time.perf_counter()
+        model = self.model
+        cd, ts, params, p = self._prepare(data)
+        pl = PseudoLikelihood(model, params, self.solver)
+        Z, e = pl.linearize(p)
+        theta, ll, H, ok, it = pl.maximize(Z, e, cd.counts, np.zeros(len(model.utility_params)))
+        notes = []
+        if not ok:
+            self._fail(f"CCP pseudo-likelihood maximization did not converge in {it} Newton "
+                       "steps", notes)
+        util = model.utility_params
+        params[util] = theta
+        q = pl.choice_probs(Z, e, theta)
+        Zbar = np.einsum("sa,sak->sk", q, Z)
+        cell = np.where(model.feasible[:, :, None], Z - Zbar[:, None, :], 0.0)
+        rows = np.flatnonzero(cd.used)
+        scores = np.zeros((cd.panel.nobs, len(util)))
+        scores[rows] = cell[cd.state, cd.action]
+        extra_covs = {}
+        if self.first_stage == "frequency":
+            extra_covs["murphy_topel"] = self._murphy_topel(pl, cd, p, theta, H, scores)
+            notes.append("default covariance: Murphy-Topel, corrected for the first-stage CCPs")
+        else:
+            notes.append("standard errors treat the first-stage logit CCPs as known")
+        if len(ts.params):
+            notes.append(f"transition parameters from a first stage ({ts.method}), held fixed")
+        ll_t = ts.loglik
+        mask = cd.counts > 0
+        with np.errstate(divide="ignore"):
+            ll_c = float(np.sum(cd.counts[mask] * np.log(q[mask])))
+        return EstimationResults(
+            model=model, estimator=self.name, params=params[util], hessian=H, scores=scores,
+            groups=cd.panel.unit, loglik=ll_c + ll_t,
+            loglik_parts={"choice (pseudo)": ll_c, "transition": ll_t}, nobs=cd.nobs,
+            n_units=cd.panel.n_units, converged=ok, iterations=it,
+            seconds=time.perf_counter() - t0,
+            cov_type="murphy_topel" if extra_covs else "hessian",
+            extra_covs=extra_covs or None,
+            fixed_params=params.drop(util) if len(params) > len(util) else None, notes=notes,
+            extra={"first_stage": self.first_stage, "smoothing": self.smoothing,
+                   "ccp_first_stage": p},
+        )
+
+    def _murphy_topel(self, pl: PseudoLikelihood, cd: ChoiceData, p: np.ndarray,
+                      theta: np.ndarray, H: np.ndarray, scores2: np.ndarray) -> np.ndarray:
+        """Murphy-Topel covariance with the CCPs' free probabilities as first-stage parameters.
+
+        :math:`V = V_2 + V_2 (C V_1 C' - R V_1 C' - C V_1 R') V_2`, with :math:`V_2 = -H^{-1}`,
+        :math:`V_1` the multinomial covariance of the frequencies, :math:`C = \\partial^2
+        \\ell_2 / \\partial\\theta \\partial p'` (central differences) and :math:`R = \\sum_i
+        g_{2i} g_{1i}'` the cross-products of the per-row scores.
+        """
+        model = self.model
+        feas = model.feasible
+        counts = cd.counts
+        N = counts.sum(axis=1)
+        # first-stage parameters: p(a|s) for feasible a other than the state's last feasible
+        # action, in observed multi-choice states (others do not enter the pseudo-likelihood
+        # except through the value; they are treated as known)
+        ref = feas.shape[1] - 1 - np.argmax(feas[:, ::-1], axis=1)
+        free = [(s, a) for s in np.flatnonzero((N > 0) & (feas.sum(axis=1) > 1))
+                for a in np.flatnonzero(feas[s]) if a != ref[s]]
+        P = len(free)
+        if P == 0:
+            return -np.linalg.inv(H)
+        alpha = self.smoothing
+        # V1: multinomial covariance of the smoothed frequencies, per state
+        V1 = np.zeros((P, P))
+        index = {}
+        for i, (s, _a) in enumerate(free):
+            index.setdefault(s, []).append(i)
+        for s, idx in index.items():
+            acts = [free[i][1] for i in idx]
+            ps = p[s, acts]
+            scale = (N[s] / (N[s] + alpha * feas[s].sum())) ** 2
+            V1[np.ix_(idx, idx)] = scale * (np.diag(ps) - np.outer(ps, ps)) / N[s]
+        # C: derivative of the pseudo-score in each free probability
+        K = len(theta)
+        C = np.zeros((K, P))
+
+        def score(pp):
+            Z, e = pl.linearize(pp)
+            q = pl.choice_probs(Z, e, theta)
+            Zbar = np.einsum("sa,sak->sk", q, Z)
+            D = np.where(feas[:, :, None], Z - Zbar[:, None, :], 0.0)
+            return np.einsum("sa,sak->k", counts, D)
+
+        for i, (s, a) in enumerate(free):
+            h = 1e-6
+            up, dn = p.copy(), p.copy()
+            up[s, a] += h
+            up[s, ref[s]] -= h
+            dn[s, a] -= h
+            dn[s, ref[s]] += h
+            C[:, i] = (score(up) - score(dn)) / (2 * h)
+        # R: cross products of per-row scores; first-stage score of row (s, a) in p(b|s):
+        # 1[a = b] / p_b - 1[a = ref] / p_ref
+        R = np.zeros((K, P))
+        rows = np.flatnonzero(cd.used)
+        st, ac = cd.state, cd.action
+        g2 = scores2[rows]
+        for i, (s, b) in enumerate(free):
+            at = st == s
+            g1 = np.where(ac[at] == b, 1.0 / p[s, b], 0.0) - np.where(ac[at] == ref[s],
+                                                                       1.0 / p[s, ref[s]], 0.0)
+            R[:, i] = g2[at].T @ g1
+        V2 = -np.linalg.inv(H)
+        middle = C @ V1 @ C.T - R @ V1 @ C.T - C @ V1 @ R.T
+        V = V2 + V2 @ middle @ V2
+        return 0.5 * (V + V.T)
+
+
+class NPL(_CCPBase):
+    """Nested pseudo-likelihood (Aguirregabiria and Mira 2002), iterated to convergence.
+
+    Parameters
+    ----------
+    model : ddc.Model
+        Model with a linear utility.
+    first_stage : {"frequency", "logit"}
+        Starting CCPs.
+    smoothing : float
+        :math:`\\alpha` of the frequency estimator.
+    solver : ddc.Solver, optional
+        Linear solver choice, and the fixed-point solver for the standard errors.
+    tol : float
+        Stop when the parameters change by less than ``tol`` (max abs) and the CCPs by less
+        than ``tol`` between iterations.
+    max_iter : int
+        Most NPL iterations.
+    drop_first : bool, optional
+        As in :class:`NFXP`.
+    on_failure : {"warn", "raise"}
+        What non-convergence does.
+
+    Notes
+    -----
+    At the NPL fixed point the estimate is the maximum likelihood estimate, so the default
+    covariance is the inverse Hessian of the full-solution choice likelihood at the estimate
+    (as NFXP's).
+    """
+
+    name = "NPL"
+
+    def __init__(self, model: Model, first_stage: str = "frequency", smoothing: float = 0.5,
+                 solver: Solver | None = None, tol: float = 1e-9, max_iter: int = 1000,
+                 drop_first: bool | None = None, on_failure: str = "warn"):
+        super().__init__(model, first_stage, smoothing, solver, drop_first, on_failure)
+        if not tol > 0:
+            raise ValueError(f"tol must be positive, got {tol!r}")
+        if not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
+            raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
+        self.tol, self.max_iter = tol, max_iter
+
+    def fit(self, data: pd.DataFrame | Panel) -> EstimationResults:
+        """Estimate on a long panel; returns :class:`EstimationResults`."""
+        with small_blas(self.model.n_states, self.solver):
+            return self._fit(data)
+
+    def _fit(self, data) -> EstimationResults:
+        t0 = time.perf_counter()
+        model = self.model
+        cd, ts, params, p = self._prepare(data)
+        pl = PseudoLikelihood(model, params, self.solver)
+        theta = np.zeros(len(model.utility_params))
+        converged = False
+        history = []
+        it = 0
+        for it in range(1, self.max_iter + 1):  # noqa: B007
+            Z, e = pl.linearize(p)
+            theta_new, ll, H, ok, _ = pl.maximize(Z, e, cd.counts, theta)
+            p_new = pl.choice_probs(Z, e, theta_new)
+            dtheta = float(np.max(np.abs(theta_new - theta)))
+            dp = float(np.max(np.abs(p_new - p)))
+            history.append((dtheta, dp))
+            theta, p = theta_new, p_new
+            if dtheta < self.tol and dp < self.tol:
+                converged = True
+                break
+        notes = []
+        if not converged:
+            self._fail(f"NPL did not converge in {self.max_iter} iterations (last changes: "
+                       f"parameters {history[-1][0]:.2e}, CCPs {history[-1][1]:.2e})", notes)
+        util = model.utility_params
+        params[util] = theta
+        lik = ChoiceLikelihood(model, cd.counts, self.solver)
+        rows = np.flatnonzero(cd.used)
+        Hm, scores, ev = mle_inference(lik, (rows, cd.state, cd.action), cd.panel.nobs, params)
+        notes.append("covariance: maximum likelihood (the NPL fixed point is the MLE)")
+        if len(ts.params):
+            notes.append(f"transition parameters from a first stage ({ts.method}), held fixed")
+        return EstimationResults(
+            model=model, estimator=self.name, params=params[util], hessian=Hm, scores=scores,
+            groups=cd.panel.unit, loglik=ev.loglik + ts.loglik,
+            loglik_parts={"choice": ev.loglik, "transition": ts.loglik}, nobs=cd.nobs,
+            n_units=cd.panel.n_units, converged=converged, iterations=it,
+            seconds=time.perf_counter() - t0, cov_type="hessian",
+            fixed_params=params.drop(util) if len(params) > len(util) else None, notes=notes,
+            solution=ev.solution,
+            extra={"first_stage": self.first_stage, "history": history},
+        )

@@ -1,0 +1,102 @@
+"""What every estimator needs from a panel: the choice sample and its sufficient statistics.
+
+The choice part of the likelihood is
+
+.. math:: \\ell_c(\\theta) = \\sum_i \\sum_t \\log \\pi(a_{it} \\mid s_{it}; \\theta)
+          = \\sum_{s, a} n(s, a) \\log \\pi(a \\mid s; \\theta),
+
+so it costs :math:`O(S A)` once the counts :math:`n(s, a)` are known, whatever the number of rows.
+Rows whose state has a single feasible action contribute :math:`\\log 1 = 0`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ddc.model import Model
+from ddc.panel import Panel, prepare
+
+__all__ = ["ChoiceData", "choice_data"]
+
+
+@dataclass
+class ChoiceData:
+    """The choice sample of a panel.
+
+    Attributes
+    ----------
+    panel : ddc.panel.Panel
+        The coded panel.
+    frame : pandas.DataFrame or None
+        The data as given (for columns that only some models read, e.g. ``increment``).
+    used : numpy.ndarray of bool
+        Which panel rows (in the panel's sorted order) enter the choice likelihood.
+    counts : numpy.ndarray, shape (S, A)
+        :math:`n(s, a)` over the used rows.
+    """
+
+    panel: Panel
+    frame: pd.DataFrame | None
+    used: np.ndarray
+    counts: np.ndarray
+
+    @property
+    def state(self) -> np.ndarray:
+        """States of the used rows."""
+        return self.panel.state[self.used]
+
+    @property
+    def action(self) -> np.ndarray:
+        """Actions of the used rows."""
+        return self.panel.action[self.used]
+
+    @property
+    def unit(self) -> np.ndarray:
+        """Unit codes of the used rows (for clustering)."""
+        return self.panel.unit[self.used]
+
+    @property
+    def nobs(self) -> int:
+        """Rows in the choice sample."""
+        return int(self.used.sum())
+
+    def loglik(self, log_pi: np.ndarray) -> float:
+        """:math:`\\sum_{s,a} n(s,a) \\log \\pi(a|s)` (cells with no count skipped)."""
+        mask = self.counts > 0
+        return float(np.sum(self.counts[mask] * log_pi[mask]))
+
+
+def choice_data(model: Model, data: pd.DataFrame | Panel, drop_first: bool | None = None
+                ) -> ChoiceData:
+    """Validate and code ``data`` for ``model`` and build its choice sample.
+
+    Parameters
+    ----------
+    model : ddc.Model
+        The model.
+    data : pandas.DataFrame or ddc.panel.Panel
+        The long panel.
+    drop_first : bool, optional
+        Leave each unit's first period out of the choice likelihood (conditioning on it). By
+        default ``model.metadata["choice_drops_first_period"]`` (true for Rust's bus data, whose
+        published likelihoods condition on each bus's first month), else false.
+
+    Returns
+    -------
+    ChoiceData
+    """
+    frame = data if isinstance(data, pd.DataFrame) else None
+    panel = prepare(model, data)
+    if drop_first is None:
+        drop_first = bool(model.metadata.get("choice_drops_first_period", False))
+    used = np.ones(panel.nobs, dtype=bool)
+    if drop_first:
+        first = np.ones(panel.nobs, dtype=bool)
+        first[1:] = panel.unit[1:] != panel.unit[:-1]
+        used &= ~first
+    S, A = model.n_states, model.n_actions
+    counts = np.bincount(panel.state[used] * A + panel.action[used], minlength=S * A)
+    return ChoiceData(panel=panel, frame=frame, used=used, counts=counts.reshape(S, A))

@@ -1,0 +1,159 @@
+"""The choice log-likelihood of the solved model, its gradient and per-cell scores.
+
+For utility parameters :math:`\\theta` (transitions fixed),
+
+.. math::
+
+    \\ell(\\theta) = \\sum_{s,a} n(s,a) \\log \\pi(a \\mid s; \\theta), \\qquad
+    \\nabla \\ell = \\sum_{s,a} n(s,a) \\frac{\\partial \\log \\pi(a \\mid s)}{\\partial \\theta},
+
+with the derivatives of :math:`\\log\\pi` from the implicit function theorem
+(:meth:`ddc.Solution.dlogccp_dtheta`). The BHHH matrix is
+:math:`\\sum_{s,a} n(s,a) g(s,a) g(s,a)'` with :math:`g = \\partial \\log \\pi / \\partial \\theta`.
+Each evaluation warm-starts the fixed point at the previous solution.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from ddc.kernels.bellman import EULER_GAMMA
+from ddc.model import Model
+from ddc.solver import Solution, Solver, solve_arrays
+
+__all__ = ["ChoiceLikelihood", "Evaluation"]
+
+
+class Evaluation(NamedTuple):
+    """One evaluation of the choice log-likelihood."""
+
+    loglik: float
+    grad: np.ndarray | None
+    bhhh: np.ndarray | None
+    cell_scores: np.ndarray | None
+    solution: Solution
+
+
+class ChoiceLikelihood:
+    """Choice log-likelihood of ``model`` on counts ``n(s, a)``, solved inside (NFXP).
+
+    Parameters
+    ----------
+    model : ddc.Model
+        The model.
+    counts : numpy.ndarray, shape (S, A)
+        Choice counts.
+    solver : ddc.Solver
+        Inner fixed-point solver.
+    """
+
+    def __init__(self, model: Model, counts: np.ndarray, solver: Solver):
+        self.model, self.counts, self.solver = model, counts, solver
+        self.mask = counts > 0
+        self.V = None
+        self.n_solves = 0
+        self.inner_failures = 0
+
+    def solve(self, params: pd.Series) -> Solution:
+        """Solve at full parameters ``params`` (warm start), returning a :class:`Solution`."""
+        model = self.model
+        vec = params.to_numpy()
+        K = len(model.utility_params)
+        u = np.ascontiguousarray(model.utility(vec[:K]))
+        ct = model.compiled_transitions(vec)
+        fp = solve_arrays(u, model.feasible, model.beta, ct, self.solver, self.V)
+        self.n_solves += 1
+        if not fp.converged:
+            self.inner_failures += 1
+        else:
+            self.V = fp.V
+        return Solution(model=model, params=params, V=fp.V, v=fp.v, pi=fp.pi, u=u,
+                        converged=fp.converged, residual=fp.residual, iterations=fp.iterations,
+                        newton_steps=fp.newton_steps, method=self.solver.method, seconds=0.0,
+                        solver=self.solver, linear_solver=fp.linear_solver)
+
+    def log_pi(self, sol: Solution) -> np.ndarray:
+        """``log pi`` with ``-inf`` where infeasible."""
+        with np.errstate(invalid="ignore"):
+            return np.where(self.model.feasible, sol.v - (sol.V - EULER_GAMMA)[:, None], -np.inf)
+
+    def evaluate(self, params: pd.Series, need_derivatives: bool = True) -> Evaluation:
+        """Log-likelihood (and gradient, BHHH matrix, cell scores) at ``params``."""
+        sol = self.solve(params)
+        lp = self.log_pi(sol)
+        ll = float(np.sum(self.counts[self.mask] * lp[self.mask]))
+        if not sol.converged or not np.isfinite(ll):
+            return Evaluation(-np.inf, None, None, None, sol)
+        if not need_derivatives:
+            return Evaluation(ll, None, None, None, sol)
+        g = sol.dlogccp_dtheta()
+        grad = np.einsum("sa,sak->k", self.counts, g)
+        bhhh = np.einsum("sa,sak,sal->kl", self.counts, g, g)
+        return Evaluation(ll, grad, bhhh, g, sol)
+
+    def log_pi_derivative_transition(self, params: pd.Series, rel: float = 1e-6) -> np.ndarray:
+        """:math:`\\partial \\log \\pi / \\partial \\psi` over the transition parameters by
+        central differences, shape (S, A, P)."""
+        names = list(self.model.transition_params.index)
+        out = np.zeros((*self.counts.shape, len(names)))
+        V_saved = self.V
+        for k, name in enumerate(names):
+            h = rel * max(1.0, abs(params[name]))
+            up, dn = params.copy(), params.copy()
+            up[name] += h
+            dn[name] -= h
+            lp_up = self.log_pi(self.solve(up))
+            self.V = V_saved
+            lp_dn = self.log_pi(self.solve(dn))
+            self.V = V_saved
+            with np.errstate(invalid="ignore"):
+                out[:, :, k] = np.where(self.model.feasible, (lp_up - lp_dn) / (2 * h), 0.0)
+        return out
+
+
+def mle_inference(lik: ChoiceLikelihood, counts_rows: tuple[np.ndarray, np.ndarray, np.ndarray],
+                  n_rows: int, params: pd.Series) -> tuple[np.ndarray, np.ndarray, Evaluation]:
+    """Hessian (central differences of the analytic gradient) and per-row scores of the choice
+    log-likelihood in the utility parameters at ``params``.
+
+    Parameters
+    ----------
+    lik : ChoiceLikelihood
+        The likelihood.
+    counts_rows : tuple of arrays
+        ``(rows, state, action)``: panel row numbers of the choice sample and their states and
+        actions.
+    n_rows : int
+        Rows of the panel (score rows outside the choice sample are zero).
+    params : pandas.Series
+        All parameters; the utility ones are differentiated.
+
+    Returns
+    -------
+    hessian : numpy.ndarray (K, K)
+    scores : numpy.ndarray (n_rows, K)
+    evaluation : Evaluation
+        At ``params``.
+    """
+    util = lik.model.utility_params
+    K = len(util)
+    H = np.empty((K, K))
+    for k in range(K):
+        h = 1e-5 * max(1.0, abs(params[util[k]]))
+        up, dn = params.copy(), params.copy()
+        up[util[k]] += h
+        dn[util[k]] -= h
+        g_up, g_dn = lik.evaluate(up).grad, lik.evaluate(dn).grad
+        if g_up is None or g_dn is None:
+            raise RuntimeError(f"the likelihood is not finite near the estimate in {util[k]}; "
+                               "cannot form the Hessian")
+        H[:, k] = (g_up - g_dn) / (2 * h)
+    ev = lik.evaluate(params, True)
+    rows, state, action = counts_rows
+    scores = np.zeros((n_rows, K))
+    if ev.cell_scores is not None:
+        scores[rows] = ev.cell_scores[state, action]
+    return 0.5 * (H + H.T), scores, ev

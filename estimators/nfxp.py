@@ -1,0 +1,327 @@
+"""Nested fixed point maximum likelihood (Rust 1987), with Rust's three stages.
+
+1. **Transitions**: the transition parameters :math:`\\hat\\psi` from the transition
+   likelihood alone (:mod:`estimators.first_stage`).
+2. **Choice likelihood**: :math:`\\hat\\theta = \\arg\\max_\\theta \\sum_{s,a} n(s,a)
+   \\log\\pi(a \\mid s; \\theta, \\hat\\psi)`, solving the Bellman fixed point at every trial
+   :math:`\\theta` (Newton-Kantorovich polyalgorithm, warm-started), with the analytic gradient
+   of the implicit function theorem and the BHHH outer loop.
+3. **Full information**: Newton steps on the joint likelihood
+   :math:`\\ell_c(\\theta, \\psi) + \\ell_t(\\psi)` from :math:`(\\hat\\theta, \\hat\\psi)`, so
+   that the inverse Hessian gives standard errors of all parameters that account for the
+   estimation of the transitions.
+
+A model without transition parameters (transitions known) stops after stage 2.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from ddc.model import Model
+from ddc.panel import Panel
+from ddc.solver import ConvergenceWarning, Solver, small_blas
+from estimators.data import ChoiceData, choice_data
+from estimators.first_stage import (
+    TransitionEstimate,
+    _increment_probs,
+    _increments,
+    estimate_transitions,
+    transition_log_probs,
+)
+from estimators.identification import check_identification
+from estimators.likelihood import ChoiceLikelihood, mle_inference
+from estimators.optimize import Optimizer, maximize
+from estimators.results import EstimationResults
+
+__all__ = ["NFXP"]
+
+
+class NFXP:
+    """Nested fixed point maximum likelihood estimator.
+
+    Parameters
+    ----------
+    model : ddc.Model
+        The model; its utility parameters are estimated, and its transition parameters too
+        when it has any.
+    solver : ddc.Solver, optional
+        Inner fixed-point solver (Newton-Kantorovich polyalgorithm by default).
+    optimizer : Optimizer, optional
+        Outer optimizer (BHHH by default).
+    full_information : bool
+        Run stage 3 (joint likelihood) when the model has transition parameters.
+    drop_first : bool, optional
+        Leave each unit's first period out of the choice likelihood (default from the model's
+        metadata: true for Rust's bus data).
+    on_failure : {"warn", "raise"}
+        What non-convergence of the outer loop does.
+
+    Examples
+    --------
+    >>> import ddc
+    >>> from estimators import NFXP
+    >>> from simulations import simulate
+    >>> model = ddc.models.membership()
+    >>> panel = simulate(model, model.true_params, n_customers=2_000, n_periods=24, seed=0)
+    >>> res = NFXP(model).fit(panel)
+    >>> bool(res.converged)
+    True
+    """
+
+    name = "NFXP"
+
+    def __init__(self, model: Model, solver: Solver | None = None,
+                 optimizer: Optimizer | None = None, full_information: bool = True,
+                 drop_first: bool | None = None, on_failure: str = "warn"):
+        if not isinstance(model, Model):
+            raise TypeError(f"NFXP needs a ddc.Model, got {type(model).__name__}")
+        if on_failure not in ("warn", "raise"):
+            raise ValueError(f"on_failure must be 'warn' or 'raise', got {on_failure!r}")
+        self.model = model
+        self.solver = solver or Solver()
+        self.optimizer = optimizer or Optimizer()
+        self.full_information = full_information
+        self.drop_first = drop_first
+        self.on_failure = on_failure
+
+    def __repr__(self) -> str:
+        return f"NFXP({self.model.name}, solver={self.solver!r}, optimizer={self.optimizer!r})"
+
+    def _start(self, start) -> pd.Series:
+        names = self.model.utility_params
+        if start is None:
+            return pd.Series(0.0, index=names)
+        given = pd.Series(start, dtype=float) if not isinstance(start, np.ndarray) else \
+            pd.Series(start, index=names[: len(start)], dtype=float)
+        unknown = [k for k in given.index if k not in self.model.param_names]
+        if unknown:
+            raise KeyError(f"unknown starting value(s) {unknown}; parameters are "
+                           f"{self.model.param_names}")
+        bad = given[~np.isfinite(given.to_numpy())]
+        if len(bad):
+            raise ValueError(f"starting values must be finite: {bad.to_dict()}")
+        return given.reindex(names).fillna(0.0)
+
+    def fit(self, data: pd.DataFrame | Panel, start=None) -> EstimationResults:
+        """Estimate the parameters on a long panel.
+
+        Parameters
+        ----------
+        data : pandas.DataFrame or ddc.panel.Panel
+            The panel (validated against the model).
+        start : pandas.Series, mapping or array, optional
+            Starting values of the utility parameters (zeros by default).
+
+        Returns
+        -------
+        EstimationResults
+        """
+        with small_blas(self.model.n_states, self.solver):
+            return self._fit(data, start)
+
+    def _fit(self, data, start) -> EstimationResults:
+        t0 = time.perf_counter()
+        model = self.model
+        cd = choice_data(model, data, self.drop_first)
+        check_identification(model, cd.counts)
+        ts = estimate_transitions(model, cd.panel, cd.frame)
+        util = model.utility_params
+        base = model.params_series(self._start(start))
+        if len(ts.params):
+            base[ts.params.index] = ts.params
+        lik = ChoiceLikelihood(model, cd.counts, self.solver)
+
+        def objective(x, need):
+            p = base.copy()
+            p[util] = x
+            ev = lik.evaluate(p, need)
+            return ev.loglik, ev.grad, ev.bhhh
+
+        res = maximize(objective, base[util].to_numpy(), self.optimizer)
+        params = base.copy()
+        params[util] = res.x
+        notes = []
+        iterations, evals, converged = res.iterations, res.function_evals, res.converged
+        message = res.message
+        full = self.full_information and len(ts.params) > 0
+        if full:
+            params, ok3, it3, msg3 = self._full_information(lik, cd, ts, params)
+            iterations += it3
+            converged = converged and ok3
+            message = f"{message}; full information: {msg3}"
+        ev = lik.evaluate(params, True)
+        if lik.inner_failures:
+            notes.append(f"the inner fixed point failed to converge {lik.inner_failures} time(s) "
+                         "at trial parameters (treated as infeasible points)")
+        if not ev.solution.converged:
+            converged = False
+            notes.append("the fixed point did not converge at the estimate")
+        if not converged:
+            msg = f"NFXP did not converge: {message}"
+            if self.on_failure == "raise":
+                raise RuntimeError(msg)
+            warnings.warn(msg, ConvergenceWarning, stacklevel=2)
+            notes.append(msg)
+
+        names = util + (list(ts.params.index) if full else [])
+        H, scores = self._inference(lik, cd, ts, params, ev, full)
+        ll_t = self._transition_loglik(cd, ts, params)
+        est = params[names]
+        fixed = params.drop(names) if len(params) > len(names) else None
+        if len(ts.params) and not full:
+            notes.append("transition parameters fixed at their first-stage estimates; "
+                         "standard errors do not account for that first stage")
+        elif len(ts.params) == 0:
+            notes.append(f"transitions known ({ts.method}); transition log-likelihood "
+                         "reported at them")
+        extra_covs = {}
+        if len(ts.params) and not full:
+            extra_covs = {}
+        return EstimationResults(
+            model=model, estimator=self.name, params=est, hessian=H, scores=scores,
+            groups=cd.panel.unit, loglik=ev.loglik + ll_t,
+            loglik_parts={"choice": ev.loglik, "transition": ll_t}, nobs=cd.nobs,
+            n_units=cd.panel.n_units, converged=converged, iterations=iterations,
+            function_evals=evals + lik.n_solves, seconds=time.perf_counter() - t0,
+            cov_type="hessian", extra_covs=extra_covs or None, fixed_params=fixed, notes=notes,
+            solution=ev.solution,
+            extra={"optimizer": str(self.optimizer), "solver": str(self.solver),
+                   "inner_solves": lik.n_solves, "first_stage": ts.method,
+                   "message": message, "nobs_transition": ts.nobs},
+        )
+
+    # ------------------------------------------------------------------ full information
+    def _transition_grad(self, cd: ChoiceData, ts: TransitionEstimate, params: pd.Series):
+        """Transition log-likelihood and its gradient in the transition parameters."""
+        model = self.model
+        names = list(ts.params.index)
+        if "increment_column" in model.metadata:
+            inc = _increments(model, cd.panel, cd.frame)
+            ok = ~np.isnan(inc)
+            c = np.bincount(inc[ok].astype(int), minlength=len(names) + 1)
+            p = _increment_probs(params[names])
+            if np.any(p[c > 0] <= 0):
+                return -np.inf, np.zeros(len(names))
+            ll = float(c[c > 0] @ np.log(p[c > 0]))
+            g = c[:-1] / np.where(p[:-1] > 0, p[:-1], 1.0) - c[-1] / p[-1]
+            return ll, g
+        tc = cd.panel.transition_counts
+
+        def f(psi):
+            q = params.copy()
+            q[names] = psi
+            return float(np.sum(tc.n * transition_log_probs(model, q, tc.s, tc.a, tc.s_next)))
+
+        x = params[names].to_numpy()
+        g = np.empty(len(names))
+        for k in range(len(names)):
+            h = 1e-6 * max(1.0, abs(x[k]))
+            e = np.zeros(len(names))
+            e[k] = h
+            g[k] = (f(x + e) - f(x - e)) / (2 * h)
+        return f(x), g
+
+    def _full_grad(self, lik: ChoiceLikelihood, cd, ts, params):
+        ev = lik.evaluate(params, True)
+        if not np.isfinite(ev.loglik):
+            return -np.inf, None, ev
+        dpsi = lik.log_pi_derivative_transition(params)
+        llt, gt = self._transition_grad(cd, ts, params)
+        g = np.concatenate([ev.grad, np.einsum("sa,sap->p", cd.counts, dpsi) + gt])
+        return ev.loglik + llt, g, ev
+
+    def _full_hessian(self, lik, cd, ts, params, names):
+        x = params[names].to_numpy()
+        n = len(names)
+        H = np.empty((n, n))
+        for k in range(n):
+            h = 1e-5 * max(1.0, abs(x[k]))
+            up, dn = params.copy(), params.copy()
+            up[names[k]] += h
+            dn[names[k]] -= h
+            g_up = self._full_grad(lik, cd, ts, up)[1]
+            g_dn = self._full_grad(lik, cd, ts, dn)[1]
+            if g_up is None or g_dn is None:
+                raise RuntimeError(f"the likelihood is not finite near the estimate in "
+                                   f"{names[k]}; cannot form the Hessian")
+            H[:, k] = (g_up - g_dn) / (2 * h)
+        return 0.5 * (H + H.T)
+
+    def _full_information(self, lik, cd, ts, params):
+        names = self.model.utility_params + list(ts.params.index)
+        f, g, _ = self._full_grad(lik, cd, ts, params)
+        for it in range(1, 21):
+            H = self._full_hessian(lik, cd, ts, params, names)
+            d = -np.linalg.solve(H, g)
+            decrement = float(g @ d)
+            if decrement < self.optimizer.tol:
+                return params, True, it - 1, f"Newton decrement {decrement:.2e} < tol"
+            lam = 1.0
+            for _ in range(30):
+                trial = params.copy()
+                trial[names] = params[names].to_numpy() + lam * d
+                ft, gt, _ = self._full_grad(lik, cd, ts, trial)
+                if np.isfinite(ft) and ft >= f + 1e-4 * lam * decrement:
+                    break
+                lam *= 0.5
+            else:
+                return params, False, it, "line search failed in the full-information step"
+            params, f, g = trial, ft, gt
+        return params, False, 20, "full-information Newton steps did not converge"
+
+    # ------------------------------------------------------------------ inference
+    def _inference(self, lik, cd, ts, params, ev, full):
+        model = self.model
+        util = model.utility_params
+        panel = cd.panel
+        rows = np.flatnonzero(cd.used)
+        if full:
+            names = util + list(ts.params.index)
+            H = self._full_hessian(lik, cd, ts, params, names)
+            dpsi = lik.log_pi_derivative_transition(params)
+            cell = np.concatenate([ev.cell_scores, dpsi], axis=2)
+            scores = np.zeros((panel.nobs, len(names)))
+            scores[rows] = cell[cd.state, cd.action]
+            scores[:, len(util):] += self._transition_row_scores(cd, ts, params)
+            return H, scores
+        H, scores, _ = mle_inference(lik, (rows, cd.state, cd.action), panel.nobs, params)
+        return H, scores
+
+    def _transition_row_scores(self, cd, ts, params):
+        model = self.model
+        names = list(ts.params.index)
+        panel = cd.panel
+        out = np.zeros((panel.nobs, len(names)))
+        if "increment_column" in model.metadata:
+            inc = _increments(model, panel, cd.frame)
+            ok = ~np.isnan(inc)
+            p = _increment_probs(params[names])
+            table = np.zeros((len(p), len(names)))
+            table[:-1] = np.diag(1.0 / p[:-1])
+            table[-1] = -1.0 / p[-1]
+            out[ok] = table[inc[ok].astype(int)]
+            return out
+        has = panel.next_state >= 0
+        s, a, sn = panel.state[has], panel.action[has], panel.next_state[has]
+        for k, name in enumerate(names):
+            h = 1e-6 * max(1.0, abs(params[name]))
+            up, dn = params.copy(), params.copy()
+            up[name] += h
+            dn[name] -= h
+            out[has, k] = (transition_log_probs(model, up, s, a, sn)
+                           - transition_log_probs(model, dn, s, a, sn)) / (2 * h)
+        return out
+
+    def _transition_loglik(self, cd, ts, params):
+        if len(ts.params) == 0:
+            return ts.loglik
+        if "increment_column" in self.model.metadata:
+            return self._transition_grad(cd, ts, params)[0]
+        tc = cd.panel.transition_counts
+        return float(np.sum(tc.n * transition_log_probs(self.model, params, tc.s, tc.a,
+                                                        tc.s_next)))
