@@ -11,7 +11,7 @@ An infinite-horizon model with i.i.d. type-I extreme value shocks (scale 1), one
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 import pandas as pd
@@ -158,6 +158,10 @@ class Model:
         """All parameter names: utility parameters, then transition parameters."""
         return self.utility_params + list(self.transition_params.index)
 
+    @cached_property
+    def _param_index(self) -> pd.Index:
+        return pd.Index(self.param_names, dtype=object)
+
     def action_code(self, action: str | int) -> int:
         """Code of an action given by name or code."""
         if isinstance(action, (int, np.integer)) and 0 <= int(action) < self.n_actions:
@@ -205,7 +209,7 @@ class Model:
         if not np.all(np.isfinite(vec)):
             bad = {n: x for n, x in zip(names, vec, strict=True) if not np.isfinite(x)}
             raise ValueError(f"parameter(s) {list(bad)} are not finite: {bad}")
-        out = pd.Series(vec, index=names, name="params")
+        out = pd.Series(vec, index=self._param_index, name="params")
         return out
 
     def theta(self, params) -> np.ndarray:

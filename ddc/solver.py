@@ -297,6 +297,14 @@ class Solution:
     seconds: float
     solver: Solver = field(repr=False)
     linear_solver: str = "none"
+    ct: object = field(default=None, repr=False)
+
+    @property
+    def transitions(self):
+        """The compiled transitions the model was solved with."""
+        if self.ct is None:
+            self.ct = self.model.compiled_transitions(self.params.to_numpy())
+        return self.ct
 
     def __repr__(self) -> str:
         return (f"Solution({self.model.name}, converged={self.converged}, "
@@ -328,14 +336,12 @@ class Solution:
     @cached_property
     def policy_system(self) -> PolicySystem:
         """:math:`(I - \\beta P_\\pi)` at this solution's policy, factorized."""
-        ct = self.model.compiled_transitions(self.params)
-        return PolicySystem(self.pi, self.model.beta, ct, self.solver)
+        return PolicySystem(self.pi, self.model.beta, self.transitions, self.solver)
 
     def expected(self, W: np.ndarray) -> np.ndarray:
         """``E[W(s') | s, a]`` for a vector ``(S,)`` -> ``(S, A)``, or a matrix ``(S, K)`` ->
         ``(S, A, K)``."""
-        ct = self.model.compiled_transitions(self.params)
-        trans = tuple(ct)[2:]
+        trans = tuple(self.transitions)[2:]
         W = np.asarray(W, dtype=np.float64)
         S, A = self.pi.shape
         if W.ndim == 1:
@@ -417,7 +423,7 @@ def solve(model, params, solver: Solver | None = None, V0: np.ndarray | None = N
                     converged=fp.converged, residual=fp.residual, iterations=fp.iterations,
                     newton_steps=fp.newton_steps, method=solver.method,
                     seconds=time.perf_counter() - start, solver=solver,
-                    linear_solver=fp.linear_solver)
+                    linear_solver=fp.linear_solver, ct=ct)
 
 
 def solve_arrays(u: np.ndarray, feasible: np.ndarray, beta: float, ct, solver: Solver,

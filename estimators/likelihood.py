@@ -57,10 +57,11 @@ class ChoiceLikelihood:
         self.n_solves = 0
         self.inner_failures = 0
 
-    def solve(self, params: pd.Series) -> Solution:
-        """Solve at full parameters ``params`` (warm start), returning a :class:`Solution`."""
+    def solve(self, params: pd.Series | np.ndarray) -> Solution:
+        """Solve at full parameters ``params`` (a Series or a vector in ``model.param_names``
+        order; warm start), returning a :class:`Solution`."""
         model = self.model
-        vec = params.to_numpy()
+        vec = params.to_numpy() if isinstance(params, pd.Series) else np.asarray(params, float)
         K = len(model.utility_params)
         u = np.ascontiguousarray(model.utility(vec[:K]))
         ct = model.compiled_transitions(vec)
@@ -70,17 +71,19 @@ class ChoiceLikelihood:
             self.inner_failures += 1
         else:
             self.V = fp.V
-        return Solution(model=model, params=params, V=fp.V, v=fp.v, pi=fp.pi, u=u,
+        series = pd.Series(vec, index=model._param_index, name="params")
+        return Solution(model=model, params=series, V=fp.V, v=fp.v, pi=fp.pi, u=u,
                         converged=fp.converged, residual=fp.residual, iterations=fp.iterations,
                         newton_steps=fp.newton_steps, method=self.solver.method, seconds=0.0,
-                        solver=self.solver, linear_solver=fp.linear_solver)
+                        solver=self.solver, linear_solver=fp.linear_solver, ct=ct)
 
     def log_pi(self, sol: Solution) -> np.ndarray:
         """``log pi`` with ``-inf`` where infeasible."""
         with np.errstate(invalid="ignore"):
             return np.where(self.model.feasible, sol.v - (sol.V - EULER_GAMMA)[:, None], -np.inf)
 
-    def evaluate(self, params: pd.Series, need_derivatives: bool = True) -> Evaluation:
+    def evaluate(self, params: pd.Series | np.ndarray, need_derivatives: bool = True
+                 ) -> Evaluation:
         """Log-likelihood (and gradient, BHHH matrix, cell scores) at ``params``."""
         sol = self.solve(params)
         lp = self.log_pi(sol)

@@ -136,10 +136,13 @@ class NFXP:
             base[ts.params.index] = ts.params
         lik = ChoiceLikelihood(model, cd.counts, self.solver)
 
+        base_vec = base.to_numpy()
+        K = len(util)
+
         def objective(x, need):
-            p = base.copy()
-            p[util] = x
-            ev = lik.evaluate(p, need)
+            vec = base_vec.copy()
+            vec[:K] = x
+            ev = lik.evaluate(vec, need)
             return ev.loglik, ev.grad, ev.bhhh
 
         res = maximize(objective, base[util].to_numpy(), self.optimizer)
