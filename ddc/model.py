@@ -160,7 +160,7 @@ class Model:
 
     @cached_property
     def _param_index(self) -> pd.Index:
-        return pd.Index(self.param_names, dtype=object)
+        return pd.Index(self.param_names)
 
     def action_code(self, action: str | int) -> int:
         """Code of an action given by name or code."""
