@@ -88,7 +88,9 @@ class Model:
         if len(set(self.actions)) != len(self.actions):
             raise ValueError(f"action names must be unique, got {list(self.actions)}")
         S, A = self.space.size, len(self.actions)
-        if not isinstance(beta, (int, float, np.floating)) or not 0.0 <= float(beta) < 1.0:
+        if isinstance(beta, (bool, np.bool_)) or not isinstance(beta, (int, float, np.integer,
+                                                                        np.floating)) \
+                or not 0.0 <= float(beta) < 1.0:
             raise ValueError(f"the discount factor beta must be a number in [0, 1); got {beta!r}")
         self.beta = float(beta)
 
@@ -107,12 +109,16 @@ class Model:
             raise ValueError(f"feasible must be a boolean array, got dtype {feas.dtype}")
         empty = np.flatnonzero(~feas.any(axis=1))
         if empty.size:
-            raise ValueError(f"state {self.space.index[empty[0]]} (flat index {empty[0]}) has no "
+            raise ValueError(f"state {self.space.label(empty[0])} (flat index {empty[0]}) has no "
                              f"feasible action; {empty.size} state(s) in all")
         self.feasible = np.ascontiguousarray(feas)
 
         self.transition_params = (pd.Series(dtype=float) if transition_params is None
                                   else pd.Series(transition_params, dtype=float))
+        bad = self.transition_params[~np.isfinite(self.transition_params.to_numpy())]
+        if len(bad):
+            raise ValueError(f"default transition parameter(s) {list(bad.index)} are not "
+                             f"finite: {bad.astype(float).to_dict()}")
         if callable(transitions) and not isinstance(transitions, (FactoredTransitions,
                                                                   SparseTransitions)):
             self._transition_fn = transitions
@@ -181,6 +187,9 @@ class Model:
         """
         names = self.param_names
         if isinstance(params, (pd.Series, Mapping)):
+            if isinstance(params, pd.Series) and params.index.has_duplicates:
+                dup = sorted(set(params.index[params.index.duplicated()]))
+                raise ValueError(f"parameter name(s) {dup} given more than once")
             given = dict(params.items())
             unknown = [k for k in given if k not in names]
             if unknown:
@@ -193,7 +202,11 @@ class Model:
             defaults = self.transition_params
             values = [given[k] if k in given else defaults[k] for k in names]
         else:
-            arr = np.asarray(params, dtype=float).ravel()
+            arr = np.asarray(params, dtype=float)
+            if arr.ndim > 1:
+                raise ValueError(f"parameters must be a vector; got an array of shape "
+                                 f"{arr.shape}")
+            arr = arr.ravel()
             if arr.size == len(self.utility_params):
                 values = [*arr, *self.transition_params.to_numpy()]
             elif arr.size == len(names):
@@ -207,7 +220,7 @@ class Model:
         except (TypeError, ValueError):
             raise ValueError(f"parameter values must be numbers; got {values}") from None
         if not np.all(np.isfinite(vec)):
-            bad = {n: x for n, x in zip(names, vec, strict=True) if not np.isfinite(x)}
+            bad = {n: float(x) for n, x in zip(names, vec, strict=True) if not np.isfinite(x)}
             raise ValueError(f"parameter(s) {list(bad)} are not finite: {bad}")
         out = pd.Series(vec, index=self._param_index, name="params")
         return out

@@ -171,6 +171,11 @@ class StateSpace:
         levels = [list(v.values) for v in self.variables]
         return pd.MultiIndex.from_product(levels, names=self.names)
 
+    def label(self, s: int) -> tuple:
+        """The labels of state ``s`` as plain Python values, e.g. ``(1, 'hi')``."""
+        codes = self.codes[int(s)]
+        return tuple(_plain(v.values[c]) for v, c in zip(self.variables, codes, strict=True))
+
     def flat_index(self, state: dict | None = None, **codes_or_labels) -> np.ndarray:
         """Flat index of states given by labels.
 
@@ -198,6 +203,11 @@ class StateSpace:
             codes = np.vectorize(v.code, otypes=[np.int64])(labels) if labels.size else labels
             flat = flat + np.asarray(codes, dtype=np.int64) * self.strides[j]
         return flat
+
+
+def _plain(x):
+    """A numpy scalar as the Python value it holds (for readable messages)."""
+    return x.item() if isinstance(x, np.generic) else x
 
 
 def _has_strings(values: tuple) -> bool:

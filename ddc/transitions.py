@@ -82,7 +82,7 @@ class Factor:
             bad = np.argwhere(~np.isfinite(table) | (table < 0))[0]
             raise ValueError(
                 f"transition factor of {self.variable!r}: probabilities must be finite and "
-                f">= 0; entry {tuple(int(i) for i in bad)} is {table[tuple(bad)]!r}"
+                f">= 0; entry {tuple(int(i) for i in bad)} is {float(table[tuple(bad)])!r}"
             )
         sums = table.sum(axis=-1)
         if np.any(np.abs(sums - 1.0) > ROW_SUM_TOL):
@@ -297,15 +297,19 @@ class SparseTransitions:
             if m.shape != (S, S):
                 raise ValueError(f"transition matrix of action {a} has shape {m.shape}, "
                                  f"expected ({S}, {S})")
-            if m.nnz and (not np.all(np.isfinite(m.data)) or m.data.min() < 0):
-                raise ValueError(f"transition matrix of action {a} has negative or non-finite "
-                                 "entries")
+            bad = ~np.isfinite(m.data) | (m.data < 0)
+            if bad.any():
+                coo = m.tocoo()
+                k = np.flatnonzero(~np.isfinite(coo.data) | (coo.data < 0))[0]
+                raise ValueError(f"transition matrix of action {a}: entry at row {coo.row[k]}, "
+                                 f"column {coo.col[k]} is {float(coo.data[k])!r}; probabilities "
+                                 "must be finite and >= 0")
             sums = np.asarray(m.sum(axis=1)).ravel()
             bad = np.flatnonzero(np.abs(sums - 1.0) > ROW_SUM_TOL)
             if bad.size:
                 raise ValueError(
                     f"transition matrix of action {a}: row {int(bad[0])} (state "
-                    f"{space.index[bad[0]]}) sums to {sums[bad[0]]:.12g}, not 1"
+                    f"{space.label(bad[0])}) sums to {sums[bad[0]]:.12g}, not 1"
                 )
         rows = sp.vstack(self.matrices, format="csr")
         return _compile(S, n_actions, [(1, S, S, [(1, S, 1)], rows)])

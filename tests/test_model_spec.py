@@ -130,11 +130,12 @@ INCONSISTENT = [
         id="sparse-row-sum"),
     pytest.param(
         lambda: small(transitions=SparseTransitions(sparse_with(0, (2, 3), -0.5))),
-        r"transition matrix of action 0 has negative or non-finite entries",
+        r"transition matrix of action 0: entry at row 2, column 3 is -0\.5; probabilities must "
+        r"be finite and >= 0",
         id="sparse-negative"),
     pytest.param(
         lambda: small(transitions=SparseTransitions(sparse_with(1, (0, 0), np.nan))),
-        r"transition matrix of action 1 has negative or non-finite entries",
+        r"transition matrix of action 1: entry at row 0, column 0 is nan",
         id="sparse-nan"),
     # feasibility
     pytest.param(
@@ -284,8 +285,7 @@ def test_inconsistent_model_fails_naming_the_fault(build, match):
         pytest.param(np.nan, id="nan"),
         pytest.param(np.inf, id="inf"),
         pytest.param(True, id="bool-true"),
-        pytest.param(False, id="bool-false", marks=pytest.mark.xfail(
-            reason="ddc/model.py accepts beta=False as 0.0: bool passes isinstance(int)")),
+        pytest.param(False, id="bool-false"),
     ],
 )
 def test_beta_outside_unit_interval_is_rejected(beta):
@@ -321,9 +321,7 @@ def test_beta_in_unit_interval_is_accepted(beta):
         pytest.param({"theta_go": "a", "theta_x": 0.5}, ValueError,
                      r"parameter values must be numbers", id="not-a-number"),
         pytest.param(pd.Series([1.0, 2.0, 0.5], index=["theta_go", "theta_go", "theta_x"]),
-                     ValueError, r"theta_go", id="duplicate-name", marks=pytest.mark.xfail(
-                         reason="ddc/model.py params_series keeps the last of duplicated labels "
-                                "silently (dict(params.items()))")),
+                     ValueError, r"theta_go", id="duplicate-name"),
     ],
 )
 def test_bad_params_are_rejected(params, error, match):
@@ -369,9 +367,6 @@ def test_replace_checks_like_the_constructor():
         model.replace(feasible=np.zeros((S, A), bool))
 
 
-# Known weaknesses of the messages (reported on the issue): they pass once ddc is fixed.
-@pytest.mark.xfail(reason="ddc/transitions.py SparseTransitions.compile does not name the row, "
-                          "column or value of a negative or non-finite entry")
 @pytest.mark.parametrize("value", [pytest.param(-0.5, id="negative"),
                                    pytest.param(np.nan, id="nan")])
 def test_sparse_bad_entry_is_located(value):
@@ -379,8 +374,6 @@ def test_sparse_bad_entry_is_located(value):
         small(transitions=SparseTransitions(sparse_with(0, (2, 3), value)))
 
 
-@pytest.mark.xfail(reason="state labels in messages print as numpy scalars, e.g. "
-                          "'(np.int64(1), 'hi')' (ddc/model.py, ddc/transitions.py)")
 def test_state_labels_in_messages_are_plain():
     with pytest.raises(ValueError, match=r"state \(1, 'hi'\) \(flat index 3\)"):
         small(feasible=with_entry(np.ones((S, A), bool), (3, slice(None)), False))

@@ -61,14 +61,21 @@ def policy_matrix(pi: np.ndarray, ct: CompiledTransitions) -> np.ndarray:
 
 
 def solve_dense(u, feasible, beta, ct, rtol=1e-13, max_iter=200):
-    """Fixed point of the Bellman operator by policy iteration with dense solves, to a residual
-    of ``rtol * max(1, max|V|)``."""
+    """Fixed point of the Bellman operator by policy iteration with dense solves.
+
+    Stops at a residual of ``rtol * max(1, max|V|)``, or when the residual stops decreasing
+    below ``1e-9 * max(1, max|V|)`` (the rounding floor of the values, reached at beta near 1).
+    """
     S = u.shape[0]
     V = np.zeros(S)
+    previous = np.inf
     for _ in range(max_iter):
         _, TV, pi = bellman(V, u, feasible, beta, ct)
-        if np.max(np.abs(TV - V)) <= rtol * max(1.0, np.max(np.abs(TV))):
+        residual = np.max(np.abs(TV - V))
+        scale = max(1.0, np.max(np.abs(TV)))
+        if residual <= rtol * scale or (residual >= previous and residual <= 1e-9 * scale):
             return TV
+        previous = residual
         ent = np.where(pi > 0, pi * np.log(np.where(pi > 0, pi, 1.0)), 0.0).sum(axis=1)
         r = np.where(feasible, pi * u, 0.0).sum(axis=1) - ent + EULER_GAMMA
         V = np.linalg.solve(np.eye(S) - beta * policy_matrix(pi, ct), r)
