@@ -1,0 +1,212 @@
+"""Benchmarks of the estimators: NFXP on Rust's data, NFXP/CCP/NPL on a membership panel, and
+the cost of the likelihood against the number of rows.
+
+Run with::
+
+    python -m pytest tests/benchmarks/test_bench_estimators.py --benchmark-only
+
+(the default test run skips them: ``--benchmark-skip`` is in the pytest ``addopts``). Every
+estimation runs in process, from zero starting values, with the numba kernels compiled by a
+warm-up round. Round counts are sized so that the file runs in about two minutes on two cores.
+Each benchmark checks its result (convergence, the published estimates); none asserts a time.
+
+Groups (pytest-benchmark prints one table per group):
+
+* ``rust-90``, ``rust-175``: NFXP on Rust's groups 1-4 at beta = 0.9999 (Table IX at 90 states,
+  Table X at 175), as ``NFXP(bus, full_information=False).fit(data)`` -- stage 2 only, the
+  transition probabilities fixed at their frequencies, which is what other packages time -- and
+  with Rust's three stages (the default). Both include everything ``fit`` does: coding the
+  panel, the first stage, the outer loop, and the Hessian and scores for the standard errors.
+  ``outer-loop`` times the outer loop alone (BHHH then BFGS updates, the nested fixed point
+  warm-started) on the choice counts and first-stage estimates prepared beforehand. Issue 3's
+  targets for the estimation: under 20 ms at 90 states and 50 ms at 175; the best Python peer
+  measured 190 ms and 740 ms (:data:`PEER_MS`, stored in ``extra_info``).
+* ``membership-20000x36``: NFXP, CCP (frequency first stage, Murphy-Topel covariance) and NPL on
+  a simulated panel of 20,000 customers x 36 months (720,000 rows), the panel of the recovery
+  tests in ``tests/test_estimators.py``.
+* ``likelihood-rows``: one evaluation of :meth:`estimators.likelihood.ChoiceLikelihood.evaluate`
+  (log-likelihood, gradient by the implicit function theorem, BHHH matrix; the fixed point
+  solved from V = 0) on the counts of membership panels of 10^4, 10^5 and 10^6 rows. The
+  likelihood reads the counts :math:`n(s, a)` only, so its cost is :math:`O(S A)` whatever the
+  number of rows.
+* ``coding-rows``: the one-off :func:`estimators.data.choice_data` (validating and coding the
+  panel, counting :math:`n(s, a)`) on the same panels: :math:`O(\\text{rows})`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import ddc
+from ddc.solver import Solver, small_blas
+from estimators import CCP, NFXP, NPL, Optimizer
+from estimators.data import choice_data
+from estimators.first_stage import estimate_transitions
+from estimators.likelihood import ChoiceLikelihood
+from estimators.optimize import maximize
+from simulations import simulate
+
+BETA = 0.9999
+#: The best Python peer's time for the same estimation (stage 2, groups 1-4, beta = 0.9999).
+PEER_MS = {90: 190.0, 175: 740.0}
+#: Issue 3's targets for the estimation.
+TARGET_MS = {90: 20.0, 175: 50.0}
+#: Rust (1987): RC and theta_11 of groups 1-4 at beta = 0.9999 (Table IX at 90 states, Table X
+#: at 175), agreed to 4 significant digits.
+PUBLISHED = {90: (9.7558, 2.6275), 175: (9.7687, 1.3428)}
+
+
+def half_unit_4th_digit(x: float) -> float:
+    return 0.5 * 10 ** (np.floor(np.log10(abs(x))) - 3)
+
+
+def check_rust(params, n_states: int) -> None:
+    """The estimate is Rust's (a correctness check, not a timing assertion)."""
+    rc, theta_11 = PUBLISHED[n_states]
+    assert abs(params["RC"] - rc) <= half_unit_4th_digit(rc), params
+    assert abs(params["theta_11"] - theta_11) <= half_unit_4th_digit(theta_11), params
+
+
+# --------------------------------------------------------------------------- Rust's bus
+
+
+@pytest.fixture(scope="module", params=[90, 175], ids=lambda n: f"{n}")
+def rust(request):
+    n_states = request.param
+    try:
+        data = ddc.datasets.load_rust_bus(groups=(1, 2, 3, 4), n_states=n_states)
+    except FileNotFoundError as err:  # pragma: no cover - only where the data are absent
+        pytest.skip(f"Rust's data not found: {err}")
+    return ddc.models.rust_bus(n_states=n_states, beta=BETA), data
+
+
+RUST_ROUNDS = {("stage-2", 90): 40, ("stage-2", 175): 25,
+               ("three-stages", 90): 10, ("three-stages", 175): 4}
+
+
+@pytest.mark.parametrize("stages", ["stage-2", "three-stages"])
+def test_nfxp_rust(benchmark, rust, stages):
+    model, data = rust
+    n = model.n_states
+    benchmark.group = f"rust-{n}"
+    estimator = NFXP(model, full_information=stages == "three-stages")
+    res = benchmark.pedantic(estimator.fit, args=(data,), rounds=RUST_ROUNDS[stages, n],
+                             warmup_rounds=1)
+    assert res.converged
+    check_rust(res.params, n)
+    benchmark.extra_info.update(peer_ms=PEER_MS[n], target_ms=TARGET_MS[n],
+                                iterations=res.iterations, inner_solves=res.extra["inner_solves"])
+
+
+def test_nfxp_rust_outer_loop(benchmark, rust):
+    """The outer loop alone: a fresh likelihood (no warm start from an earlier fit) maximized
+    from zero on counts and transition estimates prepared beforehand, one BLAS thread (as
+    ``NFXP.fit`` runs it)."""
+    model, data = rust
+    n = model.n_states
+    benchmark.group = f"rust-{n}"
+    cd = choice_data(model, data)
+    ts = estimate_transitions(model, cd.panel, cd.frame)
+    util = model.utility_params
+    base = model.params_series(np.zeros(len(util)))
+    base[ts.params.index] = ts.params
+    solver, optimizer = Solver(), Optimizer()
+
+    def outer_loop():
+        lik = ChoiceLikelihood(model, cd.counts, solver)
+
+        def objective(x, need):
+            p = base.copy()
+            p[util] = x
+            ev = lik.evaluate(p, need)
+            return ev.loglik, ev.grad, ev.bhhh
+
+        return maximize(objective, base[util].to_numpy(), optimizer), lik
+
+    with small_blas(model.n_states, solver):
+        res, lik = benchmark.pedantic(outer_loop, rounds=40 if n == 90 else 25, warmup_rounds=1)
+    assert res.converged
+    check_rust(dict(zip(util, res.x, strict=True)), n)
+    benchmark.extra_info.update(peer_ms=PEER_MS[n], target_ms=TARGET_MS[n],
+                                iterations=res.iterations, inner_solves=lik.n_solves)
+
+
+# --------------------------------------------------------------------------- membership
+
+
+@pytest.fixture(scope="module")
+def membership_panel():
+    model = ddc.models.membership()
+    return model, simulate(model, model.true_params, n_customers=20_000, n_periods=36, seed=11)
+
+
+# With 6 parameters and a family-wise level of 1e-4, each |z| stays below 4.4 (Bonferroni), as in
+# tests/test_estimators.py.
+Z_MAX = 4.4
+
+
+@pytest.mark.benchmark(group="membership-20000x36")
+@pytest.mark.parametrize("estimator", [NFXP, CCP, NPL], ids=lambda e: e.__name__)
+def test_membership(benchmark, membership_panel, estimator):
+    model, panel = membership_panel
+    res = benchmark.pedantic(estimator(model).fit, args=(panel,), rounds=3, warmup_rounds=1)
+    assert res.converged
+    z = (res.params - model.true_params) / res.std_errors
+    assert np.all(np.abs(z) < Z_MAX), z.to_dict()
+    benchmark.extra_info.update(rows=len(panel), iterations=res.iterations)
+
+
+# --------------------------------------------------------------------------- cost vs rows
+
+ROWS = [10**4, 10**5, 10**6]
+PERIODS = 40
+
+
+@pytest.fixture(scope="module")
+def big_panel():
+    """A membership panel of 25,000 customers x 40 months = 10^6 rows; smaller panels take every
+    k-th customer (customers are numbered market by market, so every market stays in)."""
+    model = ddc.models.membership()
+    panel = simulate(model, model.true_params, n_customers=ROWS[-1] // PERIODS,
+                     n_periods=PERIODS, seed=3)
+    return model, panel
+
+
+def rows_of(panel, n_rows: int):
+    step = ROWS[-1] // n_rows
+    out = panel[panel["customer_id"] % step == 0]
+    assert len(out) == n_rows
+    return out
+
+
+@pytest.mark.benchmark(group="likelihood-rows")
+@pytest.mark.parametrize("n_rows", ROWS, ids=lambda n: f"{n}-rows")
+def test_likelihood_evaluate(benchmark, big_panel, n_rows):
+    model, panel = big_panel
+    cd = choice_data(model, rows_of(panel, n_rows))
+    solver = Solver()
+    lik = ChoiceLikelihood(model, cd.counts, solver)
+    params = model.true_params
+
+    def cold():  # no warm start: every round solves the fixed point from V = 0
+        lik.V = None
+        return (params, True), {}
+
+    with small_blas(model.n_states, solver):
+        ev = benchmark.pedantic(lik.evaluate, setup=cold, rounds=50, warmup_rounds=1)
+    assert ev.solution.converged and np.isfinite(ev.loglik)
+    # the per-row log-likelihood is the same whatever the sample size (up to sampling error)
+    assert -1.5 < ev.loglik / cd.nobs < -0.1
+    benchmark.extra_info.update(rows=cd.nobs, cells=int(cd.counts.size))
+
+
+@pytest.mark.benchmark(group="coding-rows")
+@pytest.mark.parametrize("n_rows", ROWS, ids=lambda n: f"{n}-rows")
+def test_choice_data_coding(benchmark, big_panel, n_rows):
+    model, panel = big_panel
+    sub = rows_of(panel, n_rows)
+    rounds = {10**4: 30, 10**5: 10, 10**6: 3}[n_rows]
+    cd = benchmark.pedantic(choice_data, args=(model, sub), rounds=rounds, warmup_rounds=1)
+    assert cd.nobs == n_rows and int(cd.counts.sum()) == n_rows
+    benchmark.extra_info.update(rows=n_rows)
