@@ -335,10 +335,13 @@ class CCP(_CCPBase):
                       theta: np.ndarray, H: np.ndarray, scores2: np.ndarray) -> np.ndarray:
         """Murphy-Topel covariance with the CCPs' free probabilities as first-stage parameters.
 
-        :math:`V = V_2 + V_2 (C V_1 C' - R V_1 C' - C V_1 R') V_2`, with :math:`V_2 = -H^{-1}`,
+        :math:`V = V_2 + V_2 (C V_1 C' + R V_1 C' + C V_1 R') V_2`, with :math:`V_2 = -H^{-1}`,
         :math:`V_1` the multinomial covariance of the frequencies, :math:`C = \\partial^2
         \\ell_2 / \\partial\\theta \\partial p'` (central differences) and :math:`R = \\sum_i
-        g_{2i} g_{1i}'` the cross-products of the per-row scores.
+        g_{2i} g_{1i}'` the cross-products of the per-row scores. (Murphy and Topel write the
+        cross terms with minus signs for :math:`C` defined as an outer product of scores, which
+        is minus the derivative used here: expanding the pseudo-score in the first stage gives
+        :math:`\\hat\\theta - \\theta \\approx V_2 (s_2 + C V_1 s_1)`.)
         """
         model = self.model
         feas = model.feasible
@@ -395,7 +398,7 @@ class CCP(_CCPBase):
                                                                        1.0 / p[s, ref[s]], 0.0)
             R[:, i] = g2[at].T @ g1
         V2 = -np.linalg.inv(H)
-        middle = C @ V1 @ C.T - R @ V1 @ C.T - C @ V1 @ R.T
+        middle = C @ V1 @ C.T + R @ V1 @ C.T + C @ V1 @ R.T
         V = V2 + V2 @ middle @ V2
         return 0.5 * (V + V.T)
 

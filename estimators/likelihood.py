@@ -22,7 +22,7 @@ import pandas as pd
 
 from ddc.kernels.bellman import EULER_GAMMA
 from ddc.model import Model
-from ddc.solver import Solution, Solver, solve_arrays
+from ddc.solver import Solution, Solver, small_blas, solve_arrays
 
 __all__ = ["ChoiceLikelihood", "Evaluation"]
 
@@ -85,6 +85,10 @@ class ChoiceLikelihood:
     def evaluate(self, params: pd.Series | np.ndarray, need_derivatives: bool = True
                  ) -> Evaluation:
         """Log-likelihood (and gradient, BHHH matrix, cell scores) at ``params``."""
+        with small_blas(self.model.n_states, self.solver):
+            return self._evaluate(params, need_derivatives)
+
+    def _evaluate(self, params, need_derivatives: bool) -> Evaluation:
         sol = self.solve(params)
         lp = self.log_pi(sol)
         ll = float(np.sum(self.counts[self.mask] * lp[self.mask]))
