@@ -1,0 +1,1032 @@
+"""Anchor-action inverse reinforcement learning: PQR (Geng, Nassif, Manzanares, Reppen and Sircar,
+"Deep PQR: Solving Inverse Reinforcement Learning using Anchor Actions", ICML 2020).
+
+With logit shocks the choice probabilities pin down every choice-specific value once the reward
+of one *anchor* action :math:`a_0` is fixed in every state. PQR recovers the rewards from the
+policy in three linear steps and then, here, projects them onto the model's parameters.
+
+Conventions. Values are "Euler-free": :math:`V(s) = \\log\\sum_a e^{Q(s,a)}`,
+:math:`Q(s,a) = r(s,a) + \\beta E[V(s') \\mid s, a]`, :math:`\\pi(a \\mid s) = e^{Q(s,a) - V(s)}`.
+(The ex-ante value of :class:`ddc.Solution` is :math:`\\bar V = V + \\gamma / (1 - \\beta)`; the
+constant cancels from every reward below.) Write :math:`\\ell(s,a) = \\log\\pi(a \\mid s)`.
+
+**P-step.** :math:`\\hat\\pi` from the panel: smoothed cell frequencies
+(:func:`estimators.ccp.frequency_ccps`) or a flexible multinomial logit in state dummies
+(:func:`flexible_logit`).
+
+**Q-step.** Under the normalization :math:`r(s, a_0) = 0`, :math:`Q(s, a_0) = \\beta E[V(s')
+\\mid s, a_0]` and :math:`V = Q(\\cdot, a_0) - \\ell(\\cdot, a_0)`, so :math:`W = Q(\\cdot, a_0)`
+solves the linear fixed point
+
+.. math:: (I - \\beta P_{a_0}) W = -\\beta P_{a_0} \\ell(\\cdot, a_0),
+
+and then :math:`Q(s,a) = W(s) + \\ell(s,a) - \\ell(s,a_0)`, :math:`V = W - \\ell(\\cdot, a_0)`.
+With ``q_step="features"`` :math:`W \\approx \\Phi w` is found by least-squares fitted evaluation
+(LSTD: :math:`\\Phi' D (\\Phi - \\beta P_{a_0}\\Phi) w = \\Phi' D (-\\beta P_{a_0} \\ell_{a_0})`)
+and never needs an :math:`S \\times S` object.
+
+**R-step.** :math:`r(s,a) = Q(s,a) - \\beta E[V(s') \\mid s, a]`, for every state with the anchor
+and every feasible action.
+
+**Multi-period options.** Let :math:`L` be the states where the anchor is infeasible; each must
+have a single feasible action (the membership model's locked annual months). An action that
+leads into :math:`L` is an option that runs until the chain leaves :math:`L` at the (random) time
+:math:`\\tau`; the data identify only its bundled reward
+
+.. math::
+
+    \\tilde r(s,a) = Q(s,a) - E[\\beta^\\tau V(s_\\tau) \\mid s, a]
+                   = r(s,a) + \\sum_{k \\ge 1} \\beta^k E[r(s_k) 1\\{s_1, \\dots, s_k \\in L\\}],
+
+computed with :math:`Z = (I - \\beta P_L)^{-1} b` (:math:`P_L` the transitions of the single
+feasible action out of :math:`L`, :math:`b = V` outside :math:`L`, 0 in it):
+:math:`\\tilde r(s,a) = Q(s,a) - \\beta E[Z(s') \\mid s,a]`. Without locked successors
+:math:`\\tilde r = r`. Nothing here is specific to the membership model.
+
+**Normalization of a model whose anchor utility is not zero.** The choice probabilities of
+utilities :math:`u` are those of :math:`u'(s,a) = u(s,a) + \\phi(s) - \\beta E[\\phi(s') \\mid
+s,a]` for any :math:`\\phi` (potential-based shaping: :math:`V' = V + \\phi`). PQR recovers the
+:math:`u'` with :math:`u'(s,a_0) = 0`, i.e. :math:`\\phi = -(I - \\beta P_{a_0})^{-1} u(\\cdot,
+a_0)` (0 on :math:`L`). For a linear utility :math:`u = X\\theta` this :math:`u'` is linear too,
+with the anchor-normalized features :math:`X' = X + \\Phi - \\beta P \\Phi`,
+:math:`\\Phi = -(I - \\beta P_{a_0})^{-1} X(\\cdot, a_0)`; bundling them as above gives
+:math:`\\tilde X` (:func:`anchor_features`) with :math:`\\tilde r = \\tilde X \\theta` exactly at
+the true policy. When :math:`X(\\cdot, a_0)` does not vary with the state (Rust's bus: the anchor
+``replace`` costs :math:`-RC` everywhere) :math:`\\tilde X(s,a) = X(s,a) - X(s,a_0)`: PQR's
+rewards are the differences :math:`u(s,a) - u(s,a_0)`. In general they are not.
+
+**Projection.** :math:`\\hat\\theta` is the weighted least-squares fit of :math:`\\tilde r` on
+:math:`\\tilde X` over the observed choice cells :math:`(s, a \\ne a_0)`, by default with the
+inverse of the local variance of the log-odds, :math:`w(s,a) = N(s) / (1/\\hat\\pi(a \\mid s) +
+1/\\hat\\pi(a_0 \\mid s))`, so that cells where either action is rarely chosen count little.
+
+**Inference.** :math:`\\tilde r` is linear in :math:`\\ell`, so :math:`\\hat\\theta = G \\hat\\ell`
+with :math:`G = (\\tilde X' \\Omega \\tilde X)^{-1} \\tilde X' \\Omega R`; :math:`G` is computed
+with the adjoint of :math:`R` (transposed solves, :math:`K` right-hand sides) and the delta method
+uses the multinomial covariance of the frequencies (or the logit's information): covariance kind
+``"delta"`` (default). ``"cluster"`` sums the same per-row influence functions by unit; a seeded
+bootstrap over units (``bootstrap=B``) adds ``"bootstrap"``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import warnings
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+import scipy.linalg as sla
+
+from ddc.kernels import bellman as kb
+from ddc.model import Model
+from ddc.panel import Panel
+from ddc.solver import ConvergenceWarning, PolicySystem, Solver, small_blas
+from ddc.utility import LinearUtility
+from estimators.ccp import frequency_ccps
+from estimators.data import ChoiceData, choice_data
+from estimators.first_stage import estimate_transitions
+from estimators.identification import IdentificationError, check_identification
+from estimators.likelihood import ChoiceLikelihood
+from estimators.results import EstimationResults
+
+__all__ = ["PQR", "AnchorStructure", "LogitPolicy", "RewardMap", "anchor_features",
+           "anchor_rewards", "anchor_structure", "flexible_logit", "state_design"]
+
+#: Numeric state variables with more values than this enter :func:`state_design` as a cubic
+#: polynomial in their value instead of one dummy per value.
+MAX_DUMMIES = 12
+#: Standard errors of the R-step's rewards are computed for at most this many choice cells.
+MAX_SE_CELLS = 5000
+
+
+# ------------------------------------------------------------------------------ kernels glue
+def _expected(ct, W: np.ndarray) -> np.ndarray:
+    """``E[W(s') | s, a]``: (S,) -> (S, A); (S, K) -> (S, A, K)."""
+    trans = tuple(ct)[2:]
+    S, A = ct.n_states, ct.n_actions
+    W = np.asarray(W, dtype=np.float64)
+    if W.ndim == 1:
+        out = np.empty((S, A))
+        kb.expected_values(np.ascontiguousarray(W), out, *trans)
+        return out
+    out = np.empty((S, A, W.shape[1]))
+    tmp = np.empty((S, A))
+    for k in range(W.shape[1]):
+        kb.expected_values(np.ascontiguousarray(W[:, k]), tmp, *trans)
+        out[:, :, k] = tmp
+    return out
+
+
+def _push(ct, w: np.ndarray) -> np.ndarray:
+    """``sum_{s,a} w[s, a] P(s' | s, a)``: (S, A) -> (S,); (S, A, K) -> (S, K)."""
+    trans = tuple(ct)[2:]
+    S = ct.n_states
+    w = np.asarray(w, dtype=np.float64)
+    if w.ndim == 2:
+        out = np.empty(S)
+        kb.push_forward(np.ascontiguousarray(w), out, *trans)
+        return out
+    out = np.empty((S, w.shape[2]))
+    tmp = np.empty(S)
+    for k in range(w.shape[2]):
+        kb.push_forward(np.ascontiguousarray(w[:, :, k]), tmp, *trans)
+        out[:, k] = tmp
+    return out
+
+
+def _state_text(model: Model, s: int) -> str:
+    label = model.space.index[s]
+    label = label if isinstance(label, tuple) else (label,)
+    return "(" + ", ".join(f"{n}={v}" for n, v in zip(model.space.names, label, strict=True)) \
+        + f"; flat index {s})"
+
+
+# ------------------------------------------------------------------------------ structure
+class AnchorStructure(NamedTuple):
+    """Where the anchor action is available, and the states locked into a single action.
+
+    Attributes
+    ----------
+    anchor : int
+        Code of the anchor action :math:`a_0`.
+    choice : numpy.ndarray of bool, shape (S,)
+        States where the anchor is feasible (PQR's Q-step is defined there).
+    locked : numpy.ndarray of bool, shape (S,)
+        States where it is not; each has a single feasible action (the set :math:`L`).
+    only : numpy.ndarray of int, shape (S,)
+        The single feasible action of a locked state, ``-1`` elsewhere.
+    multi : numpy.ndarray of bool, shape (S,)
+        States with at least two feasible actions (the choice data).
+    """
+
+    anchor: int
+    choice: np.ndarray
+    locked: np.ndarray
+    only: np.ndarray
+    multi: np.ndarray
+
+
+def anchor_structure(model: Model, anchor: str | int | None = None, params=None
+                     ) -> AnchorStructure:
+    """Check that PQR applies to ``model`` with ``anchor`` and describe its states.
+
+    Parameters
+    ----------
+    model : ddc.Model
+        The model.
+    anchor : str or int, optional
+        The anchor action; ``model.anchor`` by default.
+    params : optional
+        Parameters whose transition part is used to check the anchor's transitions (defaults).
+
+    Returns
+    -------
+    AnchorStructure
+
+    Raises
+    ------
+    ValueError
+        If there is no anchor; if a state without the anchor has more than one feasible action
+        (PQR cannot normalize its rewards); or if the anchor leads from a state where it is
+        feasible into one where it is not (its Q could not be evaluated by its own fixed point).
+        The message names the first offending state.
+    """
+    anchor = model.anchor if anchor is None else anchor
+    if anchor is None:
+        raise ValueError(f"PQR needs an anchor action (its reward is normalized to zero); the "
+                         f"{model.name} model has none: pass PQR(model, anchor=...) with one of "
+                         f"{list(model.actions)}, or build the model with Model(anchor=...)")
+    a0 = model.action_code(anchor)
+    feas = model.feasible
+    choice = feas[:, a0].copy()
+    locked = ~choice
+    n_feas = feas.sum(axis=1)
+    bad = np.flatnonzero(locked & (n_feas > 1))
+    if bad.size:
+        s = int(bad[0])
+        acts = [model.actions[a] for a in np.flatnonzero(feas[s])]
+        raise ValueError(
+            f"state {_state_text(model, s)} offers {acts} but not the anchor "
+            f"{model.actions[a0]!r}; PQR needs the anchor in every state with a choice ({bad.size} "
+            "state(s) violate this). Choose an anchor feasible wherever there is a choice.")
+    only = np.where(locked, np.argmax(feas, axis=1), -1)
+    ct = model.compiled_transitions(params)
+    into = _expected(ct, locked.astype(float))[:, a0]
+    leak = np.flatnonzero(choice & (into > 1e-12))
+    if leak.size:
+        s = int(leak[0])
+        raise ValueError(
+            f"the anchor {model.actions[a0]!r} leads from state {_state_text(model, s)} into "
+            f"states where it is infeasible (probability {into[s]:.3g}); its value cannot be "
+            "evaluated by its own fixed point. Choose an anchor whose transitions stay where it "
+            "is feasible (e.g. a 'do nothing' or renewal action).")
+    return AnchorStructure(a0, choice, locked, only, n_feas > 1)
+
+
+# ------------------------------------------------------------------------------ state design
+def state_design(model: Model, order: int = 2) -> tuple[np.ndarray, list[str]]:
+    """Regressors that are functions of the state: dummies and their interactions.
+
+    An intercept, one dummy per value of every state variable but its first, and the products of
+    dummies of up to ``order`` different variables (``order=2``: main effects and two-way
+    interactions, the design of :func:`estimators.ccp.logit_ccps`; ``order`` equal to the number
+    of state variables: saturated). A numeric variable with more than :data:`MAX_DUMMIES` values
+    enters instead as a cubic polynomial in its value scaled to [0, 1] (e.g. Rust's mileage).
+
+    Parameters
+    ----------
+    model : ddc.Model
+        The model.
+    order : int
+        Highest order of interactions.
+
+    Returns
+    -------
+    design : numpy.ndarray, shape (S, F)
+    names : list of str
+        Column names (``"plan=member"``, ``"plan=member:ship=2"``, ``"mileage^2"``, ...).
+    """
+    if not isinstance(order, (int, np.integer)) or order < 1:
+        raise ValueError(f"order must be a positive integer, got {order!r}")
+    codes = model.space.codes
+    terms: list[list[tuple[str, np.ndarray]]] = []
+    for j, var in enumerate(model.space.variables):
+        values = var.values
+        numeric = all(isinstance(v, (int, float, np.integer, np.floating))
+                      and not isinstance(v, bool) for v in values)
+        if numeric and len(values) > MAX_DUMMIES:
+            x = np.asarray(values, dtype=float)[codes[:, j]]
+            x = (x - x.min()) / max(x.max() - x.min(), 1e-300)
+            terms.append([(f"{var.name}^{p}" if p > 1 else var.name, x**p) for p in (1, 2, 3)])
+        else:
+            terms.append([(f"{var.name}={values[v]}", (codes[:, j] == v).astype(float))
+                          for v in range(1, len(values))])
+    cols = [np.ones(model.n_states)]
+    names = ["const"]
+    J = len(terms)
+    for r in range(1, min(order, J) + 1):
+        for combo in itertools.combinations(range(J), r):
+            for parts in itertools.product(*(terms[j] for j in combo)):
+                names.append(":".join(p[0] for p in parts))
+                col = parts[0][1]
+                for p in parts[1:]:
+                    col = col * p[1]
+                cols.append(col)
+    return np.column_stack(cols), names
+
+
+def _independent_columns(X: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Indices of a maximal set of linearly independent columns of ``X`` on the rows with
+    positive weight (weighted by their square roots), in order; all-zero columns dropped."""
+    rows = weights > 0
+    Xw = X[rows] * np.sqrt(weights[rows])[:, None]
+    keep = np.flatnonzero(np.abs(Xw).max(axis=0) > 0) if Xw.size else np.arange(0)
+    if keep.size == 0:
+        return keep
+    Xw = Xw[:, keep] / np.linalg.norm(Xw[:, keep], axis=0)
+    _, r, perm = sla.qr(Xw, mode="economic", pivoting=True)
+    d = np.abs(np.diag(r))
+    rank = int(np.sum(d > 1e-9 * d[0]))
+    return np.sort(keep[perm[:rank]])
+
+
+# ------------------------------------------------------------------------------ logit policy
+class LogitPolicy(NamedTuple):
+    """A multinomial logit policy fitted to cell counts (see :func:`flexible_logit`).
+
+    Attributes
+    ----------
+    pi : numpy.ndarray, shape (S, A)
+        Fitted choice probabilities (0 where infeasible; 1 for a single feasible action).
+    design : numpy.ndarray, shape (S, F)
+        The regressors used (independent columns of :func:`state_design`).
+    names : list of str
+        Their names.
+    coef : numpy.ndarray, shape (F, C)
+        Coefficients of the actions ``free`` (the reference action's are zero).
+    free : numpy.ndarray of int
+        The actions with coefficients.
+    ref : int
+        The reference action.
+    information : numpy.ndarray, shape (F C, F C)
+        Fisher information of the coefficients (flattened ``(f, c)`` in C order).
+    loglik : float
+        Log-likelihood of the counts.
+    converged : bool
+    iterations : int
+    """
+
+    pi: np.ndarray
+    design: np.ndarray
+    names: list
+    coef: np.ndarray
+    free: np.ndarray
+    ref: int
+    information: np.ndarray
+    loglik: float
+    converged: bool
+    iterations: int
+
+
+def _logit_probs(design: np.ndarray, coef: np.ndarray, free: np.ndarray, feas: np.ndarray
+                 ) -> np.ndarray:
+    S, A = feas.shape
+    z = np.zeros((S, A))
+    z[:, free] = design @ coef
+    z = np.where(feas, z, -np.inf)
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def flexible_logit(model: Model, counts: np.ndarray, order: int = 2, ref: int | None = None,
+                   tol: float = 1e-10, max_iter: int = 100) -> LogitPolicy:
+    """Multinomial logit choice probabilities in state dummies, by Newton's method on the counts.
+
+    The regressors :math:`x_s` are those of :func:`state_design` (``order=2``: the design of
+    :func:`estimators.ccp.logit_ccps`); since they are functions of the state, the row-level
+    likelihood is :math:`\\sum_{s,a} n(s,a) \\log p(a \\mid s)` and the fit costs
+    :math:`O(S)` per step whatever the number of rows (``logit_ccps``, on the rows with
+    statsmodels, gives the same estimate). Only observed states with a choice enter; the
+    prediction covers every state, over its feasible actions.
+
+    Parameters
+    ----------
+    model : ddc.Model
+        The model.
+    counts : numpy.ndarray, shape (S, A)
+        Choice counts.
+    order : int
+        Interaction order of the dummies.
+    ref : int, optional
+        Reference action (zero coefficients); the first action feasible in every observed choice
+        state by default.
+    tol : float
+        Stop when the Newton decrement is below ``tol``.
+    max_iter : int
+        Most Newton steps.
+
+    Returns
+    -------
+    LogitPolicy
+
+    Raises
+    ------
+    ValueError
+        If an action feasible in the observed choice states is never chosen there (its logit
+        coefficients have no finite maximum): use smoothed frequencies instead.
+    """
+    feas = model.feasible
+    counts = np.asarray(counts, dtype=float)
+    N = counts.sum(axis=1)
+    obs = (N > 0) & (feas.sum(axis=1) > 1)
+    if not obs.any():
+        raise ValueError("no observed state has a choice: the logit policy cannot be fitted")
+    if ref is None:
+        always = np.flatnonzero(feas[obs].all(axis=0))
+        if always.size == 0:
+            raise ValueError("no action is feasible in every observed choice state; give ref=")
+        ref = int(always[0])
+    if not feas[obs, ref].all():
+        raise ValueError(f"the reference action {model.actions[ref]!r} must be feasible in every "
+                         "observed choice state")
+    free = np.array([a for a in range(model.n_actions) if a != ref and feas[obs, a].any()],
+                    dtype=int)
+    never = [model.actions[a] for a in free if counts[obs, a].sum() == 0]
+    if never:
+        raise ValueError(f"action(s) {never} are feasible but never chosen in the observed "
+                         "choice states: their logit coefficients have no finite maximum. Use "
+                         "policy='frequency' (smoothed frequencies) instead.")
+    full, names = state_design(model, order)
+    varies = np.ones(full.shape[1], dtype=bool)
+    varies[1:] = full[obs][:, 1:].std(axis=0) > 0
+    cand = np.flatnonzero(varies)
+    keep = cand[_independent_columns(full[:, cand], np.where(obs, N, 0.0))]
+    X = full[:, keep]
+    names = [names[i] for i in keep]
+    F, C = X.shape[1], free.size
+    Xo, no, No, fo = X[obs], counts[obs], N[obs], feas[obs]
+    coef = np.zeros((F, C))
+
+    def loglik(p):
+        with np.errstate(divide="ignore"):
+            lp = np.where(no > 0, np.log(np.where(no > 0, p, 1.0)), 0.0)
+        return float(np.sum(no * lp))
+
+    def info(p):
+        pc = p[:, free]
+        cov = pc[:, :, None] * (np.eye(C)[None] - pc[:, None, :])  # diag(p) - p p'
+        H = np.einsum("s,sf,sg,scd->fcgd", No, Xo, Xo, cov)
+        return H.reshape(F * C, F * C)
+
+    p = _logit_probs(Xo, coef, free, fo)
+    ll = loglik(p)
+    converged = False
+    it = 0
+    for it in range(1, max_iter + 1):  # noqa: B007
+        grad = (Xo.T @ (no[:, free] - No[:, None] * p[:, free])).ravel()
+        H = info(p)
+        step = np.linalg.solve(H, grad)
+        dec = float(grad @ step)
+        if dec < tol:
+            converged = True
+            break
+        lam = 1.0
+        while lam > 1e-10:
+            trial = coef + lam * step.reshape(F, C)
+            pt = _logit_probs(Xo, trial, free, fo)
+            llt = loglik(pt)
+            if llt >= ll - 1e-12 * max(1.0, abs(ll)):
+                break
+            lam *= 0.5
+        coef, p, ll = trial, pt, llt
+    pi = _logit_probs(X, coef, free, feas)
+    return LogitPolicy(pi, X, names, coef, free, ref, info(p), ll, converged, it)
+
+
+# ------------------------------------------------------------------------------ linear maps
+class _TableEvaluation:
+    """:math:`W = (I - \\beta P_{a_0})^{-1} M b` on the anchor states (``M``: the mask)."""
+
+    def __init__(self, model: Model, ct, st: AnchorStructure, solver: Solver):
+        pi0 = np.zeros((model.n_states, model.n_actions))
+        pi0[st.choice, st.anchor] = 1.0
+        self.mask = st.choice.astype(float)
+        self.system = PolicySystem(pi0, model.beta, ct, solver)
+
+    def _m(self, x):
+        return x * (self.mask if x.ndim == 1 else self.mask[:, None])
+
+    def solve(self, b: np.ndarray) -> np.ndarray:
+        return np.asarray(self.system.solve(self._m(b))).reshape(b.shape)
+
+    def adjoint(self, y: np.ndarray) -> np.ndarray:
+        return self._m(np.asarray(self.system.solve(y, transpose=True)).reshape(y.shape))
+
+
+class _FeatureEvaluation:
+    """LSTD: :math:`W = \\Phi M^{-1} \\Phi' D b`, :math:`M = \\Phi' D (\\Phi - \\beta P_{a_0}
+    \\Phi)`; ``D`` is zero outside the anchor states and so is :math:`\\Phi`."""
+
+    def __init__(self, model: Model, ct, st: AnchorStructure, basis: np.ndarray,
+                 weights: np.ndarray):
+        self.Phi = basis
+        self.D = weights
+        EPhi = _expected(ct, basis)[:, st.anchor, :]
+        M = basis.T @ (weights[:, None] * (basis - model.beta * EPhi))
+        self.lu = sla.lu_factor(M, check_finite=False)
+
+    def solve(self, b: np.ndarray) -> np.ndarray:
+        rhs = self.Phi.T @ (self.D * b if b.ndim == 1 else self.D[:, None] * b)
+        return self.Phi @ sla.lu_solve(self.lu, rhs, check_finite=False)
+
+    def adjoint(self, y: np.ndarray) -> np.ndarray:
+        z = sla.lu_solve(self.lu, self.Phi.T @ y, trans=1, check_finite=False)
+        out = self.Phi @ z
+        return self.D * out if out.ndim == 1 else self.D[:, None] * out
+
+
+class _LockEvaluation:
+    """:math:`x = (I - \\beta P_L)^{-1} b`: rows of the locked states follow their single action;
+    other rows are identity (so :math:`x = b` there)."""
+
+    def __init__(self, model: Model, ct, st: AnchorStructure, solver: Solver):
+        self.empty = not st.locked.any()
+        if not self.empty:
+            piL = np.zeros((model.n_states, model.n_actions))
+            rows = np.flatnonzero(st.locked)
+            piL[rows, st.only[rows]] = 1.0
+            self.system = PolicySystem(piL, model.beta, ct, solver)
+
+    def solve(self, b: np.ndarray) -> np.ndarray:
+        if self.empty:
+            return b.copy()
+        return np.asarray(self.system.solve(b)).reshape(b.shape)
+
+    def adjoint(self, y: np.ndarray) -> np.ndarray:
+        if self.empty:
+            return y.copy()
+        return np.asarray(self.system.solve(y, transpose=True)).reshape(y.shape)
+
+
+class QStep(NamedTuple):
+    """The Q- and R-steps at one policy (Euler-free values; NaN outside the anchor states)."""
+
+    W: np.ndarray
+    V: np.ndarray
+    Q: np.ndarray
+    rewards: np.ndarray
+
+
+class RewardMap:
+    """The linear map :math:`R: \\ell = \\log\\pi \\mapsto \\tilde r` of PQR, its adjoint, and the
+    matching features :math:`\\tilde X`.
+
+    Parameters
+    ----------
+    model : ddc.Model
+        The model.
+    params : pandas.Series or array
+        Parameters; only the transition part is used.
+    structure : AnchorStructure
+        From :func:`anchor_structure`.
+    q_step : {"table", "features"}
+        Exact anchor evaluation (a sparse or dense LU of :math:`I - \\beta P_{a_0}`) or LSTD on
+        ``basis`` with state weights ``weights``.
+    solver : ddc.Solver, optional
+        Chooses the linear solvers (``q_step="features"`` uses matrix-free GMRES for the
+        locked-state system).
+    basis : numpy.ndarray, shape (S, F), optional
+        State features of the LSTD evaluation (zero rows outside the anchor states).
+    weights : numpy.ndarray, shape (S,), optional
+        LSTD state weights.
+    """
+
+    def __init__(self, model: Model, params, structure: AnchorStructure, q_step: str = "table",
+                 solver: Solver | None = None, basis: np.ndarray | None = None,
+                 weights: np.ndarray | None = None):
+        self.model, self.st = model, structure
+        self.ct = model.compiled_transitions(params)
+        self.beta = model.beta
+        solver = solver or Solver()
+        if q_step == "table":
+            self.evaluation = _TableEvaluation(model, self.ct, structure, solver)
+            lock_solver = solver
+        elif q_step == "features":
+            if basis is None or weights is None:
+                raise ValueError("q_step='features' needs a basis and state weights")
+            self.evaluation = _FeatureEvaluation(model, self.ct, structure, basis, weights)
+            lock_solver = Solver(linear_solver="gmres", gmres_rtol=1e-13)
+        else:
+            raise ValueError(f"q_step must be 'table' or 'features', got {q_step!r}")
+        self.lock = _LockEvaluation(model, self.ct, structure, lock_solver)
+        self.cell = model.feasible & structure.choice[:, None]
+
+    def q_step(self, ell: np.ndarray) -> QStep:
+        """Q- and R-steps at log-CCPs ``ell`` (S, A) (finite on feasible cells)."""
+        st, beta, ct = self.st, self.beta, self.ct
+        a0, ch = st.anchor, st.choice
+        ell = np.where(self.model.feasible, ell, 0.0)
+        l0 = np.where(ch, ell[:, a0], 0.0)
+        W = self.evaluation.solve(-beta * _expected(ct, l0)[:, a0])
+        V = np.where(ch, W - l0, 0.0)
+        Z = self.lock.solve(V)
+        Q = W[:, None] + ell - l0[:, None]
+        r = Q - beta * _expected(ct, Z)
+        r[:, a0] = 0.0  # exactly, by the normalization (rounding otherwise)
+        nan = np.nan
+        return QStep(np.where(ch, W, nan), np.where(ch, V, nan), np.where(self.cell, Q, nan),
+                     np.where(self.cell, r, nan))
+
+    def __call__(self, ell: np.ndarray) -> np.ndarray:
+        """:math:`\\tilde r = R \\ell`, shape (S, A) (NaN outside the anchor states' feasible
+        cells)."""
+        return self.q_step(ell).rewards
+
+    def adjoint(self, c: np.ndarray) -> np.ndarray:
+        """:math:`R' c` for ``c`` of shape (S, A, K) (its entries outside the cells are ignored):
+        ``out[s, a, k] = sum_{s', a'} c[s', a', k] d r(s', a') / d ell(s, a)``."""
+        st, beta, ct = self.st, self.beta, self.ct
+        a0 = st.anchor
+        chk = st.choice[:, None].astype(float)
+        c = np.where(self.cell[:, :, None], c, 0.0)
+        c[:, a0, :] = 0.0  # the anchor's reward is zero by definition, whatever ell
+        g = c.copy()
+        csum = c.sum(axis=1)
+        g[:, a0, :] -= csum
+        omega = csum.copy()
+        y = self.lock.adjoint(-beta * _push(ct, c))
+        omega += y * chk
+        g[:, a0, :] -= y * chk
+        eta = self.evaluation.adjoint(omega)
+        w = np.zeros_like(c)
+        w[:, a0, :] = eta * chk
+        g[:, a0, :] -= beta * _push(ct, w) * chk
+        return np.where(self.cell[:, :, None], g, 0.0)
+
+    def features(self, X: np.ndarray | None = None) -> np.ndarray:
+        """The anchor-normalized, bundled features :math:`\\tilde X`, shape (S, A, K) (NaN
+        outside the anchor states' feasible cells)."""
+        model, st, beta, ct = self.model, self.st, self.beta, self.ct
+        if X is None:
+            X = model.utility.features
+        feas = model.feasible
+        X = np.where(feas[:, :, None], X, 0.0)
+        ch = st.choice[:, None]
+        Phi = self.evaluation.solve(-np.where(ch, X[:, st.anchor, :], 0.0))
+        Xp = X + Phi[:, None, :] - beta * _expected(ct, Phi)
+        rows = np.flatnonzero(st.locked)
+        b = np.zeros((model.n_states, X.shape[2]))
+        b[rows] = Xp[rows, st.only[rows], :]
+        Y = np.where(st.locked[:, None], self.lock.solve(b), 0.0)
+        Xt = Xp + beta * _expected(ct, Y)
+        Xt[:, st.anchor, :] = 0.0  # exactly, by the normalization (rounding otherwise)
+        return np.where(self.cell[:, :, None], Xt, np.nan)
+
+
+def anchor_features(model: Model, params=None, anchor: str | int | None = None,
+                    solver: Solver | None = None) -> np.ndarray:
+    """The anchor-normalized, bundled features :math:`\\tilde X` of a linear-utility model.
+
+    :math:`\\tilde X(s,a)\\theta` is the reward PQR recovers at the policy of parameters
+    :math:`\\theta` (see the module notes), for every state with the anchor and every feasible
+    action; NaN elsewhere. Zero for the anchor.
+
+    Parameters
+    ----------
+    model : ddc.Model
+        Model with a :class:`ddc.LinearUtility`.
+    params : optional
+        Parameters whose transition part is used (the defaults by default).
+    anchor : str or int, optional
+        The anchor (``model.anchor`` by default).
+    solver : ddc.Solver, optional
+        Linear solver choice.
+
+    Returns
+    -------
+    numpy.ndarray, shape (S, A, K)
+    """
+    if not isinstance(model.utility, LinearUtility):
+        raise TypeError("anchor features need a utility linear in parameters (LinearUtility)")
+    st = anchor_structure(model, anchor, params)
+    return RewardMap(model, params, st, "table", solver).features()
+
+
+def anchor_rewards(model: Model, params, anchor: str | int | None = None,
+                   solver: Solver | None = None) -> pd.DataFrame:
+    """The anchor-normalized, bundled rewards :math:`\\tilde X \\theta` implied by ``params``.
+
+    These are what PQR recovers from the choice probabilities of ``params`` (exactly, with the
+    true choice probabilities), so they put every estimator's estimate on PQR's scale.
+
+    Parameters
+    ----------
+    model : ddc.Model
+        Model with a linear utility.
+    params : pandas.Series, mapping or array
+        Parameter values.
+    anchor : str or int, optional
+        The anchor (``model.anchor`` by default).
+    solver : ddc.Solver, optional
+        Linear solver choice.
+
+    Returns
+    -------
+    pandas.DataFrame
+        States x actions; NaN where the anchor is infeasible (locked states) and for infeasible
+        actions; 0 in the anchor's column.
+
+    Examples
+    --------
+    >>> import ddc
+    >>> bus = ddc.models.rust_bus(n_states=90)
+    >>> r = anchor_rewards(bus, bus.true_params)
+    >>> round(float(r["keep"].iloc[0]), 4)   # u(0, keep) - u(0, replace) = RC
+    9.7558
+    """
+    p = model.params_series(params)
+    X = anchor_features(model, p, anchor, solver)
+    theta = p.to_numpy()[: len(model.utility_params)]
+    with np.errstate(invalid="ignore"):
+        r = np.einsum("sak,k->sa", X, theta)
+    return pd.DataFrame(r, index=model.space.index, columns=list(model.actions))
+
+
+# ------------------------------------------------------------------------------ the estimator
+POLICIES = {"frequency": "smoothed cell frequencies", "logit": "a flexible multinomial logit"}
+Q_STEPS = {"table": "exact linear fixed point", "features": "LSTD on state features"}
+WEIGHTS = {"inverse_variance": "N(s) / (1/p(a|s) + 1/p(a0|s))", "visits": "N(s)"}
+
+
+class PQR:
+    """Anchor-action IRL (PQR) with a projection of the recovered rewards onto the parameters.
+
+    Parameters
+    ----------
+    model : ddc.Model
+        Model with a linear utility and an anchor action.
+    policy : {"frequency", "logit"}
+        P-step: smoothed cell frequencies, or a flexible multinomial logit in state dummies
+        (:func:`flexible_logit`, interactions up to ``order``).
+    q_step : {"table", "features"}
+        Q-step: the anchor's exact linear fixed point, or LSTD on the state design of order
+        ``order`` (:func:`state_design`) with the observed visits as state weights: the variant
+        for large state spaces (no :math:`S \\times S` object).
+    smoothing : float
+        :math:`\\alpha` of the frequency estimator.
+    order : int
+        Interaction order of the logit policy's and the LSTD basis's state dummies.
+    weights : {"inverse_variance", "visits"}
+        Weights of the projection: the inverse local variance of the log-odds
+        :math:`N(s) / (1/\\hat\\pi(a|s) + 1/\\hat\\pi(a_0|s))`, or the visits :math:`N(s)`.
+    bootstrap : int
+        If positive, also a bootstrap covariance (``"bootstrap"``) from this many resamples of
+        units (customers, buses), with the transitions held at the full-sample estimates.
+    seed : int
+        Seed of the bootstrap.
+    anchor : str, optional
+        The anchor action (``model.anchor`` by default).
+    support_threshold : float
+        A note is added when observed choice states choose the anchor less often than this.
+    solver : ddc.Solver, optional
+        Linear solvers; also solves the model at the estimate (for its log-likelihood).
+    drop_first : bool, optional
+        As in :class:`estimators.NFXP`.
+
+    Notes
+    -----
+    The results carry, in ``extra``: ``"rewards"`` (the R-step's :math:`\\tilde r`, states x
+    actions), ``"rewards_fitted"`` (:math:`\\tilde X\\hat\\theta`), ``"reward_weights"``,
+    ``"rewards_se"`` (delta-method standard errors of ``"rewards"`` on the projection's cells),
+    ``"anchor_support"`` (share of anchor choices per state, NaN where unobserved or the anchor
+    is infeasible), ``"ccp_first_stage"``, ``"features"`` (:math:`\\tilde X`) and
+    ``"influence"`` (per-cell influence functions of the estimate).
+
+    Examples
+    --------
+    >>> import ddc
+    >>> from simulations import simulate
+    >>> model = ddc.models.membership()
+    >>> panel = simulate(model, model.true_params, n_customers=2_000, n_periods=24, seed=0)
+    >>> res = PQR(model).fit(panel)
+    >>> res.cov_type
+    'delta'
+    """
+
+    name = "PQR"
+
+    def __init__(self, model: Model, policy: str = "frequency", q_step: str = "table",
+                 smoothing: float = 0.5, order: int = 2, weights: str = "inverse_variance",
+                 bootstrap: int = 0, seed: int = 0, anchor: str | None = None,
+                 support_threshold: float = 0.02, solver: Solver | None = None,
+                 drop_first: bool | None = None):
+        if not isinstance(model, Model):
+            raise TypeError(f"PQR needs a ddc.Model, got {type(model).__name__}")
+        if not isinstance(model.utility, LinearUtility):
+            raise TypeError("PQR projects rewards onto a utility linear in parameters "
+                            "(LinearUtility); use NFXP for a CallableUtility")
+        for value, table, what in ((policy, POLICIES, "policy"), (q_step, Q_STEPS, "q_step"),
+                                   (weights, WEIGHTS, "weights")):
+            if value not in table:
+                raise ValueError(f"unknown {what} {value!r}; choose one of: "
+                                 + "; ".join(f"{k!r} ({v})" for k, v in table.items()))
+        if not smoothing > 0:
+            raise ValueError(f"smoothing must be positive, got {smoothing!r}")
+        if not isinstance(bootstrap, (int, np.integer)) or bootstrap < 0 or bootstrap == 1:
+            raise ValueError(f"bootstrap must be 0 (none) or a number of resamples >= 2, got "
+                             f"{bootstrap!r}")
+        if not 0 <= support_threshold < 1:
+            raise ValueError(f"support_threshold must be in [0, 1), got {support_threshold!r}")
+        self.model = model
+        self.policy, self.q_step, self.weights = policy, q_step, weights
+        self.smoothing, self.order = smoothing, order
+        self.bootstrap, self.seed = int(bootstrap), seed
+        self.anchor = anchor
+        self.support_threshold = support_threshold
+        self.solver = solver or Solver()
+        self.drop_first = drop_first
+        self.structure = anchor_structure(model, anchor)
+
+    def __repr__(self) -> str:
+        return (f"PQR({self.model.name}, anchor={self.model.actions[self.structure.anchor]!r}, "
+                f"policy={self.policy!r}, q_step={self.q_step!r})")
+
+    def fit(self, data: pd.DataFrame | Panel) -> EstimationResults:
+        """Estimate on a long panel; returns :class:`~estimators.results.EstimationResults`."""
+        with small_blas(self.model.n_states, self.solver):
+            return self._fit(data)
+
+    # ------------------------------------------------------------------ steps
+    def _policy(self, counts: np.ndarray):
+        """P-step: (pi, log pi, logit or None)."""
+        model = self.model
+        if self.policy == "frequency":
+            pi, logit = frequency_ccps(model, counts, self.smoothing), None
+        else:
+            logit = flexible_logit(model, counts, self.order, ref=self.structure.anchor)
+            pi = logit.pi
+        with np.errstate(divide="ignore"):
+            ell = np.where(model.feasible, np.log(np.where(model.feasible, pi, 1.0)), 0.0)
+        return pi, ell, logit
+
+    def _cell_weights(self, counts: np.ndarray, pi: np.ndarray) -> np.ndarray:
+        st = self.structure
+        N = counts.sum(axis=1)
+        cells = self._cells(counts)
+        if self.weights == "visits":
+            w = np.broadcast_to(N[:, None], pi.shape).astype(float)
+        else:
+            p0 = pi[:, st.anchor][:, None]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                w = N[:, None] * pi * p0 / (pi + p0)
+        return np.where(cells, w, 0.0)
+
+    def _cells(self, counts: np.ndarray) -> np.ndarray:
+        st = self.structure
+        obs = st.choice & st.multi & (counts.sum(axis=1) > 0)
+        cells = self.model.feasible & obs[:, None]
+        cells[:, st.anchor] = False
+        return cells
+
+    def _project(self, r: np.ndarray, Xt: np.ndarray, w: np.ndarray):
+        cells = w > 0
+        Xc, rc, wc = Xt[cells], r[cells], w[cells]
+        A = Xc * np.sqrt(wc)[:, None]
+        scale = np.abs(A).max(axis=0)
+        names = self.model.utility_params
+        zero = np.flatnonzero(scale == 0)
+        if zero.size:
+            raise IdentificationError(
+                f"parameter(s) {[names[k] for k in zero]} do not move any anchor-normalized "
+                "reward in the observed choice cells; PQR cannot identify them")
+        sv = np.linalg.svd(A / scale, compute_uv=False)
+        if sv[-1] < 1e-10 * sv[0]:
+            _, _, vt = np.linalg.svd(A / scale)
+            null = vt[-1] / scale
+            null = null / np.abs(null).max()
+            who = [f"{names[k]} ({null[k]:+.3g})" for k in np.flatnonzero(np.abs(null) > 1e-6)]
+            raise IdentificationError(
+                "the anchor-normalized features are collinear over the observed choice cells, "
+                f"so PQR cannot separate {', '.join(who)}")
+        XtWX = Xc.T @ (wc[:, None] * Xc)
+        theta = np.linalg.solve(XtWX, Xc.T @ (wc * rc))
+        return theta, XtWX
+
+    def _estimate(self, counts, rmap, Xt):
+        pi, ell, logit = self._policy(counts)
+        r = rmap(ell)
+        w = self._cell_weights(counts, pi)
+        theta, XtWX = self._project(r, Xt, w)
+        return theta, XtWX, pi, ell, logit, r, w
+
+    # ------------------------------------------------------------------ inference
+    def _influence(self, G, counts, pi, logit):
+        """Per-cell influence :math:`\\Psi(s, a)` on :math:`\\hat\\theta` of one more observation
+        of ``a`` in ``s`` (S, A, K), mean zero under :math:`\\hat\\pi`."""
+        feas = self.model.feasible
+        if logit is None:
+            N = counts.sum(axis=1)
+            nf = feas.sum(axis=1)
+            denom = N + self.smoothing * nf
+            with np.errstate(divide="ignore", invalid="ignore"):
+                Psi = (np.where(feas[:, :, None], G / pi[:, :, None], 0.0)
+                       - G.sum(axis=1)[:, None, :]) / denom[:, None, None]
+            return np.where(feas[:, :, None] & (N > 0)[:, None, None], Psi, 0.0)
+        X, free, p = logit.design, logit.free, logit.pi
+        F, C = X.shape[1], free.size
+        # d theta / d coef[f, c] = sum_s x_sf (G(s, c) - p(c|s) sum_a G(s, a))
+        Hs = G - p[:, :, None] * G.sum(axis=1)[:, None, :]
+        g = np.einsum("sf,sck->kfc", X, Hs[:, free, :]).reshape(-1, F * C)
+        B = np.linalg.solve(logit.information, g.T).T.reshape(-1, F, C)  # g J^-1
+        # Psi(s, a) = sum_{f, c} B[k, f, c] x_sf (1[a = c] - p(c|s))
+        xb = np.einsum("sf,kfc->sck", X, B)
+        Psi = -np.einsum("sc,sck->sk", p[:, free], xb)[:, None, :].repeat(feas.shape[1], axis=1)
+        Psi[:, free, :] += xb
+        return np.where(feas[:, :, None], Psi, 0.0)
+
+    def _bootstrap(self, cd: ChoiceData, rmap, Xt) -> tuple[np.ndarray, int]:
+        rng = np.random.default_rng(self.seed)
+        unit = cd.unit
+        U = int(unit.max()) + 1 if unit.size else 0
+        S, A = self.model.n_states, self.model.n_actions
+        cell = cd.state * A + cd.action
+        draws, failed = [], 0
+        for _ in range(self.bootstrap):
+            m = rng.multinomial(U, np.full(U, 1.0 / U)).astype(float)
+            counts = np.bincount(cell, weights=m[unit], minlength=S * A).reshape(S, A)
+            try:
+                draws.append(self._estimate(counts, rmap, Xt)[0])
+            except (IdentificationError, ValueError, np.linalg.LinAlgError):
+                failed += 1
+        draws = np.array(draws)
+        return np.cov(draws, rowvar=False).reshape(Xt.shape[2], Xt.shape[2]), failed
+
+    # ------------------------------------------------------------------ fit
+    def _basis(self, counts: np.ndarray):
+        st = self.structure
+        full, _ = state_design(self.model, self.order)
+        D = np.where(st.choice, counts.sum(axis=1) + self.smoothing, 0.0)
+        Phi = np.where(st.choice[:, None], full, 0.0)
+        keep = _independent_columns(Phi, D)
+        return Phi[:, keep], D
+
+    def _fit(self, data) -> EstimationResults:
+        t0 = time.perf_counter()
+        model, st = self.model, self.structure
+        util = model.utility_params
+        cd = choice_data(model, data, self.drop_first)
+        check_identification(model, cd.counts)
+        ts = estimate_transitions(model, cd.panel, cd.frame)
+        params = model.params_series(np.zeros(len(util)))
+        if len(ts.params):
+            params[ts.params.index] = ts.params
+        anchor_structure(model, st.anchor, params)  # the anchor's transitions at the estimates
+        counts = cd.counts
+        basis = weights = None
+        if self.q_step == "features":
+            basis, weights = self._basis(counts)
+        rmap = RewardMap(model, params, st, self.q_step, self.solver, basis, weights)
+        Xt = rmap.features()
+        theta, XtWX, pi, ell, logit, r, w = self._estimate(counts, rmap, Xt)
+        notes = []
+
+        # delta method: theta = G ell with G = (X'WX)^-1 X'W R, via the adjoint of R
+        Cm = np.zeros((*w.shape, len(util)))
+        cells = w > 0
+        Cm[cells] = w[cells][:, None] * np.linalg.solve(XtWX, Xt[cells].T).T
+        G = rmap.adjoint(Cm)
+        Psi = self._influence(G, counts, pi, logit)
+        N = counts.sum(axis=1)
+        V_delta = np.einsum("s,sa,sak,sal->kl", N, pi, Psi, Psi)
+        row_infl = Psi[cd.state, cd.action]
+        unit = cd.unit
+        U = int(unit.max()) + 1
+        sums = np.zeros((U, len(util)))
+        np.add.at(sums, unit, row_infl)
+        V_cluster = U / (U - 1.0) * sums.T @ sums
+        covs = {"delta": V_delta, "cluster": V_cluster}
+        rewards_se = self._rewards_se(rmap, cells, counts, pi, logit)
+        if self.bootstrap:
+            V_boot, failed = self._bootstrap(cd, rmap, Xt)
+            covs["bootstrap"] = V_boot
+            notes.append(f"bootstrap: {self.bootstrap} resamples of units (seed {self.seed})"
+                         + (f", {failed} failed and were left out" if failed else "")
+                         + "; transitions held at the full-sample estimates")
+        notes.append(f"PQR with anchor {model.actions[st.anchor]!r}: P-step "
+                     f"{POLICIES[self.policy]}, Q-step {Q_STEPS[self.q_step]}; projection by "
+                     f"weighted least squares on {int(cells.sum())} choice cells; covariance "
+                     "'delta' (delta method on the first-stage CCPs)")
+        if logit is not None and not logit.converged:
+            msg = f"the logit policy did not converge in {logit.iterations} Newton steps"
+            warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+            notes.append(msg)
+        if st.locked.any():
+            notes.append(f"{int(st.locked.sum())} states have a single feasible action and no "
+                         "anchor: actions leading into them are valued as multi-period options "
+                         "(bundled rewards)")
+        if len(ts.params):
+            notes.append(f"transition parameters from a first stage ({ts.method}), held fixed")
+
+        support = self._support(counts)
+        obs = st.choice & st.multi & (N > 0)
+        low = obs & (support.to_numpy() < self.support_threshold)
+        if low.any():
+            share = float(w[low].sum() / w.sum())
+            first = int(np.flatnonzero(low)[0])
+            notes.append(
+                f"anchor support: {model.actions[st.anchor]!r} is chosen in less than "
+                f"{self.support_threshold:.0%} of visits in {int(low.sum())} of {int(obs.sum())} "
+                f"observed choice states (e.g. {_state_text(model, first)}: "
+                f"{support.iloc[first]:.2%}); the rewards there are poorly determined (they "
+                f"carry {share:.1%} of the projection weight)")
+
+        params[util] = theta
+        lik = ChoiceLikelihood(model, counts, self.solver)
+        sol = lik.solve(params)
+        ll_c = float(np.sum(counts[counts > 0] * lik.log_pi(sol)[counts > 0]))
+        converged = bool(sol.converged) and (logit is None or logit.converged)
+        index, cols = model.space.index, list(model.actions)
+        fitted = np.einsum("sak,k->sa", np.nan_to_num(Xt), theta)
+        fitted = np.where(rmap.cell, fitted, np.nan)
+        return EstimationResults(
+            model=model, estimator=self.name, params=params[util], hessian=None, scores=None,
+            groups=None, loglik=ll_c + ts.loglik,
+            loglik_parts={"choice": ll_c, "transition": ts.loglik}, nobs=cd.nobs,
+            n_units=cd.panel.n_units, converged=converged,
+            iterations=None if logit is None else logit.iterations,
+            seconds=time.perf_counter() - t0, cov_type="delta", extra_covs=covs,
+            fixed_params=params.drop(util) if len(params) > len(util) else None, notes=notes,
+            solution=sol,
+            extra={"anchor": model.actions[st.anchor], "policy": self.policy,
+                   "q_step": self.q_step, "weights": self.weights,
+                   "rewards": pd.DataFrame(r, index=index, columns=cols),
+                   "rewards_fitted": pd.DataFrame(fitted, index=index, columns=cols),
+                   "rewards_se": pd.DataFrame(rewards_se, index=index, columns=cols),
+                   "reward_weights": pd.DataFrame(w, index=index, columns=cols),
+                   "anchor_support": support, "ccp_first_stage": pi, "features": Xt,
+                   "influence": Psi},
+        )
+
+    def _rewards_se(self, rmap: RewardMap, cells: np.ndarray, counts, pi, logit) -> np.ndarray:
+        """Delta-method standard errors of the R-step's rewards on the projection's cells (NaN
+        elsewhere, and everywhere when there are more than :data:`MAX_SE_CELLS` cells)."""
+        out = np.full(cells.shape, np.nan)
+        where = np.argwhere(cells)
+        if len(where) == 0 or len(where) > MAX_SE_CELLS:
+            return out
+        E = np.zeros((*cells.shape, len(where)))
+        E[where[:, 0], where[:, 1], np.arange(len(where))] = 1.0
+        Psi = self._influence(rmap.adjoint(E), counts, pi, logit)
+        var = np.einsum("s,sa,sac->c", counts.sum(axis=1), pi, Psi**2)
+        out[where[:, 0], where[:, 1]] = np.sqrt(var)
+        return out
+
+    def _support(self, counts: np.ndarray) -> pd.Series:
+        st = self.structure
+        N = counts.sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.where((N > 0) & st.choice, counts[:, st.anchor] / N, np.nan)
+        return pd.Series(share, index=self.model.space.index, name="anchor_support")
