@@ -1,0 +1,230 @@
+"""Tests of the ``ddc`` command line (``ddc.cli.main``), run in-process.
+
+Every command is run end to end on small inputs in a temporary folder; user errors must exit
+non-zero with one line on stderr naming the fault, and no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+import estimators
+from ddc.cli import build_parser, main
+
+COMMANDS = ["demo", "estimate", "compare", "counterfactual", "simulate", "montecarlo"]
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for command in COMMANDS:
+        assert command in out
+    assert "ddc demo --out out/demo" in out
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_an_example(capsys, command):
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "example" in out and f"ddc {command}" in out
+
+
+def test_demo_quick_writes_the_report(capsys, tmp_path, monkeypatch):
+    out_dir = tmp_path / "demo"
+    code, out, err = run(capsys, "demo", "--quick", "--customers", "900", "--periods", "24",
+                         "--draws", "20", "--out", str(out_dir))
+    assert code == 0, err
+    for step in ("[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"):
+        assert step in out
+    assert "Comparison of estimates" in out and "cross-validat" in out.lower()
+    assert "monthly_price_up: CV -$" in out and "video_benefit: CV +$" in out
+    names = {p.name for p in out_dir.iterdir()}
+    assert {"report.md", "report.html", "retention.png", "changes.png", "summary.csv",
+            "estimates.md", "estimates.csv", "cross_validation.csv", "results",
+            "MANIFEST.json"} <= names
+    saved = {p.stem for p in (out_dir / "results").iterdir()}
+    assert {"nfxp", "ccp", "npl"} <= saved
+    from ddc.cli import ESTIMATORS, _available_estimators
+
+    assert saved == {ESTIMATORS[k].lower() for k in _available_estimators()}
+    summary = pd.read_csv(out_dir / "summary.csv", index_col="scenario")
+    assert list(summary.index) == ["baseline", "monthly_price_up", "annual_discount",
+                                   "no_monthly", "video_benefit"]
+    assert "cv_per_customer_lower" in summary.columns
+    assert (out_dir / "retention.png").read_bytes()[:4] == b"\x89PNG"
+    # below, skip rendering the figures again (slow; checked above)
+    from simulations import CounterfactualReport
+
+    monkeypatch.setattr(CounterfactualReport, "figure_pngs", lambda self, dpi=110: dict.fromkeys(
+        ["retention.png", "changes.png", "welfare_by_market.png"], b"\x89PNG"))
+    # the saved NFXP results drive `ddc counterfactual`
+    code, out, err = run(capsys, "counterfactual", str(out_dir / "results" / "nfxp.json"),
+                         "--scenario", "no_monthly", "--draws", "10",
+                         "--out", str(tmp_path / "cf"))
+    assert code == 0, err
+    assert "no_monthly" in out and "annual_discount" not in out
+    assert (tmp_path / "cf" / "report.html").is_file()
+    # running the demo again replaces its own folder
+    code, _, err = run(capsys, "demo", "--quick", "--customers", "600", "--draws", "0",
+                       "--out", str(out_dir))
+    assert code == 0, err
+    assert json.loads((out_dir / "MANIFEST.json").read_text())["format"]
+
+
+@pytest.fixture(scope="module")
+def panel_csv(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "panel.csv"
+    assert main(["simulate", "--model", "membership", "--n-customers", "800", "--n-periods",
+                 "24", "--seed", "3", "--out", str(path)]) == 0
+    return path
+
+
+def test_simulate_writes_csv_and_parquet(capsys, panel_csv, tmp_path):
+    frame = pd.read_csv(panel_csv)
+    assert list(frame.columns) == ["customer_id", "month", "market", "plan", "ship", "video",
+                                   "action"]
+    assert len(frame) == 800 * 24
+    pytest.importorskip("pyarrow")
+    pq = tmp_path / "panel.parquet"
+    code, out, err = run(capsys, "simulate", "--model", "membership", "--n-customers", "50",
+                         "--n-periods", "12", "--out", str(pq))
+    assert code == 0, err
+    assert len(pd.read_parquet(pq)) == 600
+    code, out, err = run(capsys, "estimate", str(pq), "--model", "membership",
+                         "--estimator", "npl")
+    assert code == 0, err and "NPL" in out
+
+
+def test_estimate_and_save(capsys, panel_csv, tmp_path):
+    target = tmp_path / "nfxp.json"
+    code, out, err = run(capsys, "estimate", str(panel_csv), "--model", "membership",
+                         "--estimator", "nfxp", "--out", str(target))
+    assert code == 0, err
+    assert "NFXP estimation results" in out and "alpha_price" in out
+    loaded = estimators.load_results(target)
+    assert loaded.estimator == "NFXP" and loaded.model_name == "membership"
+
+
+def test_compare_writes_the_table(capsys, panel_csv, tmp_path):
+    target = tmp_path / "table.md"
+    code, out, err = run(capsys, "compare", str(panel_csv), "--model", "membership",
+                         "--estimators", "nfxp,ccp", "--out", str(target))
+    assert code == 0, err
+    text = target.read_text()
+    assert "NFXP" in text and "CCP" in text and "|" in text
+    csv = tmp_path / "table.csv"
+    assert main(["compare", "--data", str(panel_csv), "--model", "membership",
+                 "--estimators", "npl", "--out", str(csv)]) == 0
+    assert csv.is_file()
+
+
+def test_estimate_rust_data(capsys):
+    import ddc
+
+    try:
+        ddc.datasets.load_rust_bus(groups=(1,), n_states=90)
+    except FileNotFoundError:
+        pytest.skip("Rust's bus data are not available here")
+    code, out, err = run(capsys, "estimate", "rust", "--model", "rust_bus", "--estimator",
+                         "nfxp")
+    assert code == 0, err
+    assert "RC" in out and "theta_11" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    pytest.param(["estimate", "missing.csv", "--model", "membership"], "not found",
+                 id="missing-file"),
+    pytest.param(["estimate", "panel.txt", "--model", "membership"], "must end in",
+                 id="bad-extension"),
+    pytest.param(["estimate", "rust", "--model", "membership"], "rust_bus", id="rust-data"),
+    pytest.param(["estimate", "--model", "membership"], "give the DATA", id="no-data"),
+    pytest.param(["counterfactual", "nothing.json"], "not found", id="missing-results"),
+    pytest.param(["counterfactual", "bus.json"], "membership", id="results-of-another-model"),
+    pytest.param(["counterfactual", "cf.json", "--scenario", "free_lunch"], "free_lunch",
+                 id="unknown-scenario"),
+    pytest.param(["simulate", "--model", "membership", "--out", "panel.xlsx"], "must end in",
+                 id="simulate-extension"),
+    pytest.param(["demo", "--out", "mine"], "not a ddc-econ output folder", id="foreign-folder"),
+    pytest.param(["estimate", "bad.csv", "--model", "membership"], "plan", id="bad-column"),
+])
+def test_user_errors_exit_nonzero_without_traceback(capsys, tmp_path, monkeypatch, argv,
+                                                    message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "panel.txt").write_text("x")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    pd.DataFrame({"customer_id": [0, 0], "month": [0, 1], "market": [0, 0],
+                  "plan": ["none", "platinum"], "ship": [0, 0], "video": [0, 0],
+                  "action": ["none", "none"]}).to_csv(tmp_path / "bad.csv", index=False)
+    res = estimators.EstimationResults(
+        model=None, estimator="NFXP", params=pd.Series({"RC": 9.0, "theta_11": 2.0}),
+        hessian=None, scores=None, groups=None, loglik=-1.0, nobs=10, converged=True)
+    res.save(tmp_path / "bus.json")
+    import ddc
+
+    model = ddc.models.membership()
+    good = estimators.EstimationResults(
+        model=model, estimator="NFXP", params=model.true_params, hessian=None, scores=None,
+        groups=None, loglik=-1.0, nobs=10, converged=True)
+    good.save(tmp_path / "cf.json")
+    code, out, err = run(capsys, *argv)
+    assert code == 1
+    assert message in err
+    assert "Traceback" not in err and err.startswith(f"ddc {argv[0]}: error:")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_unavailable_estimator_is_reported(capsys, panel_csv, monkeypatch):
+    import ddc.cli as cli
+
+    real = cli._optional
+    monkeypatch.setattr(cli, "_optional", lambda package, name, module=None:
+                        None if name == "MaxEntIRL" else real(package, name, module))
+    code, out, err = run(capsys, "estimate", str(panel_csv), "--model", "membership",
+                         "--estimator", "maxent")
+    assert code == 1 and "not available in this version" in err
+    assert "maxent" not in cli._available_estimators()
+
+
+def test_montecarlo_is_not_faked(capsys, monkeypatch):
+    import ddc.cli as cli
+
+    monkeypatch.setattr(cli, "_montecarlo_module", lambda: None)
+    code, out, err = run(capsys, "montecarlo", "--model", "membership", "--reps", "2")
+    assert code == 2 and out == ""
+    assert "not available in this version" in err
+
+
+def test_montecarlo_runs_when_available(capsys, tmp_path):
+    from ddc.cli import _montecarlo_module
+
+    if _montecarlo_module() is None:
+        pytest.skip("simulations.montecarlo is not in this version")
+    code, out, err = run(capsys, "montecarlo", "--model", "membership", "--reps", "2",
+                         "--n-customers", "300", "--n-periods", "12", "--estimators", "npl",
+                         "--no-progress")
+    assert code == 0, err
+    assert "alpha_price" in out
+
+
+def test_usage_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["estimate", "panel.csv", "--model", "cars"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main([])
+    assert exc.value.code == 2
+    assert build_parser().prog == "ddc"
