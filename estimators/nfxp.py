@@ -182,16 +182,13 @@ class NFXP:
         elif len(ts.params) == 0:
             notes.append(f"transitions known ({ts.method}); transition log-likelihood "
                          "reported at them")
-        extra_covs = {}
-        if len(ts.params) and not full:
-            extra_covs = {}
         return EstimationResults(
             model=model, estimator=self.name, params=est, hessian=H, scores=scores,
             groups=cd.panel.unit, loglik=ev.loglik + ll_t,
             loglik_parts={"choice": ev.loglik, "transition": ll_t}, nobs=cd.nobs,
             n_units=cd.panel.n_units, converged=converged, iterations=iterations,
             function_evals=evals + lik.n_solves, seconds=time.perf_counter() - t0,
-            cov_type="hessian", extra_covs=extra_covs or None, fixed_params=fixed, notes=notes,
+            cov_type="hessian", fixed_params=fixed, notes=notes,
             solution=ev.solution,
             extra={"optimizer": str(self.optimizer), "solver": str(self.solver),
                    "inner_solves": lik.n_solves, "first_stage": ts.method,
