@@ -340,20 +340,8 @@ class Solution:
 
     def expected(self, W: np.ndarray) -> np.ndarray:
         """``E[W(s') | s, a]`` for a vector ``(S,)`` -> ``(S, A)``, or a matrix ``(S, K)`` ->
-        ``(S, A, K)``."""
-        trans = tuple(self.transitions)[2:]
-        W = np.asarray(W, dtype=np.float64)
-        S, A = self.pi.shape
-        if W.ndim == 1:
-            out = np.empty((S, A))
-            kb.expected_values(np.ascontiguousarray(W), out, *trans)
-            return out
-        out = np.empty((S, A, W.shape[1]))
-        tmp = np.empty((S, A))
-        for k in range(W.shape[1]):
-            kb.expected_values(np.ascontiguousarray(W[:, k]), tmp, *trans)
-            out[:, :, k] = tmp
-        return out
+        ``(S, A, K)`` (see :meth:`ddc.transitions.CompiledTransitions.expected`)."""
+        return self.transitions.expected(W)
 
     def utility_jacobian(self) -> np.ndarray:
         """``du(s, a) / dtheta``, shape (S, A, K) over the utility parameters."""

@@ -118,6 +118,44 @@ class CompiledTransitions(NamedTuple):
     indices: np.ndarray
     data: np.ndarray
 
+    def expected(self, W: np.ndarray) -> np.ndarray:
+        """:math:`E[W(s') \\mid s, a]`: a vector (S,) gives (S, A); a matrix (S, K) gives
+        (S, A, K). Factor by factor (numba kernel), never through a dense matrix."""
+        from ddc.kernels.bellman import expected_values
+
+        trans = tuple(self)[2:]
+        S, A = self.n_states, self.n_actions
+        W = np.asarray(W, dtype=np.float64)
+        if W.ndim == 1:
+            out = np.empty((S, A))
+            expected_values(np.ascontiguousarray(W), out, *trans)
+            return out
+        out = np.empty((S, A, W.shape[1]))
+        tmp = np.empty((S, A))
+        for k in range(W.shape[1]):
+            expected_values(np.ascontiguousarray(W[:, k]), tmp, *trans)
+            out[:, :, k] = tmp
+        return out
+
+    def push(self, w: np.ndarray) -> np.ndarray:
+        """:math:`\\sum_{s,a} w(s, a) P(s' \\mid s, a)`: (S, A) gives (S,); (S, A, K) gives
+        (S, K). One step forward of a distribution over states and actions."""
+        from ddc.kernels.bellman import push_forward
+
+        trans = tuple(self)[2:]
+        S = self.n_states
+        w = np.asarray(w, dtype=np.float64)
+        if w.ndim == 2:
+            out = np.empty(S)
+            push_forward(np.ascontiguousarray(w), out, *trans)
+            return out
+        out = np.empty((S, w.shape[2]))
+        tmp = np.empty(S)
+        for k in range(w.shape[2]):
+            push_forward(np.ascontiguousarray(w[:, :, k]), tmp, *trans)
+            out[:, k] = tmp
+        return out
+
     def row_nnz_max(self) -> np.ndarray:
         """Largest number of nonzeros of a row, per factor."""
         out = np.zeros(len(self.f_stride), dtype=np.int64)

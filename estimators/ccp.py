@@ -138,22 +138,6 @@ class PseudoLikelihood:
         self.X = model.utility.features
         self.feas = model.feasible
 
-    def _expected(self, W: np.ndarray) -> np.ndarray:
-        from ddc.kernels import bellman as kb
-
-        S, A = self.feas.shape
-        trans = tuple(self.ct)[2:]
-        if W.ndim == 1:
-            out = np.empty((S, A))
-            kb.expected_values(np.ascontiguousarray(W), out, *trans)
-            return out
-        out = np.empty((S, A, W.shape[1]))
-        tmp = np.empty((S, A))
-        for k in range(W.shape[1]):
-            kb.expected_values(np.ascontiguousarray(W[:, k]), tmp, *trans)
-            out[:, :, k] = tmp
-        return out
-
     def linearize(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(Z, e)`` with ``v = Z @ theta + e``, shapes (S, A, K) and (S, A)."""
         beta = self.model.beta
@@ -163,7 +147,7 @@ class PseudoLikelihood:
         B = np.einsum("sa,sak->sk", p, self.X)
         ent = np.sum(p * (EULER_GAMMA - logp), axis=1)
         sol = system.solve(np.column_stack([B, ent]))
-        E = self._expected(sol)
+        E = self.ct.expected(sol)
         Z = self.X + beta * E[:, :, :-1]
         e = beta * E[:, :, -1]
         return Z, e

@@ -79,7 +79,6 @@ import numpy as np
 import pandas as pd
 import scipy.linalg as sla
 
-from ddc.kernels import bellman as kb
 from ddc.model import Model
 from ddc.panel import Panel
 from ddc.solver import ConvergenceWarning, PolicySystem, Solver, small_blas
@@ -103,37 +102,13 @@ MAX_SE_CELLS = 5000
 
 # ------------------------------------------------------------------------------ kernels glue
 def _expected(ct, W: np.ndarray) -> np.ndarray:
-    """``E[W(s') | s, a]``: (S,) -> (S, A); (S, K) -> (S, A, K)."""
-    trans = tuple(ct)[2:]
-    S, A = ct.n_states, ct.n_actions
-    W = np.asarray(W, dtype=np.float64)
-    if W.ndim == 1:
-        out = np.empty((S, A))
-        kb.expected_values(np.ascontiguousarray(W), out, *trans)
-        return out
-    out = np.empty((S, A, W.shape[1]))
-    tmp = np.empty((S, A))
-    for k in range(W.shape[1]):
-        kb.expected_values(np.ascontiguousarray(W[:, k]), tmp, *trans)
-        out[:, :, k] = tmp
-    return out
+    """``E[W(s') | s, a]`` (:meth:`ddc.transitions.CompiledTransitions.expected`)."""
+    return ct.expected(W)
 
 
 def _push(ct, w: np.ndarray) -> np.ndarray:
-    """``sum_{s,a} w[s, a] P(s' | s, a)``: (S, A) -> (S,); (S, A, K) -> (S, K)."""
-    trans = tuple(ct)[2:]
-    S = ct.n_states
-    w = np.asarray(w, dtype=np.float64)
-    if w.ndim == 2:
-        out = np.empty(S)
-        kb.push_forward(np.ascontiguousarray(w), out, *trans)
-        return out
-    out = np.empty((S, w.shape[2]))
-    tmp = np.empty(S)
-    for k in range(w.shape[2]):
-        kb.push_forward(np.ascontiguousarray(w[:, :, k]), tmp, *trans)
-        out[:, k] = tmp
-    return out
+    """One step forward (:meth:`ddc.transitions.CompiledTransitions.push`)."""
+    return ct.push(w)
 
 
 def _state_text(model: Model, s: int) -> str:
