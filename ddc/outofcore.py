@@ -1,0 +1,1022 @@
+"""Sufficient statistics of panels larger than memory, reduced chunk by chunk, in parallel.
+
+The likelihood of a dynamic discrete choice model depends on a panel only through counts
+(:mod:`ddc.panel`): :math:`N(s, a)` of rows by state and action, the same counts of each unit's
+first row (for estimators that condition on it), :math:`N(s, a, s')` of observed transitions and,
+for models whose transitions are estimated from an increment column (Rust's bus), the counts of
+the increments. :func:`sufficient_statistics` computes them from Parquet or CSV files or a dask
+DataFrame without ever holding more than a chunk of rows (``chunk_rows``) per worker:
+
+1. the source is cut into *tasks* (Parquet: ranges of row groups of about ``task_rows`` rows;
+   CSV: one file; dask: one partition; a pandas DataFrame: one task);
+2. each task reads its rows in chunks and codes every chunk with the panel layer
+   (:class:`ddc.panel.Panel`: the same validation and coding as in memory), adding the counts of
+   its *complete* units to its accumulators;
+3. the tasks run serially, in a local process pool or on dask.distributed, and their counts are
+   added up.
+
+**Units that straddle chunks.** The source must hold each unit's rows together, with the ids in
+non-decreasing order (sorted by id; the periods of a unit may come in any order), as
+:func:`simulations.write_panel_parquet`, :func:`simulations.simulate` and a sort by
+``(id, period)`` write them. This is checked, and a violation names the file and row. Within a
+task, the rows of the last unit of a chunk are carried over to the next chunk; the first and
+the last unit of each task (which may continue in the neighbouring tasks) are returned as raw
+rows and joined with their neighbours' before they are coded. Every unit is thus coded whole,
+so the checks of :class:`~ddc.panel.Panel` (gaps, duplicate periods, infeasible actions) hold
+across chunk and file boundaries and the counts equal those of the panel in memory. Memory per
+worker is :math:`O(\\text{chunk\\_rows} + S A + \\#\\{(s, a, s')\\})`; the driver holds the
+counts and two units per task.
+
+Examples
+--------
+>>> import ddc
+>>> from ddc.outofcore import sufficient_statistics
+>>> from simulations import simulate
+>>> model = ddc.models.membership()
+>>> panel = simulate(model, model.true_params, n_customers=50, n_periods=12, seed=0)
+>>> stats = sufficient_statistics(model, panel, chunk_rows=100)
+>>> stats.nobs, stats.n_units, stats.n_transitions
+(600, 50, 550)
+>>> bool((stats.counts == ddc.panel.Panel(model, panel).counts).all())
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import pickle
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ddc.model import Model
+from ddc.panel import (
+    ACTION_COLUMN,
+    ID_COLUMNS,
+    TIME_COLUMNS,
+    Panel,
+    PanelError,
+    TransitionCounts,
+    _factor_rows,
+    _fmt,
+)
+from ddc.transitions import FactoredTransitions
+
+__all__ = [
+    "SCHEDULERS",
+    "SufficientStatistics",
+    "executor",
+    "pack_model",
+    "resolve_scheduler",
+    "sufficient_statistics",
+    "unpack_model",
+]
+
+#: Scheduler names accepted by :func:`sufficient_statistics` (and the Monte Carlo runner); an
+#: address ``"tcp://host:port"`` of a running dask scheduler, or a ``distributed.Client``, also
+#: works.
+SCHEDULERS = {
+    "serial": "in this process, one task after another",
+    "processes": "a local process pool (concurrent.futures, 'spawn' start method)",
+    "dask": "dask.distributed on a LocalCluster started for the call (processes, one thread each)",
+}
+
+#: Rows read and coded at a time by default: about 150 MB of working memory for the membership
+#: model's seven columns (measured peak, see ``docs/scale.rst``).
+CHUNK_ROWS = 1_000_000
+
+#: Above this many cells :math:`S \\cdot A \\cdot S` the transition counts are accumulated as
+#: sorted (key, count) pairs instead of a dense array.
+DENSE_TRANSITIONS_MAX = 1 << 22
+
+
+# ---------------------------------------------------------------------------- the statistics
+
+
+@dataclass(frozen=True, eq=False)
+class SufficientStatistics:
+    """The counts that the likelihood of a panel depends on.
+
+    Attributes
+    ----------
+    model : Model
+        The model the rows were coded for.
+    counts : numpy.ndarray of int64, shape (S, A)
+        :math:`N(s, a)`: rows by state and action.
+    first_counts : numpy.ndarray of int64, shape (S, A)
+        The same counts over each unit's first row (its earliest period), so that
+        ``counts - first_counts`` is the choice sample of an estimator that conditions on the
+        first period (Rust's convention for his bus data; :meth:`choice_counts`).
+    transition_counts : ddc.panel.TransitionCounts
+        The distinct observed :math:`(s, a, s')` with their counts.
+    increment_counts : numpy.ndarray of int64 or None
+        For a model with ``metadata["increment_column"]`` whose source has that column: how many
+        rows show each increment ``0, 1, ..., J-1`` (missing values not counted); else ``None``.
+    nobs : int
+        Rows.
+    n_units : int
+        Units (distinct ids).
+    id_col, time_col : str
+        The id and period columns used.
+    n_chunks : int
+        Chunks read.
+    seconds : float
+        Wall time of the reduction.
+    """
+
+    model: Model
+    counts: np.ndarray
+    first_counts: np.ndarray
+    transition_counts: TransitionCounts
+    increment_counts: np.ndarray | None
+    nobs: int
+    n_units: int
+    id_col: str = "id"
+    time_col: str = "period"
+    n_chunks: int = 1
+    seconds: float = field(default=0.0, compare=False)
+
+    def __repr__(self) -> str:
+        inc = "" if self.increment_counts is None else \
+            f", increments {self.increment_counts.tolist()}"
+        return (f"SufficientStatistics({self.model.name!r}: {self.nobs:,} rows, "
+                f"{self.n_units:,} units, {self.n_transitions:,} transitions "
+                f"({len(self.transition_counts):,} distinct){inc}; {self.n_chunks} chunk(s), "
+                f"{self.seconds:.2f} s)")
+
+    @classmethod
+    def from_panel(cls, panel: Panel, frame: pd.DataFrame | None = None) -> SufficientStatistics:
+        """The statistics of a panel in memory (the reference the out-of-core reduction equals).
+
+        Parameters
+        ----------
+        panel : ddc.panel.Panel
+            A coded panel.
+        frame : pandas.DataFrame, optional
+            The frame it was coded from, to count the model's increment column if it has one.
+        """
+        acc = _Accumulator(panel.model)
+        acc.n_chunks = 1
+        acc.add_panel(panel, frame, _inc_column(panel.model, frame.columns if frame is not None
+                                                else ()))
+        return acc.result(panel.id_col, panel.time_col)
+
+    @property
+    def n_transitions(self) -> int:
+        """Rows with a next state (all but each unit's last row)."""
+        return self.transition_counts.total
+
+    def choice_counts(self, drop_first: bool = False) -> np.ndarray:
+        """:math:`N(s, a)` of the choice sample: all rows, or all but each unit's first row.
+
+        Parameters
+        ----------
+        drop_first : bool
+            Leave each unit's first period out (as ``estimators.data.choice_data(...,
+            drop_first=True)``).
+
+        Returns
+        -------
+        numpy.ndarray of int64, shape (S, A)
+        """
+        return self.counts - self.first_counts if drop_first else self.counts.copy()
+
+    def loglik_choice(self, log_pi: np.ndarray, drop_first: bool = False) -> float:
+        """:math:`\\sum_{s, a} N(s, a) \\log \\pi(a \\mid s)` over the cells with a count.
+
+        Parameters
+        ----------
+        log_pi : array_like, shape (S, A)
+            Log choice probabilities (``-inf`` at infeasible actions is fine: those cells have
+            no count).
+        drop_first : bool
+            As in :meth:`choice_counts`.
+        """
+        lp = np.asarray(log_pi, dtype=np.float64)
+        c = self.choice_counts(drop_first)
+        if lp.shape != c.shape:
+            raise ValueError(f"log_pi must have shape (states, actions) = {c.shape}, got "
+                             f"{lp.shape}")
+        used = c > 0
+        return float(np.sum(c[used] * lp[used]))
+
+    def factor_counts(self, params=None) -> dict[str, np.ndarray]:
+        """Counts per transition factor, in the shape of each factor's table (as
+        :meth:`ddc.panel.Panel.factor_counts`).
+
+        Parameters
+        ----------
+        params : optional
+            Parameters at which the transitions' structure is taken (defaults when ``None``).
+
+        Returns
+        -------
+        dict
+            Variable name -> int64 array of the factor table's shape.
+        """
+        model = self.model
+        trans = model.transitions(params)
+        if not isinstance(trans, FactoredTransitions):
+            raise TypeError(f"factor_counts needs factored transitions; model {model.name!r} "
+                            f"has {type(trans).__name__}. Use .transition_counts instead")
+        ct = model.compiled_transitions(params)
+        tc = self.transition_counts
+        by_stride = {int(st): f for f, st in enumerate(ct.f_stride)}
+        weights = tc.n.astype(np.float64)
+        out = {}
+        for factor in trans.factors:
+            f = by_stride[int(model.space.strides[model.space.axis(factor.variable)])]
+            size = int(ct.f_size[f])
+            local = _factor_rows(ct, f, tc.s, tc.a)
+            nxt = (tc.s_next // ct.f_stride[f]) % size
+            c = np.bincount(local * size + nxt, weights=weights,
+                            minlength=int(np.prod(factor.table.shape)))
+            out[factor.variable] = np.rint(c).astype(np.int64).reshape(factor.table.shape)
+        return out
+
+    def __add__(self, other: SufficientStatistics) -> SufficientStatistics:
+        """The statistics of two panels of distinct units stacked."""
+        if not isinstance(other, SufficientStatistics):
+            return NotImplemented
+        if other.counts.shape != self.counts.shape:
+            raise ValueError(f"cannot add statistics of models with (states, actions) "
+                             f"{self.counts.shape} and {other.counts.shape}")
+        acc = _Accumulator(self.model)
+        for st in (self, other):
+            acc.merge(_Accumulator.of(st))
+        out = acc.result(self.id_col, self.time_col)
+        return _replace(out, n_chunks=self.n_chunks + other.n_chunks,
+                        seconds=self.seconds + other.seconds)
+
+
+def _replace(st: SufficientStatistics, **changes) -> SufficientStatistics:
+    from dataclasses import replace
+
+    return replace(st, **changes)
+
+
+class _Accumulator:
+    """Running counts of complete units (picklable; merged across tasks)."""
+
+    def __init__(self, model: Model):
+        S, A = model.n_states, model.n_actions
+        self.model = model
+        self.S, self.A = S, A
+        self.counts = np.zeros(S * A, dtype=np.int64)
+        self.first = np.zeros(S * A, dtype=np.int64)
+        self.dense = S * A * S <= DENSE_TRANSITIONS_MAX
+        if S * A * S >= 2**62:
+            raise ValueError(f"{S} states x {A} actions: (state, action, next state) keys "
+                             "overflow 64-bit integers")
+        self.trans = np.zeros(S * A * S if self.dense else 0, dtype=np.int64)
+        self.keys = np.zeros(0, dtype=np.int64)  # sparse: sorted distinct keys and counts
+        self.J = len(model.transition_params) + 1
+        self.inc: np.ndarray | None = None
+        self.nobs = 0
+        self.n_units = 0
+        self.n_chunks = 0
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["model"] = None  # the driver re-attaches its own model
+        return state
+
+    @classmethod
+    def of(cls, st: SufficientStatistics) -> _Accumulator:
+        acc = cls(st.model)
+        acc.counts = st.counts.ravel().copy()
+        acc.first = st.first_counts.ravel().copy()
+        tc = st.transition_counts
+        acc._add_keys((tc.s * acc.A + tc.a) * acc.S + tc.s_next, tc.n)
+        acc.inc = None if st.increment_counts is None else st.increment_counts.copy()
+        acc.nobs, acc.n_units, acc.n_chunks = st.nobs, st.n_units, st.n_chunks
+        return acc
+
+    def _add_keys(self, keys: np.ndarray, n: np.ndarray | None = None) -> None:
+        if self.dense:
+            if n is None:
+                self.trans += np.bincount(keys, minlength=self.trans.size)
+            else:
+                np.add.at(self.trans, keys, n)
+            return
+        if n is None:
+            keys, n = np.unique(keys, return_counts=True)
+        all_keys = np.concatenate([self.keys, keys])
+        all_n = np.concatenate([self.trans, n.astype(np.int64)])
+        self.keys, inverse = np.unique(all_keys, return_inverse=True)
+        self.trans = np.bincount(inverse.ravel(), weights=all_n,
+                                 minlength=len(self.keys)).astype(np.int64)
+
+    def add_panel(self, panel: Panel, frame: pd.DataFrame | None, inc_col: str | None) -> None:
+        """Add the counts of a panel of complete units."""
+        S, A = self.S, self.A
+        s, a, sn = panel.state, panel.action, panel.next_state
+        self.counts += np.bincount(s * A + a, minlength=S * A)
+        first = np.ones(len(s), dtype=bool)
+        first[1:] = panel.unit[1:] != panel.unit[:-1]
+        self.first += np.bincount(s[first] * A + a[first], minlength=S * A)
+        has = sn >= 0
+        self._add_keys((s[has] * A + a[has]) * S + sn[has])
+        if inc_col is not None and frame is not None:
+            self._add_increments(frame, inc_col)
+        self.nobs += panel.nobs
+        self.n_units += panel.n_units
+
+    def _add_increments(self, frame: pd.DataFrame, col: str) -> None:
+        J = self.J
+        v = frame[col].to_numpy(dtype=np.float64, na_value=np.nan)
+        ok = ~np.isnan(v)
+        bad = ok & ((v < 0) | (v >= J) | (v != np.round(np.where(ok, v, 0.0))))
+        if bad.any():
+            pos = np.flatnonzero(bad)
+            shown = "; ".join(f"row {_fmt(frame.index[p])}: {_fmt(v[p])}" for p in pos[:5])
+            raise PanelError(f"column {col!r}: {pos.size} row(s) hold an increment outside "
+                             f"0..{J - 1} or not a whole number; first: {shown}. The model "
+                             f"{self.model.name!r} has {J} increments (give more transition "
+                             "parameters, e.g. rust_bus(theta_3=...))")
+        c = np.bincount(v[ok].astype(np.int64), minlength=J)
+        self.inc = c if self.inc is None else self.inc + c
+
+    def merge(self, other: _Accumulator) -> None:
+        self.counts += other.counts
+        self.first += other.first
+        if other.dense:
+            if self.dense:
+                self.trans += other.trans
+            else:  # pragma: no cover - both sides share the model's layout
+                nz = np.flatnonzero(other.trans)
+                self._add_keys(nz.astype(np.int64), other.trans[nz])
+        elif len(other.keys):
+            self._add_keys(other.keys, other.trans)
+        if other.inc is not None:
+            self.inc = other.inc.copy() if self.inc is None else self.inc + other.inc
+        self.nobs += other.nobs
+        self.n_units += other.n_units
+        self.n_chunks += other.n_chunks
+
+    def result(self, id_col: str, time_col: str, seconds: float = 0.0) -> SufficientStatistics:
+        S, A = self.S, self.A
+        if self.dense:
+            keys = np.flatnonzero(self.trans).astype(np.int64)
+            n = self.trans[keys]
+        else:
+            keep = self.trans > 0
+            keys, n = self.keys[keep], self.trans[keep]
+        s, rest = np.divmod(keys, A * S)
+        a, sn = np.divmod(rest, S)
+        tc = TransitionCounts(_frozen(s), _frozen(a), _frozen(sn), _frozen(n.astype(np.int64)),
+                              S, A)
+        return SufficientStatistics(
+            model=self.model, counts=_frozen(self.counts.reshape(S, A).copy()),
+            first_counts=_frozen(self.first.reshape(S, A).copy()), transition_counts=tc,
+            increment_counts=None if self.inc is None else _frozen(self.inc.copy()),
+            nobs=int(self.nobs), n_units=int(self.n_units), id_col=id_col, time_col=time_col,
+            n_chunks=int(self.n_chunks), seconds=float(seconds))
+
+
+def _frozen(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x)
+    x.flags.writeable = False
+    return x
+
+
+def _inc_column(model: Model, columns: Iterable) -> str | None:
+    col = model.metadata.get("increment_column")
+    if col is None or len(model.transition_params) == 0:
+        return None
+    return col if col in set(columns) else None
+
+
+# ---------------------------------------------------------------------------- sources and tasks
+
+
+@dataclass(frozen=True)
+class _Task:
+    """One unit of work: a file (or row-group range of one), or a frame in memory."""
+
+    kind: str  # "parquet", "csv", "frame"
+    path: str = ""
+    row_groups: tuple[int, int] | None = None
+    row_offset: int = 0
+    frame: Any = None
+
+    @property
+    def label(self) -> str:
+        if self.kind == "frame":
+            return "the DataFrame"
+        name = Path(self.path).name
+        if self.row_groups is not None:
+            return f"{name} (row groups {self.row_groups[0]}-{self.row_groups[1] - 1})"
+        return name
+
+
+def _parquet_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*.parquet") if p.is_file())
+        if not files:
+            raise FileNotFoundError(f"no *.parquet files under the directory {str(path)!r}")
+        return files
+    return [path]
+
+
+def _source_kind(path: Path) -> str:
+    name = path.name.lower()
+    if path.is_dir() or name.endswith((".parquet", ".pq")):
+        return "parquet"
+    if name.endswith((".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz", ".txt")):
+        return "csv"
+    raise ValueError(f"cannot tell the format of {str(path)!r}: give a Parquet file or directory "
+                     "(*.parquet), CSV file(s) (*.csv, optionally compressed), a dask DataFrame "
+                     "or a pandas DataFrame")
+
+
+def _is_dask_frame(source) -> bool:
+    mod = type(source).__module__
+    return mod.startswith(("dask.dataframe", "dask_expr")) and hasattr(source, "to_delayed")
+
+
+def _columns_and_tasks(source, task_rows: int) -> tuple[list[str], list[_Task]]:
+    """The source's column names and its tasks, in order."""
+    if isinstance(source, pd.DataFrame):
+        return [str(c) for c in source.columns], [_Task("frame", frame=source)]
+    paths = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    if not paths:
+        raise ValueError("no source files given")
+    tasks: list[_Task] = []
+    columns: list[str] | None = None
+    kinds = set()
+    for p in map(Path, paths):
+        if not p.exists():
+            raise FileNotFoundError(f"source {str(p)!r} does not exist")
+        kind = _source_kind(p)
+        kinds.add(kind)
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            for f in _parquet_files(p):
+                meta = pq.ParquetFile(f).metadata
+                cols = list(meta.schema.to_arrow_schema().names)
+                columns = _same_columns(columns, cols, f)
+                rows = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+                offsets = np.r_[0, np.cumsum(rows)]
+                lo = 0
+                while lo < len(rows):
+                    hi = lo + 1
+                    while hi < len(rows) and offsets[hi + 1] - offsets[lo] <= task_rows:
+                        hi += 1
+                    tasks.append(_Task("parquet", str(f), (lo, hi), int(offsets[lo])))
+                    lo = hi
+        else:
+            cols = [str(c) for c in pd.read_csv(p, nrows=0).columns]
+            columns = _same_columns(columns, cols, p)
+            tasks.append(_Task("csv", str(p)))
+    if len(kinds) > 1:
+        raise ValueError(f"mixed source formats {sorted(kinds)}; give files of one format")
+    return columns or [], tasks
+
+
+def _same_columns(known: list[str] | None, cols: list[str], path) -> list[str]:
+    if known is not None and set(known) != set(cols):
+        raise PanelError(f"{str(path)!r} has the columns {cols}, the files before it "
+                         f"{known}; every file of a panel needs the same columns")
+    return cols
+
+
+def _read_chunks(task: _Task, columns: list[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """The task's rows in chunks of at most ``chunk_rows``, indexed by their row number in the
+    file (for messages)."""
+    if task.kind == "frame":
+        frame = task.frame
+        for lo in range(0, len(frame), chunk_rows):
+            yield frame.iloc[lo:lo + chunk_rows][columns]
+        return
+    if task.kind == "csv":
+        with pd.read_csv(task.path, usecols=columns, chunksize=chunk_rows) as reader:
+            yield from reader
+        return
+    import pyarrow.parquet as pq
+
+    f = pq.ParquetFile(task.path)
+    offset = task.row_offset
+    lo, hi = task.row_groups
+    for batch in f.iter_batches(batch_size=chunk_rows, row_groups=range(lo, hi), columns=columns):
+        chunk = batch.to_pandas()
+        chunk.index = pd.RangeIndex(offset, offset + len(chunk))
+        offset += len(chunk)
+        yield chunk
+
+
+# ---------------------------------------------------------------------------- one task
+
+
+@dataclass
+class _Partial:
+    """What a task returns: the counts of its complete interior units, and its first and last
+    units as raw rows (they may continue in the neighbouring tasks)."""
+
+    acc: _Accumulator
+    head: pd.DataFrame | None
+    tail: pd.DataFrame | None
+    label: str
+    rows: int
+
+
+def _check_sorted(ids: np.ndarray, chunk: pd.DataFrame, id_col: str, label: str,
+                  previous=None) -> None:
+    if len(ids) == 0:
+        return
+    if previous is not None and ids[0] < previous:
+        _not_sorted(label, id_col, chunk.index[0], previous, ids[0])
+    try:
+        bad = np.flatnonzero(ids[1:] < ids[:-1])
+    except TypeError:
+        raise PanelError(f"{label}: column {id_col!r} mixes ids that do not compare (e.g. "
+                         "numbers and strings); give ids of one type") from None
+    if bad.size:
+        k = int(bad[0])
+        _not_sorted(label, id_col, chunk.index[k + 1], ids[k], ids[k + 1])
+
+
+def _not_sorted(label, id_col, row, before, value) -> None:
+    raise PanelError(
+        f"{label}: the rows are not sorted by {id_col!r}: row {_fmt(row)} has "
+        f"{id_col}={_fmt(value)} after {id_col}={_fmt(before)}. Out-of-core reduction needs "
+        f"each unit's rows together, with ids in non-decreasing order (files and row groups in "
+        f"order too): sort by ({id_col}, period) first, e.g. DataFrame.sort_values or dask's "
+        "set_index/shuffle")
+
+
+def _reduce_task(model: Model, task: _Task, columns: list[str], id_col: str, time_col: str,
+                 inc_col: str | None, chunk_rows: int) -> _Partial:
+    acc = _Accumulator(model)
+    label = task.label
+    head: pd.DataFrame | None = None
+    head_pending = True
+    carry: pd.DataFrame | None = None
+    carry_id = None
+    rows = 0
+
+    def emit(frame: pd.DataFrame) -> None:
+        nonlocal head, head_pending
+        if head_pending:
+            head, head_pending = frame, False
+        else:
+            _reduce_frame(acc, model, frame, id_col, time_col, inc_col, label)
+
+    for chunk in _read_chunks(task, columns, chunk_rows):
+        n = len(chunk)
+        if n == 0:
+            continue
+        acc.n_chunks += 1
+        rows += n
+        ids = chunk[id_col].to_numpy()
+        if pd.isna(ids).any():
+            pos = int(np.flatnonzero(pd.isna(ids))[0])
+            raise PanelError(f"{label}: column {id_col!r} has a missing id at row "
+                             f"{chunk.index[pos]!r}; every row needs a unit id")
+        _check_sorted(ids, chunk, id_col, label, carry_id)
+        run_start = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+        p = 0
+        if carry is not None and ids[0] == carry_id:
+            k1 = int(run_start[1]) if len(run_start) > 1 else n
+            carry = pd.concat([carry, chunk.iloc[:k1]])
+            if k1 == n:  # the whole chunk continues the carried unit
+                continue
+            p = k1
+        if carry is not None:
+            emit(carry)
+            carry = None
+        last = int(run_start[-1])
+        if head_pending and p < last:
+            nxt = run_start[run_start > p]
+            stop = int(nxt[0]) if len(nxt) else n
+            emit(chunk.iloc[p:stop].copy())
+            p = stop
+        if p < last:
+            _reduce_frame(acc, model, chunk.iloc[p:last], id_col, time_col, inc_col, label)
+        carry = chunk.iloc[last:].copy()
+        carry_id = ids[last]
+    tail = None
+    if carry is not None:
+        if head_pending:
+            head = carry
+        else:
+            tail = carry
+    return _Partial(acc, head, tail, label, rows)
+
+
+def _reduce_frame(acc: _Accumulator, model: Model, frame: pd.DataFrame, id_col: str,
+                  time_col: str, inc_col: str | None, label: str) -> None:
+    try:
+        panel = Panel(model, frame, id_col=id_col, time_col=time_col)
+        acc.add_panel(panel, frame, inc_col)
+    except PanelError as e:
+        raise PanelError([f"{label}: {p}" for p in e.problems]) from None
+
+
+def _run_task(model_blob: bytes, task: _Task, columns: list[str], id_col: str, time_col: str,
+              inc_col: str | None, chunk_rows: int) -> _Partial:
+    """Worker entry point (module level, so process pools and dask can import it)."""
+    return _reduce_task(unpack_model(model_blob), task, columns, id_col, time_col, inc_col,
+                        chunk_rows)
+
+
+def _run_dask_partition(model_blob: bytes, frame: pd.DataFrame, index: int, columns: list[str],
+                        id_col: str, time_col: str, inc_col: str | None,
+                        chunk_rows: int) -> _Partial:
+    task = _Task("frame", frame=frame)
+    part = _reduce_task(unpack_model(model_blob), task, columns, id_col, time_col, inc_col,
+                        chunk_rows)
+    part.label = f"partition {index}"
+    return part
+
+
+# ---------------------------------------------------------------------------- the reduction
+
+
+def sufficient_statistics(
+    model: Model,
+    source,
+    id_col: str | None = None,
+    time_col: str | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+    scheduler=None,
+    n_workers: int | None = None,
+    task_rows: int | None = None,
+    progress: bool | None = False,
+) -> SufficientStatistics:
+    """Reduce a long panel to its sufficient statistics without holding it in memory.
+
+    Parameters
+    ----------
+    model : Model
+        The model whose states and actions the rows are coded for.
+    source : str, path, sequence of paths, dask DataFrame or pandas DataFrame
+        A Parquet file or a directory of them (``*.parquet``, read in file-name order), CSV
+        file(s) (read in the order given), a dask DataFrame (partitions in order) or a pandas
+        DataFrame (reduced in chunks in this process). The columns are those of a panel in
+        memory (:class:`ddc.panel.Panel`): the id, the period, one per state variable and
+        ``action``, plus the model's increment column if it has one (Rust's bus:
+        ``increment``); other columns are not read. The rows must be sorted by id (each unit's
+        rows together, ids non-decreasing across chunks, files and partitions).
+    id_col, time_col : str, optional
+        The id and period columns; by default the first of :data:`ddc.panel.ID_COLUMNS` and
+        :data:`ddc.panel.TIME_COLUMNS` present.
+    chunk_rows : int
+        Rows read and coded at a time (bounds the memory of each worker).
+    scheduler : None, str or distributed.Client
+        ``None`` or ``"serial"`` (in this process), ``"processes"`` (a local process pool),
+        ``"dask"`` (a dask.distributed LocalCluster for the call), an address
+        ``"tcp://host:port"`` of a dask scheduler, or a ``distributed.Client``. For a dask
+        DataFrame source, ``None`` uses dask's current scheduler. A pandas DataFrame is always
+        reduced in this process.
+    n_workers : int, optional
+        Workers of a process pool or LocalCluster (all cores / 2 by default).
+    task_rows : int, optional
+        Rows per task when a Parquet file is split across workers (row groups are not split);
+        by default ``4 * chunk_rows``.
+    progress : bool, optional
+        Show a progress bar over the tasks (``None``: when stderr is a terminal).
+
+    Returns
+    -------
+    SufficientStatistics
+
+    Raises
+    ------
+    ddc.panel.PanelError
+        When a chunk does not fit the model (as :class:`~ddc.panel.Panel` would report it,
+        prefixed by the file, with the row numbers in the file), when the rows are not sorted by
+        id, or when the files have different columns.
+
+    Notes
+    -----
+    The counts equal those of ``Panel(model, all_rows)`` exactly (every unit is coded whole;
+    see the module's notes). The likelihood of every estimator that works from counts follows:
+    for instance the choice log-likelihood
+    :math:`\\ell(\\theta) = \\sum_{s,a} N(s, a) \\log \\pi_\\theta(a \\mid s)` is
+    :class:`estimators.likelihood.ChoiceLikelihood` on :meth:`SufficientStatistics.choice_counts`.
+    """
+    t0 = time.perf_counter()
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be a ddc.Model, got {type(model).__name__}")
+    if not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
+    task_rows = 4 * int(chunk_rows) if task_rows is None else int(task_rows)
+    kind = resolve_scheduler(scheduler)
+    dask_source = _is_dask_frame(source)
+    if dask_source:
+        columns_all = [str(c) for c in source.columns]
+        tasks: list[_Task] = []
+    else:
+        columns_all, tasks = _columns_and_tasks(source, task_rows)
+    id_col, time_col, columns, inc_col = _columns_for(model, columns_all, id_col, time_col)
+    if progress is None:
+        progress = sys.stderr.isatty()
+
+    if dask_source:
+        partials = _dask_frame_partials(model, source, columns, id_col, time_col, inc_col,
+                                        int(chunk_rows), scheduler, kind, n_workers)
+    elif kind == "serial" or not tasks or tasks[0].kind == "frame":
+        partials = [_reduce_task(model, t, columns, id_col, time_col, inc_col, int(chunk_rows))
+                    for t in _progress(tasks, progress, "tasks")]
+    else:
+        blob = pack_model(model)
+        with executor(scheduler, n_workers) as ex:
+            shared = ex.share(blob)
+            futures = [ex.submit(_run_task, shared, t, columns, id_col, time_col, inc_col,
+                                 int(chunk_rows)) for t in tasks]
+            order = {id(f): i for i, f in enumerate(futures)}
+            partials = [None] * len(futures)
+            done = ex.as_completed(futures)
+            for fut in _progress(done, progress, "tasks", total=len(futures)):
+                partials[order[id(fut)]] = fut.result()
+    return _combine(model, partials, id_col, time_col, inc_col, time.perf_counter() - t0)
+
+
+def _columns_for(model: Model, columns: list[str], id_col, time_col):
+    def pick(given, defaults, what, arg):
+        if given is not None:
+            return given
+        for c in defaults:
+            if c in columns:
+                return c
+        raise PanelError(f"no {what} column: none of {list(defaults)} is among the source's "
+                         f"columns {columns}; name it with {arg}=...")
+
+    id_col = pick(id_col, ID_COLUMNS, "id", "id_col")
+    time_col = pick(time_col, TIME_COLUMNS, "time", "time_col")
+    required = [id_col, time_col, *model.space.names, ACTION_COLUMN]
+    missing = [c for c in required if c not in columns]
+    if missing:
+        raise PanelError(f"missing column(s) {missing}; a panel for model {model.name!r} needs "
+                         f"the columns {required}. The source has {columns}")
+    inc_col = _inc_column(model, columns)
+    return id_col, time_col, required + ([inc_col] if inc_col else []), inc_col
+
+
+def _combine(model: Model, partials: Sequence[_Partial], id_col: str, time_col: str,
+             inc_col: str | None, seconds: float) -> SufficientStatistics:
+    """Add the tasks' counts and code their boundary units, joined across tasks."""
+    total = _Accumulator(model)
+    fragments: list[tuple[pd.DataFrame, str]] = []
+    for part in partials:
+        if part is None:
+            continue
+        total.merge(part.acc)
+        for frag in (part.head, part.tail):
+            if frag is not None and len(frag):
+                fragments.append((frag, part.label))
+    group: list[pd.DataFrame] = []
+    group_id, group_label = None, ""
+    for frag, label in fragments:
+        fid = frag[id_col].iloc[0]
+        if group and fid == group_id:
+            group.append(frag)
+            continue
+        if group:
+            if fid < group_id:
+                _not_sorted(label, id_col, frag.index[0], group_id, fid)
+            _reduce_frame(total, model, pd.concat(group), id_col, time_col, inc_col,
+                          group_label)
+        group, group_id, group_label = [frag], fid, label
+    if group:
+        _reduce_frame(total, model, pd.concat(group), id_col, time_col, inc_col, group_label)
+    return total.result(id_col, time_col, seconds)
+
+
+def _dask_frame_partials(model, ddf, columns, id_col, time_col, inc_col, chunk_rows, scheduler,
+                         kind, n_workers) -> list[_Partial]:
+    import dask
+
+    blob = pack_model(model)
+    parts = ddf[columns].to_delayed()
+    tasks = [dask.delayed(_run_dask_partition)(blob, p, i, columns, id_col, time_col, inc_col,
+                                               chunk_rows) for i, p in enumerate(parts)]
+    if scheduler is None:
+        return list(dask.compute(*tasks))
+    if kind == "serial":
+        return list(dask.compute(*tasks, scheduler="synchronous"))
+    if kind == "processes":
+        return list(dask.compute(*tasks, scheduler="processes", num_workers=n_workers))
+    with _dask_client(scheduler, n_workers) as client:
+        return list(client.gather(client.compute(tasks)))
+
+
+def _progress(it, enabled: bool, unit: str, total: int | None = None):
+    if not enabled:
+        return it
+    from tqdm.auto import tqdm
+
+    return tqdm(it, total=total, unit=unit)
+
+
+# ---------------------------------------------------------------------------- schedulers
+
+
+def resolve_scheduler(scheduler) -> str:
+    """``"serial"``, ``"processes"`` or ``"dask"``: the kind of a ``scheduler`` argument.
+
+    Parameters
+    ----------
+    scheduler : None, str or distributed.Client
+        ``None``/``"serial"``, ``"processes"``, ``"dask"``, an address ``"tcp://..."`` (or
+        another dask protocol, ``"tls://"``, ``"inproc://"``, ``"ucx://"``) or a
+        ``distributed.Client``.
+
+    Raises
+    ------
+    ValueError
+        For anything else, listing what is accepted.
+    """
+    if scheduler is None:
+        return "serial"
+    if isinstance(scheduler, str):
+        if scheduler in SCHEDULERS:
+            return scheduler
+        if scheduler.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
+            return "dask"
+    elif type(scheduler).__name__ == "Client" and type(scheduler).__module__.startswith(
+            "distributed"):
+        return "dask"
+    accepted = "; ".join(f"{k!r}: {v}" for k, v in SCHEDULERS.items())
+    raise ValueError(f"unknown scheduler {scheduler!r}; accepted: None (serial); {accepted}; an "
+                     "address 'tcp://host:port' of a running dask scheduler; or a "
+                     "distributed.Client")
+
+
+class _DoneFuture:
+    """A future computed on demand in this process (the serial scheduler)."""
+
+    def __init__(self, fn: Callable, args: tuple):
+        self.fn, self.args = fn, args
+        self._done = False
+        self._value = self._error = None
+
+    def _run(self) -> None:
+        if not self._done:
+            try:
+                self._value = self.fn(*self.args)
+            except Exception as e:  # noqa: BLE001 - handed to the caller by result()
+                self._error = e
+            self._done = True
+
+    def result(self):
+        self._run()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def exception(self):
+        self._run()
+        return self._error
+
+
+class _Executor:
+    """Submit tasks and iterate over them as they complete, whatever runs them."""
+
+    def __init__(self, kind: str, pool=None, client=None):
+        self.kind, self.pool, self.client = kind, pool, client
+
+    def share(self, obj):
+        """A handle on ``obj`` to pass to many tasks (sent to each dask worker once)."""
+        if self.kind == "dask":
+            # a fresh key per call: with content hashing, a second call with the same data can
+            # race the release of the first call's copy ("lost dependencies")
+            return self.client.scatter(obj, broadcast=True, hash=False)
+        return obj
+
+    def submit(self, fn: Callable, *args):
+        if self.kind == "serial":
+            return _DoneFuture(fn, args)
+        if self.kind == "processes":
+            return self.pool.submit(fn, *args)
+        return self.client.submit(fn, *args, pure=False)
+
+    def as_completed(self, futures: Sequence) -> Iterator:
+        if self.kind == "serial":
+            for f in futures:
+                f._run()
+                yield f
+        elif self.kind == "processes":
+            import concurrent.futures as cf
+
+            yield from cf.as_completed(futures)
+        else:
+            from distributed import as_completed
+
+            yield from as_completed(futures)
+
+
+@contextlib.contextmanager
+def _dask_client(scheduler, n_workers: int | None):
+    from distributed import Client, LocalCluster
+
+    if not isinstance(scheduler, str):
+        yield scheduler  # a Client the caller owns
+    elif scheduler == "dask":
+        with LocalCluster(n_workers=n_workers or 2, threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster, Client(cluster) as client:
+            yield client
+    else:
+        with Client(scheduler) as client:
+            yield client
+
+
+@contextlib.contextmanager
+def executor(scheduler, n_workers: int | None = None) -> Iterator[_Executor]:
+    """A context yielding an executor for ``scheduler`` (see :func:`resolve_scheduler`).
+
+    A process pool or LocalCluster started here is shut down on exit; a ``distributed.Client``
+    passed in is left running.
+
+    Parameters
+    ----------
+    scheduler : None, str or distributed.Client
+        As :func:`resolve_scheduler`.
+    n_workers : int, optional
+        Processes of a pool (all cores by default) or workers of a LocalCluster (2 by default).
+    """
+    kind = resolve_scheduler(scheduler)
+    if kind == "serial":
+        yield _Executor("serial")
+    elif kind == "processes":
+        import concurrent.futures as cf
+        import multiprocessing as mp
+
+        with cf.ProcessPoolExecutor(max_workers=n_workers,
+                                    mp_context=mp.get_context("spawn")) as pool:
+            yield _Executor("processes", pool=pool)
+    else:
+        with _dask_client(scheduler, n_workers) as client:
+            yield _Executor("dask", client=client)
+
+
+# ---------------------------------------------------------------------------- shipping a model
+
+
+def _model_arguments(model: Model) -> dict:
+    # the constructor arguments, as Model.replace() collects them
+    return dict(states=model.space, actions=model.actions, utility=model.utility,
+                transitions=model._transition_fn or model._fixed_transitions, beta=model.beta,
+                feasible=model.feasible, transition_params=model.transition_params,
+                true_params=model.true_params, name=model.name, anchor=model.anchor,
+                metadata=model.metadata)
+
+
+def pack_model(model: Model) -> bytes:
+    """The model as bytes that :func:`unpack_model` turns back into an equal model in another
+    process.
+
+    A :class:`~ddc.model.Model` holds a per-instance cache and, for the built-in models, a
+    transition function defined inside the model's factory, which the standard pickle cannot
+    send; its constructor arguments are pickled instead, with cloudpickle (installed with
+    dask, ``pip install ddc-econ[distributed]``) when plain pickle cannot do it.
+
+    Parameters
+    ----------
+    model : Model
+
+    Returns
+    -------
+    bytes
+    """
+    args = _model_arguments(model)
+    try:
+        return pickle.dumps(("pickle", args), protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        pass
+    try:
+        import cloudpickle
+    except ImportError:
+        raise RuntimeError(
+            f"the model {model.name!r} cannot be sent to worker processes: its transition "
+            "function is not picklable by the standard pickle. Install cloudpickle (pip install "
+            "'ddc-econ[distributed]'), or run with scheduler=None") from None
+    return pickle.dumps(("cloudpickle", cloudpickle.dumps(args)),
+                        protocol=pickle.HIGHEST_PROTOCOL)
+
+
+_MODEL_CACHE: dict[str, Model] = {}
+
+
+def unpack_model(blob: bytes) -> Model:
+    """The model packed by :func:`pack_model` (cached per process by content)."""
+    key = hashlib.sha1(blob).hexdigest()
+    model = _MODEL_CACHE.get(key)
+    if model is None:
+        how, payload = pickle.loads(blob)
+        args = payload if how == "pickle" else pickle.loads(payload)
+        model = Model(**args)
+        if len(_MODEL_CACHE) >= 8:
+            _MODEL_CACHE.pop(next(iter(_MODEL_CACHE)))
+        _MODEL_CACHE[key] = model
+    return model

@@ -1,0 +1,727 @@
+"""Monte Carlo studies: simulate, estimate, repeat; serially, in a process pool or on dask.
+
+:func:`monte_carlo` draws ``reps`` data sets from a model at known parameters and fits every
+estimator to each. Replication :math:`r` simulates with the seed
+``numpy.random.SeedSequence(seed).spawn(reps)[r]`` (equal to ``SeedSequence(seed,
+spawn_key=(r,))``: a replication can be rerun alone), and each replication runs with one BLAS
+thread and NumPy's default floating-point error handling, so the same ``seed`` gives the same
+table whether the replications run serially, in a local process pool or on a dask.distributed
+cluster (only the ``seconds`` column differs). A replication that fails -- in the simulation, in
+an estimator, or because its worker died -- is recorded with its error and the study goes on.
+
+The result holds a tidy table (one row per replication, estimator, starting value and
+parameter) and :meth:`MonteCarloResults.summary` reduces it, per estimator and parameter, to
+
+.. math::
+
+    \\text{bias} = \\bar{\\hat\\theta} - \\theta_0, \\qquad
+    \\text{RMSE} = \\sqrt{\\tfrac{1}{R}\\textstyle\\sum_r (\\hat\\theta_r - \\theta_0)^2}, \\qquad
+    \\text{sd} = \\sqrt{\\tfrac{1}{R-1}\\textstyle\\sum_r (\\hat\\theta_r - \\bar{\\hat\\theta})^2},
+
+the mean reported standard error :math:`\\bar s` and its ratio to the spread
+:math:`\\bar s / \\text{sd}` (1 when the standard errors are right), the coverage of the 95%
+intervals :math:`\\hat\\theta_r \\pm 1.96\\, s_r` (0.95 when they are right, up to the binomial
+error :math:`\\sqrt{0.95 \\cdot 0.05 / R}`), the convergence rate and the median time per
+estimation.
+
+Examples
+--------
+>>> import ddc
+>>> from estimators import NFXP, CCP
+>>> model = ddc.models.membership()
+>>> mc = monte_carlo(model, model.true_params, {"NFXP": NFXP, "CCP": CCP}, reps=2,
+...                  n_customers=500, n_periods=12, seed=1, progress=False)
+>>> mc.table.columns.tolist()[:6]
+['rep', 'estimator', 'start', 'param', 'estimate', 'std_error']
+>>> sorted(mc.summary().index.get_level_values("estimator").unique())
+['CCP', 'NFXP']
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import inspect
+import pickle
+import sys
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ddc.model import Model
+from ddc.outofcore import executor, pack_model, resolve_scheduler, unpack_model
+from simulations.simulate import simulate
+
+__all__ = ["MonteCarloResults", "monte_carlo", "replication_seed", "add_arguments",
+           "run_from_args", "cli_main"]
+
+#: Two-sided 95% normal quantile used for the coverage of the intervals.
+Z95 = 1.959963984540054
+
+TABLE_COLUMNS = ["rep", "estimator", "start", "param", "estimate", "std_error", "truth",
+                 "converged", "loglik", "iterations", "seconds", "error", "warnings"]
+
+EstimatorFactory = Callable[[Model], object]
+
+
+def replication_seed(seed: int | np.random.SeedSequence, rep: int) -> np.random.SeedSequence:
+    """The seed of replication ``rep`` of a study with root ``seed``.
+
+    Equal to ``SeedSequence(seed).spawn(reps)[rep]`` for any ``reps > rep``.
+
+    Parameters
+    ----------
+    seed : int or numpy.random.SeedSequence
+        The study's root seed.
+    rep : int
+        The replication (from 0).
+
+    Returns
+    -------
+    numpy.random.SeedSequence
+    """
+    if isinstance(seed, np.random.SeedSequence):
+        return np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, rep),
+                                      pool_size=seed.pool_size)
+    return np.random.SeedSequence(seed, spawn_key=(rep,))
+
+
+# ---------------------------------------------------------------------------- the results
+
+
+@dataclass
+class MonteCarloResults:
+    """The outcome of :func:`monte_carlo`.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per replication, estimator, starting value and parameter (columns
+        :data:`TABLE_COLUMNS`): ``rep``, ``estimator``, ``start`` (index of the starting value;
+        ``<NA>`` for an estimator fitted once), ``param``, ``estimate``, ``std_error`` (the
+        estimator's default kind), ``truth``, ``converged``, ``loglik``, ``iterations``,
+        ``seconds`` (wall time of the fit), ``error`` (empty when the fit ran; else the
+        exception, and ``param`` is ``<NA>``) and ``warnings`` (those the fit raised, joined).
+        Sorted by replication, estimator (in the order given), start and parameter.
+    truth : pandas.Series
+        The parameters the data were simulated at.
+    config : dict
+        The study's settings (model, sizes, seed, scheduler, estimators).
+    seconds : float
+        Wall time of the whole study.
+    """
+
+    table: pd.DataFrame
+    truth: pd.Series
+    config: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def __repr__(self) -> str:
+        c = self.config
+        failed = int((self.table["error"] != "").sum())
+        return (f"MonteCarloResults({c.get('model', '?')!r}: {c.get('reps', '?')} replications "
+                f"x {len(c.get('estimators', []))} estimator(s) {c.get('estimators', [])}, "
+                f"{c.get('n_customers', '?')} x {c.get('n_periods', '?')}, seed "
+                f"{c.get('seed', '?')}, {c.get('scheduler', '?')}; {failed} failed fit(s); "
+                f"{self.seconds:.1f} s)")
+
+    @property
+    def failures(self) -> pd.DataFrame:
+        """The fits that raised: replication, estimator, start and the error."""
+        t = self.table
+        return t.loc[t["error"] != "", ["rep", "estimator", "start", "error"]] \
+            .reset_index(drop=True)
+
+    def runs(self) -> pd.DataFrame:
+        """One row per fit (replication, estimator, start): ``converged``, ``loglik``,
+        ``iterations``, ``seconds``, ``error``."""
+        keys = ["rep", "estimator", "start"]
+        cols = ["converged", "loglik", "iterations", "seconds", "error"]
+        return self.table.drop_duplicates(keys)[keys + cols].reset_index(drop=True)
+
+    def best(self) -> pd.DataFrame:
+        """The table restricted to one fit per replication and estimator: among the converged
+        starts, the one with the highest log-likelihood (all starts coincide for an estimator
+        fitted once)."""
+        t = self.table[(self.table["error"] == "") & self.table["converged"]]
+        if t.empty:
+            return t
+        runs = t.drop_duplicates(["rep", "estimator", "start"])
+        idx = runs.sort_values(["rep", "estimator", "loglik", "start"],
+                               ascending=[True, True, False, True], na_position="last") \
+            .drop_duplicates(["rep", "estimator"])
+        keep = idx[["rep", "estimator", "start"]]
+        return t.merge(keep, on=["rep", "estimator", "start"], how="inner")
+
+    def summary(self, level: float = 0.95) -> pd.DataFrame:
+        """Bias, RMSE, spread, standard-error accuracy and coverage per estimator and parameter.
+
+        Statistics of the estimates are over the replications with a converged fit (the best
+        start of each, :meth:`best`); the convergence rate is over all fits (replications x
+        starts), failed ones included.
+
+        Parameters
+        ----------
+        level : float
+            Confidence level of the intervals :math:`\\hat\\theta \\pm z\\, s` whose coverage
+            is reported.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by (estimator, param); columns ``truth``, ``n`` (replications used),
+            ``mean``, ``bias``, ``bias_se`` (Monte Carlo standard error of the bias,
+            sd / sqrt(n)), ``rmse``, ``sd``, ``mean_se``, ``se_ratio`` (mean_se / sd),
+            ``coverage``, ``convergence_rate``, ``fits``, ``failed``, ``median_seconds``.
+        """
+        from scipy import stats
+
+        z = float(stats.norm.isf((1 - level) / 2))
+        runs = self.runs()
+        best = self.best()
+        order = list(dict.fromkeys(self.table["estimator"]))
+        rows = []
+        for est in order:
+            r = runs[runs["estimator"] == est]
+            conv_rate = float(r["converged"].mean()) if len(r) else np.nan
+            n_failed = int((r["error"] != "").sum())
+            median_s = float(r.loc[r["error"] == "", "seconds"].median()) \
+                if (r["error"] == "").any() else np.nan
+            b = best[best["estimator"] == est]
+            params = list(dict.fromkeys(b["param"]))
+            if not params:
+                params = [p for p in self.table.loc[self.table["estimator"] == est, "param"]
+                          .dropna().unique()]
+            for p in params:
+                x = b[b["param"] == p]
+                est_v = x["estimate"].to_numpy(dtype=float)
+                se = x["std_error"].to_numpy(dtype=float)
+                truth = float(x["truth"].iloc[0]) if len(x) else float(self.truth.get(p, np.nan))
+                n = len(est_v)
+                mean = float(est_v.mean()) if n else np.nan
+                sd = float(est_v.std(ddof=1)) if n > 1 else np.nan
+                ok = np.isfinite(se)
+                mean_se = float(se[ok].mean()) if ok.any() else np.nan
+                cover = float(np.mean(np.abs(est_v[ok] - truth) <= z * se[ok])) \
+                    if ok.any() else np.nan
+                rows.append({
+                    "estimator": est, "param": p, "truth": truth, "n": n, "mean": mean,
+                    "bias": mean - truth, "bias_se": sd / np.sqrt(n) if n > 1 else np.nan,
+                    "rmse": float(np.sqrt(np.mean((est_v - truth) ** 2))) if n else np.nan,
+                    "sd": sd, "mean_se": mean_se,
+                    "se_ratio": mean_se / sd if n > 1 and sd > 0 else np.nan,
+                    "coverage": cover, "convergence_rate": conv_rate, "fits": len(r),
+                    "failed": n_failed, "median_seconds": median_s})
+        return pd.DataFrame(rows).set_index(["estimator", "param"])
+
+    def save(self, path: str | Path) -> Path:
+        """Write the table to ``path`` (``.csv`` or ``.parquet``), completely or not at all."""
+        import os
+        import uuid
+
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+        try:
+            if path.suffix.lower() in (".parquet", ".pq"):
+                self.table.to_parquet(tmp, index=False)
+            elif path.suffix.lower() == ".csv":
+                self.table.to_csv(tmp, index=False)
+            else:
+                raise ValueError(f"cannot tell the format of {str(path)!r}: give a .csv or "
+                                 ".parquet file")
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        return path
+
+
+# ---------------------------------------------------------------------------- one replication
+
+
+@dataclass
+class _Study:
+    """Everything a replication needs; pickled once and cached in each worker."""
+
+    model_blob: bytes
+    truth: pd.Series
+    estimators: dict[str, EstimatorFactory]
+    n_customers: int
+    n_periods: int
+    seed: int | np.random.SeedSequence
+    simulate_kwargs: dict
+    prepare: Callable | None
+    starts: tuple[dict, ...] | None
+    blas_threads: int | None
+
+
+class _Worker:
+    """A study unpacked in a process: the model, the solution at the truth, the estimators."""
+
+    def __init__(self, study: _Study):
+        self.study = study
+        self.model = unpack_model(study.model_blob)
+        self._solution = None
+
+    @property
+    def solution(self):
+        if self._solution is None:
+            self._solution = self.model.solve(self.study.truth)
+        return self._solution
+
+
+_WORKERS: dict[str, _Worker] = {}
+
+
+def _worker_for(blob: bytes) -> _Worker:
+    import hashlib
+
+    key = hashlib.sha1(blob).hexdigest()
+    w = _WORKERS.get(key)
+    if w is None:
+        study = _loads(blob)
+        w = _Worker(study)
+        if len(_WORKERS) >= 4:
+            _WORKERS.pop(next(iter(_WORKERS)))
+        _WORKERS[key] = w
+    return w
+
+
+def _dumps(obj) -> bytes:
+    try:
+        return pickle.dumps(("pickle", obj), protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        pass
+    try:
+        import cloudpickle
+    except ImportError:
+        raise RuntimeError(
+            "the estimators or the prepare function cannot be sent to worker processes by the "
+            "standard pickle (lambdas and local functions cannot); define them at module level, "
+            "use functools.partial, install cloudpickle (pip install 'ddc-econ[distributed]'), "
+            "or run with scheduler=None") from None
+    return pickle.dumps(("cloudpickle", cloudpickle.dumps(obj)),
+                        protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _loads(blob: bytes):
+    how, payload = pickle.loads(blob)
+    return payload if how == "pickle" else pickle.loads(payload)
+
+
+def _error_text(e: BaseException) -> str:
+    text = f"{type(e).__name__}: {e}".strip()
+    return text or type(e).__name__
+
+
+def _fit_accepts_start(est) -> bool:
+    try:
+        return "start" in inspect.signature(est.fit).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _run_replication(blob: bytes, rep: int) -> list[dict]:
+    """Simulate data set ``rep`` and fit every estimator (worker entry point)."""
+    w = _worker_for(blob)
+    study = w.study
+    from threadpoolctl import threadpool_limits
+
+    limit = threadpool_limits(limits=study.blas_threads, user_api="blas") \
+        if study.blas_threads else None
+    try:
+        with np.errstate(all="warn", under="ignore"):
+            return _replicate(w, rep)
+    finally:
+        if limit is not None:
+            limit.restore_original_limits()
+
+
+def _replicate(w: _Worker, rep: int) -> list[dict]:
+    study = w.study
+    model = w.model
+    records: list[dict] = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data = simulate(model, w.solution, n_customers=study.n_customers,
+                            n_periods=study.n_periods, seed=replication_seed(study.seed, rep),
+                            **study.simulate_kwargs)
+            if study.prepare is not None:
+                data = study.prepare(data, model)
+    except Exception as e:  # noqa: BLE001 - recorded, the study goes on
+        msg = f"simulation failed: {_error_text(e)}"
+        return [_failed(rep, name, None, msg) for name in study.estimators]
+    for name, factory in study.estimators.items():
+        try:
+            est = factory(model)
+        except Exception as e:  # noqa: BLE001
+            records.append(_failed(rep, name, None, f"constructing the estimator: "
+                                                    f"{_error_text(e)}"))
+            continue
+        starts = study.starts if study.starts and _fit_accepts_start(est) else None
+        for k, start in enumerate(starts or [None]):
+            records.append(_fit_one(est, data, rep, name, None if starts is None else k, start))
+    return records
+
+
+def _fit_one(est, data, rep: int, name: str, k: int | None, start) -> dict:
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            res = est.fit(data) if start is None else est.fit(data, start=start)
+        except Exception as e:  # noqa: BLE001
+            rec = _failed(rep, name, k, _error_text(e))
+            rec["seconds"] = time.perf_counter() - t0
+            rec["warnings"] = _warning_text(caught)
+            return rec
+        seconds = time.perf_counter() - t0
+        try:
+            se = res.std_errors.reindex(res.params.index).to_numpy(dtype=float)
+        except Exception as e:  # noqa: BLE001 - e.g. a singular Hessian: estimates stand
+            se = np.full(len(res.params), np.nan)
+            caught.append(warnings.WarningMessage(f"standard errors: {_error_text(e)}",
+                                                  RuntimeWarning, "", 0))
+    return {"rep": rep, "estimator": name, "start": k,
+            "params": dict(zip(map(str, res.params.index), res.params.to_numpy(dtype=float),
+                               strict=True)),
+            "std_errors": dict(zip(map(str, res.params.index), se, strict=True)),
+            "converged": bool(res.converged), "loglik": float(res.loglik),
+            "iterations": -1 if getattr(res, "iterations", None) is None
+            else int(res.iterations),
+            "seconds": seconds, "error": "", "warnings": _warning_text(caught)}
+
+
+def _warning_text(caught) -> str:
+    return "; ".join(dict.fromkeys(str(w.message) for w in caught))
+
+
+def _failed(rep: int, name: str, k: int | None, error: str) -> dict:
+    return {"rep": rep, "estimator": name, "start": k, "params": {}, "std_errors": {},
+            "converged": False, "loglik": np.nan, "iterations": -1, "seconds": np.nan,
+            "error": error, "warnings": ""}
+
+
+# ---------------------------------------------------------------------------- the study
+
+
+def _estimator_dict(estimators) -> dict[str, EstimatorFactory]:
+    if isinstance(estimators, Mapping):
+        out = {str(k): v for k, v in estimators.items()}
+    else:
+        if callable(estimators):
+            estimators = [estimators]
+        out = {}
+        for f in estimators:
+            base = f.func if isinstance(f, functools.partial) else f
+            name = getattr(base, "name", None) or getattr(base, "__name__", None)
+            if not isinstance(name, str):
+                raise TypeError(f"cannot name the estimator {f!r}; pass a dict "
+                                "{'name': factory}")
+            if name in out:
+                raise ValueError(f"two estimators are named {name!r}; pass a dict with "
+                                 "distinct names")
+            out[name] = f
+    if not out:
+        raise ValueError("no estimators given")
+    bad = [k for k, v in out.items() if not callable(v)]
+    if bad:
+        raise TypeError(f"estimators {bad} are not callable: give classes such as NFXP or "
+                        "factories model -> estimator (e.g. functools.partial(NFXP, "
+                        "drop_first=False))")
+    return out
+
+
+def monte_carlo(
+    model: Model,
+    truth,
+    estimators,
+    reps: int,
+    n_customers: int,
+    n_periods: int,
+    seed: int | np.random.SeedSequence = 0,
+    scheduler=None,
+    *,
+    n_workers: int | None = None,
+    starts: Sequence[Mapping] | None = None,
+    prepare: Callable[[pd.DataFrame, Model], pd.DataFrame] | None = None,
+    simulate_kwargs: Mapping | None = None,
+    blas_threads: int | None = 1,
+    progress: bool | None = None,
+) -> MonteCarloResults:
+    """Simulate ``reps`` data sets from ``model`` at ``truth`` and fit every estimator to each.
+
+    Parameters
+    ----------
+    model : ddc.Model
+        The model (data are simulated from it and the estimators are built on it).
+    truth : pandas.Series, mapping or array
+        The true parameters (the model is solved at them once per worker).
+    estimators : mapping, class or sequence
+        ``{"name": factory}`` or a list of factories, a factory being an estimator class or any
+        callable ``model -> estimator`` with ``.fit(data)`` returning an
+        :class:`~estimators.EstimationResults` (e.g. ``functools.partial(NFXP,
+        drop_first=False)``); a list is named by each class's ``name`` (``"NFXP"``).
+    reps : int
+        Replications.
+    n_customers, n_periods : int
+        Size of each simulated panel.
+    seed : int or numpy.random.SeedSequence
+        Root seed; replication ``r`` uses :func:`replication_seed` ``(seed, r)``.
+    scheduler : None, str or distributed.Client
+        ``None``/``"serial"`` (this process), ``"processes"`` (a local process pool with the
+        'spawn' start method), ``"dask"`` (a dask.distributed LocalCluster of ``n_workers``
+        processes, one thread each, for the call), an address ``"tcp://host:port"`` of a running
+        dask scheduler, or a ``distributed.Client``.
+    n_workers : int, optional
+        Processes of the pool (all cores by default) or workers of the LocalCluster (2).
+    starts : sequence of mappings, optional
+        Starting values (utility parameters by name); an estimator whose ``fit`` takes
+        ``start`` is fitted once per starting value (column ``start``), the others once.
+    prepare : callable, optional
+        ``prepare(panel, model) -> panel``, applied to each simulated panel before the fits
+        (e.g. :func:`simulations.studies.add_bus_increments`, which adds the bus model's
+        ``increment`` column).
+    simulate_kwargs : mapping, optional
+        More arguments of :func:`simulations.simulate` (``initial=...``, ``weights=...``).
+    blas_threads : int or None
+        BLAS threads per replication (1: the same results on every scheduler, and no
+        oversubscription when replications run in parallel; ``None`` leaves BLAS alone).
+    progress : bool, optional
+        Show a progress bar (tqdm) over the replications; by default when stderr is a terminal.
+
+    Returns
+    -------
+    MonteCarloResults
+
+    Notes
+    -----
+    Factories, ``prepare`` and the model's transition function are sent to worker processes
+    with pickle, or cloudpickle when pickle cannot (lambdas, the built-in models' transition
+    functions); cloudpickle is installed with dask (``pip install 'ddc-econ[distributed]'``).
+    Worker processes import the package; numba's on-disk cache spares them the compilation.
+    """
+    t0 = time.perf_counter()
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be a ddc.Model, got {type(model).__name__}")
+    for name, v in (("reps", reps), ("n_customers", n_customers), ("n_periods", n_periods)):
+        if not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    if not isinstance(seed, (int, np.integer, np.random.SeedSequence)):
+        raise TypeError(f"seed must be an integer or a numpy SeedSequence (a fixed seed makes "
+                        f"the study reproducible), got {seed!r}")
+    kind = resolve_scheduler(scheduler)
+    ests = _estimator_dict(estimators)
+    truth_s = model.params_series(truth)
+    start_list = None
+    if starts is not None:
+        start_list = tuple(dict(s) for s in starts)
+        unknown = sorted({k for s in start_list for k in s} - set(model.param_names))
+        if unknown:
+            raise KeyError(f"starting values name unknown parameter(s) {unknown}; the model's "
+                           f"parameters are {model.param_names}")
+    study = _Study(model_blob=pack_model(model), truth=truth_s, estimators=ests,
+                   n_customers=int(n_customers), n_periods=int(n_periods),
+                   seed=seed if isinstance(seed, np.random.SeedSequence) else int(seed),
+                   simulate_kwargs=dict(simulate_kwargs or {}), prepare=prepare,
+                   starts=start_list, blas_threads=blas_threads)
+    blob = _dumps(study)
+    if progress is None:
+        progress = sys.stderr.isatty()
+    records: dict[int, list[dict]] = {}
+    with executor(scheduler, n_workers) as ex:
+        shared = ex.share(blob)
+        futures = {}
+        for r in range(int(reps)):
+            futures[ex.submit(_run_replication, shared, r)] = r
+        from tqdm.auto import tqdm
+
+        with tqdm(total=int(reps), disable=not progress, desc="Monte Carlo",
+                  unit="rep") as bar:
+            for fut in ex.as_completed(list(futures)):
+                r = futures[fut]
+                try:
+                    records[r] = fut.result()
+                except Exception as e:  # noqa: BLE001 - a dead worker: record, go on
+                    msg = f"replication failed in its worker: {_error_text(e)}"
+                    records[r] = [_failed(r, name, None, msg) for name in ests]
+                bar.update(1)
+    table = _tidy([rec for r in sorted(records) for rec in records[r]], ests, truth_s)
+    config = {"model": model.name, "n_states": model.n_states, "beta": model.beta,
+              "reps": int(reps), "n_customers": int(n_customers), "n_periods": int(n_periods),
+              "seed": seed if not isinstance(seed, np.random.SeedSequence) else repr(seed),
+              "scheduler": kind if isinstance(scheduler, str) or scheduler is None
+              else "dask (client)", "estimators": list(ests),
+              "starts": list(start_list) if start_list else None}
+    return MonteCarloResults(table=table, truth=truth_s, config=config,
+                             seconds=time.perf_counter() - t0)
+
+
+def _tidy(records: list[dict], ests: dict, truth: pd.Series) -> pd.DataFrame:
+    rows = []
+    for rec in records:
+        base = {k: rec[k] for k in ("rep", "estimator", "start", "converged", "loglik",
+                                    "iterations", "seconds", "error", "warnings")}
+        if not rec["params"]:
+            rows.append({**base, "param": None, "estimate": np.nan, "std_error": np.nan,
+                         "truth": np.nan, "_order": -1})
+            continue
+        for i, (p, v) in enumerate(rec["params"].items()):
+            rows.append({**base, "param": p, "estimate": v, "std_error": rec["std_errors"][p],
+                         "truth": float(truth[p]) if p in truth.index else np.nan, "_order": i})
+    if not rows:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in TABLE_COLUMNS})
+    t = pd.DataFrame(rows)
+    t["_est"] = t["estimator"].map({k: i for i, k in enumerate(ests)})
+    t["start"] = t["start"].astype("Int64")
+    t = t.sort_values(["rep", "_est", "start", "_order"], na_position="first", kind="stable")
+    t = t.drop(columns=["_est", "_order"]).reset_index(drop=True)
+    t["param"] = t["param"].astype(object).where(t["param"].notna(), None)
+    t["converged"] = t["converged"].astype(bool)
+    t["iterations"] = t["iterations"].astype(np.int64)
+    return t[TABLE_COLUMNS]
+
+
+# ---------------------------------------------------------------------------- command line
+
+
+MODELS = ("membership", "rust_bus", "su_judd")
+ESTIMATORS = ("nfxp", "ccp", "npl")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the options of ``ddc montecarlo`` to ``parser`` (a subcommand's parser).
+
+    Options without a fixed default say what happens when they are left out (their help holds
+    ``%(default).0s`` so that a formatter showing defaults does not print ``None``).
+    """
+    nodefault = "%(default).0s"
+    parser.add_argument("--model", choices=MODELS, default="membership",
+                        help="membership; rust_bus (Rust's Table IX model, 90 states); su_judd "
+                             "(the 175-state design of Su and Judd 2012, new engines at the "
+                             "start)")
+    parser.add_argument("--reps", type=int, required=True, help="replications" + nodefault)
+    parser.add_argument("--estimators", default=None,
+                        help=f"comma-separated, from {','.join(ESTIMATORS)}; all when left "
+                             "out" + nodefault)
+    parser.add_argument("--n-customers", type=int, default=None,
+                        help="units per data set; 2000 for membership, 50 buses for the bus "
+                             "models when left out" + nodefault)
+    parser.add_argument("--n-periods", type=int, default=None,
+                        help="periods per unit; 24 for membership, 120 for the bus models when "
+                             "left out" + nodefault)
+    parser.add_argument("--beta", type=float, default=None,
+                        help="discount factor; the model's (0.99 membership, 0.9999 rust_bus, "
+                             "0.975 su_judd) when left out" + nodefault)
+    parser.add_argument("--seed", type=int, default=0, help="root seed")
+    parser.add_argument("--scheduler", default=None, metavar="SCHEDULER",
+                        help="serial (when left out), processes, dask (a LocalCluster), or the "
+                             "address tcp://host:port of a running dask scheduler" + nodefault)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes of the pool (all cores) or workers of the LocalCluster "
+                             "(2)" + nodefault)
+    parser.add_argument("--out", default=None, metavar="FILE",
+                        help="write the table of estimates here (.csv or .parquet), and the "
+                             "summary next to it as <name>_summary.csv" + nodefault)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def _cli_setup(args) -> tuple[Model, pd.Series, dict, int, int, dict]:
+    import ddc
+    from estimators import CCP, NFXP, NPL
+
+    classes = {"nfxp": NFXP, "ccp": CCP, "npl": NPL}
+    names = ESTIMATORS if args.estimators is None else \
+        tuple(s.strip().lower() for s in args.estimators.split(",") if s.strip())
+    bad = [n for n in names if n not in classes]
+    if bad:
+        raise ValueError(f"--estimators: unknown estimator(s) {bad}; choose from "
+                         f"{','.join(ESTIMATORS)}")
+    extra: dict = {}
+    if args.model == "membership":
+        model = ddc.models.membership()
+        n, T = args.n_customers or 2_000, args.n_periods or 24
+        if args.beta is not None:
+            model = model.replace(beta=args.beta)
+        ests = {n_.upper(): classes[n_] for n_ in names}
+    else:
+        from simulations.studies import add_bus_increments, su_judd_model
+
+        if args.model == "su_judd":
+            model = su_judd_model(args.beta if args.beta is not None else 0.975)
+            extra["simulate_kwargs"] = {"initial": _new_engines(model)}
+        else:
+            model = ddc.models.rust_bus(n_states=90, beta=args.beta or 0.9999)
+        n, T = args.n_customers or 50, args.n_periods or 120
+        ests = {n_.upper(): functools.partial(classes[n_], drop_first=False) for n_ in names}
+        extra["prepare"] = add_bus_increments
+    return model, model.true_params, ests, n, T, extra
+
+
+def _new_engines(model: Model) -> np.ndarray:
+    p = np.zeros(model.n_states)
+    p[0] = 1.0
+    return p
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Run ``ddc montecarlo`` from parsed arguments (:func:`add_arguments`); returns the exit
+    status. Prints the summary; writes the table (and summary) with ``--out``.
+
+    Raises
+    ------
+    ValueError
+        For a bad option value (unknown estimator or scheduler, bad ``--out`` suffix): the
+        command line prints it as one line.
+    """
+    model, truth, ests, n, T, extra = _cli_setup(args)
+    if args.out and Path(args.out).suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise ValueError(f"--out {args.out!r} must end in .csv or .parquet")
+    mc = monte_carlo(model, truth, ests, reps=args.reps, n_customers=n, n_periods=T,
+                     seed=args.seed, scheduler=args.scheduler, n_workers=args.workers,
+                     progress=False if args.no_progress else None, **extra)
+    print(mc)
+    summary = mc.summary()
+    with pd.option_context("display.width", 120, "display.max_columns", 20):
+        print(summary[["truth", "mean", "bias", "rmse", "sd", "mean_se", "coverage",
+                       "convergence_rate", "median_seconds"]].round(4).to_string())
+    if len(mc.failures):
+        print(f"\n{len(mc.failures)} failed fit(s); first: {mc.failures['error'].iloc[0]}")
+    if args.out:
+        path = mc.save(args.out)
+        spath = path.with_name(f"{path.stem}_summary.csv")
+        summary.to_csv(spath)
+        print(f"wrote {path} and {spath}")
+    return 0
+
+
+def cli_main(argv: Sequence[str] | None = None) -> int:
+    """``ddc montecarlo`` as a standalone entry point (``argv`` without the program name).
+
+    Examples
+    --------
+    ``ddc montecarlo --model rust_bus --reps 20 --scheduler processes --out mc.csv``
+    """
+    parser = argparse.ArgumentParser(
+        prog="ddc montecarlo",
+        description="Monte Carlo study: simulate data sets from a built-in model at its true "
+                    "parameters, fit the estimators to each, print bias, RMSE, standard-error "
+                    "accuracy and coverage.",
+        epilog="example: ddc montecarlo --model rust_bus --reps 20 --scheduler processes "
+               "--out mc.csv")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run_from_args(args)
+    except (ValueError, KeyError, TypeError) as e:
+        print(f"ddc montecarlo: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # pragma: no cover
+        return 130
