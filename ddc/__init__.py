@@ -31,7 +31,7 @@ __all__ = [
 
 
 def __getattr__(name):  # lazy: the data loader and panel layer are imported on first use
-    if name in ("datasets", "panel"):
+    if name in ("datasets", "panel", "outofcore"):
         import importlib
 
         return importlib.import_module(f"ddc.{name}")
