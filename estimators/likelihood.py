@@ -101,10 +101,11 @@ class ChoiceLikelihood:
         bhhh = np.einsum("sa,sak,sal->kl", self.counts, g, g)
         return Evaluation(ll, grad, bhhh, g, sol)
 
-    def log_pi_derivative_transition(self, params: pd.Series, rel: float = 1e-6) -> np.ndarray:
-        """:math:`\\partial \\log \\pi / \\partial \\psi` over the transition parameters by
-        central differences, shape (S, A, P)."""
-        names = list(self.model.transition_params.index)
+    def log_pi_derivative_transition(self, params: pd.Series, names: list[str] | None = None,
+                                     rel: float = 1e-6) -> np.ndarray:
+        """:math:`\\partial \\log \\pi / \\partial \\psi` over the transition parameters
+        ``names`` (all by default) by central differences, shape (S, A, P)."""
+        names = list(self.model.transition_params.index) if names is None else list(names)
         out = np.zeros((*self.counts.shape, len(names)))
         V_saved = self.V
         for k, name in enumerate(names):

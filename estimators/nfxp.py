@@ -16,6 +16,7 @@ A model without transition parameters (transitions known) stops after stage 2.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 
@@ -151,9 +152,16 @@ class NFXP:
         notes = []
         iterations, evals, converged = res.iterations, res.function_evals, res.converged
         message = res.message
-        full = self.full_information and len(ts.params) > 0
+        free = self._interior(ts)
+        at_bound = [n for n in ts.params.index if n not in free]
+        if self.full_information and at_bound:
+            notes.append(f"transition parameter(s) {at_bound} estimated on the boundary of the "
+                         "simplex (an increment never or always observed) are held at their "
+                         "first-stage values in the full-information stage")
+        full = self.full_information and len(free) > 0
+        ts_full = dataclasses.replace(ts, params=ts.params[free])
         if full:
-            params, ok3, it3, msg3 = self._full_information(lik, cd, ts, params)
+            params, ok3, it3, msg3 = self._full_information(lik, cd, ts_full, params)
             iterations += it3
             converged = converged and ok3
             message = f"{message}; full information: {msg3}"
@@ -171,14 +179,16 @@ class NFXP:
             warnings.warn(msg, ConvergenceWarning, stacklevel=2)
             notes.append(msg)
 
-        names = util + (list(ts.params.index) if full else [])
-        H, scores = self._inference(lik, cd, ts, params, ev, full)
+        names = util + (free if full else [])
+        H, scores = self._inference(lik, cd, ts_full, params, ev, full)
         ll_t = self._transition_loglik(cd, ts, params)
         est = params[names]
         fixed = params.drop(names) if len(params) > len(names) else None
         if len(ts.params) and not full:
             notes.append("transition parameters fixed at their first-stage estimates; "
                          "standard errors do not account for that first stage")
+        elif at_bound:
+            notes.append("standard errors treat the boundary transition parameters as known")
         elif len(ts.params) == 0:
             notes.append(f"transitions known ({ts.method}); transition log-likelihood "
                          "reported at them")
@@ -196,20 +206,35 @@ class NFXP:
         )
 
     # ------------------------------------------------------------------ full information
+    def _interior(self, ts: TransitionEstimate) -> list[str]:
+        """Transition parameters the full-information stage can move: for increment
+        probabilities, those (and the implied last one) clear of the simplex's boundary by more
+        than the finite-difference steps."""
+        names = list(ts.params.index)
+        if "increment_column" not in self.model.metadata or not names:
+            return names
+        p = _increment_probs(ts.params)
+        if p[-1] <= 1e-5 * len(p):
+            return []
+        return [n for n, pj in zip(names, p[:-1], strict=True) if pj > 1e-5]
+
     def _transition_grad(self, cd: ChoiceData, ts: TransitionEstimate, params: pd.Series):
         """Transition log-likelihood and its gradient in the transition parameters."""
         model = self.model
         names = list(ts.params.index)
         if "increment_column" in model.metadata:
+            every = list(model.transition_params.index)
             inc = _increments(model, cd.panel, cd.frame)
             ok = ~np.isnan(inc)
-            c = np.bincount(inc[ok].astype(int), minlength=len(names) + 1)
-            p = _increment_probs(params[names])
+            c = np.bincount(inc[ok].astype(int), minlength=len(every) + 1)
+            p = _increment_probs(params[every])
             if np.any(p[c > 0] <= 0):
                 return -np.inf, np.zeros(len(names))
             ll = float(c[c > 0] @ np.log(p[c > 0]))
-            g = c[:-1] / np.where(p[:-1] > 0, p[:-1], 1.0) - c[-1] / p[-1]
-            return ll, g
+            with np.errstate(divide="ignore", invalid="ignore"):
+                g = np.where(c[:-1] > 0, c[:-1] / np.where(p[:-1] > 0, p[:-1], 1.0), 0.0)
+            g = g - (c[-1] / p[-1] if c[-1] > 0 else 0.0)
+            return ll, g[[every.index(n) for n in names]]
         tc = cd.panel.transition_counts
 
         def f(psi):
@@ -230,7 +255,7 @@ class NFXP:
         ev = lik.evaluate(params, True)
         if not np.isfinite(ev.loglik):
             return -np.inf, None, ev
-        dpsi = lik.log_pi_derivative_transition(params)
+        dpsi = lik.log_pi_derivative_transition(params, list(ts.params.index))
         llt, gt = self._transition_grad(cd, ts, params)
         g = np.concatenate([ev.grad, np.einsum("sa,sap->p", cd.counts, dpsi) + gt])
         return ev.loglik + llt, g, ev
@@ -283,7 +308,7 @@ class NFXP:
         if full:
             names = util + list(ts.params.index)
             H = self._full_hessian(lik, cd, ts, params, names)
-            dpsi = lik.log_pi_derivative_transition(params)
+            dpsi = lik.log_pi_derivative_transition(params, list(ts.params.index))
             cell = np.concatenate([ev.cell_scores, dpsi], axis=2)
             scores = np.zeros((panel.nobs, len(names)))
             scores[rows] = cell[cd.state, cd.action]
@@ -298,13 +323,15 @@ class NFXP:
         panel = cd.panel
         out = np.zeros((panel.nobs, len(names)))
         if "increment_column" in model.metadata:
+            every = list(model.transition_params.index)
             inc = _increments(model, panel, cd.frame)
             ok = ~np.isnan(inc)
-            p = _increment_probs(params[names])
-            table = np.zeros((len(p), len(names)))
-            table[:-1] = np.diag(1.0 / p[:-1])
-            table[-1] = -1.0 / p[-1]
-            out[ok] = table[inc[ok].astype(int)]
+            p = _increment_probs(params[every])
+            with np.errstate(divide="ignore"):
+                table = np.zeros((len(p), len(every)))
+                table[:-1] = np.diag(np.where(p[:-1] > 0, 1.0 / p[:-1], 0.0))
+                table[-1] = -1.0 / p[-1]
+            out[ok] = table[inc[ok].astype(int)][:, [every.index(n) for n in names]]
             return out
         has = panel.next_state >= 0
         s, a, sn = panel.state[has], panel.action[has], panel.next_state[has]

@@ -183,3 +183,22 @@ def test_rust_standard_errors_are_bhhh(groups, se_rc, se_theta_11):
     se = res.std_errors_of("opg")
     assert se["RC"] == pytest.approx(se_rc, abs=5e-4)
     assert se["theta_11"] == pytest.approx(se_theta_11, abs=5e-4)
+
+
+def test_transition_probability_estimated_at_zero_is_held_at_the_boundary():
+    """An increment never observed gives a first-stage probability of exactly 0; the
+    full-information stage cannot difference across the simplex's edge, so it holds that
+    parameter at 0 (with a note) and estimates the others (found in the Su-Judd study, where
+    the true probability of a 4-bin move is .0002)."""
+    from simulations import add_bus_increments
+
+    truth_model = ddc.models.rust_bus(n_states=90, beta=0.99, theta_3=(0.4, 0.0))
+    panel = simulate(truth_model, truth_model.true_params, n_customers=60, n_periods=80, seed=3)
+    panel = add_bus_increments(panel, truth_model)
+    model = ddc.models.rust_bus(n_states=90, beta=0.99)
+    res = NFXP(model, drop_first=False).fit(panel)
+    assert res.converged
+    assert "theta_31" not in res.params.index
+    assert res.fixed_params["theta_31"] == 0.0
+    assert "theta_30" in res.params.index and np.isfinite(res.std_errors["theta_30"])
+    assert any("boundary" in n for n in res.notes)
