@@ -219,6 +219,7 @@ class _CCPBase:
     def _prepare(self, data):
         model = self.model
         cd = choice_data(model, data, self.drop_first)
+        cd.require_rows(self.name)
         check_identification(model, cd.counts)
         ts = estimate_transitions(model, cd.panel, cd.frame)
         params = model.params_series(np.zeros(len(model.utility_params)))

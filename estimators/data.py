@@ -11,6 +11,7 @@ Rows whose state has a single feasible action contribute :math:`\\log 1 = 0`.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,12 +37,24 @@ class ChoiceData:
         Which panel rows (in the panel's sorted order) enter the choice likelihood.
     counts : numpy.ndarray, shape (S, A)
         :math:`n(s, a)` over the used rows.
+    stats : ddc.outofcore.SufficientStatistics or None
+        When the data came as sufficient statistics (computed out of core): then ``panel``,
+        ``frame`` and ``used`` are ``None``.
     """
 
-    panel: Panel
+    panel: Panel | None
     frame: pd.DataFrame | None
-    used: np.ndarray
+    used: np.ndarray | None
     counts: np.ndarray
+    stats: object | None = None
+
+    def require_rows(self, what: str) -> Panel:
+        """The panel, or a clear error when only sufficient statistics were given."""
+        if self.panel is None:
+            raise TypeError(f"{what} needs the panel's rows; sufficient statistics "
+                            "(ddc.outofcore) carry counts only. NFXP estimates from them; for "
+                            "other estimators pass the panel")
+        return self.panel
 
     @property
     def state(self) -> np.ndarray:
@@ -61,7 +74,12 @@ class ChoiceData:
     @property
     def nobs(self) -> int:
         """Rows in the choice sample."""
-        return int(self.used.sum())
+        return int(self.counts.sum()) if self.used is None else int(self.used.sum())
+
+    @property
+    def n_units(self) -> int:
+        """Units (customers) in the data."""
+        return self.stats.n_units if self.panel is None else self.panel.n_units
 
     def loglik(self, log_pi: np.ndarray) -> float:
         """:math:`\\sum_{s,a} n(s,a) \\log \\pi(a|s)` (cells with no count skipped)."""
@@ -77,8 +95,8 @@ def choice_data(model: Model, data: pd.DataFrame | Panel, drop_first: bool | Non
     ----------
     model : ddc.Model
         The model.
-    data : pandas.DataFrame or ddc.panel.Panel
-        The long panel.
+    data : pandas.DataFrame, ddc.panel.Panel or ddc.outofcore.SufficientStatistics
+        The long panel, or its sufficient statistics computed out of core.
     drop_first : bool, optional
         Leave each unit's first period out of the choice likelihood (conditioning on it). By
         default ``model.metadata["choice_drops_first_period"]`` (true for Rust's bus data, whose
@@ -88,10 +106,20 @@ def choice_data(model: Model, data: pd.DataFrame | Panel, drop_first: bool | Non
     -------
     ChoiceData
     """
-    frame = data if isinstance(data, pd.DataFrame) else None
-    panel = prepare(model, data)
     if drop_first is None:
         drop_first = bool(model.metadata.get("choice_drops_first_period", False))
+    if "ddc.outofcore" in sys.modules:  # sufficient statistics can only come from there
+        from ddc.outofcore import SufficientStatistics
+
+        if isinstance(data, SufficientStatistics):
+            if data.model.space.shape != model.space.shape or \
+                    data.model.actions != model.actions:
+                raise ValueError("the sufficient statistics were computed for another model "
+                                 f"({data.model!r})")
+            return ChoiceData(panel=None, frame=None, used=None,
+                              counts=data.choice_counts(drop_first), stats=data)
+    frame = data if isinstance(data, pd.DataFrame) else None
+    panel = prepare(model, data)
     used = np.ones(panel.nobs, dtype=bool)
     if drop_first:
         first = np.ones(panel.nobs, dtype=bool)

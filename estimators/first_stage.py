@@ -26,8 +26,8 @@ import scipy.optimize as so
 from ddc.model import Model
 from ddc.panel import Panel
 
-__all__ = ["TransitionEstimate", "estimate_transitions", "transition_log_probs",
-           "transition_loglik"]
+__all__ = ["TransitionEstimate", "estimate_transitions", "increment_counts",
+           "transition_log_probs", "transition_loglik"]
 
 
 @dataclass
@@ -124,21 +124,50 @@ def _increment_probs(free: pd.Series) -> np.ndarray:
     return np.append(p, 1.0 - p.sum())
 
 
-def estimate_transitions(model: Model, panel: Panel, frame: pd.DataFrame | None = None
-                         ) -> TransitionEstimate:
-    """Estimate the model's transition parameters from the panel (first stage)."""
+def increment_counts(model: Model, panel: Panel | None, frame: pd.DataFrame | None,
+                     stats=None) -> np.ndarray:
+    """Counts of the increments 0..J-1, from the panel's increment column or from sufficient
+    statistics."""
+    J = len(model.transition_params) + 1
+    if panel is None:
+        if stats is None or stats.increment_counts is None:
+            raise KeyError(f"the {model.name} model's transitions are estimated from the "
+                           f"column {model.metadata['increment_column']!r}; the sufficient "
+                           "statistics have no increment counts")
+        c = np.asarray(stats.increment_counts, dtype=np.int64)
+        if len(c) > J and c[J:].any():
+            raise ValueError(f"increments of up to {len(c) - 1} bins observed; the model "
+                             f"allows 0..{J - 1}")
+        return np.pad(c[:J], (0, max(0, J - len(c))))
+    inc = _increments(model, panel, frame)
+    ok = ~np.isnan(inc)
+    return np.bincount(inc[ok].astype(int), minlength=J)
+
+
+def _transition_counts(panel: Panel | None, stats):
+    return panel.transition_counts if panel is not None else stats.transition_counts
+
+
+def estimate_transitions(model: Model, panel: Panel | None, frame: pd.DataFrame | None = None,
+                         stats=None) -> TransitionEstimate:
+    """Estimate the model's transition parameters from the panel (first stage), or from
+    sufficient statistics ``stats`` when ``panel`` is ``None`` (then ``row_scores`` is empty)."""
+    if panel is None and stats is None:
+        raise TypeError("estimate_transitions needs a panel or sufficient statistics")
     names = list(model.transition_params.index)
     P = len(names)
+    n_rows = panel.nobs if panel is not None else 0
     if P == 0:
-        ll, n = transition_loglik(model, panel, frame, model.true_params
-                                  if model.true_params is not None else
-                                  np.zeros(len(model.utility_params)))
-        return TransitionEstimate(pd.Series(dtype=float), np.zeros((0, 0)), ll, n,
-                                  np.zeros((panel.nobs, 0)), "known (not estimated)")
+        tc = _transition_counts(panel, stats)
+        params = model.true_params if model.true_params is not None else \
+            np.zeros(len(model.utility_params))
+        ll = float(np.sum(tc.n * transition_log_probs(model, params, tc.s, tc.a, tc.s_next))) \
+            if len(tc.n) else 0.0
+        return TransitionEstimate(pd.Series(dtype=float), np.zeros((0, 0)), ll,
+                                  int(np.sum(tc.n)), np.zeros((n_rows, 0)),
+                                  "known (not estimated)")
     if "increment_column" in model.metadata:
-        inc = _increments(model, panel, frame)
-        ok = ~np.isnan(inc)
-        counts = np.bincount(inc[ok].astype(int), minlength=P + 1)
+        counts = increment_counts(model, panel, frame, stats)
         N = int(counts.sum())
         p = counts / N
         est = pd.Series(p[:P], index=names)
@@ -148,13 +177,16 @@ def estimate_transitions(model: Model, panel: Panel, frame: pd.DataFrame | None 
             table = np.zeros((P + 1, P))
             table[:P] = np.diag(np.where(p[:P] > 0, 1.0 / p[:P], 0.0))
             table[P] = -1.0 / p[P] if p[P] > 0 else 0.0
-        scores = np.zeros((panel.nobs, P))
-        scores[ok] = table[inc[ok].astype(int)]
+        scores = np.zeros((n_rows, P))
+        if panel is not None:
+            inc = _increments(model, panel, frame)
+            ok = ~np.isnan(inc)
+            scores[ok] = table[inc[ok].astype(int)]
         with np.errstate(divide="ignore"):
             ll = float(counts[counts > 0] @ np.log(p[counts > 0]))
         return TransitionEstimate(est, cov, ll, N, scores, "increment frequencies")
 
-    tc = panel.transition_counts
+    tc = _transition_counts(panel, stats)
     base = model.params_series(model.true_params if model.true_params is not None
                                else np.zeros(len(model.utility_params)))
 
@@ -173,7 +205,7 @@ def estimate_transitions(model: Model, panel: Panel, frame: pd.DataFrame | None 
     H = _numeric_hessian(negll, res.x)
     cov = np.linalg.inv(H)
     return TransitionEstimate(pd.Series(res.x, index=names), cov, -float(res.fun),
-                              int(tc.total), np.zeros((panel.nobs, P)),
+                              int(np.sum(tc.n)), np.zeros((n_rows, P)),
                               "maximum likelihood over observed transitions (L-BFGS-B)")
 
 

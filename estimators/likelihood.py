@@ -131,9 +131,9 @@ def mle_inference(lik: ChoiceLikelihood, counts_rows: tuple[np.ndarray, np.ndarr
     ----------
     lik : ChoiceLikelihood
         The likelihood.
-    counts_rows : tuple of arrays
+    counts_rows : tuple of arrays or None
         ``(rows, state, action)``: panel row numbers of the choice sample and their states and
-        actions.
+        actions; ``None`` when only counts are available (then no scores are returned).
     n_rows : int
         Rows of the panel (score rows outside the choice sample are zero).
     params : pandas.Series
@@ -160,6 +160,8 @@ def mle_inference(lik: ChoiceLikelihood, counts_rows: tuple[np.ndarray, np.ndarr
                                "cannot form the Hessian")
         H[:, k] = (g_up - g_dn) / (2 * h)
     ev = lik.evaluate(params, True)
+    if counts_rows is None:  # counts only (sufficient statistics): no per-row scores
+        return 0.5 * (H + H.T), None, ev
     rows, state, action = counts_rows
     scores = np.zeros((n_rows, K))
     if ev.cell_scores is not None:

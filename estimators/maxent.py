@@ -336,6 +336,7 @@ class MaxEntIRL:
         model = self.model
         util = model.utility_params
         cd = choice_data(model, data, self.drop_first)
+        cd.require_rows("MaxEntIRL")
         check_identification(model, cd.counts)
         ts = estimate_transitions(model, cd.panel, cd.frame)
         base = model.params_series(np.zeros(len(util)))

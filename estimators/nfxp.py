@@ -31,7 +31,9 @@ from estimators.first_stage import (
     TransitionEstimate,
     _increment_probs,
     _increments,
+    _transition_counts,
     estimate_transitions,
+    increment_counts,
     transition_log_probs,
 )
 from estimators.identification import check_identification
@@ -130,7 +132,7 @@ class NFXP:
         model = self.model
         cd = choice_data(model, data, self.drop_first)
         check_identification(model, cd.counts)
-        ts = estimate_transitions(model, cd.panel, cd.frame)
+        ts = estimate_transitions(model, cd.panel, cd.frame, stats=cd.stats)
         util = model.utility_params
         base = model.params_series(self._start(start))
         if len(ts.params):
@@ -194,9 +196,9 @@ class NFXP:
                          "reported at them")
         return EstimationResults(
             model=model, estimator=self.name, params=est, hessian=H, scores=scores,
-            groups=cd.panel.unit, loglik=ev.loglik + ll_t,
+            groups=None if cd.panel is None else cd.panel.unit, loglik=ev.loglik + ll_t,
             loglik_parts={"choice": ev.loglik, "transition": ll_t}, nobs=cd.nobs,
-            n_units=cd.panel.n_units, converged=converged, iterations=iterations,
+            n_units=cd.n_units, converged=converged, iterations=iterations,
             function_evals=evals + lik.n_solves, seconds=time.perf_counter() - t0,
             cov_type="hessian", fixed_params=fixed, notes=notes,
             solution=ev.solution,
@@ -224,9 +226,7 @@ class NFXP:
         names = list(ts.params.index)
         if "increment_column" in model.metadata:
             every = list(model.transition_params.index)
-            inc = _increments(model, cd.panel, cd.frame)
-            ok = ~np.isnan(inc)
-            c = np.bincount(inc[ok].astype(int), minlength=len(every) + 1)
+            c = increment_counts(model, cd.panel, cd.frame, cd.stats)
             p = _increment_probs(params[every])
             if np.any(p[c > 0] <= 0):
                 return -np.inf, np.zeros(len(names))
@@ -235,7 +235,7 @@ class NFXP:
                 g = np.where(c[:-1] > 0, c[:-1] / np.where(p[:-1] > 0, p[:-1], 1.0), 0.0)
             g = g - (c[-1] / p[-1] if c[-1] > 0 else 0.0)
             return ll, g[[every.index(n) for n in names]]
-        tc = cd.panel.transition_counts
+        tc = _transition_counts(cd.panel, cd.stats)
 
         def f(psi):
             q = params.copy()
@@ -304,16 +304,22 @@ class NFXP:
         model = self.model
         util = model.utility_params
         panel = cd.panel
-        rows = np.flatnonzero(cd.used)
         if full:
             names = util + list(ts.params.index)
             H = self._full_hessian(lik, cd, ts, params, names)
+            if panel is None:  # sufficient statistics: no per-row scores
+                return H, None
+            rows = np.flatnonzero(cd.used)
             dpsi = lik.log_pi_derivative_transition(params, list(ts.params.index))
             cell = np.concatenate([ev.cell_scores, dpsi], axis=2)
             scores = np.zeros((panel.nobs, len(names)))
             scores[rows] = cell[cd.state, cd.action]
             scores[:, len(util):] += self._transition_row_scores(cd, ts, params)
             return H, scores
+        if panel is None:
+            H, _, _ = mle_inference(lik, None, 0, params)
+            return H, None
+        rows = np.flatnonzero(cd.used)
         H, scores, _ = mle_inference(lik, (rows, cd.state, cd.action), panel.nobs, params)
         return H, scores
 
@@ -349,6 +355,6 @@ class NFXP:
             return ts.loglik
         if "increment_column" in self.model.metadata:
             return self._transition_grad(cd, ts, params)[0]
-        tc = cd.panel.transition_counts
+        tc = _transition_counts(cd.panel, cd.stats)
         return float(np.sum(tc.n * transition_log_probs(self.model, params, tc.s, tc.a,
                                                         tc.s_next)))

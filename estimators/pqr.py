@@ -893,6 +893,7 @@ class PQR:
         model, st = self.model, self.structure
         util = model.utility_params
         cd = choice_data(model, data, self.drop_first)
+        cd.require_rows("PQR")
         check_identification(model, cd.counts)
         ts = estimate_transitions(model, cd.panel, cd.frame)
         params = model.params_series(np.zeros(len(util)))

@@ -202,3 +202,31 @@ def test_transition_probability_estimated_at_zero_is_held_at_the_boundary():
     assert res.fixed_params["theta_31"] == 0.0
     assert "theta_30" in res.params.index and np.isfinite(res.std_errors["theta_30"])
     assert any("boundary" in n for n in res.notes)
+
+
+def test_nfxp_from_out_of_core_sufficient_statistics(tmp_path):
+    """NFXP on sufficient statistics reduced out of core (Parquet, in small chunks) gives the
+    estimate of the in-memory panel exactly: the likelihood only needs the counts."""
+    from ddc.outofcore import sufficient_statistics
+
+    model = ddc.models.membership()
+    panel = simulate(model, model.true_params, n_customers=1500, n_periods=24, seed=5)
+    path = tmp_path / "panel.parquet"
+    panel.to_parquet(path)
+    stats = sufficient_statistics(model, path, chunk_rows=5_000)
+    a = NFXP(model).fit(panel)
+    b = NFXP(model).fit(stats)
+    np.testing.assert_allclose(b.params, a.params, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(b.std_errors, a.std_errors, rtol=1e-8)
+    assert b.loglik == pytest.approx(a.loglik, abs=1e-8)
+    with pytest.raises(TypeError, match="CCP needs the panel's rows"):
+        CCP(model).fit(stats)
+
+
+def test_nfxp_bus_from_sufficient_statistics_reproduces_group_4():
+    from ddc.outofcore import sufficient_statistics
+
+    data = rust_data((4,), 90)
+    res = NFXP(ddc.models.rust_bus(90)).fit(sufficient_statistics(ddc.models.rust_bus(90), data))
+    assert res.loglik == pytest.approx(-3304.155, abs=5e-4)
+    assert res.params["RC"] == pytest.approx(10.075, abs=half_unit_4th_digit(10.075))
