@@ -38,9 +38,7 @@ from ddc.model import Model
 from ddc.panel import Panel
 from ddc.solver import ConvergenceWarning, PolicySystem, Solver, small_blas
 from ddc.utility import LinearUtility
-from estimators.data import ChoiceData, choice_data
-from estimators.first_stage import estimate_transitions
-from estimators.identification import check_identification
+from estimators.data import ChoiceData, setup
 from estimators.likelihood import ChoiceLikelihood, mle_inference
 from estimators.results import EstimationResults
 
@@ -216,15 +214,14 @@ class _CCPBase:
     def __repr__(self) -> str:
         return f"{self.name}({self.model.name}, first_stage={self.first_stage!r})"
 
+    def fit(self, data: pd.DataFrame | Panel) -> EstimationResults:
+        """Estimate on a long panel; returns :class:`EstimationResults`."""
+        with small_blas(self.model.n_states, self.solver):
+            return self._fit(data)
+
     def _prepare(self, data):
         model = self.model
-        cd = choice_data(model, data, self.drop_first)
-        cd.require_rows(self.name)
-        check_identification(model, cd.counts)
-        ts = estimate_transitions(model, cd.panel, cd.frame)
-        params = model.params_series(np.zeros(len(model.utility_params)))
-        if len(ts.params):
-            params[ts.params.index] = ts.params
+        cd, ts, params = setup(model, data, self.drop_first, self.name)
         if self.first_stage == "frequency":
             p = frequency_ccps(model, cd.counts, self.smoothing)
         else:
@@ -272,11 +269,6 @@ class CCP(_CCPBase):
     """
 
     name = "CCP"
-
-    def fit(self, data: pd.DataFrame | Panel) -> EstimationResults:
-        """Estimate on a long panel; returns :class:`EstimationResults`."""
-        with small_blas(self.model.n_states, self.solver):
-            return self._fit(data)
 
     def _fit(self, data) -> EstimationResults:
         t0 = time.perf_counter()
@@ -435,11 +427,6 @@ class NPL(_CCPBase):
         if not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
             raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
         self.tol, self.max_iter = tol, max_iter
-
-    def fit(self, data: pd.DataFrame | Panel) -> EstimationResults:
-        """Estimate on a long panel; returns :class:`EstimationResults`."""
-        with small_blas(self.model.n_states, self.solver):
-            return self._fit(data)
 
     def _fit(self, data) -> EstimationResults:
         t0 = time.perf_counter()

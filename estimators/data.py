@@ -128,3 +128,72 @@ def choice_data(model: Model, data: pd.DataFrame | Panel, drop_first: bool | Non
     S, A = model.n_states, model.n_actions
     counts = np.bincount(panel.state[used] * A + panel.action[used], minlength=S * A)
     return ChoiceData(panel=panel, frame=frame, used=used, counts=counts.reshape(S, A))
+
+
+def setup(model: Model, data, drop_first: bool | None, estimator: str, start=None,
+          needs_rows: bool = True):
+    """The common start of every estimator's ``fit``.
+
+    Validates and codes the data (:func:`choice_data`), checks identification, estimates the
+    transition parameters in a first stage, and returns the parameter vector to start from:
+    utility parameters from ``start`` (zeros by default), transition parameters at their
+    first-stage estimates.
+
+    Parameters
+    ----------
+    model : ddc.Model
+        The model.
+    data : pandas.DataFrame, ddc.panel.Panel or ddc.outofcore.SufficientStatistics
+        The data.
+    drop_first : bool or None
+        See :func:`choice_data`.
+    estimator : str
+        The estimator's name, for messages.
+    start : pandas.Series, mapping or array, optional
+        Starting values of (some of) the utility parameters.
+    needs_rows : bool
+        Whether the estimator needs the panel's rows (not only sufficient statistics).
+
+    Returns
+    -------
+    tuple
+        ``(ChoiceData, TransitionEstimate, params)`` with ``params`` a Series over
+        ``model.param_names``.
+    """
+    from estimators.first_stage import estimate_transitions
+    from estimators.identification import check_identification
+
+    cd = choice_data(model, data, drop_first)
+    if needs_rows:
+        cd.require_rows(estimator)
+    check_identification(model, cd.counts)
+    ts = estimate_transitions(model, cd.panel, cd.frame, stats=cd.stats)
+    params = model.params_series(starting_values(model, start))
+    if len(ts.params):
+        params[ts.params.index] = ts.params
+    return cd, ts, params
+
+
+def starting_values(model: Model, start=None) -> pd.Series:
+    """Utility-parameter starting values: ``start`` where given, zeros elsewhere.
+
+    Raises
+    ------
+    KeyError
+        A name that is not a utility parameter.
+    ValueError
+        A value that is not finite.
+    """
+    names = model.utility_params
+    if start is None:
+        return pd.Series(0.0, index=names)
+    given = pd.Series(start, index=names[: len(start)], dtype=float) \
+        if isinstance(start, np.ndarray) else pd.Series(start, dtype=float)
+    unknown = [k for k in given.index if k not in names]
+    if unknown:
+        raise KeyError(f"unknown starting value(s) {unknown}; the utility parameters are "
+                       f"{names}")
+    bad = given[~np.isfinite(given.to_numpy())]
+    if len(bad):
+        raise ValueError(f"starting values must be finite: {bad.to_dict()}")
+    return given.reindex(names).fillna(0.0)

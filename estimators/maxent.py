@@ -58,9 +58,7 @@ from ddc.model import Model
 from ddc.panel import Panel
 from ddc.solver import ConvergenceWarning, Solution, Solver, small_blas
 from ddc.utility import LinearUtility
-from estimators.data import ChoiceData, choice_data
-from estimators.first_stage import estimate_transitions
-from estimators.identification import check_identification
+from estimators.data import ChoiceData, setup
 from estimators.likelihood import ChoiceLikelihood, mle_inference
 from estimators.optimize import Optimizer, maximize
 from estimators.pqr import _expected, _push
@@ -335,20 +333,7 @@ class MaxEntIRL:
         t0 = time.perf_counter()
         model = self.model
         util = model.utility_params
-        cd = choice_data(model, data, self.drop_first)
-        cd.require_rows("MaxEntIRL")
-        check_identification(model, cd.counts)
-        ts = estimate_transitions(model, cd.panel, cd.frame)
-        base = model.params_series(np.zeros(len(util)))
-        if len(ts.params):
-            base[ts.params.index] = ts.params
-        if start is not None:
-            given = pd.Series(start, dtype=float)
-            unknown = [k for k in given.index if k not in util]
-            if unknown:
-                raise KeyError(f"unknown starting value(s) {unknown}; reward parameters are "
-                               f"{util}")
-            base[given.index] = given
+        cd, ts, base = setup(model, data, self.drop_first, "MaxEntIRL", start)
         ct = model.compiled_transitions(base.to_numpy())
         lik = ChoiceLikelihood(model, cd.counts, self.solver)
         measure = decision_measure(model, cd.counts, ct)

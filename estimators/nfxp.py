@@ -26,17 +26,15 @@ import pandas as pd
 from ddc.model import Model
 from ddc.panel import Panel
 from ddc.solver import ConvergenceWarning, Solver, small_blas
-from estimators.data import ChoiceData, choice_data
+from estimators.data import ChoiceData, setup
 from estimators.first_stage import (
     TransitionEstimate,
     _increment_probs,
     _increments,
     _transition_counts,
-    estimate_transitions,
     increment_counts,
     transition_log_probs,
 )
-from estimators.identification import check_identification
 from estimators.likelihood import ChoiceLikelihood, mle_inference
 from estimators.optimize import Optimizer, maximize
 from estimators.results import EstimationResults
@@ -95,21 +93,6 @@ class NFXP:
     def __repr__(self) -> str:
         return f"NFXP({self.model.name}, solver={self.solver!r}, optimizer={self.optimizer!r})"
 
-    def _start(self, start) -> pd.Series:
-        names = self.model.utility_params
-        if start is None:
-            return pd.Series(0.0, index=names)
-        given = pd.Series(start, dtype=float) if not isinstance(start, np.ndarray) else \
-            pd.Series(start, index=names[: len(start)], dtype=float)
-        unknown = [k for k in given.index if k not in self.model.param_names]
-        if unknown:
-            raise KeyError(f"unknown starting value(s) {unknown}; parameters are "
-                           f"{self.model.param_names}")
-        bad = given[~np.isfinite(given.to_numpy())]
-        if len(bad):
-            raise ValueError(f"starting values must be finite: {bad.to_dict()}")
-        return given.reindex(names).fillna(0.0)
-
     def fit(self, data: pd.DataFrame | Panel, start=None) -> EstimationResults:
         """Estimate the parameters on a long panel.
 
@@ -130,13 +113,8 @@ class NFXP:
     def _fit(self, data, start) -> EstimationResults:
         t0 = time.perf_counter()
         model = self.model
-        cd = choice_data(model, data, self.drop_first)
-        check_identification(model, cd.counts)
-        ts = estimate_transitions(model, cd.panel, cd.frame, stats=cd.stats)
+        cd, ts, base = setup(model, data, self.drop_first, self.name, start, needs_rows=False)
         util = model.utility_params
-        base = model.params_series(self._start(start))
-        if len(ts.params):
-            base[ts.params.index] = ts.params
         lik = ChoiceLikelihood(model, cd.counts, self.solver)
 
         base_vec = base.to_numpy()

@@ -84,9 +84,8 @@ from ddc.panel import Panel
 from ddc.solver import ConvergenceWarning, PolicySystem, Solver, small_blas
 from ddc.utility import LinearUtility
 from estimators.ccp import frequency_ccps
-from estimators.data import ChoiceData, choice_data
-from estimators.first_stage import estimate_transitions
-from estimators.identification import IdentificationError, check_identification
+from estimators.data import ChoiceData, setup
+from estimators.identification import IdentificationError
 from estimators.likelihood import ChoiceLikelihood
 from estimators.results import EstimationResults
 
@@ -892,13 +891,7 @@ class PQR:
         t0 = time.perf_counter()
         model, st = self.model, self.structure
         util = model.utility_params
-        cd = choice_data(model, data, self.drop_first)
-        cd.require_rows("PQR")
-        check_identification(model, cd.counts)
-        ts = estimate_transitions(model, cd.panel, cd.frame)
-        params = model.params_series(np.zeros(len(util)))
-        if len(ts.params):
-            params[ts.params.index] = ts.params
+        cd, ts, params = setup(model, data, self.drop_first, "PQR")
         anchor_structure(model, st.anchor, params)  # the anchor's transitions at the estimates
         counts = cd.counts
         basis = weights = None
