@@ -5,6 +5,7 @@ logit Bellman solver and its derivatives, panel data, built-in models and data s
 """
 
 from ddc import models
+from ddc.mixture import Mixture
 from ddc.model import Model
 from ddc.solver import ConvergenceError, ConvergenceWarning, Solution, Solver
 from ddc.statespace import StateSpace, StateVariable
@@ -20,6 +21,7 @@ __all__ = [
     "Factor",
     "FactoredTransitions",
     "LinearUtility",
+    "Mixture",
     "Model",
     "Solution",
     "Solver",
