@@ -162,26 +162,28 @@ class MixtureLikelihood:
         """Each type's solution at ``x`` (warm-started)."""
         return [lik.solve(self.type_vector(x, k)) for k, lik in enumerate(self.liks)]
 
-    def type_logliks(self, sols: list[Solution]) -> np.ndarray:
-        """``(N, K)`` :math:`\\ell_{ik}` from the types' solutions."""
-        B = self.counts.matrix
-        out = np.empty((self.counts.n_units, len(sols)))
-        for k, sol in enumerate(sols):
-            lp = self.liks[k].log_pi(sol).ravel()
-            out[:, k] = B @ np.where(np.isfinite(lp), lp, 0.0)
-        return out
-
     def evaluate(self, x: np.ndarray, need_derivatives: bool = True) -> MixtureEvaluation:
         """Log-likelihood, and gradient, BHHH matrix and per-unit scores when asked, at ``x``."""
         with small_blas(self.mix.model.n_states, self.solver):
             return self._evaluate(np.asarray(x, dtype=float), need_derivatives)
 
-    def _evaluate(self, x, need):
-        self.n_evaluations += 1
+    def type_terms(self, x: np.ndarray, need: bool):
+        """Per type: ``log pi_k`` (S, A) and, when ``need``, its derivatives (S, A, Pu) in the
+        model's utility parameters; ``None`` when a fixed point failed. Also the solutions."""
         sols = self.solve_types(x)
         if not all(s.converged for s in sols):
+            return None, sols
+        return [(self.liks[k].log_pi(s), s.dlogccp_dtheta() if need else None)
+                for k, s in enumerate(sols)], sols
+
+    def _evaluate(self, x, need):
+        self.n_evaluations += 1
+        terms, sols = self.type_terms(x, need)
+        if terms is None:
             return MixtureEvaluation(-np.inf, None, None, None, None, None, sols)
-        lik = self.type_logliks(sols)
+        B = self.counts.matrix
+        lik = np.column_stack([B @ np.where(np.isfinite(lp), lp, 0.0).ravel()
+                               for lp, _ in terms])
         w = self.weights(x)
         with np.errstate(divide="ignore"):
             M = lik + np.log(w)
@@ -192,18 +194,18 @@ class MixtureLikelihood:
         q = np.exp(M - Li[:, None])
         if not need:
             return MixtureEvaluation(ll, None, None, None, q, lik, sols)
-        G = self.unit_scores(sols, q, w)
+        G = self.unit_scores([d for _, d in terms], q, w)
         return MixtureEvaluation(ll, G.sum(axis=0), G.T @ G, G, q, lik, sols)
 
-    def unit_scores(self, sols: list[Solution], q: np.ndarray, w: np.ndarray) -> np.ndarray:
-        """``(N, P + K - 1)`` per-unit scores in the internal parameters."""
+    def unit_scores(self, dlogpi: list[np.ndarray], q: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """``(N, P + K - 1)`` per-unit scores in the internal parameters, from each type's
+        :math:`\\partial \\log\\pi_k / \\partial\\theta` (S, A, Pu)."""
         B = self.counts.matrix
-        K = len(sols)
+        K = len(dlogpi)
         P = len(self.struct)
         G = np.zeros((self.counts.n_units, P + K - 1))
-        for k, sol in enumerate(sols):
-            d = sol.dlogccp_dtheta().reshape(self._SA, -1)  # (SA, Pu)
-            G[:, :P] += (q[:, k:k + 1] * (B @ d)) @ self.maps[k]
+        for k, d in enumerate(dlogpi):
+            G[:, :P] += (q[:, k:k + 1] * (B @ d.reshape(self._SA, -1))) @ self.maps[k]
         if K > 1:
             G[:, P:] = q[:, 1:] - w[1:]
         return G

@@ -48,10 +48,31 @@ from estimators.mixture.likelihood import MixtureLikelihood, unit_counts
 from estimators.mixture.results import MixtureResults, TypesNotSeparatedWarning
 from estimators.optimize import Optimizer, maximize
 
-__all__ = ["MixtureNFXP"]
+__all__ = ["MixtureNFXP", "split_starts"]
 
 SHARE_NEAR_ZERO = 0.02
 FLAT_ENTROPY = 0.9
+
+
+def split_starts(mix: Mixture, theta1: pd.Series, full: np.ndarray, n_starts: int, seed: int,
+                 internal) -> list[np.ndarray]:
+    """Starting points split from the one-type estimate ``theta1`` (see the module docstring);
+    ``full`` supplies the other entries, ``internal`` maps a full vector to the optimizer's."""
+    K, J = mix.n_types, len(mix.by_type)
+    c = np.linspace(-1.0, 1.0, K)
+    patterns = [np.ones(J), np.where(np.arange(J) % 2 == 0, 1.0, -1.0)]
+    rng = np.random.default_rng(seed)
+    while len(patterns) < n_starts:
+        patterns.append(rng.choice([-1.0, 1.0], size=J))
+    starts = []
+    for sigma in patterns[:n_starts]:
+        vec = full.copy()
+        for j, p in enumerate(mix.by_type):
+            d = max(abs(theta1[p]) / 2.0, 0.5)
+            for k in range(K):
+                vec[mix.param_names.index(f"{p}[{k}]")] = theta1[p] + c[k] * sigma[j] * d
+        starts.append(internal(vec))
+    return starts
 
 
 class MixtureNFXP:
@@ -87,7 +108,7 @@ class MixtureNFXP:
     name = "NFXP"
 
     def __init__(self, mix: Mixture, solver: Solver | None = None,
-                 optimizer: Optimizer | None = None, n_starts: int = 3, em_max_iter: int = 200,
+                 optimizer: Optimizer | None = None, *, n_starts: int = 3, em_max_iter: int = 200,
                  em_tol: float = 1e-5, m_step_iter: int = 3, seed: int = 0,
                  drop_first: bool | None = None, on_failure: str = "warn", **unsupported):
         if not isinstance(mix, Mixture):
@@ -171,21 +192,7 @@ class MixtureNFXP:
             vec[[mix.param_names.index(n) for n in trans]] = full[
                 [mix.param_names.index(n) for n in trans]]
             return [ml.internal(vec)]
-        K, J = mix.n_types, len(mix.by_type)
-        c = np.linspace(-1.0, 1.0, K)
-        patterns = [np.ones(J), np.where(np.arange(J) % 2 == 0, 1.0, -1.0)]
-        rng = np.random.default_rng(self.seed)
-        while len(patterns) < self.n_starts:
-            patterns.append(rng.choice([-1.0, 1.0], size=J))
-        starts = []
-        for sigma in patterns[: self.n_starts]:
-            vec = full.copy()
-            for j, p in enumerate(mix.by_type):
-                d = max(abs(theta1[p]) / 2.0, 0.5)
-                for k in range(K):
-                    vec[mix.param_names.index(f"{p}[{k}]")] = theta1[p] + c[k] * sigma[j] * d
-            starts.append(ml.internal(vec))
-        return starts
+        return split_starts(mix, theta1, full, self.n_starts, self.seed, ml.internal)
 
     def _em(self, ml: MixtureLikelihood, x: np.ndarray):
         P = len(ml.struct)
