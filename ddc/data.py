@@ -123,6 +123,11 @@ class EstimationData(ABC):
         """
         raise self._no_rows(who, "the panel's rows")
 
+    def require_rows(self, who: str = "this estimator") -> Panel:
+        """The coded panel, or :class:`RowsUnavailable` naming ``who`` needs it."""
+        self.rows(who)
+        return self.panel
+
     def column(self, name: str, who: str = "this estimator") -> np.ndarray:
         """Values of the extra column ``name`` per coded panel row (float, NaN where missing).
 

@@ -45,7 +45,7 @@ from ddc.solver import ConvergenceError, ConvergenceWarning, Solver, small_blas
 from estimators.results import EstimationResults
 
 __all__ = ["ESTIMATORS", "Convergence", "Estimator", "Fit", "Inference", "Prepared",
-           "check_convergence", "get_estimator", "register", "starting_values"]
+           "check_convergence", "get_estimator", "prepare", "register", "starting_values"]
 
 #: Newton decrement :math:`g'(-H)^{-1}g` below which the gradient counts as zero: the Newton
 #: step left is :math:`\\sqrt{10^{-3}} \\approx 0.03` standard errors long, and the
@@ -390,8 +390,9 @@ class Estimator:
             ``on_failure="raise"`` and the fit did not converge, or a numerical failure (naming
             the step and a remedy).
         """
-        mapping = {"id_col": id_col, "time_col": time_col, "action_col": action_col,
-                   "columns": columns}
+        mapping = {k: v for k, v in (("id_col", id_col), ("time_col", time_col),
+                                     ("action_col", action_col), ("columns", columns))
+                   if v is not None}
         with small_blas(self.model.n_states, self.solver):
             step = ["data"]
             try:
@@ -457,26 +458,7 @@ class Estimator:
     # ------------------------------------------------------------------ shared steps
     def _prepare(self, data, mapping) -> Prepared:
         """Data, identification, first stage, base parameters."""
-        from estimators.first_stage import estimate_transitions
-        from estimators.identification import check_identification
-
-        model = self.model
-        ed = estimation_data(model, data, drop_first=self.drop_first, **mapping)
-        if self.needs_rows and not ed.has_rows:
-            raise RowsUnavailable(
-                f"{self.name} needs the panel's rows; the data are sufficient statistics "
-                f"(counts only). Estimators that work from counts: "
-                f"{sorted(k for k, c in ESTIMATORS.items() if not c.needs_rows)}")
-        check_identification(model, ed.counts)
-        ts = estimate_transitions(model, ed.panel, ed.frame, stats=ed.stats)
-        params = model.params_series(np.zeros(len(model.param_names)))
-        if len(ts.params):
-            params[ts.params.index] = ts.params
-        if not np.isfinite(ts.loglik):
-            ed.check_transitions(params)  # names the rows of the impossible transitions
-            raise PanelError(f"the transition log-likelihood is {ts.loglik} at the first-stage "
-                             "estimates: some observed transition has probability zero")
-        return Prepared(ed, ts, params)
+        return prepare(self.model, data, self.drop_first, self.name, self.needs_rows, mapping)
 
     def _starting_points(self, start, starts) -> list[pd.Series]:
         if start is not None and starts is not None:
@@ -528,6 +510,51 @@ class Estimator:
     def _inference(self, prep: Prepared, fit: Fit) -> Inference:
         """Hessian, scores, covariances and the log-likelihood at the estimate."""
         raise NotImplementedError
+
+
+def prepare(model: Model, data, drop_first: bool | None, who: str, needs_rows: bool = True,
+            mapping: Mapping | None = None) -> Prepared:
+    """The shared start of every fit: data protocol, identification, first stage.
+
+    Parameters
+    ----------
+    model : ddc.Model
+        The model.
+    data : DataFrame, Panel, SufficientStatistics or EstimationData
+        The data.
+    drop_first : bool or None
+        See :func:`ddc.data.estimation_data`.
+    who : str
+        The estimator's name, for messages.
+    needs_rows : bool
+        Whether the estimator needs the panel's rows.
+    mapping : mapping, optional
+        ``id_col``, ``time_col``, ``action_col``, ``columns``.
+
+    Returns
+    -------
+    Prepared
+    """
+    from estimators.first_stage import estimate_transitions
+    from estimators.identification import check_identification
+
+    mapping = {k: v for k, v in (mapping or {}).items() if v is not None}
+    ed = estimation_data(model, data, drop_first=drop_first, **mapping)
+    if needs_rows and not ed.has_rows:
+        raise RowsUnavailable(
+            f"{who} needs the panel's rows; the data are sufficient statistics (counts only). "
+            f"Estimators that work from counts: "
+            f"{sorted(k for k, c in ESTIMATORS.items() if not c.needs_rows)}")
+    check_identification(model, ed.counts)
+    ts = estimate_transitions(model, ed.panel, ed.frame, stats=ed.stats)
+    params = model.params_series(np.zeros(len(model.param_names)))
+    if len(ts.params):
+        params[ts.params.index] = ts.params
+    if not np.isfinite(ts.loglik):
+        ed.check_transitions(params)  # names the rows of the impossible transitions
+        raise PanelError(f"the transition log-likelihood is {ts.loglik} at the first-stage "
+                         "estimates: some observed transition has probability zero")
+    return Prepared(ed, ts, params)
 
 
 def starting_values(model: Model, start=None, what: str = "start") -> pd.Series:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from ddc.data import EstimationData, PanelData, StatisticsData, estimation_data
 from ddc.model import Model
 
-__all__ = ["ChoiceData", "PanelData", "StatisticsData", "choice_data"]
+__all__ = ["ChoiceData", "PanelData", "StatisticsData", "choice_data", "setup"]
 
 #: The data protocol (:class:`ddc.data.EstimationData`) under the name the estimators used.
 ChoiceData = EstimationData
@@ -41,3 +41,24 @@ def choice_data(model: Model, data, drop_first: bool | None = None, **mapping) -
     ddc.data.EstimationData
     """
     return estimation_data(model, data, drop_first=drop_first, **mapping)
+
+
+def setup(model: Model, data, drop_first: bool | None, estimator: str, start=None,
+          needs_rows: bool = True):
+    """The shared start of a fit for code outside the template (the mixture estimator):
+    :func:`estimators.base.prepare` plus validated starting values.
+
+    Returns
+    -------
+    tuple
+        ``(EstimationData, TransitionEstimate, params)`` with ``params`` a Series over
+        ``model.param_names``: utility parameters from ``start`` (zeros by default), transition
+        parameters at their first-stage estimates.
+    """
+    from estimators.base import prepare, starting_values
+
+    prep = prepare(model, data, drop_first, estimator, needs_rows)
+    params = prep.params.copy()
+    start = starting_values(model, start)
+    params[start.index] = start
+    return prep.data, prep.transitions, params
