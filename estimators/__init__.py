@@ -18,8 +18,9 @@ from estimators.maxent import MaxEntIRL
 from estimators.nfxp import NFXP
 from estimators.optimize import Optimizer
 from estimators.pqr import PQR, anchor_rewards
-from estimators.results import EstimationResults, load_results
+from estimators.results import EstimationResults, ModelMismatchError, load_results
 
 __all__ = ["CCP", "ESTIMATORS", "NFXP", "NPL", "PQR", "Convergence", "CrossValidation",
-           "EstimationResults", "Estimator", "IdentificationError", "MaxEntIRL", "Optimizer",
-           "anchor_rewards", "compare", "cross_validate", "get_estimator", "load_results"]
+           "EstimationResults", "Estimator", "IdentificationError", "MaxEntIRL",
+           "ModelMismatchError", "Optimizer", "anchor_rewards", "compare", "cross_validate",
+           "get_estimator", "load_results"]
