@@ -41,14 +41,18 @@ import time
 import warnings
 
 import numpy as np
-from scipy.special import logsumexp
 
 from ddc.mixture import Mixture
 from ddc.solver import ConvergenceWarning, Solver, small_blas
 from ddc.utility import LinearUtility
 from estimators.ccp import PseudoLikelihood, frequency_ccps
 from estimators.data import setup
-from estimators.mixture.likelihood import MixtureEvaluation, MixtureLikelihood, unit_counts
+from estimators.mixture.likelihood import (
+    MixtureEvaluation,
+    MixtureLikelihood,
+    logsumexp,
+    unit_counts,
+)
 from estimators.mixture.nfxp import mixture_results, order_types, split_starts
 
 __all__ = ["MixtureCCP", "PseudoMixtureLikelihood"]
