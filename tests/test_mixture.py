@@ -273,3 +273,9 @@ def test_ccp_mixture_option_errors(segments):
         NPL(segments, two_stage=True)
     with pytest.raises(ValueError, match="first_stage"):
         CCP(segments, first_stage="logit")
+
+
+def test_results_know_the_mixture(segments, segment_fit):
+    fp = segment_fit.fingerprint
+    assert fp["n_types"] == 2 and fp["params"] == segments.param_names
+    assert segment_fit.type_params(1)["theta_ship"] == segment_fit.params["theta_ship[1]"]
