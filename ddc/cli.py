@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -127,24 +126,17 @@ def _read_panel(data: str, model_name: str, n_states: int):
 
 
 def _atomic_file(path: str, write: Callable[[str], None]) -> Path:
-    """Write a file through a temporary file in the same folder, renamed into place."""
-    target = Path(os.path.abspath(path))
-    if not target.parent.is_dir():
-        raise CLIError(f"cannot write {path!r}: the folder {str(target.parent)!r} does not "
-                       "exist")
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                               suffix=target.suffix)
-    os.close(fd)
+    """Write a file completely or not at all (:func:`ddc.io.atomic_path`)."""
+    from ddc.io import atomic_path
+
     try:
-        write(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return target
+        with atomic_path(path) as tmp:
+            write(str(tmp))
+    except OSError as exc:
+        if exc.filename is None and exc.strerror:  # ddc.io's message names the file
+            raise CLIError(exc.strerror) from None
+        raise CLIError(f"cannot write {path!r}: {exc.strerror or exc}") from None
+    return Path(os.path.abspath(path))
 
 
 def _write_table(frame, path: str) -> Path:
@@ -177,8 +169,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """The main job: simulate, fit every estimator, cross-check, counterfactuals, report."""
     import ddc
     import estimators
+    from ddc.io import atomic_directory
     from simulations import counterfactual, simulate
-    from simulations.report import atomic_directory
 
     start = time.perf_counter()
     defaults = DEMO_QUICK if args.quick else DEMO_DEFAULTS
@@ -289,11 +281,14 @@ def _dollars(x: float) -> str:
 
 def _check_output_dir(out: Path) -> None:
     """Fail before the work if ``out`` cannot be written (see atomic_directory)."""
-    from simulations.report import MANIFEST, _is_output_dir
+    from ddc.io import UnsafeOverwriteError, check_folder_target
 
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not _is_output_dir(out))):
-        raise CLIError(f"--out {str(out)!r} exists and is not a ddc-econ output folder (no "
-                       f"{MANIFEST}); choose a new or empty folder")
+    try:
+        check_folder_target(out)
+    except UnsafeOverwriteError as exc:
+        raise CLIError(f"--out is not a ddc-econ output folder: {exc}") from None
+    except OSError as exc:
+        raise CLIError(f"--out: {exc.strerror or exc}") from None
 
 
 def _cross_check(results: dict, truth):

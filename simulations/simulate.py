@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from ddc.mixture import Mixture
 from ddc.model import Model
 from ddc.solver import Solution
 from simulations._kernels import simulate_codes
@@ -178,6 +179,7 @@ def simulate(
     seed: int | np.random.Generator | np.random.SeedSequence | None = 0,
     initial: pd.Series | np.ndarray | pd.DataFrame | None = None,
     weights: Mapping | pd.Series | None = None,
+    type_col: str | None = None,
 ) -> pd.DataFrame:
     """Simulate a long panel of customers from the solved model.
 
@@ -214,6 +216,9 @@ def simulate(
     weights : mapping or pandas.Series, optional
         With the default initial distribution: the share of customers per combination of the
         permanent variables (keyed by their labels, see :func:`simulations.block_weights`).
+    type_col : str, optional
+        Only for a :class:`ddc.Mixture` (which :func:`simulations.mixture.simulate_mixture`
+        simulates, drawing each customer's type): the name of a column recording the type.
 
     Returns
     -------
@@ -234,8 +239,16 @@ def simulate(
     >>> panel.groupby("market").customer_id.nunique().tolist()
     [10, 10, 10]
     """
+    if isinstance(model, Mixture):
+        from simulations.mixture import simulate_mixture
+
+        return simulate_mixture(model, params_or_solution, n_customers, n_periods, seed,
+                                initial, weights, type_col)
     if not isinstance(model, Model):
-        raise TypeError(f"model must be a ddc.Model, got {type(model).__name__}")
+        raise TypeError(f"model must be a ddc.Model or ddc.Mixture, got {type(model).__name__}")
+    if type_col is not None:
+        raise ValueError("type_col records each customer's type in a ddc.Mixture; a one-type "
+                         "model has no types")
     if not isinstance(n_periods, (int, np.integer)) or n_periods < 1:
         raise ValueError(f"n_periods must be a positive integer, got {n_periods!r}")
     id_name = id_column(model)
