@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import functools
 import inspect
-import pickle
 import sys
 import time
 import warnings
@@ -53,8 +52,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ddc.executor import dumps, executor, loads, resolve_scheduler
 from ddc.model import Model
-from ddc.outofcore import executor, pack_model, resolve_scheduler, unpack_model
 from simulations.simulate import simulate
 
 __all__ = ["MonteCarloResults", "monte_carlo", "replication_seed", "add_arguments",
@@ -248,7 +247,7 @@ class MonteCarloResults:
 class _Study:
     """Everything a replication needs; pickled once and cached in each worker."""
 
-    model_blob: bytes
+    model: Model
     truth: pd.Series
     estimators: dict[str, EstimatorFactory]
     n_customers: int
@@ -265,7 +264,7 @@ class _Worker:
 
     def __init__(self, study: _Study):
         self.study = study
-        self.model = unpack_model(study.model_blob)
+        self.model = study.model
         self._solution = None
 
     @property
@@ -284,34 +283,12 @@ def _worker_for(blob: bytes) -> _Worker:
     key = hashlib.sha1(blob).hexdigest()
     w = _WORKERS.get(key)
     if w is None:
-        study = _loads(blob)
+        study = loads(blob)
         w = _Worker(study)
         if len(_WORKERS) >= 4:
             _WORKERS.pop(next(iter(_WORKERS)))
         _WORKERS[key] = w
     return w
-
-
-def _dumps(obj) -> bytes:
-    try:
-        return pickle.dumps(("pickle", obj), protocol=pickle.HIGHEST_PROTOCOL)
-    except (pickle.PicklingError, AttributeError, TypeError):
-        pass
-    try:
-        import cloudpickle
-    except ImportError:
-        raise RuntimeError(
-            "the estimators or the prepare function cannot be sent to worker processes by the "
-            "standard pickle (lambdas and local functions cannot); define them at module level, "
-            "use functools.partial, install cloudpickle (pip install 'ddc-econ[distributed]'), "
-            "or run with scheduler=None") from None
-    return pickle.dumps(("cloudpickle", cloudpickle.dumps(obj)),
-                        protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def _loads(blob: bytes):
-    how, payload = pickle.loads(blob)
-    return payload if how == "pickle" else pickle.loads(payload)
 
 
 def _error_text(e: BaseException) -> str:
@@ -526,12 +503,12 @@ def monte_carlo(
         if unknown:
             raise KeyError(f"starting values name unknown parameter(s) {unknown}; the model's "
                            f"parameters are {model.param_names}")
-    study = _Study(model_blob=pack_model(model), truth=truth_s, estimators=ests,
+    study = _Study(model=model, truth=truth_s, estimators=ests,
                    n_customers=int(n_customers), n_periods=int(n_periods),
                    seed=seed if isinstance(seed, np.random.SeedSequence) else int(seed),
                    simulate_kwargs=dict(simulate_kwargs or {}), prepare=prepare,
                    starts=start_list, blas_threads=blas_threads)
-    blob = _dumps(study)
+    blob = dumps(study, "the model, the estimators or the prepare function")
     if progress is None:
         progress = sys.stderr.isatty()
     records: dict[int, list[dict]] = {}
