@@ -5,7 +5,8 @@ logit Bellman solver and its derivatives, panel data, built-in models and data s
 """
 
 from ddc import models
-from ddc.model import Model
+from ddc.hooks import DataLayout, Hooks, Money, Outcome, OutcomeContext, TransitionFamily
+from ddc.model import Model, fingerprint_diff
 from ddc.solver import ConvergenceError, ConvergenceWarning, Solution, Solver
 from ddc.statespace import StateSpace, StateVariable
 from ddc.transitions import Factor, FactoredTransitions, SparseTransitions
@@ -17,15 +18,22 @@ __all__ = [
     "CallableUtility",
     "ConvergenceError",
     "ConvergenceWarning",
+    "DataLayout",
     "Factor",
     "FactoredTransitions",
+    "Hooks",
     "LinearUtility",
     "Model",
+    "Money",
+    "Outcome",
+    "OutcomeContext",
     "Solution",
     "Solver",
     "SparseTransitions",
     "StateSpace",
     "StateVariable",
+    "TransitionFamily",
+    "fingerprint_diff",
     "models",
 ]
 

@@ -16,11 +16,12 @@ from functools import cached_property, lru_cache
 import numpy as np
 import pandas as pd
 
+from ddc.hooks import Hooks
 from ddc.statespace import StateSpace, StateVariable
 from ddc.transitions import CompiledTransitions, FactoredTransitions, SparseTransitions
 from ddc.utility import CallableUtility, LinearUtility
 
-__all__ = ["Model"]
+__all__ = ["Model", "fingerprint_diff"]
 
 Transitions = FactoredTransitions | SparseTransitions
 
@@ -53,8 +54,12 @@ class Model:
         A short name, used in reports.
     anchor : str, optional
         The reference action whose utility is normalized to zero (used by IRL estimators).
+    hooks : Hooks, optional
+        What the application declares to the generic engine: the money parameter, named
+        outcomes, the data layout, how transitions are estimated, default scenarios
+        (:class:`ddc.Hooks`; nothing by default).
     metadata : mapping, optional
-        Model-specific facts that other layers read (e.g. the membership model's prices).
+        Deprecated free-form facts; being replaced by ``hooks`` (nothing generic may read it).
 
     Examples
     --------
@@ -80,6 +85,7 @@ class Model:
         name: str = "model",
         anchor: str | None = None,
         metadata: Mapping | None = None,
+        hooks: Hooks | None = None,
     ):
         self.space = states if isinstance(states, StateSpace) else StateSpace(states)
         self.actions = tuple(str(a) for a in actions)
@@ -134,6 +140,13 @@ class Model:
         self.anchor = anchor
         self.name = name
         self.metadata = dict(metadata or {})
+        if hooks is not None and not isinstance(hooks, Hooks):
+            raise TypeError(f"hooks must be a ddc.Hooks; got {type(hooks).__name__}")
+        self.hooks = Hooks() if hooks is None else hooks
+        if self.hooks.money is not None and self.hooks.money.param not in self.utility_params:
+            raise ValueError(f"the money parameter {self.hooks.money.param!r} is not a utility "
+                             f"parameter; the model's utility parameters are "
+                             f"{self.utility_params}")
         self._compiled = lru_cache(maxsize=8)(self._compile)
         # compile the default transitions now: an inconsistent model fails at construction
         self.compiled_transitions()
@@ -294,6 +307,46 @@ class Model:
 
         return solve(self, params, solver=solver, V0=V0)
 
+    # ----------------------------------------------------------------- identity
+    def fingerprint(self) -> dict:
+        """What identifies the model, for checking that results and data belong to it.
+
+        A JSON-serialisable dict: name, discount factor, state variables with their values,
+        actions, parameter names, and SHA-256 digests of the feasibility mask, the utility
+        specification (the feature array of a :class:`LinearUtility`; the parameter names of a
+        :class:`CallableUtility`) and the transitions at their default parameters.
+        Compare two with :func:`fingerprint_diff`.
+        """
+        import hashlib
+
+        def digest(*arrays) -> str:
+            h = hashlib.sha256()
+            for a in arrays:
+                a = np.ascontiguousarray(a)
+                h.update(str((a.dtype.str, a.shape)).encode())
+                h.update(a.tobytes())
+            return h.hexdigest()[:16]
+
+        ct = self.compiled_transitions()
+        util = self.utility
+        util_digest = digest(util.features) if isinstance(util, LinearUtility) else \
+            f"callable:{type(util).__name__}"
+        trans = {"digest": digest(*(np.asarray(x) for x in tuple(ct))),
+                 "parameters": list(self.transition_params.index)}
+        family = self.hooks.transition_family
+        if family is not None:
+            trans["family"] = family.fingerprint()
+        return {
+            "name": self.name,
+            "beta": self.beta,
+            "states": {v.name: [_plain(x) for x in v.values] for v in self.space.variables},
+            "actions": list(self.actions),
+            "params": list(self.param_names),
+            "feasible": digest(self.feasible),
+            "utility": util_digest,
+            "transitions": trans,
+        }
+
     def replace(self, **changes) -> Model:
         """A copy of the model with some constructor arguments changed (``beta=...``,
         ``utility=...``, ``feasible=...``, ``transitions=...``, ``name=...``)."""
@@ -302,7 +355,7 @@ class Model:
             transitions=self._transition_fn or self._fixed_transitions, beta=self.beta,
             feasible=self.feasible, transition_params=self.transition_params,
             true_params=self.true_params, name=self.name, anchor=self.anchor,
-            metadata=self.metadata,
+            metadata=self.metadata, hooks=self.hooks,
         )
         unknown = set(changes) - set(args)
         if unknown:
@@ -311,3 +364,56 @@ class Model:
         args.update(changes)
         return Model(**args)
 
+
+
+def _plain(x):
+    """A state value as a JSON-able Python scalar."""
+    return x.item() if isinstance(x, np.generic) else x
+
+
+def fingerprint_diff(expected: Mapping, actual: Mapping) -> list[str]:
+    """Human-readable differences between two model fingerprints (empty when they agree).
+
+    Parameters
+    ----------
+    expected, actual : mapping
+        Fingerprints from :meth:`Model.fingerprint` (e.g. the one stored with results, and the
+        one of the model given now).
+
+    Returns
+    -------
+    list of str
+        One line per difference, e.g. ``"beta: 0.95 vs 0.99"``.
+
+    Examples
+    --------
+    >>> import ddc
+    >>> fingerprint_diff(ddc.models.membership(beta=0.95).fingerprint(),
+    ...                  ddc.models.membership().fingerprint())
+    ['beta: 0.95 vs 0.99']
+    """
+    out = []
+    for key in sorted(set(expected) | set(actual)):
+        a, b = expected.get(key, "<missing>"), actual.get(key, "<missing>")
+        if a == b:
+            continue
+        if key == "states" and isinstance(a, Mapping) and isinstance(b, Mapping):
+            for var in sorted(set(a) | set(b), key=str):
+                va, vb = a.get(var), b.get(var)
+                if va is None or vb is None:
+                    out.append(f"state variable {var!r}: "
+                               f"{'absent' if va is None else 'present'} vs "
+                               f"{'absent' if vb is None else 'present'}")
+                elif va != vb:
+                    out.append(f"state variable {var!r}: {len(va)} values "
+                               f"{_short(va)} vs {len(vb)} values {_short(vb)}")
+        elif key in ("feasible", "utility", "transitions"):
+            out.append(f"{key}: the specifications differ")
+        else:
+            out.append(f"{key}: {a!r} vs {b!r}" if key != "beta" else f"beta: {a} vs {b}")
+    return out
+
+
+def _short(values: Sequence) -> str:
+    vals = list(values)
+    return str(vals) if len(vals) <= 6 else f"[{vals[0]!r}, ..., {vals[-1]!r}]"

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ddc.hooks import DataLayout, Hooks, Money
 from ddc.model import Model
 from ddc.statespace import StateVariable
 from ddc.transitions import Factor, FactoredTransitions
@@ -188,6 +189,8 @@ def membership(
         space, ACTIONS, LinearUtility(X, PARAM_NAMES), transitions, beta=beta, feasible=feasible,
         true_params=TRUE_PARAMS if true_params is None else true_params, name="membership",
         anchor="none",
+        hooks=Hooks(money=Money("alpha_price", unit="USD"),
+                    layout=DataLayout(id_col="customer_id", time_col="month")),
         metadata={
             "prices_monthly": pm, "prices_annual": pa, "lock_months": lock_months,
             "ship_feature": ship_x, "video_feature": video_x,

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ddc.hooks import DataLayout, Hooks
 from ddc.model import Model
 from ddc.statespace import StateVariable
 from ddc.transitions import Factor, FactoredTransitions
@@ -107,6 +108,9 @@ def rust_bus(
         LinearUtility(X, ("RC", "theta_11")), transitions, beta=beta,
         transition_params=pd.Series(free, index=names), true_params=true_params,
         name="rust_bus", anchor="replace",
+        # Rust's data: the published likelihoods condition on each bus's first month
+        hooks=Hooks(layout=DataLayout(id_col="bus_id", time_col="month",
+                                      drop_first_period=True)),
         metadata={
             "n_states": n_states, "cost_scale": 0.001, "id_column": "bus_id",
             # Rust's data: transitions are counted from the `increment` column (bins moved in
