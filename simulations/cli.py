@@ -1,10 +1,16 @@
 """The ``ddc`` command line: the main job (``ddc demo``) and the pipeline's steps.
 
-``ddc --help`` lists the commands; each has ``--help`` with an example. The commands import the
-``estimators`` and ``simulations`` packages lazily (the model layer does not depend on them).
-User errors (a missing file, a bad column, an unknown option value) print one line
-``ddc <command>: error: ...`` on stderr and exit with status 1 (2 for usage errors, as
-:mod:`argparse` does); they never print a traceback.
+The command line is the top of the house: it drives the estimators and the simulations, and
+nothing imports it (the ``ddc`` console script points at :func:`main`). ``ddc --help`` lists the
+commands; each has ``--help`` with an example. The commands import the heavy packages when they
+run, so that ``ddc --help`` answers at once.
+
+Arguments are checked before any work: counts must be positive, seeds non-negative, and an
+output (``--out``) must be writable, so that a long run never fails at its last step. User
+errors (a missing file, a bad column, an unknown option value, an operating-system error such as
+a full or read-only disk, running out of memory) print one line ``ddc <command>: error: ...`` on
+stderr and exit with status 1 (2 for usage errors, as :mod:`argparse` does); they never print a
+traceback.
 """
 
 from __future__ import annotations
@@ -20,9 +26,12 @@ from pathlib import Path
 __all__ = ["main", "build_parser", "CLIError"]
 
 MODELS = ("membership", "rust_bus")
+#: Command-line names of the estimators -> their class in :mod:`estimators`.
 ESTIMATORS = {"nfxp": "NFXP", "ccp": "CCP", "npl": "NPL", "pqr": "PQR", "maxent": "MaxEntIRL"}
-#: Where an estimator lives if the ``estimators`` package does not export it (yet).
-ESTIMATOR_MODULES = {"PQR": "estimators.pqr", "MaxEntIRL": "estimators.maxent"}
+#: Models of ``ddc montecarlo`` (the bus models with Rust's conventions, and the Su-Judd design).
+MC_MODELS = ("membership", "rust_bus", "su_judd")
+#: Estimators of ``ddc montecarlo``.
+MC_ESTIMATORS = ("nfxp", "ccp", "npl")
 DEMO_DEFAULTS = {"customers": 20_000, "periods": 36, "draws": 200}
 DEMO_QUICK = {"customers": 2_000, "periods": 24, "draws": 50}
 
@@ -74,24 +83,16 @@ def _make_model(name: str, n_states: int = 90, beta: float | None = None):
 
 
 def _estimator_class(key: str):
-    """The estimator class for a CLI name, or a CLIError if this version does not have it."""
+    """The estimator class for a command-line name."""
+    import estimators
+
     key = key.lower()
     if key not in ESTIMATORS:
         raise CLIError(f"unknown estimator {key!r}; choose one of {list(ESTIMATORS)}")
-    name = ESTIMATORS[key]
-    cls = _optional("estimators", name, ESTIMATOR_MODULES.get(name))
-    if cls is None:
-        raise CLIError(f"the estimator {key!r} ({ESTIMATORS[key]}) is not available in this "
-                       f"version of ddc-econ; available: {', '.join(_available_estimators())}")
-    return cls
+    return getattr(estimators, ESTIMATORS[key])
 
 
-def _available_estimators() -> list[str]:
-    return [k for k, name in ESTIMATORS.items()
-            if _optional("estimators", name, ESTIMATOR_MODULES.get(name)) is not None]
-
-
-def _read_panel(data: str, model_name: str, n_states: int):
+def _read_frame(data: str, model_name: str, n_states: int):
     """A long panel from CSV or Parquet, or Rust's data for ``rust``."""
     import pandas as pd
 
@@ -112,7 +113,10 @@ def _read_panel(data: str, model_name: str, n_states: int):
     if ext == ".csv":
         try:
             return pd.read_csv(path)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        except pd.errors.EmptyDataError:
+            raise CLIError(f"{data!r} is empty (no header, no rows); give a CSV long panel "
+                           "with a header line") from None
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
             raise CLIError(f"cannot read {data!r} as CSV: {exc}") from None
     if ext in (".parquet", ".pq"):
         try:
@@ -121,17 +125,78 @@ def _read_panel(data: str, model_name: str, n_states: int):
             raise CLIError("reading Parquet needs pyarrow (pip install pyarrow); or give a "
                            "CSV file") from None
         except (OSError, ValueError) as exc:
-            raise CLIError(f"cannot read {data!r} as Parquet: {exc}") from None
+            raise CLIError(f"cannot read {data!r} as Parquet (truncated or not Parquet?): "
+                           f"{exc}") from None
     got = repr(ext) if ext else "no extension"
     raise CLIError(f"data file {data!r} must end in .csv, .parquet or .pq (got {got})")
 
 
+def _columns(args: argparse.Namespace):
+    """The column mapping of ``--id-col``, ``--time-col``, ``--action-col``, ``--column`` and
+    ``--time-format`` (None when none is given)."""
+    from ddc.panel import Columns
+
+    states = {}
+    for item in args.column or []:
+        var, sep, col = item.partition("=")
+        if not sep or not var.strip() or not col.strip():
+            raise CLIError(f"--column {item!r}: give VARIABLE=COLUMN, e.g. --column plan=tier")
+        if var.strip() in states:
+            raise CLIError(f"--column names the state variable {var.strip()!r} twice")
+        states[var.strip()] = col.strip()
+    given = dict(id_col=args.id_col, time_col=args.time_col, action_col=args.action_col,
+                 time_format=args.time_format)
+    if not states and all(v is None for v in given.values()):
+        return None
+    return Columns(states=states, **given)
+
+
+def _read_panel(args: argparse.Namespace, model):
+    """The DATA argument read and, with column options, renamed to the model's columns."""
+    from ddc.panel import PanelError, standardize
+
+    frame = _read_frame(_data_arg(args), args.model, args.n_states)
+    columns = _columns(args)
+    if columns is None:
+        return frame
+    try:
+        return standardize(model, frame, columns)
+    except PanelError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _check_writable(path: str | Path, option: str = "--out", folder: bool = False) -> Path:
+    """Fail before any work if ``path`` cannot be written.
+
+    A file is written through a temporary file in its folder, which must exist; a folder is
+    written through a temporary folder beside it (missing parents are created). The nearest
+    existing folder is probed by creating and removing a file in it, which also catches
+    read-only file systems and full disks that permission bits do not show.
+    """
+    target = Path(os.path.abspath(path))
+    if not folder and target.is_dir():
+        raise CLIError(f"{option} {str(path)!r} is a folder; give a file name")
+    where = target.parent
+    if not folder and not where.is_dir():
+        raise CLIError(f"cannot write {option} {str(path)!r}: the folder {str(where)!r} does not "
+                       "exist")
+    while not where.exists():
+        where = where.parent
+    if not where.is_dir():
+        raise CLIError(f"cannot write {option} {str(path)!r}: {str(where)!r} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(dir=where, prefix=".ddc-write-check.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise CLIError(f"cannot write {option} {str(path)!r}: {exc.strerror or exc} in "
+                       f"{str(where)!r}; choose a writable location") from None
+    return target
+
+
 def _atomic_file(path: str, write: Callable[[str], None]) -> Path:
     """Write a file through a temporary file in the same folder, renamed into place."""
-    target = Path(os.path.abspath(path))
-    if not target.parent.is_dir():
-        raise CLIError(f"cannot write {path!r}: the folder {str(target.parent)!r} does not "
-                       "exist")
+    target = _check_writable(path)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
                                suffix=target.suffix)
     os.close(fd)
@@ -147,18 +212,27 @@ def _atomic_file(path: str, write: Callable[[str], None]) -> Path:
     return target
 
 
-def _write_table(frame, path: str) -> Path:
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+def _check_table_out(path: str) -> None:
     ext = Path(path).suffix.lower()
-    if ext == ".csv":
-        return _atomic_file(path, lambda tmp: frame.to_csv(tmp, index=False))
-    if ext in (".parquet", ".pq"):
+    if ext not in TABLE_SUFFIXES:
+        raise CLIError(f"--out {path!r} must end in .csv, .parquet or .pq")
+    if ext != ".csv":
         try:
             import pyarrow  # noqa: F401
         except ImportError:
             raise CLIError("writing Parquet needs pyarrow (pip install pyarrow); or write "
                            ".csv") from None
-        return _atomic_file(path, lambda tmp: frame.to_parquet(tmp, index=False))
-    raise CLIError(f"--out {path!r} must end in .csv, .parquet or .pq")
+    _check_writable(path)
+
+
+def _write_table(frame, path: str) -> Path:
+    _check_table_out(path)
+    if Path(path).suffix.lower() == ".csv":
+        return _atomic_file(path, lambda tmp: frame.to_csv(tmp, index=False))
+    return _atomic_file(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
 def _fit(model, panel, key: str):
@@ -175,27 +249,22 @@ def _fit(model, panel, key: str):
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job: simulate, fit every estimator, cross-check, counterfactuals, report."""
+    defaults = DEMO_QUICK if args.quick else DEMO_DEFAULTS
+    n = defaults["customers"] if args.customers is None else args.customers
+    T = defaults["periods"] if args.periods is None else args.periods
+    draws = defaults["draws"] if args.draws is None else args.draws
+    out = Path(args.out)
+    _check_output_dir(out)
+
     import ddc
     import estimators
     from simulations import counterfactual, simulate
     from simulations.report import atomic_directory
 
     start = time.perf_counter()
-    defaults = DEMO_QUICK if args.quick else DEMO_DEFAULTS
-    n = args.customers or defaults["customers"]
-    T = args.periods or defaults["periods"]
-    draws = defaults["draws"] if args.draws is None else args.draws
-    for name, value in (("--customers", n), ("--periods", T)):
-        if value < 1:
-            raise CLIError(f"{name} must be a positive integer, got {value}")
-    if draws < 0:
-        raise CLIError(f"--draws must be >= 0, got {draws}")
-    out = Path(args.out)
-    _check_output_dir(out)
-    names = _available_estimators()
-    missing = [ESTIMATORS[k] for k in ESTIMATORS if k not in names]
+    names = list(ESTIMATORS)
     steps = 5
-    _say(f"ddc demo: the membership model (MEMBERSHIP_MODEL.md), {n:,} customers x {T} months, "
+    _say(f"ddc demo: the membership model (docs/membership.rst), {n:,} customers x {T} months, "
          f"seed {args.seed}")
     model = ddc.models.membership()
     truth = model.true_params
@@ -205,28 +274,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with _Step(2, steps, f"fitting {', '.join(ESTIMATORS[k] for k in names)}"):
         for key in names:
             results[ESTIMATORS[key]] = _fit(model, panel, key)
-    if missing:
-        _say(f"      (not in this version: {', '.join(missing)})")
     table = estimators.compare(results)
     _say()
     _say(table.as_text())
     _say()
-    cross_validate = _optional("estimators", "cross_validate", "estimators.crossval")
-    if cross_validate is not None:
-        with _Step(3, steps, "cross-validating the estimators (against the truth and each "
-                             "other)"):
-            cross = cross_validate(model, panel, estimators=results, truth=truth)
-        keep = [c for c in ("converged", "max_abs_z", "wald", "reward_max_z", "ccp_max_error",
-                            "loglik_choice") if c in cross.summary.columns]
-        _say(cross.summary[keep].to_string(float_format=lambda x: f"{x:.4g}"))
-    else:
-        cross = None
-        _say(f"[3/{steps}] cross-validation: estimators.cross_validate is not in this version; "
-             "the comparison above is the cross-validation, and against the truth:")
-        _say(_cross_check(results, truth).to_string(float_format=lambda x: f"{x:.2f}"))
+    with _Step(3, steps, "cross-validating the estimators (against the truth and each other)"):
+        cross = estimators.cross_validate(model, panel, estimators=results, truth=truth)
+    keep = [c for c in ("converged", "max_abs_z", "wald", "reward_max_z", "ccp_max_error",
+                        "loglik_choice") if c in cross.summary.columns]
+    _say(cross.summary[keep].to_string(float_format=lambda x: f"{x:.4g}"))
     _say()
-    report = None
-    base = results.get("NFXP") or next(iter(results.values()))
+    base = results["NFXP"]
     with _Step(4, steps, f"default counterfactuals from the {base.estimator} estimate "
                          f"({draws} bootstrap draws)"):
         progress = _progress_bar(5)
@@ -243,12 +301,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 res.save(tmp / "results" / f"{name.lower()}.json")
             (tmp / "estimates.md").write_text(table.as_markdown(), encoding="utf-8")
             table.to_csv(tmp / "estimates.csv")
-            if cross is not None:
-                (tmp / "cross_validation.md").write_text(cross.to_markdown(), encoding="utf-8")
-                cross.to_csv(tmp / "cross_validation.csv")
-            else:
-                _cross_check(results, truth).to_csv(tmp / "cross_validation.csv",
-                                                    float_format="%.6g")
+            (tmp / "cross_validation.md").write_text(cross.to_markdown(), encoding="utf-8")
+            cross.to_csv(tmp / "cross_validation.csv")
     _say()
     _say(report.as_text())
     _say()
@@ -270,19 +324,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _optional(package: str, name: str, module: str | None = None):
-    """``package.name`` if this version has it (else ``module.name``), or None."""
-    import importlib
-
-    found = getattr(importlib.import_module(package), name, None)
-    if found is None and module is not None:
-        try:
-            found = getattr(importlib.import_module(module), name, None)
-        except ImportError:
-            found = None
-    return found
-
-
 def _dollars(x: float) -> str:
     return f"{'-' if x < 0 else '+'}${abs(x):,.2f}"
 
@@ -294,78 +335,61 @@ def _check_output_dir(out: Path) -> None:
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not _is_output_dir(out))):
         raise CLIError(f"--out {str(out)!r} exists and is not a ddc-econ output folder (no "
                        f"{MANIFEST}); choose a new or empty folder")
-
-
-def _cross_check(results: dict, truth):
-    import pandas as pd
-
-    rows = {}
-    ref = results.get("NFXP")
-    for name, res in results.items():
-        common = [p for p in res.params.index if p in truth.index]
-        z = ((res.params[common] - truth[common]) / res.std_errors[common]).abs()
-        row = {"max |z| vs truth": float(z.max()), "parameter": str(z.idxmax())}
-        if ref is not None:
-            both = [p for p in common if p in ref.params.index]
-            gap = ((res.params[both] - ref.params[both]) / ref.std_errors[both]).abs()
-            row["max gap to NFXP (NFXP s.e.)"] = float(gap.max())
-        row["converged"] = bool(res.converged)
-        rows[name] = row
-    frame = pd.DataFrame.from_dict(rows, orient="index")
-    frame.index.name = "estimator"
-    return frame
+    _check_writable(out, folder=True)
 
 
 class _progress_bar:
     """A tqdm bar over the counterfactual models (silent when stderr is not a terminal)."""
 
     def __init__(self, total: int):
-        try:
-            from tqdm import tqdm
+        from tqdm import tqdm
 
-            self.bar = tqdm(total=total, desc="      models", leave=False, disable=None,
-                            file=sys.stderr)
-        except ImportError:  # pragma: no cover - tqdm is a dependency
-            self.bar = None
+        self.bar = tqdm(total=total, desc="      models", leave=False, disable=None,
+                        file=sys.stderr)
 
     def update_named(self, name: str) -> None:
-        if self.bar is not None:
-            self.bar.set_postfix_str(name)
-            self.bar.update(1)
+        self.bar.set_postfix_str(name)
+        self.bar.update(1)
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        self.bar.close()
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     """Fit one estimator to a panel and print (and save) the results."""
+    if args.out:
+        if Path(args.out).suffix.lower() != ".json":
+            raise CLIError(f"--out {args.out!r}: results are saved as JSON; use a .json name")
+        _check_writable(args.out)
     model = _make_model(args.model, args.n_states)
-    _estimator_class(args.estimator)  # fail early on an unavailable estimator
-    panel = _read_panel(_data_arg(args), args.model, args.n_states)
+    _estimator_class(args.estimator)
+    panel = _read_panel(args, model)
     res = _fit(model, panel, args.estimator)
     _say(str(res.summary()))
     if args.out:
-        target = Path(args.out)
-        if target.suffix.lower() != ".json":
-            raise CLIError(f"--out {args.out!r}: results are saved as JSON; use a .json name")
-        if not Path(os.path.abspath(target)).parent.is_dir():
-            raise CLIError(f"cannot write {args.out!r}: its folder does not exist")
-        res.save(target)
-        _say(f"results saved to {target}")
+        res.save(args.out)
+        _say(f"results saved to {args.out}")
     return 0
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
-    """Fit every available estimator and print them side by side."""
-    import estimators
+COMPARE_SUFFIXES = (".md", ".csv", ".tex", ".html")
 
-    model = _make_model(args.model, args.n_states)
-    keys = _available_estimators() if not args.estimators else \
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Fit every estimator (or those of ``--estimators``) and print them side by side."""
+    if args.out:
+        if Path(args.out).suffix.lower() not in COMPARE_SUFFIXES:
+            raise CLIError(f"--out {args.out!r} must end in .md, .csv, .tex or .html")
+        _check_writable(args.out)
+    keys = list(ESTIMATORS) if not args.estimators else \
         [k.strip().lower() for k in args.estimators.split(",") if k.strip()]
     for k in keys:
         _estimator_class(k)
-    panel = _read_panel(_data_arg(args), args.model, args.n_states)
+    model = _make_model(args.model, args.n_states)
+    panel = _read_panel(args, model)
+
+    import estimators
+
     results = {}
     for k in keys:
         with _Step(len(results) + 1, len(keys), f"fitting {ESTIMATORS[k]}"):
@@ -376,27 +400,27 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.out:
         ext = Path(args.out).suffix.lower()
         if ext == ".csv":
-            table.to_csv(args.out)
-        elif ext in (".md", ".tex", ".html"):
+            _atomic_file(args.out, lambda tmp: table.to_csv(tmp))
+        else:
             text = {".md": table.as_markdown, ".tex": table.as_latex,
                     ".html": table.as_html}[ext]()
             _atomic_file(args.out, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-        else:
-            raise CLIError(f"--out {args.out!r} must end in .md, .csv, .tex or .html")
         _say(f"table saved to {args.out}")
     return 0
 
 
 def cmd_counterfactual(args: argparse.Namespace) -> int:
     """Counterfactual report from saved estimation results."""
-    from estimators import load_results
-    from simulations import counterfactual
-    from simulations.scenarios import DEFAULT_SCENARIOS
-
+    out = Path(args.out)
+    _check_output_dir(out)
     path = Path(args.results)
     if not path.is_file():
         raise CLIError(f"results file {args.results!r} not found (write one with ddc estimate "
                        "... --out FILE.json)")
+    from estimators import load_results
+    from simulations import counterfactual
+    from simulations.scenarios import DEFAULT_SCENARIOS
+
     res = load_results(path)
     info = res.model_info or {}
     name = info.get("name")
@@ -419,8 +443,6 @@ def cmd_counterfactual(args: argparse.Namespace) -> int:
         scenarios = list(dict.fromkeys(
             [*DEFAULT_SCENARIOS, *[s for s in scenarios if s != "default"]]))
     scenarios = list(dict.fromkeys(scenarios))
-    out = Path(args.out)
-    _check_output_dir(out)
     report = counterfactual(model, res, scenarios=scenarios, n_draws=args.draws, seed=args.seed,
                             cov_type=args.cov_type)
     _say(report.as_text())
@@ -432,44 +454,17 @@ def cmd_counterfactual(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Simulate a long panel at the model's true parameters."""
+    _check_table_out(args.out)
+    model = _make_model(args.model, args.n_states)
+    columns = _columns(args)
     from simulations import simulate
 
-    model = _make_model(args.model, args.n_states)
-    if args.n_customers < 1 or args.n_periods < 1:
-        raise CLIError("--n-customers and --n-periods must be positive integers")
-    ext = Path(args.out).suffix.lower()
-    if ext not in (".csv", ".parquet", ".pq"):
-        raise CLIError(f"--out {args.out!r} must end in .csv, .parquet or .pq")
     panel = simulate(model, model.true_params, n_customers=args.n_customers,
-                     n_periods=args.n_periods, seed=args.seed)
+                     n_periods=args.n_periods, seed=args.seed, columns=columns)
     _write_table(panel, args.out)
     _say(f"{len(panel):,} rows ({args.n_customers:,} units x {args.n_periods} periods) of the "
          f"{args.model} model at its true parameters written to {args.out}")
     return 0
-
-
-def _montecarlo_module():
-    """:mod:`simulations.montecarlo` if this version has it with its command-line hooks
-    (``add_arguments``, ``run_from_args``), else None."""
-    try:
-        import simulations.montecarlo as mc
-    except ImportError:
-        return None
-    if callable(getattr(mc, "add_arguments", None)) and callable(getattr(mc, "run_from_args",
-                                                                         None)):
-        return mc
-    return None
-
-
-def cmd_montecarlo_unavailable(args: argparse.Namespace) -> int:
-    """``ddc montecarlo`` in a version without :mod:`simulations.montecarlo`."""
-    raise CLIError("ddc montecarlo is not available in this version of ddc-econ "
-                   "(simulations.monte_carlo is not implemented yet)", code=2)
-
-
-def cmd_montecarlo(args: argparse.Namespace) -> int:
-    """Monte Carlo study: :func:`simulations.montecarlo.run_from_args`."""
-    return _montecarlo_module().run_from_args(args)
 
 
 def _data_arg(args: argparse.Namespace) -> str:
@@ -482,11 +477,145 @@ def _data_arg(args: argparse.Namespace) -> str:
     return given[0]
 
 
+# ------------------------------------------------------------------------------ montecarlo
+
+
+def _montecarlo_setup(args: argparse.Namespace):
+    """The model, truth, estimators, panel size and extra arguments of ``ddc montecarlo``."""
+    import functools
+
+    import numpy as np
+
+    import ddc
+    import estimators
+
+    names = MC_ESTIMATORS if args.estimators is None else \
+        tuple(s.strip().lower() for s in args.estimators.split(",") if s.strip())
+    bad = [n for n in names if n not in MC_ESTIMATORS]
+    if bad or not names:
+        raise CLIError(f"--estimators: unknown estimator(s) {bad or [args.estimators]}; choose "
+                       f"from {','.join(MC_ESTIMATORS)}")
+    classes = {n: getattr(estimators, ESTIMATORS[n]) for n in names}
+    extra: dict = {}
+    if args.model == "membership":
+        model = ddc.models.membership()
+        n, T = args.n_customers or 2_000, args.n_periods or 24
+        if args.beta is not None:
+            model = model.replace(beta=args.beta)
+        ests = {n_.upper(): classes[n_] for n_ in names}
+    else:
+        from simulations.studies import add_bus_increments, su_judd_model
+
+        if args.model == "su_judd":
+            model = su_judd_model(args.beta if args.beta is not None else 0.975)
+            new_engines = np.zeros(model.n_states)
+            new_engines[0] = 1.0
+            extra["simulate_kwargs"] = {"initial": new_engines}
+        else:
+            model = ddc.models.rust_bus(n_states=90, beta=args.beta or 0.9999)
+        n, T = args.n_customers or 50, args.n_periods or 120
+        ests = {n_.upper(): functools.partial(classes[n_], drop_first=False) for n_ in names}
+        extra["prepare"] = add_bus_increments
+    return model, model.true_params, ests, n, T, extra
+
+
+def cmd_montecarlo(args: argparse.Namespace) -> int:
+    """Run a Monte Carlo study: print the summary; ``--out`` writes the table and summary."""
+    import pandas as pd
+
+    from ddc.executor import resolve_scheduler
+    from simulations.montecarlo import monte_carlo
+
+    if args.out:
+        _check_table_out(args.out)
+    resolve_scheduler(args.scheduler)
+    model, truth, ests, n, T, extra = _montecarlo_setup(args)
+    mc = monte_carlo(model, truth, ests, reps=args.reps, n_customers=n, n_periods=T,
+                     seed=args.seed, scheduler=args.scheduler, n_workers=args.workers,
+                     progress=False if args.no_progress else None, **extra)
+    _say(repr(mc))
+    summary = mc.summary()
+    cols = [c for c in ("truth", "n", "excluded", "mean", "bias", "rmse", "sd", "mean_se",
+                        "coverage", "convergence_rate", "median_seconds") if c in summary]
+    with pd.option_context("display.width", 120, "display.max_columns", 20):
+        _say(summary[cols].round(4).to_string())
+    note = mc.exclusions()
+    if note:
+        _say(note)
+    if len(mc.failures):
+        _say(f"\n{len(mc.failures)} failed fit(s); first: {mc.failures['error'].iloc[0]}")
+    if args.out:
+        path = mc.save(args.out)
+        spath = path.with_name(f"{path.stem}_summary.csv")
+        _atomic_file(str(spath), lambda tmp: summary.to_csv(tmp))
+        _say(f"wrote {path} and {spath}")
+    return 0
+
+
 # ------------------------------------------------------------------------------ parser
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     pass
+
+
+def _positive(text: str) -> int:
+    """argparse type: an integer > 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer (> 0), got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    """argparse type: an integer >= 0 (seeds, bootstrap draws)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
+    return value
+
+
+def _n_states(text: str) -> int:
+    value = _positive(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"needs at least 2 mileage bins, got {value}")
+    return value
+
+
+def _beta(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
+    return value
+
+
+def _add_column_args(p: argparse.ArgumentParser, reading: bool) -> None:
+    g = p.add_argument_group(
+        "columns", "where the model's data are in DATA (default: the model's own names)"
+        if reading else "the names of the written columns (default: the model's own names)")
+    nodefault = "%(default).0s"
+    g.add_argument("--id-col", default=None, metavar="COL",
+                   help="the unit id column" + nodefault)
+    g.add_argument("--time-col", default=None, metavar="COL",
+                   help="the period column: integers, dates, pandas periods or strings such "
+                        "as 2022-01" + nodefault)
+    g.add_argument("--action-col", default=None, metavar="COL",
+                   help="the action column" + nodefault)
+    g.add_argument("--column", action="append", default=None, metavar="VAR=COL",
+                   help="the column of a state variable, e.g. --column plan=tier (repeat)"
+                        + nodefault)
+    g.add_argument("--time-format", default=None, metavar="FORMAT",
+                   help="strptime format of the period column, e.g. %%Y%%m for YYYYMM "
+                        "integers" + nodefault)
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -496,8 +625,42 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", dest="data_option", metavar="DATA", default=None,
                    help="the same as the DATA argument")
     p.add_argument("--model", choices=MODELS, required=True, help="the model")
-    p.add_argument("--n-states", type=int, default=90,
+    p.add_argument("--n-states", type=_n_states, default=90,
                    help="rust_bus: mileage bins (90: Rust's Table IX; 175: Table X)")
+    _add_column_args(p, reading=True)
+
+
+def _add_montecarlo_args(parser: argparse.ArgumentParser) -> None:
+    nodefault = "%(default).0s"
+    parser.add_argument("--model", choices=MC_MODELS, default="membership",
+                        help="membership; rust_bus (Rust's Table IX model, 90 states); su_judd "
+                             "(the 175-state design of Su and Judd 2012, new engines at the "
+                             "start)")
+    parser.add_argument("--reps", type=_positive, required=True,
+                        help="replications" + nodefault)
+    parser.add_argument("--estimators", default=None,
+                        help=f"comma-separated, from {','.join(MC_ESTIMATORS)}; all when left "
+                             "out" + nodefault)
+    parser.add_argument("--n-customers", type=_positive, default=None,
+                        help="units per data set; 2000 for membership, 50 buses for the bus "
+                             "models when left out" + nodefault)
+    parser.add_argument("--n-periods", type=_positive, default=None,
+                        help="periods per unit; 24 for membership, 120 for the bus models when "
+                             "left out" + nodefault)
+    parser.add_argument("--beta", type=_beta, default=None,
+                        help="discount factor; the model's (0.99 membership, 0.9999 rust_bus, "
+                             "0.975 su_judd) when left out" + nodefault)
+    parser.add_argument("--seed", type=_non_negative, default=0, help="root seed")
+    parser.add_argument("--scheduler", default=None, metavar="SCHEDULER",
+                        help="serial (when left out), processes, dask (a LocalCluster), or the "
+                             "address tcp://host:port of a running dask scheduler" + nodefault)
+    parser.add_argument("--workers", type=_positive, default=None,
+                        help="processes of the pool (all cores) or workers of the LocalCluster "
+                             "(2)" + nodefault)
+    parser.add_argument("--out", default=None, metavar="FILE",
+                        help="write the table of estimates here (.csv or .parquet), and the "
+                             "summary next to it as <name>_summary.csv" + nodefault)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -507,13 +670,13 @@ def build_parser() -> argparse.ArgumentParser:
     -------
     argparse.ArgumentParser
     """
+    from ddc import __version__
+
     parser = argparse.ArgumentParser(
         prog="ddc", formatter_class=_Formatter,
         description="Dynamic discrete choice models: simulate, estimate, compare, and "
                     "counterfactual welfare and retention reports.",
         epilog="The main job:\n  ddc demo --out out/demo\n\nEvery command has --help.")
-    from ddc import __version__
-
     parser.add_argument("--version", action="version", version=f"ddc-econ {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -527,16 +690,16 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  ddc demo --out out/demo\n  ddc demo --quick --out /tmp/demo")
     p.add_argument("--out", default="out/demo", help="output folder (new, empty, or an "
                                                      "earlier ddc output folder)")
-    p.add_argument("--customers", type=int, default=None,
+    p.add_argument("--customers", type=_positive, default=None,
                    help=f"customers (default {DEMO_DEFAULTS['customers']:,}; "
                         f"--quick {DEMO_QUICK['customers']:,})")
-    p.add_argument("--periods", type=int, default=None,
+    p.add_argument("--periods", type=_positive, default=None,
                    help=f"months per customer (default {DEMO_DEFAULTS['periods']}; --quick "
                         f"{DEMO_QUICK['periods']})")
-    p.add_argument("--draws", type=int, default=None,
+    p.add_argument("--draws", type=_non_negative, default=None,
                    help=f"bootstrap draws (default {DEMO_DEFAULTS['draws']}; --quick "
-                        f"{DEMO_QUICK['draws']})")
-    p.add_argument("--seed", type=int, default=0, help="seed of the panel and the draws")
+                        f"{DEMO_QUICK['draws']}; 0: no intervals)")
+    p.add_argument("--seed", type=_non_negative, default=0, help="seed of the panel and the draws")
     p.add_argument("--quick", action="store_true", help="a small panel and fewer draws")
     p.set_defaults(func=cmd_demo)
 
@@ -545,7 +708,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fit one estimator to a long panel and print its summary; --out saves the "
                     "results as JSON (for ddc counterfactual).",
         epilog="examples:\n  ddc estimate panel.csv --model membership --estimator nfxp "
-               "--out nfxp.json\n  ddc estimate rust --model rust_bus --estimator nfxp")
+               "--out nfxp.json\n  ddc estimate rust --model rust_bus --estimator nfxp\n"
+               "  ddc estimate shop.csv --model membership --id-col client --time-col date "
+               "--column plan=tier")
     _add_data_args(p)
     p.add_argument("--estimator", choices=list(ESTIMATORS), default="nfxp", help="estimator")
     p.add_argument("--out", default=None, metavar="FILE", help="save the results (.json)")
@@ -553,12 +718,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "compare", formatter_class=_Formatter, help="all estimators side by side",
-        description="Fit every available estimator (or those of --estimators) to a panel and "
-                    "print the estimates side by side.",
+        description="Fit every estimator (or those of --estimators) to a panel and print the "
+                    "estimates side by side.",
         epilog="example:\n  ddc compare panel.csv --model membership --out estimates.md")
     _add_data_args(p)
     p.add_argument("--estimators", default=None,
-                   help="comma-separated subset, e.g. nfxp,ccp (default: all available)")
+                   help="comma-separated subset, e.g. nfxp,ccp (default: all)")
     p.add_argument("--out", default=None, metavar="FILE",
                    help="save the table (.md, .csv, .tex or .html)")
     p.set_defaults(func=cmd_compare)
@@ -576,8 +741,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default, monthly_price_up, annual_discount, no_monthly, "
                         "video_benefit (repeat or comma-separate; default: default)")
     p.add_argument("--out", default="out/counterfactual", help="output folder")
-    p.add_argument("--draws", type=int, default=200, help="bootstrap draws (0: none)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the draws")
+    p.add_argument("--draws", type=_non_negative, default=200, help="bootstrap draws (0: none)")
+    p.add_argument("--seed", type=_non_negative, default=0, help="seed of the draws")
     p.add_argument("--cov-type", default=None, help="covariance kind of the results to draw "
                                                      "from (default: the results' own)")
     p.set_defaults(func=cmd_counterfactual)
@@ -586,39 +751,48 @@ def build_parser() -> argparse.ArgumentParser:
         "simulate", formatter_class=_Formatter, help="simulate a panel at the true parameters",
         description="Simulate a long panel from a built-in model at its true parameters.",
         epilog="example:\n  ddc simulate --model membership --n-customers 10000 "
-               "--n-periods 36 --seed 0 --out panel.csv")
+               "--n-periods 36 --seed 0 --out panel.csv\n"
+               "  ddc simulate --model rust_bus --id-col bus --column mileage=odometer "
+               "--out buses.parquet")
     p.add_argument("--model", choices=MODELS, required=True, help="the model")
-    p.add_argument("--n-states", type=int, default=90, help="rust_bus: mileage bins")
-    p.add_argument("--n-customers", type=int, default=10_000, help="units")
-    p.add_argument("--n-periods", type=int, default=36, help="periods per unit")
-    p.add_argument("--seed", type=int, default=0, help="seed")
+    p.add_argument("--n-states", type=_n_states, default=90, help="rust_bus: mileage bins")
+    p.add_argument("--n-customers", type=_positive, default=10_000, help="units")
+    p.add_argument("--n-periods", type=_positive, default=36, help="periods per unit")
+    p.add_argument("--seed", type=_non_negative, default=0, help="seed")
     p.add_argument("--out", required=True, metavar="FILE", help=".csv, .parquet or .pq")
+    _add_column_args(p, reading=False)
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser(
         "montecarlo", formatter_class=_Formatter, help="Monte Carlo study of the estimators",
         description="Repeated simulate-and-estimate at the true parameters: bias, RMSE, "
-                    "standard-error accuracy and coverage of every estimator.",
+                    "standard-error accuracy and coverage of every estimator, with the "
+                    "replications each summary leaves out counted.",
         epilog="example:\n  ddc montecarlo --model membership --reps 100\n"
-               "  ddc montecarlo --model rust_bus --reps 20 --scheduler processes")
-    mc = _montecarlo_module()
-    if mc is not None:
-        mc.add_arguments(p)
-        p.set_defaults(func=cmd_montecarlo)
-    else:
-        p.add_argument("--model", choices=MODELS, default="membership", help="the model")
-        p.add_argument("--reps", type=int, default=100, help="replications")
-        p.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                       help="dask.distributed scheduler address")
-        p.set_defaults(func=cmd_montecarlo_unavailable)
+               "  ddc montecarlo --model rust_bus --reps 20 --scheduler processes --out mc.csv")
+    _add_montecarlo_args(p)
+    p.set_defaults(func=cmd_montecarlo)
     return parser
 
 
 # ------------------------------------------------------------------------------ entry point
 
 
-USER_ERRORS = (CLIError, ValueError, KeyError, FileNotFoundError, FileExistsError,
-               IsADirectoryError, NotADirectoryError, PermissionError)
+#: Exceptions that are the user's to fix: printed as one line, exit status 1.
+USER_ERRORS = (CLIError, ValueError, KeyError, OSError, MemoryError)
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, MemoryError):
+        return ("out of memory; try a smaller problem (fewer customers, periods or draws) or a "
+                "machine with more memory")
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename!r}" if exc.filename else ""
+        return f"{exc.strerror}{where} ({type(exc).__name__})"
+    if isinstance(exc, KeyError) and exc.args:
+        return str(exc.args[0])
+    text = str(exc).strip()
+    return text or type(exc).__name__
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -632,17 +806,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        The exit status: 0 on success, 1 for a user error (its message on stderr), 2 for a usage
-        error or a command not available in this version.
+        The exit status: 0 on success, 1 for a user error or an operating-system error (its
+        message on stderr, one line), 2 for a usage error (argparse), 130 when interrupted.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except USER_ERRORS as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        message = " ".join(_message(exc).split("\n")[0].split()) if isinstance(
+            exc, (OSError, MemoryError)) else _message(exc)
         print(f"ddc {args.command}: error: {message}", file=sys.stderr, flush=True)
         return exc.code if isinstance(exc, CLIError) else 1
+    except KeyboardInterrupt:
+        print(f"ddc {args.command}: interrupted", file=sys.stderr, flush=True)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover
