@@ -57,6 +57,7 @@ __all__ = [
     "Columns",
     "Panel",
     "PanelError",
+    "STATE_SIZES_ATTR",
     "TransitionCounts",
     "prepare",
     "standardize",
@@ -73,6 +74,10 @@ MAX_SHOWN = 5
 #: The model's period when neither the call nor the model's data layout declares one (pandas
 #: frequency: calendar months).
 DEFAULT_PERIOD = "M"
+#: Key of ``DataFrame.attrs`` where a data source records, per state column, how many values it
+#: was coded for (``{"mileage": 90}``); a model whose state variable has another number of values
+#: is refused, since the codes would mean other states (e.g. bins of another width).
+STATE_SIZES_ATTR = "ddc_state_sizes"
 
 
 class PanelError(ValueError):
@@ -834,6 +839,7 @@ def _code_frame(model: Model, data: pd.DataFrame, cols: _Resolved) -> dict:
         raise PanelError(f"the id column {id_col!r}, the period column {time_col!r}, the action "
                          f"column {action_col!r} and the state columns "
                          f"{list(state_cols.values())} must all differ")
+    _check_declared_sizes(model, data)
     n = len(data)
     if n == 0:
         raise PanelError(f"the panel has no rows (columns {columns})")
@@ -918,6 +924,23 @@ def _code_frame(model: Model, data: pd.DataFrame, cols: _Resolved) -> dict:
                 unit=unit.astype(np.int64), time=t, row=data.index.to_numpy()[order],
                 position=order.astype(np.int64), ids=ids, id_col=id_col, time_col=time_col,
                 next_is_following=True)
+
+
+def _check_declared_sizes(model: Model, data: pd.DataFrame) -> None:
+    """Refuse a frame whose source declares a state column coded for another state space."""
+    declared = data.attrs.get(STATE_SIZES_ATTR)
+    if not isinstance(declared, dict):
+        return
+    problems = [
+        f"column {var.name!r} was coded for {declared[var.name]} values of the state variable "
+        f"(the frame's attrs[{STATE_SIZES_ATTR!r}], recorded by the data source), but model "
+        f"{model.name!r} has {var.size}: the same code would mean another state. Build the data "
+        f"for {var.size} values, or use a model with {declared[var.name]}"
+        for var in model.space.variables
+        if var.name in declared and declared[var.name] != var.size
+    ]
+    if problems:
+        raise PanelError(problems)
 
 
 def _pick_column(columns: list, defaults: tuple[str, ...], what: str, arg: str) -> str:

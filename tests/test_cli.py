@@ -132,12 +132,6 @@ def test_compare_writes_the_table(capsys, panel_csv, tmp_path):
 
 
 def test_estimate_rust_data(capsys):
-    import ddc
-
-    try:
-        ddc.datasets.load_rust_bus(groups=(1,), n_states=90)
-    except FileNotFoundError:
-        pytest.skip("Rust's bus data are not available here")
     code, out, err = run(capsys, "estimate", "rust", "--model", "rust_bus", "--estimator",
                          "nfxp")
     assert code == 0, err

@@ -54,10 +54,7 @@ def small_cv():
 
 @pytest.fixture(scope="module")
 def bus_cv():
-    try:
-        data = ddc.datasets.load_rust_bus(groups=(1, 2, 3, 4), n_states=90)
-    except FileNotFoundError as err:  # pragma: no cover - only where the data are absent
-        pytest.skip(f"Rust's data not found: {err}")
+    data = ddc.datasets.load_rust_bus(groups=(1, 2, 3, 4), n_states=90)
     bus = ddc.models.rust_bus(n_states=90, beta=0.9999)
     # PQR with the logit policy: with 61 replacements, the frequency P-step is set by its
     # smoothing where the anchor is never chosen (see tests/test_irl.py::test_bus_pqr)

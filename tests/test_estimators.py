@@ -1,7 +1,7 @@
 """NFXP, CCP and NPL: Rust (1987) reproduced, membership parameters recovered, failures reported.
 
 Provenance of the oracle numbers: Rust, J. (1987), Econometrica 55(5), Table IX (90 states) and
-Table X (175 states), as transcribed in ../shared/design/REFERENCES.md. Rust's tables report
+Table X (175 states), as listed in ddc/datasets/rust1987/PROVENANCE.md. Rust's tables report
 four significant digits for RC and theta_11, three decimals for log-likelihoods.
 """
 
@@ -17,10 +17,7 @@ from simulations import simulate
 
 
 def rust_data(groups, n_states):
-    try:
-        return ddc.datasets.load_rust_bus(groups=groups, n_states=n_states)
-    except FileNotFoundError as err:  # pragma: no cover - only where the data are absent
-        pytest.skip(f"Rust's data not found: {err}")
+    return ddc.datasets.load_rust_bus(groups=groups, n_states=n_states)  # shipped with ddc
 
 
 def half_unit_4th_digit(x):
