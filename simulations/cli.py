@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -195,21 +194,18 @@ def _check_writable(path: str | Path, option: str = "--out", folder: bool = Fals
 
 
 def _atomic_file(path: str, write: Callable[[str], None]) -> Path:
-    """Write a file through a temporary file in the same folder, renamed into place."""
-    target = _check_writable(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                               suffix=target.suffix)
-    os.close(fd)
+    """Write a file completely or not at all (:func:`ddc.io.atomic_path`)."""
+    from ddc.io import atomic_path
+
+    _check_writable(path)
     try:
-        write(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return target
+        with atomic_path(path) as tmp:
+            write(str(tmp))
+    except OSError as exc:
+        if exc.filename is None and exc.strerror:  # ddc.io's message names the file
+            raise CLIError(exc.strerror) from None
+        raise CLIError(f"cannot write {path!r}: {exc.strerror or exc}") from None
+    return Path(os.path.abspath(path))
 
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
@@ -258,8 +254,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     import ddc
     import estimators
+    from ddc.io import atomic_directory
     from simulations import counterfactual, simulate
-    from simulations.report import atomic_directory
 
     start = time.perf_counter()
     names = list(ESTIMATORS)
@@ -330,11 +326,14 @@ def _dollars(x: float) -> str:
 
 def _check_output_dir(out: Path) -> None:
     """Fail before the work if ``out`` cannot be written (see atomic_directory)."""
-    from simulations.report import MANIFEST, _is_output_dir
+    from ddc.io import UnsafeOverwriteError, check_folder_target
 
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not _is_output_dir(out))):
-        raise CLIError(f"--out {str(out)!r} exists and is not a ddc-econ output folder (no "
-                       f"{MANIFEST}); choose a new or empty folder")
+    try:
+        check_folder_target(out)
+    except UnsafeOverwriteError as exc:
+        raise CLIError(f"--out is not a ddc-econ output folder: {exc}") from None
+    except OSError as exc:
+        raise CLIError(f"--out: {exc.strerror or exc}") from None
     _check_writable(out, folder=True)
 
 

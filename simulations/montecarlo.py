@@ -273,23 +273,17 @@ class MonteCarloResults:
 
     def save(self, path: str | Path) -> Path:
         """Write the table to ``path`` (``.csv`` or ``.parquet``), completely or not at all."""
-        import os
-        import uuid
+        from ddc.io import atomic_path
 
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-        try:
-            if path.suffix.lower() in (".parquet", ".pq"):
-                self.table.to_parquet(tmp, index=False)
-            elif path.suffix.lower() == ".csv":
+        if path.suffix.lower() not in (".parquet", ".pq", ".csv"):
+            raise ValueError(f"cannot tell the format of {str(path)!r}: give a .csv or "
+                             ".parquet file")
+        with atomic_path(path) as tmp:
+            if path.suffix.lower() == ".csv":
                 self.table.to_csv(tmp, index=False)
             else:
-                raise ValueError(f"cannot tell the format of {str(path)!r}: give a .csv or "
-                                 ".parquet file")
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+                self.table.to_parquet(tmp, index=False)
         return path
 
 

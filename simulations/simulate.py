@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from ddc.mixture import Mixture
 from ddc.model import Model
 from ddc.panel import Columns
 from ddc.solver import Solution
@@ -177,8 +178,13 @@ def _distribution_from(model: Model, initial) -> np.ndarray:
     return p
 
 
+def _names(cols: Columns) -> list[str]:
+    return [cols.id_col, cols.time_col, *cols.states.values(), cols.action_col]
+
+
 def _panel(model: Model, ids: np.ndarray, states: np.ndarray, actions: np.ndarray,
-           names: Columns) -> pd.DataFrame:
+           names: Columns | None = None) -> pd.DataFrame:
+    names = output_columns(model) if names is None else names
     n, T = states.shape
     space = model.space
     flat = states.ravel()
@@ -211,6 +217,7 @@ def simulate(
     initial: pd.Series | np.ndarray | pd.DataFrame | None = None,
     weights: Mapping | pd.Series | None = None,
     columns: Columns | Mapping[str, str] | None = None,
+    type_col: str | None = None,
 ) -> pd.DataFrame:
     """Simulate a long panel of customers from the solved model.
 
@@ -251,6 +258,9 @@ def simulate(
         Names of the columns written (id, period, action, ``{state variable: column}``), where
         they should differ from the model's data layout (``model.hooks.layout``); the same
         mapping reads the panel back (``ddc.panel.prepare(model, panel, columns=...)``).
+    type_col : str, optional
+        Only for a :class:`ddc.Mixture` (which :func:`simulations.mixture.simulate_mixture`
+        simulates, drawing each customer's type): the name of a column recording the type.
 
     Returns
     -------
@@ -271,8 +281,21 @@ def simulate(
     >>> panel.groupby("market").customer_id.nunique().tolist()
     [10, 10, 10]
     """
+    if isinstance(model, Mixture):
+        from simulations.mixture import simulate_mixture
+
+        panel = simulate_mixture(model, params_or_solution, n_customers, n_periods, seed,
+                                 initial, weights, type_col)
+        if columns is None:
+            return panel
+        default, given = output_columns(model.model), output_columns(model.model, columns)
+        rename = dict(zip(_names(default), _names(given), strict=True))
+        return panel.rename(columns={k: v for k, v in rename.items() if k != v})
     if not isinstance(model, Model):
-        raise TypeError(f"model must be a ddc.Model, got {type(model).__name__}")
+        raise TypeError(f"model must be a ddc.Model or ddc.Mixture, got {type(model).__name__}")
+    if type_col is not None:
+        raise ValueError("type_col records each customer's type in a ddc.Mixture; a one-type "
+                         "model has no types")
     if not isinstance(n_periods, (int, np.integer)) or n_periods < 1:
         raise ValueError(f"n_periods must be a positive integer, got {n_periods!r}")
     names = output_columns(model, columns)

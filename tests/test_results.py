@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
+import ddc.io
 from estimators.compare import Comparison, compare
 from estimators.results import (
     EstimationResults,
@@ -423,11 +424,10 @@ def test_non_finite_values_round_trip_as_strict_json(logit, tmp_path):
 def test_atomic_save_leaves_no_partial_file(rich, tmp_path, monkeypatch):
     target = tmp_path / "res.json"
 
-    def broken_dump(obj, fh, **kwargs):
-        fh.write('{"format": "ddc-econ estimation results", "params": ')
+    def broken_fsync(fd):  # the file is written, but the disk fails before the rename
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(json, "dump", broken_dump)
+    monkeypatch.setattr(ddc.io.os, "fsync", broken_fsync)
     with pytest.raises(RuntimeError, match="disk full"):
         rich.save(target)
     assert os.listdir(tmp_path) == []
