@@ -64,6 +64,7 @@ __all__ = [
     "EstimationResults",
     "HessianError",
     "HessianWarning",
+    "ModelMismatchError",
     "NotAvailableError",
     "Summary",
     "load_results",
@@ -126,6 +127,20 @@ class HessianError(NotAvailableError):
         super().__init__(message)
         self.names = list(names)
         self.eigenvalue = eigenvalue
+
+
+class ModelMismatchError(ValueError):
+    """Results are used with a model other than the one they were estimated with.
+
+    Attributes
+    ----------
+    differences : list of str
+        What differs, e.g. ``["beta: 0.95 vs 0.99"]`` (from :func:`ddc.model.fingerprint_diff`).
+    """
+
+    def __init__(self, message: str, differences: Sequence[str] = ()):
+        super().__init__(message)
+        self.differences = list(differences)
 
 
 class HessianWarning(RuntimeWarning):
@@ -595,6 +610,7 @@ class EstimationResults:
         self._cov_warnings: dict[str, list[str]] = {}
         # set by load_results: the model described in the file, and why kinds were unavailable
         self._model_info: dict[str, Any] | None = _model_description(model)
+        self._fingerprint: dict[str, Any] | None = None  # computed from the model when asked
         self._unavailable: dict[str, str] = {}
         self._source: str | None = None
 
@@ -903,6 +919,54 @@ class EstimationResults:
         return None if name is None else str(name)
 
     @property
+    def fingerprint(self) -> dict[str, Any] | None:
+        """The fingerprint of the model estimated (:meth:`ddc.Model.fingerprint`): name,
+        discount factor, states, actions, parameter names and digests of the specification.
+
+        Saved with the results and read back by :func:`load_results`, which compares it with the
+        model given; ``None`` if the model has no fingerprint (or the file recorded none).
+        Compare two with :func:`ddc.model.fingerprint_diff`.
+        """
+        if self._fingerprint is None and self._model is not None:
+            make = getattr(self._model, "fingerprint", None)
+            if callable(make):
+                self._fingerprint = encode_json(make())
+        return None if self._fingerprint is None else copy.deepcopy(self._fingerprint)
+
+    def check_model(self, model: Model) -> None:
+        """Raise if ``model`` is not the model these results were estimated with.
+
+        Parameters
+        ----------
+        model : ddc.Model
+            The model the results are about to be used with.
+
+        Raises
+        ------
+        ModelMismatchError
+            If its fingerprint differs from the results'; the message lists the differences
+            (e.g. ``beta: 0.95 vs 0.99``).
+        ValueError
+            If these results record no fingerprint, so the check cannot be made.
+        """
+        from ddc.model import fingerprint_diff
+
+        mine = self.fingerprint
+        if mine is None:
+            raise ValueError(f"{self._source or 'these results'} record no model fingerprint "
+                             "(saved by an older version of ddc-econ, or estimated without a "
+                             "model), so the model cannot be checked; re-estimate to use them "
+                             "with a model")
+        given = encode_json(model.fingerprint())
+        diff = fingerprint_diff(mine, given)
+        if diff:
+            where = self._source or "the results"
+            raise ModelMismatchError(
+                f"{where} were estimated with a different model than the one given ("
+                f"results vs given): {'; '.join(diff)}. Use the model the results were "
+                "estimated with, or re-estimate with this one", diff)
+
+    @property
     def model_info(self) -> dict[str, Any] | None:
         """What is recorded about the model: name, param_names, beta, actions, state_variables."""
         return None if self._model_info is None else copy.deepcopy(self._model_info)
@@ -1100,6 +1164,7 @@ class EstimationResults:
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "estimator": self._estimator,
             "model": self._model_info,
+            "model_fingerprint": self.fingerprint,
             "params": {"names": list(self._names),
                        "values": self._params.to_numpy()},
             "fixed_params": {"names": [str(n) for n in self._fixed.index],
@@ -1126,10 +1191,11 @@ class EstimationResults:
         The file holds the parameters (estimated and fixed), every available covariance matrix
         with its kind (and why the others are unavailable), the Hessian, the log-likelihood and
         its parts, nobs, n_units, convergence, iterations, time, the estimator, a description of
-        the model (name, parameter names, beta, actions, state variables), the notes and a
-        format version. Per-row scores, the solution and ``extra`` are not saved. The file is
-        written to a temporary file in the same folder and renamed over ``path``
-        (:func:`os.replace`), so an interrupted save leaves no partial file.
+        the model (name, parameter names, beta, actions, state variables) and its
+        :attr:`fingerprint`, the notes and a format version. Per-row scores, the solution and
+        ``extra`` are not saved. The file is written through :func:`ddc.io.write_json`: a
+        temporary file in the same folder renamed over ``path``, so an interrupted save leaves
+        no partial file; non-finite numbers are the strings ``"nan"``, ``"inf"``, ``"-inf"``.
 
         Parameters
         ----------
@@ -1148,19 +1214,24 @@ class EstimationResults:
         return write_json(path, self.to_dict())
 
 
-def load_results(path: str | os.PathLike) -> EstimationResults:
+def load_results(path: str | os.PathLike, model: Model | None = None) -> EstimationResults:
     """Read results saved by :meth:`EstimationResults.save`.
 
     The loaded results support everything the saved ones did, except computing covariance kinds
     that need the per-row scores: the kinds available when the file was saved are read from
     their saved matrices; the others raise :class:`NotAvailableError` with the reason recorded.
-    ``model`` and ``solution`` are ``None``; :attr:`EstimationResults.model_name` and
+    ``solution`` is ``None``, and ``model`` too unless given (and checked);
+    :attr:`EstimationResults.fingerprint`, :attr:`EstimationResults.model_name` and
     :attr:`EstimationResults.model_info` describe the model.
 
     Parameters
     ----------
     path : str or os.PathLike
         A JSON file written by :meth:`EstimationResults.save`.
+    model : ddc.Model, optional
+        The model the results belong to. Its fingerprint is compared with the one saved and
+        the results refer to it (:attr:`EstimationResults.model`); without it ``model`` is
+        ``None`` and nothing is checked.
 
     Returns
     -------
@@ -1171,7 +1242,11 @@ def load_results(path: str | os.PathLike) -> EstimationResults:
     ------
     ValueError
         If the file is not a results file of a supported format version; the message names the
-        file and the field at fault.
+        file and the field at fault (:class:`ddc.io.JSONFieldError` for a bad value, e.g. a
+        ``null`` parameter).
+    ModelMismatchError
+        If ``model`` differs from the model the results were estimated with; the message names
+        the differences (e.g. ``beta: 0.95 vs 0.99``).
     """
     path = Path(path)
     where = repr(str(path))
@@ -1194,6 +1269,9 @@ def load_results(path: str | os.PathLike) -> EstimationResults:
         raise ValueError(f"{where} has cov_type {default!r}, which is neither saved nor "
                          "recorded as unavailable; the file is inconsistent")
     res._cov_type = default
+    if model is not None:
+        res.check_model(model)
+        res._model = model
     return res
 
 
@@ -1272,6 +1350,11 @@ def _results_from_dict(doc: dict) -> tuple[EstimationResults, str]:
     if model is not None and not isinstance(model, dict):
         raise JSONFieldError("model must be an object describing the model", "model")
     res._model_info = model
+    fp = doc.get("model_fingerprint")
+    if fp is not None and not isinstance(fp, dict):
+        raise JSONFieldError("model_fingerprint must be an object (Model.fingerprint())",
+                             "model_fingerprint")
+    res._fingerprint = fp
     res._unavailable = {str(kind): str(why) for kind, why in unavailable.items()
                         if kind not in covs}
     res._n_groups = json_int(doc.get("n_groups"), "n_groups", minimum=1, optional=True)

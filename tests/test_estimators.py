@@ -195,7 +195,7 @@ def test_transition_probability_estimated_at_zero_is_held_at_the_boundary():
     full-information stage cannot difference across the simplex's edge, so it holds that
     parameter at 0 (with a note) and estimates the others (found in the Su-Judd study, where
     the true probability of a 4-bin move is .0002)."""
-    from simulations import add_bus_increments
+    from simulations.studies import add_bus_increments
 
     truth_model = ddc.models.rust_bus(n_states=90, beta=0.99, theta_3=(0.4, 0.0))
     panel = simulate(truth_model, truth_model.true_params, n_customers=60, n_periods=80, seed=3)
