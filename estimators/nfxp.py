@@ -305,7 +305,12 @@ class NFXP(Estimator):
             cell = np.concatenate([ev.cell_scores, dpsi], axis=2)
             scores = np.zeros((panel.nobs, len(names)))
             scores[rows] = cell[cd.state, cd.action]
-            scores[:, len(util):] += self._transition_row_scores(cd, ts, params)
+            # Rust's (1987) likelihood is prod_t P(d_t | x_t) p(x_t | x_{t-1}, d_{t-1}): the
+            # score of the move out of a row goes to the unit's next row (the grouping of his
+            # BHHH standard errors, which it reproduces; see docs/estimation.rst)
+            tr = self._transition_row_scores(cd, ts, params)
+            nxt = panel.next_row
+            np.add.at(scores[:, len(util):], np.where(nxt >= 0, nxt, np.arange(panel.nobs)), tr)
             return H, scores
         try:
             if panel is None:

@@ -10,8 +10,13 @@
   :class:`Compose`), with bootstrap intervals from the estimation uncertainty, as a
   :class:`CounterfactualReport`.
 - :func:`monte_carlo`: replications with spawned seeds, serially, in a process pool or on
-  dask.distributed; :func:`su_judd` runs the Su-Judd / Iskhakov et al. bus design.
-- :func:`write_panel_parquet`: a large simulated panel written to Parquet in chunks.
+  dask.distributed (:mod:`ddc.executor`), as :class:`MonteCarloResults`.
+
+Study- and format-specific pieces live in their modules: :mod:`simulations.studies` (the
+Su-Judd / Iskhakov et al. bus design: ``su_judd``, ``su_judd_model``, ``add_bus_increments``),
+:mod:`simulations.outofcore` (``write_panel_parquet``: a large simulated panel written to
+Parquet in chunks), :mod:`simulations.montecarlo` (``replication_seed``) and
+:mod:`simulations.cli` (the ``ddc`` command line).
 """
 
 from simulations.counterfactual import counterfactual
@@ -24,8 +29,7 @@ from simulations.figures import (
     retention_curve,
     revenue_per_customer_month,
 )
-from simulations.montecarlo import MonteCarloResults, monte_carlo, replication_seed
-from simulations.outofcore import ParquetPanel, write_panel_parquet
+from simulations.montecarlo import MonteCarloResults, monte_carlo
 from simulations.report import CounterfactualReport
 from simulations.scenarios import (
     Compose,
@@ -43,7 +47,6 @@ from simulations.stationary import (
     stationary_distribution,
     stationary_from_policy,
 )
-from simulations.studies import SuJuddResults, add_bus_increments, su_judd, su_judd_model
 
 __all__ = [
     "Compose",
@@ -51,14 +54,11 @@ __all__ = [
     "Custom",
     "MembershipFigures",
     "MonteCarloResults",
-    "ParquetPanel",
-    "SuJuddResults",
     "MultipleRecurrentClassesError",
     "PriceChange",
     "RemoveAction",
     "Scenario",
     "UtilityShift",
-    "add_bus_increments",
     "annual_share",
     "counterfactual",
     "default_scenarios",
@@ -67,13 +67,9 @@ __all__ = [
     "membership_figures",
     "monte_carlo",
     "permanent_variables",
-    "replication_seed",
     "retention_curve",
     "revenue_per_customer_month",
     "simulate",
     "stationary_distribution",
     "stationary_from_policy",
-    "su_judd",
-    "su_judd_model",
-    "write_panel_parquet",
 ]
