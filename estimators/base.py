@@ -439,8 +439,7 @@ class Estimator:
             msg = f"{self.name} did not converge: {conv.describe()}"
             if self.on_failure == "raise":
                 raise ConvergenceError(msg)
-            warnings.warn(msg, ConvergenceWarning, stacklevel=3)
-            notes.insert(0, msg)
+            warnings.warn(msg, ConvergenceWarning, stacklevel=3)  # the summary says it too
         params = fit.params
         fixed = params.drop(names) if len(params) > len(names) else None
         extra = {"convergence": conv, "message": fit.message, **inf.extra}
