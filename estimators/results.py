@@ -1003,7 +1003,7 @@ class EstimationResults:
 
     @property
     def convergence(self):
-        """The convergence checks (:class:`estimators.base.Convergence`: optimizer, finite,
+        """The convergence checks (:class:`estimators.convergence.Convergence`: optimizer, finite,
         gradient, hessian, and what failed), or ``None`` when the estimator did not record
         them."""
         return self._extra.get("convergence")

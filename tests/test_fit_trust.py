@@ -203,3 +203,16 @@ def test_fit_takes_the_column_mapping(membership, panel):
     a = CCP(membership).fit(panel)
     b = CCP(membership).fit(renamed, id_col="cid", time_col="t")
     np.testing.assert_allclose(b.params, a.params, rtol=0, atol=1e-12)
+
+
+class _Singular(_TwoOptima):
+    """A stand-in whose estimation step hits a singular matrix inside numpy."""
+
+    def _estimate(self, prep, params):
+        np.linalg.solve(np.zeros((2, 2)), np.ones(2))
+
+
+def test_numerical_library_errors_become_named_convergence_errors(membership, panel):
+    with pytest.raises(ddc.ConvergenceError, match=r"TwoOptima failed in its estimation step "
+                                                   r"\(numpy.linalg.LinAlgError: Singular"):
+        _Singular(membership).fit(panel)
