@@ -389,9 +389,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_counterfactual(args: argparse.Namespace) -> int:
     """Counterfactual report from saved estimation results."""
+    from ddc.models.membership import DEFAULT_SCENARIOS
     from estimators import load_results
     from simulations import counterfactual
-    from simulations.scenarios import DEFAULT_SCENARIOS
 
     path = Path(args.results)
     if not path.is_file():
