@@ -15,8 +15,8 @@ from estimators.maxent import MaxEntIRL
 from estimators.nfxp import NFXP
 from estimators.optimize import Optimizer
 from estimators.pqr import PQR, anchor_rewards
-from estimators.results import EstimationResults, load_results
+from estimators.results import EstimationResults, ModelMismatchError, load_results
 
 __all__ = ["CCP", "NFXP", "NPL", "PQR", "CrossValidation", "EstimationResults",
-           "IdentificationError", "MaxEntIRL", "Optimizer", "anchor_rewards", "compare",
-           "cross_validate", "load_results"]
+           "IdentificationError", "MaxEntIRL", "ModelMismatchError", "Optimizer",
+           "anchor_rewards", "compare", "cross_validate", "load_results"]

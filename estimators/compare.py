@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ddc.io import write_text
 from estimators.results import (
     EstimationResults,
     NotAvailableError,
-    atomic_write_text,
     format_number,
     latex_escape,
 )
@@ -429,4 +429,4 @@ class Comparison:
             for _, label, cells in rows:
                 w.writerow([label] + cells)
 
-        return atomic_write_text(path, write)
+        return write_text(path, write)

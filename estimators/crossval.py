@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -36,6 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ddc.io import atomic_directory, write_text
 from ddc.model import Model
 from ddc.panel import Panel
 from ddc.utility import LinearUtility
@@ -43,7 +42,6 @@ from estimators.data import choice_data
 from estimators.results import (
     EstimationResults,
     NotAvailableError,
-    atomic_write_text,
     format_number,
     latex_escape,
 )
@@ -491,7 +489,7 @@ class CrossValidation:
         -------
         pathlib.Path
         """
-        return atomic_write_text(path, lambda fh: self.table.to_csv(fh))
+        return write_text(path, lambda fh: self.table.to_csv(fh))
 
     def figure(self, ncols: int = 3):
         """Estimates with their intervals, one panel per parameter, the truth marked.
@@ -540,27 +538,26 @@ class CrossValidation:
 
         Files: ``report.md``, ``table.tex``, ``table.csv`` (the long :attr:`table`),
         ``summary.csv``, ``pairwise.csv``, ``rewards.csv``, ``ccps.csv`` and ``estimates.png``.
-        Everything is written into a temporary folder next to ``directory``, which then takes
-        its place (an existing report folder is replaced only once the new one is complete).
+        Written through :func:`ddc.io.atomic_directory`: into a temporary folder next to
+        ``directory``, which takes its place once complete, with a ``MANIFEST.json`` listing the
+        files. An existing folder is replaced only if it is empty or its manifest lists every
+        file in it; otherwise nothing is changed and the files not written by ddc-econ are named.
 
         Parameters
         ----------
         directory : str or os.PathLike
-            The report folder (created; its parent must exist).
+            The report folder (created, with missing parent folders).
 
         Returns
         -------
         pathlib.Path
+
+        Raises
+        ------
+        ddc.io.UnsafeOverwriteError
+            If ``directory`` holds files ddc-econ did not write (named in the message).
         """
-        target = Path(directory)
-        parent = target.parent if str(target.parent) else Path(".")
-        if not parent.is_dir():
-            raise FileNotFoundError(f"cannot write {str(target)!r}: the folder {str(parent)!r} "
-                                    "does not exist (create it first)")
-        if target.exists() and not target.is_dir():
-            raise FileExistsError(f"{str(target)!r} exists and is not a folder")
-        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{target.name}."))
-        try:
+        with atomic_directory(directory) as tmp:
             (tmp / "report.md").write_text(self.to_markdown(), encoding="utf-8")
             (tmp / "table.tex").write_text(self.to_latex(), encoding="utf-8")
             self.table.to_csv(tmp / "table.csv")
@@ -569,22 +566,7 @@ class CrossValidation:
             self.rewards.to_csv(tmp / "rewards.csv")
             self.ccps.to_csv(tmp / "ccps.csv")
             self.figure().savefig(tmp / "estimates.png", dpi=120)
-            if target.exists():
-                backup = Path(tempfile.mkdtemp(dir=parent, prefix=f".{target.name}.old."))
-                backup.rmdir()
-                os.rename(target, backup)
-                try:
-                    os.rename(tmp, target)
-                except BaseException:
-                    os.rename(backup, target)
-                    raise
-                shutil.rmtree(backup, ignore_errors=True)
-            else:
-                os.rename(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return target
+        return Path(directory)
 
     def __repr__(self) -> str:
         return (f"CrossValidation({self.model.name}: {list(self.results)}, "

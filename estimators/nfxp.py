@@ -76,6 +76,12 @@ class NFXP:
 
     name = "NFXP"
 
+    def __new__(cls, model=None, *args, **kwargs):
+        # a ddc.Mixture gets the mixture estimator (estimators.mixture), or a reasoned refusal
+        from estimators.mixture.dispatch import mixture_estimator
+
+        return mixture_estimator(cls, model, args, kwargs) or super().__new__(cls)
+
     def __init__(self, model: Model, solver: Solver | None = None,
                  optimizer: Optimizer | None = None, full_information: bool = True,
                  drop_first: bool | None = None, on_failure: str = "warn"):
@@ -230,29 +236,29 @@ class NFXP:
         return f(x), g
 
     def _full_grad(self, lik: ChoiceLikelihood, cd, ts, params):
-        ev = lik.evaluate(params, True)
+        # choice part: analytic in every parameter (implicit function theorem)
+        ev = lik.evaluate(params, True, transition_names=list(ts.params.index))
         if not np.isfinite(ev.loglik):
             return -np.inf, None, ev
-        dpsi = lik.log_pi_derivative_transition(params, list(ts.params.index))
         llt, gt = self._transition_grad(cd, ts, params)
-        g = np.concatenate([ev.grad, np.einsum("sa,sap->p", cd.counts, dpsi) + gt])
+        g = ev.grad.copy()
+        g[len(self.model.utility_params):] += gt
         return ev.loglik + llt, g, ev
 
     def _full_hessian(self, lik, cd, ts, params, names):
-        x = params[names].to_numpy()
-        n = len(names)
-        H = np.empty((n, n))
-        for k in range(n):
-            h = 1e-5 * max(1.0, abs(x[k]))
+        """Hessian of the joint log-likelihood: the choice part analytic (second-order implicit
+        function theorem, :meth:`ChoiceLikelihood.hessian`), the transition part by central
+        differences of its gradient (no fixed point involved)."""
+        tnames = list(ts.params.index)
+        H = lik.hessian(params, tnames)
+        K = len(names) - len(tnames)
+        for k, name in enumerate(tnames):
+            h = 1e-5 * max(1.0, abs(params[name]))
             up, dn = params.copy(), params.copy()
-            up[names[k]] += h
-            dn[names[k]] -= h
-            g_up = self._full_grad(lik, cd, ts, up)[1]
-            g_dn = self._full_grad(lik, cd, ts, dn)[1]
-            if g_up is None or g_dn is None:
-                raise RuntimeError(f"the likelihood is not finite near the estimate in "
-                                   f"{names[k]}; cannot form the Hessian")
-            H[:, k] = (g_up - g_dn) / (2 * h)
+            up[name] += h
+            dn[name] -= h
+            H[K:, K + k] += (self._transition_grad(cd, ts, up)[1]
+                             - self._transition_grad(cd, ts, dn)[1]) / (2 * h)
         return 0.5 * (H + H.T)
 
     def _full_information(self, lik, cd, ts, params):
@@ -292,7 +298,12 @@ class NFXP:
             cell = np.concatenate([ev.cell_scores, dpsi], axis=2)
             scores = np.zeros((panel.nobs, len(names)))
             scores[rows] = cell[cd.state, cd.action]
-            scores[:, len(util):] += self._transition_row_scores(cd, ts, params)
+            # Rust's (1987) likelihood is prod_t P(d_t | x_t) p(x_t | x_{t-1}, d_{t-1}): the
+            # score of the move out of a row goes to the unit's next row (the grouping of his
+            # BHHH standard errors, which it reproduces; see docs/estimation.rst)
+            tr = self._transition_row_scores(cd, ts, params)
+            nxt = panel.next_row
+            np.add.at(scores[:, len(util):], np.where(nxt >= 0, nxt, np.arange(panel.nobs)), tr)
             return H, scores
         if panel is None:
             H, _, _ = mle_inference(lik, None, 0, params)

@@ -34,16 +34,26 @@ import html
 import json
 import math
 import os
-import tempfile
 import textwrap
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from ddc.io import (
+    JSONFieldError,
+    encode_json,
+    json_float,
+    json_floats,
+    json_int,
+    json_str,
+    read_json,
+    write_json,
+)
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from ddc.model import Model
@@ -54,6 +64,7 @@ __all__ = [
     "EstimationResults",
     "HessianError",
     "HessianWarning",
+    "ModelMismatchError",
     "NotAvailableError",
     "Summary",
     "load_results",
@@ -116,6 +127,20 @@ class HessianError(NotAvailableError):
         super().__init__(message)
         self.names = list(names)
         self.eigenvalue = eigenvalue
+
+
+class ModelMismatchError(ValueError):
+    """Results are used with a model other than the one they were estimated with.
+
+    Attributes
+    ----------
+    differences : list of str
+        What differs, e.g. ``["beta: 0.95 vs 0.99"]`` (from :func:`ddc.model.fingerprint_diff`).
+    """
+
+    def __init__(self, message: str, differences: Sequence[str] = ()):
+        super().__init__(message)
+        self.differences = list(differences)
 
 
 class HessianWarning(RuntimeWarning):
@@ -277,81 +302,16 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in str(text))
 
 
-def atomic_write_text(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
-    """Write a text file completely or not at all.
-
-    ``write(fh)`` writes into a temporary file in the destination folder, which is flushed,
-    synced and then renamed over ``path`` with :func:`os.replace` (atomic on POSIX and Windows).
-    If ``write`` raises, the temporary file is removed, an existing ``path`` is left as it was,
-    and the exception propagates.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        Destination file. Its folder must exist.
-    write : callable
-        Called with the open text file handle (UTF-8, ``newline=""``).
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
-
-    Raises
-    ------
-    FileNotFoundError
-        If the destination folder does not exist.
-    """
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise FileNotFoundError(f"cannot write {str(path)!r}: the folder {str(folder)!r} does "
-                                "not exist (create it first)")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
-
-
-def _encode_float(x: float | None) -> float | str | None:
-    """A float for strict JSON: non-finite values become the strings "nan", "inf", "-inf"."""
-    if x is None:
-        return None
-    x = float(x)
-    if math.isfinite(x):
-        return x
-    return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
-
-
-def _decode_float(x: float | str | None) -> float | None:
-    if x is None:
-        return None
-    if isinstance(x, str):
-        if x not in ("nan", "inf", "-inf"):
-            raise ValueError(f"expected a number or 'nan'/'inf'/'-inf', got {x!r}")
-        return float(x)
-    return float(x)
-
-
-def _encode_matrix(m: np.ndarray) -> list[list[float | str]]:
-    return [[_encode_float(v) for v in row] for row in np.asarray(m, dtype=float)]
-
-
-def _decode_matrix(rows: Sequence[Sequence[float | str]], k: int, what: str) -> np.ndarray:
-    m = np.array([[_decode_float(v) for v in row] for row in rows], dtype=float)
-    if m.shape != (k, k) and not (k == 0 and m.size == 0):
-        raise ValueError(f"{what} has shape {m.shape}, expected ({k}, {k})")
-    return m.reshape(k, k)
+def _json_matrix(rows: Any, k: int, field: str, names: Sequence[str]) -> np.ndarray:
+    """A saved K x K matrix, each entry decoded by :func:`ddc.io.json_float` (named if bad)."""
+    if not isinstance(rows, list) or len(rows) != k:
+        got = f"{len(rows)} rows" if isinstance(rows, list) else json.dumps(rows)[:40]
+        raise JSONFieldError(f"{field} has {got}; expected {k} rows of {k} numbers (one per "
+                             f"estimated parameter {list(names)})", field)
+    out = np.empty((k, k))
+    for i, row in enumerate(rows):
+        out[i] = json_floats(row, f"{field}[{i}] ({names[i]})", labels=names, length=k)
+    return out
 
 
 def _as_int(value: Any, name: str, *, minimum: int, optional: bool) -> int | None:
@@ -397,7 +357,7 @@ def _model_description(model: Any) -> dict[str, Any] | None:
     names = getattr(model, "param_names", None)
     desc["param_names"] = None if names is None else [str(n) for n in names]
     beta = getattr(model, "beta", None)
-    desc["beta"] = None if beta is None else _encode_float(beta)
+    desc["beta"] = None if beta is None else float(beta)
     actions = getattr(model, "actions", None)
     desc["actions"] = None if actions is None else [str(a) for a in actions]
     space = getattr(model, "space", None)
@@ -650,6 +610,7 @@ class EstimationResults:
         self._cov_warnings: dict[str, list[str]] = {}
         # set by load_results: the model described in the file, and why kinds were unavailable
         self._model_info: dict[str, Any] | None = _model_description(model)
+        self._fingerprint: dict[str, Any] | None = None  # computed from the model when asked
         self._unavailable: dict[str, str] = {}
         self._source: str | None = None
 
@@ -958,6 +919,54 @@ class EstimationResults:
         return None if name is None else str(name)
 
     @property
+    def fingerprint(self) -> dict[str, Any] | None:
+        """The fingerprint of the model estimated (:meth:`ddc.Model.fingerprint`): name,
+        discount factor, states, actions, parameter names and digests of the specification.
+
+        Saved with the results and read back by :func:`load_results`, which compares it with the
+        model given; ``None`` if the model has no fingerprint (or the file recorded none).
+        Compare two with :func:`ddc.model.fingerprint_diff`.
+        """
+        if self._fingerprint is None and self._model is not None:
+            make = getattr(self._model, "fingerprint", None)
+            if callable(make):
+                self._fingerprint = encode_json(make())
+        return None if self._fingerprint is None else copy.deepcopy(self._fingerprint)
+
+    def check_model(self, model: Model) -> None:
+        """Raise if ``model`` is not the model these results were estimated with.
+
+        Parameters
+        ----------
+        model : ddc.Model
+            The model the results are about to be used with.
+
+        Raises
+        ------
+        ModelMismatchError
+            If its fingerprint differs from the results'; the message lists the differences
+            (e.g. ``beta: 0.95 vs 0.99``).
+        ValueError
+            If these results record no fingerprint, so the check cannot be made.
+        """
+        from ddc.model import fingerprint_diff
+
+        mine = self.fingerprint
+        if mine is None:
+            raise ValueError(f"{self._source or 'these results'} record no model fingerprint "
+                             "(saved by an older version of ddc-econ, or estimated without a "
+                             "model), so the model cannot be checked; re-estimate to use them "
+                             "with a model")
+        given = encode_json(model.fingerprint())
+        diff = fingerprint_diff(mine, given)
+        if diff:
+            where = self._source or "the results"
+            raise ModelMismatchError(
+                f"{where} were estimated with a different model than the one given ("
+                f"results vs given): {'; '.join(diff)}. Use the model the results were "
+                "estimated with, or re-estimate with this one", diff)
+
+    @property
     def model_info(self) -> dict[str, Any] | None:
         """What is recorded about the model: name, param_names, beta, actions, state_variables."""
         return None if self._model_info is None else copy.deepcopy(self._model_info)
@@ -1141,39 +1150,40 @@ class EstimationResults:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", HessianWarning)
-                    covs[kind] = _encode_matrix(self.cov_of(kind).to_numpy())
+                    covs[kind] = self.cov_of(kind).to_numpy()
             except NotAvailableError as exc:
                 unavailable[kind] = self._unavailable.get(kind, str(exc))
         try:
             from ddc import __version__ as version
         except Exception:  # pragma: no cover - the package is always importable here
             version = None
-        return {
+        return encode_json({
             "format": _FORMAT_NAME,
             "format_version": FORMAT_VERSION,
             "package_version": version,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "estimator": self._estimator,
             "model": self._model_info,
+            "model_fingerprint": self.fingerprint,
             "params": {"names": list(self._names),
-                       "values": [_encode_float(v) for v in self._params.to_numpy()]},
+                       "values": self._params.to_numpy()},
             "fixed_params": {"names": [str(n) for n in self._fixed.index],
-                             "values": [_encode_float(v) for v in self._fixed.to_numpy()]},
+                             "values": self._fixed.to_numpy()},
             "cov_type": self._cov_type,
             "covariances": covs,
             "unavailable_covariances": unavailable,
-            "hessian": None if self._hessian is None else _encode_matrix(self._hessian),
-            "loglik": _encode_float(self._loglik),
-            "loglik_parts": {k: _encode_float(v) for k, v in self._loglik_parts.items()},
+            "hessian": self._hessian,
+            "loglik": self._loglik,
+            "loglik_parts": dict(self._loglik_parts),
             "nobs": self._nobs,
             "n_units": self._n_units,
             "n_groups": self._n_groups,
             "converged": self._converged,
             "iterations": self._iterations,
             "function_evals": self._function_evals,
-            "seconds": _encode_float(self._seconds),
+            "seconds": self._seconds,
             "notes": list(self._notes),
-        }
+        })
 
     def save(self, path: str | os.PathLike) -> Path:
         """Save the results as JSON, completely or not at all.
@@ -1181,10 +1191,11 @@ class EstimationResults:
         The file holds the parameters (estimated and fixed), every available covariance matrix
         with its kind (and why the others are unavailable), the Hessian, the log-likelihood and
         its parts, nobs, n_units, convergence, iterations, time, the estimator, a description of
-        the model (name, parameter names, beta, actions, state variables), the notes and a
-        format version. Per-row scores, the solution and ``extra`` are not saved. The file is
-        written to a temporary file in the same folder and renamed over ``path``
-        (:func:`os.replace`), so an interrupted save leaves no partial file.
+        the model (name, parameter names, beta, actions, state variables) and its
+        :attr:`fingerprint`, the notes and a format version. Per-row scores, the solution and
+        ``extra`` are not saved. The file is written through :func:`ddc.io.write_json`: a
+        temporary file in the same folder renamed over ``path``, so an interrupted save leaves
+        no partial file; non-finite numbers are the strings ``"nan"``, ``"inf"``, ``"-inf"``.
 
         Parameters
         ----------
@@ -1200,28 +1211,27 @@ class EstimationResults:
         --------
         load_results : Read the file back.
         """
-        doc = self.to_dict()
-
-        def write(fh: Any) -> None:
-            json.dump(doc, fh, indent=1, allow_nan=False)
-            fh.write("\n")
-
-        return atomic_write_text(path, write)
+        return write_json(path, self.to_dict())
 
 
-def load_results(path: str | os.PathLike) -> EstimationResults:
+def load_results(path: str | os.PathLike, model: Model | None = None) -> EstimationResults:
     """Read results saved by :meth:`EstimationResults.save`.
 
     The loaded results support everything the saved ones did, except computing covariance kinds
     that need the per-row scores: the kinds available when the file was saved are read from
     their saved matrices; the others raise :class:`NotAvailableError` with the reason recorded.
-    ``model`` and ``solution`` are ``None``; :attr:`EstimationResults.model_name` and
+    ``solution`` is ``None``, and ``model`` too unless given (and checked);
+    :attr:`EstimationResults.fingerprint`, :attr:`EstimationResults.model_name` and
     :attr:`EstimationResults.model_info` describe the model.
 
     Parameters
     ----------
     path : str or os.PathLike
         A JSON file written by :meth:`EstimationResults.save`.
+    model : ddc.Model, optional
+        The model the results belong to. Its fingerprint is compared with the one saved and
+        the results refer to it (:attr:`EstimationResults.model`); without it ``model`` is
+        ``None`` and nothing is checked.
 
     Returns
     -------
@@ -1232,78 +1242,123 @@ def load_results(path: str | os.PathLike) -> EstimationResults:
     ------
     ValueError
         If the file is not a results file of a supported format version; the message names the
-        file and the field at fault.
+        file and the field at fault (:class:`ddc.io.JSONFieldError` for a bad value, e.g. a
+        ``null`` parameter).
+    ModelMismatchError
+        If ``model`` differs from the model the results were estimated with; the message names
+        the differences (e.g. ``beta: 0.95 vs 0.99``).
     """
     path = Path(path)
-    with open(path, encoding="utf-8") as fh:
-        try:
-            doc = json.load(fh)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{str(path)!r} is not a JSON results file: {exc}") from None
+    where = repr(str(path))
+    doc = read_json(path, what="JSON results file")
     if not isinstance(doc, dict) or doc.get("format") != _FORMAT_NAME:
-        raise ValueError(f"{str(path)!r} is not a ddc-econ results file (its 'format' field is "
+        raise ValueError(f"{where} is not a ddc-econ results file (its 'format' field is "
                          f"{doc.get('format') if isinstance(doc, dict) else None!r}, expected "
                          f"{_FORMAT_NAME!r})")
     version = doc.get("format_version")
     if version != FORMAT_VERSION:
-        raise ValueError(f"{str(path)!r} has format_version {version!r}; this version of "
+        raise ValueError(f"{where} has format_version {version!r}; this version of "
                          f"ddc-econ reads format_version {FORMAT_VERSION}")
-
-    def field(name: str) -> Any:
-        if name not in doc:
-            raise ValueError(f"{str(path)!r} has no {name!r} field; the file is incomplete")
-        return doc[name]
-
     try:
-        p = field("params")
-        names = [str(n) for n in p["names"]]
-        params = pd.Series([_decode_float(v) for v in p["values"]],
-                           index=pd.Index(names, dtype=object), dtype=float)
-        f = field("fixed_params")
-        fixed = pd.Series([_decode_float(v) for v in f["values"]],
-                          index=pd.Index([str(n) for n in f["names"]], dtype=object), dtype=float)
-        k = len(names)
-        covs = {kind: _decode_matrix(m, k, f"covariances[{kind!r}]")
-                for kind, m in field("covariances").items()}
-        h = field("hessian")
-        hessian = None if h is None else _decode_matrix(h, k, "hessian")
-        default = field("cov_type")
-        unavailable = {str(a): str(b) for a, b in doc.get("unavailable_covariances", {}).items()}
-        # a default kind that was unavailable at saving stays a known (unavailable) kind
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", HessianWarning)
-            res = EstimationResults(
-                model=None,
-                estimator=field("estimator"),
-                params=params,
-                hessian=hessian,
-                scores=None,
-                groups=None,
-                loglik=_decode_float(field("loglik")),
-                loglik_parts={str(a): _decode_float(b)
-                              for a, b in (doc.get("loglik_parts") or {}).items()},
-                nobs=field("nobs"),
-                n_units=doc.get("n_units"),
-                converged=field("converged"),
-                iterations=doc.get("iterations"),
-                function_evals=doc.get("function_evals"),
-                seconds=_decode_float(doc.get("seconds")),
-                cov_type="hessian",  # set below, once the unavailable kinds are known
-                extra_covs=covs,
-                fixed_params=fixed,
-                notes=doc.get("notes") or [],
-            )
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"{str(path)!r} is not a valid results file: {exc}") from None
-    res._model_info = doc.get("model")
-    res._unavailable = {kind: why for kind, why in unavailable.items() if kind not in covs}
-    res._n_groups = doc.get("n_groups")
-    res._source = repr(str(path))
-    if not isinstance(default, str) or default not in res._known_kinds():
-        raise ValueError(f"{str(path)!r} has cov_type {default!r}, which is neither saved nor "
+        res, default = _results_from_dict(doc)
+    except JSONFieldError as exc:
+        raise JSONFieldError(f"{where}: {exc}; the file was edited or damaged",
+                             exc.field) from None
+    res._source = where
+    if default not in res._known_kinds():
+        raise ValueError(f"{where} has cov_type {default!r}, which is neither saved nor "
                          "recorded as unavailable; the file is inconsistent")
     res._cov_type = default
+    if model is not None:
+        res.check_model(model)
+        res._model = model
     return res
+
+
+def _field(doc: dict, name: str) -> Any:
+    if name not in doc:
+        raise JSONFieldError(f"it has no {name!r} field (the file is incomplete)", name)
+    return doc[name]
+
+
+def _named_floats(doc: dict, name: str) -> pd.Series:
+    block = _field(doc, name)
+    if not isinstance(block, dict):
+        raise JSONFieldError(f"{name} is {json.dumps(block)[:40]}; expected "
+                             "{\"names\": [...], \"values\": [...]}", name)
+    names = block.get("names")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise JSONFieldError(f"{name}.names must be a list of parameter names (strings)",
+                             f"{name}.names")
+    values = json_floats(block.get("values"), f"{name}.values", labels=names,
+                         length=len(names))
+    return pd.Series(values, index=pd.Index(names, dtype=object), dtype=float)
+
+
+def _results_from_dict(doc: dict) -> tuple[EstimationResults, str]:
+    """The results of a saved document and its default covariance kind (fields checked)."""
+    params = _named_floats(doc, "params")
+    fixed = _named_floats(doc, "fixed_params")
+    names = list(params.index)
+    k = len(names)
+    saved = _field(doc, "covariances")
+    if not isinstance(saved, dict):
+        raise JSONFieldError("covariances must be an object {kind: matrix}", "covariances")
+    covs = {kind: _json_matrix(m, k, f"covariances.{kind}", names) for kind, m in saved.items()}
+    h = _field(doc, "hessian")
+    hessian = None if h is None else _json_matrix(h, k, "hessian", names)
+    default = json_str(_field(doc, "cov_type"), "cov_type")
+    unavailable = doc.get("unavailable_covariances") or {}
+    if not isinstance(unavailable, dict):
+        raise JSONFieldError("unavailable_covariances must be an object {kind: reason}",
+                             "unavailable_covariances")
+    parts = doc.get("loglik_parts") or {}
+    if not isinstance(parts, dict):
+        raise JSONFieldError("loglik_parts must be an object {part: number}", "loglik_parts")
+    converged = _field(doc, "converged")
+    if not isinstance(converged, bool):
+        raise JSONFieldError(f"converged is {json.dumps(converged)[:40]}; expected true or "
+                             "false", "converged")
+    notes = doc.get("notes") or []
+    if not isinstance(notes, list):
+        raise JSONFieldError("notes must be a list of strings", "notes")
+    estimator = json_str(_field(doc, "estimator"), "estimator")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HessianWarning)
+        res = EstimationResults(
+            model=None,
+            estimator=estimator,
+            params=params,
+            hessian=hessian,
+            scores=None,
+            groups=None,
+            loglik=json_float(_field(doc, "loglik"), "loglik"),
+            loglik_parts={str(a): json_float(b, f"loglik_parts.{a}") for a, b in parts.items()},
+            nobs=json_int(_field(doc, "nobs"), "nobs", minimum=1),
+            n_units=json_int(doc.get("n_units"), "n_units", minimum=1, optional=True),
+            converged=converged,
+            iterations=json_int(doc.get("iterations"), "iterations", optional=True),
+            function_evals=json_int(doc.get("function_evals"), "function_evals",
+                                    optional=True),
+            seconds=json_float(doc.get("seconds"), "seconds", optional=True),
+            cov_type="hessian",  # set by the caller, once the unavailable kinds are known
+            extra_covs=covs,
+            fixed_params=fixed,
+            notes=[json_str(n, f"notes[{i}]") for i, n in enumerate(notes)],
+        )
+    model = doc.get("model")
+    if model is not None and not isinstance(model, dict):
+        raise JSONFieldError("model must be an object describing the model", "model")
+    res._model_info = model
+    fp = doc.get("model_fingerprint")
+    if fp is not None and not isinstance(fp, dict):
+        raise JSONFieldError("model_fingerprint must be an object (Model.fingerprint())",
+                             "model_fingerprint")
+    res._fingerprint = fp
+    res._unavailable = {str(kind): str(why) for kind, why in unavailable.items()
+                        if kind not in covs}
+    res._n_groups = json_int(doc.get("n_groups"), "n_groups", minimum=1, optional=True)
+    return res, default
 
 
 # ------------------------------------------------------------------------------------- summary

@@ -10,13 +10,17 @@
   :class:`TransitionChange`, :class:`Custom`, :class:`Compose`, from :mod:`ddc.scenarios`), with
   bootstrap intervals from the estimation uncertainty, as a :class:`CounterfactualReport`.
 - :func:`monte_carlo`: replications with spawned seeds, serially, in a process pool or on
-  dask.distributed; :func:`su_judd` runs the Su-Judd / Iskhakov et al. bus design.
-- :func:`write_panel_parquet`: a large simulated panel written to Parquet in chunks.
+  dask.distributed (:mod:`ddc.executor`), as :class:`MonteCarloResults`.
+
+Study- and format-specific pieces live in their modules: :mod:`simulations.studies` (the
+Su-Judd / Iskhakov et al. bus design: ``su_judd``, ``su_judd_model``, ``add_bus_increments``),
+:mod:`simulations.outofcore` (``write_panel_parquet``: a large simulated panel written to
+Parquet in chunks), :mod:`simulations.montecarlo` (``replication_seed``) and
+:mod:`simulations.cli` (the ``ddc`` command line).
 """
 
 from simulations.counterfactual import counterfactual
-from simulations.montecarlo import MonteCarloResults, monte_carlo, replication_seed
-from simulations.outofcore import ParquetPanel, write_panel_parquet
+from simulations.montecarlo import MonteCarloResults, monte_carlo
 from simulations.report import CounterfactualReport
 from simulations.scenarios import (
     Compose,
@@ -35,7 +39,6 @@ from simulations.stationary import (
     stationary_distribution,
     stationary_from_policy,
 )
-from simulations.studies import SuJuddResults, add_bus_increments, su_judd, su_judd_model
 
 __all__ = [
     "Compose",
@@ -43,23 +46,16 @@ __all__ = [
     "CovariateChange",
     "Custom",
     "MonteCarloResults",
-    "ParquetPanel",
-    "SuJuddResults",
     "MultipleRecurrentClassesError",
     "ParameterChange",
     "RemoveAction",
     "Scenario",
     "TransitionChange",
     "UtilityShift",
-    "add_bus_increments",
     "counterfactual",
     "monte_carlo",
     "permanent_variables",
-    "replication_seed",
     "simulate",
     "stationary_distribution",
     "stationary_from_policy",
-    "su_judd",
-    "su_judd_model",
-    "write_panel_parquet",
 ]

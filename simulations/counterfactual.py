@@ -191,16 +191,22 @@ def _welfare(base: _Evaluated, other: _Evaluated, G: np.ndarray) -> tuple[np.nda
 
 
 def _check_fingerprint(model: Model, results) -> None:
+    """Refuse results estimated with another model (their fingerprint differs), naming the
+    differences; results that record no fingerprint are not checked."""
     fp = getattr(results, "fingerprint", None)
     if callable(fp):
         fp = fp()
     if not fp:
         return
+    check = getattr(results, "check_model", None)
+    if callable(check):
+        check(model)  # estimators.ModelMismatchError naming the differences
+        return
     diff = fingerprint_diff(fp, model.fingerprint())
     if diff:
-        raise ValueError("the results were fitted to another model than the one given ("
-                         + "; ".join(diff) + "; results vs model); pass the model the "
-                         "results were fitted to")
+        raise ValueError("the results were estimated with a different model than the one "
+                         "given (results vs given): " + "; ".join(diff) + ". Use the model "
+                         "the results were estimated with, or re-estimate with this one")
 
 
 def _params_and_cov(model: Model, results_or_params, cov_type: str | None

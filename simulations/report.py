@@ -13,16 +13,10 @@ which is renamed into place only once complete.
 from __future__ import annotations
 
 import base64
-import datetime as _dt
 import html
 import io
-import json
 import os
 import re
-import secrets
-import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ddc.io import MANIFEST, atomic_directory
 from simulations.figures import changes_figure, welfare_figure
 
 __all__ = [
@@ -38,10 +33,6 @@ __all__ = [
     "MANIFEST",
 ]
 
-MANIFEST = "MANIFEST.json"
-"""The file that marks a folder written by :func:`atomic_directory` (and lists its files)."""
-
-_MANIFEST_FORMAT = "ddc-econ output folder"
 
 CURVE_STEPS = (1, 3, 6, 12, 24, 36)
 """Steps of declared curves shown in the report's tables (those within the horizon)."""
@@ -68,112 +59,6 @@ def _number(unit: str, x: float, change: bool = False, signed: bool = False,
         text = f"{x:.4g}" if not (signed or change) else f"{x:+.4g}"
         return text if bare or unit == "" else f"{text} utils"
     return f"{x:,.2f}" if bare else f"{sign}{abs(x):,.2f} {unit}"
-
-
-# ------------------------------------------------------------------------------ atomic folders
-
-
-def _is_output_dir(path: Path) -> bool:
-    try:
-        doc = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(doc, dict) and doc.get("format") == _MANIFEST_FORMAT
-
-
-@contextmanager
-def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
-    """Write a folder completely or not at all.
-
-    Yields a new temporary folder beside ``path``; when the ``with`` block ends without error,
-    a :data:`MANIFEST` listing its files is added and the folder is renamed to ``path``. If the
-    block raises, the temporary folder is removed (and any parent folders this call created),
-    ``path`` is left as it was, and the exception propagates.
-
-    ``path`` may not exist yet, be an empty folder, or be a folder written earlier by this
-    function (it has a :data:`MANIFEST`), which is then replaced as a whole. Any other existing
-    ``path`` raises :class:`FileExistsError` before anything is written, so that a user's files
-    are never overwritten.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The destination folder.
-
-    Yields
-    ------
-    pathlib.Path
-        The temporary folder to write into.
-
-    Raises
-    ------
-    FileExistsError
-        If ``path`` is a file, or a non-empty folder that this function did not write.
-    """
-    path = Path(os.path.abspath(path))
-    if path.exists():
-        if not path.is_dir():
-            raise FileExistsError(f"{str(path)!r} exists and is not a folder; choose a folder "
-                                  "for the output")
-        if any(path.iterdir()) and not _is_output_dir(path):
-            raise FileExistsError(
-                f"{str(path)!r} exists and holds files that ddc-econ did not write (no "
-                f"{MANIFEST}); write to a new or empty folder, or remove it first")
-    created: list[Path] = []
-    parent = path.parent
-    while not parent.exists():
-        created.append(parent)
-        parent = parent.parent
-    for folder in reversed(created):
-        folder.mkdir()
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
-    tmp.mkdir()
-    try:
-        yield tmp
-        files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
-        manifest = {
-            "format": _MANIFEST_FORMAT,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "package_version": _package_version(),
-            "files": files,
-        }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-        _default_permissions(tmp)
-        if path.exists() and any(path.iterdir()):
-            backup = path.parent / f".{path.name}.{secrets.token_hex(4)}.old"
-            os.rename(path, backup)
-            os.rename(tmp, path)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            if path.exists():
-                path.rmdir()
-            os.rename(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        for folder in created:
-            try:
-                folder.rmdir()
-            except OSError:
-                pass
-        raise
-
-
-def _default_permissions(folder: Path) -> None:
-    """Give the folder and its contents the modes of newly created ones (temporary files are
-    created private)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    for p in [folder, *folder.rglob("*")]:
-        os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~umask)
-
-
-def _package_version() -> str | None:
-    try:
-        from ddc import __version__
-
-        return __version__
-    except Exception:  # pragma: no cover - the package is importable here
-        return None
 
 
 # ------------------------------------------------------------------------------ documents
