@@ -500,6 +500,17 @@ class Panel:
         """Number of rows with a next state (all but each unit's last row)."""
         return int(np.count_nonzero(self.next_state >= 0))
 
+    @cached_property
+    def next_row(self) -> np.ndarray:
+        """``(nobs,)`` index of the row holding the same unit's next period, ``-1`` where the
+        panel has none (a unit's last row, or a next state whose row is not in this panel)."""
+        order = np.lexsort((self.time, self.unit))
+        follows = ((self.unit[order][1:] == self.unit[order][:-1])
+                   & (np.diff(self.time[order]) == 1) & (self.next_state[order][:-1] >= 0))
+        out = np.full(self.nobs, -1, dtype=np.int64)
+        out[order[:-1][follows]] = order[1:][follows]
+        return _frozen(out)
+
     def __len__(self) -> int:
         return self.nobs
 

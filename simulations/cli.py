@@ -422,9 +422,9 @@ def cmd_counterfactual(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise CLIError(f"results file {args.results!r} not found (write one with ddc estimate "
                        "... --out FILE.json)")
+    from ddc.models.membership import DEFAULT_SCENARIOS
     from estimators import load_results
     from simulations import counterfactual
-    from simulations.scenarios import DEFAULT_SCENARIOS
 
     res = load_results(path)
     info = res.model_info or {}
