@@ -43,13 +43,10 @@ True
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import os
-import pickle
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +54,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ddc.executor import cached_loads, dask_client, dumps, executor, resolve_scheduler
 from ddc.model import Model
 from ddc.panel import (
     ACTION_COLUMN,
@@ -70,24 +68,7 @@ from ddc.panel import (
 )
 from ddc.transitions import FactoredTransitions
 
-__all__ = [
-    "SCHEDULERS",
-    "SufficientStatistics",
-    "executor",
-    "pack_model",
-    "resolve_scheduler",
-    "sufficient_statistics",
-    "unpack_model",
-]
-
-#: Scheduler names accepted by :func:`sufficient_statistics` (and the Monte Carlo runner); an
-#: address ``"tcp://host:port"`` of a running dask scheduler, or a ``distributed.Client``, also
-#: works.
-SCHEDULERS = {
-    "serial": "in this process, one task after another",
-    "processes": "a local process pool (concurrent.futures, 'spawn' start method)",
-    "dask": "dask.distributed on a LocalCluster started for the call (processes, one thread each)",
-}
+__all__ = ["SufficientStatistics", "sufficient_statistics"]
 
 #: Rows read and coded at a time by default: about 150 MB of working memory for the membership
 #: model's seven columns (measured peak, see ``docs/scale.rst``).
@@ -625,7 +606,7 @@ def _reduce_frame(acc: _Accumulator, model: Model, frame: pd.DataFrame, id_col: 
 def _run_task(model_blob: bytes, task: _Task, columns: list[str], id_col: str, time_col: str,
               inc_col: str | None, chunk_rows: int) -> _Partial:
     """Worker entry point (module level, so process pools and dask can import it)."""
-    return _reduce_task(unpack_model(model_blob), task, columns, id_col, time_col, inc_col,
+    return _reduce_task(cached_loads(model_blob), task, columns, id_col, time_col, inc_col,
                         chunk_rows)
 
 
@@ -633,7 +614,7 @@ def _run_dask_partition(model_blob: bytes, frame: pd.DataFrame, index: int, colu
                         id_col: str, time_col: str, inc_col: str | None,
                         chunk_rows: int) -> _Partial:
     task = _Task("frame", frame=frame)
-    part = _reduce_task(unpack_model(model_blob), task, columns, id_col, time_col, inc_col,
+    part = _reduce_task(cached_loads(model_blob), task, columns, id_col, time_col, inc_col,
                         chunk_rows)
     part.label = f"partition {index}"
     return part
@@ -729,7 +710,7 @@ def sufficient_statistics(
         partials = [_reduce_task(model, t, columns, id_col, time_col, inc_col, int(chunk_rows))
                     for t in _progress(tasks, progress, "tasks")]
     else:
-        blob = pack_model(model)
+        blob = dumps(model, f"the model {model.name!r}")
         with executor(scheduler, n_workers) as ex:
             shared = ex.share(blob)
             futures = [ex.submit(_run_task, shared, t, columns, id_col, time_col, inc_col,
@@ -797,7 +778,7 @@ def _dask_frame_partials(model, ddf, columns, id_col, time_col, inc_col, chunk_r
                          kind, n_workers) -> list[_Partial]:
     import dask
 
-    blob = pack_model(model)
+    blob = dumps(model, f"the model {model.name!r}")
     parts = ddf[columns].to_delayed()
     tasks = [dask.delayed(_run_dask_partition)(blob, p, i, columns, id_col, time_col, inc_col,
                                                chunk_rows) for i, p in enumerate(parts)]
@@ -807,7 +788,7 @@ def _dask_frame_partials(model, ddf, columns, id_col, time_col, inc_col, chunk_r
         return list(dask.compute(*tasks, scheduler="synchronous"))
     if kind == "processes":
         return list(dask.compute(*tasks, scheduler="processes", num_workers=n_workers))
-    with _dask_client(scheduler, n_workers) as client:
+    with dask_client(scheduler, n_workers) as client:
         return list(client.gather(client.compute(tasks)))
 
 
@@ -817,206 +798,3 @@ def _progress(it, enabled: bool, unit: str, total: int | None = None):
     from tqdm.auto import tqdm
 
     return tqdm(it, total=total, unit=unit)
-
-
-# ---------------------------------------------------------------------------- schedulers
-
-
-def resolve_scheduler(scheduler) -> str:
-    """``"serial"``, ``"processes"`` or ``"dask"``: the kind of a ``scheduler`` argument.
-
-    Parameters
-    ----------
-    scheduler : None, str or distributed.Client
-        ``None``/``"serial"``, ``"processes"``, ``"dask"``, an address ``"tcp://..."`` (or
-        another dask protocol, ``"tls://"``, ``"inproc://"``, ``"ucx://"``) or a
-        ``distributed.Client``.
-
-    Raises
-    ------
-    ValueError
-        For anything else, listing what is accepted.
-    """
-    if scheduler is None:
-        return "serial"
-    if isinstance(scheduler, str):
-        if scheduler in SCHEDULERS:
-            return scheduler
-        if scheduler.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
-            return "dask"
-    elif type(scheduler).__name__ == "Client" and type(scheduler).__module__.startswith(
-            "distributed"):
-        return "dask"
-    accepted = "; ".join(f"{k!r}: {v}" for k, v in SCHEDULERS.items())
-    raise ValueError(f"unknown scheduler {scheduler!r}; accepted: None (serial); {accepted}; an "
-                     "address 'tcp://host:port' of a running dask scheduler; or a "
-                     "distributed.Client")
-
-
-class _DoneFuture:
-    """A future computed on demand in this process (the serial scheduler)."""
-
-    def __init__(self, fn: Callable, args: tuple):
-        self.fn, self.args = fn, args
-        self._done = False
-        self._value = self._error = None
-
-    def _run(self) -> None:
-        if not self._done:
-            try:
-                self._value = self.fn(*self.args)
-            except Exception as e:  # noqa: BLE001 - handed to the caller by result()
-                self._error = e
-            self._done = True
-
-    def result(self):
-        self._run()
-        if self._error is not None:
-            raise self._error
-        return self._value
-
-    def exception(self):
-        self._run()
-        return self._error
-
-
-class _Executor:
-    """Submit tasks and iterate over them as they complete, whatever runs them."""
-
-    def __init__(self, kind: str, pool=None, client=None):
-        self.kind, self.pool, self.client = kind, pool, client
-
-    def share(self, obj):
-        """A handle on ``obj`` to pass to many tasks (sent to each dask worker once)."""
-        if self.kind == "dask":
-            # a fresh key per call: with content hashing, a second call with the same data can
-            # race the release of the first call's copy ("lost dependencies")
-            return self.client.scatter(obj, broadcast=True, hash=False)
-        return obj
-
-    def submit(self, fn: Callable, *args):
-        if self.kind == "serial":
-            return _DoneFuture(fn, args)
-        if self.kind == "processes":
-            return self.pool.submit(fn, *args)
-        return self.client.submit(fn, *args, pure=False)
-
-    def as_completed(self, futures: Sequence) -> Iterator:
-        if self.kind == "serial":
-            for f in futures:
-                f._run()
-                yield f
-        elif self.kind == "processes":
-            import concurrent.futures as cf
-
-            yield from cf.as_completed(futures)
-        else:
-            from distributed import as_completed
-
-            yield from as_completed(futures)
-
-
-@contextlib.contextmanager
-def _dask_client(scheduler, n_workers: int | None):
-    from distributed import Client, LocalCluster
-
-    if not isinstance(scheduler, str):
-        yield scheduler  # a Client the caller owns
-    elif scheduler == "dask":
-        with LocalCluster(n_workers=n_workers or 2, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster, Client(cluster) as client:
-            yield client
-    else:
-        with Client(scheduler) as client:
-            yield client
-
-
-@contextlib.contextmanager
-def executor(scheduler, n_workers: int | None = None) -> Iterator[_Executor]:
-    """A context yielding an executor for ``scheduler`` (see :func:`resolve_scheduler`).
-
-    A process pool or LocalCluster started here is shut down on exit; a ``distributed.Client``
-    passed in is left running.
-
-    Parameters
-    ----------
-    scheduler : None, str or distributed.Client
-        As :func:`resolve_scheduler`.
-    n_workers : int, optional
-        Processes of a pool (all cores by default) or workers of a LocalCluster (2 by default).
-    """
-    kind = resolve_scheduler(scheduler)
-    if kind == "serial":
-        yield _Executor("serial")
-    elif kind == "processes":
-        import concurrent.futures as cf
-        import multiprocessing as mp
-
-        with cf.ProcessPoolExecutor(max_workers=n_workers,
-                                    mp_context=mp.get_context("spawn")) as pool:
-            yield _Executor("processes", pool=pool)
-    else:
-        with _dask_client(scheduler, n_workers) as client:
-            yield _Executor("dask", client=client)
-
-
-# ---------------------------------------------------------------------------- shipping a model
-
-
-def _model_arguments(model: Model) -> dict:
-    # the constructor arguments, as Model.replace() collects them
-    return dict(states=model.space, actions=model.actions, utility=model.utility,
-                transitions=model._transition_fn or model._fixed_transitions, beta=model.beta,
-                feasible=model.feasible, transition_params=model.transition_params,
-                true_params=model.true_params, name=model.name, anchor=model.anchor,
-                metadata=model.metadata)
-
-
-def pack_model(model: Model) -> bytes:
-    """The model as bytes that :func:`unpack_model` turns back into an equal model in another
-    process.
-
-    A :class:`~ddc.model.Model` holds a per-instance cache and, for the built-in models, a
-    transition function defined inside the model's factory, which the standard pickle cannot
-    send; its constructor arguments are pickled instead, with cloudpickle (installed with
-    dask, ``pip install ddc-econ[distributed]``) when plain pickle cannot do it.
-
-    Parameters
-    ----------
-    model : Model
-
-    Returns
-    -------
-    bytes
-    """
-    args = _model_arguments(model)
-    try:
-        return pickle.dumps(("pickle", args), protocol=pickle.HIGHEST_PROTOCOL)
-    except (pickle.PicklingError, AttributeError, TypeError):
-        pass
-    try:
-        import cloudpickle
-    except ImportError:
-        raise RuntimeError(
-            f"the model {model.name!r} cannot be sent to worker processes: its transition "
-            "function is not picklable by the standard pickle. Install cloudpickle (pip install "
-            "'ddc-econ[distributed]'), or run with scheduler=None") from None
-    return pickle.dumps(("cloudpickle", cloudpickle.dumps(args)),
-                        protocol=pickle.HIGHEST_PROTOCOL)
-
-
-_MODEL_CACHE: dict[str, Model] = {}
-
-
-def unpack_model(blob: bytes) -> Model:
-    """The model packed by :func:`pack_model` (cached per process by content)."""
-    key = hashlib.sha1(blob).hexdigest()
-    model = _MODEL_CACHE.get(key)
-    if model is None:
-        how, payload = pickle.loads(blob)
-        args = payload if how == "pickle" else pickle.loads(payload)
-        model = Model(**args)
-        if len(_MODEL_CACHE) >= 8:
-            _MODEL_CACHE.pop(next(iter(_MODEL_CACHE)))
-        _MODEL_CACHE[key] = model
-    return model

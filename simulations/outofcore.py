@@ -20,8 +20,9 @@ import pandas as pd
 
 from ddc.io import atomic_path
 from ddc.model import Model
+from ddc.panel import Columns
 from ddc.solver import Solution
-from simulations.simulate import id_column, simulate
+from simulations.simulate import output_columns, simulate
 
 __all__ = ["ParquetPanel", "write_panel_parquet"]
 
@@ -66,6 +67,7 @@ def write_panel_parquet(
     transform: Callable[[pd.DataFrame, Model], pd.DataFrame] | None = None,
     weights: Mapping | pd.Series | None = None,
     compression: str = "snappy",
+    columns: Columns | Mapping[str, str] | None = None,
 ) -> ParquetPanel:
     """Simulate a long panel block by block and write it to one Parquet file.
 
@@ -102,6 +104,8 @@ def write_panel_parquet(
         Shares of the permanent state variables' combinations (see :func:`simulate`).
     compression : str
         Parquet compression codec.
+    columns : ddc.panel.Columns or mapping, optional
+        Names of the written columns (as :func:`simulations.simulate`).
 
     Returns
     -------
@@ -133,7 +137,7 @@ def write_panel_parquet(
     n_blocks = -(-int(n_customers) // int(customers_per_chunk))
     root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     seeds = root.spawn(n_blocks)
-    id_name = id_column(model)
+    id_name = output_columns(model, columns).id_col
     writer = None
     rows = groups = 0
     with atomic_path(path) as tmp:
@@ -142,7 +146,7 @@ def write_panel_parquet(
                 lo = k * int(customers_per_chunk)
                 n = min(int(customers_per_chunk), int(n_customers) - lo)
                 block = simulate(model, sol, n_customers=n, n_periods=n_periods, seed=child,
-                                 weights=weights)
+                                 weights=weights, columns=columns)
                 block[id_name] = block[id_name].to_numpy() + lo
                 if transform is not None:
                     block = transform(block, model)

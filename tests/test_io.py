@@ -529,7 +529,7 @@ def test_kill_results_save(tmp_path):
 
 @fork_only
 def test_kill_cli_write(tmp_path, capsys):
-    from ddc.cli import main as cli_main
+    from simulations.cli import main as cli_main
 
     path = tmp_path / "panel.csv"
     argv = ["simulate", "--model", "rust_bus", "--n-customers", "20", "--n-periods", "10",

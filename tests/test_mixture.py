@@ -228,3 +228,54 @@ def test_estimators_of_plain_models_unchanged():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert type(PQR(model)).__name__ == "PQR"
+
+
+# ------------------------------------------------------------------------------ CCP(mix), NPL(mix)
+@pytest.fixture(scope="module")
+def ccp_fits(segments, segment_panel):
+    data = segment_panel.drop(columns="type")
+    return {"CCP": CCP(segments).fit(data), "NPL": NPL(segments).fit(data),
+            "two-stage": CCP(segments, two_stage=True).fit(data)}
+
+
+def test_npl_mixture_equals_nfxp_mixture(ccp_fits, segment_fit):
+    npl = ccp_fits["NPL"]
+    assert npl.converged
+    # at its fixed point NPL solves the mixture likelihood's first-order conditions (Arcidiacono
+    # and Miller 2011, Section 5.2): the same estimate up to the iterations' tolerances
+    diff = (npl.params - segment_fit.params) / segment_fit.std_errors
+    assert diff.abs().max() < 1e-3, diff.to_dict()
+    assert npl.loglik == pytest.approx(segment_fit.loglik, abs=1e-5)
+    np.testing.assert_allclose(npl.std_errors, segment_fit.std_errors, rtol=1e-3)
+
+
+@pytest.mark.parametrize("variant", ["CCP", "two-stage"])
+def test_ccp_em_close_to_the_mle(ccp_fits, segment_fit, segments, variant):
+    res = ccp_fits[variant]
+    assert res.converged
+    # both estimators are consistent for the same truth; CCP-EM (data-updated CCPs) differs from
+    # the MLE by its efficiency loss, here a fraction of the MLE's standard error
+    diff = (res.params - segment_fit.params) / segment_fit.std_errors
+    assert diff.abs().max() < 1.0, diff.round(2).to_dict()
+    assert any("understate" in n for n in res.notes)
+
+
+def test_one_type_ccp_mixture_equals_ccp(one_type_panel):
+    model = ddc.models.membership()
+    res1 = CCP(ddc.Mixture(model, 1, ["theta_ship"])).fit(one_type_panel)
+    ref = CCP(model).fit(one_type_panel)
+    renamed = res1.params.rename(lambda n: n.replace("[0]", ""))[ref.params.index]
+    np.testing.assert_allclose(renamed.to_numpy(), ref.params.to_numpy(), rtol=1e-9)
+
+
+def test_ccp_mixture_option_errors(segments):
+    with pytest.raises(ValueError, match="two_stage"):
+        NPL(segments, two_stage=True)
+    with pytest.raises(ValueError, match="first_stage"):
+        CCP(segments, first_stage="logit")
+
+
+def test_results_know_the_mixture(segments, segment_fit):
+    fp = segment_fit.fingerprint
+    assert fp["n_types"] == 2 and fp["params"] == segments.param_names
+    assert segment_fit.type_params(1)["theta_ship"] == segment_fit.params["theta_ship[1]"]
