@@ -65,10 +65,10 @@ def test_escape_helpers():
 
 def test_report_markdown_escapes_a_script_scenario_name():
     from simulations import counterfactual
-    from simulations.scenarios import get_scenario
+    from simulations.scenarios import UtilityShift
 
     model = ddc.models.membership()
-    evil = get_scenario("monthly_price_up").renamed("<script>alert(1)</script>")
+    evil = UtilityShift(0.1, name="<script>alert(1)</script>")
     report = counterfactual(model, model.true_params, scenarios=[evil], n_draws=0)
     md = report.to_markdown()
     assert "<script>" not in md and "&lt;script&gt;alert(1)&lt;/script&gt;" in md
