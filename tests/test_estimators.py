@@ -11,7 +11,7 @@ import pytest
 from scipy.stats import norm
 
 import ddc
-from estimators import CCP, NFXP, NPL, Optimizer
+from estimators import CCP, NFXP, NPL, PQR, MaxEntIRL, Optimizer
 from estimators.identification import IdentificationError
 from simulations import simulate
 
@@ -136,7 +136,7 @@ def test_outer_non_convergence_is_reported():
     with pytest.warns(ddc.ConvergenceWarning, match="NFXP did not converge"):
         res = NFXP(model, optimizer=Optimizer(max_iter=2), full_information=False).fit(data)
     assert not res.converged
-    with pytest.raises(RuntimeError, match="NFXP did not converge"):
+    with pytest.raises(ddc.ConvergenceError, match="NFXP did not converge"):
         NFXP(model, optimizer=Optimizer(max_iter=2), full_information=False,
              on_failure="raise").fit(data)
 
@@ -224,8 +224,38 @@ def test_nfxp_from_out_of_core_sufficient_statistics(tmp_path):
     np.testing.assert_allclose(b.params, a.params, rtol=0, atol=1e-10)
     np.testing.assert_allclose(b.std_errors, a.std_errors, rtol=1e-8)
     assert b.loglik == pytest.approx(a.loglik, abs=1e-8)
-    with pytest.raises(TypeError, match="CCP needs the panel's rows"):
-        CCP(model).fit(stats)
+
+
+@pytest.mark.parametrize("estimator", [CCP, NPL, PQR, MaxEntIRL], ids=lambda e: e.__name__)
+def test_count_estimators_take_sufficient_statistics(estimator):
+    """The data protocol: every estimator whose point estimate needs only the counts n(s, a)
+    gives the same estimate from out-of-core sufficient statistics as from the panel."""
+    from ddc.outofcore import sufficient_statistics
+
+    model = ddc.models.membership()
+    panel = simulate(model, model.true_params, n_customers=800, n_periods=24, seed=5)
+    stats = sufficient_statistics(model, panel, chunk_rows=3_000)
+    a = estimator(model).fit(panel)
+    b = estimator(model).fit(stats)
+    np.testing.assert_allclose(b.params, a.params, rtol=0, atol=1e-8)
+    assert b.loglik == pytest.approx(a.loglik, abs=1e-6)
+    assert b.converged and b.nobs == a.nobs and b.n_units == a.n_units
+    assert np.all(np.isfinite(b.std_errors))
+
+
+@pytest.mark.parametrize("make, match", [
+    pytest.param(lambda m: PQR(m, bootstrap=5), "PQR's bootstrap over units needs", id="pqr-boot"),
+    pytest.param(lambda m: MaxEntIRL(m, feature_counts="horizon"), "horizon.*needs",
+                 id="maxent-horizon"),
+])
+def test_row_estimators_name_what_needs_rows(make, match):
+    from ddc.data import RowsUnavailable
+    from ddc.outofcore import sufficient_statistics
+
+    model = ddc.models.membership()
+    panel = simulate(model, model.true_params, n_customers=200, n_periods=12, seed=5)
+    with pytest.raises(RowsUnavailable, match=match):
+        make(model).fit(sufficient_statistics(model, panel))
 
 
 def test_nfxp_bus_from_sufficient_statistics_reproduces_group_4():
