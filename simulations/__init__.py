@@ -2,13 +2,13 @@
 
 - :func:`simulate`: a long panel of customers from a solved model.
 - :func:`stationary_distribution`: the stationary distribution of the controlled chain, with
-  equal mass per combination of the permanent state variables (per market).
-- :func:`membership_figures`: member share, annual share, lapse rate, retention curve and revenue
-  of the membership model (``MEMBERSHIP_MODEL.md``), from the stationary distribution.
-- :func:`counterfactual`: welfare (CV in dollars) and the figures under counterfactual scenarios
-  (:class:`PriceChange`, :class:`UtilityShift`, :class:`RemoveAction`, :class:`Custom`,
-  :class:`Compose`), with bootstrap intervals from the estimation uncertainty, as a
-  :class:`CounterfactualReport`.
+  equal mass per combination of the permanent state variables (from :mod:`ddc.stationary`).
+- :func:`counterfactual`: the generic counterfactual engine for any model: welfare (CV in utils,
+  and in money when the model names its money parameter), choice and state shares and the
+  model's declared outcomes under scenarios (:class:`ParameterChange`,
+  :class:`CovariateChange`, :class:`UtilityShift`, :class:`RemoveAction`,
+  :class:`TransitionChange`, :class:`Custom`, :class:`Compose`, from :mod:`ddc.scenarios`), with
+  bootstrap intervals from the estimation uncertainty, as a :class:`CounterfactualReport`.
 - :func:`monte_carlo`: replications with spawned seeds, serially, in a process pool or on
   dask.distributed (:mod:`ddc.executor`), as :class:`MonteCarloResults`.
 
@@ -20,25 +20,17 @@ Parquet in chunks), :mod:`simulations.montecarlo` (``replication_seed``) and
 """
 
 from simulations.counterfactual import counterfactual
-from simulations.figures import (
-    MembershipFigures,
-    annual_share,
-    lapse_rate,
-    member_share,
-    membership_figures,
-    retention_curve,
-    revenue_per_customer_month,
-)
 from simulations.montecarlo import MonteCarloResults, monte_carlo
 from simulations.report import CounterfactualReport
 from simulations.scenarios import (
     Compose,
+    CovariateChange,
     Custom,
-    PriceChange,
+    ParameterChange,
     RemoveAction,
     Scenario,
+    TransitionChange,
     UtilityShift,
-    default_scenarios,
 )
 from simulations.simulate import simulate
 from simulations.stationary import (
@@ -51,24 +43,18 @@ from simulations.stationary import (
 __all__ = [
     "Compose",
     "CounterfactualReport",
+    "CovariateChange",
     "Custom",
-    "MembershipFigures",
     "MonteCarloResults",
     "MultipleRecurrentClassesError",
-    "PriceChange",
+    "ParameterChange",
     "RemoveAction",
     "Scenario",
+    "TransitionChange",
     "UtilityShift",
-    "annual_share",
     "counterfactual",
-    "default_scenarios",
-    "lapse_rate",
-    "member_share",
-    "membership_figures",
     "monte_carlo",
     "permanent_variables",
-    "retention_curve",
-    "revenue_per_customer_month",
     "simulate",
     "stationary_distribution",
     "stationary_from_policy",
