@@ -68,7 +68,7 @@ from ddc.panel import (
 )
 from ddc.transitions import FactoredTransitions
 
-__all__ = ["SufficientStatistics", "sufficient_statistics"]
+__all__ = ["SourceError", "SufficientStatistics", "sufficient_statistics"]
 
 #: Rows read and coded at a time by default: about 150 MB of working memory for the membership
 #: model's seven columns (measured peak, see ``docs/scale.rst``).
@@ -77,6 +77,12 @@ CHUNK_ROWS = 1_000_000
 #: Above this many cells :math:`S \\cdot A \\cdot S` the transition counts are accumulated as
 #: sorted (key, count) pairs instead of a dense array.
 DENSE_TRANSITIONS_MAX = 1 << 22
+
+
+class SourceError(PanelError):
+    """A data file cannot be read as it should: empty, truncated, corrupted (a page checksum
+    fails, fewer rows than its footer declares) or malformed (a CSV row with too few or too many
+    fields). The message names the file, the row or line where known, and the remedy."""
 
 
 # ---------------------------------------------------------------------------- the statistics
@@ -440,10 +446,8 @@ def _columns_and_tasks(source, task_rows: int) -> tuple[list[str], list[_Task]]:
         kind = _source_kind(p)
         kinds.add(kind)
         if kind == "parquet":
-            import pyarrow.parquet as pq
-
             for f in _parquet_files(p):
-                meta = pq.ParquetFile(f).metadata
+                meta = _parquet_metadata(f)
                 cols = list(meta.schema.to_arrow_schema().names)
                 columns = _same_columns(columns, cols, f)
                 rows = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
@@ -456,12 +460,44 @@ def _columns_and_tasks(source, task_rows: int) -> tuple[list[str], list[_Task]]:
                     tasks.append(_Task("parquet", str(f), (lo, hi), int(offsets[lo])))
                     lo = hi
         else:
-            cols = [str(c) for c in pd.read_csv(p, nrows=0).columns]
+            cols = _csv_header(p)
             columns = _same_columns(columns, cols, p)
             tasks.append(_Task("csv", str(p)))
     if len(kinds) > 1:
         raise ValueError(f"mixed source formats {sorted(kinds)}; give files of one format")
     return columns or [], tasks
+
+
+def _parquet_metadata(path: Path):
+    import pyarrow.parquet as pq
+
+    if path.stat().st_size == 0:
+        raise SourceError(f"{str(path)!r} is empty (0 bytes): not a Parquet file. Write it "
+                          "again (an interrupted copy or write leaves such files), or remove it")
+    try:
+        return pq.ParquetFile(path).metadata
+    except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid / ArrowIOError
+        raise SourceError(
+            f"{str(path)!r} cannot be read as Parquet ({_first_line(e)}): the file is "
+            "truncated, corrupted or not Parquet. Write it again from its source (an "
+            "interrupted copy or write truncates the footer), or remove it") from None
+
+
+def _csv_header(path: Path) -> list[str]:
+    try:
+        return [str(c) for c in pd.read_csv(path, nrows=0).columns]
+    except pd.errors.EmptyDataError:
+        raise SourceError(f"{str(path)!r} is empty (no header line, no rows): give a CSV long "
+                          "panel with a header line, or remove the file") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise SourceError(f"{str(path)!r}: the header cannot be read as CSV "
+                          f"({_first_line(e)}); give a comma-separated file with a header "
+                          "line") from None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
 
 
 def _same_columns(known: list[str] | None, cols: list[str], path) -> list[str]:
@@ -473,26 +509,160 @@ def _same_columns(known: list[str] | None, cols: list[str], path) -> list[str]:
 
 def _read_chunks(task: _Task, columns: list[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
     """The task's rows in chunks of at most ``chunk_rows``, indexed by their row number in the
-    file (for messages)."""
+    file (for messages: row 0 is the first data row)."""
     if task.kind == "frame":
         frame = task.frame
         for lo in range(0, len(frame), chunk_rows):
             yield frame.iloc[lo:lo + chunk_rows][columns]
         return
     if task.kind == "csv":
-        with pd.read_csv(task.path, usecols=columns, chunksize=chunk_rows) as reader:
-            yield from reader
+        yield from _csv_chunks(task.path, columns, chunk_rows)
         return
+    yield from _parquet_chunks(task, columns, chunk_rows)
+
+
+def _parquet_chunks(task: _Task, columns: list[str], chunk_rows: int
+                    ) -> Iterator[pd.DataFrame]:
+    """Row groups ``task.row_groups`` of a Parquet file, with their page checksums verified
+    (where the writer stored them, as :func:`simulations.outofcore.write_panel_parquet` does)
+    and their row counts checked against the footer."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    f = pq.ParquetFile(task.path)
-    offset = task.row_offset
+    name = Path(task.path).name
     lo, hi = task.row_groups
-    for batch in f.iter_batches(batch_size=chunk_rows, row_groups=range(lo, hi), columns=columns):
-        chunk = batch.to_pandas()
+    remedy = ("Write the file again from its source (or restore it from a copy); its bytes "
+              "differ from what was written")
+    try:
+        f = pq.ParquetFile(task.path, page_checksum_verification=True)
+        declared = sum(f.metadata.row_group(i).num_rows for i in range(lo, hi))
+    except (OSError, ValueError) as e:
+        raise SourceError(f"{name!r} cannot be read as Parquet ({_first_line(e)}). "
+                          f"{remedy}") from None
+    offset = task.row_offset
+    batches = f.iter_batches(batch_size=chunk_rows, row_groups=range(lo, hi), columns=columns)
+    # what a damaged file raises inside pyarrow: a failed checksum (OSError), undecodable pages
+    # (ArrowInvalid, a ValueError), out-of-range dictionary indices (ArrowIndexError), ...
+    damaged = (OSError, ValueError, IndexError, pa.lib.ArrowException)
+    while True:
+        try:
+            batch = next(batches)
+            chunk = batch.to_pandas()
+        except StopIteration:
+            break
+        except damaged as e:
+            raise SourceError(
+                f"{name!r}: row groups {lo}-{hi - 1} (rows {task.row_offset:,} to "
+                f"{task.row_offset + declared - 1:,}) cannot be read: {_first_line(e)}. "
+                f"{remedy}") from None
         chunk.index = pd.RangeIndex(offset, offset + len(chunk))
         offset += len(chunk)
         yield chunk
+    if offset - task.row_offset != declared:
+        raise SourceError(f"{name!r}: row groups {lo}-{hi - 1} hold {offset - task.row_offset:,} "
+                          f"rows where the file's footer declares {declared:,}. {remedy}")
+
+
+def _csv_chunks(path: str, columns: list[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """A CSV file in chunks; every row must have as many fields as the header (a row with too
+    few fields is an error naming its line, not missing values)."""
+    try:
+        import pyarrow.csv  # noqa: F401
+    except ImportError:  # pandas alone cannot tell a short row from missing values
+        yield from _csv_chunks_pandas(path, columns, chunk_rows)
+        return
+    yield from _csv_chunks_arrow(path, columns, chunk_rows)
+
+
+def _csv_chunks_pandas(path: str, columns: list[str], chunk_rows: int
+                       ) -> Iterator[pd.DataFrame]:
+    name = Path(path).name
+    try:
+        with pd.read_csv(path, chunksize=chunk_rows) as reader:
+            for chunk in reader:
+                yield chunk[columns]
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise SourceError(f"{name!r}: {_first_line(e)}. Every row needs one value per column "
+                          "of the header (an empty field for a missing value)") from None
+
+
+def _csv_chunks_arrow(path: str, columns: list[str], chunk_rows: int
+                      ) -> Iterator[pd.DataFrame]:
+    """Read with pyarrow's streaming CSV reader, every column as text, then convert each chunk's
+    numeric columns: a value that is not a number stays text, so that the panel's checks name
+    its row."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    name = Path(path).name
+    header = _csv_header(Path(path))
+    bad_rows: list = []
+
+    def invalid(row) -> str:
+        bad_rows.append(row)
+        return "skip"
+
+    size = max(1, os.path.getsize(path))
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    lines_in_head = max(1, head.count(b"\n"))
+    bytes_per_row = max(8, len(head) // lines_in_head)
+    block = int(min(max(bytes_per_row * chunk_rows, 1 << 16), 1 << 28, 2 * size))
+    try:
+        reader = pacsv.open_csv(
+            path, read_options=pacsv.ReadOptions(block_size=block, use_threads=False),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=invalid),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(header, pa.string()), include_columns=columns,
+                strings_can_be_null=True))
+    except (OSError, ValueError) as e:
+        raise SourceError(f"{name!r} cannot be read as CSV ({_first_line(e)})") from None
+    offset = 0
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            break
+        except (OSError, ValueError) as e:
+            raise SourceError(f"{name!r}: after data row {offset:,}: {_first_line(e)}. Every "
+                              "row needs one value per column of the header") from None
+        if bad_rows:
+            shown = "; ".join(
+                f"line {r.number}: {r.actual_columns} field(s) where the header has "
+                f"{r.expected_columns} ({r.text[:80]!r})" for r in bad_rows[:5])
+            more = f"; and {len(bad_rows) - 5} more" if len(bad_rows) > 5 else ""
+            raise SourceError(f"{name!r}: {len(bad_rows)} row(s) with the wrong number of "
+                              f"fields; first: {shown}{more}. Every row needs one value per "
+                              "column of the header (write an empty field for a missing value)")
+        frame = batch.to_pandas()[columns]
+        for c in columns:
+            frame[c] = _numbers_where_possible(frame[c])
+        for lo in range(0, len(frame), chunk_rows):
+            chunk = frame.iloc[lo:lo + chunk_rows]
+            chunk.index = pd.RangeIndex(offset, offset + len(chunk))
+            offset += len(chunk)
+            yield chunk
+
+
+def _numbers_where_possible(col: pd.Series) -> pd.Series:
+    """A text column as integers (or floats, with missing values) when every value present is a
+    number; else numbers where they are and text elsewhere (the panel's checks then name the
+    rows holding text)."""
+    present = col.notna()
+    if not present.any():
+        return col.astype(float)
+    converted = pd.to_numeric(col, errors="coerce")
+    text = present & converted.isna()
+    if text.any():  # numbers as numbers, the rest as the text it is
+        if text.all():
+            return col.astype(object)
+        whole = (converted == np.floor(converted)) & converted.notna()
+        values = converted.astype(object).where(~whole, converted.where(whole).astype("Int64"))
+        return values.where(~text, col).astype(object)
+    if not converted.isna().any() and (converted == np.floor(converted)).all() and \
+            np.abs(converted).max() < 2**53:
+        return converted.astype(np.int64)
+    return converted
 
 
 # ---------------------------------------------------------------------------- one task

@@ -120,13 +120,17 @@ def _read_frame(data: str, model_name: str, n_states: int):
             raise CLIError(f"cannot read {data!r} as CSV: {exc}") from None
     if ext in (".parquet", ".pq"):
         try:
-            return pd.read_parquet(path)
+            import pyarrow as pa
         except ImportError:
             raise CLIError("reading Parquet needs pyarrow (pip install pyarrow); or give a "
                            "CSV file") from None
-        except (OSError, ValueError) as exc:
-            raise CLIError(f"cannot read {data!r} as Parquet (truncated or not Parquet?): "
-                           f"{exc}") from None
+        try:  # page checksums verified where the writer stored them
+            return pd.read_parquet(path, page_checksum_verification=True)
+        except (OSError, ValueError, IndexError, pa.lib.ArrowException) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise CLIError(f"cannot read {data!r} as Parquet ({first}): the file is "
+                           "truncated, corrupted or not Parquet; write it again from its "
+                           "source") from None
     got = repr(ext) if ext else "no extension"
     raise CLIError(f"data file {data!r} must end in .csv, .parquet or .pq (got {got})")
 
@@ -229,7 +233,8 @@ def _write_table(frame, path: str) -> Path:
     _check_table_out(path)
     if Path(path).suffix.lower() == ".csv":
         return _atomic_file(path, lambda tmp: frame.to_csv(tmp, index=False))
-    return _atomic_file(path, lambda tmp: frame.to_parquet(tmp, index=False))
+    return _atomic_file(path, lambda tmp: frame.to_parquet(tmp, index=False,
+                                                         write_page_checksum=True))
 
 
 def _fit(model, panel, key: str):
