@@ -46,7 +46,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,9 +57,7 @@ import pandas as pd
 from ddc.executor import cached_loads, dask_client, dumps, executor, resolve_scheduler
 from ddc.model import Model
 from ddc.panel import (
-    ACTION_COLUMN,
-    ID_COLUMNS,
-    TIME_COLUMNS,
+    Columns,
     Panel,
     PanelError,
     TransitionCounts,
@@ -376,7 +374,9 @@ def _frozen(x: np.ndarray) -> np.ndarray:
 
 
 def _inc_column(model: Model, columns: Iterable) -> str | None:
-    col = model.metadata.get("increment_column")
+    family = model.hooks.transition_family
+    col = family.columns[0] if family is not None and family.columns else \
+        model.metadata.get("increment_column")
     if col is None or len(model.transition_params) == 0:
         return None
     return col if col in set(columns) else None
@@ -705,7 +705,7 @@ def _not_sorted(label, id_col, row, before, value) -> None:
         "set_index/shuffle")
 
 
-def _reduce_task(model: Model, task: _Task, columns: list[str], id_col: str, time_col: str,
+def _reduce_task(model: Model, task: _Task, columns: list[str], id_col: str, cols: Columns,
                  inc_col: str | None, chunk_rows: int) -> _Partial:
     acc = _Accumulator(model)
     label = task.label
@@ -720,7 +720,7 @@ def _reduce_task(model: Model, task: _Task, columns: list[str], id_col: str, tim
         if head_pending:
             head, head_pending = frame, False
         else:
-            _reduce_frame(acc, model, frame, id_col, time_col, inc_col, label)
+            _reduce_frame(acc, model, frame, id_col, cols, inc_col, label)
 
     for chunk in _read_chunks(task, columns, chunk_rows):
         n = len(chunk)
@@ -752,7 +752,7 @@ def _reduce_task(model: Model, task: _Task, columns: list[str], id_col: str, tim
             emit(chunk.iloc[p:stop].copy())
             p = stop
         if p < last:
-            _reduce_frame(acc, model, chunk.iloc[p:last], id_col, time_col, inc_col, label)
+            _reduce_frame(acc, model, chunk.iloc[p:last], id_col, cols, inc_col, label)
         carry = chunk.iloc[last:].copy()
         carry_id = ids[last]
     tail = None
@@ -765,26 +765,26 @@ def _reduce_task(model: Model, task: _Task, columns: list[str], id_col: str, tim
 
 
 def _reduce_frame(acc: _Accumulator, model: Model, frame: pd.DataFrame, id_col: str,
-                  time_col: str, inc_col: str | None, label: str) -> None:
+                  cols: Columns, inc_col: str | None, label: str) -> None:
     try:
-        panel = Panel(model, frame, id_col=id_col, time_col=time_col)
+        panel = Panel(model, frame, columns=cols)
         acc.add_panel(panel, frame, inc_col)
     except PanelError as e:
         raise PanelError([f"{label}: {p}" for p in e.problems]) from None
 
 
-def _run_task(model_blob: bytes, task: _Task, columns: list[str], id_col: str, time_col: str,
+def _run_task(model_blob: bytes, task: _Task, columns: list[str], id_col: str, cols: Columns,
               inc_col: str | None, chunk_rows: int) -> _Partial:
     """Worker entry point (module level, so process pools and dask can import it)."""
-    return _reduce_task(cached_loads(model_blob), task, columns, id_col, time_col, inc_col,
+    return _reduce_task(cached_loads(model_blob), task, columns, id_col, cols, inc_col,
                         chunk_rows)
 
 
 def _run_dask_partition(model_blob: bytes, frame: pd.DataFrame, index: int, columns: list[str],
-                        id_col: str, time_col: str, inc_col: str | None,
+                        id_col: str, cols: Columns, inc_col: str | None,
                         chunk_rows: int) -> _Partial:
     task = _Task("frame", frame=frame)
-    part = _reduce_task(cached_loads(model_blob), task, columns, id_col, time_col, inc_col,
+    part = _reduce_task(cached_loads(model_blob), task, columns, id_col, cols, inc_col,
                         chunk_rows)
     part.label = f"partition {index}"
     return part
@@ -803,6 +803,9 @@ def sufficient_statistics(
     n_workers: int | None = None,
     task_rows: int | None = None,
     progress: bool | None = False,
+    *,
+    action_col: str | None = None,
+    columns: Columns | Mapping[str, str] | None = None,
 ) -> SufficientStatistics:
     """Reduce a long panel to its sufficient statistics without holding it in memory.
 
@@ -819,8 +822,8 @@ def sufficient_statistics(
         ``increment``); other columns are not read. The rows must be sorted by id (each unit's
         rows together, ids non-decreasing across chunks, files and partitions).
     id_col, time_col : str, optional
-        The id and period columns; by default the first of :data:`ddc.panel.ID_COLUMNS` and
-        :data:`ddc.panel.TIME_COLUMNS` present.
+        The id and period columns; by default the model's (its data layout) or the first of
+        :data:`ddc.panel.ID_COLUMNS` and :data:`ddc.panel.TIME_COLUMNS` present.
     chunk_rows : int
         Rows read and coded at a time (bounds the memory of each worker).
     scheduler : None, str or distributed.Client
@@ -836,6 +839,11 @@ def sufficient_statistics(
         by default ``4 * chunk_rows``.
     progress : bool, optional
         Show a progress bar over the tasks (``None``: when stderr is a terminal).
+    action_col : str, optional
+        The action column (the model's by default).
+    columns : ddc.panel.Columns or mapping, optional
+        The column mapping (:class:`ddc.panel.Columns`, or ``{state variable: column}``), as
+        :func:`ddc.panel.prepare` takes it: the same names, periods and time format.
 
     Returns
     -------
@@ -869,52 +877,49 @@ def sufficient_statistics(
         tasks: list[_Task] = []
     else:
         columns_all, tasks = _columns_and_tasks(source, task_rows)
-    id_col, time_col, columns, inc_col = _columns_for(model, columns_all, id_col, time_col)
+    cols = Columns.of(columns, id_col=id_col, time_col=time_col, action_col=action_col)
+    id_col, cols, read, inc_col = _columns_for(model, columns_all, cols)
     if progress is None:
         progress = sys.stderr.isatty()
 
     if dask_source:
-        partials = _dask_frame_partials(model, source, columns, id_col, time_col, inc_col,
+        partials = _dask_frame_partials(model, source, read, id_col, cols, inc_col,
                                         int(chunk_rows), scheduler, kind, n_workers)
     elif kind == "serial" or not tasks or tasks[0].kind == "frame":
-        partials = [_reduce_task(model, t, columns, id_col, time_col, inc_col, int(chunk_rows))
+        partials = [_reduce_task(model, t, read, id_col, cols, inc_col, int(chunk_rows))
                     for t in _progress(tasks, progress, "tasks")]
     else:
         blob = dumps(model, f"the model {model.name!r}")
         with executor(scheduler, n_workers) as ex:
             shared = ex.share(blob)
-            futures = [ex.submit(_run_task, shared, t, columns, id_col, time_col, inc_col,
+            futures = [ex.submit(_run_task, shared, t, read, id_col, cols, inc_col,
                                  int(chunk_rows)) for t in tasks]
             order = {id(f): i for i, f in enumerate(futures)}
             partials = [None] * len(futures)
             done = ex.as_completed(futures)
             for fut in _progress(done, progress, "tasks", total=len(futures)):
                 partials[order[id(fut)]] = fut.result()
-    return _combine(model, partials, id_col, time_col, inc_col, time.perf_counter() - t0)
+    return _combine(model, partials, id_col, cols, inc_col, time.perf_counter() - t0)
 
 
-def _columns_for(model: Model, columns: list[str], id_col, time_col):
-    def pick(given, defaults, what, arg):
-        if given is not None:
-            return given
-        for c in defaults:
-            if c in columns:
-                return c
-        raise PanelError(f"no {what} column: none of {list(defaults)} is among the source's "
-                         f"columns {columns}; name it with {arg}=...")
-
-    id_col = pick(id_col, ID_COLUMNS, "id", "id_col")
-    time_col = pick(time_col, TIME_COLUMNS, "time", "time_col")
-    required = [id_col, time_col, *model.space.names, ACTION_COLUMN]
-    missing = [c for c in required if c not in columns]
+def _columns_for(model: Model, available: list[str], given: Columns
+                 ) -> tuple[str, Columns, list[str], str | None]:
+    """The id column, the mapping with every name decided, the columns to read, and the
+    increment column (or None)."""
+    r = given.resolve(model, available)
+    missing = [c for c in r.required if c not in available]
     if missing:
         raise PanelError(f"missing column(s) {missing}; a panel for model {model.name!r} needs "
-                         f"the columns {required}. The source has {columns}")
-    inc_col = _inc_column(model, columns)
-    return id_col, time_col, required + ([inc_col] if inc_col else []), inc_col
+                         f"the columns {r.required} (map other names with id_col=, time_col=, "
+                         f"action_col=, columns={{variable: column}}). The source has "
+                         f"{available}")
+    cols = Columns(id_col=r.id_col, time_col=r.time_col, action_col=r.action_col,
+                   states=r.states, period=r.period, time_format=r.time_format)
+    inc_col = _inc_column(model, available)
+    return r.id_col, cols, r.required + ([inc_col] if inc_col else []), inc_col
 
 
-def _combine(model: Model, partials: Sequence[_Partial], id_col: str, time_col: str,
+def _combine(model: Model, partials: Sequence[_Partial], id_col: str, cols: Columns,
              inc_col: str | None, seconds: float) -> SufficientStatistics:
     """Add the tasks' counts and code their boundary units, joined across tasks."""
     total = _Accumulator(model)
@@ -936,21 +941,21 @@ def _combine(model: Model, partials: Sequence[_Partial], id_col: str, time_col: 
         if group:
             if fid < group_id:
                 _not_sorted(label, id_col, frag.index[0], group_id, fid)
-            _reduce_frame(total, model, pd.concat(group), id_col, time_col, inc_col,
+            _reduce_frame(total, model, pd.concat(group), id_col, cols, inc_col,
                           group_label)
         group, group_id, group_label = [frag], fid, label
     if group:
-        _reduce_frame(total, model, pd.concat(group), id_col, time_col, inc_col, group_label)
-    return total.result(id_col, time_col, seconds)
+        _reduce_frame(total, model, pd.concat(group), id_col, cols, inc_col, group_label)
+    return total.result(id_col, cols.time_col, seconds)
 
 
-def _dask_frame_partials(model, ddf, columns, id_col, time_col, inc_col, chunk_rows, scheduler,
+def _dask_frame_partials(model, ddf, columns, id_col, cols, inc_col, chunk_rows, scheduler,
                          kind, n_workers) -> list[_Partial]:
     import dask
 
     blob = dumps(model, f"the model {model.name!r}")
     parts = ddf[columns].to_delayed()
-    tasks = [dask.delayed(_run_dask_partition)(blob, p, i, columns, id_col, time_col, inc_col,
+    tasks = [dask.delayed(_run_dask_partition)(blob, p, i, columns, id_col, cols, inc_col,
                                                chunk_rows) for i, p in enumerate(parts)]
     if scheduler is None:
         return list(dask.compute(*tasks))

@@ -379,3 +379,20 @@ def test_flipped_bytes_are_an_error_not_other_counts(membership, parquet_file, r
                    compression="none")
     unchecked = _flip_outcomes(membership, plain, reference, tmp_path)
     assert unchecked["different"] > 0, unchecked
+
+
+def test_column_mapping_and_dates(membership, frame, reference, tmp_path):
+    """The same panel with other column names and monthly dates as text reduces to the same
+    counts through the column mapping (the one of ddc.panel.prepare)."""
+    renamed = frame.rename(columns={"customer_id": "client", "month": "date", "plan": "tier",
+                                    "action": "choice"})
+    renamed["date"] = (pd.Period("2020-07", freq="M") + renamed["date"]).astype(str)
+    renamed.to_csv(tmp_path / "mapped.csv", index=False)
+    cols = ddc.panel.Columns(id_col="client", time_col="date", action_col="choice",
+                             states={"plan": "tier"})
+    st = sufficient_statistics(membership, tmp_path / "mapped.csv", columns=cols,
+                               chunk_rows=700)
+    assert_same(st, reference)
+    assert (st.id_col, st.time_col) == ("client", "date")
+    with pytest.raises(PanelError, match=r"no id column.*name it with id_col="):
+        sufficient_statistics(membership, tmp_path / "mapped.csv")
