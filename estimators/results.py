@@ -752,6 +752,13 @@ class EstimationResults:
         return self._converged
 
     @property
+    def convergence(self):
+        """The convergence checks (:class:`estimators.convergence.Convergence`: optimizer, finite,
+        gradient, hessian, and what failed), or ``None`` when the estimator did not record
+        them."""
+        return self._extra.get("convergence")
+
+    @property
     def iterations(self) -> int | None:
         """Iterations of the estimator's outer loop, if recorded."""
         return self._iterations
