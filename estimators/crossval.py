@@ -38,36 +38,30 @@ from ddc.io import atomic_directory, write_text
 from ddc.model import Model
 from ddc.panel import Panel
 from ddc.utility import LinearUtility
+from estimators.base import ESTIMATORS, get_estimator
 from estimators.data import choice_data
-from estimators.results import (
-    EstimationResults,
-    NotAvailableError,
-    format_number,
-    latex_escape,
-)
+from estimators.inference import NotAvailableError
+from estimators.results import EstimationResults
+from estimators.tables import Table, format_number, markdown_escape
 
 __all__ = ["CrossValidation", "cross_validate", "ESTIMATOR_NAMES"]
 
-#: Names accepted in ``estimators=`` (case-insensitive), and the class each one builds.
-ESTIMATOR_NAMES = {"nfxp": "NFXP", "ccp": "CCP", "npl": "NPL", "pqr": "PQR",
-                   "maxent": "MaxEntIRL", "maxentirl": "MaxEntIRL"}
-DEFAULT_ESTIMATORS = ("NFXP", "CCP", "NPL", "PQR", "MaxEntIRL")
+#: Names accepted in ``estimators=`` (case-insensitive), and the class each one builds: the
+#: estimator registry (:data:`estimators.base.ESTIMATORS`) by key and by name.
+ESTIMATOR_NAMES = {**{k: c.name for k, c in ESTIMATORS.items()},
+                   **{c.name.lower(): c.name for c in ESTIMATORS.values()}}
+DEFAULT_ESTIMATORS = tuple(c.name for c in ESTIMATORS.values())
 
 
 def _build(name: str, model: Model):
-    from estimators.ccp import CCP, NPL
-    from estimators.maxent import MaxEntIRL
-    from estimators.nfxp import NFXP
-    from estimators.pqr import PQR
-
-    classes = {"NFXP": NFXP, "CCP": CCP, "NPL": NPL, "PQR": PQR, "MaxEntIRL": MaxEntIRL}
-    key = ESTIMATOR_NAMES.get(str(name).lower())
-    if key is None:
+    try:
+        cls = get_estimator(name)
+    except KeyError:
         raise ValueError(f"unknown estimator {name!r}; accepted names: "
                          f"{sorted(set(ESTIMATOR_NAMES.values()))} (case-insensitive; 'maxent' "
                          "for MaxEntIRL), estimator objects with fit(panel), or fitted "
-                         "EstimationResults")
-    return key, classes[key](model)
+                         "EstimationResults") from None
+    return cls.name, cls(model)
 
 
 def _resolve(model: Model, estimators) -> dict[str, Any]:
@@ -448,7 +442,7 @@ class CrossValidation:
             out += [f"reward_max_z is a Scheffé statistic: under the truth it stays below "
                     f"{self.reward_bound:.2f} (sqrt of the chi-square({k}) 1 - 1e-4 quantile).",
                     ""]
-        out += [f"- {_md_escape(n)}" for n in self.notes]
+        out += [f"- {markdown_escape(n)}" for n in self.notes]
         return "\n".join(out).rstrip() + "\n"
 
     def to_latex(self) -> str:
@@ -459,23 +453,16 @@ class CrossValidation:
         str
         """
         w = self.wide()
-        cols = list(w.columns)
-        lines = [r"\begin{tabular}{l" + "r" * len(cols) + "}", r"\toprule",
-                 " & ".join(["Parameter", *(latex_escape(c) for c in cols)]) + r" \\",
-                 r"\midrule"]
-        for k, row in w.iterrows():
-            lines.append(" & ".join([latex_escape(k), *(latex_escape(v) for v in row)])
-                         + r" \\")
-        lines.append(r"\midrule")
+        rows = [[str(k), *row] for k, row in zip(w.index, w.itertuples(index=False),
+                                                   strict=True)]
         for stat, label in (("loglik_choice", "Log-likelihood (choice)"),
                             ("seconds", "Seconds")):
             vals = [format_number(self.summary.loc[n, stat], 2)
                     if n in self.summary.index and self.summary.loc[n, stat] is not None
                     else "" for n in self.results]
             lead = [""] if self.truth is not None else []
-            lines.append(" & ".join([label, *lead, *vals]) + r" \\")
-        lines += [r"\bottomrule", r"\end{tabular}"]
-        return "\n".join(lines) + "\n"
+            rows.append([label, *lead, *vals])
+        return Table(["Parameter", *w.columns], rows, breaks=[len(w)]).as_latex(float_env=False)
 
     def to_csv(self, path: str | os.PathLike) -> Path:
         """Write :attr:`table` (full precision) to a CSV file, completely or not at all.
@@ -576,28 +563,6 @@ class CrossValidation:
         return self.to_markdown()
 
 
-def _md_escape(text: str) -> str:
-    """Escape Markdown's table and emphasis characters."""
-    return str(text).replace("|", "\\|").replace("*", "\\*")
-
-
 def _markdown(df: pd.DataFrame) -> str:
     """A DataFrame as a Markdown pipe table (numbers formatted with 4 decimals)."""
-    def cell(v) -> str:
-        if v is None:
-            return ""
-        if isinstance(v, (bool, np.bool_)):
-            return "yes" if v else "no"
-        if isinstance(v, (int, float, np.integer, np.floating)):
-            return "" if isinstance(v, float) and math.isnan(v) else format_number(v)
-        return _md_escape(v)
-
-    idx_names = [n or "" for n in (df.index.names if df.index.nlevels > 1 else [df.index.name])]
-    head = idx_names + [str(c) for c in df.columns]
-    lines = ["| " + " | ".join(_md_escape(h) for h in head) + " |",
-             "|" + ":---|" * len(idx_names) + "---:|" * len(df.columns)]
-    for key, row in df.iterrows():
-        keys = key if isinstance(key, tuple) else (key,)
-        lines.append("| " + " | ".join([*(_md_escape(k) for k in keys),
-                                        *(cell(v) for v in row)]) + " |")
-    return "\n".join(lines)
+    return Table.from_frame(df).as_markdown().rstrip()

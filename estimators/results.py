@@ -30,11 +30,9 @@ from __future__ import annotations
 import copy
 import datetime as _dt
 import functools
-import html
 import json
 import math
 import os
-import textwrap
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -54,6 +52,23 @@ from ddc.io import (
     read_json,
     write_json,
 )
+from estimators.inference import (
+    BUILTIN_COV_TYPES,
+    COV_DESCRIPTIONS,
+    HessianError,
+    HessianWarning,
+    Ingredients,
+    NotAvailableError,
+    covariance,
+    join_names,
+)
+from estimators.tables import (
+    Table,
+    format_number,
+    format_pvalue,
+    format_seconds,
+    latex_escape,
+)
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from ddc.model import Model
@@ -67,67 +82,14 @@ __all__ = [
     "ModelMismatchError",
     "NotAvailableError",
     "Summary",
+    "format_number",
+    "latex_escape",
     "load_results",
 ]
 
 #: Version of the JSON format written by :meth:`EstimationResults.save`.
 FORMAT_VERSION = 1
 _FORMAT_NAME = "ddc-econ estimation results"
-
-#: The covariance kinds computed from the Hessian and the scores.
-BUILTIN_COV_TYPES = ("hessian", "opg", "sandwich", "cluster")
-
-_COV_DESCRIPTIONS = {
-    "hessian": "inverse of the negative Hessian of the log-likelihood (observed information)",
-    "opg": "inverse of the outer product of the per-row scores (BHHH)",
-    "sandwich": "robust sandwich H^-1 (G'G) H^-1 (HC0)",
-    "cluster": ("cluster-robust by unit, H^-1 C H^-1 with C the outer product of the units' "
-                "score sums, times U/(U-1) (n-1)/(n-K)"),
-    "murphy_topel": "Murphy-Topel, corrected for the first-stage estimation",
-    "full_information": "inverse information of the full (choice and transition) likelihood",
-}
-
-# Singularity thresholds on the eigenvalues of the information matrix scaled to unit diagonal
-# (a correlation-like matrix whose eigenvalues lie in [0, K]). Below _SINGULAR_RTOL the matrix is
-# treated as singular (rounding error is ~K * 1e-16); below _NEAR_SINGULAR_RTOL a warning is given
-# (some combination of the estimates has a correlation above 1 - 1e-6 with another).
-_SINGULAR_RTOL = 1e-10
-_NEAR_SINGULAR_RTOL = 1e-6
-# Parameters whose loading on the offending eigenvector is at least this share of the largest
-# loading are named in the message.
-_LOADING_SHARE = 0.1
-
-
-class NotAvailableError(ValueError):
-    """A requested quantity (e.g. a covariance kind) cannot be computed from these results.
-
-    The message says why, e.g. ``"No 'cluster' covariance because the estimator did not record
-    per-row scores (scores=None)"``.
-    """
-
-
-class HessianError(NotAvailableError):
-    """The Hessian (or the outer product of the scores) cannot be inverted into a covariance.
-
-    Raised when the information matrix is singular (parameters not separately identified),
-    indefinite (the estimate is not a maximum) or has non-finite entries.
-
-    Parameters
-    ----------
-    message : str
-        What is wrong and what to do about it.
-    names : list of str, optional
-        The parameters involved (the ones loading on the offending direction).
-    eigenvalue : float, optional
-        The offending eigenvalue of the information matrix scaled to unit diagonal.
-    """
-
-    def __init__(self, message: str, names: Sequence[str] = (),
-                 eigenvalue: float | None = None):
-        super().__init__(message)
-        self.names = list(names)
-        self.eigenvalue = eigenvalue
-
 
 class ModelMismatchError(ValueError):
     """Results are used with a model other than the one they were estimated with.
@@ -141,165 +103,6 @@ class ModelMismatchError(ValueError):
     def __init__(self, message: str, differences: Sequence[str] = ()):
         super().__init__(message)
         self.differences = list(differences)
-
-
-class HessianWarning(RuntimeWarning):
-    """The information matrix is nearly singular: standard errors are large and unreliable."""
-
-
-# ------------------------------------------------------------------------------------- helpers
-
-
-def _join_names(names: Sequence[str]) -> str:
-    """``a``, ``a and b``, ``a, b and c``."""
-    names = list(names)
-    if len(names) <= 1:
-        return "".join(names)
-    return ", ".join(names[:-1]) + " and " + names[-1]
-
-
-def _loadings(vec: np.ndarray, names: Sequence[str]) -> tuple[list[str], str]:
-    """Parameters with a large loading on ``vec`` (in order) and a printable direction."""
-    mag = np.abs(vec)
-    top = int(np.argmax(mag))
-    keep = [int(i) for i in np.flatnonzero(mag >= _LOADING_SHARE * mag[top])]  # in order
-    sign = np.sign(vec[top]) or 1.0
-    direction = ", ".join(f"{names[i]} ({sign * vec[i]:+.2f})" for i in keep)
-    return [names[i] for i in keep], direction
-
-
-def _check_information(info: np.ndarray, names: Sequence[str], *, what: str,
-                       remedy: str, definite: str = "positive") -> None:
-    """Check that an information matrix (``-H`` or ``G'G``) is positive definite.
-
-    The check is scale free: the matrix is scaled to unit diagonal, :math:`R = D^{-1/2} A
-    D^{-1/2}`, and the smallest eigenvalue of :math:`R` decides. Raises :class:`HessianError`
-    naming the parameters that load on the offending eigenvector; warns
-    (:class:`HessianWarning`) when the matrix is nearly singular.
-    """
-    bad = ~np.isfinite(info)
-    if bad.any():
-        rows, cols = np.nonzero(bad)
-        pairs = sorted({(names[min(i, j)], names[max(i, j)])
-                        for i, j in zip(rows, cols, strict=True)})
-        listed = ", ".join(f"({a}, {b})" for a, b in pairs[:6])
-        more = f" and {len(pairs) - 6} more" if len(pairs) > 6 else ""
-        involved = sorted({n for p in pairs for n in p}, key=list(names).index)
-        raise HessianError(f"the {what} has non-finite entries at {listed}{more}; the "
-                           f"likelihood overflowed or was not evaluated there. {remedy}",
-                           names=involved)
-    d = np.diag(info).copy()
-    scale = float(np.max(np.abs(d))) if d.size else 0.0
-    flat = np.abs(d) <= 1e-12 * scale if scale > 0 else np.ones(d.shape, dtype=bool)
-    if flat.any():
-        who = [names[i] for i in np.flatnonzero(flat)]
-        raise HessianError(
-            f"the {what} is singular: it is zero on the diagonal for {_join_names(who)}, so the "
-            f"log-likelihood does not depend on {'it' if len(who) == 1 else 'them'} at the "
-            f"estimate ({'it is' if len(who) == 1 else 'they are'} not identified). {remedy}",
-            names=who, eigenvalue=0.0)
-    upward = d < 0
-    if upward.any():
-        who = [names[i] for i in np.flatnonzero(upward)]
-        raise HessianError(
-            f"the {what} is not {definite} definite: the log-likelihood curves upward in "
-            f"{_join_names(who)} (second derivative > 0), so the estimate is not a maximum; "
-            f"check convergence or start from other values", names=who)
-    root = np.sqrt(d)
-    scaled = info / root[:, None] / root[None, :]
-    scaled = 0.5 * (scaled + scaled.T)
-    lam, vecs = np.linalg.eigh(scaled)
-    lam_min = float(lam[0])
-    who, direction = _loadings(vecs[:, 0], names)
-    if lam_min < -_SINGULAR_RTOL:
-        raise HessianError(
-            f"the {what} is not {definite} definite: the log-likelihood curves upward along the "
-            f"direction {direction} (scaled eigenvalue {lam_min:.3g}), so the estimate is a "
-            f"saddle point, not a maximum; check convergence or start from other values",
-            names=who, eigenvalue=lam_min)
-    if lam_min <= _SINGULAR_RTOL:
-        if len(who) == 1:
-            ident = f"{who[0]} is not identified"
-        else:
-            ident = f"{_join_names(who)} are not separately identified (collinear?)"
-        raise HessianError(
-            f"the {what} is singular: {ident}; the log-likelihood is flat along the direction "
-            f"{direction} (scaled eigenvalue {lam_min:.3g}). {remedy}",
-            names=who, eigenvalue=lam_min)
-    if lam_min < _NEAR_SINGULAR_RTOL:
-        warnings.warn(
-            f"the {what} is nearly singular (scaled eigenvalue {lam_min:.3g}): "
-            f"{_join_names(who)} are nearly collinear along the direction {direction}; their "
-            f"standard errors are large and unreliable. {remedy}",
-            HessianWarning, stacklevel=4)
-
-
-def _inverse(info: np.ndarray) -> np.ndarray:
-    """Inverse of a checked positive definite matrix, symmetrized."""
-    inv = np.linalg.inv(info)
-    return 0.5 * (inv + inv.T)
-
-
-def format_number(x: float, digits: int = 4) -> str:
-    """Format a number for a results table.
-
-    Fixed point with ``digits`` decimals for magnitudes in :math:`[10^{-digits}, 10^6)` (and for
-    zero), scientific notation with ``digits`` decimals otherwise.
-
-    Parameters
-    ----------
-    x : float
-        The number; NaN is shown as ``"nan"`` and infinities as ``"inf"``/``"-inf"``.
-    digits : int, default 4
-        Decimals shown.
-
-    Returns
-    -------
-    str
-        The formatted number.
-    """
-    x = float(x)
-    if not math.isfinite(x):
-        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
-    ax = abs(x)
-    if ax == 0 or 10.0 ** (-digits) <= ax < 1e6:
-        return f"{x:.{digits}f}"
-    return f"{x:.{digits}e}"
-
-
-def _format_pvalue(p: float) -> str:
-    return "nan" if not math.isfinite(p) else f"{p:.3f}"
-
-
-def _format_seconds(s: float) -> str:
-    if s < 60:
-        return f"{s:.2f} s"
-    if s < 3600:
-        return f"{s / 60:.1f} min"
-    return f"{s / 3600:.2f} h"
-
-
-_LATEX_ESCAPES = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-    "<": r"\textless{}", ">": r"\textgreater{}",
-}
-
-
-def latex_escape(text: str) -> str:
-    """Escape LaTeX's special characters in ``text``.
-
-    Parameters
-    ----------
-    text : str
-        Plain text (a parameter name, a note).
-
-    Returns
-    -------
-    str
-        The text with ``\\ & % $ # _ { } ~ ^ < >`` escaped.
-    """
-    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in str(text))
 
 
 def _json_matrix(rows: Any, k: int, field: str, names: Sequence[str]) -> np.ndarray:
@@ -644,68 +447,18 @@ class EstimationResults:
         return kinds
 
     # ------------------------------------------------------------------ covariance kinds
-    def _missing(self, kind: str, needs: str) -> NotAvailableError:
-        return NotAvailableError(f"No {kind!r} covariance because the estimator did not record "
-                                 f"{needs}")
-
-    def _bread(self, kind: str) -> np.ndarray:
-        """:math:`(-H)^{-1}`, after checking that :math:`-H` is positive definite."""
-        if self._hessian is None:
-            raise self._missing(kind, "the Hessian of the log-likelihood (hessian=None)")
-        info = -self._hessian
-        _check_information(
-            info, self._names, what="Hessian of the log-likelihood", definite="negative",
-            remedy="Fix or drop one of the parameters named (a normalization), or check that the "
-                   "data vary enough to identify them")
-        return _inverse(info)
-
     def _compute_cov(self, kind: str) -> np.ndarray:
-        if kind in self._stored_covs:
-            return self._stored_covs[kind]
-        if self._source is not None:
+        if self._source is not None and kind not in self._stored_covs:
             why = self._unavailable.get(kind, "it was not saved")
             raise NotAvailableError(
                 f"No {kind!r} covariance in the results loaded from {self._source}: per-row "
                 f"scores are not saved, and it was not available when the results were saved: "
                 f"{why}")
-        if kind == "hessian":
-            return self._bread("hessian")
-        if kind == "opg":
-            if self._scores is None:
-                raise self._missing("opg", "per-row scores (scores=None)")
-            g = self._scores
-            info = g.T @ g
-            _check_information(
-                info, self._names, what="outer product of the scores (G'G)",
-                remedy="The scores of the parameters named are (nearly) collinear in the data")
-            return _inverse(info)
-        if kind == "sandwich":
-            if self._scores is None:
-                raise self._missing("sandwich", "per-row scores (scores=None)")
-            bread = self._bread("sandwich")
-            g = self._scores
-            return bread @ (g.T @ g) @ bread
-        if kind == "cluster":
-            if self._scores is None:
-                raise self._missing("cluster", "per-row scores (scores=None)")
-            if self._group_codes is None:
-                raise self._missing("cluster", "the unit of each score row (groups=None)")
-            n, k = self._scores.shape
-            n_groups = int(self._n_groups)
-            if n_groups < 2:
-                raise NotAvailableError(f"No 'cluster' covariance with {n_groups} unit: "
-                                        "clustering needs at least two units")
-            if n <= k:
-                raise NotAvailableError(f"No 'cluster' covariance with {n} score rows and {k} "
-                                        "parameters: the small-sample factor (n-1)/(n-K) needs "
-                                        "n > K")
-            bread = self._bread("cluster")
-            sums = np.zeros((n_groups, k))
-            np.add.at(sums, self._group_codes, self._scores)
-            factor = n_groups / (n_groups - 1.0) * (n - 1.0) / (n - k)
-            return factor * (bread @ (sums.T @ sums) @ bread)
-        self._check_kind(kind)  # raises for an unknown kind
-        raise AssertionError(kind)  # pragma: no cover
+        self._check_kind(kind)
+        return covariance(kind, Ingredients(
+            names=self._names, hessian=self._hessian, scores=self._scores,
+            group_codes=self._group_codes, n_groups=self._n_groups,
+            precomputed=self._stored_covs))
 
     def cov_of(self, kind: str) -> pd.DataFrame:
         """Covariance matrix of the estimated parameters, of the kind asked for.
@@ -754,7 +507,7 @@ class EstimationResults:
             if neg.size:
                 who = [self._names[i] for i in neg]
                 raise NotAvailableError(f"the {kind!r} covariance has negative variances for "
-                                        f"{_join_names(who)}; it is not a covariance matrix")
+                                        f"{join_names(who)}; it is not a covariance matrix")
             self._cov_warnings[kind] = messages
             self._cov_cache[kind] = pd.DataFrame(mat, index=pd.Index(self._names, dtype=object),
                                                  columns=pd.Index(self._names, dtype=object))
@@ -1000,6 +753,13 @@ class EstimationResults:
     def converged(self) -> bool:
         """Whether the estimator converged."""
         return self._converged
+
+    @property
+    def convergence(self):
+        """The convergence checks (:class:`estimators.convergence.Convergence`: optimizer, finite,
+        gradient, hessian, and what failed), or ``None`` when the estimator did not record
+        them."""
+        return self._extra.get("convergence")
 
     @property
     def iterations(self) -> int | None:
@@ -1395,9 +1155,11 @@ class Summary:
         self.cov_type = cov_type
         self.title = f"{results.estimator} estimation results"
         notes = []
+        conv = results.convergence
         if not results.converged:
             notes.append("The estimator did NOT converge: the estimates are not a maximum and "
-                         "their standard errors are not valid.")
+                         "their standard errors are not valid"
+                         + (f" ({conv.describe()})." if conv is not None else "."))
         try:
             table = results.to_frame(cov_type)
             notes.extend(f"Warning: {m}" for m in results._cov_warnings.get(cov_type, []))
@@ -1413,7 +1175,7 @@ class Summary:
             notes.append(f"Standard errors are not available: {exc}")
             self.se_available = False
         self.table = table
-        desc = _COV_DESCRIPTIONS.get(cov_type)
+        desc = COV_DESCRIPTIONS.get(cov_type)
         if self.se_available:
             if cov_type == "cluster" and results._n_groups is not None:
                 desc = f"{desc}; {results._n_groups} units"
@@ -1429,13 +1191,17 @@ class Summary:
         left.append(("No. observations:", str(results.nobs)))
         if results.n_units is not None:
             left.append(("No. units:", str(results.n_units)))
-        left.append(("Converged:", "yes" if results.converged else "NO"))
+        if results.converged:
+            left.append(("Converged:", "yes"))
+        else:  # first, where it is seen
+            left.insert(0, ("Converged:", "NO" + (f" ({', '.join(conv.failed)})"
+                                                  if conv is not None else "")))
         if results.iterations is not None:
             left.append(("Iterations:", str(results.iterations)))
         if results.function_evals is not None:
             left.append(("Function evaluations:", str(results.function_evals)))
         if results.seconds is not None:
-            left.append(("Time:", _format_seconds(results.seconds)))
+            left.append(("Time:", format_seconds(results.seconds)))
         right: list[tuple[str, str]] = [("Log-likelihood:", format_number(results.loglik))]
         for part, value in results.loglik_parts.items():
             right.append((f"  {part}:", format_number(value)))
@@ -1460,49 +1226,27 @@ class Summary:
                 rows.append((str(name), [
                     format_number(r["estimate"]), format_number(r["std_error"]),
                     f"{r['tstat']:.3f}" if math.isfinite(r["tstat"]) else "nan",
-                    _format_pvalue(r["pvalue"]),
+                    format_pvalue(r["pvalue"]),
                     format_number(r["lower"]), format_number(r["upper"])]))
         return rows
 
     # ------------------------------------------------------------------ renderings
+    def as_table(self) -> Table:
+        """The summary as one :class:`~estimators.tables.Table`: the header pairs, the
+        coefficient rows and the numbered notes (every rendering below is this table's)."""
+        return Table(["", *self._COLUMNS], [[name, *cells] for name, cells in self._rows()],
+                     title=self.title, info=self.left + self.right, info_split=len(self.left),
+                     notes=self.notes, numbered_notes=True, css_class="simpletable ddc-summary",
+                     min_width=78)
+
     def as_text(self) -> str:
         """The summary as plain text (statsmodels-like).
 
         Returns
         -------
         str
-            The text table.
         """
-        rows = self._rows()
-        name_w = max([len(n) for n, _ in rows] + [10])
-        col_w = [max([len(c)] + [len(cells[j]) for _, cells in rows]) + 2
-                 for j, c in enumerate(self._COLUMNS)]
-        width = max(78, name_w + sum(col_w))
-        half = width // 2
-
-        def pair(label: str, value: str, w: int) -> str:
-            pad = max(1, w - len(label) - len(value))
-            return label + " " * pad + value
-
-        lines = [self.title.center(width).rstrip(), "=" * width]
-        for i in range(max(len(self.left), len(self.right))):
-            a = pair(*self.left[i], half - 4) if i < len(self.left) else ""
-            b = pair(*self.right[i], width - half) if i < len(self.right) else ""
-            lines.append(a.ljust(half) + b)
-        lines.append("=" * width)
-        lines.append(" " * name_w
-                     + "".join(c.rjust(w) for c, w in zip(self._COLUMNS, col_w, strict=True)))
-        lines.append("-" * width)
-        for name, cells in rows:
-            lines.append(name.ljust(name_w)
-                         + "".join(c.rjust(w) for c, w in zip(cells, col_w, strict=True)).rstrip())
-        lines.append("=" * width)
-        if self.notes:
-            lines.append("Notes:")
-            lines.extend(textwrap.fill(f"[{i}] {note}", width, subsequent_indent="    ",
-                                       break_on_hyphens=False)
-                         for i, note in enumerate(self.notes, 1))
-        return "\n".join(lines)
+        return self.as_table().as_text()
 
     def __str__(self) -> str:
         return self.as_text()
@@ -1511,36 +1255,13 @@ class Summary:
         return self.as_text()
 
     def as_html(self) -> str:
-        """The summary as HTML tables (for notebooks).
+        """The summary as HTML tables (for notebooks): the header, the coefficients, the notes.
 
         Returns
         -------
         str
-            HTML: a header table, the coefficient table and the notes.
         """
-        esc = html.escape
-        out = ['<table class="simpletable ddc-summary">',
-               f"<caption>{esc(self.title)}</caption>"]
-        for i in range(max(len(self.left), len(self.right))):
-            cells = []
-            for side in (self.left, self.right):
-                if i < len(side):
-                    cells.append(f"<th>{esc(side[i][0])}</th><td>{esc(side[i][1])}</td>")
-                else:
-                    cells.append("<th></th><td></td>")
-            out.append("<tr>" + "".join(cells) + "</tr>")
-        out.append("</table>")
-        out.append('<table class="simpletable ddc-summary">')
-        out.append("<tr><th></th>" + "".join(f"<th>{esc(c)}</th>" for c in self._COLUMNS)
-                   + "</tr>")
-        for name, cells in self._rows():
-            out.append(f"<tr><th>{esc(name)}</th>"
-                       + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
-        out.append("</table>")
-        if self.notes:
-            out.append("<p>Notes:</p><ol>" + "".join(f"<li>{esc(n)}</li>" for n in self.notes)
-                       + "</ol>")
-        return "\n".join(out)
+        return self.as_table().as_html()
 
     def _repr_html_(self) -> str:
         return self.as_html()
@@ -1553,26 +1274,27 @@ class Summary:
         str
             LaTeX source; needs ``\\usepackage{booktabs}``.
         """
-        esc = latex_escape
-        header = ["", "Estimate", "Std. err.", "$z$", "$P>|z|$", "[0.025", "0.975]"]
-        lines = [r"\begin{table}[htbp]", r"\centering", rf"\caption{{{esc(self.title)}}}",
-                 r"\begin{tabular}{lrrrrrr}", r"\toprule",
-                 " & ".join(header) + r" \\", r"\midrule"]
-        for name, cells in self._rows():
-            lines.append(" & ".join([esc(name)] + [esc(c) for c in cells]) + r" \\")
-        lines.append(r"\midrule")
-        for label, value in self.header:
-            label = label.rstrip(":")
-            if label.startswith("  "):
-                label = r"\quad " + esc(label.strip())
-            else:
-                label = esc(label)
-            lines.append(rf"{label} & \multicolumn{{6}}{{r}}{{{esc(value)}}} \\")
-        lines += [r"\bottomrule", r"\end{tabular}"]
-        if self.notes:
-            lines.append(r"\par\smallskip")
-            lines.append(r"{\footnotesize " + " ".join(
-                f"[{i}] {esc(n)}" for i, n in enumerate(self.notes, 1)) + "}")
-        lines.append(r"\end{table}")
-        return "\n".join(lines)
+        return self.as_table().as_latex()
 
+    def as_markdown(self) -> str:
+        """The summary as Markdown: the header as a list, the coefficients as a pipe table.
+
+        Returns
+        -------
+        str
+        """
+        return self.as_table().as_markdown()
+
+    def to_csv(self, path: str | os.PathLike) -> Path:
+        """Write the coefficient table as displayed to a CSV file, completely or not at all.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file; its folder must exist.
+
+        Returns
+        -------
+        pathlib.Path
+        """
+        return self.as_table().to_csv(path)

@@ -283,7 +283,7 @@ class MonteCarloResults:
             if path.suffix.lower() == ".csv":
                 self.table.to_csv(tmp, index=False)
             else:
-                self.table.to_parquet(tmp, index=False)
+                self.table.to_parquet(tmp, index=False, write_page_checksum=True)
         return path
 
 

@@ -152,7 +152,8 @@ def write_panel_parquet(
                     block = transform(block, model)
                 table = pa.Table.from_pandas(block, preserve_index=False)
                 if writer is None:
-                    writer = pq.ParquetWriter(str(tmp), table.schema, compression=compression)
+                    writer = pq.ParquetWriter(str(tmp), table.schema, compression=compression,
+                                              write_page_checksum=True)
                 elif not table.schema.equals(writer.schema):
                     raise ValueError(f"block {k}: the columns or types differ from the first "
                                      f"block's ({table.schema} vs {writer.schema}); the "

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ddc.io import MANIFEST, atomic_directory
+from estimators.tables import Table
 from simulations.figures import changes_figure, welfare_figure
 
 __all__ = [
@@ -69,7 +70,15 @@ def _number(unit: str, x: float, change: bool = False, signed: bool = False,
 
 
 def _md_inline(text: str) -> str:
-    return text
+    """Text for Markdown: HTML escaped (no tag in a name survives); ``**bold**`` and
+    ```code``` markup kept."""
+    return html.escape(text, quote=False)
+
+
+def _table(block: tuple) -> Table:
+    """The :class:`~estimators.tables.Table` of a table block."""
+    _, caption, header, rows = block[:4]
+    return Table(header, rows, title=caption, align=_alignment(block, len(header)))
 
 
 def _alignment(block: tuple, n: int) -> str:
@@ -91,23 +100,15 @@ def _render_markdown(blocks: list, image_dir: str | None) -> str:
     for block in blocks:
         kind = block[0]
         if kind == "h1":
-            lines += [f"# {block[1]}", ""]
+            lines += [f"# {_md_inline(block[1])}", ""]
         elif kind == "h2":
-            lines += [f"## {block[1]}", ""]
+            lines += [f"## {_md_inline(block[1])}", ""]
         elif kind == "p":
             lines += [_md_inline(block[1]), ""]
         elif kind == "list":
             lines += [f"- {_md_inline(item)}" for item in block[1]] + [""]
         elif kind == "table":
-            _, caption, header, rows = block[:4]
-            align = _alignment(block, len(header))
-            if caption:
-                lines += [f"**{caption}**", ""]
-            lines.append("| " + " | ".join(header) + " |")
-            lines.append("|" + "|".join("---:" if a == "r" else "---" for a in align) + "|")
-            lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |"
-                      for row in rows]
-            lines.append("")
+            lines += [_table(block).as_markdown(), ""]
         elif kind == "img" and image_dir is not None:
             prefix = "" if image_dir in ("", ".") else image_dir.rstrip("/") + "/"
             lines += [f"![{block[1]}]({prefix}{block[2]})", ""]
@@ -141,19 +142,7 @@ def _render_html(blocks: list, images: dict[str, bytes] | None) -> str:
             out.append("<ul>" + "".join(f"<li>{_html_inline(i)}</li>" for i in block[1])
                        + "</ul>")
         elif kind == "table":
-            _, caption, header, rows = block[:4]
-            align = ["right" if a == "r" else "left" for a in _alignment(block, len(header))]
-            out.append("<table>")
-            if caption:
-                out.append(f"<caption>{_html_inline(caption)}</caption>")
-            out.append("<thead><tr>" + "".join(
-                f"<th style=\"text-align:{a}\">{html.escape(str(h))}</th>"
-                for h, a in zip(header, align, strict=True)) + "</tr></thead><tbody>")
-            for row in rows:
-                out.append("<tr>" + "".join(
-                    f"<td style=\"text-align:{a}\">{_html_inline(str(c))}</td>"
-                    for c, a in zip(row, align, strict=True)) + "</tr>")
-            out.append("</tbody></table>")
+            out.append(_table(block).as_html())
         elif kind == "img" and images and block[2] in images:
             data = base64.b64encode(images[block[2]]).decode("ascii")
             out.append(f"<figure><img alt=\"{html.escape(block[1])}\" "
@@ -358,12 +347,7 @@ class CounterfactualReport:
         header = ["scenario", *[labels[c] for c in cols]]
         rows = [[str(s), *[self._cell(self.summary, s, c, units[c]) for c in cols]]
                 for s in self.summary.index]
-        widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-        lines = ["  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w)
-                           for i, (v, w) in enumerate(zip(r, widths, strict=True)))
-                 for r in [header, *rows]]
-        lines.insert(1, "-" * len(lines[0]))
-        return "\n".join(lines)
+        return Table(header, rows).as_text()
 
     # ---------------------------------------------------------------- document
     def _interval_text(self) -> str:

@@ -153,11 +153,17 @@ def test_estimate_rust_data(capsys):
                  id="simulate-extension"),
     pytest.param(["demo", "--out", "mine"], "not a ddc-econ output folder", id="foreign-folder"),
     pytest.param(["estimate", "bad.csv", "--model", "membership"], "plan", id="bad-column"),
+    pytest.param(["estimate", "empty.csv", "--model", "membership"], "'empty.csv' is empty",
+                 id="empty-csv"),
+    pytest.param(["estimate", "cut.parquet", "--model", "membership"], "truncated, corrupted",
+                 id="truncated-parquet"),
 ])
 def test_user_errors_exit_nonzero_without_traceback(capsys, tmp_path, monkeypatch, argv,
                                                     message):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "panel.txt").write_text("x")
+    (tmp_path / "empty.csv").write_bytes(b"")
+    (tmp_path / "cut.parquet").write_bytes(b"PAR1" + b"\0" * 40)
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     pd.DataFrame({"customer_id": [0, 0], "month": [0, 1], "market": [0, 0],

@@ -191,7 +191,7 @@ def test_covariance_kinds_available(segment_fit):
 def test_warns_when_types_do_not_separate(one_type_panel):
     mix = ddc.Mixture(ddc.models.membership(), 2, ["theta_ship", "theta_video"])
     with pytest.warns(TypesNotSeparatedWarning, match="types 0 and 1"):
-        res = NFXP(mix).fit(one_type_panel)
+        res = NFXP(mix, n_starts=1).fit(one_type_panel)
     assert any("not separated" in n for n in res.notes)
 
 
@@ -241,8 +241,9 @@ def ccp_fits(segments, segment_panel):
 def test_npl_mixture_equals_nfxp_mixture(ccp_fits, segment_fit):
     npl = ccp_fits["NPL"]
     assert npl.converged
-    # at its fixed point NPL solves the mixture likelihood's first-order conditions (Arcidiacono
-    # and Miller 2011, Section 5.2): the same estimate up to the iterations' tolerances
+    # at its fixed point p_k = pi_k(theta_k), where dLambda/dp = 0 (Aguirregabiria and Mira
+    # 2002), NPL solves the mixture likelihood's first-order conditions: the same estimate up to
+    # the iterations' tolerances
     diff = (npl.params - segment_fit.params) / segment_fit.std_errors
     assert diff.abs().max() < 1e-3, diff.to_dict()
     assert npl.loglik == pytest.approx(segment_fit.loglik, abs=1e-5)
@@ -279,3 +280,28 @@ def test_results_know_the_mixture(segments, segment_fit):
     fp = segment_fit.fingerprint
     assert fp["n_types"] == 2 and fp["params"] == segments.param_names
     assert segment_fit.type_params(1)["theta_ship"] == segment_fit.params["theta_ship[1]"]
+
+
+@pytest.mark.slow
+def test_monte_carlo_coverage_of_nfxp_mixture(segments):
+    """20 replications of 1,500 customers x 36 months: the z-statistics of NFXP(mix) have mean
+    near 0 and standard deviation near 1, and the 95% intervals cover near 95%.
+
+    Tolerances from the replications themselves: the mean of 20 z-statistics has standard error
+    1/sqrt(20) = 0.22 (bound 4 x that); the standard deviation of 20 standard normals lies in
+    [0.6, 1.4] with probability above 99.5%; a coverage rate from 20 draws at 0.95 has standard
+    error 0.049 (bound: at least 0.75 per parameter), and 0.90 pooled over the 180 intervals
+    (standard error about 0.016 if independent)."""
+    truth = segments.true_params
+    rows = []
+    for seed in range(100, 120):
+        panel = simulate(segments, truth, n_customers=1500, n_periods=36, seed=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", TypesNotSeparatedWarning)
+            res = NFXP(segments, n_starts=1).fit(panel)  # one start: the time of a slow test
+        rows.append((res.params - truth[res.params.index]) / res.std_errors)
+    z = pd.DataFrame(rows)
+    assert (z.mean().abs() < 4 / np.sqrt(len(z))).all(), z.mean().round(2).to_dict()
+    assert (z.std().between(0.6, 1.4)).all(), z.std().round(2).to_dict()
+    cover = (z.abs() < 1.96)
+    assert (cover.mean() >= 0.75).all() and cover.to_numpy().mean() >= 0.90, cover.mean()

@@ -545,7 +545,7 @@ def test_compare_layout(two):
 def test_compare_renderings(two, tmp_path):
     table = compare(two, stars=True)
     md = table.as_markdown()
-    assert md.splitlines()[0] == "| | full | small |"
+    assert md.splitlines()[:3] == ["**Comparison of estimates**", "", "| | full | small |"]
     assert "| theta_ship | " in md and "(fixed)" in md
     tex = table.as_latex()
     assert r"\begin{tabular}{lrr}" in tex and r"\toprule" in tex and r"theta\_ship" in tex

@@ -7,16 +7,16 @@ Type :math:`k`'s choice probabilities are represented through its own CCPs :math
 the value of following :math:`p_k` (:class:`estimators.ccp.PseudoLikelihood`), the
 choice-specific values are linear in the utility parameters, :math:`v_k = Z_{p_k}\\theta_k +
 e_{p_k}`, and :math:`\\Lambda(a \\mid s; \\theta_k, p_k)` is their logit. Iteration :math:`m`
-(their Section 5.1, steps 1-4):
+of their CCP-EM algorithm:
 
 1. posteriors :math:`q_{ik} \\propto w_k \\prod_t \\Lambda(a_{it} \\mid s_{it}; \\theta_k, p_k)`
    (one pass over the per-unit counts);
 2. shares :math:`w_k = \\frac{1}{N} \\sum_i q_{ik}`;
 3. CCPs: ``ccp_update="data"`` (CCP): the type-weighted cell frequencies
    :math:`p_k(a \\mid s) = (N_k(s,a) + \\alpha) / (N_k(s) + \\alpha |A(s)|)`, with
-   :math:`N_k = \\sum_i q_{ik} n_i` (their eq. 5.3, smoothed as
+   :math:`N_k = \\sum_i q_{ik} n_i` (smoothed as
    :func:`estimators.ccp.frequency_ccps`); ``ccp_update="model"`` (NPL):
-   :math:`p_k \\leftarrow \\Lambda(\\theta_k, p_k)` (their eq. 5.6);
+   :math:`p_k \\leftarrow \\Lambda(\\theta_k, p_k)`;
 4. :math:`\\theta = \\arg\\max \\sum_k \\sum_{s,a} N_k(s,a) \\log\\Lambda(a \\mid s; \\theta_k,
    p_k)`: a sum of conditional logits, concave, by Newton's method.
 
@@ -29,7 +29,7 @@ are those of the mixture pseudo-likelihood with the final CCPs held fixed, which
 estimation of the CCPs and understate the uncertainty (a note says so); use ``NPL(mix)`` or
 ``NFXP(mix)`` for inference.
 
-``two_stage=True`` (CCP only) is their two-stage variant (Section 6): stage 1 estimates the
+``two_stage=True`` (CCP only) is their two-stage variant: stage 1 estimates the
 shares and unrestricted type-specific CCPs by EM on the latent-class model
 :math:`\\sum_k w_k \\prod_t p_k(a_{it} \\mid s_{it})`; stage 2 maximizes the posterior-weighted
 pseudo-likelihood once at those CCPs and posteriors.
