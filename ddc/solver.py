@@ -38,6 +38,7 @@ Derivatives (implicit function theorem):
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -625,7 +626,7 @@ def solve_arrays(u: np.ndarray, feasible: np.ndarray, beta: float, ct, solver: S
     if solver.method != "successive_approximation" and u.shape[0] <= solver.dense_max \
             and solver.linear_solver in ("auto", "dense"):
         # small dense LU: more BLAS threads only add overhead (and oversubscribe a busy machine)
-        with _blas_controller().limit(limits=1, user_api="blas"):
+        with _one_blas_thread():
             return _solve_arrays(u, feasible, beta, ct, solver, V0)
     return _solve_arrays(u, feasible, beta, ct, solver, V0)
 
@@ -646,8 +647,27 @@ def small_blas(n_states: int, solver: Solver | None = None):
     """
     solver = solver or Solver()
     if n_states <= solver.dense_max and solver.linear_solver in ("auto", "dense"):
-        return _blas_controller().limit(limits=1, user_api="blas")
+        return _one_blas_thread()
     return contextlib.nullcontext()
+
+
+_blas_state = threading.local()
+
+
+@contextlib.contextmanager
+def _one_blas_thread():
+    """Limit BLAS to one thread, once: nested uses (an estimator's fit around its likelihood
+    around the solver) cost nothing after the outermost, which alone talks to threadpoolctl
+    (about 0.1 ms a time)."""
+    if getattr(_blas_state, "limited", False):
+        yield
+        return
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        _blas_state.limited = True
+        try:
+            yield
+        finally:
+            _blas_state.limited = False
 
 
 def _solve_arrays(u, feas, beta, ct, solver, V0) -> FixedPoint:

@@ -38,6 +38,7 @@ from ddc.io import atomic_directory, write_text
 from ddc.model import Model
 from ddc.panel import Panel
 from ddc.utility import LinearUtility
+from estimators.base import ESTIMATORS, get_estimator
 from estimators.data import choice_data
 from estimators.inference import NotAvailableError
 from estimators.results import EstimationResults
@@ -45,26 +46,22 @@ from estimators.tables import Table, format_number, markdown_escape
 
 __all__ = ["CrossValidation", "cross_validate", "ESTIMATOR_NAMES"]
 
-#: Names accepted in ``estimators=`` (case-insensitive), and the class each one builds.
-ESTIMATOR_NAMES = {"nfxp": "NFXP", "ccp": "CCP", "npl": "NPL", "pqr": "PQR",
-                   "maxent": "MaxEntIRL", "maxentirl": "MaxEntIRL"}
-DEFAULT_ESTIMATORS = ("NFXP", "CCP", "NPL", "PQR", "MaxEntIRL")
+#: Names accepted in ``estimators=`` (case-insensitive), and the class each one builds: the
+#: estimator registry (:data:`estimators.base.ESTIMATORS`) by key and by name.
+ESTIMATOR_NAMES = {**{k: c.name for k, c in ESTIMATORS.items()},
+                   **{c.name.lower(): c.name for c in ESTIMATORS.values()}}
+DEFAULT_ESTIMATORS = tuple(c.name for c in ESTIMATORS.values())
 
 
 def _build(name: str, model: Model):
-    from estimators.ccp import CCP, NPL
-    from estimators.maxent import MaxEntIRL
-    from estimators.nfxp import NFXP
-    from estimators.pqr import PQR
-
-    classes = {"NFXP": NFXP, "CCP": CCP, "NPL": NPL, "PQR": PQR, "MaxEntIRL": MaxEntIRL}
-    key = ESTIMATOR_NAMES.get(str(name).lower())
-    if key is None:
+    try:
+        cls = get_estimator(name)
+    except KeyError:
         raise ValueError(f"unknown estimator {name!r}; accepted names: "
                          f"{sorted(set(ESTIMATOR_NAMES.values()))} (case-insensitive; 'maxent' "
                          "for MaxEntIRL), estimator objects with fit(panel), or fitted "
-                         "EstimationResults")
-    return key, classes[key](model)
+                         "EstimationResults") from None
+    return cls.name, cls(model)
 
 
 def _resolve(model: Model, estimators) -> dict[str, Any]:

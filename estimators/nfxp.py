@@ -170,7 +170,7 @@ class NFXP(Estimator):
         elif st["at_bound"]:
             notes.append("standard errors treat the boundary transition parameters as known")
         elif len(ts.params) == 0:
-            notes.append(f"transitions known ({ts.method}); transition log-likelihood "
+            notes.append("transitions known (not estimated); the transition log-likelihood is "
                          "reported at them")
         grad = fit.grad if full else ev.grad
         return Inference(

@@ -755,6 +755,13 @@ class EstimationResults:
         return self._converged
 
     @property
+    def convergence(self):
+        """The convergence checks (:class:`estimators.convergence.Convergence`: optimizer, finite,
+        gradient, hessian, and what failed), or ``None`` when the estimator did not record
+        them."""
+        return self._extra.get("convergence")
+
+    @property
     def iterations(self) -> int | None:
         """Iterations of the estimator's outer loop, if recorded."""
         return self._iterations
@@ -1148,9 +1155,11 @@ class Summary:
         self.cov_type = cov_type
         self.title = f"{results.estimator} estimation results"
         notes = []
+        conv = results.convergence
         if not results.converged:
             notes.append("The estimator did NOT converge: the estimates are not a maximum and "
-                         "their standard errors are not valid.")
+                         "their standard errors are not valid"
+                         + (f" ({conv.describe()})." if conv is not None else "."))
         try:
             table = results.to_frame(cov_type)
             notes.extend(f"Warning: {m}" for m in results._cov_warnings.get(cov_type, []))
@@ -1182,7 +1191,11 @@ class Summary:
         left.append(("No. observations:", str(results.nobs)))
         if results.n_units is not None:
             left.append(("No. units:", str(results.n_units)))
-        left.append(("Converged:", "yes" if results.converged else "NO"))
+        if results.converged:
+            left.append(("Converged:", "yes"))
+        else:  # first, where it is seen
+            left.insert(0, ("Converged:", "NO" + (f" ({', '.join(conv.failed)})"
+                                                  if conv is not None else "")))
         if results.iterations is not None:
             left.append(("Iterations:", str(results.iterations)))
         if results.function_evals is not None:

@@ -53,8 +53,8 @@ def test_check_convergence_names_each_failed_check():
 
 def test_converged_fit_records_its_checks(membership, panel):
     res = NFXP(membership).fit(panel)
-    conv = res.extra["convergence"]
-    assert res.converged and bool(conv)
+    conv = res.convergence
+    assert res.converged and bool(conv) and conv is res.extra["convergence"]
     assert conv.decrement < 1e-3 and conv.min_eigenvalue < 0
 
 
@@ -90,8 +90,10 @@ def test_stage_three_does_not_run_after_stage_two_failed(bus_data):
     bus = ddc.models.rust_bus(90)
     with pytest.warns(ddc.ConvergenceWarning, match="NFXP did not converge"):
         res = NFXP(bus, optimizer=Optimizer(max_iter=2)).fit(bus_data)
-    assert not res.converged and "optimizer" in res.extra["convergence"].failed
+    assert not res.converged and "optimizer" in res.convergence.failed
     assert any("stage 3 (full information) was not run" in n for n in res.notes)
+    head = "\n".join(str(res.summary()).splitlines()[:3])
+    assert "Converged:" in head and "NO (optimizer" in head
     assert list(res.params.index) == ["RC", "theta_11"]  # transitions held at stage 1
 
 
@@ -182,6 +184,17 @@ def test_one_registry_of_estimators():
     assert get_estimator("MaxEntIRL") is MaxEntIRL and get_estimator("NFXP") is NFXP
     with pytest.raises(KeyError, match="registered"):
         get_estimator("gmm")
+    assert list(ESTIMATORS)[:5] == ["nfxp", "ccp", "npl", "pqr", "maxent"]
+
+
+def test_command_line_and_cross_validation_read_the_registry():
+    from estimators.crossval import DEFAULT_ESTIMATORS
+    from simulations.cli import ESTIMATORS as CLI_ESTIMATORS
+    from simulations.cli import _estimator_class
+
+    assert CLI_ESTIMATORS == {k: c.name for k, c in ESTIMATORS.items()}
+    assert all(_estimator_class(k) is ESTIMATORS[k] for k in CLI_ESTIMATORS)
+    assert DEFAULT_ESTIMATORS == tuple(c.name for c in ESTIMATORS.values())
 
 
 # ------------------------------------------------------------------ column mapping
@@ -190,3 +203,16 @@ def test_fit_takes_the_column_mapping(membership, panel):
     a = CCP(membership).fit(panel)
     b = CCP(membership).fit(renamed, id_col="cid", time_col="t")
     np.testing.assert_allclose(b.params, a.params, rtol=0, atol=1e-12)
+
+
+class _Singular(_TwoOptima):
+    """A stand-in whose estimation step hits a singular matrix inside numpy."""
+
+    def _estimate(self, prep, params):
+        np.linalg.solve(np.zeros((2, 2)), np.ones(2))
+
+
+def test_numerical_library_errors_become_named_convergence_errors(membership, panel):
+    with pytest.raises(ddc.ConvergenceError, match=r"TwoOptima failed in its estimation step "
+                                                   r"\(numpy.linalg.LinAlgError: Singular"):
+        _Singular(membership).fit(panel)
