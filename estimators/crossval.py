@@ -423,7 +423,7 @@ class CrossValidation:
                 if c in self.summary.columns]
         return self.summary[keep]
 
-    def to_markdown(self) -> str:
+    def as_markdown(self) -> str:
         """A Markdown report: estimates (standard errors), the summary and the pairs.
 
         Returns
@@ -445,7 +445,7 @@ class CrossValidation:
         out += [f"- {markdown_escape(n)}" for n in self.notes]
         return "\n".join(out).rstrip() + "\n"
 
-    def to_latex(self) -> str:
+    def as_latex(self) -> str:
         """The estimates table (parameters x estimators) as a LaTeX ``tabular`` (booktabs).
 
         Returns
@@ -463,6 +463,14 @@ class CrossValidation:
             lead = [""] if self.truth is not None else []
             rows.append([label, *lead, *vals])
         return Table(["Parameter", *w.columns], rows, breaks=[len(w)]).as_latex(float_env=False)
+
+    def to_markdown(self) -> str:
+        """Same as :meth:`as_markdown` (the name of earlier versions)."""
+        return self.as_markdown()
+
+    def to_latex(self) -> str:
+        """Same as :meth:`as_latex` (the name of earlier versions)."""
+        return self.as_latex()
 
     def to_csv(self, path: str | os.PathLike) -> Path:
         """Write :attr:`table` (full precision) to a CSV file, completely or not at all.
@@ -545,8 +553,8 @@ class CrossValidation:
             If ``directory`` holds files ddc-econ did not write (named in the message).
         """
         with atomic_directory(directory) as tmp:
-            (tmp / "report.md").write_text(self.to_markdown(), encoding="utf-8")
-            (tmp / "table.tex").write_text(self.to_latex(), encoding="utf-8")
+            (tmp / "report.md").write_text(self.as_markdown(), encoding="utf-8")
+            (tmp / "table.tex").write_text(self.as_latex(), encoding="utf-8")
             self.table.to_csv(tmp / "table.csv")
             self.summary.to_csv(tmp / "summary.csv")
             self.pairwise.to_csv(tmp / "pairwise.csv")
@@ -560,7 +568,7 @@ class CrossValidation:
                 f"truth={'yes' if self.truth is not None else 'no'})")
 
     def __str__(self) -> str:
-        return self.to_markdown()
+        return self.as_markdown()
 
 
 def _markdown(df: pd.DataFrame) -> str:

@@ -534,6 +534,15 @@ class CounterfactualReport:
             images = self.figure_pngs()
         return _render_html(self._blocks(), images)
 
+    def as_markdown(self, image_dir: str | None = None) -> str:
+        """Same as :meth:`to_markdown`: ``as_text``, ``as_markdown``, ``as_html`` are the names
+        of the formats on every table and report of the package."""
+        return self.to_markdown(image_dir)
+
+    def as_html(self, images: dict[str, bytes] | None = None) -> str:
+        """Same as :meth:`to_html`."""
+        return self.to_html(images)
+
     # ---------------------------------------------------------------- figures
     def _application_figure_names(self) -> list[str]:
         hook = self.model.hooks.figures
