@@ -85,6 +85,17 @@ def test_impossible_transition_is_a_named_error_not_minus_infinity(membership, p
         NFXP(membership).fit(data)
 
 
+def test_impossible_transition_in_sufficient_statistics_names_the_states(membership, panel):
+    from ddc.outofcore import sufficient_statistics
+
+    data = panel.copy()
+    i = data.index[(data.customer_id == 7) & (data.month == 5)][0]
+    data.loc[i, "market"] = (data.loc[i, "market"] + 1) % 3
+    with pytest.raises(PanelError, match=r"probability 0.*state \(market=\d.*-> next state "
+                                         r"\(market=\d.*zero in: market"):
+        NFXP(membership).fit(sufficient_statistics(membership, data))
+
+
 # ------------------------------------------------------------------ stages and starting values
 def test_stage_three_does_not_run_after_stage_two_failed(bus_data):
     bus = ddc.models.rust_bus(90)
