@@ -344,13 +344,13 @@ class Estimator:
         util = self.model.utility_params
         rows = []
         for i, (x0, f) in enumerate(zip(points, fits, strict=True)):
-            got = {"objective": np.nan, "converged": False} if f is None else \
-                {"objective": f.objective, "converged": f.optimizer_converged,
+            got = {"objective": np.nan, "optimizer_stopped": False} if f is None else \
+                {"objective": f.objective, "optimizer_stopped": f.optimizer_converged,
                  **f.params[util].to_dict()}
             rows.append({"start": i, **got, **{f"start_{k}": v for k, v in x0.items()}})
         table = pd.DataFrame(rows).set_index("start")
         top = fits[best].objective
-        table = table.reindex(columns=["objective", "converged", *util,
+        table = table.reindex(columns=["objective", "optimizer_stopped", *util,
                                        *[c for c in table.columns if c.startswith("start_")]])
         obj = table["objective"].to_numpy(dtype=float)
         ok = np.isfinite(obj)
@@ -364,9 +364,11 @@ class Estimator:
         failed = "" if ok.all() else \
             f"; {int((~ok).sum())} start(s) failed (no finite objective)"
         if len(optima) > 1:
-            msg = (f"the {len(fits)} starting values reached {len(optima)} different optima "
-                   f"(objectives {', '.join(f'{v:.6g}' for v in optima)}){failed}; the best, "
-                   f"from start {best}, is reported (res.extra['starts'] lists them)")
+            levels_text = ", ".join(f"{v:.6g}" for v in optima)
+            msg = (f"the {len(fits)} starting values ended at {len(optima)} different points "
+                   f"(local optima or places where the optimizer stopped; objectives "
+                   f"{levels_text}){failed}; the best, from start {best}, is reported "
+                   "(res.extra['starts'] lists them)")
             warnings.warn(msg, ConvergenceWarning, stacklevel=4)
             notes.append(msg)
         else:

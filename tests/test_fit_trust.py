@@ -58,6 +58,21 @@ def test_converged_fit_records_its_checks(membership, panel):
     assert conv.decrement < 1e-3 and conv.min_eigenvalue < 0
 
 
+def test_far_start_stuck_on_a_flat_region_is_not_converged(membership, panel):
+    """From kappa_join = 50, alpha_price = 5 every choice probability is saturated: the optimizer
+    stops (its own rule holds) on a flat region far below the maximum. The fit must say so."""
+    bad = {"kappa_join": 50.0, "alpha_price": 5.0}
+    with pytest.warns(ddc.ConvergenceWarning, match="NFXP did not converge: the Hessian is "
+                                                    "singular"):
+        res = NFXP(membership).fit(panel, start=bad)
+    assert not res.converged and "hessian" in res.convergence.failed
+    assert str(res.summary()).splitlines()[2].startswith("Converged:")
+    with pytest.warns(ddc.ConvergenceWarning, match="ended at 2 different points"):
+        both = NFXP(membership).fit(panel, starts=[bad, None])
+    assert both.converged and both.loglik > res.loglik + 1000
+    assert both.extra["starts"]["objective"].idxmax() == 1
+
+
 # ------------------------------------------------------------------ an action never chosen
 def _without_annual(panel: pd.DataFrame) -> pd.DataFrame:
     """Each customer's months before their first annual choice (so no gaps are made)."""
@@ -183,7 +198,7 @@ class _TwoOptima(Estimator):
 def test_starts_reaching_different_optima_warn_and_keep_the_best(membership, panel):
     est = _TwoOptima(membership)
     first = membership.utility_params[0]
-    with pytest.warns(ddc.ConvergenceWarning, match="reached 2 different optima"):
+    with pytest.warns(ddc.ConvergenceWarning, match="ended at 2 different points"):
         res = est.fit(panel, starts=[{first: 0.0}, {first: 1.0}])
     assert res.params[first] == 2.0 and res.extra["starts"].shape[0] == 2
 
