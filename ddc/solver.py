@@ -60,7 +60,7 @@ from ddc.utility import LinearUtility
 
 __all__ = ["Solver", "Solution", "solve", "ConvergenceWarning", "ConvergenceError",
            "PolicySystem", "FixedPoint", "solve_arrays", "small_blas",
-           "transition_derivatives"]
+           "transition_derivatives", "Derivatives"]
 
 METHODS = {
     "newton_kantorovich": "contraction steps, then Newton-Kantorovich steps (Rust's polyalgorithm)",
@@ -403,6 +403,16 @@ class Solution:
         dv = direct + beta * self.expected(dV)
         return dV, dv
 
+    def derivatives(self, names: list[str] | None = None,
+                    dtrans: TransitionDerivatives | None = None) -> Derivatives:
+        """The value, choice values and log CCPs differentiated in the utility parameters and
+        the transition parameters ``names`` (all by default), from one solve of the policy
+        system; see :meth:`dvalue_dparams` and :meth:`dlogccp_dparams`."""
+        dV, dv = self._param_derivatives(names, dtrans)
+        dlp = dv - np.einsum("sa,sak->sk", self.pi, dv)[:, None, :]
+        dlp[~self.model.feasible] = 0.0
+        return Derivatives(dV, dv, dlp)
+
     def dvalue_dparams(self, names: list[str] | None = None,
                        dtrans: TransitionDerivatives | None = None) -> np.ndarray:
         """:math:`\\partial \\bar V / \\partial (\\theta, \\psi)`, shape (S, K + P): the
@@ -429,10 +439,7 @@ class Solution:
         \\beta (\\partial P_a / \\partial \\psi_k) \\bar V + \\beta P_a \\, \\partial
         \\bar V / \\partial \\psi_k` and :math:`\\partial \\log \\pi_a = \\partial v_a -
         \\sum_b \\pi_b \\partial v_b`. See :meth:`dvalue_dparams`."""
-        dv = self._param_derivatives(names, dtrans)[1]
-        out = dv - np.einsum("sa,sak->sk", self.pi, dv)[:, None, :]
-        out[~self.model.feasible] = 0.0
-        return out
+        return self.derivatives(names, dtrans).log_ccp
 
     def dlogccp_dpsi(self, names: list[str] | None = None,
                      dtrans: TransitionDerivatives | None = None) -> np.ndarray:
@@ -553,6 +560,18 @@ def transition_derivatives(model, params, names: list[str] | None = None,
 
     return differentiate_transitions(evaluate, vec[idx], names, model.space, model.n_actions,
                                      second=second)
+
+
+class Derivatives(NamedTuple):
+    """Derivatives of a solution in its parameters (the last axis: utility parameters, then
+    the transition parameters asked for)."""
+
+    value: np.ndarray
+    """:math:`\\partial \\bar V`, shape (S, n)."""
+    choice_values: np.ndarray
+    """:math:`\\partial v`, shape (S, A, n)."""
+    log_ccp: np.ndarray
+    """:math:`\\partial \\log \\pi`, shape (S, A, n); 0 where infeasible."""
 
 
 def _fail(solver: Solver, message: str) -> None:
