@@ -50,6 +50,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from ddc.block_solver import BlockSystem, block_structure
 from ddc.kernels import bellman as kb
 from ddc.transitions import (
     TransitionDerivatives,
@@ -72,6 +73,8 @@ LINEAR_SOLVERS = {
     "dense": "LU of the dense (I - beta P_pi); small models only",
     "sparse": "SuperLU of the assembled sparse (I - beta P_pi)",
     "gmres": "matrix-free GMRES over the factored transitions",
+    "blocks": "block by block over the variables that never change, single-action states "
+              "eliminated by a Schur complement (ddc.block_solver)",
 }
 ON_FAILURE = ("warn", "raise")
 
@@ -175,21 +178,36 @@ class PolicySystem:
     ct : CompiledTransitions
         The transitions.
     solver : Solver
-        Chooses dense LU, sparse LU or GMRES.
+        Chooses dense LU, sparse LU, GMRES or the block/Schur solve.
+    feasible : numpy.ndarray of bool, shape (S, A), optional
+        The feasibility mask; needed to eliminate single-action states (``"blocks"``).
     """
 
-    def __init__(self, pi: np.ndarray, beta: float, ct, solver: Solver):
+    def __init__(self, pi: np.ndarray, beta: float, ct, solver: Solver,
+                 feasible: np.ndarray | None = None):
         self.pi, self.beta, self.ct = pi, beta, ct
         self.trans = tuple(ct)[2:]
         S = pi.shape[0]
         kind = solver.linear_solver
+        structure = None
+        if kind == "blocks" or (kind == "auto" and S > solver.dense_max):
+            structure = block_structure(ct, pi > 0 if feasible is None else feasible, beta)
+            if structure is None and kind == "blocks":
+                raise ValueError("linear_solver='blocks' needs state variables that never "
+                                 "change or states with a single feasible action, the same "
+                                 "in every block; this model has neither")
         if kind == "auto":
             if S <= solver.dense_max:
                 kind = "dense"
+            elif structure is not None:
+                kind = "blocks"
             else:
                 per_row = int(np.prod(ct.row_nnz_max())) * pi.shape[1]
                 kind = "sparse" if S * per_row <= solver.sparse_max_nnz else "gmres"
         self.kind = kind
+        if kind == "blocks":
+            self._blocks = BlockSystem(structure, pi)
+            return
         self.rtol = solver.gmres_rtol
         self.gmres_iterations = 0
         self._precond = None
@@ -220,6 +238,8 @@ class PolicySystem:
     def solve(self, b: np.ndarray, transpose: bool = False) -> np.ndarray:
         """Solve :math:`(I - \\beta P_\\pi) x = b` (or the transposed system); ``b`` may be 2-D."""
         b = np.asarray(b, dtype=np.float64)
+        if self.kind == "blocks":
+            return self._blocks.solve(b, transpose)
         if self.kind == "dense":
             return sla.lu_solve(self._lu, b, trans=1 if transpose else 0, check_finite=False)
         if self.kind == "sparse":
@@ -342,7 +362,8 @@ class Solution:
     @cached_property
     def policy_system(self) -> PolicySystem:
         """:math:`(I - \\beta P_\\pi)` at this solution's policy, factorized."""
-        return PolicySystem(self.pi, self.model.beta, self.transitions, self.solver)
+        return PolicySystem(self.pi, self.model.beta, self.transitions, self.solver,
+                            self.model.feasible)
 
     def expected(self, W: np.ndarray) -> np.ndarray:
         """``E[W(s') | s, a]`` for a vector ``(S,)`` -> ``(S, A)``, or a matrix ``(S, K)`` ->
@@ -718,7 +739,7 @@ def _solve_arrays(u, feas, beta, ct, solver, V0) -> FixedPoint:
             residual = float(np.max(np.abs(TV - V)))
             iterations = 1
         while residual > solver.tol and iterations + newton < solver.max_iter:
-            system = PolicySystem(pi, beta, ct, solver)
+            system = PolicySystem(pi, beta, ct, solver, feas)
             if solver.method == "policy_iteration":
                 with np.errstate(divide="ignore", invalid="ignore"):
                     logpi = np.where(pi > 0, np.log(np.where(pi > 0, pi, 1.0)), 0.0)
