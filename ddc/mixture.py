@@ -234,6 +234,14 @@ class Mixture:
             raise ValueError(f"type must be an integer in 0..{self.n_types - 1}, got {k!r}")
         return int(k)
 
+    def fingerprint(self) -> dict:
+        """The one-type model's fingerprint (:meth:`ddc.Model.fingerprint`) with the mixture's
+        name, parameter names, number of types and type-specific parameters."""
+        fp = self.model.fingerprint()
+        fp.update({"name": self.name, "params": self.param_names, "n_types": self.n_types,
+                   "by_type": list(self.by_type)})
+        return fp
+
     # ----------------------------------------------------------------- solving
     def solve(self, params, solver: Solver | None = None) -> list[Solution]:
         """Solve every type's fixed point at ``params``: one :class:`ddc.Solution` per type."""

@@ -38,6 +38,7 @@ Derivatives (implicit function theorem):
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -61,7 +62,8 @@ from ddc.utility import LinearUtility
 
 __all__ = ["Solver", "Solution", "solve", "ConvergenceWarning", "ConvergenceError",
            "PolicySystem", "FixedPoint", "solve_arrays", "small_blas",
-           "transition_derivatives", "Derivatives"]
+           "transition_derivatives", "Derivatives", "BatchFixedPoint", "solve_batch",
+           "stacked_transition_matrix"]
 
 METHODS = {
     "newton_kantorovich": "contraction steps, then Newton-Kantorovich steps (Rust's polyalgorithm)",
@@ -664,7 +666,7 @@ def solve_arrays(u: np.ndarray, feasible: np.ndarray, beta: float, ct, solver: S
     if solver.method != "successive_approximation" and u.shape[0] <= solver.dense_max \
             and solver.linear_solver in ("auto", "dense"):
         # small dense LU: more BLAS threads only add overhead (and oversubscribe a busy machine)
-        with _blas_controller().limit(limits=1, user_api="blas"):
+        with _one_blas_thread():
             return _solve_arrays(u, feasible, beta, ct, solver, V0)
     return _solve_arrays(u, feasible, beta, ct, solver, V0)
 
@@ -685,8 +687,27 @@ def small_blas(n_states: int, solver: Solver | None = None):
     """
     solver = solver or Solver()
     if n_states <= solver.dense_max and solver.linear_solver in ("auto", "dense"):
-        return _blas_controller().limit(limits=1, user_api="blas")
+        return _one_blas_thread()
     return contextlib.nullcontext()
+
+
+_blas_state = threading.local()
+
+
+@contextlib.contextmanager
+def _one_blas_thread():
+    """Limit BLAS to one thread, once: nested uses (an estimator's fit around its likelihood
+    around the solver) cost nothing after the outermost, which alone talks to threadpoolctl
+    (about 0.1 ms a time)."""
+    if getattr(_blas_state, "limited", False):
+        yield
+        return
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        _blas_state.limited = True
+        try:
+            yield
+        finally:
+            _blas_state.limited = False
 
 
 def _solve_arrays(u, feas, beta, ct, solver, V0) -> FixedPoint:
@@ -771,3 +792,147 @@ def _solve_arrays(u, feas, beta, ct, solver, V0) -> FixedPoint:
                       residual=float(residual), iterations=int(iterations),
                       newton_steps=int(newton),
                       linear_solver=system.kind if system is not None else "none")
+
+
+# ------------------------------------------------------------------ many parameter draws at once
+
+BATCH_MAX_ITER = 60
+"""Frozen-Jacobian steps of :func:`solve_batch` before the draws left are reported unconverged."""
+
+BATCH_TOL = 1e-11
+"""Absolute tolerance of :func:`solve_batch` on :math:`\\max_s |T(V)(s) - V(s)|` (never below the
+rounding level :math:`64 \\epsilon \\max_s |V(s)|`)."""
+
+
+def stacked_transition_matrix(ct) -> sp.csr_matrix:
+    """Every action's transition matrix, stacked: :math:`[P_0; P_1; \\dots]`, shape (A S, S).
+
+    Row :math:`a S + s` is :math:`P(\\cdot \\mid s, a)`. Its transpose pushes masses forward
+    (``P.T @ w`` with ``w[a * S + s]``), its product with a block of value functions gives
+    :math:`E[V(s') \\mid s, a]` for all of them at once.
+
+    Parameters
+    ----------
+    ct : CompiledTransitions
+        The transitions.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+    """
+    S, A = ct.n_states, ct.n_actions
+    trans = tuple(ct)[2:]
+    blocks = []
+    for a in range(A):
+        onehot = np.zeros((S, A))
+        onehot[:, a] = 1.0
+        rows, cols, vals = kb.policy_matrix_coo(onehot, *trans)
+        blocks.append(sp.csr_matrix((vals, (rows, cols)), shape=(S, S)))
+    return sp.vstack(blocks, format="csr")
+
+
+class BatchFixedPoint(NamedTuple):
+    """Fixed points of many parameter draws (the result of :func:`solve_batch`).
+
+    Attributes
+    ----------
+    V : numpy.ndarray, shape (S, D)
+        Ex-ante values (Euler's constant included).
+    pi : numpy.ndarray, shape (S, A, D)
+        Choice probabilities.
+    converged : numpy.ndarray of bool, shape (D,)
+        Which draws met the tolerance (the others hold NaN and must be solved on their own,
+        e.g. by :func:`solve_arrays`).
+    steps : int
+        Frozen-Jacobian steps taken.
+    """
+
+    V: np.ndarray
+    pi: np.ndarray
+    converged: np.ndarray
+    steps: int
+
+
+def solve_batch(u: np.ndarray, feasible: np.ndarray, beta: float, ct, pi0: np.ndarray,
+                V0: np.ndarray, solver: Solver | None = None, tol: float = BATCH_TOL,
+                max_iter: int | None = None) -> BatchFixedPoint:
+    """Bellman fixed points of :math:`D` utility arrays that share the transitions.
+
+    Newton steps with the Jacobian frozen at a reference policy :math:`\\pi_0` (e.g. the
+    solution at the point estimate, when the draws are bootstrap draws around it):
+
+    .. math:: V_d \\leftarrow V_d + (I - \\beta P_{\\pi_0})^{-1} \\big(T_d(V_d) - V_d\\big),
+              \\qquad d = 1, \\dots, D,
+
+    one factorization (:class:`PolicySystem`) for all draws and one block of right-hand sides per
+    step; :math:`E[V_d(s') \\mid s, a]` for all draws is one sparse product with
+    :func:`stacked_transition_matrix`. The iteration converges linearly, at a rate given by how
+    far the draws' policies are from :math:`\\pi_0` (about 0.1 for bootstrap draws of a
+    well-estimated model), so it is much cheaper than :math:`D` separate solves; a draw still
+    unconverged after ``max_iter`` steps (or with a non-finite residual) is flagged, not raised.
+
+    Parameters
+    ----------
+    u : numpy.ndarray, shape (S, A, D)
+        Flow utilities of the draws.
+    feasible : numpy.ndarray of bool, shape (S, A)
+        Feasibility mask.
+    beta : float
+        Discount factor.
+    ct : CompiledTransitions
+        The transitions (common to the draws).
+    pi0 : numpy.ndarray, shape (S, A)
+        Reference policy of the frozen Jacobian.
+    V0 : numpy.ndarray, shape (S,)
+        Starting values (e.g. the solution at the point estimate).
+    solver : Solver, optional
+        Chooses the linear solver of :math:`I - \\beta P_{\\pi_0}` (dense, sparse LU, GMRES).
+    tol : float
+        Absolute tolerance on the Bellman residual.
+    max_iter : int, optional
+        Most frozen-Jacobian steps (:data:`BATCH_MAX_ITER` by default).
+
+    Returns
+    -------
+    BatchFixedPoint
+    """
+    u = np.asarray(u, dtype=np.float64)
+    if u.ndim != 3:
+        raise ValueError(f"u must have shape (S, A, D) (states, actions, draws); got {u.shape}")
+    S, A, D = u.shape
+    solver = Solver() if solver is None else solver
+    max_iter = BATCH_MAX_ITER if max_iter is None else int(max_iter)
+    U = np.ascontiguousarray(u.transpose(1, 0, 2))  # (A, S, D)
+    P = stacked_transition_matrix(ct)
+    system = PolicySystem(np.ascontiguousarray(pi0, dtype=np.float64), beta, ct, solver)
+    infeasible = ~np.asarray(feasible, dtype=bool).T[:, :, None]
+    V = np.repeat(np.asarray(V0, dtype=np.float64)[:, None], D, axis=1)
+    V_out = np.full((S, D), np.nan)
+    pi_out = np.full((A, S, D), np.nan)
+    done = np.zeros(D, dtype=bool)
+    left = np.arange(D)
+    eps = np.finfo(float).eps
+    steps = 0
+    with small_blas(S, solver):
+        for steps in range(1, max_iter + 1):  # noqa: B007 - steps is reported
+            Vl = V[:, left]
+            v = U[:, :, left] + beta * (P @ Vl).reshape(A, S, left.size)
+            v[np.broadcast_to(infeasible, v.shape)] = -np.inf
+            top = v.max(axis=0)
+            e = np.exp(v - top[None])
+            total = e.sum(axis=0)
+            TV = top + np.log(total) + kb.EULER_GAMMA
+            step = TV - Vl
+            res = np.abs(step).max(axis=0)
+            ok = res <= np.maximum(tol, 64 * eps * np.abs(TV).max(axis=0))
+            V_out[:, left[ok]] = TV[:, ok]
+            pi_out[:, :, left[ok]] = e[:, :, ok] / total[None, :, ok]
+            done[left[ok]] = True
+            keep = ~ok & np.isfinite(res)
+            left = left[keep]
+            if left.size == 0:
+                break
+            V[:, left] = Vl[:, keep] + system.solve(step[:, keep])
+    return BatchFixedPoint(V=V_out, pi=np.ascontiguousarray(pi_out.transpose(1, 0, 2)),
+                           converged=done, steps=steps)
+

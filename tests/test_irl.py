@@ -293,7 +293,7 @@ def test_pqr_input_errors():
     util = ddc.CallableUtility(lambda th: np.zeros((model.n_states, 3)), ["a"],
                                (model.n_states, 3))
     with pytest.raises(TypeError, match="LinearUtility"):
-        PQR(model.replace(utility=util, true_params=None))
+        PQR(model.replace(utility=util, true_params=None, hooks=ddc.Hooks()))
 
 
 # ------------------------------------------------------------------ MaxEntIRL

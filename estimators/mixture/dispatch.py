@@ -40,5 +40,7 @@ def mixture_estimator(cls, model, args: tuple, kwargs: dict):
 
         return MixtureNFXP(model, *args, **kwargs)
     if name in ("CCP", "NPL"):
-        raise TypeError(f"{name}(mix) is not available yet; use NFXP(mix)")
+        from estimators.mixture.ccp import MixtureCCP
+
+        return MixtureCCP(model, *args, method=name, **kwargs)
     raise TypeError(REFUSALS.get(name, f"{name} has no mixture version; use NFXP(mix)"))

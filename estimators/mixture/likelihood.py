@@ -31,14 +31,23 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.special import logsumexp
 
 from ddc.mixture import Mixture
 from ddc.solver import Solution, Solver, small_blas
 from estimators.data import ChoiceData
 from estimators.likelihood import ChoiceLikelihood
 
-__all__ = ["UnitCounts", "unit_counts", "MixtureLikelihood", "MixtureEvaluation"]
+__all__ = ["UnitCounts", "unit_counts", "MixtureLikelihood", "MixtureEvaluation", "logsumexp"]
+
+
+def logsumexp(a: np.ndarray, axis: int = -1, keepdims: bool = False) -> np.ndarray:
+    """:math:`\\log\\sum \\exp` along ``axis``, stable (entries may be ``-inf``, not all);
+    the plain NumPy form, several times faster than scipy's on small rows."""
+    m = np.max(a, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        out = np.log(np.sum(np.exp(a - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else np.squeeze(out, axis=axis)
 
 
 class UnitCounts(NamedTuple):
@@ -128,6 +137,7 @@ class MixtureLikelihood:
                      for _ in range(K)]
         self.n_evaluations = 0
         self._SA = SA
+        self._BT = None
 
     # ----------------------------------------------------------------- vectors
     def full(self, x: np.ndarray) -> np.ndarray:
@@ -213,7 +223,9 @@ class MixtureLikelihood:
     def weighted_counts(self, q: np.ndarray) -> list[np.ndarray]:
         """:math:`N_k(s, a) = \\sum_i q_{ik} n_i(s, a)`, one ``(S, A)`` array per type."""
         model = self.mix.model
-        BT = self.counts.matrix.T.tocsr()
+        if self._BT is None:
+            self._BT = self.counts.matrix.T.tocsr()
+        BT = self._BT
         return [(BT @ q[:, k]).reshape(model.n_states, model.n_actions)
                 for k in range(q.shape[1])]
 

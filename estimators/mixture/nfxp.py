@@ -48,7 +48,7 @@ from estimators.mixture.likelihood import MixtureLikelihood, unit_counts
 from estimators.mixture.results import MixtureResults, TypesNotSeparatedWarning
 from estimators.optimize import Optimizer, maximize
 
-__all__ = ["MixtureNFXP", "split_starts"]
+__all__ = ["MixtureNFXP", "check_separation", "mixture_results", "order_types", "split_starts"]
 
 SHARE_NEAR_ZERO = 0.02
 FLAT_ENTROPY = 0.9
@@ -73,6 +73,114 @@ def split_starts(mix: Mixture, theta1: pd.Series, full: np.ndarray, n_starts: in
                 vec[mix.param_names.index(f"{p}[{k}]")] = theta1[p] + c[k] * sigma[j] * d
         starts.append(internal(vec))
     return starts
+
+
+def order_types(mix: Mixture, ml, x: np.ndarray) -> np.ndarray:
+    """Relabel the types of internal ``x``: ascending in the first ``by_type`` parameter."""
+    K = mix.n_types
+    if K == 1:
+        return x
+    first = mix.by_type[0]
+    pos = {n: i for i, n in enumerate(ml.struct)}
+    values = [x[pos[f"{first}[{k}]"]] for k in range(K)]
+    perm = np.argsort(values, kind="stable")  # new type j is old type perm[j]
+    y = x.copy()
+    for p in mix.by_type:
+        for j in range(K):
+            y[pos[f"{p}[{j}]"]] = x[pos[f"{p}[{perm[j]}]"]]
+    w = ml.weights(x)[perm]
+    y[len(ml.struct):] = np.log(w[1:] / w[0])
+    return y
+
+
+def numerical_hessian(ml, x: np.ndarray) -> np.ndarray:
+    """Hessian of ``ml``'s log-likelihood at internal ``x``: central differences of the
+    analytic gradient, step ``1e-5 max(1, |x_k|)``."""
+    n = len(x)
+    H = np.empty((n, n))
+    for k in range(n):
+        h = 1e-5 * max(1.0, abs(x[k]))
+        up, dn = x.copy(), x.copy()
+        up[k] += h
+        dn[k] -= h
+        g_up, g_dn = ml.evaluate(up).grad, ml.evaluate(dn).grad
+        if g_up is None or g_dn is None:
+            raise RuntimeError(f"the mixture likelihood is not finite near the estimate in "
+                               f"{ml.names[k]}; cannot form the Hessian")
+        H[:, k] = (g_up - g_dn) / (2 * h)
+    return 0.5 * (H + H.T)
+
+
+def mixture_results(estimator: str, mix: Mixture, ml, x: np.ndarray, cd, ts, *, notes: list,
+                    converged: bool, message: str, on_failure: str, iterations: int,
+                    seconds: float, extra: dict, loglik_label: str = "choice",
+                    cov_note: str | None = None) -> MixtureResults:
+    """Inference and the results object at the (labelled) internal estimate ``x``.
+
+    The Hessian and per-unit scores of ``ml`` (a :class:`MixtureLikelihood` or a likelihood
+    with the same ``evaluate``) in the internal parameters :math:`x = (\\theta, \\gamma)` are
+    carried to the reported ones :math:`(\\theta, w_1, \\dots, w_{K-1})` with the Jacobian
+    :math:`J = \\partial(\\theta, w) / \\partial(\\theta, \\gamma)`,
+    :math:`\\partial w_j / \\partial\\gamma_l = w_j (1[j = l] - w_l)`:
+    :math:`H_w = J^{-T} H_x J^{-1}` (exact at a maximum, where the gradient is zero) and
+    :math:`G_w = G_x J^{-1}`, so every covariance kind is the delta-method one.
+    """
+    K = mix.n_types
+    t0 = time.perf_counter()
+    ev = ml.evaluate(x, True)
+    if any(getattr(lik, "inner_failures", 0) for lik in ml.liks):
+        notes.append("the inner fixed point failed at some trial parameters (treated as "
+                     "infeasible points)")
+    if ev.solutions is not None and not all(s.converged for s in ev.solutions):
+        converged = False
+        notes.append("a type's fixed point did not converge at the estimate")
+    if not np.isfinite(ev.loglik):
+        raise ConvergenceError(f"{estimator}(mixture): the likelihood is not finite at the "
+                               "estimate")
+    if not converged:
+        msg = f"{estimator}(mixture) did not converge: {message}"
+        if on_failure == "raise":
+            raise ConvergenceError(msg)
+        warnings.warn(msg, ConvergenceWarning, stacklevel=4)
+        notes.append(msg)
+    Hx = numerical_hessian(ml, x)
+    w = ml.weights(x)
+    P = len(ml.struct)
+    J = np.eye(P + K - 1)
+    if K > 1:
+        J[P:, P:] = np.diag(w[1:]) - np.outer(w[1:], w[1:])
+    Jinv = np.linalg.inv(J)
+    H = Jinv.T @ Hx @ Jinv
+    G = ev.unit_scores @ Jinv
+    names = ml.struct + mix.share_names
+    params = pd.Series(ml.full(x), index=mix.param_names)
+    trans = list(mix.model.transition_params.index)
+    if trans:
+        notes.append("transition parameters from the first stage, shared by all types and "
+                     "held fixed; standard errors treat them as known")
+    if cov_note:
+        notes.append(cov_note)
+    panel = cd.panel
+    posteriors = pd.DataFrame(ev.posteriors, index=pd.Index(panel.ids, name=panel.id_col),
+                              columns=pd.RangeIndex(K, name="type"))
+    if K > 1:
+        notes.append(f"{K} types, labelled in ascending order of {mix.by_type[0]}; shares "
+                     "estimated as a multinomial logit, standard errors by the delta method")
+    ll_t = ts.loglik
+    extra = {**extra, "message": message}
+    res = MixtureResults(
+        n_types=K, posteriors=posteriors, type_solutions=ev.solutions,
+        model=mix, estimator=estimator, params=params[names], hessian=H, scores=G,
+        groups=np.arange(ml.counts.n_units), loglik=ev.loglik + ll_t,
+        loglik_parts={loglik_label: ev.loglik, "transition": ll_t}, nobs=cd.nobs,
+        n_units=cd.n_units, converged=bool(converged), iterations=iterations,
+        function_evals=ml.n_evaluations, seconds=seconds + time.perf_counter() - t0,
+        cov_type="hessian", fixed_params=params[trans] if trans else None, notes=notes,
+        extra=extra,
+    )
+    if K > 1:
+        check_separation(mix, res)
+    return res
 
 
 class MixtureNFXP:
@@ -227,39 +335,6 @@ class MixtureNFXP:
 
         return maximize(objective, x, self.optimizer)
 
-    def _order(self, ml: MixtureLikelihood, x: np.ndarray) -> np.ndarray:
-        """Relabel the types: ascending in the first ``by_type`` parameter."""
-        mix = self.mix
-        K = mix.n_types
-        if K == 1:
-            return x
-        first = mix.by_type[0]
-        pos = {n: i for i, n in enumerate(ml.struct)}
-        values = [x[pos[f"{first}[{k}]"]] for k in range(K)]
-        perm = np.argsort(values, kind="stable")  # new type j is old type perm[j]
-        y = x.copy()
-        for p in mix.by_type:
-            for j in range(K):
-                y[pos[f"{p}[{j}]"]] = x[pos[f"{p}[{perm[j]}]"]]
-        w = ml.weights(x)[perm]
-        y[len(ml.struct):] = np.log(w[1:] / w[0])
-        return y
-
-    def _hessian(self, ml: MixtureLikelihood, x: np.ndarray) -> np.ndarray:
-        n = len(x)
-        H = np.empty((n, n))
-        for k in range(n):
-            h = 1e-5 * max(1.0, abs(x[k]))
-            up, dn = x.copy(), x.copy()
-            up[k] += h
-            dn[k] -= h
-            g_up, g_dn = ml.evaluate(up).grad, ml.evaluate(dn).grad
-            if g_up is None or g_dn is None:
-                raise RuntimeError(f"the mixture likelihood is not finite near the estimate in "
-                                   f"{ml.names[k]}; cannot form the Hessian")
-            H[:, k] = (g_up - g_dn) / (2 * h)
-        return 0.5 * (H + H.T)
-
     def _fit(self, data, start) -> MixtureResults:
         t0 = time.perf_counter()
         mix = self.mix
@@ -294,99 +369,51 @@ class MixtureNFXP:
             notes.append(f"{len(others)} of {len(runs)} starts ended at a lower local maximum "
                          f"(log-likelihoods {', '.join(f'{v:.3f}' for v in others)}; best "
                          f"{best['loglik']:.3f})")
-        x = self._order(ml, best["x"])
-        converged = best["converged"]
-        message = best["message"]
+        x = order_types(mix, ml, best["x"])
+        extra = {"optimizer": str(self.optimizer), "solver": str(self.solver),
+                 "first_stage": ts.method, "one_type_loglik": float(one.fun) + ts.loglik,
+                 "starts": [{k: v for k, v in r.items() if k != "x"} for r in runs],
+                 "em_iterations": int(sum(r["em_iterations"] for r in runs))}
+        return mixture_results(self.name, mix, ml, x, cd, ts, notes=notes,
+                               converged=best["converged"], message=best["message"],
+                               on_failure=self.on_failure,
+                               iterations=int(sum(r["iterations"] for r in runs)),
+                               seconds=time.perf_counter() - t0, extra=extra)
 
-        ev = ml.evaluate(x, True)
-        if ml.liks and any(lik.inner_failures for lik in ml.liks):
-            notes.append("the inner fixed point failed at some trial parameters (treated as "
-                         "infeasible points)")
-        if not all(s.converged for s in ev.solutions):
-            converged = False
-            notes.append("a type's fixed point did not converge at the estimate")
-        if not converged:
-            msg = f"NFXP(mixture) did not converge: {message}"
-            if self.on_failure == "raise":
-                raise ConvergenceError(msg)
-            warnings.warn(msg, ConvergenceWarning, stacklevel=3)
-            notes.append(msg)
 
-        Hx = self._hessian(ml, x)
-        w = ml.weights(x)
-        P = len(ml.struct)
-        J = np.eye(P + K - 1)
-        if K > 1:
-            J[P:, P:] = np.diag(w[1:]) - np.outer(w[1:], w[1:])
-        Jinv = np.linalg.inv(J)
-        H = Jinv.T @ Hx @ Jinv
-        G = ev.unit_scores @ Jinv
-        names = ml.struct + mix.share_names
-        vec = ml.full(x)
-        params = pd.Series(vec, index=mix.param_names)
-        est = params[names]
-        trans = list(mix.model.transition_params.index)
-        fixed = params[trans] if trans else None
-        if trans:
-            notes.append("transition parameters from the first stage, shared by all types and "
-                         "held fixed; standard errors treat them as known")
-        panel = cd.panel
-        posteriors = pd.DataFrame(ev.posteriors, index=pd.Index(panel.ids, name=panel.id_col),
-                                  columns=pd.RangeIndex(K, name="type"))
-        if K > 1:
-            notes.append(f"{K} types, labelled in ascending order of {mix.by_type[0]}; shares "
-                         "estimated as a multinomial logit, standard errors by the delta method")
-        ll_t = ts.loglik
-        res = MixtureResults(
-            n_types=K, posteriors=posteriors, type_solutions=ev.solutions,
-            model=mix, estimator=self.name, params=est, hessian=H, scores=G,
-            groups=np.arange(ml.counts.n_units), loglik=ev.loglik + ll_t,
-            loglik_parts={"choice": ev.loglik, "transition": ll_t}, nobs=cd.nobs,
-            n_units=cd.n_units, converged=bool(converged),
-            iterations=int(sum(r["iterations"] for r in runs)),
-            function_evals=ml.n_evaluations, seconds=time.perf_counter() - t0,
-            cov_type="hessian", fixed_params=fixed, notes=notes,
-            extra={"optimizer": str(self.optimizer), "solver": str(self.solver),
-                   "first_stage": ts.method, "message": message,
-                   "one_type_loglik": float(one.fun) + ll_t,
-                   "starts": [{k: v for k, v in r.items() if k != "x"} for r in runs],
-                   "em_iterations": int(sum(r["em_iterations"] for r in runs))},
-        )
-        if K > 1:
-            self._check_separation(res)
-        return res
-
-    def _check_separation(self, res: MixtureResults) -> None:
-        mix = self.mix
-        K = mix.n_types
-        problems = []
-        shares = res.type_shares["share"].to_numpy()
-        low = np.flatnonzero(shares < SHARE_NEAR_ZERO)
-        if low.size:
-            problems.append(f"type(s) {low.tolist()} have share(s) "
-                            f"{np.round(shares[low], 4).tolist()} below {SHARE_NEAR_ZERO}: "
-                            "(almost) no support in the data")
-        try:
-            V = res.cov
-        except Exception:  # noqa: BLE001 - a singular Hessian is itself reported by cov
-            V = None
-        if V is not None:
-            for a in range(K):
-                for b in range(a + 1, K):
-                    z = []
-                    for p in mix.by_type:
-                        i, j = f"{p}[{a}]", f"{p}[{b}]"
-                        var = V.loc[i, i] + V.loc[j, j] - 2 * V.loc[i, j]
-                        diff = res.params[i] - res.params[j]
-                        z.append(abs(diff) / np.sqrt(var) if var > 0 else np.inf)
-                    if max(z) < 2.0:
-                        problems.append(f"types {a} and {b} have the same {mix.by_type} within "
-                                        "two standard errors")
-        ent = res.classification["entropy"]
-        if ent > FLAT_ENTROPY:
-            problems.append(f"the posteriors are flat (mean relative entropy {ent:.2f} > "
-                            f"{FLAT_ENTROPY}): the data hardly tell the types apart")
-        for p in problems:
-            warnings.warn(f"types not separated: {p}. Compare AIC/BIC with fewer types",
-                          TypesNotSeparatedWarning, stacklevel=4)
-            res._notes.append(f"types not separated: {p}")
+def check_separation(mix: Mixture, res: MixtureResults) -> None:
+    """Warn (:class:`TypesNotSeparatedWarning`) and note when the types do not separate: a
+    share below 0.02, two types whose ``by_type`` parameters are all within two standard errors
+    of each other, or flat posteriors (mean relative entropy above 0.9)."""
+    K = mix.n_types
+    problems = []
+    shares = res.type_shares["share"].to_numpy()
+    low = np.flatnonzero(shares < SHARE_NEAR_ZERO)
+    if low.size:
+        problems.append(f"type(s) {low.tolist()} have share(s) "
+                        f"{np.round(shares[low], 4).tolist()} below {SHARE_NEAR_ZERO}: "
+                        "(almost) no support in the data")
+    try:
+        V = res.cov
+    except Exception:  # noqa: BLE001 - a singular Hessian is itself reported by cov
+        V = None
+    if V is not None:
+        for a in range(K):
+            for b in range(a + 1, K):
+                z = []
+                for p in mix.by_type:
+                    i, j = f"{p}[{a}]", f"{p}[{b}]"
+                    var = V.loc[i, i] + V.loc[j, j] - 2 * V.loc[i, j]
+                    diff = res.params[i] - res.params[j]
+                    z.append(abs(diff) / np.sqrt(var) if var > 0 else np.inf)
+                if max(z) < 2.0:
+                    problems.append(f"types {a} and {b} have the same {mix.by_type} within "
+                                    "two standard errors")
+    ent = res.classification["entropy"]
+    if ent > FLAT_ENTROPY:
+        problems.append(f"the posteriors are flat (mean relative entropy {ent:.2f} > "
+                        f"{FLAT_ENTROPY}): the data hardly tell the types apart")
+    for p in problems:
+        warnings.warn(f"types not separated: {p}. Compare AIC/BIC with fewer types",
+                      TypesNotSeparatedWarning, stacklevel=4)
+        res._notes.append(f"types not separated: {p}")
