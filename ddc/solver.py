@@ -51,6 +51,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from ddc.banded_solver import MAX_RESETS, BandedSystem, banded_structure
 from ddc.block_solver import BlockSystem, block_structure
 from ddc.kernels import bellman as kb
 from ddc.transitions import (
@@ -77,6 +78,8 @@ LINEAR_SOLVERS = {
     "gmres": "matrix-free GMRES over the factored transitions",
     "blocks": "block by block over the variables that never change, single-action states "
               "eliminated by a Schur complement (ddc.block_solver)",
+    "banded": "banded LU plus a low-rank term for actions that reset the state "
+              "(ddc.banded_solver)",
 }
 ON_FAILURE = ("warn", "raise")
 
@@ -198,17 +201,29 @@ class PolicySystem:
                 raise ValueError("linear_solver='blocks' needs state variables that never "
                                  "change or states with a single feasible action, the same "
                                  "in every block; this model has neither")
+        banded = None
+        if kind == "banded" or (kind == "auto" and structure is None):
+            banded = banded_structure(ct, pi.shape[1])
+            if banded is None and kind == "banded":
+                raise ValueError("linear_solver='banded' needs transitions that move the state "
+                                 "within a narrow band (plus at most "
+                                 f"{MAX_RESETS} actions that reset it); this model's do not")
         if kind == "auto":
-            if S <= solver.dense_max:
-                kind = "dense"
-            elif structure is not None:
+            if structure is not None:
                 kind = "blocks"
+            elif banded is not None:
+                kind = "banded"
+            elif S <= solver.dense_max:
+                kind = "dense"
             else:
                 per_row = int(np.prod(ct.row_nnz_max())) * pi.shape[1]
                 kind = "sparse" if S * per_row <= solver.sparse_max_nnz else "gmres"
         self.kind = kind
         if kind == "blocks":
             self._blocks = BlockSystem(structure, pi)
+            return
+        if kind == "banded":
+            self._blocks = BandedSystem(banded, pi, beta)
             return
         self.rtol = solver.gmres_rtol
         self.gmres_iterations = 0
@@ -240,7 +255,7 @@ class PolicySystem:
     def solve(self, b: np.ndarray, transpose: bool = False) -> np.ndarray:
         """Solve :math:`(I - \\beta P_\\pi) x = b` (or the transposed system); ``b`` may be 2-D."""
         b = np.asarray(b, dtype=np.float64)
-        if self.kind == "blocks":
+        if self.kind in ("blocks", "banded"):
             return self._blocks.solve(b, transpose)
         if self.kind == "dense":
             return sla.lu_solve(self._lu, b, trans=1 if transpose else 0, check_finite=False)

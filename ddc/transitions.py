@@ -527,7 +527,7 @@ def differentiate_transitions(
     space: StateSpace,
     n_actions: int,
     second: bool = False,
-    rel_step: float = 1e-3,
+    rel_step: float = 1e-4,
 ) -> TransitionDerivatives:
     """Derivatives of the transition tables in the transition parameters.
 
@@ -541,10 +541,11 @@ def differentiate_transitions(
         \\frac{8 [F(\\psi + h e_k) - F(\\psi - h e_k)] - [F(\\psi + 2h e_k) - F(\\psi - 2h e_k)]}
         {12 h},
 
-    with error :math:`O(h^4)` (zero for tables polynomial of degree up to 4 in
-    :math:`\\psi_k`, such as probabilities that are the parameters themselves) plus rounding,
-    about :math:`\\epsilon / h`. With ``second=True`` also the second derivatives: on the
-    diagonal the fourth-order five-point formula, across parameters the central second
+    with error :math:`O(h^4)` (zero for tables polynomial of degree up to 4 in :math:`\\psi_k`,
+    such as probabilities that are the parameters themselves) plus rounding, about
+    :math:`\\epsilon / h \\approx 10^{-12}` at the default :math:`h = 10^{-4}`. With
+    ``second=True`` also the second derivatives: on the diagonal the fourth-order five-point
+    formula, across parameters the central second
     difference along :math:`h_k e_k + h_l e_l` less the diagonal terms (error
     :math:`O(h^2)`, rounding :math:`\\epsilon / h^2`).
 
@@ -605,7 +606,8 @@ def differentiate_transitions(
     for k in range(P):
         e = np.zeros(P)
         e[k] = rel_step * max(1.0, abs(psi[k]))
-        scale, (m2, m1, p1, p2) = stencil(e, (-2.0, -1.0, 1.0, 2.0))
+        # the far points first: where a step leaves the domain, they fail first
+        scale, (p2, m2, p1, m1) = stencil(e, (2.0, -2.0, 1.0, -1.0))
         h = steps[k] = scale * e[k]
         d1.append({c: _combine([1 / (12 * h), -8 / (12 * h), 8 / (12 * h), -1 / (12 * h)],
                                [m2[c], m1[c], p1[c], p2[c]]) for c in keys})
