@@ -327,7 +327,7 @@ class CounterfactualReport:
 
     def _cell(self, frame: pd.DataFrame, key, col: str, unit: str,
               change: bool = False) -> str:
-        signed = col == self.cv_column
+        signed = col.startswith("cv")
         text = _number(unit, float(frame.loc[key, col]), change, signed)
         lo, hi = f"{col}_lower", f"{col}_upper"
         if lo in frame.columns and np.isfinite(frame.loc[key, lo]):
