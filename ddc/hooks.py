@@ -181,6 +181,9 @@ class Outcome:
         One line saying what it measures, for report legends.
     unit : str
         ``"share"`` (shown as a percentage), a currency such as ``"USD"``, or free text.
+    label : str
+        Column heading in rendered reports (e.g. ``"12-month retention"``); the name with
+        spaces for underscores by default.
     vectorized : bool
         Whether ``compute`` takes contexts with a draws axis (:class:`OutcomeContext`); the
         counterfactual engine then evaluates all bootstrap draws (and all blocks of the
@@ -191,6 +194,7 @@ class Outcome:
     compute: Callable[[OutcomeContext], float]
     description: str = ""
     unit: str = ""
+    label: str = ""
     vectorized: bool = False
 
     def __post_init__(self) -> None:
@@ -199,6 +203,8 @@ class Outcome:
                              f"got {self.name!r}")
         if not callable(self.compute):
             raise TypeError(f"Outcome {self.name!r}: compute must be callable")
+        if not self.label:
+            object.__setattr__(self, "label", self.name.replace("_", " "))
 
     def __call__(self, ctx: OutcomeContext) -> float:
         if self.vectorized and ctx.n_draws is None:

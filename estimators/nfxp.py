@@ -136,9 +136,10 @@ class NFXP(Estimator):
             converged = converged and ok3
             message = f"{message}; full information: {msg3}"
             grad = g3
+        # the solution at the estimate, built once: inference and the results reuse it
+        ev = lik.evaluate(params, True)
         state = {"lik": lik, "full": full, "ts_full": ts_full, "at_bound": at_bound,
-                 "free": free}
-        ev = lik.evaluate(params, False)
+                 "free": free, "ev": ev}
         objective_value = ev.loglik + self._transition_loglik(cd, ts, params)
         return Fit(params, objective_value, grad, converged, message, iterations,
                    res.function_evals, notes, state)
@@ -151,7 +152,7 @@ class NFXP(Estimator):
         params = fit.params
         util = model.utility_params
         notes = []
-        ev = lik.evaluate(params, True)
+        ev = st["ev"]
         if lik.inner_failures:
             notes.append(f"the inner fixed point failed to converge {lik.inner_failures} time(s) "
                          "at trial parameters (treated as infeasible points)")
