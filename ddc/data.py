@@ -38,7 +38,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ddc.model import Model
-from ddc.panel import Panel, PanelError, TransitionCounts, prepare
+from ddc.panel import Columns, Panel, PanelError, TransitionCounts, prepare
 
 __all__ = ["ChoiceRows", "EstimationData", "PanelData", "RowsUnavailable", "StatisticsData",
            "estimation_data"]
@@ -200,8 +200,9 @@ class PanelData(EstimationData):
         The frame it was coded from (for extra columns such as increments).
     drop_first : bool
         Leave each unit's first period out of the choice sample.
-    columns : mapping of str to str, optional
-        Extra column name -> the frame's column holding it.
+    columns : ddc.panel.Columns or mapping of str to str, optional
+        Extra column name -> the frame's column holding it (a :class:`~ddc.panel.Columns`:
+        its ``states`` mapping).
     """
 
     has_rows = True
@@ -212,6 +213,8 @@ class PanelData(EstimationData):
         self.model = panel.model
         self.drop_first = bool(drop_first)
         self.stats = None
+        if isinstance(columns, Columns):  # the whole mapping: its state/extra columns
+            columns = columns.states
         self._columns = dict(columns or {})
         used = np.ones(panel.nobs, dtype=bool)
         if self.drop_first and panel.nobs:
