@@ -281,8 +281,10 @@ class PanelData(EstimationData):
         bad = values.isna() & self.frame[col].notna()
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise ValueError(f"column {col!r} holds {self.frame[col].iloc[i]!r} at row "
-                             f"{self.frame.index[i]!r}; it must be numeric (missing values "
+            from ddc.panel import _fmt
+
+            raise ValueError(f"column {col!r} holds {_fmt(self.frame[col].iloc[i])} at row "
+                             f"{_fmt(self.frame.index[i])}; it must be numeric (missing values "
                              "allowed)")
         return values.to_numpy(dtype=float, na_value=np.nan)[self.panel.position]
 
@@ -292,7 +294,7 @@ class PanelData(EstimationData):
         bad = ok & ((x < 0) | (x >= size) | (x != np.round(x)))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"column {name!r} has value {x[i]!r} at {self._where(i)}; "
+            raise ValueError(f"column {name!r} has value {x[i]:g} at {self._where(i)}; "
                              f"integers 0..{size - 1} are accepted")
         return np.bincount(x[ok].astype(np.int64), minlength=size)
 
@@ -307,7 +309,9 @@ class PanelData(EstimationData):
 
     def _where(self, i: int) -> str:
         p = self.panel
-        return (f"row {p.row[i]!r} ({p.id_col}={p.ids[p.unit[i]]!r}, "
+        from ddc.panel import _fmt
+
+        return (f"row {_fmt(p.row[i])} ({p.id_col}={_fmt(p.ids[p.unit[i]])}, "
                 f"{p.time_col}={int(p.time[i])})")
 
 
