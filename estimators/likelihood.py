@@ -23,7 +23,7 @@ import pandas as pd
 
 from ddc.kernels.bellman import EULER_GAMMA
 from ddc.model import Model
-from ddc.solver import Solution, Solver, small_blas, solve_arrays
+from ddc.solver import ConvergenceError, Solution, Solver, small_blas, solve_arrays
 from ddc.transitions import TransitionDerivatives
 
 __all__ = ["ChoiceLikelihood", "Evaluation"]
@@ -161,8 +161,9 @@ class ChoiceLikelihood:
         with small_blas(self.model.n_states, self.solver):
             sol = self.solve(params)
             if not sol.converged:
-                raise RuntimeError("the fixed point did not converge at the parameters where "
-                                   f"the Hessian is needed (residual {sol.residual:.2e})")
+                raise ConvergenceError("the fixed point did not converge at the parameters "
+                                       f"where the Hessian is needed (residual "
+                                       f"{sol.residual:.2e})")
             dtrans = self.transition_derivatives(sol, names, second=True) if names else None
             d2 = sol.d2logccp_dparams(names, dtrans)
         return np.einsum("sa,saij->ij", self.counts, d2)
@@ -212,8 +213,8 @@ def mle_inference(lik: ChoiceLikelihood, counts_rows: tuple[np.ndarray, np.ndarr
         dn[util[k]] -= h
         g_up, g_dn = lik.evaluate(up).grad, lik.evaluate(dn).grad
         if g_up is None or g_dn is None:
-            raise RuntimeError(f"the likelihood is not finite near the estimate in {util[k]}; "
-                               "cannot form the Hessian")
+            raise ConvergenceError(f"the likelihood is not finite near the estimate in "
+                                   f"{util[k]}; cannot form the Hessian")
         H[:, k] = (g_up - g_dn) / (2 * h)
     ev = lik.evaluate(params, True)
     if counts_rows is None:  # counts only (sufficient statistics): no per-row scores
