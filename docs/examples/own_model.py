@@ -1,3 +1,4 @@
+# ruff: noqa: E402  (a tutorial imports each piece where it is first used)
 """Your own model: a firm entry/exit model specified, simulated, estimated and used.
 
 The tutorial of docs/own_model.rst, which includes it piece by piece; tests/test_tutorial.py runs
