@@ -121,12 +121,6 @@ class _CCPBase(Estimator):
     name = "CCP"
     needs_rows = True
 
-    def __new__(cls, model=None, *args, **kwargs):
-        # a ddc.Mixture gets the mixture estimator (estimators.mixture), or a reasoned refusal
-        from estimators.mixture.dispatch import mixture_estimator
-
-        return mixture_estimator(cls, model, args, kwargs) or super().__new__(cls)
-
     def __init__(self, model: Model, first_stage: str = "frequency", smoothing: float = 0.5,
                  solver: Solver | None = None, drop_first: bool | None = None,
                  on_failure: str = "warn"):

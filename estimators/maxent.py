@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import scipy.optimize as so
 
 from ddc.model import Model
 from ddc.solver import ConvergenceError, Solution, Solver
@@ -229,12 +228,6 @@ class MaxEntIRL(Estimator):
     key = "maxent"
     takes_start = True
     needs_rows = False
-
-    def __new__(cls, model=None, *args, **kwargs):
-        # a ddc.Mixture gets the mixture estimator (estimators.mixture), or a reasoned refusal
-        from estimators.mixture.dispatch import mixture_estimator
-
-        return mixture_estimator(cls, model, args, kwargs) or super().__new__(cls)
 
     def __init__(self, model: Model, feature_counts: str = "likelihood", forward: str = "solve",
                  solver: Solver | None = None, optimizer: Optimizer | None = None,
@@ -448,6 +441,8 @@ class MaxEntIRL(Estimator):
             p[util] = params[util].to_numpy() + T @ phi
             m, _ = self.horizon_moments(lik, p, initial, horizon)
             return scale @ m if np.all(np.isfinite(m)) else np.full(len(util), 1e10)
+
+        import scipy.optimize as so  # lazily: 0.15 s of start-up
 
         sol = so.root(moments, np.zeros(len(util)), method="hybr", options={"xtol": 1e-12})
         out = base.copy()
