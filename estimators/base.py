@@ -189,6 +189,13 @@ class Estimator:
     #: whether the estimator needs the panel's rows (not only sufficient statistics)
     needs_rows: ClassVar[bool] = True
 
+    def __new__(cls, model=None, *args, **kwargs):
+        # a ddc.Mixture gets the estimator's mixture version (estimators.mixture), or a
+        # reasoned refusal; any other model this class itself
+        from estimators.mixture.dispatch import mixture_estimator
+
+        return mixture_estimator(cls, model, args, kwargs) or super().__new__(cls)
+
     def __init__(self, model: Model, solver: Solver | None = None,
                  drop_first: bool | None = None, on_failure: str = "warn"):
         if not isinstance(model, Model):

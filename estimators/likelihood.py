@@ -23,7 +23,7 @@ import pandas as pd
 
 from ddc.kernels.bellman import EULER_GAMMA
 from ddc.model import Model
-from ddc.solver import Solution, Solver, small_blas, solve_arrays
+from ddc.solver import ConvergenceError, Solution, Solver, small_blas, solve_arrays
 from ddc.transitions import TransitionDerivatives
 
 __all__ = ["ChoiceLikelihood", "Evaluation"]
@@ -161,8 +161,9 @@ class ChoiceLikelihood:
         with small_blas(self.model.n_states, self.solver):
             sol = self.solve(params)
             if not sol.converged:
-                raise RuntimeError("the fixed point did not converge at the parameters where "
-                                   f"the Hessian is needed (residual {sol.residual:.2e})")
+                raise ConvergenceError("the fixed point did not converge at the parameters "
+                                       f"where the Hessian is needed (residual "
+                                       f"{sol.residual:.2e})")
             dtrans = self.transition_derivatives(sol, names, second=True) if names else None
             d2 = sol.d2logccp_dparams(names, dtrans)
         return np.einsum("sa,saij->ij", self.counts, d2)
@@ -205,7 +206,8 @@ def mle_inference(lik: ChoiceLikelihood, counts_rows: tuple[np.ndarray, np.ndarr
     K = len(lik.model.utility_params)
     H = lik.hessian(params)  # analytic (second-order implicit function theorem)
     if not np.all(np.isfinite(H)):
-        raise RuntimeError("the choice log-likelihood's Hessian is not finite at the estimate")
+        raise ConvergenceError("the choice log-likelihood's Hessian is not finite at the "
+                               "estimate")
     ev = lik.evaluate(params, True)
     if counts_rows is None:  # counts only (sufficient statistics): no per-row scores
         return 0.5 * (H + H.T), None, ev
