@@ -387,7 +387,7 @@ class MaxEntIRL(Estimator):
             else:
                 H, scores, _ = mle_inference(lik, None, 0, fit.params)
                 groups = None
-        except RuntimeError as exc:  # the likelihood is not finite near the estimate
+        except ConvergenceError as exc:  # the likelihood is not finite near the estimate
             notes.append(f"no Hessian at the estimate: {exc}")
             H = scores = groups = None
         return Inference(**common, hessian=H, scores=scores, groups=groups, cov_type="hessian",

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ddc.model import Model
-from ddc.solver import Solver
+from ddc.solver import ConvergenceError, Solver
 from estimators.base import Estimator, Fit, Inference, Prepared, register
 from estimators.data import ChoiceData
 from estimators.first_stage import (
@@ -242,7 +242,7 @@ class NFXP(Estimator):
             return memo[2].copy()  # Newton's last Hessian, asked again for the inference
         try:
             H = lik.hessian(params, tnames)
-        except RuntimeError as exc:  # the fixed point failed at the point
+        except ConvergenceError as exc:  # the fixed point failed at the point
             raise HessianUnavailable(str(exc)) from exc
         K = len(names) - len(tnames)
         H[K:, K:] += self._transition_hessian(cd, ts, params)
@@ -338,7 +338,7 @@ class NFXP(Estimator):
                 return H, None
             rows = np.flatnonzero(cd.used)
             H, scores, _ = mle_inference(lik, (rows, cd.state, cd.action), panel.nobs, params)
-        except RuntimeError as exc:  # the likelihood is not finite near the estimate
+        except ConvergenceError as exc:  # the likelihood is not finite near the estimate
             raise HessianUnavailable(str(exc)) from exc
         return H, scores
 
