@@ -39,6 +39,7 @@ from ddc.panel import Panel
 from ddc.solver import ConvergenceWarning, PolicySystem, Solver, small_blas
 from ddc.utility import LinearUtility
 from estimators.data import ChoiceData, setup
+from estimators.first_stage import TransitionOptions, first_stage_covariances
 from estimators.likelihood import ChoiceLikelihood, mle_inference
 from estimators.results import EstimationResults
 
@@ -194,7 +195,7 @@ class _CCPBase:
 
     def __init__(self, model: Model, first_stage: str = "frequency", smoothing: float = 0.5,
                  solver: Solver | None = None, drop_first: bool | None = None,
-                 on_failure: str = "warn"):
+                 on_failure: str = "warn", transitions: TransitionOptions | str | None = None):
         if not isinstance(model, Model):
             raise TypeError(f"{self.name} needs a ddc.Model, got {type(model).__name__}")
         if first_stage not in ("frequency", "logit"):
@@ -210,6 +211,7 @@ class _CCPBase:
         self.solver = solver or Solver()
         self.drop_first = drop_first
         self.on_failure = on_failure
+        self.transitions = TransitionOptions.of(transitions)
 
     def __repr__(self) -> str:
         return f"{self.name}({self.model.name}, first_stage={self.first_stage!r})"
@@ -220,8 +222,9 @@ class _CCPBase:
             return self._fit(data)
 
     def _prepare(self, data):
-        model = self.model
-        cd, ts, params = setup(model, data, self.drop_first, self.name)
+        cd, ts, params = setup(self.model, data, self.drop_first, self.name,
+                               transitions=self.transitions)
+        model = ts.model
         if self.first_stage == "frequency":
             p = frequency_ccps(model, cd.counts, self.smoothing)
         else:
@@ -259,6 +262,9 @@ class CCP(_CCPBase):
         As in :class:`NFXP`.
     on_failure : {"warn", "raise"}
         What non-convergence does.
+    transitions : {"estimate", "known"} or TransitionOptions
+        First stage of the transitions (:mod:`estimators.first_stage`): estimated from the data
+        by default, or taken as known.
 
     Notes
     -----
@@ -272,12 +278,12 @@ class CCP(_CCPBase):
 
     def _fit(self, data) -> EstimationResults:
         t0 = time.perf_counter()
-        model = self.model
         cd, ts, params, p = self._prepare(data)
+        model = ts.model
         pl = PseudoLikelihood(model, params, self.solver)
         Z, e = pl.linearize(p)
         theta, ll, H, ok, it = pl.maximize(Z, e, cd.counts, np.zeros(len(model.utility_params)))
-        notes = []
+        notes = list(ts.notes)
         if not ok:
             self._fail(f"CCP pseudo-likelihood maximization did not converge in {it} Newton "
                        "steps", notes)
@@ -295,8 +301,9 @@ class CCP(_CCPBase):
             notes.append("default covariance: Murphy-Topel, corrected for the first-stage CCPs")
         else:
             notes.append("standard errors treat the first-stage logit CCPs as known")
-        if len(ts.params):
-            notes.append(f"transition parameters from a first stage ({ts.method}), held fixed")
+        if len(ts.params) or ts.tables:
+            notes.append(f"transitions from a first stage ({ts.method}), held fixed; standard "
+                         "errors do not account for that first stage")
         ll_t = ts.loglik
         mask = cd.counts > 0
         with np.errstate(divide="ignore"):
@@ -408,6 +415,9 @@ class NPL(_CCPBase):
         As in :class:`NFXP`.
     on_failure : {"warn", "raise"}
         What non-convergence does.
+    transitions : {"estimate", "known"} or TransitionOptions
+        First stage of the transitions (:mod:`estimators.first_stage`): estimated from the data
+        by default, or taken as known.
 
     Notes
     -----
@@ -420,8 +430,10 @@ class NPL(_CCPBase):
 
     def __init__(self, model: Model, first_stage: str = "frequency", smoothing: float = 0.5,
                  solver: Solver | None = None, tol: float = 1e-9, max_iter: int = 1000,
-                 drop_first: bool | None = None, on_failure: str = "warn"):
-        super().__init__(model, first_stage, smoothing, solver, drop_first, on_failure)
+                 drop_first: bool | None = None, on_failure: str = "warn",
+                 transitions: TransitionOptions | str | None = None):
+        super().__init__(model, first_stage, smoothing, solver, drop_first, on_failure,
+                         transitions)
         if not tol > 0:
             raise ValueError(f"tol must be positive, got {tol!r}")
         if not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
@@ -430,8 +442,8 @@ class NPL(_CCPBase):
 
     def _fit(self, data) -> EstimationResults:
         t0 = time.perf_counter()
-        model = self.model
         cd, ts, params, p = self._prepare(data)
+        model = ts.model
         pl = PseudoLikelihood(model, params, self.solver)
         theta = np.zeros(len(model.utility_params))
         converged = False
@@ -448,7 +460,7 @@ class NPL(_CCPBase):
             if dtheta < self.tol and dp < self.tol:
                 converged = True
                 break
-        notes = []
+        notes = list(ts.notes)
         if not converged:
             self._fail(f"NPL did not converge in {self.max_iter} iterations (last changes: "
                        f"parameters {history[-1][0]:.2e}, CCPs {history[-1][1]:.2e})", notes)
@@ -458,14 +470,17 @@ class NPL(_CCPBase):
         rows = np.flatnonzero(cd.used)
         Hm, scores, ev = mle_inference(lik, (rows, cd.state, cd.action), cd.panel.nobs, params)
         notes.append("covariance: maximum likelihood (the NPL fixed point is the MLE)")
-        if len(ts.params):
-            notes.append(f"transition parameters from a first stage ({ts.method}), held fixed")
+        covs, fs_notes = first_stage_covariances(ts, cd.counts, self.solver, params, Hm, scores,
+                                                 cd.panel.unit, cd.panel)
+        notes += fs_notes
+        if (len(ts.params) or ts.tables) and not covs:
+            notes.append(f"transitions from a first stage ({ts.method}), held fixed")
         return EstimationResults(
             model=model, estimator=self.name, params=params[util], hessian=Hm, scores=scores,
             groups=cd.panel.unit, loglik=ev.loglik + ts.loglik,
             loglik_parts={"choice": ev.loglik, "transition": ts.loglik}, nobs=cd.nobs,
             n_units=cd.panel.n_units, converged=converged, iterations=it,
-            seconds=time.perf_counter() - t0, cov_type="hessian",
+            seconds=time.perf_counter() - t0, cov_type="hessian", extra_covs=covs or None,
             fixed_params=params.drop(util) if len(params) > len(util) else None, notes=notes,
             solution=ev.solution,
             extra={"first_stage": self.first_stage, "history": history},

@@ -241,8 +241,8 @@ class CrossValidation:
         self._build(cd)
 
     # ------------------------------------------------------------------ computation
-    def _solve(self, params: pd.Series):
-        return self.model.solve(params)
+    def _solve(self, params: pd.Series, model: Model | None = None):
+        return (model or self.model).solve(params)
 
     def _build(self, cd) -> None:
         model, truth = self.model, self.truth
@@ -250,7 +250,9 @@ class CrossValidation:
         names = list(self.results)
         z_crit = stats.norm.ppf(0.5 + self.level / 2)
         full = {n: _full_params(model, r) for n, r in self.results.items()}
-        sols = {n: self._solve(p) for n, p in full.items()}
+        # each estimate with its own model: it carries the transitions estimated in the first
+        # stage (the user's model's tables are the defaults, not the data's)
+        sols = {n: self._solve(p, self.results[n].model) for n, p in full.items()}
         pis = {n: s.pi for n, s in sols.items()}
         pi_true = self._solve(truth).pi if truth is not None else None
         counts = self.counts
@@ -272,16 +274,16 @@ class CrossValidation:
             self._cells = cells
             feats = {}
 
-            def features(p):
-                key = tuple(p.to_numpy()[len(util):])
+            def features(p, m=model):
+                key = (id(m), tuple(p.to_numpy()[len(util):]))
                 if key not in feats:
-                    feats[key] = np.nan_to_num(anchor_features(model, p))
+                    feats[key] = np.nan_to_num(anchor_features(m, p))
                 return feats[key]
 
             if truth is not None:
                 rew["truth"] = features(truth) @ truth.to_numpy()[: len(util)]
             for n, r in self.results.items():
-                Xt = features(full[n])
+                Xt = features(full[n], r.model)
                 rew[n] = Xt @ full[n].to_numpy()[: len(util)]
                 try:
                     cov = r.cov.loc[util, util].to_numpy()

@@ -12,7 +12,7 @@ Rows whose state has a single feasible action contribute :math:`\\log 1 = 0`.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -40,6 +40,8 @@ class ChoiceData:
     stats : ddc.outofcore.SufficientStatistics or None
         When the data came as sufficient statistics (computed out of core): then ``panel``,
         ``frame`` and ``used`` are ``None``.
+    notes : list of str
+        What the data preparation did that the results must say (units left out).
     """
 
     panel: Panel | None
@@ -47,6 +49,7 @@ class ChoiceData:
     used: np.ndarray | None
     counts: np.ndarray
     stats: object | None = None
+    notes: list[str] = field(default_factory=list)
 
     def require_rows(self, what: str) -> Panel:
         """The panel, or a clear error when only sufficient statistics were given."""
@@ -87,8 +90,8 @@ class ChoiceData:
         return float(np.sum(self.counts[mask] * log_pi[mask]))
 
 
-def choice_data(model: Model, data: pd.DataFrame | Panel, drop_first: bool | None = None
-                ) -> ChoiceData:
+def choice_data(model: Model, data: pd.DataFrame | Panel, drop_first: bool | None = None,
+                impossible: str = "raise") -> ChoiceData:
     """Validate and code ``data`` for ``model`` and build its choice sample.
 
     Parameters
@@ -101,11 +104,18 @@ def choice_data(model: Model, data: pd.DataFrame | Panel, drop_first: bool | Non
         Leave each unit's first period out of the choice likelihood (conditioning on it). By
         default ``model.metadata["choice_drops_first_period"]`` (true for Rust's bus data, whose
         published likelihoods condition on each bus's first month), else false.
+    impossible : {"raise", "drop"}
+        Data the model cannot have generated (an observed transition of probability zero under
+        the model's transitions, :func:`estimators.first_stage.check_possible`) raise
+        :class:`ddc.panel.ImpossibleTransitionError` naming the row, unit and states, or their
+        units are left out and counted in :attr:`ChoiceData.notes`.
 
     Returns
     -------
     ChoiceData
     """
+    from estimators.first_stage import check_possible
+
     if drop_first is None:
         drop_first = bool(model.metadata.get("choice_drops_first_period", False))
     if "ddc.outofcore" in sys.modules:  # sufficient statistics can only come from there
@@ -116,10 +126,11 @@ def choice_data(model: Model, data: pd.DataFrame | Panel, drop_first: bool | Non
                     data.model.actions != model.actions:
                 raise ValueError("the sufficient statistics were computed for another model "
                                  f"({data.model!r})")
+            check_possible(model, None, data)
             return ChoiceData(panel=None, frame=None, used=None,
                               counts=data.choice_counts(drop_first), stats=data)
     frame = data if isinstance(data, pd.DataFrame) else None
-    panel = prepare(model, data)
+    panel, notes = check_possible(model, prepare(model, data), impossible=impossible)
     used = np.ones(panel.nobs, dtype=bool)
     if drop_first:
         first = np.ones(panel.nobs, dtype=bool)
@@ -127,17 +138,21 @@ def choice_data(model: Model, data: pd.DataFrame | Panel, drop_first: bool | Non
         used &= ~first
     S, A = model.n_states, model.n_actions
     counts = np.bincount(panel.state[used] * A + panel.action[used], minlength=S * A)
-    return ChoiceData(panel=panel, frame=frame, used=used, counts=counts.reshape(S, A))
+    return ChoiceData(panel=panel, frame=frame, used=used, counts=counts.reshape(S, A),
+                      notes=notes)
 
 
 def setup(model: Model, data, drop_first: bool | None, estimator: str, start=None,
-          needs_rows: bool = True):
+          needs_rows: bool = True, transitions=None):
     """The common start of every estimator's ``fit``.
 
-    Validates and codes the data (:func:`choice_data`), checks identification, estimates the
-    transition parameters in a first stage, and returns the parameter vector to start from:
-    utility parameters from ``start`` (zeros by default), transition parameters at their
-    first-stage estimates.
+    Validates and codes the data (:func:`choice_data`, refusing data the model cannot have
+    generated), checks identification, estimates the transitions in a first stage
+    (:func:`estimators.first_stage.estimate_transitions`), and returns the parameter vector to
+    start from: utility parameters from ``start`` (zeros by default), transition parameters at
+    their first-stage estimates. The estimator continues with ``ts.model``: the model itself,
+    or a copy holding the estimated transition tables (nonparametric first stage); ``ts.notes``
+    says what the first stage and the data preparation did.
 
     Parameters
     ----------
@@ -153,6 +168,8 @@ def setup(model: Model, data, drop_first: bool | None, estimator: str, start=Non
         Starting values of (some of) the utility parameters.
     needs_rows : bool
         Whether the estimator needs the panel's rows (not only sufficient statistics).
+    transitions : TransitionOptions, "estimate", "known" or None
+        How the transitions are treated (:class:`estimators.first_stage.TransitionOptions`).
 
     Returns
     -------
@@ -160,14 +177,16 @@ def setup(model: Model, data, drop_first: bool | None, estimator: str, start=Non
         ``(ChoiceData, TransitionEstimate, params)`` with ``params`` a Series over
         ``model.param_names``.
     """
-    from estimators.first_stage import estimate_transitions
+    from estimators.first_stage import TransitionOptions, estimate_transitions
     from estimators.identification import check_identification
 
-    cd = choice_data(model, data, drop_first)
+    options = TransitionOptions.of(transitions)
+    cd = choice_data(model, data, drop_first, impossible=options.impossible)
     if needs_rows:
         cd.require_rows(estimator)
     check_identification(model, cd.counts)
-    ts = estimate_transitions(model, cd.panel, cd.frame, stats=cd.stats)
+    ts = estimate_transitions(model, cd.panel, cd.frame, stats=cd.stats, options=options)
+    ts.notes = [*cd.notes, *ts.notes]
     params = model.params_series(starting_values(model, start))
     if len(ts.params):
         params[ts.params.index] = ts.params

@@ -59,6 +59,7 @@ from ddc.panel import Panel
 from ddc.solver import ConvergenceWarning, Solution, Solver, small_blas
 from ddc.utility import LinearUtility
 from estimators.data import ChoiceData, setup
+from estimators.first_stage import TransitionOptions
 from estimators.likelihood import ChoiceLikelihood, mle_inference
 from estimators.optimize import Optimizer, maximize
 from estimators.pqr import _expected, _push
@@ -211,6 +212,9 @@ class MaxEntIRL:
         As in :class:`estimators.NFXP`.
     on_failure : {"warn", "raise"}
         What non-convergence does.
+    transitions : {"estimate", "known"} or TransitionOptions
+        First stage of the transitions (:mod:`estimators.first_stage`): estimated from the data
+        by default, or taken as known.
 
     Notes
     -----
@@ -233,7 +237,7 @@ class MaxEntIRL:
     def __init__(self, model: Model, feature_counts: str = "likelihood", forward: str = "solve",
                  solver: Solver | None = None, optimizer: Optimizer | None = None,
                  forward_tol: float = 1e-13, drop_first: bool | None = None,
-                 on_failure: str = "warn"):
+                 on_failure: str = "warn", transitions: TransitionOptions | str | None = None):
         if not isinstance(model, Model):
             raise TypeError(f"MaxEntIRL needs a ddc.Model, got {type(model).__name__}")
         if not isinstance(model.utility, LinearUtility):
@@ -255,6 +259,7 @@ class MaxEntIRL:
         self.forward_tol = forward_tol
         self.drop_first = drop_first
         self.on_failure = on_failure
+        self.transitions = TransitionOptions.of(transitions)
 
     def __repr__(self) -> str:
         return (f"MaxEntIRL({self.model.name}, feature_counts={self.feature_counts!r}, "
@@ -331,9 +336,10 @@ class MaxEntIRL:
 
     def _fit(self, data, start) -> EstimationResults:
         t0 = time.perf_counter()
-        model = self.model
+        cd, ts, base = setup(self.model, data, self.drop_first, "MaxEntIRL", start,
+                             transitions=self.transitions)
+        model = ts.model
         util = model.utility_params
-        cd, ts, base = setup(model, data, self.drop_first, "MaxEntIRL", start)
         ct = model.compiled_transitions(base.to_numpy())
         lik = ChoiceLikelihood(model, cd.counts, self.solver)
         measure = decision_measure(model, cd.counts, ct)
@@ -354,7 +360,7 @@ class MaxEntIRL:
         params[util] = theta
         converged, iterations, evals = res.converged, res.iterations, res.function_evals
         message = res.message
-        notes = []
+        notes = list(ts.notes)
         g_white = float(np.max(np.abs(res.grad))) if res.grad is not None else np.inf
         if not converged and "precision loss" in message and g_white < ROUNDING_GRADIENT:
             # BFGS's line search reached the rounding level of the log-likelihood (a sum over
@@ -386,8 +392,9 @@ class MaxEntIRL:
             warnings.warn(msg, ConvergenceWarning, stacklevel=3)
             notes.append(msg)
         fixed = params.drop(util) if len(params) > len(util) else None
-        if len(ts.params):
-            notes.append(f"transition parameters from a first stage ({ts.method}), held fixed")
+        if len(ts.params) or ts.tables:
+            notes.append(f"transitions from a first stage ({ts.method}), held fixed; standard "
+                         "errors do not account for that first stage")
         common = dict(model=model, estimator=self.name, params=params[util],
                       loglik=ll + ts.loglik, loglik_parts={"choice": ll, "transition": ts.loglik},
                       nobs=cd.nobs, n_units=cd.panel.n_units, converged=converged,
@@ -435,7 +442,7 @@ class MaxEntIRL:
         :math:`G_{T+1} = X_\\pi + P_\\pi G_T` (for the sandwich; the forward pass gives only
         their sum)."""
         X = self._features()
-        ct = self.model.compiled_transitions(sol.params)
+        ct = sol.model.compiled_transitions(sol.params)
         Xpi = np.einsum("sa,sak->sk", sol.pi, X)
         out = np.zeros((initial.size, X.shape[2]))
         G = np.zeros_like(Xpi)

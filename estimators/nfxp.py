@@ -26,14 +26,11 @@ import pandas as pd
 from ddc.model import Model
 from ddc.panel import Panel
 from ddc.solver import ConvergenceWarning, Solver, small_blas
-from estimators.data import ChoiceData, setup
+from estimators.data import setup
 from estimators.first_stage import (
     TransitionEstimate,
-    _increment_probs,
-    _increments,
-    _transition_counts,
-    increment_counts,
-    transition_log_probs,
+    TransitionOptions,
+    first_stage_covariances,
 )
 from estimators.likelihood import ChoiceLikelihood, mle_inference
 from estimators.optimize import Optimizer, maximize
@@ -61,6 +58,9 @@ class NFXP:
         metadata: true for Rust's bus data).
     on_failure : {"warn", "raise"}
         What non-convergence of the outer loop does.
+    transitions : {"estimate", "known"} or TransitionOptions
+        First stage of the transitions (:mod:`estimators.first_stage`): estimated from the data
+        by default, or taken as known.
 
     Examples
     --------
@@ -78,7 +78,8 @@ class NFXP:
 
     def __init__(self, model: Model, solver: Solver | None = None,
                  optimizer: Optimizer | None = None, full_information: bool = True,
-                 drop_first: bool | None = None, on_failure: str = "warn"):
+                 drop_first: bool | None = None, on_failure: str = "warn",
+                 transitions: TransitionOptions | str | None = None):
         if not isinstance(model, Model):
             raise TypeError(f"NFXP needs a ddc.Model, got {type(model).__name__}")
         if on_failure not in ("warn", "raise"):
@@ -89,6 +90,7 @@ class NFXP:
         self.full_information = full_information
         self.drop_first = drop_first
         self.on_failure = on_failure
+        self.transitions = TransitionOptions.of(transitions)
 
     def __repr__(self) -> str:
         return f"NFXP({self.model.name}, solver={self.solver!r}, optimizer={self.optimizer!r})"
@@ -112,8 +114,9 @@ class NFXP:
 
     def _fit(self, data, start) -> EstimationResults:
         t0 = time.perf_counter()
-        model = self.model
-        cd, ts, base = setup(model, data, self.drop_first, self.name, start, needs_rows=False)
+        cd, ts, base = setup(self.model, data, self.drop_first, self.name, start,
+                             needs_rows=False, transitions=self.transitions)
+        model = ts.model
         util = model.utility_params
         lik = ChoiceLikelihood(model, cd.counts, self.solver)
 
@@ -129,10 +132,10 @@ class NFXP:
         res = maximize(objective, base[util].to_numpy(), self.optimizer)
         params = base.copy()
         params[util] = res.x
-        notes = []
+        notes = list(ts.notes)
         iterations, evals, converged = res.iterations, res.function_evals, res.converged
         message = res.message
-        free = self._interior(ts)
+        free = list(ts.free)
         at_bound = [n for n in ts.params.index if n not in free]
         if self.full_information and at_bound:
             notes.append(f"transition parameter(s) {at_bound} estimated on the boundary of the "
@@ -161,24 +164,27 @@ class NFXP:
 
         names = util + (free if full else [])
         H, scores = self._inference(lik, cd, ts_full, params, ev, full)
-        ll_t = self._transition_loglik(cd, ts, params)
+        ll_t = ts.loglik_grad(params)[0] if len(ts.params) else ts.loglik
         est = params[names]
         fixed = params.drop(names) if len(params) > len(names) else None
-        if len(ts.params) and not full:
+        covs: dict = {}
+        if not full:  # a first stage held fixed: correct the standard errors for it
+            covs, fs_notes = first_stage_covariances(
+                ts, cd.counts, self.solver, params, H, scores,
+                None if cd.panel is None else cd.panel.unit, cd.panel)
+            notes += fs_notes
+        if len(ts.params) and not full and not covs:
             notes.append("transition parameters fixed at their first-stage estimates; "
                          "standard errors do not account for that first stage")
-        elif at_bound:
+        if at_bound:
             notes.append("standard errors treat the boundary transition parameters as known")
-        elif len(ts.params) == 0:
-            notes.append(f"transitions known ({ts.method}); transition log-likelihood "
-                         "reported at them")
         return EstimationResults(
             model=model, estimator=self.name, params=est, hessian=H, scores=scores,
             groups=None if cd.panel is None else cd.panel.unit, loglik=ev.loglik + ll_t,
             loglik_parts={"choice": ev.loglik, "transition": ll_t}, nobs=cd.nobs,
             n_units=cd.n_units, converged=converged, iterations=iterations,
             function_evals=evals + lik.n_solves, seconds=time.perf_counter() - t0,
-            cov_type="hessian", fixed_params=fixed, notes=notes,
+            cov_type="hessian", extra_covs=covs or None, fixed_params=fixed, notes=notes,
             solution=ev.solution,
             extra={"optimizer": str(self.optimizer), "solver": str(self.solver),
                    "inner_solves": lik.n_solves, "first_stage": ts.method,
@@ -186,55 +192,19 @@ class NFXP:
         )
 
     # ------------------------------------------------------------------ full information
-    def _interior(self, ts: TransitionEstimate) -> list[str]:
-        """Transition parameters the full-information stage can move: for increment
-        probabilities, those (and the implied last one) clear of the simplex's boundary by more
-        than the finite-difference steps."""
-        names = list(ts.params.index)
-        if "increment_column" not in self.model.metadata or not names:
-            return names
-        p = _increment_probs(ts.params)
-        if p[-1] <= 1e-5 * len(p):
-            return []
-        return [n for n, pj in zip(names, p[:-1], strict=True) if pj > 1e-5]
-
-    def _transition_grad(self, cd: ChoiceData, ts: TransitionEstimate, params: pd.Series):
-        """Transition log-likelihood and its gradient in the transition parameters."""
-        model = self.model
-        names = list(ts.params.index)
-        if "increment_column" in model.metadata:
-            every = list(model.transition_params.index)
-            c = increment_counts(model, cd.panel, cd.frame, cd.stats)
-            p = _increment_probs(params[every])
-            if np.any(p[c > 0] <= 0):
-                return -np.inf, np.zeros(len(names))
-            ll = float(c[c > 0] @ np.log(p[c > 0]))
-            with np.errstate(divide="ignore", invalid="ignore"):
-                g = np.where(c[:-1] > 0, c[:-1] / np.where(p[:-1] > 0, p[:-1], 1.0), 0.0)
-            g = g - (c[-1] / p[-1] if c[-1] > 0 else 0.0)
-            return ll, g[[every.index(n) for n in names]]
-        tc = _transition_counts(cd.panel, cd.stats)
-
-        def f(psi):
-            q = params.copy()
-            q[names] = psi
-            return float(np.sum(tc.n * transition_log_probs(model, q, tc.s, tc.a, tc.s_next)))
-
-        x = params[names].to_numpy()
-        g = np.empty(len(names))
-        for k in range(len(names)):
-            h = 1e-6 * max(1.0, abs(x[k]))
-            e = np.zeros(len(names))
-            e[k] = h
-            g[k] = (f(x + e) - f(x - e)) / (2 * h)
-        return f(x), g
-
-    def _full_grad(self, lik: ChoiceLikelihood, cd, ts, params):
-        ev = lik.evaluate(params, True)
+    def _full_grad(self, lik: ChoiceLikelihood, cd, ts: TransitionEstimate, params):
+        """Joint log-likelihood and gradient; ``-inf`` where the model refuses the transition
+        parameters (a trial point outside their domain)."""
+        llt, gt = ts.loglik_grad(params)
+        if not np.isfinite(llt):
+            return -np.inf, None, None
+        try:
+            ev = lik.evaluate(params, True)
+        except ValueError:  # the model's transition function refuses these parameters
+            return -np.inf, None, None
         if not np.isfinite(ev.loglik):
             return -np.inf, None, ev
         dpsi = lik.log_pi_derivative_transition(params, list(ts.params.index))
-        llt, gt = self._transition_grad(cd, ts, params)
         g = np.concatenate([ev.grad, np.einsum("sa,sap->p", cd.counts, dpsi) + gt])
         return ev.loglik + llt, g, ev
 
@@ -292,7 +262,7 @@ class NFXP:
             cell = np.concatenate([ev.cell_scores, dpsi], axis=2)
             scores = np.zeros((panel.nobs, len(names)))
             scores[rows] = cell[cd.state, cd.action]
-            scores[:, len(util):] += self._transition_row_scores(cd, ts, params)
+            scores[:, len(util):] += ts.scores_at(params)
             return H, scores
         if panel is None:
             H, _, _ = mle_inference(lik, None, 0, params)
@@ -300,39 +270,3 @@ class NFXP:
         rows = np.flatnonzero(cd.used)
         H, scores, _ = mle_inference(lik, (rows, cd.state, cd.action), panel.nobs, params)
         return H, scores
-
-    def _transition_row_scores(self, cd, ts, params):
-        model = self.model
-        names = list(ts.params.index)
-        panel = cd.panel
-        out = np.zeros((panel.nobs, len(names)))
-        if "increment_column" in model.metadata:
-            every = list(model.transition_params.index)
-            inc = _increments(model, panel, cd.frame)
-            ok = ~np.isnan(inc)
-            p = _increment_probs(params[every])
-            with np.errstate(divide="ignore"):
-                table = np.zeros((len(p), len(every)))
-                table[:-1] = np.diag(np.where(p[:-1] > 0, 1.0 / p[:-1], 0.0))
-                table[-1] = -1.0 / p[-1]
-            out[ok] = table[inc[ok].astype(int)][:, [every.index(n) for n in names]]
-            return out
-        has = panel.next_state >= 0
-        s, a, sn = panel.state[has], panel.action[has], panel.next_state[has]
-        for k, name in enumerate(names):
-            h = 1e-6 * max(1.0, abs(params[name]))
-            up, dn = params.copy(), params.copy()
-            up[name] += h
-            dn[name] -= h
-            out[has, k] = (transition_log_probs(model, up, s, a, sn)
-                           - transition_log_probs(model, dn, s, a, sn)) / (2 * h)
-        return out
-
-    def _transition_loglik(self, cd, ts, params):
-        if len(ts.params) == 0:
-            return ts.loglik
-        if "increment_column" in self.model.metadata:
-            return self._transition_grad(cd, ts, params)[0]
-        tc = _transition_counts(cd.panel, cd.stats)
-        return float(np.sum(tc.n * transition_log_probs(self.model, params, tc.s, tc.a,
-                                                        tc.s_next)))

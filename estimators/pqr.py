@@ -85,6 +85,7 @@ from ddc.solver import ConvergenceWarning, PolicySystem, Solver, small_blas
 from ddc.utility import LinearUtility
 from estimators.ccp import frequency_ccps
 from estimators.data import ChoiceData, setup
+from estimators.first_stage import TransitionOptions
 from estimators.identification import IdentificationError
 from estimators.likelihood import ChoiceLikelihood
 from estimators.results import EstimationResults
@@ -709,6 +710,9 @@ class PQR:
         Linear solvers; also solves the model at the estimate (for its log-likelihood).
     drop_first : bool, optional
         As in :class:`estimators.NFXP`.
+    transitions : {"estimate", "known"} or TransitionOptions
+        First stage of the transitions (:mod:`estimators.first_stage`): estimated from the data
+        by default, or taken as known.
 
     Notes
     -----
@@ -736,7 +740,8 @@ class PQR:
                  smoothing: float = 0.5, order: int = 2, weights: str = "inverse_variance",
                  bootstrap: int = 0, seed: int = 0, anchor: str | None = None,
                  support_threshold: float = 0.02, solver: Solver | None = None,
-                 drop_first: bool | None = None):
+                 drop_first: bool | None = None,
+                 transitions: TransitionOptions | str | None = None):
         if not isinstance(model, Model):
             raise TypeError(f"PQR needs a ddc.Model, got {type(model).__name__}")
         if not isinstance(model.utility, LinearUtility):
@@ -762,6 +767,7 @@ class PQR:
         self.support_threshold = support_threshold
         self.solver = solver or Solver()
         self.drop_first = drop_first
+        self.transitions = TransitionOptions.of(transitions)
         self.structure = anchor_structure(model, anchor)
 
     def __repr__(self) -> str:
@@ -889,9 +895,11 @@ class PQR:
 
     def _fit(self, data) -> EstimationResults:
         t0 = time.perf_counter()
-        model, st = self.model, self.structure
+        st = self.structure
+        cd, ts, params = setup(self.model, data, self.drop_first, "PQR",
+                               transitions=self.transitions)
+        model = ts.model
         util = model.utility_params
-        cd, ts, params = setup(model, data, self.drop_first, "PQR")
         anchor_structure(model, st.anchor, params)  # the anchor's transitions at the estimates
         counts = cd.counts
         basis = weights = None
@@ -900,7 +908,7 @@ class PQR:
         rmap = RewardMap(model, params, st, self.q_step, self.solver, basis, weights)
         Xt = rmap.features()
         theta, XtWX, pi, ell, logit, r, w = self._estimate(counts, rmap, Xt)
-        notes = []
+        notes = list(ts.notes)
 
         # delta method: theta = G ell with G = (X'WX)^-1 X'W R, via the adjoint of R
         Cm = np.zeros((*w.shape, len(util)))
@@ -936,8 +944,9 @@ class PQR:
             notes.append(f"{int(st.locked.sum())} states have a single feasible action and no "
                          "anchor: actions leading into them are valued as multi-period options "
                          "(bundled rewards)")
-        if len(ts.params):
-            notes.append(f"transition parameters from a first stage ({ts.method}), held fixed")
+        if len(ts.params) or ts.tables:
+            notes.append(f"transitions from a first stage ({ts.method}), held fixed; standard "
+                         "errors do not account for that first stage")
 
         support = self._support(counts)
         obs = st.choice & st.multi & (N > 0)
