@@ -51,10 +51,17 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from ddc.kernels import bellman as kb
-from ddc.transitions import deterministic_factors
+from ddc.transitions import (
+    TransitionDerivatives,
+    deterministic_factors,
+    differentiate_transitions,
+)
+from ddc.utility import LinearUtility
 
 __all__ = ["Solver", "Solution", "solve", "ConvergenceWarning", "ConvergenceError",
-           "PolicySystem", "FixedPoint", "solve_arrays", "small_blas"]
+           "PolicySystem", "FixedPoint", "solve_arrays", "small_blas",
+           "transition_derivatives", "BatchFixedPoint", "solve_batch",
+           "stacked_transition_matrix"]
 
 METHODS = {
     "newton_kantorovich": "contraction steps, then Newton-Kantorovich steps (Rust's polyalgorithm)",
@@ -371,6 +378,183 @@ class Solution:
         """:math:`\\partial \\pi(a \\mid s) / \\partial \\theta`, shape (S, A, K)."""
         return self.pi[:, :, None] * self.dlogccp_dtheta()
 
+    # ------------------------------------------------------------ all parameters
+    def transition_derivatives(self, names: list[str] | None = None,
+                               second: bool = False) -> TransitionDerivatives:
+        """Derivatives of the transitions in the transition parameters ``names`` (all by
+        default) at this solution's parameters; see :func:`transition_derivatives`."""
+        return transition_derivatives(self.model, self.params, names, second)
+
+    def _param_derivatives(self, names, dtrans):
+        """``(dV, dv)``: :math:`\\partial \\bar V` (S, n) and :math:`\\partial v` (S, A, n)
+        over the utility parameters then the transition parameters ``names``."""
+        model = self.model
+        names = list(model.transition_params.index) if names is None else list(names)
+        if names and dtrans is None:
+            dtrans = self.transition_derivatives(names)
+        if dtrans is not None and list(dtrans.names) != names:
+            raise ValueError(f"transition derivatives are over {list(dtrans.names)}, "
+                             f"not {names}")
+        beta = model.beta
+        direct = self.utility_jacobian()
+        if names:
+            direct = np.concatenate([direct, beta * dtrans.expected(self.V)], axis=2)
+        rhs = np.einsum("sa,sak->sk", np.where(model.feasible, self.pi, 0.0), direct)
+        dV = np.asarray(self.policy_system.solve(rhs)).reshape(rhs.shape)
+        dv = direct + beta * self.expected(dV)
+        return dV, dv
+
+    def dvalue_dparams(self, names: list[str] | None = None,
+                       dtrans: TransitionDerivatives | None = None) -> np.ndarray:
+        """:math:`\\partial \\bar V / \\partial (\\theta, \\psi)`, shape (S, K + P): the
+        utility parameters, then the transition parameters ``names`` (all by default).
+
+        By the implicit function theorem applied to :math:`\\bar V = T(\\bar V; \\theta,
+        \\psi)`,
+
+        .. math::
+
+            \\frac{\\partial \\bar V}{\\partial \\psi_k} = (I - \\beta P_\\pi)^{-1}
+            \\beta \\sum_a \\pi_a \\frac{\\partial P_a}{\\partial \\psi_k} \\bar V,
+
+        one solve with the factorized :attr:`policy_system` for all parameters together. The
+        derivatives :math:`\\partial P_a / \\partial \\psi_k` of the transitions are those of
+        :func:`transition_derivatives` (or ``dtrans`` when given).
+        """
+        return self._param_derivatives(names, dtrans)[0]
+
+    def dlogccp_dparams(self, names: list[str] | None = None,
+                        dtrans: TransitionDerivatives | None = None) -> np.ndarray:
+        """:math:`\\partial \\log \\pi(a \\mid s) / \\partial (\\theta, \\psi)`, shape
+        (S, A, K + P); 0 where infeasible. With :math:`\\partial v_a / \\partial \\psi_k =
+        \\beta (\\partial P_a / \\partial \\psi_k) \\bar V + \\beta P_a \\, \\partial
+        \\bar V / \\partial \\psi_k` and :math:`\\partial \\log \\pi_a = \\partial v_a -
+        \\sum_b \\pi_b \\partial v_b`. See :meth:`dvalue_dparams`."""
+        dv = self._param_derivatives(names, dtrans)[1]
+        out = dv - np.einsum("sa,sak->sk", self.pi, dv)[:, None, :]
+        out[~self.model.feasible] = 0.0
+        return out
+
+    def dlogccp_dpsi(self, names: list[str] | None = None,
+                     dtrans: TransitionDerivatives | None = None) -> np.ndarray:
+        """:math:`\\partial \\log \\pi(a \\mid s) / \\partial \\psi`, shape (S, A, P),
+        over the transition parameters ``names`` (all by default); see
+        :meth:`dlogccp_dparams`."""
+        return self.dlogccp_dparams(names, dtrans)[:, :, len(self.model.utility_params):]
+
+    def _utility_hessian(self) -> np.ndarray | None:
+        """:math:`\\partial^2 u / \\partial \\theta^2` (S, A, K, K), ``None`` when zero
+        (linear utility); central differences of the utility's Jacobian otherwise."""
+        utility = self.model.utility
+        if isinstance(utility, LinearUtility):
+            return None
+        theta = self.params.to_numpy()[: len(self.model.utility_params)]
+        K = theta.size
+        out = np.empty((*self.pi.shape, K, K))
+        for k in range(K):
+            h = 1e-5 * max(1.0, abs(theta[k]))
+            up, dn = theta.copy(), theta.copy()
+            up[k] += h
+            dn[k] -= h
+            out[:, :, :, k] = (utility.jacobian(up) - utility.jacobian(dn)) / (2 * h)
+        return 0.5 * (out + out.transpose(0, 1, 3, 2))
+
+    def d2logccp_dparams(self, names: list[str] | None = None,
+                         dtrans: TransitionDerivatives | None = None) -> np.ndarray:
+        """Second derivatives :math:`\\partial^2 \\log \\pi(a \\mid s) / \\partial x_i
+        \\partial x_j` over :math:`x = (\\theta, \\psi)`, shape (S, A, n, n), ``n = K + P``;
+        0 where infeasible.
+
+        Differentiating :math:`\\bar V = T(\\bar V; x)` twice (second-order implicit function
+        theorem): with :math:`w_i = \\partial v / \\partial x_i` (:meth:`dlogccp_dparams`),
+
+        .. math::
+
+            (I - \\beta P_\\pi) \\bar V_{ij} = \\sum_a \\pi_a \\big(D_{ij,a}
+            + (w_{i,a} - \\bar V_i)(w_{j,a} - \\bar V_j)\\big), \\qquad
+            D_{ij} = u_{ij} + \\beta P_{ij} \\bar V + \\beta P_i \\bar V_j
+            + \\beta P_j \\bar V_i,
+
+        and :math:`\\partial^2 \\log \\pi_a = D_{ij,a} + \\beta P_a \\bar V_{ij} -
+        \\bar V_{ij}`, where :math:`P_i, P_{ij}` are the derivatives of the transitions in
+        the parameters (zero for utility parameters) and :math:`u_{ij}` those of the utility
+        (zero when it is linear). All :math:`n(n+1)/2` right-hand sides are solved with the one
+        factorized :attr:`policy_system`; no fixed point is solved again. ``dtrans`` must hold
+        second derivatives (``transition_derivatives(..., second=True)``) when there are
+        transition parameters.
+        """
+        model = self.model
+        names = list(model.transition_params.index) if names is None else list(names)
+        if names and dtrans is None:
+            dtrans = self.transition_derivatives(names, second=True)
+        dV, w = self._param_derivatives(names, dtrans)
+        S, A, n = w.shape
+        K, P = len(model.utility_params), len(names)
+        beta = model.beta
+        feas = model.feasible
+        pi = np.where(feas, self.pi, 0.0)
+        D = np.zeros((S, A, n, n))
+        uh = self._utility_hessian()
+        if uh is not None:
+            D[:, :, :K, :K] = uh
+        if P:
+            D[:, :, K:, K:] += beta * dtrans.expected_second(self.V)
+            for j in range(n):
+                PVj = beta * dtrans.expected(dV[:, j])  # (S, A, P): beta P_k V_j
+                D[:, :, K:, j] += PVj
+                D[:, :, j, K:] += PVj
+        c = np.where(feas[:, :, None], w - dV[:, None, :], 0.0)
+        R = np.einsum("sa,saij->sij", pi, D) + np.einsum("sa,sai,saj->sij", pi, c, c)
+        iu, ju = np.triu_indices(n)
+        Vij = np.asarray(self.policy_system.solve(R[:, iu, ju])).reshape(S, iu.size)
+        d2 = D[:, :, iu, ju] + beta * self.expected(Vij) - Vij[:, None, :]
+        out = np.empty((S, A, n, n))
+        out[:, :, iu, ju] = d2
+        out[:, :, ju, iu] = d2
+        out[~feas] = 0.0
+        return out
+
+
+def transition_derivatives(model, params, names: list[str] | None = None,
+                           second: bool = False) -> TransitionDerivatives:
+    """Derivatives of ``model``'s transitions in its transition parameters at ``params``.
+
+    The transition function is the user's code: its tables (not the fixed point) are
+    differentiated by Richardson-extrapolated central differences
+    (:func:`ddc.transitions.differentiate_transitions`; exact up to rounding, about
+    :math:`10^{-13}`, for tables linear in the parameters). Models whose transitions are fixed
+    have no transition parameters, and ``names`` must then be empty.
+
+    Parameters
+    ----------
+    model : Model
+    params : pandas.Series, mapping or array
+        All parameters (utility parameters are ignored).
+    names : list of str, optional
+        Transition parameters to differentiate in (all by default).
+    second : bool
+        Also the second derivatives.
+    """
+    every = list(model.transition_params.index)
+    names = every if names is None else list(names)
+    unknown = [n for n in names if n not in every]
+    if unknown:
+        raise KeyError(f"{unknown} are not transition parameters of the model; they are {every}")
+    vec = model.params_series(params).to_numpy()
+    K = len(model.utility_params)
+    idx = [K + every.index(n) for n in names]
+    index = model.transition_params.index
+
+    def evaluate(psi):
+        x = vec.copy()
+        x[idx] = psi
+        # the model's own transition function, called as Model.transitions does (a Series of
+        # the transition parameters), without re-validating all parameters at every point
+        return model._transition_fn(pd.Series(x[K:], index=index, dtype=float))
+
+    return differentiate_transitions(evaluate, vec[idx], names, model.space, model.n_actions,
+                                     second=second)
+
 
 def _fail(solver: Solver, message: str) -> None:
     if solver.on_failure == "raise":
@@ -548,3 +732,147 @@ def _solve_arrays(u, feas, beta, ct, solver, V0) -> FixedPoint:
                       residual=float(residual), iterations=int(iterations),
                       newton_steps=int(newton),
                       linear_solver=system.kind if system is not None else "none")
+
+
+# ------------------------------------------------------------------ many parameter draws at once
+
+BATCH_MAX_ITER = 60
+"""Frozen-Jacobian steps of :func:`solve_batch` before the draws left are reported unconverged."""
+
+BATCH_TOL = 1e-11
+"""Absolute tolerance of :func:`solve_batch` on :math:`\\max_s |T(V)(s) - V(s)|` (never below the
+rounding level :math:`64 \\epsilon \\max_s |V(s)|`)."""
+
+
+def stacked_transition_matrix(ct) -> sp.csr_matrix:
+    """Every action's transition matrix, stacked: :math:`[P_0; P_1; \\dots]`, shape (A S, S).
+
+    Row :math:`a S + s` is :math:`P(\\cdot \\mid s, a)`. Its transpose pushes masses forward
+    (``P.T @ w`` with ``w[a * S + s]``), its product with a block of value functions gives
+    :math:`E[V(s') \\mid s, a]` for all of them at once.
+
+    Parameters
+    ----------
+    ct : CompiledTransitions
+        The transitions.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+    """
+    S, A = ct.n_states, ct.n_actions
+    trans = tuple(ct)[2:]
+    blocks = []
+    for a in range(A):
+        onehot = np.zeros((S, A))
+        onehot[:, a] = 1.0
+        rows, cols, vals = kb.policy_matrix_coo(onehot, *trans)
+        blocks.append(sp.csr_matrix((vals, (rows, cols)), shape=(S, S)))
+    return sp.vstack(blocks, format="csr")
+
+
+class BatchFixedPoint(NamedTuple):
+    """Fixed points of many parameter draws (the result of :func:`solve_batch`).
+
+    Attributes
+    ----------
+    V : numpy.ndarray, shape (S, D)
+        Ex-ante values (Euler's constant included).
+    pi : numpy.ndarray, shape (S, A, D)
+        Choice probabilities.
+    converged : numpy.ndarray of bool, shape (D,)
+        Which draws met the tolerance (the others hold NaN and must be solved on their own,
+        e.g. by :func:`solve_arrays`).
+    steps : int
+        Frozen-Jacobian steps taken.
+    """
+
+    V: np.ndarray
+    pi: np.ndarray
+    converged: np.ndarray
+    steps: int
+
+
+def solve_batch(u: np.ndarray, feasible: np.ndarray, beta: float, ct, pi0: np.ndarray,
+                V0: np.ndarray, solver: Solver | None = None, tol: float = BATCH_TOL,
+                max_iter: int | None = None) -> BatchFixedPoint:
+    """Bellman fixed points of :math:`D` utility arrays that share the transitions.
+
+    Newton steps with the Jacobian frozen at a reference policy :math:`\\pi_0` (e.g. the
+    solution at the point estimate, when the draws are bootstrap draws around it):
+
+    .. math:: V_d \\leftarrow V_d + (I - \\beta P_{\\pi_0})^{-1} \\big(T_d(V_d) - V_d\\big),
+              \\qquad d = 1, \\dots, D,
+
+    one factorization (:class:`PolicySystem`) for all draws and one block of right-hand sides per
+    step; :math:`E[V_d(s') \\mid s, a]` for all draws is one sparse product with
+    :func:`stacked_transition_matrix`. The iteration converges linearly, at a rate given by how
+    far the draws' policies are from :math:`\\pi_0` (about 0.1 for bootstrap draws of a
+    well-estimated model), so it is much cheaper than :math:`D` separate solves; a draw still
+    unconverged after ``max_iter`` steps (or with a non-finite residual) is flagged, not raised.
+
+    Parameters
+    ----------
+    u : numpy.ndarray, shape (S, A, D)
+        Flow utilities of the draws.
+    feasible : numpy.ndarray of bool, shape (S, A)
+        Feasibility mask.
+    beta : float
+        Discount factor.
+    ct : CompiledTransitions
+        The transitions (common to the draws).
+    pi0 : numpy.ndarray, shape (S, A)
+        Reference policy of the frozen Jacobian.
+    V0 : numpy.ndarray, shape (S,)
+        Starting values (e.g. the solution at the point estimate).
+    solver : Solver, optional
+        Chooses the linear solver of :math:`I - \\beta P_{\\pi_0}` (dense, sparse LU, GMRES).
+    tol : float
+        Absolute tolerance on the Bellman residual.
+    max_iter : int, optional
+        Most frozen-Jacobian steps (:data:`BATCH_MAX_ITER` by default).
+
+    Returns
+    -------
+    BatchFixedPoint
+    """
+    u = np.asarray(u, dtype=np.float64)
+    if u.ndim != 3:
+        raise ValueError(f"u must have shape (S, A, D) (states, actions, draws); got {u.shape}")
+    S, A, D = u.shape
+    solver = Solver() if solver is None else solver
+    max_iter = BATCH_MAX_ITER if max_iter is None else int(max_iter)
+    U = np.ascontiguousarray(u.transpose(1, 0, 2))  # (A, S, D)
+    P = stacked_transition_matrix(ct)
+    system = PolicySystem(np.ascontiguousarray(pi0, dtype=np.float64), beta, ct, solver)
+    infeasible = ~np.asarray(feasible, dtype=bool).T[:, :, None]
+    V = np.repeat(np.asarray(V0, dtype=np.float64)[:, None], D, axis=1)
+    V_out = np.full((S, D), np.nan)
+    pi_out = np.full((A, S, D), np.nan)
+    done = np.zeros(D, dtype=bool)
+    left = np.arange(D)
+    eps = np.finfo(float).eps
+    steps = 0
+    with small_blas(S, solver):
+        for steps in range(1, max_iter + 1):  # noqa: B007 - steps is reported
+            Vl = V[:, left]
+            v = U[:, :, left] + beta * (P @ Vl).reshape(A, S, left.size)
+            v[np.broadcast_to(infeasible, v.shape)] = -np.inf
+            top = v.max(axis=0)
+            e = np.exp(v - top[None])
+            total = e.sum(axis=0)
+            TV = top + np.log(total) + kb.EULER_GAMMA
+            step = TV - Vl
+            res = np.abs(step).max(axis=0)
+            ok = res <= np.maximum(tol, 64 * eps * np.abs(TV).max(axis=0))
+            V_out[:, left[ok]] = TV[:, ok]
+            pi_out[:, :, left[ok]] = e[:, :, ok] / total[None, :, ok]
+            done[left[ok]] = True
+            keep = ~ok & np.isfinite(res)
+            left = left[keep]
+            if left.size == 0:
+                break
+            V[:, left] = Vl[:, keep] + system.solve(step[:, keep])
+    return BatchFixedPoint(V=V_out, pi=np.ascontiguousarray(pi_out.transpose(1, 0, 2)),
+                           converged=done, steps=steps)
+

@@ -26,22 +26,18 @@ maximized by Newton's method in a few steps (Hotz and Miller 1993; Aguirregabiri
 
 from __future__ import annotations
 
-import time
-import warnings
-
 import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
 
 from ddc.kernels.bellman import EULER_GAMMA
 from ddc.model import Model
-from ddc.panel import Panel
-from ddc.solver import ConvergenceWarning, PolicySystem, Solver, small_blas
+from ddc.solver import PolicySystem, Solver
 from ddc.utility import LinearUtility
-from estimators.data import ChoiceData, setup
-from estimators.first_stage import TransitionOptions, first_stage_covariances
+from estimators.base import Estimator, Fit, Inference, Prepared, register
+from estimators.data import ChoiceData
+from estimators.first_stage import first_stage_covariances
 from estimators.likelihood import ChoiceLikelihood, mle_inference
-from estimators.results import EstimationResults
 
 __all__ = ["CCP", "NPL", "frequency_ccps", "logit_ccps", "PseudoLikelihood"]
 
@@ -190,58 +186,43 @@ class PseudoLikelihood:
         return theta, ll_new, H, False, max_iter
 
 
-class _CCPBase:
+class _CCPBase(Estimator):
     name = "CCP"
+    needs_rows = True
+
+    def __new__(cls, model=None, *args, **kwargs):
+        # a ddc.Mixture gets the mixture estimator (estimators.mixture), or a reasoned refusal
+        from estimators.mixture.dispatch import mixture_estimator
+
+        return mixture_estimator(cls, model, args, kwargs) or super().__new__(cls)
 
     def __init__(self, model: Model, first_stage: str = "frequency", smoothing: float = 0.5,
                  solver: Solver | None = None, drop_first: bool | None = None,
-                 on_failure: str = "warn", transitions: TransitionOptions | str | None = None):
-        if not isinstance(model, Model):
-            raise TypeError(f"{self.name} needs a ddc.Model, got {type(model).__name__}")
+                 on_failure: str = "warn", transitions=None):
+        super().__init__(model, solver, drop_first, on_failure, transitions)
         if first_stage not in ("frequency", "logit"):
             raise ValueError(f"first_stage must be 'frequency' or 'logit', got {first_stage!r}")
-        if on_failure not in ("warn", "raise"):
-            raise ValueError(f"on_failure must be 'warn' or 'raise', got {on_failure!r}")
         if not isinstance(model.utility, LinearUtility):
             raise TypeError(f"{self.name} needs a utility linear in parameters "
                             "(LinearUtility); use NFXP for a CallableUtility")
-        self.model = model
         self.first_stage = first_stage
         self.smoothing = smoothing
-        self.solver = solver or Solver()
-        self.drop_first = drop_first
-        self.on_failure = on_failure
-        self.transitions = TransitionOptions.of(transitions)
 
     def __repr__(self) -> str:
         return f"{self.name}({self.model.name}, first_stage={self.first_stage!r})"
 
-    def fit(self, data: pd.DataFrame | Panel) -> EstimationResults:
-        """Estimate on a long panel; returns :class:`EstimationResults`."""
-        with small_blas(self.model.n_states, self.solver):
-            return self._fit(data)
-
-    def _prepare(self, data):
-        cd, ts, params = setup(self.model, data, self.drop_first, self.name,
-                               transitions=self.transitions)
-        model = ts.model
+    def _ccps(self, cd) -> np.ndarray:
+        model = self.model
         if self.first_stage == "frequency":
-            p = frequency_ccps(model, cd.counts, self.smoothing)
-        else:
-            # the flexible logit fitted on cell counts: the estimate of statsmodels' MNLogit on
-            # the rows (logit_ccps, checked equal in the tests) at O(S) cost per Newton step
-            from estimators.pqr import flexible_logit
+            return frequency_ccps(model, cd.counts, self.smoothing)
+        # the flexible logit fitted on cell counts: the estimate of statsmodels' MNLogit on the
+        # rows (logit_ccps, checked equal in the tests) at O(S) cost per Newton step
+        from estimators.pqr import flexible_logit
 
-            p = flexible_logit(model, cd.counts).pi
-        return cd, ts, params, p
-
-    def _fail(self, message: str, notes: list[str]) -> None:
-        if self.on_failure == "raise":
-            raise RuntimeError(message)
-        warnings.warn(message, ConvergenceWarning, stacklevel=3)
-        notes.append(message)
+        return flexible_logit(model, cd.counts).pi
 
 
+@register
 class CCP(_CCPBase):
     """Hotz-Miller two-step estimator (pseudo-likelihood at first-stage CCPs).
 
@@ -264,62 +245,78 @@ class CCP(_CCPBase):
         What non-convergence does.
     transitions : {"estimate", "known"} or TransitionOptions
         First stage of the transitions (:mod:`estimators.first_stage`): estimated from the data
-        by default, or taken as known.
+        by default, or declared known.
 
     Notes
     -----
     Covariances: ``"murphy_topel"`` (the default with frequency first stages: the pseudo-
     likelihood's inverse Hessian corrected for the estimation of the CCPs, Murphy and Topel
     1985) and the uncorrected ``"hessian"``, ``"opg"``, ``"sandwich"`` and ``"cluster"`` of the
-    pseudo-likelihood, which understate the uncertainty.
+    pseudo-likelihood, which understate the uncertainty. With sufficient statistics (counts
+    only) the point estimate is the same and the covariance is ``"hessian"`` (no per-row
+    scores).
     """
 
     name = "CCP"
+    key = "ccp"
+    needs_rows = False
 
-    def _fit(self, data) -> EstimationResults:
-        t0 = time.perf_counter()
-        cd, ts, params, p = self._prepare(data)
-        model = ts.model
-        pl = PseudoLikelihood(model, params, self.solver)
+    def _estimate(self, prep: Prepared, base: pd.Series) -> Fit:
+        model = prep.transitions.model  # with the first stage's transitions
+        cd = prep.data
+        p = self._ccps(cd)
+        pl = PseudoLikelihood(model, base, self.solver)
         Z, e = pl.linearize(p)
         theta, ll, H, ok, it = pl.maximize(Z, e, cd.counts, np.zeros(len(model.utility_params)))
-        notes = list(ts.notes)
-        if not ok:
-            self._fail(f"CCP pseudo-likelihood maximization did not converge in {it} Newton "
-                       "steps", notes)
-        util = model.utility_params
-        params[util] = theta
+        params = base.copy()
+        params[model.utility_params] = theta
         q = pl.choice_probs(Z, e, theta)
         Zbar = np.einsum("sa,sak->sk", q, Z)
         cell = np.where(model.feasible[:, :, None], Z - Zbar[:, None, :], 0.0)
-        rows = np.flatnonzero(cd.used)
-        scores = np.zeros((cd.panel.nobs, len(util)))
-        scores[rows] = cell[cd.state, cd.action]
-        extra_covs = {}
-        if self.first_stage == "frequency":
-            extra_covs["murphy_topel"] = self._murphy_topel(pl, cd, p, theta, H, scores)
-            notes.append("default covariance: Murphy-Topel, corrected for the first-stage CCPs")
-        else:
-            notes.append("standard errors treat the first-stage logit CCPs as known")
-        if len(ts.params) or ts.tables:
-            notes.append(f"transitions from a first stage ({ts.method}), held fixed; standard "
-                         "errors do not account for that first stage")
-        ll_t = ts.loglik
+        grad = np.einsum("sa,sak->k", cd.counts, cell)
         mask = cd.counts > 0
         with np.errstate(divide="ignore"):
             ll_c = float(np.sum(cd.counts[mask] * np.log(q[mask])))
-        return EstimationResults(
-            model=model, estimator=self.name, params=params[util], hessian=H, scores=scores,
-            groups=cd.panel.unit, loglik=ll_c + ll_t,
-            loglik_parts={"choice (pseudo)": ll_c, "transition": ll_t}, nobs=cd.nobs,
-            n_units=cd.panel.n_units, converged=ok, iterations=it,
-            seconds=time.perf_counter() - t0,
-            cov_type="murphy_topel" if extra_covs else "hessian",
-            extra_covs=extra_covs or None,
-            fixed_params=params.drop(util) if len(params) > len(util) else None, notes=notes,
+        msg = f"Newton's method on the pseudo-likelihood: {it} steps"
+        return Fit(params, ll_c, grad, ok, msg, it, None, [],
+                   {"pl": pl, "p": p, "H": H, "cell": cell, "ll_c": ll_c})
+
+    def _inference(self, prep: Prepared, fit: Fit) -> Inference:
+        cd, ts = prep.data, prep.transitions
+        model = ts.model
+        st = fit.state
+        util = model.utility_params
+        theta = fit.params[util].to_numpy()
+        H, cell = st["H"], st["cell"]
+        notes = []
+        extra_covs = {}
+        scores = groups = None
+        if cd.has_rows:
+            r = cd.rows(self.name)
+            scores = np.zeros((r.n_panel_rows, len(util)))
+            scores[r.position] = cell[r.state, r.action]
+            groups = cd.panel.unit
+            if self.first_stage == "frequency":
+                extra_covs["murphy_topel"] = self._murphy_topel(st["pl"], cd, st["p"], theta, H,
+                                                                scores)
+                notes.append("default covariance: Murphy-Topel, corrected for the first-stage "
+                             "CCPs")
+            else:
+                notes.append("standard errors treat the first-stage logit CCPs as known")
+        else:
+            notes.append("sufficient statistics (no rows): covariance from the pseudo-"
+                         "likelihood's Hessian, not corrected for the first-stage CCPs")
+        if len(ts.params) or ts.tables:
+            notes.append(f"transitions from a first stage ({ts.method}), held fixed; standard "
+                         "errors do not account for that first stage")
+        ll_c = st["ll_c"]
+        return Inference(
+            names=util, hessian=H, loglik=ll_c + ts.loglik,
+            loglik_parts={"choice (pseudo)": ll_c, "transition": ts.loglik}, scores=scores,
+            groups=groups, cov_type="murphy_topel" if extra_covs else "hessian",
+            extra_covs=extra_covs or None, notes=notes,
             extra={"first_stage": self.first_stage, "smoothing": self.smoothing,
-                   "ccp_first_stage": p},
-        )
+                   "ccp_first_stage": st["p"]})
 
     def _murphy_topel(self, pl: PseudoLikelihood, cd: ChoiceData, p: np.ndarray,
                       theta: np.ndarray, H: np.ndarray, scores2: np.ndarray) -> np.ndarray:
@@ -393,6 +390,7 @@ class CCP(_CCPBase):
         return 0.5 * (V + V.T)
 
 
+@register
 class NPL(_CCPBase):
     """Nested pseudo-likelihood (Aguirregabiria and Mira 2002), iterated to convergence.
 
@@ -417,7 +415,7 @@ class NPL(_CCPBase):
         What non-convergence does.
     transitions : {"estimate", "known"} or TransitionOptions
         First stage of the transitions (:mod:`estimators.first_stage`): estimated from the data
-        by default, or taken as known.
+        by default, or declared known.
 
     Notes
     -----
@@ -427,11 +425,12 @@ class NPL(_CCPBase):
     """
 
     name = "NPL"
+    key = "npl"
+    needs_rows = False
 
     def __init__(self, model: Model, first_stage: str = "frequency", smoothing: float = 0.5,
                  solver: Solver | None = None, tol: float = 1e-9, max_iter: int = 1000,
-                 drop_first: bool | None = None, on_failure: str = "warn",
-                 transitions: TransitionOptions | str | None = None):
+                 drop_first: bool | None = None, on_failure: str = "warn", transitions=None):
         super().__init__(model, first_stage, smoothing, solver, drop_first, on_failure,
                          transitions)
         if not tol > 0:
@@ -440,11 +439,11 @@ class NPL(_CCPBase):
             raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
         self.tol, self.max_iter = tol, max_iter
 
-    def _fit(self, data) -> EstimationResults:
-        t0 = time.perf_counter()
-        cd, ts, params, p = self._prepare(data)
-        model = ts.model
-        pl = PseudoLikelihood(model, params, self.solver)
+    def _estimate(self, prep: Prepared, base: pd.Series) -> Fit:
+        model = prep.transitions.model  # with the first stage's transitions
+        cd = prep.data
+        p = self._ccps(cd)
+        pl = PseudoLikelihood(model, base, self.solver)
         theta = np.zeros(len(model.utility_params))
         converged = False
         history = []
@@ -460,28 +459,45 @@ class NPL(_CCPBase):
             if dtheta < self.tol and dp < self.tol:
                 converged = True
                 break
-        notes = list(ts.notes)
-        if not converged:
-            self._fail(f"NPL did not converge in {self.max_iter} iterations (last changes: "
-                       f"parameters {history[-1][0]:.2e}, CCPs {history[-1][1]:.2e})", notes)
-        util = model.utility_params
-        params[util] = theta
+        msg = (f"NPL fixed point after {it} iterations" if converged else
+               f"NPL did not converge in {self.max_iter} iterations (last changes: parameters "
+               f"{history[-1][0]:.2e}, CCPs {history[-1][1]:.2e})")
+        params = base.copy()
+        params[model.utility_params] = theta
         lik = ChoiceLikelihood(model, cd.counts, self.solver)
-        rows = np.flatnonzero(cd.used)
-        Hm, scores, ev = mle_inference(lik, (rows, cd.state, cd.action), cd.panel.nobs, params)
-        notes.append("covariance: maximum likelihood (the NPL fixed point is the MLE)")
-        covs, fs_notes = first_stage_covariances(ts, cd.counts, self.solver, params, Hm, scores,
-                                                 cd.panel.unit, cd.panel)
-        notes += fs_notes
+        ev = lik.evaluate(params, True)
+        return Fit(params, ev.loglik, ev.grad, converged, msg, it, None, [],
+                   {"lik": lik, "history": history})
+
+    def _inference(self, prep: Prepared, fit: Fit) -> Inference:
+        cd, ts = prep.data, prep.transitions
+        model = ts.model
+        lik = fit.state["lik"]
+        util = model.utility_params
+        notes = ["covariance: maximum likelihood (the NPL fixed point is the MLE)"]
+        try:
+            if cd.has_rows:
+                rows = cd.rows(self.name)
+                Hm, scores, ev = mle_inference(lik, (rows.position, rows.state, rows.action),
+                                               rows.n_panel_rows, fit.params)
+            else:  # sufficient statistics: the Hessian only
+                Hm, scores, ev = mle_inference(lik, None, 0, fit.params)
+        except RuntimeError as exc:  # the likelihood is not finite near the estimate
+            notes.append(f"no Hessian at the estimate: {exc}")
+            Hm, scores, ev = None, None, lik.evaluate(fit.params, True)
+        covs: dict = {}
+        if Hm is not None:  # correct the standard errors for the transitions' first stage
+            covs, fs_notes = first_stage_covariances(
+                ts, cd.counts, self.solver, fit.params, Hm, scores,
+                cd.panel.unit if cd.has_rows else None, cd.panel)
+            notes += fs_notes
         if (len(ts.params) or ts.tables) and not covs:
-            notes.append(f"transitions from a first stage ({ts.method}), held fixed")
-        return EstimationResults(
-            model=model, estimator=self.name, params=params[util], hessian=Hm, scores=scores,
-            groups=cd.panel.unit, loglik=ev.loglik + ts.loglik,
-            loglik_parts={"choice": ev.loglik, "transition": ts.loglik}, nobs=cd.nobs,
-            n_units=cd.panel.n_units, converged=converged, iterations=it,
-            seconds=time.perf_counter() - t0, cov_type="hessian", extra_covs=covs or None,
-            fixed_params=params.drop(util) if len(params) > len(util) else None, notes=notes,
-            solution=ev.solution,
-            extra={"first_stage": self.first_stage, "history": history},
-        )
+            notes.append(f"transitions from a first stage ({ts.method}), held fixed; standard "
+                         "errors do not account for that first stage")
+        return Inference(
+            names=util, hessian=Hm, loglik=ev.loglik + ts.loglik,
+            loglik_parts={"choice": ev.loglik, "transition": ts.loglik}, scores=scores,
+            groups=cd.panel.unit if cd.has_rows else None, cov_type="hessian",
+            extra_covs=covs or None, solution=ev.solution, notes=notes,
+            gradient=ev.grad,
+            extra={"first_stage": self.first_stage, "history": fit.state["history"]})

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -36,17 +34,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ddc.io import atomic_directory, write_text
 from ddc.model import Model
 from ddc.panel import Panel
 from ddc.utility import LinearUtility
 from estimators.data import choice_data
-from estimators.results import (
-    EstimationResults,
-    NotAvailableError,
-    atomic_write_text,
-    format_number,
-    latex_escape,
-)
+from estimators.first_stage import transition_model
+from estimators.inference import NotAvailableError
+from estimators.results import EstimationResults
+from estimators.tables import Table, format_number, markdown_escape
 
 __all__ = ["CrossValidation", "cross_validate", "ESTIMATOR_NAMES"]
 
@@ -252,7 +248,7 @@ class CrossValidation:
         full = {n: _full_params(model, r) for n, r in self.results.items()}
         # each estimate with its own model: it carries the transitions estimated in the first
         # stage (the user's model's tables are the defaults, not the data's)
-        sols = {n: self._solve(p, self.results[n].model) for n, p in full.items()}
+        sols = {n: self._solve(p, transition_model(self.results[n])) for n, p in full.items()}
         pis = {n: s.pi for n, s in sols.items()}
         pi_true = self._solve(truth).pi if truth is not None else None
         counts = self.counts
@@ -283,7 +279,7 @@ class CrossValidation:
             if truth is not None:
                 rew["truth"] = features(truth) @ truth.to_numpy()[: len(util)]
             for n, r in self.results.items():
-                Xt = features(full[n], r.model)
+                Xt = features(full[n], transition_model(r))
                 rew[n] = Xt @ full[n].to_numpy()[: len(util)]
                 try:
                     cov = r.cov.loc[util, util].to_numpy()
@@ -452,7 +448,7 @@ class CrossValidation:
             out += [f"reward_max_z is a Scheffé statistic: under the truth it stays below "
                     f"{self.reward_bound:.2f} (sqrt of the chi-square({k}) 1 - 1e-4 quantile).",
                     ""]
-        out += [f"- {_md_escape(n)}" for n in self.notes]
+        out += [f"- {markdown_escape(n)}" for n in self.notes]
         return "\n".join(out).rstrip() + "\n"
 
     def to_latex(self) -> str:
@@ -463,23 +459,16 @@ class CrossValidation:
         str
         """
         w = self.wide()
-        cols = list(w.columns)
-        lines = [r"\begin{tabular}{l" + "r" * len(cols) + "}", r"\toprule",
-                 " & ".join(["Parameter", *(latex_escape(c) for c in cols)]) + r" \\",
-                 r"\midrule"]
-        for k, row in w.iterrows():
-            lines.append(" & ".join([latex_escape(k), *(latex_escape(v) for v in row)])
-                         + r" \\")
-        lines.append(r"\midrule")
+        rows = [[str(k), *row] for k, row in zip(w.index, w.itertuples(index=False),
+                                                   strict=True)]
         for stat, label in (("loglik_choice", "Log-likelihood (choice)"),
                             ("seconds", "Seconds")):
             vals = [format_number(self.summary.loc[n, stat], 2)
                     if n in self.summary.index and self.summary.loc[n, stat] is not None
                     else "" for n in self.results]
             lead = [""] if self.truth is not None else []
-            lines.append(" & ".join([label, *lead, *vals]) + r" \\")
-        lines += [r"\bottomrule", r"\end{tabular}"]
-        return "\n".join(lines) + "\n"
+            rows.append([label, *lead, *vals])
+        return Table(["Parameter", *w.columns], rows, breaks=[len(w)]).as_latex(float_env=False)
 
     def to_csv(self, path: str | os.PathLike) -> Path:
         """Write :attr:`table` (full precision) to a CSV file, completely or not at all.
@@ -493,7 +482,7 @@ class CrossValidation:
         -------
         pathlib.Path
         """
-        return atomic_write_text(path, lambda fh: self.table.to_csv(fh))
+        return write_text(path, lambda fh: self.table.to_csv(fh))
 
     def figure(self, ncols: int = 3):
         """Estimates with their intervals, one panel per parameter, the truth marked.
@@ -542,27 +531,26 @@ class CrossValidation:
 
         Files: ``report.md``, ``table.tex``, ``table.csv`` (the long :attr:`table`),
         ``summary.csv``, ``pairwise.csv``, ``rewards.csv``, ``ccps.csv`` and ``estimates.png``.
-        Everything is written into a temporary folder next to ``directory``, which then takes
-        its place (an existing report folder is replaced only once the new one is complete).
+        Written through :func:`ddc.io.atomic_directory`: into a temporary folder next to
+        ``directory``, which takes its place once complete, with a ``MANIFEST.json`` listing the
+        files. An existing folder is replaced only if it is empty or its manifest lists every
+        file in it; otherwise nothing is changed and the files not written by ddc-econ are named.
 
         Parameters
         ----------
         directory : str or os.PathLike
-            The report folder (created; its parent must exist).
+            The report folder (created, with missing parent folders).
 
         Returns
         -------
         pathlib.Path
+
+        Raises
+        ------
+        ddc.io.UnsafeOverwriteError
+            If ``directory`` holds files ddc-econ did not write (named in the message).
         """
-        target = Path(directory)
-        parent = target.parent if str(target.parent) else Path(".")
-        if not parent.is_dir():
-            raise FileNotFoundError(f"cannot write {str(target)!r}: the folder {str(parent)!r} "
-                                    "does not exist (create it first)")
-        if target.exists() and not target.is_dir():
-            raise FileExistsError(f"{str(target)!r} exists and is not a folder")
-        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{target.name}."))
-        try:
+        with atomic_directory(directory) as tmp:
             (tmp / "report.md").write_text(self.to_markdown(), encoding="utf-8")
             (tmp / "table.tex").write_text(self.to_latex(), encoding="utf-8")
             self.table.to_csv(tmp / "table.csv")
@@ -571,22 +559,7 @@ class CrossValidation:
             self.rewards.to_csv(tmp / "rewards.csv")
             self.ccps.to_csv(tmp / "ccps.csv")
             self.figure().savefig(tmp / "estimates.png", dpi=120)
-            if target.exists():
-                backup = Path(tempfile.mkdtemp(dir=parent, prefix=f".{target.name}.old."))
-                backup.rmdir()
-                os.rename(target, backup)
-                try:
-                    os.rename(tmp, target)
-                except BaseException:
-                    os.rename(backup, target)
-                    raise
-                shutil.rmtree(backup, ignore_errors=True)
-            else:
-                os.rename(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return target
+        return Path(directory)
 
     def __repr__(self) -> str:
         return (f"CrossValidation({self.model.name}: {list(self.results)}, "
@@ -596,28 +569,6 @@ class CrossValidation:
         return self.to_markdown()
 
 
-def _md_escape(text: str) -> str:
-    """Escape Markdown's table and emphasis characters."""
-    return str(text).replace("|", "\\|").replace("*", "\\*")
-
-
 def _markdown(df: pd.DataFrame) -> str:
     """A DataFrame as a Markdown pipe table (numbers formatted with 4 decimals)."""
-    def cell(v) -> str:
-        if v is None:
-            return ""
-        if isinstance(v, (bool, np.bool_)):
-            return "yes" if v else "no"
-        if isinstance(v, (int, float, np.integer, np.floating)):
-            return "" if isinstance(v, float) and math.isnan(v) else format_number(v)
-        return _md_escape(v)
-
-    idx_names = [n or "" for n in (df.index.names if df.index.nlevels > 1 else [df.index.name])]
-    head = idx_names + [str(c) for c in df.columns]
-    lines = ["| " + " | ".join(_md_escape(h) for h in head) + " |",
-             "|" + ":---|" * len(idx_names) + "---:|" * len(df.columns)]
-    for key, row in df.iterrows():
-        keys = key if isinstance(key, tuple) else (key,)
-        lines.append("| " + " | ".join([*(_md_escape(k) for k in keys),
-                                        *(cell(v) for v in row)]) + " |")
-    return "\n".join(lines)
+    return Table.from_frame(df).as_markdown().rstrip()

@@ -60,8 +60,8 @@ from ddc.solver import ConvergenceError
 from ddc.transitions import Factor, FactoredTransitions
 
 __all__ = ["BOUNDARY", "TransitionEstimate", "TransitionOptions", "check_possible",
-           "estimate_transitions", "factor_counts", "support_params", "transition_log_probs",
-           "transition_loglik"]
+           "estimate_transitions", "factor_counts", "first_stage_covariances", "support_params",
+           "transition_log_probs", "transition_loglik", "transition_model"]
 
 #: Probabilities of a simplex group below this at the optimum are on the boundary: set to zero.
 BOUNDARY = 1e-6
@@ -214,6 +214,15 @@ class TransitionEstimate:
         return self._scores_fn(params)
 
 
+def transition_model(results) -> Model:
+    """The model with the transitions an estimate was made with: the results' model, or the copy
+    holding the transition tables its first stage estimated (``results.extra["transitions"]``).
+    Solve this one to reproduce the estimate's choice probabilities."""
+    ts = getattr(results, "extra", {}).get("transitions")
+    return ts.model if isinstance(ts, TransitionEstimate) and ts.model is not None else \
+        results.model
+
+
 # ---------------------------------------------------------------------- transition probabilities
 def transition_log_probs(model: Model, params, s: np.ndarray, a: np.ndarray,
                          s_next: np.ndarray) -> np.ndarray:
@@ -249,9 +258,15 @@ def _own_data(model: Model) -> bool:
     return fam is not None and fam.has_statistics and len(model.transition_params) > 0
 
 
-def _family_frame(model: Model, panel: Panel, frame: pd.DataFrame | None) -> pd.DataFrame:
-    """The family's columns of ``frame``, one row per panel row in the panel's order."""
+def _family_frame(model: Model, panel: Panel, frame: pd.DataFrame | None, data=None
+                  ) -> pd.DataFrame:
+    """The family's columns, one row per panel row in the panel's order (indexed by the rows'
+    labels): read through the data protocol (``data.column``, which knows the column mapping)
+    when given, else from ``frame``."""
     fam = _family(model)
+    if data is not None and data.has_rows:
+        return pd.DataFrame({c: data.column(c, f"the first stage ({fam!r})")
+                             for c in fam.columns}, index=pd.Index(panel.row))
     if frame is None:
         raise KeyError(f"the {model.name} model's transitions are estimated from the column(s) "
                        f"{list(fam.columns)} ({fam.describe()}); pass the DataFrame that has "
@@ -265,17 +280,20 @@ def _family_frame(model: Model, panel: Panel, frame: pd.DataFrame | None) -> pd.
 
 
 def family_statistics(model: Model, panel: Panel | None, frame: pd.DataFrame | None,
-                      stats=None) -> np.ndarray:
+                      stats=None, data=None) -> np.ndarray:
     """The model's transition family's statistics, from the panel's frame or from sufficient
     statistics computed out of core."""
     fam = _family(model)
     if panel is None:
+        counted = getattr(stats, "column_counts", None)
+        if isinstance(counted, dict) and len(fam.columns) == 1 and fam.columns[0] in counted:
+            return np.asarray(counted[fam.columns[0]])
         if stats is None or getattr(stats, "increment_counts", None) is None:
             raise KeyError(f"the {model.name} model's transitions are estimated from the "
                            f"column(s) {list(fam.columns)}; the sufficient statistics have no "
                            "statistics of them (the source lacked the column)")
         return np.asarray(stats.increment_counts)
-    return fam.statistics(model, _family_frame(model, panel, frame))
+    return fam.statistics(model, _family_frame(model, panel, frame, data))
 
 
 def transition_loglik(model: Model, panel: Panel, frame: pd.DataFrame | None, params
@@ -388,7 +406,7 @@ def check_possible(model: Model, panel: Panel | None, stats=None, impossible: st
 
 
 # ---------------------------------------------------------------------- entry point
-def estimate_transitions(model: Model, panel: Panel | None, frame: pd.DataFrame | None = None,
+def estimate_transitions(model: Model, panel, frame: pd.DataFrame | None = None,
                          stats=None, options: TransitionOptions | None = None
                          ) -> TransitionEstimate:
     """Estimate the model's transitions from the data (the first stage).
@@ -396,9 +414,10 @@ def estimate_transitions(model: Model, panel: Panel | None, frame: pd.DataFrame 
     Parameters
     ----------
     model : ddc.Model
-    panel : ddc.panel.Panel or None
-        The coded panel; ``None`` with sufficient statistics ``stats`` (then ``row_scores``
-        is empty).
+    panel : ddc.data.EstimationData, ddc.panel.Panel or None
+        The data (the estimators pass the data protocol, which also reads extra columns through
+        the column mapping), or the coded panel; ``None`` with sufficient statistics ``stats``
+        (then ``row_scores`` is empty).
     frame : pandas.DataFrame, optional
         The data as given (a transition family may read extra columns).
     stats : ddc.outofcore.SufficientStatistics, optional
@@ -409,6 +428,11 @@ def estimate_transitions(model: Model, panel: Panel | None, frame: pd.DataFrame 
     TransitionEstimate
         See :mod:`estimators.first_stage` for which first stage runs.
     """
+    from ddc.data import EstimationData
+
+    data = None
+    if isinstance(panel, EstimationData):
+        data, panel, frame, stats = panel, panel.panel, panel.frame, panel.stats
     if panel is None and stats is None:
         raise TypeError("estimate_transitions needs a panel or sufficient statistics")
     options = options or TransitionOptions()
@@ -419,7 +443,7 @@ def estimate_transitions(model: Model, panel: Panel | None, frame: pd.DataFrame 
     if P == 0:
         return _nonparametric(model, _transition_counts(panel, stats), n_rows, options)
     if _own_data(model):
-        return _from_family(model, panel, frame, stats, n_rows)
+        return _from_family(model, panel, frame, stats, n_rows, data)
     return _parametric(model, panel, stats, n_rows, options)
 
 
@@ -541,10 +565,10 @@ def _nonparametric(model: Model, tc: TransitionCounts, n_rows: int,
 
 
 # ---------------------------------------------------------------------- a declared family
-def _from_family(model: Model, panel, frame, stats, n_rows) -> TransitionEstimate:
+def _from_family(model: Model, panel, frame, stats, n_rows, data=None) -> TransitionEstimate:
     fam = _family(model)
     names = list(model.transition_params.index)
-    st = family_statistics(model, panel, frame, stats)
+    st = family_statistics(model, panel, frame, stats, data)
     est, cov = fam.estimate(model, st)
     ll, _ = fam.loglik(model, est, st)
     p = np.append(est.to_numpy(), 1.0 - est.sum()) if [names] == fam.simplex_groups(model) \
@@ -557,7 +581,7 @@ def _from_family(model: Model, panel, frame, stats, n_rows) -> TransitionEstimat
     else:
         free = names
     where = [names.index(n) for n in free]
-    fframe = _family_frame(model, panel, frame) if panel is not None else None
+    fframe = _family_frame(model, panel, frame, data) if panel is not None else None
 
     def loglik_fn(params):
         val, g = fam.loglik(model, params[names], st)

@@ -15,6 +15,7 @@ Each evaluation warm-starts the fixed point at the previous solution.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -23,6 +24,7 @@ import pandas as pd
 from ddc.kernels.bellman import EULER_GAMMA
 from ddc.model import Model
 from ddc.solver import Solution, Solver, small_blas, solve_arrays
+from ddc.transitions import TransitionDerivatives
 
 __all__ = ["ChoiceLikelihood", "Evaluation"]
 
@@ -56,6 +58,7 @@ class ChoiceLikelihood:
         self.V = None
         self.n_solves = 0
         self.inner_failures = 0
+        self._dtrans: dict = {}
 
     def solve(self, params: pd.Series | np.ndarray) -> Solution:
         """Solve at full parameters ``params`` (a Series or a vector in ``model.param_names``
@@ -82,13 +85,19 @@ class ChoiceLikelihood:
         with np.errstate(invalid="ignore"):
             return np.where(self.model.feasible, sol.v - (sol.V - EULER_GAMMA)[:, None], -np.inf)
 
-    def evaluate(self, params: pd.Series | np.ndarray, need_derivatives: bool = True
-                 ) -> Evaluation:
-        """Log-likelihood (and gradient, BHHH matrix, cell scores) at ``params``."""
-        with small_blas(self.model.n_states, self.solver):
-            return self._evaluate(params, need_derivatives)
+    def evaluate(self, params: pd.Series | np.ndarray, need_derivatives: bool = True,
+                 transition_names: Sequence[str] = ()) -> Evaluation:
+        """Log-likelihood (and gradient, BHHH matrix, cell scores) at ``params``.
 
-    def _evaluate(self, params, need_derivatives: bool) -> Evaluation:
+        The derivatives are in the utility parameters, followed by the transition parameters
+        ``transition_names`` when given (the choice part of the full-information likelihood;
+        :meth:`ddc.Solution.dlogccp_dparams`, analytic in the fixed point).
+        """
+        with small_blas(self.model.n_states, self.solver):
+            return self._evaluate(params, need_derivatives, tuple(transition_names))
+
+    def _evaluate(self, params, need_derivatives: bool, names: tuple[str, ...] = ()
+                  ) -> Evaluation:
         sol = self.solve(params)
         lp = self.log_pi(sol)
         ll = float(np.sum(self.counts[self.mask] * lp[self.mask]))
@@ -96,30 +105,53 @@ class ChoiceLikelihood:
             return Evaluation(-np.inf, None, None, None, sol)
         if not need_derivatives:
             return Evaluation(ll, None, None, None, sol)
-        g = sol.dlogccp_dtheta()
+        if names:
+            # with their second derivatives: Newton wants the Hessian wherever it wants the
+            # gradient, and the tables' stencils share their points
+            g = sol.dlogccp_dparams(list(names), self.transition_derivatives(sol, names, True))
+        else:
+            g = sol.dlogccp_dtheta()
         grad = np.einsum("sa,sak->k", self.counts, g)
         bhhh = np.einsum("sa,sak,sal->kl", self.counts, g, g)
         return Evaluation(ll, grad, bhhh, g, sol)
 
-    def log_pi_derivative_transition(self, params: pd.Series, names: list[str] | None = None,
-                                     rel: float = 1e-6) -> np.ndarray:
+    def transition_derivatives(self, sol: Solution, names: Sequence[str], second: bool = False
+                               ) -> TransitionDerivatives:
+        """Derivatives of the transitions at ``sol``'s transition parameters (the last few
+        kept: they do not change while only utility parameters move)."""
+        key = (tuple(names), tuple(sol.params.to_numpy()[len(self.model.utility_params):]))
+        found = self._dtrans.get(key)
+        if found is None or (second and found.second is None):
+            if len(self._dtrans) >= 8:
+                self._dtrans.pop(next(iter(self._dtrans)))
+            self._dtrans[key] = found = sol.transition_derivatives(list(names), second)
+        return found
+
+    def hessian(self, params: pd.Series | np.ndarray, transition_names: Sequence[str] = ()
+                ) -> np.ndarray:
+        """Hessian of the choice log-likelihood in the utility parameters and the transition
+        parameters ``transition_names``, analytic: :math:`\\sum_{s,a} n(s,a) \\partial^2
+        \\log \\pi(a \\mid s)` from :meth:`ddc.Solution.d2logccp_dparams` (second-order
+        implicit function theorem; one fixed point, no differencing of solutions)."""
+        names = list(transition_names)
+        with small_blas(self.model.n_states, self.solver):
+            sol = self.solve(params)
+            if not sol.converged:
+                raise RuntimeError("the fixed point did not converge at the parameters where "
+                                   f"the Hessian is needed (residual {sol.residual:.2e})")
+            dtrans = self.transition_derivatives(sol, names, second=True) if names else None
+            d2 = sol.d2logccp_dparams(names, dtrans)
+        return np.einsum("sa,saij->ij", self.counts, d2)
+
+    def log_pi_derivative_transition(self, params: pd.Series, names: list[str] | None = None
+                                     ) -> np.ndarray:
         """:math:`\\partial \\log \\pi / \\partial \\psi` over the transition parameters
-        ``names`` (all by default) by central differences, shape (S, A, P)."""
+        ``names`` (all by default), shape (S, A, P), by the implicit function theorem
+        (:meth:`ddc.Solution.dlogccp_dpsi`)."""
         names = list(self.model.transition_params.index) if names is None else list(names)
-        out = np.zeros((*self.counts.shape, len(names)))
-        V_saved = self.V
-        for k, name in enumerate(names):
-            h = rel * max(1.0, abs(params[name]))
-            up, dn = params.copy(), params.copy()
-            up[name] += h
-            dn[name] -= h
-            lp_up = self.log_pi(self.solve(up))
-            self.V = V_saved
-            lp_dn = self.log_pi(self.solve(dn))
-            self.V = V_saved
-            with np.errstate(invalid="ignore"):
-                out[:, :, k] = np.where(self.model.feasible, (lp_up - lp_dn) / (2 * h), 0.0)
-        return out
+        with small_blas(self.model.n_states, self.solver):
+            sol = self.solve(params)
+            return sol.dlogccp_dpsi(names, self.transition_derivatives(sol, names))
 
 
 def mle_inference(lik: ChoiceLikelihood, counts_rows: tuple[np.ndarray, np.ndarray, np.ndarray],

@@ -17,29 +17,22 @@ A model without transition parameters (transitions known) stops after stage 2.
 from __future__ import annotations
 
 import dataclasses
-import time
-import warnings
 
 import numpy as np
 import pandas as pd
 
 from ddc.model import Model
-from ddc.panel import Panel
-from ddc.solver import ConvergenceWarning, Solver, small_blas
-from estimators.data import setup
-from estimators.first_stage import (
-    TransitionEstimate,
-    TransitionOptions,
-    first_stage_covariances,
-)
+from ddc.solver import Solver
+from estimators.base import Estimator, Fit, Inference, Prepared, register
+from estimators.first_stage import first_stage_covariances
 from estimators.likelihood import ChoiceLikelihood, mle_inference
 from estimators.optimize import Optimizer, maximize
-from estimators.results import EstimationResults
 
 __all__ = ["NFXP"]
 
 
-class NFXP:
+@register
+class NFXP(Estimator):
     """Nested fixed point maximum likelihood estimator.
 
     Parameters
@@ -52,15 +45,17 @@ class NFXP:
     optimizer : Optimizer, optional
         Outer optimizer (BHHH by default).
     full_information : bool
-        Run stage 3 (joint likelihood) when the model has transition parameters.
+        Run stage 3 (joint likelihood) when the model has transition parameters. It runs only
+        when stage 2 converged.
     drop_first : bool, optional
-        Leave each unit's first period out of the choice likelihood (default from the model's
-        metadata: true for Rust's bus data).
+        Leave each unit's first period out of the choice likelihood (default:
+        ``model.hooks.layout.drop_first_period``: true for Rust's bus data).
     on_failure : {"warn", "raise"}
-        What non-convergence of the outer loop does.
+        What non-convergence does (:class:`ddc.ConvergenceWarning` or
+        :class:`ddc.ConvergenceError`).
     transitions : {"estimate", "known"} or TransitionOptions
         First stage of the transitions (:mod:`estimators.first_stage`): estimated from the data
-        by default, or taken as known.
+        by default, or declared known.
 
     Examples
     --------
@@ -75,51 +70,35 @@ class NFXP:
     """
 
     name = "NFXP"
+    key = "nfxp"
+    takes_start = True
+    needs_rows = False
+
+    def __new__(cls, model=None, *args, **kwargs):
+        # a ddc.Mixture gets the mixture estimator (estimators.mixture), or a reasoned refusal
+        from estimators.mixture.dispatch import mixture_estimator
+
+        return mixture_estimator(cls, model, args, kwargs) or super().__new__(cls)
 
     def __init__(self, model: Model, solver: Solver | None = None,
                  optimizer: Optimizer | None = None, full_information: bool = True,
                  drop_first: bool | None = None, on_failure: str = "warn",
-                 transitions: TransitionOptions | str | None = None):
-        if not isinstance(model, Model):
-            raise TypeError(f"NFXP needs a ddc.Model, got {type(model).__name__}")
-        if on_failure not in ("warn", "raise"):
-            raise ValueError(f"on_failure must be 'warn' or 'raise', got {on_failure!r}")
-        self.model = model
-        self.solver = solver or Solver()
+                 transitions=None):
+        super().__init__(model, solver, drop_first, on_failure, transitions)
+        if optimizer is not None and not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be an estimators.Optimizer, got "
+                            f"{type(optimizer).__name__}")
         self.optimizer = optimizer or Optimizer()
         self.full_information = full_information
-        self.drop_first = drop_first
-        self.on_failure = on_failure
-        self.transitions = TransitionOptions.of(transitions)
 
     def __repr__(self) -> str:
         return f"NFXP({self.model.name}, solver={self.solver!r}, optimizer={self.optimizer!r})"
 
-    def fit(self, data: pd.DataFrame | Panel, start=None) -> EstimationResults:
-        """Estimate the parameters on a long panel.
-
-        Parameters
-        ----------
-        data : pandas.DataFrame or ddc.panel.Panel
-            The panel (validated against the model).
-        start : pandas.Series, mapping or array, optional
-            Starting values of the utility parameters (zeros by default).
-
-        Returns
-        -------
-        EstimationResults
-        """
-        with small_blas(self.model.n_states, self.solver):
-            return self._fit(data, start)
-
-    def _fit(self, data, start) -> EstimationResults:
-        t0 = time.perf_counter()
-        cd, ts, base = setup(self.model, data, self.drop_first, self.name, start,
-                             needs_rows=False, transitions=self.transitions)
-        model = ts.model
+    def _estimate(self, prep: Prepared, base: pd.Series) -> Fit:
+        cd, ts = prep.data, prep.transitions
+        model = ts.model  # the model with the first stage's transitions
         util = model.utility_params
         lik = ChoiceLikelihood(model, cd.counts, self.solver)
-
         base_vec = base.to_numpy()
         K = len(util)
 
@@ -132,108 +111,134 @@ class NFXP:
         res = maximize(objective, base[util].to_numpy(), self.optimizer)
         params = base.copy()
         params[util] = res.x
-        notes = list(ts.notes)
-        iterations, evals, converged = res.iterations, res.function_evals, res.converged
-        message = res.message
+        notes = []
+        iterations, converged, message = res.iterations, res.converged, res.message
+        grad = res.grad
         free = list(ts.free)
         at_bound = [n for n in ts.params.index if n not in free]
-        if self.full_information and at_bound:
-            notes.append(f"transition parameter(s) {at_bound} estimated on the boundary of the "
-                         "simplex (an increment never or always observed) are held at their "
-                         "first-stage values in the full-information stage")
         full = self.full_information and len(free) > 0
+        if full and not converged:
+            full = False
+            notes.append("stage 3 (full information) was not run because stage 2 did not "
+                          f"converge ({message})")
+        elif self.full_information and at_bound:
+            notes.append(f"transition parameter(s) {at_bound} estimated on the boundary of the "
+                         "simplex (an outcome never or always observed) are held at their "
+                         "first-stage values in the full-information stage")
         ts_full = dataclasses.replace(ts, params=ts.params[free])
         if full:
-            params, ok3, it3, msg3 = self._full_information(lik, cd, ts_full, params)
+            params, ok3, it3, msg3, g3 = self._full_information(lik, cd, ts_full, params)
             iterations += it3
             converged = converged and ok3
             message = f"{message}; full information: {msg3}"
+            grad = g3
+        state = {"lik": lik, "full": full, "ts_full": ts_full, "at_bound": at_bound,
+                 "free": free}
+        ev = lik.evaluate(params, False)
+        objective_value = ev.loglik + _transition_loglik(ts, params)
+        return Fit(params, objective_value, grad, converged, message, iterations,
+                   res.function_evals, notes, state)
+
+    def _inference(self, prep: Prepared, fit: Fit) -> Inference:
+        cd, ts = prep.data, prep.transitions
+        model = ts.model
+        st = fit.state
+        lik, full, ts_full = st["lik"], st["full"], st["ts_full"]
+        params = fit.params
+        util = model.utility_params
+        notes = []
         ev = lik.evaluate(params, True)
         if lik.inner_failures:
             notes.append(f"the inner fixed point failed to converge {lik.inner_failures} time(s) "
                          "at trial parameters (treated as infeasible points)")
+        names = util + (list(ts_full.params.index) if full else [])
+        try:
+            H, scores = self._inference_matrices(lik, cd, ts_full, params, ev, full)
+        except HessianUnavailable as exc:
+            H, scores = None, None
+            notes.append(f"no Hessian at the estimate: {exc}")
         if not ev.solution.converged:
-            converged = False
             notes.append("the fixed point did not converge at the estimate")
-        if not converged:
-            msg = f"NFXP did not converge: {message}"
-            if self.on_failure == "raise":
-                raise RuntimeError(msg)
-            warnings.warn(msg, ConvergenceWarning, stacklevel=2)
-            notes.append(msg)
-
-        names = util + (free if full else [])
-        H, scores = self._inference(lik, cd, ts_full, params, ev, full)
-        ll_t = ts.loglik_grad(params)[0] if len(ts.params) else ts.loglik
-        est = params[names]
-        fixed = params.drop(names) if len(params) > len(names) else None
+        ll_t = _transition_loglik(ts, params)
         covs: dict = {}
-        if not full:  # a first stage held fixed: correct the standard errors for it
+        if not full and H is not None:  # a first stage held fixed: correct for it
             covs, fs_notes = first_stage_covariances(
                 ts, cd.counts, self.solver, params, H, scores,
-                None if cd.panel is None else cd.panel.unit, cd.panel)
+                cd.panel.unit if cd.has_rows else None, cd.panel)
             notes += fs_notes
         if len(ts.params) and not full and not covs:
             notes.append("transition parameters fixed at their first-stage estimates; "
                          "standard errors do not account for that first stage")
-        if at_bound:
+        if st["at_bound"]:
             notes.append("standard errors treat the boundary transition parameters as known")
-        return EstimationResults(
-            model=model, estimator=self.name, params=est, hessian=H, scores=scores,
-            groups=None if cd.panel is None else cd.panel.unit, loglik=ev.loglik + ll_t,
-            loglik_parts={"choice": ev.loglik, "transition": ll_t}, nobs=cd.nobs,
-            n_units=cd.n_units, converged=converged, iterations=iterations,
-            function_evals=evals + lik.n_solves, seconds=time.perf_counter() - t0,
-            cov_type="hessian", extra_covs=covs or None, fixed_params=fixed, notes=notes,
-            solution=ev.solution,
+        grad = fit.grad if full else ev.grad
+        return Inference(
+            names=names, hessian=H, loglik=ev.loglik + ll_t,
+            loglik_parts={"choice": ev.loglik, "transition": ll_t}, scores=scores,
+            groups=None if not cd.has_rows else cd.panel.unit, cov_type="hessian",
+            extra_covs=covs or None, solution=ev.solution, notes=notes, gradient=grad,
             extra={"optimizer": str(self.optimizer), "solver": str(self.solver),
                    "inner_solves": lik.n_solves, "first_stage": ts.method,
-                   "message": message, "nobs_transition": ts.nobs},
-        )
+                   "nobs_transition": ts.nobs})
 
     # ------------------------------------------------------------------ full information
-    def _full_grad(self, lik: ChoiceLikelihood, cd, ts: TransitionEstimate, params):
-        """Joint log-likelihood and gradient; ``-inf`` where the model refuses the transition
-        parameters (a trial point outside their domain)."""
+    def _full_grad(self, lik: ChoiceLikelihood, cd, ts, params):
+        # transition part first: a trial point outside the transition parameters' domain is
+        # infeasible (-inf), before the model's transition function is asked to build it
         llt, gt = ts.loglik_grad(params)
         if not np.isfinite(llt):
             return -np.inf, None, None
+        # choice part: analytic in every parameter (implicit function theorem)
         try:
-            ev = lik.evaluate(params, True)
+            ev = lik.evaluate(params, True, transition_names=list(ts.params.index))
         except ValueError:  # the model's transition function refuses these parameters
             return -np.inf, None, None
         if not np.isfinite(ev.loglik):
             return -np.inf, None, ev
-        dpsi = lik.log_pi_derivative_transition(params, list(ts.params.index))
-        g = np.concatenate([ev.grad, np.einsum("sa,sap->p", cd.counts, dpsi) + gt])
+        g = ev.grad.copy()
+        g[len(self.model.utility_params):] += gt
         return ev.loglik + llt, g, ev
 
     def _full_hessian(self, lik, cd, ts, params, names):
-        x = params[names].to_numpy()
-        n = len(names)
-        H = np.empty((n, n))
-        for k in range(n):
-            h = 1e-5 * max(1.0, abs(x[k]))
+        """Hessian of the joint log-likelihood: the choice part analytic (second-order implicit
+        function theorem, :meth:`ChoiceLikelihood.hessian`), the transition part by central
+        differences of its gradient (no fixed point involved)."""
+        tnames = list(ts.params.index)
+        try:
+            H = lik.hessian(params, tnames)
+        except RuntimeError as exc:  # the fixed point failed at the point
+            raise HessianUnavailable(str(exc)) from exc
+        K = len(names) - len(tnames)
+        for k, name in enumerate(tnames):
+            h = 1e-5 * max(1.0, abs(params[name]))
             up, dn = params.copy(), params.copy()
-            up[names[k]] += h
-            dn[names[k]] -= h
-            g_up = self._full_grad(lik, cd, ts, up)[1]
-            g_dn = self._full_grad(lik, cd, ts, dn)[1]
-            if g_up is None or g_dn is None:
-                raise RuntimeError(f"the likelihood is not finite near the estimate in "
-                                   f"{names[k]}; cannot form the Hessian")
-            H[:, k] = (g_up - g_dn) / (2 * h)
+            up[name] += h
+            dn[name] -= h
+            H[K:, K + k] += (ts.loglik_grad(up)[1] - ts.loglik_grad(dn)[1]) / (2 * h)
+        if not np.all(np.isfinite(H)):
+            raise HessianUnavailable("the joint log-likelihood's Hessian is not finite at the "
+                                     "point")
         return 0.5 * (H + H.T)
 
     def _full_information(self, lik, cd, ts, params):
+        """Newton steps on the joint likelihood; returns ``(params, ok, iterations, message,
+        gradient)``. A singular or non-finite Hessian stops it (not converged) with a message."""
         names = self.model.utility_params + list(ts.params.index)
         f, g, _ = self._full_grad(lik, cd, ts, params)
+        if g is None:
+            return params, False, 0, "the joint likelihood is not finite at the stage-2 " \
+                "estimate", None
         for it in range(1, 21):
-            H = self._full_hessian(lik, cd, ts, params, names)
-            d = -np.linalg.solve(H, g)
+            try:
+                H = self._full_hessian(lik, cd, ts, params, names)
+                d = -np.linalg.solve(H, g)
+            except (HessianUnavailable, np.linalg.LinAlgError) as exc:
+                return params, False, it - 1, f"no Newton step ({exc})", g
             decrement = float(g @ d)
+            if not np.isfinite(decrement):
+                return params, False, it - 1, "the Newton step is not finite", g
             if decrement < self.optimizer.tol:
-                return params, True, it - 1, f"Newton decrement {decrement:.2e} < tol"
+                return params, True, it - 1, f"Newton decrement {decrement:.2e} < tol", g
             lam = 1.0
             for _ in range(30):
                 trial = params.copy()
@@ -243,13 +248,13 @@ class NFXP:
                     break
                 lam *= 0.5
             else:
-                return params, False, it, "line search failed in the full-information step"
+                return params, False, it, "line search failed in the full-information step", g
             params, f, g = trial, ft, gt
-        return params, False, 20, "full-information Newton steps did not converge"
+        return params, False, 20, "full-information Newton steps did not converge", g
 
     # ------------------------------------------------------------------ inference
-    def _inference(self, lik, cd, ts, params, ev, full):
-        model = self.model
+    def _inference_matrices(self, lik, cd, ts, params, ev, full):
+        model = lik.model
         util = model.utility_params
         panel = cd.panel
         if full:
@@ -262,11 +267,27 @@ class NFXP:
             cell = np.concatenate([ev.cell_scores, dpsi], axis=2)
             scores = np.zeros((panel.nobs, len(names)))
             scores[rows] = cell[cd.state, cd.action]
-            scores[:, len(util):] += ts.scores_at(params)
+            # Rust's (1987) likelihood is prod_t P(d_t | x_t) p(x_t | x_{t-1}, d_{t-1}): the
+            # score of the move out of a row goes to the unit's next row (the grouping of his
+            # BHHH standard errors, which it reproduces; see docs/estimation.rst)
+            tr = ts.scores_at(params)
+            nxt = panel.next_row
+            np.add.at(scores[:, len(util):], np.where(nxt >= 0, nxt, np.arange(panel.nobs)), tr)
             return H, scores
-        if panel is None:
-            H, _, _ = mle_inference(lik, None, 0, params)
-            return H, None
-        rows = np.flatnonzero(cd.used)
-        H, scores, _ = mle_inference(lik, (rows, cd.state, cd.action), panel.nobs, params)
+        try:
+            if panel is None:
+                H, _, _ = mle_inference(lik, None, 0, params)
+                return H, None
+            rows = np.flatnonzero(cd.used)
+            H, scores, _ = mle_inference(lik, (rows, cd.state, cd.action), panel.nobs, params)
+        except RuntimeError as exc:  # the likelihood is not finite near the estimate
+            raise HessianUnavailable(str(exc)) from exc
         return H, scores
+
+
+class HessianUnavailable(ArithmeticError):
+    """The Hessian cannot be formed at a point (the likelihood is not finite near it)."""
+
+
+def _transition_loglik(ts, params) -> float:
+    return ts.loglik_grad(params)[0] if len(ts.params) else ts.loglik

@@ -71,8 +71,6 @@ bootstrap over units (``bootstrap=B``) adds ``"bootstrap"``.
 from __future__ import annotations
 
 import itertools
-import time
-import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -80,15 +78,13 @@ import pandas as pd
 import scipy.linalg as sla
 
 from ddc.model import Model
-from ddc.panel import Panel
-from ddc.solver import ConvergenceWarning, PolicySystem, Solver, small_blas
+from ddc.solver import PolicySystem, Solver
 from ddc.utility import LinearUtility
+from estimators.base import Estimator, Fit, Inference, Prepared, register
 from estimators.ccp import frequency_ccps
-from estimators.data import ChoiceData, setup
-from estimators.first_stage import TransitionOptions
+from estimators.data import ChoiceData
 from estimators.identification import IdentificationError
 from estimators.likelihood import ChoiceLikelihood
-from estimators.results import EstimationResults
 
 __all__ = ["PQR", "AnchorStructure", "LogitPolicy", "RewardMap", "anchor_features",
            "anchor_rewards", "anchor_structure", "flexible_logit", "state_design"]
@@ -676,7 +672,8 @@ Q_STEPS = {"table": "exact linear fixed point", "features": "LSTD on state featu
 WEIGHTS = {"inverse_variance": "N(s) / (1/p(a|s) + 1/p(a0|s))", "visits": "N(s)"}
 
 
-class PQR:
+@register
+class PQR(Estimator):
     """Anchor-action IRL (PQR) with a projection of the recovered rewards onto the parameters.
 
     Parameters
@@ -712,7 +709,7 @@ class PQR:
         As in :class:`estimators.NFXP`.
     transitions : {"estimate", "known"} or TransitionOptions
         First stage of the transitions (:mod:`estimators.first_stage`): estimated from the data
-        by default, or taken as known.
+        by default, or declared known.
 
     Notes
     -----
@@ -735,15 +732,22 @@ class PQR:
     """
 
     name = "PQR"
+    key = "pqr"
+    needs_rows = False
+
+    def __new__(cls, model=None, *args, **kwargs):
+        # a ddc.Mixture gets the mixture estimator (estimators.mixture), or a reasoned refusal
+        from estimators.mixture.dispatch import mixture_estimator
+
+        return mixture_estimator(cls, model, args, kwargs) or super().__new__(cls)
 
     def __init__(self, model: Model, policy: str = "frequency", q_step: str = "table",
                  smoothing: float = 0.5, order: int = 2, weights: str = "inverse_variance",
                  bootstrap: int = 0, seed: int = 0, anchor: str | None = None,
                  support_threshold: float = 0.02, solver: Solver | None = None,
-                 drop_first: bool | None = None,
-                 transitions: TransitionOptions | str | None = None):
-        if not isinstance(model, Model):
-            raise TypeError(f"PQR needs a ddc.Model, got {type(model).__name__}")
+                 drop_first: bool | None = None, on_failure: str = "warn",
+                 transitions=None):
+        super().__init__(model, solver, drop_first, on_failure, transitions)
         if not isinstance(model.utility, LinearUtility):
             raise TypeError("PQR projects rewards onto a utility linear in parameters "
                             "(LinearUtility); use NFXP for a CallableUtility")
@@ -765,19 +769,11 @@ class PQR:
         self.bootstrap, self.seed = int(bootstrap), seed
         self.anchor = anchor
         self.support_threshold = support_threshold
-        self.solver = solver or Solver()
-        self.drop_first = drop_first
-        self.transitions = TransitionOptions.of(transitions)
         self.structure = anchor_structure(model, anchor)
 
     def __repr__(self) -> str:
         return (f"PQR({self.model.name}, anchor={self.model.actions[self.structure.anchor]!r}, "
                 f"policy={self.policy!r}, q_step={self.q_step!r})")
-
-    def fit(self, data: pd.DataFrame | Panel) -> EstimationResults:
-        """Estimate on a long panel; returns :class:`~estimators.results.EstimationResults`."""
-        with small_blas(self.model.n_states, self.solver):
-            return self._fit(data)
 
     # ------------------------------------------------------------------ steps
     def _policy(self, counts: np.ndarray):
@@ -835,7 +831,7 @@ class PQR:
         theta = np.linalg.solve(XtWX, Xc.T @ (wc * rc))
         return theta, XtWX
 
-    def _estimate(self, counts, rmap, Xt):
+    def _estimate_rewards(self, counts, rmap, Xt):
         pi, ell, logit = self._policy(counts)
         r = rmap(ell)
         w = self._cell_weights(counts, pi)
@@ -878,7 +874,7 @@ class PQR:
             m = rng.multinomial(U, np.full(U, 1.0 / U)).astype(float)
             counts = np.bincount(cell, weights=m[unit], minlength=S * A).reshape(S, A)
             try:
-                draws.append(self._estimate(counts, rmap, Xt)[0])
+                draws.append(self._estimate_rewards(counts, rmap, Xt)[0])
             except (IdentificationError, ValueError, np.linalg.LinAlgError):
                 failed += 1
         draws = np.array(draws)
@@ -893,13 +889,10 @@ class PQR:
         keep = _independent_columns(Phi, D)
         return Phi[:, keep], D
 
-    def _fit(self, data) -> EstimationResults:
-        t0 = time.perf_counter()
-        st = self.structure
-        cd, ts, params = setup(self.model, data, self.drop_first, "PQR",
-                               transitions=self.transitions)
-        model = ts.model
+    def _estimate(self, prep: Prepared, params: pd.Series) -> Fit:
+        model, st = prep.transitions.model, self.structure
         util = model.utility_params
+        cd = prep.data
         anchor_structure(model, st.anchor, params)  # the anchor's transitions at the estimates
         counts = cd.counts
         basis = weights = None
@@ -907,8 +900,38 @@ class PQR:
             basis, weights = self._basis(counts)
         rmap = RewardMap(model, params, st, self.q_step, self.solver, basis, weights)
         Xt = rmap.features()
-        theta, XtWX, pi, ell, logit, r, w = self._estimate(counts, rmap, Xt)
-        notes = list(ts.notes)
+        theta, XtWX, pi, ell, logit, r, w = self._estimate_rewards(counts, rmap, Xt)
+        params = params.copy()
+        params[util] = theta
+        cells = w > 0
+        # the projection's objective -1/2 sum w (r - X theta)^2: gradient X'W(r - X theta)
+        resid = np.where(cells, r - np.einsum("sak,k->sa", np.nan_to_num(Xt), theta), 0.0)
+        grad = np.einsum("sa,sak->k", w * resid, np.nan_to_num(Xt))
+        ok = logit is None or logit.converged
+        msg = ("weighted least squares (closed form)" if logit is None else
+               f"logit policy: {logit.iterations} Newton steps"
+               + ("" if logit.converged else ", not converged"))
+        lik = ChoiceLikelihood(model, counts, self.solver)
+        sol = lik.solve(params)
+        ll_c = float(np.sum(counts[counts > 0] * lik.log_pi(sol)[counts > 0]))
+        if not sol.converged:
+            ok = False
+            msg += "; the model's fixed point did not converge at the estimate"
+        return Fit(params, ll_c, grad, ok, msg,
+                   None if logit is None else logit.iterations, None, [],
+                   {"rmap": rmap, "Xt": Xt, "XtWX": XtWX, "pi": pi, "logit": logit, "r": r,
+                    "w": w, "sol": sol, "ll_c": ll_c})
+
+    def _inference(self, prep: Prepared, fit: Fit) -> Inference:
+        model, st = prep.transitions.model, self.structure
+        util = model.utility_params
+        cd, ts = prep.data, prep.transitions
+        f = fit.state
+        rmap, Xt, XtWX, pi, logit, r, w = (f[k] for k in ("rmap", "Xt", "XtWX", "pi", "logit",
+                                                          "r", "w"))
+        theta = fit.params[util].to_numpy()
+        counts = cd.counts
+        notes = []
 
         # delta method: theta = G ell with G = (X'WX)^-1 X'W R, via the adjoint of R
         Cm = np.zeros((*w.shape, len(util)))
@@ -918,15 +941,21 @@ class PQR:
         Psi = self._influence(G, counts, pi, logit)
         N = counts.sum(axis=1)
         V_delta = np.einsum("s,sa,sak,sal->kl", N, pi, Psi, Psi)
-        row_infl = Psi[cd.state, cd.action]
-        unit = cd.unit
-        U = int(unit.max()) + 1
-        sums = np.zeros((U, len(util)))
-        np.add.at(sums, unit, row_infl)
-        V_cluster = U / (U - 1.0) * sums.T @ sums
-        covs = {"delta": V_delta, "cluster": V_cluster}
+        covs = {"delta": V_delta}
+        if cd.has_rows:
+            rows = cd.rows(self.name)
+            row_infl = Psi[rows.state, rows.action]
+            unit = rows.unit
+            U = int(unit.max()) + 1
+            sums = np.zeros((U, len(util)))
+            np.add.at(sums, unit, row_infl)
+            covs["cluster"] = U / (U - 1.0) * sums.T @ sums
+        else:
+            notes.append("sufficient statistics (no rows): covariance 'delta' only (no cluster "
+                         "or bootstrap covariance)")
         rewards_se = self._rewards_se(rmap, cells, counts, pi, logit)
         if self.bootstrap:
+            cd.rows("PQR's bootstrap over units")
             V_boot, failed = self._bootstrap(cd, rmap, Xt)
             covs["bootstrap"] = V_boot
             notes.append(f"bootstrap: {self.bootstrap} resamples of units (seed {self.seed})"
@@ -936,10 +965,6 @@ class PQR:
                      f"{POLICIES[self.policy]}, Q-step {Q_STEPS[self.q_step]}; projection by "
                      f"weighted least squares on {int(cells.sum())} choice cells; covariance "
                      "'delta' (delta method on the first-stage CCPs)")
-        if logit is not None and not logit.converged:
-            msg = f"the logit policy did not converge in {logit.iterations} Newton steps"
-            warnings.warn(msg, ConvergenceWarning, stacklevel=3)
-            notes.append(msg)
         if st.locked.any():
             notes.append(f"{int(st.locked.sum())} states have a single feasible action and no "
                          "anchor: actions leading into them are valued as multi-period options "
@@ -961,23 +986,14 @@ class PQR:
                 f"{support.iloc[first]:.2%}); the rewards there are poorly determined (they "
                 f"carry {share:.1%} of the projection weight)")
 
-        params[util] = theta
-        lik = ChoiceLikelihood(model, counts, self.solver)
-        sol = lik.solve(params)
-        ll_c = float(np.sum(counts[counts > 0] * lik.log_pi(sol)[counts > 0]))
-        converged = bool(sol.converged) and (logit is None or logit.converged)
         index, cols = model.space.index, list(model.actions)
         fitted = np.einsum("sak,k->sa", np.nan_to_num(Xt), theta)
         fitted = np.where(rmap.cell, fitted, np.nan)
-        return EstimationResults(
-            model=model, estimator=self.name, params=params[util], hessian=None, scores=None,
-            groups=None, loglik=ll_c + ts.loglik,
-            loglik_parts={"choice": ll_c, "transition": ts.loglik}, nobs=cd.nobs,
-            n_units=cd.panel.n_units, converged=converged,
-            iterations=None if logit is None else logit.iterations,
-            seconds=time.perf_counter() - t0, cov_type="delta", extra_covs=covs,
-            fixed_params=params.drop(util) if len(params) > len(util) else None, notes=notes,
-            solution=sol,
+        ll_c = f["ll_c"]
+        return Inference(
+            names=util, hessian=None, loglik=ll_c + ts.loglik,
+            loglik_parts={"choice": ll_c, "transition": ts.loglik}, cov_type="delta",
+            extra_covs=covs, solution=f["sol"], notes=notes, curvature=-XtWX,
             extra={"anchor": model.actions[st.anchor], "policy": self.policy,
                    "q_step": self.q_step, "weights": self.weights,
                    "rewards": pd.DataFrame(r, index=index, columns=cols),
@@ -985,8 +1001,7 @@ class PQR:
                    "rewards_se": pd.DataFrame(rewards_se, index=index, columns=cols),
                    "reward_weights": pd.DataFrame(w, index=index, columns=cols),
                    "anchor_support": support, "ccp_first_stage": pi, "features": Xt,
-                   "influence": Psi},
-        )
+                   "influence": Psi})
 
     def _rewards_se(self, rmap: RewardMap, cells: np.ndarray, counts, pi, logit) -> np.ndarray:
         """Delta-method standard errors of the R-step's rewards on the projection's cells (NaN

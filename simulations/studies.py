@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ddc.executor import dask_client
 from ddc.model import Model
 from simulations.montecarlo import MonteCarloResults, monte_carlo
 
@@ -111,7 +112,8 @@ def add_bus_increments(panel: pd.DataFrame, model: Model) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        A copy with the column ``model.metadata["increment_column"]`` (nullable Int64): the bins
+        A copy with the increment column (``increment``: the column the model's transition
+        family reads) (nullable Int64): the bins
         moved that month (see the module's notes), ``<NA>`` in a bus's last month and where the
         move is censored by the top bin.
 
@@ -124,15 +126,17 @@ def add_bus_increments(panel: pd.DataFrame, model: Model) -> pd.DataFrame:
     >>> add_bus_increments(p, bus)["increment"].tolist()
     [2, 1, <NA>, <NA>]
     """
-    col = model.metadata.get("increment_column", "increment")
-    id_col = model.metadata.get("id_column", "bus_id")
+    family = model.hooks.transition_family
+    col = family.columns[0] if family is not None and family.columns else \
+        model.metadata.get("increment_column", "increment")
+    layout = model.hooks.layout
     n_states = model.n_states
     J = len(model.transition_params) + 1
-    m = panel["mileage"].to_numpy(dtype=np.int64)
-    replace = (panel["action"].astype(str) == "replace").to_numpy()
-    ids = panel[id_col].to_numpy()
+    m = panel[layout.column("mileage")].to_numpy(dtype=np.int64)
+    replace = (panel[layout.action_col].astype(str) == "replace").to_numpy()
+    ids = panel[layout.id_col].to_numpy()
     if len(m) > 1:
-        t = panel["month"].to_numpy()
+        t = panel[layout.time_col].to_numpy()
         same = ids[1:] == ids[:-1]
         if np.any(same & (t[1:] != t[:-1] + 1)):
             raise ValueError("add_bus_increments needs the panel sorted by bus and month with "
@@ -288,10 +292,7 @@ def su_judd(
 def _shared_scheduler(scheduler, n_workers):
     """One LocalCluster for all discount factors when ``scheduler == "dask"``."""
     if scheduler == "dask":
-        from distributed import Client, LocalCluster
-
-        with LocalCluster(n_workers=n_workers or 2, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster, Client(cluster) as client:
+        with dask_client("dask", n_workers) as client:
             yield client
     else:
         yield scheduler

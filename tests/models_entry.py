@@ -1,19 +1,11 @@
-"""A firm entry/exit model written as a user would write it: a shared test fixture.
+"""A firm entry/exit model, as a user would write it: a test fixture for the generic engine.
 
-A firm, in or out of a market (``incumbent`` 0/1), sees demand on four levels (``demand`` 0-3)
-and each period chooses ``out`` or ``in``. Being in pays
-
-.. math:: u(in) = \\theta_d \\, d - FC - EC \\, 1[incumbent = 0],
-
-staying out pays zero; next period's ``incumbent`` is the action. Demand follows a Markov chain
-whose transition probabilities are free parameters in Rust's layout: row *i* has parameters
-``p{i}0, p{i}1, p{i}2`` and the last probability is ``1 - p{i}0 - p{i}1 - p{i}2``. The
-transition function refuses parameters off the simplex, as a user's would.
-
-The model's default transition parameters (:data:`DEMAND_DEFAULT`, a naive banded chain with
-zeros) are not the truth (:data:`DEMAND_TRUE`); the first stage must start from them without a
-NaN and reach the truth. ``entry_model(declare_simplex=True)`` declares the four rows as
-simplex groups (:class:`ddc.transition_families.SimplexParameters`).
+Each period a firm, incumbent or not, sees the demand level :math:`d` of its market (a 4-level
+Markov chain) and chooses ``out`` or ``in``. Being in pays :math:`\\theta_d \\, x(d)` with
+:math:`x(d) \\in \\{-1.5, -0.5, 0.5, 1.5\\}`; entering (``in`` when not an incumbent) costs
+:math:`FC`; ``out`` pays 0 (the anchor). Next period's incumbency is this period's action.
+Discount factor 0.95. It declares one outcome of its own, the share of firms in the market, and
+nothing else (no money parameter: welfare is in utils).
 """
 
 from __future__ import annotations
@@ -22,72 +14,100 @@ import numpy as np
 import pandas as pd
 
 import ddc
-from ddc.transition_families import SimplexParameters
 
-__all__ = ["DEMAND_DEFAULT", "DEMAND_TRUE", "TRUTH", "demand_names", "entry_model"]
+DEMAND = np.array([-1.5, -0.5, 0.5, 1.5])
+DEMAND_CHAIN = np.array([[0.70, 0.20, 0.10, 0.00],
+                         [0.20, 0.60, 0.15, 0.05],
+                         [0.05, 0.15, 0.60, 0.20],
+                         [0.00, 0.10, 0.20, 0.70]])
+TRUTH = pd.Series({"theta_d": 1.0, "FC": 2.5})
 
-N_DEMAND = 4
-#: the data-generating demand chain (rows: current level, columns: next level)
-DEMAND_TRUE = np.array([[0.50, 0.30, 0.15, 0.05],
-                        [0.20, 0.50, 0.20, 0.10],
-                        [0.10, 0.20, 0.50, 0.20],
-                        [0.05, 0.15, 0.30, 0.50]])
-#: the model's defaults (the first stage's starting values): zeros off the band
+
+def share_in(ctx: ddc.OutcomeContext) -> float:
+    """Share of firm-periods in the market: :math:`\\sum_s \\mu(s) \\pi(in \\mid s)`."""
+    return float(ctx.distribution @ ctx.ccp[:, ctx.model.action_code("in")])
+
+
+def entry_model(beta: float = 0.95, demand_chain: np.ndarray = DEMAND_CHAIN) -> ddc.Model:
+    """The entry/exit model: states ``incumbent`` (0, 1) x ``demand`` (0..3), actions ``out``,
+    ``in``, parameters ``theta_d`` and ``FC`` (truth 1.0 and 2.5)."""
+    states = [ddc.StateVariable("incumbent", (0, 1)), ddc.StateVariable("demand", (0, 1, 2, 3))]
+    inc, dem = (g.ravel() for g in np.indices((2, 4)))
+    X = np.zeros((8, 2, 2))
+    X[:, 1, 0] = DEMAND[dem]
+    X[:, 1, 1] = -(inc == 0).astype(float)
+    T_inc = np.zeros((2, 2, 2))  # (action, incumbent, incumbent')
+    T_inc[0, :, 0] = 1.0
+    T_inc[1, :, 1] = 1.0
+    transitions = ddc.FactoredTransitions([
+        ddc.Factor("incumbent", T_inc, given=("action", "incumbent")),
+        ddc.Factor("demand", np.asarray(demand_chain, dtype=float)),
+    ])
+    hooks = ddc.Hooks(outcomes=(ddc.Outcome("share_in", share_in,
+                                            "share of firm-periods in the market",
+                                            unit="share"),),
+                      unit="firm", layout=ddc.DataLayout(id_col="firm", time_col="year"))
+    return ddc.Model(states, ["out", "in"], ddc.LinearUtility(X, ["theta_d", "FC"]),
+                     transitions, beta=beta, true_params=TRUTH, name="entry", anchor="out",
+                     hooks=hooks)
+
+
+# ---------------------------------------------------------------------------- estimated demand
+# The same model with the demand chain's probabilities as free transition parameters, in Rust's
+# layout: row i has parameters p{i}0, p{i}1, p{i}2 and its last probability is one minus their
+# sum. The transition function refuses parameters off the simplex, as a user's would. The
+# model's defaults (the first stage's starting values) are a naive banded chain with zeros, not
+# the truth.
+
+#: the defaults of the parametric model's demand probabilities: zeros off the band
 DEMAND_DEFAULT = np.array([[0.70, 0.30, 0.00, 0.00],
                            [0.30, 0.40, 0.30, 0.00],
                            [0.00, 0.30, 0.40, 0.30],
                            [0.00, 0.00, 0.30, 0.70]])
-UTILITY_TRUE = {"theta_d": 1.0, "FC": 2.5, "EC": 1.5}
 
 
 def demand_names() -> list[list[str]]:
-    """The free transition parameters, one list per row of the demand chain."""
-    return [[f"p{i}{j}" for j in range(N_DEMAND - 1)] for i in range(N_DEMAND)]
+    """The free demand probabilities, one list per row of the chain."""
+    return [[f"p{i}{j}" for j in range(3)] for i in range(4)]
 
 
-def _free(chain: np.ndarray) -> dict[str, float]:
-    return {n: float(chain[i, j]) for i, row in enumerate(demand_names())
-            for j, n in enumerate(row)}
+def demand_params(chain: np.ndarray) -> pd.Series:
+    """The free parameters of a 4 x 4 chain (its first three columns)."""
+    return pd.Series({n: float(chain[i, j]) for i, row in enumerate(demand_names())
+                      for j, n in enumerate(row)})
 
 
-TRUTH = pd.Series({**UTILITY_TRUE, **_free(DEMAND_TRUE)}, name="truth")
+#: truth of the parametric model: the utility truth and :data:`DEMAND_CHAIN`'s probabilities
+TRUTH_PARAMETRIC = pd.concat([TRUTH, demand_params(DEMAND_CHAIN)]).rename("truth")
 
 
 def demand_chain(tp: pd.Series) -> np.ndarray:
-    """The 4 x 4 chain from the free parameters (last = 1 - sum); refuses off-simplex values."""
-    P = np.zeros((N_DEMAND, N_DEMAND))
+    """The chain from the free parameters (last = 1 - sum); refuses values off the simplex."""
+    P = np.zeros((4, 4))
     for i, row in enumerate(demand_names()):
-        p = np.array([tp[n] for n in row], dtype=float)
+        p = tp[row].to_numpy(dtype=float)
         if np.any(p < 0) or np.any(p > 1) or p.sum() > 1 + 1e-12:
-            raise ValueError(f"demand transition probabilities of row {i} must lie in [0, 1] and "
-                             f"sum to at most 1; got {dict(zip(row, p, strict=True))}")
-        P[i, :-1] = p
-        P[i, -1] = max(0.0, 1.0 - p.sum())
+            raise ValueError(f"demand probabilities of row {i} must lie in [0, 1] and sum to at "
+                             f"most 1; got {dict(zip(row, p, strict=True))}")
+        P[i, :3] = p
+        P[i, 3] = max(0.0, 1.0 - p.sum())
     return P
 
 
-def entry_model(beta: float = 0.95, declare_simplex: bool = True) -> ddc.Model:
-    """The entry/exit model (parameters ``theta_d``, ``FC``, ``EC``, ``p00`` ... ``p32``)."""
-    states = [ddc.StateVariable("incumbent", (0, 1)),
-              ddc.StateVariable("demand", tuple(range(N_DEMAND)))]
-    inc, d = (g.ravel() for g in np.indices((2, N_DEMAND)))
-    X = np.zeros((2 * N_DEMAND, 2, 3))
-    X[:, 1, 0] = d
-    X[:, 1, 1] = -1.0
-    X[:, 1, 2] = -(inc == 0).astype(float)
-    T_inc = np.zeros((2, 2, 2))
-    T_inc[0, :, 0] = 1.0  # out -> not an incumbent
-    T_inc[1, :, 1] = 1.0  # in -> incumbent
+def entry_model_parametric(beta: float = 0.95, declare_simplex: bool = True) -> ddc.Model:
+    """The entry/exit model with the demand chain estimated: parameters ``theta_d``, ``FC`` and
+    ``p00`` ... ``p32``; ``declare_simplex`` declares each row's probabilities as a simplex group
+    (:class:`ddc.transition_families.SimplexParameters`)."""
+    from ddc.transition_families import SimplexParameters
+
+    base = entry_model(beta)
+    inc_factor = base.transitions().factors[0]
 
     def transitions(tp: pd.Series) -> ddc.FactoredTransitions:
-        return ddc.FactoredTransitions([
-            ddc.Factor("incumbent", T_inc, given=("action", "incumbent")),
-            ddc.Factor("demand", demand_chain(tp), given=("demand",)),
-        ])
+        return ddc.FactoredTransitions([inc_factor, ddc.Factor("demand", demand_chain(tp))])
 
     family = SimplexParameters(*demand_names()) if declare_simplex else None
-    return ddc.Model(states, ("out", "in"), ddc.LinearUtility(X, ("theta_d", "FC", "EC")),
-                     transitions, beta=beta, transition_params=pd.Series(_free(DEMAND_DEFAULT)),
-                     true_params=TRUTH, name="entry", anchor="out",
-                     hooks=ddc.Hooks(layout=ddc.DataLayout(id_col="firm", time_col="year"),
-                                     transition_family=family))
+    return base.replace(transitions=transitions,
+                        transition_params=demand_params(DEMAND_DEFAULT),
+                        true_params=TRUTH_PARAMETRIC,
+                        hooks=base.hooks.replace(transition_family=family))

@@ -18,10 +18,10 @@ import pytest
 import ddc
 from estimators import CCP, NFXP, NPL
 from simulations import simulate
+from simulations.cli import main as cli
 from simulations.montecarlo import (
     TABLE_COLUMNS,
     MonteCarloResults,
-    cli_main,
     monte_carlo,
     replication_seed,
 )
@@ -218,6 +218,47 @@ def test_summary_by_hand():
     assert s["median_seconds"] == pytest.approx(1.5)
 
 
+def test_summary_counts_what_it_leaves_out():
+    """Replication 0 converges with both parameters; 1 converges but holds 'b' (a boundary
+    fallback: no row for it); 2 does not converge; 3 fails. The summary of 'b' uses one of four
+    replications and says why the other three are left out."""
+    rows = []
+
+    def row(rep, param, est, conv=True, error=""):
+        rows.append({"rep": rep, "estimator": "E", "start": None, "param": param,
+                     "estimate": est, "std_error": 0.5, "truth": 1.0 if param else np.nan,
+                     "converged": conv, "loglik": -1.0, "iterations": 1, "seconds": 1.0,
+                     "error": error, "warnings": ""})
+
+    row(0, "a", 1.1), row(0, "b", 0.9)
+    row(1, "a", 1.2)
+    row(2, "a", 9.0, conv=False), row(2, "b", 9.0, conv=False)
+    row(3, None, np.nan, conv=False, error="ValueError: boom")
+    table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    table["start"] = table["start"].astype("Int64")
+    mc = MonteCarloResults(table=table, truth=pd.Series({"a": 1.0, "b": 1.0}),
+                           config={"reps": 4})
+    s = mc.summary()
+    assert s.loc[("E", "a"), ["n", "excluded", "excluded_failed", "excluded_not_converged",
+                              "excluded_held"]].tolist() == [2, 2, 1, 1, 0]
+    assert s.loc[("E", "b"), ["n", "excluded", "excluded_failed", "excluded_not_converged",
+                              "excluded_held"]].tolist() == [1, 3, 1, 1, 1]
+    assert s.loc[("E", "b"), "mean"] == pytest.approx(0.9)
+    text = mc.exclusions()
+    assert "E b: 3 of 4 replications left out (1 failed, 1 not converged, 1 converged with " \
+           "the parameter held" in text
+
+
+def test_summary_when_every_fit_failed(membership):
+    mc = monte_carlo(membership, membership.true_params, [CCP], reps=2, n_customers=20,
+                     n_periods=3, seed=0, prepare=_bad_prepare, progress=False)
+    s = mc.summary()  # no KeyError
+    assert list(s.index.get_level_values("param")) == list(membership.true_params.index)
+    assert (s["n"] == 0).all() and (s["excluded_failed"] == 2).all()
+    assert s["mean"].isna().all()
+    assert "2 of 2 replications left out (2 failed" in mc.exclusions()
+
+
 def test_save_table(tmp_path, serial_run):
     path = serial_run.save(tmp_path / "mc.csv")
     back = pd.read_csv(path, keep_default_na=False, na_values={"estimate": [""]})
@@ -229,9 +270,9 @@ def test_save_table(tmp_path, serial_run):
 
 def test_cli(tmp_path, capsys):
     out = tmp_path / "mc.csv"
-    code = cli_main(["--model", "membership", "--reps", "2", "--n-customers", "200",
-                     "--n-periods", "8", "--estimators", "ccp", "--no-progress", "--out",
-                     str(out)])
+    code = cli(["montecarlo", "--model", "membership", "--reps", "2", "--n-customers", "200",
+               "--n-periods", "8", "--estimators", "ccp", "--no-progress", "--out",
+               str(out)])
     assert code == 0
     text = capsys.readouterr().out
     assert "MonteCarloResults('membership': 2 replications" in text and "theta_0" in text

@@ -2,5 +2,6 @@
 
 from ddc.models.membership import membership
 from ddc.models.rust_bus import rust_bus
+from ddc.models.segments import membership_segments
 
-__all__ = ["membership", "rust_bus"]
+__all__ = ["membership", "membership_segments", "rust_bus"]

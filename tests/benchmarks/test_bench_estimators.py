@@ -74,10 +74,7 @@ def check_rust(params, n_states: int) -> None:
 @pytest.fixture(scope="module", params=[90, 175], ids=lambda n: f"{n}")
 def rust(request):
     n_states = request.param
-    try:
-        data = ddc.datasets.load_rust_bus(groups=(1, 2, 3, 4), n_states=n_states)
-    except FileNotFoundError as err:  # pragma: no cover - only where the data are absent
-        pytest.skip(f"Rust's data not found: {err}")
+    data = ddc.datasets.load_rust_bus(groups=(1, 2, 3, 4), n_states=n_states)
     return ddc.models.rust_bus(n_states=n_states, beta=BETA), data
 
 
