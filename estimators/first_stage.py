@@ -316,8 +316,9 @@ def _transition_counts(panel: Panel | None, stats) -> TransitionCounts:
 
 
 def _base_params(model: Model) -> pd.Series:
-    return model.params_series(model.true_params if model.true_params is not None
-                               else np.zeros(len(model.utility_params)))
+    """Utility parameters at zero (they do not enter the transitions), transition parameters at
+    the model's defaults."""
+    return model.params_series(np.zeros(len(model.utility_params)))
 
 
 # ---------------------------------------------------------------------- impossible transitions
@@ -390,7 +391,17 @@ def check_possible(model: Model, panel: Panel | None, stats=None, impossible: st
                 "panel), not sufficient statistics")
         return None, []
     if impossible == "raise":
-        panel.check_transitions(params)
+        try:
+            panel.check_transitions(params)
+        except ImpossibleTransitionError as err:
+            fam = _family(model)
+            if len(model.transition_params) and (fam is None or not fam.simplex_groups(model)):
+                raise ImpossibleTransitionError(
+                    f"{err} (The check uses the model's default transition parameters "
+                    f"{model.transition_params.to_dict()}; if a zero among them is a free "
+                    "probability, declare it with ddc.transition_families.SimplexParameters: "
+                    "the check then uses an interior point)", err.rows) from None
+            raise
         return panel, []
     rows = panel.impossible_rows(params)
     if rows.size == 0:
