@@ -338,6 +338,12 @@ class Estimator:
     takes_start: ClassVar[bool] = False
     #: whether the estimator needs the panel's rows (not only sufficient statistics)
     needs_rows: ClassVar[bool] = True
+    #: how the standard errors account for an estimated first stage of the transitions:
+    #: ``"own"`` (the estimator's inference does it, e.g. Murphy-Topel for likelihood
+    #: maximizers) or ``"reestimate"`` (the template adds :math:`D V_\psi D'`, with
+    #: :math:`D` from re-estimating at moved first-stage parameters;
+    #: :func:`estimators.first_stage.reestimation_covariances`)
+    first_stage_correction: ClassVar[str] = "own"
 
     def __init__(self, model: Model, solver: Solver | None = None,
                  drop_first: bool | None = None, on_failure: str = "warn",
@@ -431,6 +437,13 @@ class Estimator:
         extra_starts = self._compare_starts(points, fits, best, notes) if len(fits) > 1 else None
         step[0] = "inference"
         inf = self._inference(prep, fit)
+        if self.first_stage_correction == "reestimate":
+            from estimators.first_stage import reestimation_covariances
+
+            covs, fs_notes = reestimation_covariances(self, prep, fit, inf)
+            if covs:
+                inf.extra_covs = {**(inf.extra_covs or {}), **covs}
+            inf.notes = [*inf.notes, *fs_notes]
         names = inf.names
         conv = check_convergence(
             fit.objective, inf.gradient if inf.gradient is not None else fit.grad,

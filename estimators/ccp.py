@@ -260,6 +260,7 @@ class CCP(_CCPBase):
     name = "CCP"
     key = "ccp"
     needs_rows = False
+    first_stage_correction = "reestimate"
 
     def _estimate(self, prep: Prepared, base: pd.Series) -> Fit:
         model = prep.transitions.model  # with the first stage's transitions
@@ -306,9 +307,6 @@ class CCP(_CCPBase):
         else:
             notes.append("sufficient statistics (no rows): covariance from the pseudo-"
                          "likelihood's Hessian, not corrected for the first-stage CCPs")
-        if len(ts.params) or ts.tables:
-            notes.append(f"transitions from a first stage ({ts.method}), held fixed; standard "
-                         "errors do not account for that first stage")
         ll_c = st["ll_c"]
         return Inference(
             names=util, hessian=H, loglik=ll_c + ts.loglik,

@@ -1111,3 +1111,86 @@ def first_stage_covariances(ts: TransitionEstimate, counts: np.ndarray, solver, 
                 covs["cluster"] = factor * (Ainv @ (sums.T @ sums) @ Ainv)
     covs = {kind: 0.5 * (v + v.T) for kind, v in covs.items()}
     return covs, [f"standard errors account for the {what} (Murphy-Topel)"]
+
+
+def reestimation_covariances(estimator, prep, fit, inf) -> tuple[dict[str, np.ndarray],
+                                                                   list[str]]:
+    """First-stage correction for an estimator that is not a likelihood maximizer (CCP, PQR):
+    the delta method over re-estimation.
+
+    With :math:`\\hat\\theta(\\psi)` the estimator's estimate on the same choice data when the
+    first-stage parameters :math:`\\psi` (free transition parameters, or the free cells of a
+    nonparametric estimate) are moved, :math:`D = \\partial\\hat\\theta/\\partial\\psi'` by
+    central differences (two re-estimations per parameter) and
+
+    .. math:: V = V_{own} + D V_\\psi D',
+
+    for every covariance kind the estimator offers; the two terms are independent to first
+    order, the choice and transition parts being separate factors of the likelihood.
+
+    Returns
+    -------
+    covs : dict
+        Corrected covariances by kind (the built-in kinds and the estimator's own), to pass as
+        ``extra_covs``; empty when nothing was estimated.
+    notes : list of str
+    """
+    import dataclasses
+
+    from estimators.inference import Ingredients, NotAvailableError, covariance
+
+    ts = prep.transitions
+    util = list(ts.model.utility_params)
+    if ts.tables:
+        pmodel, psi, Vpsi, _ = _cell_view(ts, None)
+        what = f"{len(psi)} estimated transition cells"
+    elif len(ts.params) and ts.free:
+        pmodel, psi = ts.model, ts.params[ts.free]
+        where = [list(ts.params.index).index(n) for n in ts.free]
+        Vpsi = ts.cov[np.ix_(where, where)]
+        what = f"{len(psi)} first-stage transition parameters"
+    else:
+        return {}, []
+    if len(psi) > MAX_CORRECTED:
+        return {}, [f"standard errors do not account for the {what} (more than "
+                    f"{MAX_CORRECTED}: the correction is not computed)"]
+    D = np.zeros((len(util), len(psi)))
+    for k, name in enumerate(psi.index):
+        h = 1e-6 * max(1.0, abs(psi[name]))
+        if ts.tables or name in {n for g in _simplex(ts.model) for n in g}:
+            h = min(h, 0.5 * psi[name])
+        thetas = []
+        for sign in (1.0, -1.0):
+            moved = psi.copy()
+            moved[name] += sign * h
+            if ts.tables:  # the cells are the parameters of the moved model
+                model_k = pmodel.replace(transition_params=moved)
+                base = model_k.params_series(fit.params[util].to_numpy())
+                prep_k = dataclasses.replace(prep, params=base, transitions=dataclasses.replace(
+                    ts, model=model_k))
+            else:
+                prep_k = prep
+                base = prep.params.copy()
+                base[moved.index] = moved
+                base[util] = fit.params[util]
+            thetas.append(estimator._estimate(prep_k, base).params[util].to_numpy())
+        D[:, k] = (thetas[0] - thetas[1]) / (2 * h)
+    add = D @ Vpsi @ D.T
+    groups = inf.groups
+    ing = Ingredients(names=inf.names, hessian=inf.hessian, scores=inf.scores,
+                      group_codes=None if groups is None else np.asarray(groups),
+                      n_groups=None if groups is None else int(np.max(groups)) + 1,
+                      precomputed=dict(inf.extra_covs or {}))
+    covs = {}
+    for kind in ("hessian", "opg", "sandwich", "cluster", *(inf.extra_covs or {})):
+        try:
+            covs[kind] = covariance(kind, ing) + add
+        except (NotAvailableError, ValueError, np.linalg.LinAlgError):
+            continue
+    return covs, [f"standard errors account for the {what} (delta method over "
+                  f"{2 * len(psi)} re-estimations)"]
+
+
+def _simplex(model: Model) -> list[list[str]]:
+    fam = _family(model)
+    return fam.simplex_groups(model) if fam is not None else []

@@ -56,6 +56,7 @@ from ddc.solver import ConvergenceError, Solution, Solver
 from ddc.utility import LinearUtility
 from estimators.base import Estimator, Fit, Inference, Prepared, register
 from estimators.data import ChoiceData
+from estimators.first_stage import first_stage_covariances
 from estimators.likelihood import ChoiceLikelihood, mle_inference
 from estimators.optimize import Optimizer, maximize
 from estimators.pqr import _expected, _push
@@ -372,7 +373,7 @@ class MaxEntIRL(Estimator):
         lik, sol = st["lik"], st["sol"]
         ll = fit.objective
         notes = []
-        if len(ts.params):
+        if self.feature_counts == "horizon" and (len(ts.params) or ts.tables):
             notes.append(f"transitions from a first stage ({ts.method}), held fixed; standard "
                          "errors do not account for that first stage")
         common = dict(names=util, loglik=ll + ts.loglik,
@@ -401,8 +402,13 @@ class MaxEntIRL(Estimator):
         except RuntimeError as exc:  # the likelihood is not finite near the estimate
             notes.append(f"no Hessian at the estimate: {exc}")
             H = scores = groups = None
+        covs: dict = {}
+        if H is not None:  # correct the standard errors for the transitions' first stage
+            covs, fs_notes = first_stage_covariances(ts, cd.counts, self.solver, fit.params, H,
+                                                     scores, groups, cd.panel)
+            notes += fs_notes
         return Inference(**common, hessian=H, scores=scores, groups=groups, cov_type="hessian",
-                         notes=notes)
+                         extra_covs=covs or None, notes=notes)
 
     # ------------------------------------------------------------------ textbook variant
     def _windows(self, cd: ChoiceData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

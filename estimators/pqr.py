@@ -734,6 +734,7 @@ class PQR(Estimator):
     name = "PQR"
     key = "pqr"
     needs_rows = False
+    first_stage_correction = "reestimate"
 
     def __new__(cls, model=None, *args, **kwargs):
         # a ddc.Mixture gets the mixture estimator (estimators.mixture), or a reasoned refusal
@@ -969,9 +970,7 @@ class PQR(Estimator):
             notes.append(f"{int(st.locked.sum())} states have a single feasible action and no "
                          "anchor: actions leading into them are valued as multi-period options "
                          "(bundled rewards)")
-        if len(ts.params) or ts.tables:
-            notes.append(f"transitions from a first stage ({ts.method}), held fixed; standard "
-                         "errors do not account for that first stage")
+
 
         support = self._support(counts)
         obs = st.choice & st.multi & (N > 0)
