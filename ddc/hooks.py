@@ -181,6 +181,9 @@ class Outcome:
         One line saying what it measures, for report legends.
     unit : str
         ``"share"`` (shown as a percentage), a currency such as ``"USD"``, or free text.
+    label : str
+        Column heading in rendered reports (e.g. ``"12-month retention"``); the name with
+        spaces for underscores by default.
     vectorized : bool
         Whether ``compute`` takes contexts with a draws axis (:class:`OutcomeContext`); the
         counterfactual engine then evaluates all bootstrap draws (and all blocks of the
@@ -191,6 +194,7 @@ class Outcome:
     compute: Callable[[OutcomeContext], float]
     description: str = ""
     unit: str = ""
+    label: str = ""
     vectorized: bool = False
 
     def __post_init__(self) -> None:
@@ -199,6 +203,8 @@ class Outcome:
                              f"got {self.name!r}")
         if not callable(self.compute):
             raise TypeError(f"Outcome {self.name!r}: compute must be callable")
+        if not self.label:
+            object.__setattr__(self, "label", self.name.replace("_", " "))
 
     def __call__(self, ctx: OutcomeContext) -> float:
         if self.vectorized and ctx.n_draws is None:
@@ -383,6 +389,11 @@ class TransitionFamily:
     def row_scores(self, model: Model, params: pd.Series, frame: pd.DataFrame) -> np.ndarray:
         """Per-row score of the transition log-likelihood, shape ``(len(frame), P)``."""
         raise NotImplementedError(f"{type(self).__name__}.row_scores")
+
+    def hessian(self, model: Model, params: pd.Series, statistics: np.ndarray) -> np.ndarray:
+        """Optional: the Hessian of the transition log-likelihood in the transition parameters
+        in closed form (otherwise the estimators take differences of :meth:`loglik`)."""
+        raise NotImplementedError(f"{type(self).__name__}.hessian")
 
 
 @dataclass(frozen=True)

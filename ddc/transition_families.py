@@ -215,6 +215,15 @@ class IncrementTransitions(TransitionFamily):
         out[ok] = table[v[ok].astype(np.int64)]
         return out
 
+    def hessian(self, model: Model, params: pd.Series, statistics: np.ndarray) -> np.ndarray:
+        """:math:`-\\mathrm{diag}(n_j / p_j^2) - n_{J-1} / p_{J-1}^2` over the free
+        probabilities (the last being one minus the others; zero where :math:`n_j = 0`)."""
+        c = self._counts(model, statistics)
+        p = self.probabilities(params)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w = np.where(c > 0, c / np.where(c > 0, p, 1.0) ** 2, 0.0)
+        return -np.diag(w[:-1]) - w[-1]
+
     def _counts(self, model: Model, statistics: np.ndarray) -> np.ndarray:
         c = np.asarray(statistics, dtype=np.int64).ravel()
         J = self.n_increments(model)

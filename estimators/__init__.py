@@ -9,15 +9,16 @@ registered by key in :data:`ESTIMATORS` (``"nfxp"``, ``"ccp"``, ``"npl"``, ``"pq
 ``"maxent"``).
 """
 
-from estimators.base import ESTIMATORS, Convergence, Estimator, get_estimator
+# registration order is the display order of the registry (NFXP first)
+from estimators.nfxp import NFXP  # noqa: I001
 from estimators.ccp import CCP, NPL
+from estimators.pqr import PQR, anchor_rewards
+from estimators.maxent import MaxEntIRL
+from estimators.base import ESTIMATORS, Convergence, Estimator, get_estimator
 from estimators.compare import compare
 from estimators.crossval import CrossValidation, cross_validate
 from estimators.identification import IdentificationError
-from estimators.maxent import MaxEntIRL
-from estimators.nfxp import NFXP
 from estimators.optimize import Optimizer
-from estimators.pqr import PQR, anchor_rewards
 from estimators.results import EstimationResults, ModelMismatchError, load_results
 
 __all__ = ["CCP", "ESTIMATORS", "NFXP", "NPL", "PQR", "Convergence", "CrossValidation",

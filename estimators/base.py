@@ -13,8 +13,9 @@
 4. **estimation** from each starting value (``start=`` or several, ``starts=``): the estimator's
    own :meth:`Estimator._estimate`;
 5. **inference**: the estimator's own :meth:`Estimator._inference` (Hessian, scores, covariances);
-6. **convergence**: :func:`check_convergence` -- the optimizer stopped by its rule, the objective
-   is finite, the scaled gradient is small and the Hessian negative definite -- and one failure
+6. **convergence**: :func:`estimators.convergence.check_convergence` -- the optimizer stopped
+   by its rule, the objective is finite, the scaled gradient is small and the Hessian negative
+   definite -- and one failure
    policy (``on_failure="warn"``: :class:`ddc.ConvergenceWarning`; ``"raise"``:
    :class:`ddc.ConvergenceError`);
 7. **results**: one :class:`~estimators.results.EstimationResults`.
@@ -42,15 +43,12 @@ from ddc.data import EstimationData, RowsUnavailable, estimation_data
 from ddc.model import Model
 from ddc.panel import PanelError
 from ddc.solver import ConvergenceError, ConvergenceWarning, Solver, small_blas
+from estimators.convergence import Convergence, check_convergence
 from estimators.results import EstimationResults
 
-__all__ = ["ESTIMATORS", "Convergence", "Estimator", "Fit", "Inference", "Prepared",
-           "check_convergence", "get_estimator", "prepare", "register", "starting_values"]
+__all__ = ["ESTIMATORS", "Estimator", "Fit", "Inference", "Prepared", "get_estimator",
+           "prepare", "register", "starting_values"]
 
-#: Newton decrement :math:`g'(-H)^{-1}g` below which the gradient counts as zero: the Newton
-#: step left is :math:`\\sqrt{10^{-3}} \\approx 0.03` standard errors long, and the
-#: log-likelihood could rise by at most about :math:`5 \\cdot 10^{-4}`.
-GRADIENT_TOL = 1e-3
 #: Relative gap in the objective between the optima reached from different starting values
 #: above which they count as different optima.
 OPTIMA_RTOL = 1e-6
@@ -82,150 +80,6 @@ def get_estimator(name: str) -> type[Estimator]:
         if wanted in (key, cls.name.lower()):
             return cls
     raise KeyError(f"no estimator {name!r}; registered: {sorted(ESTIMATORS)}")
-
-
-# ------------------------------------------------------------------------------ convergence
-@dataclass(frozen=True)
-class Convergence:
-    """The convergence checks of a fit; true only when every one holds.
-
-    Attributes
-    ----------
-    optimizer : bool
-        The optimizer (or fixed-point iteration) stopped by its own rule.
-    finite : bool
-        The objective (log-likelihood) is finite at the estimate.
-    gradient : bool
-        The scaled gradient is small: the Newton decrement :math:`g'(-H)^{-1}g` (with the
-        Hessian when it is negative definite, else :math:`\\sum_k g_k^2 / |H_{kk}|`) is below
-        :data:`GRADIENT_TOL`.
-    hessian : bool
-        The Hessian of the objective is negative definite (its smallest eigenvalue after scaling
-        to unit diagonal is below zero by more than rounding).
-    decrement : float
-        The scaled gradient.
-    min_eigenvalue : float
-        Largest eigenvalue of the scaled Hessian (negative when it is negative definite).
-    message : str
-        The optimizer's message.
-    detail : tuple of str
-        One sentence per failed check, saying what failed and what to do.
-    """
-
-    optimizer: bool
-    finite: bool
-    gradient: bool
-    hessian: bool
-    decrement: float = float("nan")
-    min_eigenvalue: float = float("nan")
-    message: str = ""
-    detail: tuple[str, ...] = ()
-
-    def __bool__(self) -> bool:
-        return self.optimizer and self.finite and self.gradient and self.hessian
-
-    @property
-    def failed(self) -> list[str]:
-        """Names of the checks that failed."""
-        return [k for k in ("optimizer", "finite", "gradient", "hessian") if not getattr(self, k)]
-
-    def describe(self) -> str:
-        """One paragraph: converged, or which checks failed and why."""
-        if self:
-            return (f"converged: {self.message}; log-likelihood finite, Newton decrement "
-                    f"{self.decrement:.1e}, Hessian negative definite")
-        return "; ".join(self.detail)
-
-    def __str__(self) -> str:
-        return self.describe()
-
-
-def check_convergence(objective: float, grad: np.ndarray | None, hessian: np.ndarray | None,
-                      optimizer_ok: bool, message: str = "", names: Sequence[str] = (),
-                      gradient_tol: float = GRADIENT_TOL) -> Convergence:
-    """Check a maximum: finite objective, small scaled gradient, negative definite Hessian.
-
-    Parameters
-    ----------
-    objective : float
-        The maximized objective at the estimate.
-    grad : numpy.ndarray or None
-        Its gradient in the estimated parameters (``None``: not available, the check fails).
-    hessian : numpy.ndarray or None
-        Its Hessian (``None``: not available, the check fails).
-    optimizer_ok : bool
-        Whether the optimizer stopped by its own rule.
-    message : str
-        The optimizer's message.
-    names : sequence of str
-        Parameter names, for the messages.
-    gradient_tol : float
-        Bound on the Newton decrement.
-
-    Returns
-    -------
-    Convergence
-    """
-    names = list(names)
-    detail = []
-    if not optimizer_ok:
-        detail.append(f"the optimizer did not stop by its rule ({message})")
-    finite = bool(np.isfinite(objective))
-    if not finite:
-        detail.append(f"the log-likelihood is {objective} at the estimate")
-    H = None if hessian is None else np.asarray(hessian, dtype=float)
-    g = None if grad is None else np.asarray(grad, dtype=float)
-    concave, top = False, np.nan
-    if H is None or H.size == 0 and g is not None and g.size:
-        detail.append("the Hessian is not available at the estimate")
-    elif not np.all(np.isfinite(H)):
-        detail.append("the Hessian has non-finite entries at the estimate")
-    elif H.size:
-        d = np.sqrt(np.abs(np.diag(H)))
-        if np.all(d > 0):
-            R = H / np.outer(d, d)
-            eig, vec = np.linalg.eigh(0.5 * (R + R.T))
-            top = float(eig[-1])
-            concave = top < -1e-10
-            if not concave:
-                v = vec[:, -1]
-                who = [names[k] for k in np.flatnonzero(np.abs(v) > 0.3 * np.abs(v).max())] \
-                    if names else []
-                detail.append(f"the Hessian is not negative definite (largest scaled eigenvalue "
-                              f"{top:.2g}{', direction ' + ', '.join(who) if who else ''}): the "
-                              "point is not a strict maximum; try other starting values "
-                              "(starts=[...])")
-        else:
-            flat = [names[k] if names else str(k) for k in np.flatnonzero(d == 0)]
-            detail.append(f"the Hessian is singular: the objective does not move with "
-                          f"{', '.join(flat)} at the estimate (not identified there)")
-    else:
-        concave = True  # nothing estimated
-    decrement = np.nan
-    if g is None:
-        detail.append("the gradient is not available at the estimate")
-        small = False
-    elif not np.all(np.isfinite(g)):
-        detail.append("the gradient is not finite at the estimate")
-        small = False
-    elif g.size == 0:
-        small, decrement = True, 0.0
-    else:
-        if concave:
-            decrement = float(g @ np.linalg.solve(-H, g))
-        elif H is not None and np.all(np.isfinite(H)):
-            with np.errstate(divide="ignore", invalid="ignore"):
-                decrement = float(np.sum(np.where(g != 0, g**2 / np.abs(np.diag(H)), 0.0)))
-        else:
-            decrement = np.inf
-        small = bool(np.isfinite(decrement) and decrement < gradient_tol)
-        if not small:
-            k = int(np.argmax(np.abs(g)))
-            detail.append(f"the gradient is not zero (Newton decrement {decrement:.2g} >= "
-                          f"{gradient_tol:g}; largest component "
-                          f"{names[k] if names else k}: {g[k]:.3g})")
-    return Convergence(bool(optimizer_ok), finite, small, concave, decrement, top, message,
-                       tuple(detail))
 
 
 # ------------------------------------------------------------------------------ the template
@@ -411,13 +265,18 @@ class Estimator:
             step = ["data"]
             try:
                 return self._run(data, start, starts, mapping, step)
-            except (np.linalg.LinAlgError, FloatingPointError, ZeroDivisionError,
-                    OverflowError) as exc:
+            except Exception as exc:
+                if not _foreign(exc):
+                    raise
+                what = f"{type(exc).__module__}.{type(exc).__name__}: {exc}"
+                if step[0] == "data":
+                    raise PanelError(f"{self.name} could not read the data ({what}); check the "
+                                     "columns' types and values") from exc
                 raise ConvergenceError(
-                    f"{self.name} failed in its {step[0]} step: {type(exc).__name__}: {exc}. "
-                    "The parameters probably left the region where the model is numerically "
-                    "well behaved; try starting values nearer the data (starts=[...]) or check "
-                    "the data for actions that are (almost) never chosen") from exc
+                    f"{self.name} failed in its {step[0]} step ({what}). The parameters "
+                    "probably left the region where the model is numerically well behaved; "
+                    "try starting values nearer the data (starts=[...]) or check the data for "
+                    "actions that are (almost) never chosen") from exc
 
     def _run(self, data, start, starts, mapping, step) -> EstimationResults:
         t0 = time.perf_counter()
@@ -425,13 +284,21 @@ class Estimator:
         prep = self._prepare(data, mapping)
         step[0] = "estimation"
         points = self._starting_points(start, starts)
-        fits = []
+        fits: list[Fit | None] = []
         for x0 in points:
             base = prep.params.copy()
             base[x0.index] = x0
-            fits.append(self._estimate(prep, base))
-        best = max(range(len(fits)), key=lambda i: (np.nan_to_num(fits[i].objective,
-                                                                  nan=-np.inf)))
+            try:
+                fits.append(self._estimate(prep, base))
+            except Exception as exc:  # one of several starts failing numerically is recorded
+                if len(points) == 1 or not (_foreign(exc) or isinstance(exc, ConvergenceError)):
+                    raise
+                fits.append(None)
+        ran = [i for i, f in enumerate(fits) if f is not None]
+        if not ran:
+            raise ConvergenceError(f"{self.name} failed from every one of the {len(points)} "
+                                   "starting values")
+        best = max(ran, key=lambda i: np.nan_to_num(fits[i].objective, nan=-np.inf))
         fit = fits[best]
         notes = list(prep.transitions.notes) + list(fit.notes)
         extra_starts = self._compare_starts(points, fits, best, notes) if len(fits) > 1 else None
@@ -460,8 +327,7 @@ class Estimator:
             msg = f"{self.name} did not converge: {conv.describe()}"
             if self.on_failure == "raise":
                 raise ConvergenceError(msg)
-            warnings.warn(msg, ConvergenceWarning, stacklevel=3)
-            notes.insert(0, msg)
+            warnings.warn(msg, ConvergenceWarning, stacklevel=3)  # the summary says it too
         params = fit.params
         fixed = params.drop(names) if len(params) > len(names) else None
         # the first stage (its .model holds the estimated transitions: what the estimate means)
@@ -502,24 +368,36 @@ class Estimator:
         util = self.model.utility_params
         rows = []
         for i, (x0, f) in enumerate(zip(points, fits, strict=True)):
-            rows.append({"start": i, "objective": f.objective,
-                         "converged": f.optimizer_converged, **f.params[util].to_dict(),
-                         **{f"start_{k}": v for k, v in x0.items()}})
+            got = {"objective": np.nan, "optimizer_stopped": False} if f is None else \
+                {"objective": f.objective, "optimizer_stopped": f.optimizer_converged,
+                 **f.params[util].to_dict()}
+            rows.append({"start": i, **got, **{f"start_{k}": v for k, v in x0.items()}})
         table = pd.DataFrame(rows).set_index("start")
         top = fits[best].objective
-        ok = np.isfinite(table["objective"].to_numpy())
-        far = ok & (np.abs(table["objective"].to_numpy() - top)
-                    > OPTIMA_RTOL * max(1.0, abs(top)))
-        if far.any():
-            msg = (f"the {len(fits)} starting values reached {1 + int(far.sum())} different "
-                   f"optima (objectives {sorted(set(np.round(table['objective'][ok], 3)))}); "
-                   f"the best, from start {best}, is reported")
+        table = table.reindex(columns=["objective", "optimizer_stopped", *util,
+                                       *[c for c in table.columns if c.startswith("start_")]])
+        obj = table["objective"].to_numpy(dtype=float)
+        ok = np.isfinite(obj)
+        # distinct optima: objectives further apart than the tolerance
+        levels = np.sort(obj[ok])[::-1]
+        tol = OPTIMA_RTOL * max(1.0, abs(top))
+        optima = [levels[0]]
+        for v in levels[1:]:
+            if optima[-1] - v > tol:
+                optima.append(v)
+        failed = "" if ok.all() else \
+            f"; {int((~ok).sum())} start(s) failed (no finite objective)"
+        if len(optima) > 1:
+            levels_text = ", ".join(f"{v:.6g}" for v in optima)
+            msg = (f"the {len(fits)} starting values ended at {len(optima)} different points "
+                   f"(local optima or places where the optimizer stopped; objectives "
+                   f"{levels_text}){failed}; the best, from start {best}, is reported "
+                   "(res.extra['starts'] lists them)")
             warnings.warn(msg, ConvergenceWarning, stacklevel=4)
             notes.append(msg)
         else:
             notes.append(f"all {int(ok.sum())} of {len(fits)} starting values reached the same "
-                         "optimum" + ("" if ok.all() else
-                                      f" ({int((~ok).sum())} failed)"))
+                         f"optimum{failed}")
         return table
 
     def _explain_infinite(self, prep: Prepared, fit: Fit) -> None:
@@ -534,6 +412,24 @@ class Estimator:
     def _inference(self, prep: Prepared, fit: Fit) -> Inference:
         """Hessian, scores, covariances and the log-likelihood at the estimate."""
         raise NotImplementedError
+
+
+#: Libraries whose exceptions are not let through ``fit`` raw.
+FOREIGN = ("numpy", "scipy", "pandas", "numba", "statsmodels")
+
+
+def _foreign(exc: BaseException) -> bool:
+    """Whether ``exc`` is an arithmetic failure, or was raised inside a numerical library (not by
+    the package's own checks, whose messages name the fault)."""
+    if isinstance(exc, (ArithmeticError, np.linalg.LinAlgError)):
+        return True
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    module = str(tb.tb_frame.f_globals.get("__name__", ""))
+    return module.split(".")[0] in FOREIGN
 
 
 def prepare(model: Model, data, drop_first: bool | None, who: str, needs_rows: bool = True,

@@ -30,85 +30,17 @@ import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
 
+from ddc.data import EstimationData
 from ddc.kernels.bellman import EULER_GAMMA
 from ddc.model import Model
 from ddc.solver import PolicySystem, Solver
 from ddc.utility import LinearUtility
 from estimators.base import Estimator, Fit, Inference, Prepared, register
-from estimators.data import ChoiceData
 from estimators.first_stage import first_stage_covariances
 from estimators.likelihood import ChoiceLikelihood, mle_inference
+from estimators.policy import flexible_logit, frequency_ccps, logit_ccps
 
 __all__ = ["CCP", "NPL", "frequency_ccps", "logit_ccps", "PseudoLikelihood"]
-
-
-def frequency_ccps(model: Model, counts: np.ndarray, smoothing: float = 0.5) -> np.ndarray:
-    """Choice probabilities by cell frequencies, smoothed.
-
-    :math:`\\hat p(a \\mid s) = (n(s,a) + \\alpha) / (N(s) + \\alpha |A(s)|)` over the feasible
-    actions (the Krichevsky-Trofimov / Jeffreys estimator for ``smoothing=0.5``), so no feasible
-    action gets probability zero; a state never observed gets the uniform distribution.
-
-    Parameters
-    ----------
-    model : ddc.Model
-        The model (for feasibility).
-    counts : numpy.ndarray, shape (S, A)
-        Choice counts.
-    smoothing : float
-        :math:`\\alpha > 0`.
-
-    Returns
-    -------
-    numpy.ndarray, shape (S, A)
-    """
-    if not smoothing > 0:
-        raise ValueError(f"smoothing must be positive (it keeps every feasible action's "
-                         f"probability above zero), got {smoothing!r}")
-    feas = model.feasible
-    num = np.where(feas, counts + smoothing, 0.0)
-    return num / num.sum(axis=1, keepdims=True)
-
-
-def logit_ccps(model: Model, cd: ChoiceData) -> np.ndarray:
-    """Choice probabilities from a flexible multinomial logit (statsmodels ``MNLogit``).
-
-    The regressors are one-hot indicators of every state variable's value and of every pair of
-    state variables' values (main effects and two-way interactions) over the states with a
-    choice. Predictions are restricted to the feasible actions and renormalized.
-    """
-    import statsmodels.api as sm
-
-    feas = model.feasible
-    multi = feas.sum(axis=1) > 1
-    codes = model.space.codes
-    cols = []
-    J = codes.shape[1]
-    for j in range(J):
-        for v in range(1, model.space.shape[j]):
-            cols.append(codes[:, j] == v)
-    for j in range(J):
-        for k in range(j + 1, J):
-            for v in range(1, model.space.shape[j]):
-                for w in range(1, model.space.shape[k]):
-                    cols.append((codes[:, j] == v) & (codes[:, k] == w))
-    Xs = np.column_stack([np.ones(model.n_states), *cols]).astype(float)
-    keep = multi[cd.state]
-    y = cd.action[keep]
-    X = Xs[cd.state[keep]]
-    used = np.flatnonzero(X.std(axis=0) > 0)
-    used = np.union1d([0], used)
-    X = X[:, used]
-    # drop exactly collinear columns
-    q, r = np.linalg.qr(X)
-    indep = np.abs(np.diag(r)) > 1e-8 * np.abs(np.diag(r)).max()
-    X = X[:, indep]
-    res = sm.MNLogit(y, X).fit(disp=0, maxiter=200, method="newton")
-    present = np.unique(y)
-    prob = np.zeros((model.n_states, model.n_actions))
-    prob[:, present] = res.predict(Xs[:, used][:, indep])
-    prob = np.where(feas, np.maximum(prob, 1e-12), 0.0)
-    return prob / prob.sum(axis=1, keepdims=True)
 
 
 class PseudoLikelihood:
@@ -217,8 +149,6 @@ class _CCPBase(Estimator):
             return frequency_ccps(model, cd.counts, self.smoothing)
         # the flexible logit fitted on cell counts: the estimate of statsmodels' MNLogit on the
         # rows (logit_ccps, checked equal in the tests) at O(S) cost per Newton step
-        from estimators.pqr import flexible_logit
-
         return flexible_logit(model, cd.counts).pi
 
 
@@ -233,7 +163,7 @@ class CCP(_CCPBase):
     first_stage : {"frequency", "logit"}
         First-stage CCPs: smoothed cell frequencies (:func:`frequency_ccps`) or a flexible
         multinomial logit in state dummies with two-way interactions
-        (:func:`estimators.pqr.flexible_logit`, fitted on cell counts; the same estimate as
+        (:func:`estimators.policy.flexible_logit`, fitted on cell counts; the same estimate as
         statsmodels' ``MNLogit`` on the rows, :func:`logit_ccps`).
     smoothing : float
         :math:`\\alpha` of the frequency estimator.
@@ -316,7 +246,7 @@ class CCP(_CCPBase):
             extra={"first_stage": self.first_stage, "smoothing": self.smoothing,
                    "ccp_first_stage": st["p"]})
 
-    def _murphy_topel(self, pl: PseudoLikelihood, cd: ChoiceData, p: np.ndarray,
+    def _murphy_topel(self, pl: PseudoLikelihood, cd: EstimationData, p: np.ndarray,
                       theta: np.ndarray, H: np.ndarray, scores2: np.ndarray) -> np.ndarray:
         """Murphy-Topel covariance with the CCPs' free probabilities as first-stage parameters.
 

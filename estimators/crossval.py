@@ -32,12 +32,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy.special import chdtri, ndtri  # chi2 / normal quantiles without scipy.stats
 
 from ddc.io import atomic_directory, write_text
 from ddc.model import Model
 from ddc.panel import Panel
 from ddc.utility import LinearUtility
+from estimators.base import ESTIMATORS, get_estimator
 from estimators.data import choice_data
 from estimators.first_stage import transition_model
 from estimators.inference import NotAvailableError
@@ -46,26 +47,22 @@ from estimators.tables import Table, format_number, markdown_escape
 
 __all__ = ["CrossValidation", "cross_validate", "ESTIMATOR_NAMES"]
 
-#: Names accepted in ``estimators=`` (case-insensitive), and the class each one builds.
-ESTIMATOR_NAMES = {"nfxp": "NFXP", "ccp": "CCP", "npl": "NPL", "pqr": "PQR",
-                   "maxent": "MaxEntIRL", "maxentirl": "MaxEntIRL"}
-DEFAULT_ESTIMATORS = ("NFXP", "CCP", "NPL", "PQR", "MaxEntIRL")
+#: Names accepted in ``estimators=`` (case-insensitive), and the class each one builds: the
+#: estimator registry (:data:`estimators.base.ESTIMATORS`) by key and by name.
+ESTIMATOR_NAMES = {**{k: c.name for k, c in ESTIMATORS.items()},
+                   **{c.name.lower(): c.name for c in ESTIMATORS.values()}}
+DEFAULT_ESTIMATORS = tuple(c.name for c in ESTIMATORS.values())
 
 
 def _build(name: str, model: Model):
-    from estimators.ccp import CCP, NPL
-    from estimators.maxent import MaxEntIRL
-    from estimators.nfxp import NFXP
-    from estimators.pqr import PQR
-
-    classes = {"NFXP": NFXP, "CCP": CCP, "NPL": NPL, "PQR": PQR, "MaxEntIRL": MaxEntIRL}
-    key = ESTIMATOR_NAMES.get(str(name).lower())
-    if key is None:
+    try:
+        cls = get_estimator(name)
+    except KeyError:
         raise ValueError(f"unknown estimator {name!r}; accepted names: "
                          f"{sorted(set(ESTIMATOR_NAMES.values()))} (case-insensitive; 'maxent' "
                          "for MaxEntIRL), estimator objects with fit(panel), or fitted "
-                         "EstimationResults")
-    return key, classes[key](model)
+                         "EstimationResults") from None
+    return cls.name, cls(model)
 
 
 def _resolve(model: Model, estimators) -> dict[str, Any]:
@@ -120,7 +117,7 @@ def _full_params(model: Model, res: EstimationResults) -> pd.Series:
 
 def _chi2_bound(k: int, alpha: float = 1e-4) -> float:
     """:math:`\\sqrt{\\chi^2_k(1 - \\alpha)}`: a bound on a Scheffé statistic."""
-    return float(np.sqrt(stats.chi2.ppf(1 - alpha, k)))
+    return float(np.sqrt(chdtri(k, alpha)))
 
 
 def cross_validate(model: Model, panel: pd.DataFrame | Panel, estimators=None, truth=None,
@@ -244,7 +241,7 @@ class CrossValidation:
         model, truth = self.model, self.truth
         util = model.utility_params
         names = list(self.results)
-        z_crit = stats.norm.ppf(0.5 + self.level / 2)
+        z_crit = ndtri(0.5 + self.level / 2)
         full = {n: _full_params(model, r) for n, r in self.results.items()}
         # each estimate with its own model: it carries the transitions estimated in the first
         # stage (the user's model's tables are the defaults, not the data's)
@@ -429,7 +426,7 @@ class CrossValidation:
                 if c in self.summary.columns]
         return self.summary[keep]
 
-    def to_markdown(self) -> str:
+    def as_markdown(self) -> str:
         """A Markdown report: estimates (standard errors), the summary and the pairs.
 
         Returns
@@ -451,7 +448,7 @@ class CrossValidation:
         out += [f"- {markdown_escape(n)}" for n in self.notes]
         return "\n".join(out).rstrip() + "\n"
 
-    def to_latex(self) -> str:
+    def as_latex(self) -> str:
         """The estimates table (parameters x estimators) as a LaTeX ``tabular`` (booktabs).
 
         Returns
@@ -469,6 +466,14 @@ class CrossValidation:
             lead = [""] if self.truth is not None else []
             rows.append([label, *lead, *vals])
         return Table(["Parameter", *w.columns], rows, breaks=[len(w)]).as_latex(float_env=False)
+
+    def to_markdown(self) -> str:
+        """Same as :meth:`as_markdown` (the name of earlier versions)."""
+        return self.as_markdown()
+
+    def to_latex(self) -> str:
+        """Same as :meth:`as_latex` (the name of earlier versions)."""
+        return self.as_latex()
 
     def to_csv(self, path: str | os.PathLike) -> Path:
         """Write :attr:`table` (full precision) to a CSV file, completely or not at all.
@@ -551,8 +556,8 @@ class CrossValidation:
             If ``directory`` holds files ddc-econ did not write (named in the message).
         """
         with atomic_directory(directory) as tmp:
-            (tmp / "report.md").write_text(self.to_markdown(), encoding="utf-8")
-            (tmp / "table.tex").write_text(self.to_latex(), encoding="utf-8")
+            (tmp / "report.md").write_text(self.as_markdown(), encoding="utf-8")
+            (tmp / "table.tex").write_text(self.as_latex(), encoding="utf-8")
             self.table.to_csv(tmp / "table.csv")
             self.summary.to_csv(tmp / "summary.csv")
             self.pairwise.to_csv(tmp / "pairwise.csv")
@@ -566,7 +571,7 @@ class CrossValidation:
                 f"truth={'yes' if self.truth is not None else 'no'})")
 
     def __str__(self) -> str:
-        return self.to_markdown()
+        return self.as_markdown()
 
 
 def _markdown(df: pd.DataFrame) -> str:

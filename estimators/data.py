@@ -12,10 +12,10 @@ so it costs :math:`O(S A)` once the counts :math:`n(s, a)` are known, whatever t
 
 from __future__ import annotations
 
-from ddc.data import EstimationData, PanelData, StatisticsData, estimation_data
+from ddc.data import EstimationData, estimation_data
 from ddc.model import Model
 
-__all__ = ["ChoiceData", "PanelData", "StatisticsData", "choice_data", "setup"]
+__all__ = ["choice_data", "setup"]
 
 #: The data protocol (:class:`ddc.data.EstimationData`) under the name the estimators used.
 ChoiceData = EstimationData

@@ -187,6 +187,7 @@ class TransitionEstimate:
     notes: list[str] = field(default_factory=list)
     _loglik_fn: Callable | None = field(default=None, repr=False)
     _scores_fn: Callable | None = field(default=None, repr=False)
+    _hessian_fn: Callable | None = field(default=None, repr=False)
 
     def table_cov(self, variable: str) -> np.ndarray:
         """Multinomial covariance of each estimated row of a factor: an array of the table's
@@ -208,6 +209,24 @@ class TransitionEstimate:
         if self._loglik_fn is None:
             return self.loglik, np.zeros(0)
         return self._loglik_fn(params)
+
+    def loglik_hessian(self, params: pd.Series) -> np.ndarray:
+        """Hessian of the transition log-likelihood in :attr:`free` at full ``params``: closed
+        form when the transition family has one, else central differences of
+        :meth:`loglik_grad`."""
+        if self._hessian_fn is not None:
+            H = self._hessian_fn(params)
+            if H is not None:
+                return H
+        P = len(self.free)
+        out = np.empty((P, P))
+        for k, name in enumerate(self.free):
+            h = 1e-5 * max(1.0, abs(params[name]))
+            up, dn = params.copy(), params.copy()
+            up[name] += h
+            dn[name] -= h
+            out[:, k] = (self.loglik_grad(up)[1] - self.loglik_grad(dn)[1]) / (2 * h)
+        return out
 
     def scores_at(self, params: pd.Series) -> np.ndarray:
         """Per-row scores in :attr:`free` at full ``params``, shape (nobs_panel, len(free))."""
@@ -601,10 +620,18 @@ def _from_family(model: Model, panel, frame, stats, n_rows, data=None) -> Transi
     def scores_fn(params):
         return fam.row_scores(model, params[names], fframe)[:, where]
 
+    def hessian_fn(params):
+        try:
+            H = fam.hessian(model, params[names], st)
+        except NotImplementedError:
+            return None
+        return H[np.ix_(where, where)]
+
     scores = fam.row_scores(model, est, fframe) if fframe is not None else np.zeros((0, len(names)))
     return TransitionEstimate(est, cov, ll, int(np.sum(st)), scores, fam.describe(), model=model,
                               boundary=[n for n in names if n not in free], free=free,
-                              _loglik_fn=loglik_fn, _scores_fn=scores_fn)
+                              _loglik_fn=loglik_fn, _scores_fn=scores_fn,
+                              _hessian_fn=hessian_fn)
 
 
 # ---------------------------------------------------------------------- parametric

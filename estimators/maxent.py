@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import scipy.optimize as so
 
 from ddc.model import Model
 from ddc.solver import ConvergenceError, Solution, Solver
@@ -458,6 +457,8 @@ class MaxEntIRL(Estimator):
             p[util] = params[util].to_numpy() + T @ phi
             m, _ = self.horizon_moments(lik, p, initial, horizon)
             return scale @ m if np.all(np.isfinite(m)) else np.full(len(util), 1e10)
+
+        import scipy.optimize as so  # lazily: 0.15 s of start-up
 
         sol = so.root(moments, np.zeros(len(util)), method="hybr", options={"xtol": 1e-12})
         out = base.copy()

@@ -132,9 +132,10 @@ class NFXP(Estimator):
             converged = converged and ok3
             message = f"{message}; full information: {msg3}"
             grad = g3
+        # the solution at the estimate, built once: inference and the results reuse it
+        ev = lik.evaluate(params, True)
         state = {"lik": lik, "full": full, "ts_full": ts_full, "at_bound": at_bound,
-                 "free": free}
-        ev = lik.evaluate(params, False)
+                 "free": free, "ev": ev}
         objective_value = ev.loglik + _transition_loglik(ts, params)
         return Fit(params, objective_value, grad, converged, message, iterations,
                    res.function_evals, notes, state)
@@ -147,7 +148,7 @@ class NFXP(Estimator):
         params = fit.params
         util = model.utility_params
         notes = []
-        ev = lik.evaluate(params, True)
+        ev = st["ev"]
         if lik.inner_failures:
             notes.append(f"the inner fixed point failed to converge {lik.inner_failures} time(s) "
                          "at trial parameters (treated as infeasible points)")
@@ -204,21 +205,28 @@ class NFXP(Estimator):
         function theorem, :meth:`ChoiceLikelihood.hessian`), the transition part by central
         differences of its gradient (no fixed point involved)."""
         tnames = list(ts.params.index)
+        x = params.to_numpy()
+        memo = getattr(self, "_hessian_memo", None)
+        if memo is not None and memo[0] == tuple(names) and np.array_equal(memo[1], x):
+            return memo[2].copy()  # Newton's last Hessian, asked again for the inference
         try:
             H = lik.hessian(params, tnames)
         except RuntimeError as exc:  # the fixed point failed at the point
             raise HessianUnavailable(str(exc)) from exc
         K = len(names) - len(tnames)
-        for k, name in enumerate(tnames):
-            h = 1e-5 * max(1.0, abs(params[name]))
-            up, dn = params.copy(), params.copy()
-            up[name] += h
-            dn[name] -= h
-            H[K:, K + k] += (ts.loglik_grad(up)[1] - ts.loglik_grad(dn)[1]) / (2 * h)
+        H[K:, K:] += self._transition_hessian(cd, ts, params)
         if not np.all(np.isfinite(H)):
             raise HessianUnavailable("the joint log-likelihood's Hessian is not finite at the "
                                      "point")
-        return 0.5 * (H + H.T)
+        H = 0.5 * (H + H.T)
+        self._hessian_memo = (tuple(names), x.copy(), H.copy())
+        return H
+
+    def _transition_hessian(self, cd, ts, params):
+        """Hessian of the transition log-likelihood in the free transition parameters (closed
+        form from a transition family that has one, e.g. increment probabilities; else central
+        differences of the first stage's gradient)."""
+        return ts.loglik_hessian(params)
 
     def _full_information(self, lik, cd, ts, params):
         """Newton steps on the joint likelihood; returns ``(params, ok, iterations, message,

@@ -304,7 +304,7 @@ class CounterfactualReport:
         """Human-readable names of the summary figures."""
         out = {self.cv_column: f"CV per {self.unit}"}
         for o in self.model.hooks.outcomes:
-            out[o.name] = o.name.replace("_", " ")
+            out[o.name] = o.label
         return out
 
     def colors(self) -> dict:
@@ -327,7 +327,7 @@ class CounterfactualReport:
 
     def _cell(self, frame: pd.DataFrame, key, col: str, unit: str,
               change: bool = False) -> str:
-        signed = col == self.cv_column
+        signed = col.startswith("cv")
         text = _number(unit, float(frame.loc[key, col]), change, signed)
         lo, hi = f"{col}_lower", f"{col}_upper"
         if lo in frame.columns and np.isfinite(frame.loc[key, lo]):
@@ -533,6 +533,15 @@ class CounterfactualReport:
         if images is None:
             images = self.figure_pngs()
         return _render_html(self._blocks(), images)
+
+    def as_markdown(self, image_dir: str | None = None) -> str:
+        """Same as :meth:`to_markdown`: ``as_text``, ``as_markdown``, ``as_html`` are the names
+        of the formats on every table and report of the package."""
+        return self.to_markdown(image_dir)
+
+    def as_html(self, images: dict[str, bytes] | None = None) -> str:
+        """Same as :meth:`to_html`."""
+        return self.to_html(images)
 
     # ---------------------------------------------------------------- figures
     def _application_figure_names(self) -> list[str]:

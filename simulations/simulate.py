@@ -228,7 +228,7 @@ def simulate(
       (:func:`simulations.stationary_distribution`) within each combination of the permanent
       state variables, with the customers split over those combinations in proportion to
       ``weights`` (equal numbers by default: for the membership model, equal numbers per
-      market, as ``MEMBERSHIP_MODEL.md`` says);
+      market, as docs/membership.rst specifies);
     - or i.i.d. from a given probability vector over states;
     - or from given initial states, one per customer.
 

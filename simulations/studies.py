@@ -171,8 +171,10 @@ class SuJuddResults:
 
     def table(self, params: Sequence[str] = ("RC", "theta_11")) -> pd.DataFrame:
         """One row per discount factor and estimator: convergence rate (over all runs), mean
-        and standard deviation of the estimates (best converged start per data set), and
-        seconds per estimation (median and mean over runs; per data set = all starts).
+        and standard deviation of the estimates (best converged start per data set), the data
+        sets those leave out (``<param>_excluded``: failed, not converged, or the parameter held
+        rather than estimated; see :meth:`MonteCarloResults.summary`), and seconds per
+        estimation (median and mean over runs; per data set = all starts).
 
         Parameters
         ----------
@@ -194,6 +196,7 @@ class SuJuddResults:
                         row[f"{p}_mean"] = s.loc[(est, p), "mean"]
                         row[f"{p}_sd"] = s.loc[(est, p), "sd"]
                         row[f"{p}_coverage"] = s.loc[(est, p), "coverage"]
+                        row[f"{p}_excluded"] = int(s.loc[(est, p), "excluded"])
                 row["seconds_median"] = float(r.loc[ok, "seconds"].median())
                 row["seconds_mean"] = float(r.loc[ok, "seconds"].mean())
                 row["seconds_per_data_set"] = float(

@@ -112,7 +112,7 @@ def test_pqr_adjoint(make, q_step):
 
 
 def test_membership_annual_bundle_is_the_documented_formula():
-    # MEMBERSHIP_MODEL.md: r~(s, annual) = u(s, annual) + sum_{k=1..11} beta^k E[b(s_k)]
+    # docs/membership.rst: r~(s, annual) = u(s, annual) + sum_{k=1..11} beta^k E[b(s_k)]
     model = ddc.models.membership()
     truth = model.true_params
     r = anchor_rewards(model, truth)

@@ -307,3 +307,37 @@ def test_monte_carlo_coverage_of_nfxp_mixture(segments):
     assert (z.std().between(0.6, 1.4)).all(), z.std().round(2).to_dict()
     cover = (z.abs() < 1.96)
     assert (cover.mean() >= 0.75).all() and cover.to_numpy().mean() >= 0.90, cover.mean()
+
+
+# ------------------------------------------------------------------------------ AM (2011) bus
+def test_am_bus_design():
+    mix = ddc.models.am_bus(n_mileage=26, n_z=6)
+    # the replication code's true values (Arcidiacono and Miller 2011, Table 1 design)
+    assert mix.true_params.to_dict() == {"theta_0[0]": 2.0, "theta_0[1]": 3.0,
+                                         "theta_1": -0.15, "share[1]": 0.6}
+    from ddc.models.am_bus import exponential_grid_matrix
+
+    grid = np.linspace(0.0, 25.0, 201)
+    P = exponential_grid_matrix(0.5, grid)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0)
+    assert np.all(np.tril(P, -1) == 0)  # mileage never falls
+    # from 0, the first bin keeps the mass of an exponential increment below one step
+    assert P[0, 0] == pytest.approx(1 - np.exp(-0.5 * 0.125))
+
+
+def test_am_bus_recovery():
+    mix = ddc.models.am_bus(n_mileage=26, n_z=6)
+    panel = simulate(mix, mix.true_params, n_customers=1000, n_periods=20, seed=0)
+    res = NFXP(mix, n_starts=1).fit(panel)
+    z = (res.params - mix.true_params[res.params.index]) / res.std_errors
+    assert res.converged and (z.abs() < 3.5).all(), z.round(2).to_dict()
+
+
+def test_compare_and_save_mixture_results(segments, segment_fit, tmp_path):
+    from estimators import compare, load_results
+
+    table = str(compare({"two types": segment_fit}))
+    assert "share[1]" in table and "theta_ship[1]" in table
+    loaded = load_results(segment_fit.save(tmp_path / "mix.json"))
+    pd.testing.assert_series_equal(loaded.params, segment_fit.params)
+    assert any("classification" in n for n in segment_fit.notes)

@@ -317,7 +317,12 @@ def test_su_judd_tiny():
     full = runs[runs["estimator"] == "NFXP"]
     assert len(full) == 4 and full["start"].tolist() == [0, 1, 0, 1]
     table = res.table()
-    assert {"convergence_rate", "RC_mean", "theta_11_sd", "seconds_median"} <= set(table.columns)
+    assert {"convergence_rate", "RC_mean", "theta_11_sd", "RC_excluded",
+            "seconds_median"} <= set(table.columns)
+    best = mc.best()
+    for est in ("NFXP", "NFXP-2step"):
+        used = int(((best["estimator"] == est) & (best["param"] == "RC")).sum())
+        assert table.loc[(0.975, est), "RC_excluded"] == 2 - used
     assert res.published()["MPEC/AMPL"] == 0.13
     ok = mc.best()
     ok = ok[ok["estimator"] == "NFXP-2step"].set_index(["rep", "param"])["estimate"]

@@ -1,7 +1,7 @@
 """The membership model with two unobserved segments: video-heavy and shipping-heavy customers.
 
 A design of this package (not taken from a paper): the membership model of
-``MEMBERSHIP_MODEL.md`` at its default parameters (:data:`ddc.models.membership.TRUE_PARAMS`),
+docs/membership.rst at its default parameters (:data:`ddc.models.membership.TRUE_PARAMS`),
 except that the benefit weights on shipping and video engagement differ by segment:
 
 ==============  =============  ==============  =======
