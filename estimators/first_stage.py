@@ -55,7 +55,7 @@ import pandas as pd
 
 from ddc.hooks import TransitionFamily
 from ddc.model import Model
-from ddc.panel import ImpossibleTransitionError, Panel, TransitionCounts, _state_text
+from ddc.panel import ImpossibleTransitionError, Panel, PanelError, TransitionCounts
 from ddc.solver import ConvergenceError
 from ddc.transitions import Factor, FactoredTransitions
 
@@ -391,23 +391,15 @@ def check_possible(model: Model, panel: Panel | None, stats=None, impossible: st
     """
     params = support_params(model)
     if panel is None:
-        tc = stats.transition_counts
-        if len(tc.n) == 0:
-            return None, []
-        lp = transition_log_probs(model, _base_params(model) if params is None else params,
-                                  tc.s, tc.a, tc.s_next)
-        bad = np.flatnonzero(~np.isfinite(lp))
-        if bad.size:
-            space = model.space
-            shown = "; ".join(
-                f"state {_state_text(space, tc.s[k])}, action {model.actions[tc.a[k]]!r}, "
-                f"next state {_state_text(space, tc.s_next[k])} ({int(tc.n[k])} rows)"
-                for k in bad[:5])
+        from ddc.data import StatisticsData
+
+        try:  # the data protocol names the states and the factor at fault
+            StatisticsData(stats).check_transitions(_base_params(model) if params is None
+                                                    else params)
+        except PanelError as err:
             raise ImpossibleTransitionError(
-                f"{int(tc.n[bad].sum())} transition(s) in the sufficient statistics have "
-                f"probability 0 under the transitions of model {model.name!r}; first: {shown}. "
-                "Check the state columns or the model; to drop such units pass the rows (a "
-                "panel), not sufficient statistics")
+                f"{err} (to drop such units instead, pass the rows: a panel, not sufficient "
+                "statistics)") from None
         return None, []
     if impossible == "raise":
         try:
