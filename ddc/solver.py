@@ -919,7 +919,6 @@ def solve_batch(u: np.ndarray, feasible: np.ndarray, beta: float, ct, pi0: np.nd
     max_iter = BATCH_MAX_ITER if max_iter is None else int(max_iter)
     U = np.ascontiguousarray(u.transpose(1, 0, 2))  # (A, S, D)
     P = stacked_transition_matrix(ct)
-    system = PolicySystem(np.ascontiguousarray(pi0, dtype=np.float64), beta, ct, solver)
     infeasible = ~np.asarray(feasible, dtype=bool).T[:, :, None]
     V = np.repeat(np.asarray(V0, dtype=np.float64)[:, None], D, axis=1)
     V_out = np.full((S, D), np.nan)
@@ -928,7 +927,8 @@ def solve_batch(u: np.ndarray, feasible: np.ndarray, beta: float, ct, pi0: np.nd
     left = np.arange(D)
     eps = np.finfo(float).eps
     steps = 0
-    with small_blas(S, solver):
+    with small_blas(S, solver):  # the factorization too: two BLAS threads on a busy machine
+        system = PolicySystem(np.ascontiguousarray(pi0, dtype=np.float64), beta, ct, solver)
         for steps in range(1, max_iter + 1):  # noqa: B007 - steps is reported
             Vl = V[:, left]
             v = U[:, :, left] + beta * (P @ Vl).reshape(A, S, left.size)

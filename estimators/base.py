@@ -199,6 +199,13 @@ class Estimator:
     #: :func:`estimators.first_stage.reestimation_covariances`)
     first_stage_correction: ClassVar[str] = "own"
 
+    def __new__(cls, model=None, *args, **kwargs):
+        # a ddc.Mixture gets the estimator's mixture version (estimators.mixture), or a
+        # reasoned refusal; any other model this class itself
+        from estimators.mixture.dispatch import mixture_estimator
+
+        return mixture_estimator(cls, model, args, kwargs) or super().__new__(cls)
+
     def __init__(self, model: Model, solver: Solver | None = None,
                  drop_first: bool | None = None, on_failure: str = "warn",
                  transitions=None):

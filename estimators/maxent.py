@@ -233,12 +233,6 @@ class MaxEntIRL(Estimator):
     takes_start = True
     needs_rows = False
 
-    def __new__(cls, model=None, *args, **kwargs):
-        # a ddc.Mixture gets the mixture estimator (estimators.mixture), or a reasoned refusal
-        from estimators.mixture.dispatch import mixture_estimator
-
-        return mixture_estimator(cls, model, args, kwargs) or super().__new__(cls)
-
     def __init__(self, model: Model, feature_counts: str = "likelihood", forward: str = "solve",
                  solver: Solver | None = None, optimizer: Optimizer | None = None,
                  forward_tol: float = 1e-13, drop_first: bool | None = None,
@@ -398,7 +392,7 @@ class MaxEntIRL(Estimator):
             else:
                 H, scores, _ = mle_inference(lik, None, 0, fit.params)
                 groups = None
-        except RuntimeError as exc:  # the likelihood is not finite near the estimate
+        except ConvergenceError as exc:  # the likelihood is not finite near the estimate
             notes.append(f"no Hessian at the estimate: {exc}")
             H = scores = groups = None
         covs: dict = {}

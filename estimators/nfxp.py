@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ddc.model import Model
-from ddc.solver import Solver
+from ddc.solver import ConvergenceError, Solver
 from estimators.base import Estimator, Fit, Inference, Prepared, register
 from estimators.first_stage import first_stage_covariances
 from estimators.likelihood import ChoiceLikelihood, mle_inference
@@ -73,12 +73,6 @@ class NFXP(Estimator):
     key = "nfxp"
     takes_start = True
     needs_rows = False
-
-    def __new__(cls, model=None, *args, **kwargs):
-        # a ddc.Mixture gets the mixture estimator (estimators.mixture), or a reasoned refusal
-        from estimators.mixture.dispatch import mixture_estimator
-
-        return mixture_estimator(cls, model, args, kwargs) or super().__new__(cls)
 
     def __init__(self, model: Model, solver: Solver | None = None,
                  optimizer: Optimizer | None = None, full_information: bool = True,
@@ -211,7 +205,7 @@ class NFXP(Estimator):
             return memo[2].copy()  # Newton's last Hessian, asked again for the inference
         try:
             H = lik.hessian(params, tnames)
-        except RuntimeError as exc:  # the fixed point failed at the point
+        except ConvergenceError as exc:  # the fixed point failed at the point
             raise HessianUnavailable(str(exc)) from exc
         K = len(names) - len(tnames)
         H[K:, K:] += self._transition_hessian(cd, ts, params)
@@ -288,7 +282,7 @@ class NFXP(Estimator):
                 return H, None
             rows = np.flatnonzero(cd.used)
             H, scores, _ = mle_inference(lik, (rows, cd.state, cd.action), panel.nobs, params)
-        except RuntimeError as exc:  # the likelihood is not finite near the estimate
+        except ConvergenceError as exc:  # the likelihood is not finite near the estimate
             raise HessianUnavailable(str(exc)) from exc
         return H, scores
 

@@ -263,3 +263,17 @@ def test_a_start_that_fails_is_recorded_and_the_others_kept(membership, panel):
     assert any("1 start(s) failed" in n for n in res.notes)
     with pytest.raises(ddc.ConvergenceError, match="every one of the 2 starting values"):
         _FailsFromOne(membership).fit(panel, starts=[{first: 1.0}, {first: 2.0}])
+
+
+def test_fit_maps_state_and_extra_columns(bus_data):
+    """The column mapping reaches the state variables (through the panel layer) and the extra
+    columns a transition family reads (Rust's increments): same estimate under other names."""
+    bus = ddc.models.rust_bus(90)
+    names = {"bus_id": "unit", "month": "t", "action": "d", "mileage": "x", "increment": "inc"}
+    a = NFXP(bus).fit(bus_data)
+    b = NFXP(bus).fit(bus_data.rename(columns=names), id_col="unit", time_col="t",
+                      action_col="d", columns={"mileage": "x", "increment": "inc"})
+    np.testing.assert_allclose(b.params, a.params, rtol=0, atol=1e-10)
+    assert b.loglik == pytest.approx(a.loglik, abs=1e-8)
+    with pytest.raises(KeyError, match=r"columns=\{'increment': 'bins'\}: no such column"):
+        NFXP(bus).fit(bus_data, columns={"increment": "bins"})
