@@ -15,7 +15,12 @@ are the default ones) is declared by the model through a :class:`Hooks` object:
     model = ddc.Model(..., hooks=hooks)
 
 A user's model declares the same hooks as the built-in ones (``ddc.models.membership`` and
-``ddc.models.rust_bus``); every hook is optional.
+``ddc.models.rust_bus``); every hook is optional. The counterfactual engine
+(``simulations.counterfactual``) reads ``money`` (welfare in money), ``outcomes`` and ``curves``
+(what it reports for every scenario, with intervals; an outcome or curve declared
+``vectorized=True`` is evaluated for all bootstrap draws in one call, see
+:class:`OutcomeContext`), ``unit`` (the column ``cv_per_<unit>``), ``default_scenarios``,
+``figures`` and ``description``.
 """
 
 from __future__ import annotations
