@@ -253,6 +253,30 @@ def _params_and_cov(model: Model, results_or_params, cov_type: str | None
                     f"pandas Series), got {type(results_or_params).__name__}")
 
 
+def _with_estimated_transitions(model: Model, results_or_params, notes: list[str]) -> Model:
+    """The model with the transition tables an estimate was made with.
+
+    A first stage that estimated a model's fixed factor tables by their cell frequencies leaves
+    the given tables (which may be placeholders that only declare which moves are possible) in
+    ``results.model``; the estimate belongs to the estimated tables
+    (:func:`estimators.first_stage.transition_model`). The counterfactuals are solved with
+    those, and a note says that their sampling uncertainty is not drawn.
+    """
+    from estimators.results import EstimationResults
+
+    if not isinstance(results_or_params, EstimationResults):
+        return model
+    from estimators.first_stage import transition_model
+
+    fitted = transition_model(results_or_params)
+    if fitted is results_or_params.model:
+        return model
+    notes.append("The transitions are those the estimate's first stage estimated from the data "
+                 "(cell frequencies); the intervals draw the utility parameters only, holding "
+                 "the estimated transitions fixed.")
+    return model.replace(transitions=fitted.transitions())
+
+
 def _draw_params(params: pd.Series, cov: pd.DataFrame, n_draws: int, seed) -> np.ndarray:
     """Parameter draws (D, P) over ``params.index``: the covariance's parameters drawn from the
     normal around the estimate, the others held at their values."""
@@ -459,6 +483,7 @@ def counterfactual(
                        f"{model.utility_params})")
     chosen = resolve_scenarios(scenarios, model)
     params, cov, source, notes = _params_and_cov(model, results_or_params, cov_type)
+    model = _with_estimated_transitions(model, results_or_params, notes)
     alpha = money.utils_per_unit(params) if money is not None else None
     vec = params.to_numpy()
     unit = model.hooks.unit
