@@ -41,7 +41,7 @@ import pandas as pd
 
 from ddc.data import EstimationData, RowsUnavailable, estimation_data
 from ddc.model import Model
-from ddc.panel import PanelError
+from ddc.panel import Columns, PanelError
 from ddc.solver import ConvergenceError, ConvergenceWarning, Solver, small_blas
 from estimators.convergence import Convergence, check_convergence
 from estimators.results import EstimationResults
@@ -229,7 +229,7 @@ class Estimator:
     # ------------------------------------------------------------------ the template
     def fit(self, data, start=None, *, starts: Sequence | None = None, id_col: str | None = None,
             time_col: str | None = None, action_col: str | None = None,
-            columns: Mapping[str, str] | None = None) -> EstimationResults:
+            columns: Columns | Mapping[str, str] | None = None) -> EstimationResults:
         """Estimate the model's parameters.
 
         Parameters
@@ -248,8 +248,10 @@ class Estimator:
         id_col, time_col, action_col : str, optional
             Column names of the unit id, the period and the action (default: the model's
             layout, ``model.hooks.layout``).
-        columns : mapping of str to str, optional
-            State variable (or extra variable) -> the column holding it.
+        columns : ddc.panel.Columns or mapping of str to str, optional
+            State variable (or extra variable) -> the column holding it, or the whole mapping
+            (a :class:`~ddc.panel.Columns`, whose id, period and action columns, period and time
+            format are used too; keywords given beside it must agree with it).
 
         Returns
         -------
