@@ -6,6 +6,7 @@ logit Bellman solver and its derivatives, panel data, built-in models and data s
 
 from ddc import models
 from ddc.hooks import DataLayout, Hooks, Money, Outcome, OutcomeContext, TransitionFamily
+from ddc.mixture import Mixture
 from ddc.model import Model, fingerprint_diff
 from ddc.solver import ConvergenceError, ConvergenceWarning, Solution, Solver
 from ddc.statespace import StateSpace, StateVariable
@@ -23,6 +24,7 @@ __all__ = [
     "FactoredTransitions",
     "Hooks",
     "LinearUtility",
+    "Mixture",
     "Model",
     "Money",
     "Outcome",

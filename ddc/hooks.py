@@ -15,7 +15,12 @@ are the default ones) is declared by the model through a :class:`Hooks` object:
     model = ddc.Model(..., hooks=hooks)
 
 A user's model declares the same hooks as the built-in ones (``ddc.models.membership`` and
-``ddc.models.rust_bus``); every hook is optional.
+``ddc.models.rust_bus``); every hook is optional. The counterfactual engine
+(``simulations.counterfactual``) reads ``money`` (welfare in money), ``outcomes`` and ``curves``
+(what it reports for every scenario, with intervals; an outcome or curve declared
+``vectorized=True`` is evaluated for all bootstrap draws in one call, see
+:class:`OutcomeContext`), ``unit`` (the column ``cv_per_<unit>``), ``default_scenarios``,
+``figures`` and ``description``.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ import pandas as pd
 if TYPE_CHECKING:
     from ddc.model import Model
 
-__all__ = ["DataLayout", "Hooks", "Money", "Outcome", "OutcomeContext", "TransitionFamily"]
+__all__ = ["Curve", "DataLayout", "Hooks", "Money", "Outcome", "OutcomeContext",
+           "TransitionFamily"]
 
 
 @dataclass(frozen=True)
@@ -79,28 +85,90 @@ class Money:
 
 @dataclass(frozen=True)
 class OutcomeContext:
-    """What an :class:`Outcome` function is given: a solved model and a state distribution.
+    """What an :class:`Outcome` or :class:`Curve` function is given: a solved model and a state
+    distribution, at one parameter vector or at many (bootstrap draws) at once.
+
+    At one parameter vector the arrays are as below. For an outcome declared with
+    ``vectorized=True`` the engine evaluates many draws in one call: every array then carries a
+    trailing axis of length :math:`D` (``ccp`` (S, A, D), ``value`` (S, D), ``distribution``
+    (S, D)) and the function returns an array of shape (D,).
 
     Attributes
     ----------
     model : Model
         The model (for a counterfactual, the scenario's model).
-    params : pandas.Series
-        Parameter values.
-    ccp : numpy.ndarray, shape (S, A)
+    params : pandas.Series or pandas.DataFrame
+        Parameter values (with draws: one column per draw).
+    ccp : numpy.ndarray, shape (S, A) or (S, A, D)
         Conditional choice probabilities :math:`\\pi(a \\mid s)` (zero where infeasible).
-    value : numpy.ndarray, shape (S,)
+    value : numpy.ndarray, shape (S,) or (S, D)
         Ex-ante value function.
-    distribution : numpy.ndarray, shape (S,)
+    distribution : numpy.ndarray, shape (S,) or (S, D)
         State distribution the outcome is averaged over (the stationary distribution of the
-        controlled chain in a counterfactual report), summing to one.
+        controlled chain in a counterfactual report), summing to one (in each column).
+    horizon : int
+        Length of declared :class:`Curve` s (their last step).
+    transitions : CompiledTransitions, optional
+        The model's transitions at ``params`` (compiled on first use when not given); with
+        draws, the same for every draw.
+    cache : dict
+        Scratch space shared by the outcomes and curves evaluated on this context (e.g. a
+        propagation that two outcomes read); the engine gives every context a fresh one.
     """
 
     model: Model
-    params: pd.Series
+    params: pd.Series | pd.DataFrame
     ccp: np.ndarray
     value: np.ndarray
     distribution: np.ndarray
+    horizon: int = 36
+    transitions: Any = None
+    cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def n_draws(self) -> int | None:
+        """:math:`D` when the arrays carry a draws axis, else ``None``."""
+        return self.ccp.shape[2] if self.ccp.ndim == 3 else None
+
+    def compiled_transitions(self):
+        """The model's compiled transitions at :attr:`params` (cached)."""
+        if self.transitions is not None:
+            return self.transitions
+        if "transitions" not in self.cache:
+            p = self.params
+            vec = (p.iloc[:, 0] if isinstance(p, pd.DataFrame) else p).to_numpy()
+            self.cache["transitions"] = self.model.compiled_transitions(vec)
+        return self.cache["transitions"]
+
+    def push(self, w: np.ndarray, actions_first: bool = False) -> np.ndarray:
+        """One step forward of a mass over states and actions.
+
+        .. math:: x(s') = \\sum_{s, a} w(s, a) \\, P(s' \\mid s, a)
+
+        Parameters
+        ----------
+        w : numpy.ndarray, shape (S, A) or (S, A, K)
+            Mass by state and action (with a trailing axis: K masses pushed at once).
+        actions_first : bool
+            ``w`` is laid out (A, S) or (A, S, K) instead (no copy is needed then).
+
+        Returns
+        -------
+        numpy.ndarray, shape (S,) or (S, K)
+        """
+        from ddc.solver import stacked_transition_matrix
+
+        if "push_matrix" not in self.cache:
+            self.cache["push_matrix"] = stacked_transition_matrix(
+                self.compiled_transitions()).T.tocsr()
+        PT = self.cache["push_matrix"]  # (S, A * S), column a * S + s
+        w = np.asarray(w, dtype=np.float64)
+        if not actions_first:
+            w = np.swapaxes(w, 0, 1)
+        A, S = w.shape[:2]
+        if w.ndim == 2:
+            return PT @ w.reshape(A * S)
+        return PT @ w.reshape(A * S, w.shape[2])
 
 
 @dataclass(frozen=True)
@@ -112,17 +180,27 @@ class Outcome:
     name : str
         Column name in reports (a Python identifier, e.g. ``"member_share"``).
     compute : callable
-        ``compute(ctx: OutcomeContext) -> float``.
+        ``compute(ctx: OutcomeContext) -> float`` (or, with ``vectorized=True``, an array of
+        shape (D,) for a context whose arrays carry a trailing draws axis).
     description : str
         One line saying what it measures, for report legends.
     unit : str
         ``"share"`` (shown as a percentage), a currency such as ``"USD"``, or free text.
+    label : str
+        Column heading in rendered reports (e.g. ``"12-month retention"``); the name with
+        spaces for underscores by default.
+    vectorized : bool
+        Whether ``compute`` takes contexts with a draws axis (:class:`OutcomeContext`); the
+        counterfactual engine then evaluates all bootstrap draws (and all blocks of the
+        permanent state variables) in one call instead of one call per draw.
     """
 
     name: str
     compute: Callable[[OutcomeContext], float]
     description: str = ""
     unit: str = ""
+    label: str = ""
+    vectorized: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -130,9 +208,80 @@ class Outcome:
                              f"got {self.name!r}")
         if not callable(self.compute):
             raise TypeError(f"Outcome {self.name!r}: compute must be callable")
+        if not self.label:
+            object.__setattr__(self, "label", self.name.replace("_", " "))
 
     def __call__(self, ctx: OutcomeContext) -> float:
+        if self.vectorized and ctx.n_draws is None:
+            one = OutcomeContext(ctx.model, ctx.params, ctx.ccp[..., None],
+                                 ctx.value[..., None], ctx.distribution[..., None], ctx.horizon,
+                                 ctx.transitions, ctx.cache)
+            return float(np.asarray(self.compute(one)).reshape(-1)[0])
         return float(self.compute(ctx))
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A named curve of a solved model (e.g. retention by months since joining), one line per
+    group, that reports tabulate and draw with intervals.
+
+    Parameters
+    ----------
+    name : str
+        Name of the curve (an identifier, e.g. ``"retention"``): the report's table
+        ``report.curves[name]`` (also ``report.<name>``).
+    compute : callable
+        ``compute(ctx: OutcomeContext) -> numpy.ndarray`` of shape (K + 1, G): the value at
+        steps :math:`k = 0, \\dots, K` (``K = ctx.horizon``) of each of the G groups (NaN where a
+        group is empty). With ``vectorized=True`` and a context with draws: (K + 1, G, D).
+    groups : sequence of str
+        Names of the G groups (columns), e.g. ``("all", "monthly", "annual")``.
+    group_name : str
+        Name of the group level in report tables (e.g. ``"joined"``).
+    step_name : str
+        Name of the step level (``"k"``).
+    description : str
+        One line for report legends.
+    vectorized : bool
+        As for :class:`Outcome`.
+    """
+
+    name: str
+    compute: Callable[[OutcomeContext], np.ndarray]
+    groups: Sequence[str] = ("all",)
+    group_name: str = "group"
+    step_name: str = "k"
+    description: str = ""
+    vectorized: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise ValueError(f"a curve name must be an identifier such as 'retention'; got "
+                             f"{self.name!r}")
+        if not callable(self.compute):
+            raise TypeError(f"Curve {self.name!r}: compute must be callable")
+        groups = tuple(str(g) for g in self.groups)
+        if not groups or len(set(groups)) != len(groups):
+            raise ValueError(f"Curve {self.name!r}: groups must be unique names; got "
+                             f"{list(self.groups)}")
+        object.__setattr__(self, "groups", groups)
+
+    def __call__(self, ctx: OutcomeContext) -> np.ndarray:
+        """The curve (K + 1, G) at a context without draws (or (K + 1, G, D) with)."""
+        if self.vectorized and ctx.n_draws is None:
+            one = OutcomeContext(ctx.model, ctx.params, ctx.ccp[..., None],
+                                 ctx.value[..., None], ctx.distribution[..., None], ctx.horizon,
+                                 ctx.transitions, ctx.cache)
+            out = np.asarray(self.compute(one), dtype=float)[..., 0]
+        else:
+            out = np.asarray(self.compute(ctx), dtype=float)
+        G = len(self.groups)
+        want = (ctx.horizon + 1, G) + ((ctx.n_draws,) if ctx.n_draws and self.vectorized
+                                      else ())
+        if out.shape != want:
+            raise ValueError(f"Curve {self.name!r} returned shape {out.shape}; expected {want} "
+                             f"(steps 0..{ctx.horizon} x groups {list(self.groups)})")
+        return out
 
 
 @dataclass(frozen=True)
@@ -202,6 +351,12 @@ class Hooks:
         The parameter that turns utils into money (welfare in money in counterfactuals).
     outcomes : sequence of Outcome
         Named outcomes that counterfactual reports compute for every scenario.
+    curves : sequence of Curve
+        Named curves (e.g. retention by months since joining) that counterfactual reports
+        tabulate for every scenario.
+    unit : str
+        What one decision maker is called in reports (``"customer"``, ``"bus"``, ``"firm"``):
+        welfare is reported per unit, in the column ``cv_per_<unit>``.
     layout : DataLayout
         Column names of the model's panel data and how its choice sample is formed.
     transition_family : TransitionFamily, optional
@@ -218,6 +373,8 @@ class Hooks:
 
     money: Money | None = None
     outcomes: Sequence[Outcome] = ()
+    curves: Sequence[Curve] = ()
+    unit: str = "unit"
     layout: DataLayout = field(default_factory=DataLayout)
     transition_family: TransitionFamily | None = None
     default_scenarios: Callable[[Model], Sequence[Any]] | None = None
@@ -237,6 +394,20 @@ class Hooks:
         if dup:
             raise ValueError(f"outcome name(s) {dup} declared more than once")
         object.__setattr__(self, "outcomes", outcomes)
+        curves = tuple(self.curves)
+        for c in curves:
+            if not isinstance(c, Curve):
+                raise TypeError(f"hooks.curves must hold ddc.Curve objects; got "
+                                f"{type(c).__name__}")
+        cnames = [c.name for c in curves]
+        dup = sorted({n for n in cnames if cnames.count(n) > 1} | (set(cnames) & set(names)))
+        if dup:
+            raise ValueError(f"curve name(s) {dup} declared more than once (or also as an "
+                             "outcome)")
+        object.__setattr__(self, "curves", curves)
+        if not isinstance(self.unit, str) or not self.unit.isidentifier():
+            raise ValueError(f"hooks.unit must be a noun usable in a column name such as "
+                             f"'customer'; got {self.unit!r}")
         if not isinstance(self.layout, DataLayout):
             raise TypeError(f"hooks.layout must be a ddc.DataLayout; got "
                             f"{type(self.layout).__name__}")

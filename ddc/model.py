@@ -152,6 +152,16 @@ class Model:
         self.compiled_transitions()
         self.true_params = None if true_params is None else self.params_series(true_params)
 
+    def __getstate__(self) -> dict:
+        # the per-instance cache of compiled transitions is not picklable; rebuilt on load
+        state = self.__dict__.copy()
+        state.pop("_compiled", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._compiled = lru_cache(maxsize=8)(self._compile)
+
     def __repr__(self) -> str:
         return (f"Model({self.name!r}: {self.space!r}, actions={list(self.actions)}, "
                 f"beta={self.beta}, params={self.param_names})")

@@ -43,13 +43,10 @@ True
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import os
-import pickle
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,11 +54,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ddc.executor import cached_loads, dask_client, dumps, executor, resolve_scheduler
 from ddc.model import Model
 from ddc.panel import (
-    ACTION_COLUMN,
-    ID_COLUMNS,
-    TIME_COLUMNS,
+    Columns,
     Panel,
     PanelError,
     TransitionCounts,
@@ -70,24 +66,7 @@ from ddc.panel import (
 )
 from ddc.transitions import FactoredTransitions
 
-__all__ = [
-    "SCHEDULERS",
-    "SufficientStatistics",
-    "executor",
-    "pack_model",
-    "resolve_scheduler",
-    "sufficient_statistics",
-    "unpack_model",
-]
-
-#: Scheduler names accepted by :func:`sufficient_statistics` (and the Monte Carlo runner); an
-#: address ``"tcp://host:port"`` of a running dask scheduler, or a ``distributed.Client``, also
-#: works.
-SCHEDULERS = {
-    "serial": "in this process, one task after another",
-    "processes": "a local process pool (concurrent.futures, 'spawn' start method)",
-    "dask": "dask.distributed on a LocalCluster started for the call (processes, one thread each)",
-}
+__all__ = ["SourceError", "SufficientStatistics", "sufficient_statistics"]
 
 #: Rows read and coded at a time by default: about 150 MB of working memory for the membership
 #: model's seven columns (measured peak, see ``docs/scale.rst``).
@@ -96,6 +75,12 @@ CHUNK_ROWS = 1_000_000
 #: Above this many cells :math:`S \\cdot A \\cdot S` the transition counts are accumulated as
 #: sorted (key, count) pairs instead of a dense array.
 DENSE_TRANSITIONS_MAX = 1 << 22
+
+
+class SourceError(PanelError):
+    """A data file cannot be read as it should: empty, truncated, corrupted (a page checksum
+    fails, fewer rows than its footer declares) or malformed (a CSV row with too few or too many
+    fields). The message names the file, the row or line where known, and the remedy."""
 
 
 # ---------------------------------------------------------------------------- the statistics
@@ -389,7 +374,9 @@ def _frozen(x: np.ndarray) -> np.ndarray:
 
 
 def _inc_column(model: Model, columns: Iterable) -> str | None:
-    col = model.metadata.get("increment_column")
+    family = model.hooks.transition_family
+    col = family.columns[0] if family is not None and family.columns else \
+        model.metadata.get("increment_column")
     if col is None or len(model.transition_params) == 0:
         return None
     return col if col in set(columns) else None
@@ -459,10 +446,8 @@ def _columns_and_tasks(source, task_rows: int) -> tuple[list[str], list[_Task]]:
         kind = _source_kind(p)
         kinds.add(kind)
         if kind == "parquet":
-            import pyarrow.parquet as pq
-
             for f in _parquet_files(p):
-                meta = pq.ParquetFile(f).metadata
+                meta = _parquet_metadata(f)
                 cols = list(meta.schema.to_arrow_schema().names)
                 columns = _same_columns(columns, cols, f)
                 rows = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
@@ -475,12 +460,44 @@ def _columns_and_tasks(source, task_rows: int) -> tuple[list[str], list[_Task]]:
                     tasks.append(_Task("parquet", str(f), (lo, hi), int(offsets[lo])))
                     lo = hi
         else:
-            cols = [str(c) for c in pd.read_csv(p, nrows=0).columns]
+            cols = _csv_header(p)
             columns = _same_columns(columns, cols, p)
             tasks.append(_Task("csv", str(p)))
     if len(kinds) > 1:
         raise ValueError(f"mixed source formats {sorted(kinds)}; give files of one format")
     return columns or [], tasks
+
+
+def _parquet_metadata(path: Path):
+    import pyarrow.parquet as pq
+
+    if path.stat().st_size == 0:
+        raise SourceError(f"{str(path)!r} is empty (0 bytes): not a Parquet file. Write it "
+                          "again (an interrupted copy or write leaves such files), or remove it")
+    try:
+        return pq.ParquetFile(path).metadata
+    except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid / ArrowIOError
+        raise SourceError(
+            f"{str(path)!r} cannot be read as Parquet ({_first_line(e)}): the file is "
+            "truncated, corrupted or not Parquet. Write it again from its source (an "
+            "interrupted copy or write truncates the footer), or remove it") from None
+
+
+def _csv_header(path: Path) -> list[str]:
+    try:
+        return [str(c) for c in pd.read_csv(path, nrows=0).columns]
+    except pd.errors.EmptyDataError:
+        raise SourceError(f"{str(path)!r} is empty (no header line, no rows): give a CSV long "
+                          "panel with a header line, or remove the file") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise SourceError(f"{str(path)!r}: the header cannot be read as CSV "
+                          f"({_first_line(e)}); give a comma-separated file with a header "
+                          "line") from None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
 
 
 def _same_columns(known: list[str] | None, cols: list[str], path) -> list[str]:
@@ -492,26 +509,190 @@ def _same_columns(known: list[str] | None, cols: list[str], path) -> list[str]:
 
 def _read_chunks(task: _Task, columns: list[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
     """The task's rows in chunks of at most ``chunk_rows``, indexed by their row number in the
-    file (for messages)."""
+    file (for messages: row 0 is the first data row)."""
     if task.kind == "frame":
         frame = task.frame
         for lo in range(0, len(frame), chunk_rows):
             yield frame.iloc[lo:lo + chunk_rows][columns]
         return
     if task.kind == "csv":
-        with pd.read_csv(task.path, usecols=columns, chunksize=chunk_rows) as reader:
-            yield from reader
+        yield from _csv_chunks(task.path, columns, chunk_rows)
         return
+    yield from _parquet_chunks(task, columns, chunk_rows)
+
+
+def _parquet_chunks(task: _Task, columns: list[str], chunk_rows: int
+                    ) -> Iterator[pd.DataFrame]:
+    """Row groups ``task.row_groups`` of a Parquet file, with their page checksums verified
+    (where the writer stored them, as :func:`simulations.outofcore.write_panel_parquet` does)
+    and their row counts checked against the footer."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    f = pq.ParquetFile(task.path)
-    offset = task.row_offset
+    name = Path(task.path).name
     lo, hi = task.row_groups
-    for batch in f.iter_batches(batch_size=chunk_rows, row_groups=range(lo, hi), columns=columns):
-        chunk = batch.to_pandas()
+    remedy = ("Write the file again from its source (or restore it from a copy); its bytes "
+              "differ from what was written")
+    try:
+        f = pq.ParquetFile(task.path, page_checksum_verification=True)
+        declared = sum(f.metadata.row_group(i).num_rows for i in range(lo, hi))
+    except (OSError, ValueError) as e:
+        raise SourceError(f"{name!r} cannot be read as Parquet ({_first_line(e)}). "
+                          f"{remedy}") from None
+    offset = task.row_offset
+    batches = f.iter_batches(batch_size=chunk_rows, row_groups=range(lo, hi), columns=columns)
+    # what a damaged file raises inside pyarrow: a failed checksum (OSError), undecodable pages
+    # (ArrowInvalid, a ValueError), out-of-range dictionary indices (ArrowIndexError), ...
+    damaged = (OSError, ValueError, IndexError, pa.lib.ArrowException)
+    while True:
+        try:
+            batch = next(batches)
+            chunk = batch.to_pandas()
+        except StopIteration:
+            break
+        except damaged as e:
+            raise SourceError(
+                f"{name!r}: row groups {lo}-{hi - 1} (rows {task.row_offset:,} to "
+                f"{task.row_offset + declared - 1:,}) cannot be read: {_first_line(e)}. "
+                f"{remedy}") from None
         chunk.index = pd.RangeIndex(offset, offset + len(chunk))
         offset += len(chunk)
         yield chunk
+    if offset - task.row_offset != declared:
+        raise SourceError(f"{name!r}: row groups {lo}-{hi - 1} hold {offset - task.row_offset:,} "
+                          f"rows where the file's footer declares {declared:,}. {remedy}")
+
+
+def _csv_chunks(path: str, columns: list[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """A CSV file in chunks; every row must have as many fields as the header (a row with too
+    few fields is an error naming its line, not missing values)."""
+    try:
+        import pyarrow.csv  # noqa: F401
+    except ImportError:  # pandas alone cannot tell a short row from missing values
+        yield from _csv_chunks_pandas(path, columns, chunk_rows)
+        return
+    yield from _csv_chunks_arrow(path, columns, chunk_rows)
+
+
+def _csv_chunks_pandas(path: str, columns: list[str], chunk_rows: int
+                       ) -> Iterator[pd.DataFrame]:
+    name = Path(path).name
+    try:
+        with pd.read_csv(path, chunksize=chunk_rows) as reader:
+            for chunk in reader:
+                yield chunk[columns]
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise SourceError(f"{name!r}: {_first_line(e)}. Every row needs one value per column "
+                          "of the header (an empty field for a missing value)") from None
+
+
+def _csv_chunks_arrow(path: str, columns: list[str], chunk_rows: int
+                      ) -> Iterator[pd.DataFrame]:
+    """Read with pyarrow's streaming CSV reader, every column as text, then convert each chunk's
+    numeric columns: a value that is not a number stays text, so that the panel's checks name
+    its row."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    name = Path(path).name
+    header = _csv_header(Path(path))
+    bad_rows: list = []
+
+    def invalid(row) -> str:
+        bad_rows.append(row)
+        return "skip"
+
+    size = max(1, os.path.getsize(path))
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    lines_in_head = max(1, head.count(b"\n"))
+    bytes_per_row = max(8, len(head) // lines_in_head)
+    block = int(min(max(bytes_per_row * chunk_rows, 1 << 16), 1 << 28, 2 * size))
+    try:
+        reader = pacsv.open_csv(
+            path, read_options=pacsv.ReadOptions(block_size=block, use_threads=False),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=invalid),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(header, pa.string()), include_columns=columns,
+                strings_can_be_null=True))
+    except (OSError, ValueError) as e:
+        raise SourceError(f"{name!r} cannot be read as CSV ({_first_line(e)})") from None
+    offset = 0
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            break
+        except (OSError, ValueError) as e:
+            raise SourceError(f"{name!r}: after data row {offset:,}: {_first_line(e)}. Every "
+                              "row needs one value per column of the header") from None
+        if bad_rows:
+            shown = "; ".join(
+                f"line {r.number}: {r.actual_columns} field(s) where the header has "
+                f"{r.expected_columns} ({r.text[:80]!r})" for r in bad_rows[:5])
+            more = f"; and {len(bad_rows) - 5} more" if len(bad_rows) > 5 else ""
+            raise SourceError(f"{name!r}: {len(bad_rows)} row(s) with the wrong number of "
+                              f"fields; first: {shown}{more}. Every row needs one value per "
+                              "column of the header (write an empty field for a missing value)")
+        arrays = {c: _arrow_numbers(batch.column(c)) for c in columns}
+        mixed = [c for c, arr in arrays.items() if arr is _MIXED]
+        frame = pa.table({c: batch.column(c) if c in mixed else arr
+                          for c, arr in arrays.items()}).to_pandas()
+        for c in mixed:  # numbers and text: numbers where they are, the text named later
+            frame[c] = _numbers_where_possible(frame[c])
+        for lo in range(0, len(frame), chunk_rows):
+            chunk = frame.iloc[lo:lo + chunk_rows]
+            chunk.index = pd.RangeIndex(offset, offset + len(chunk))
+            offset += len(chunk)
+            yield chunk
+
+
+#: Marks a text column holding both numbers and other text (converted in pandas).
+_MIXED = object()
+_NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+
+
+def _arrow_numbers(arr):
+    """A text column (pyarrow) as int64 or float64 when every value present is a number, as
+    text when none is, else :data:`_MIXED` (the caller converts it value by value)."""
+    import re
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if arr.null_count == len(arr):
+        return arr.cast(pa.float64())
+    first = arr.drop_null()[0].as_py()
+    if re.match(_NUMBER, first):
+        for target in (pa.int64(), pa.float64()):
+            try:
+                return pc.cast(arr, target)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                continue
+        return _MIXED
+    numeric = pc.any(pc.match_substring_regex(arr, _NUMBER)).as_py()
+    return _MIXED if numeric else arr
+
+
+def _numbers_where_possible(col: pd.Series) -> pd.Series:
+    """A text column as integers (or floats, with missing values) when every value present is a
+    number; else numbers where they are and text elsewhere (the panel's checks then name the
+    rows holding text)."""
+    present = col.notna()
+    if not present.any():
+        return col.astype(float)
+    converted = pd.to_numeric(col, errors="coerce")
+    text = present & converted.isna()
+    if text.any():  # numbers as numbers, the rest as the text it is
+        if text.all():
+            return col.astype(object)
+        whole = (converted == np.floor(converted)) & converted.notna()
+        values = converted.astype(object).where(~whole, converted.where(whole).astype("Int64"))
+        return values.where(~text, col).astype(object)
+    if not converted.isna().any() and (converted == np.floor(converted)).all() and \
+            np.abs(converted).max() < 2**53:
+        return converted.astype(np.int64)
+    return converted
 
 
 # ---------------------------------------------------------------------------- one task
@@ -554,7 +735,7 @@ def _not_sorted(label, id_col, row, before, value) -> None:
         "set_index/shuffle")
 
 
-def _reduce_task(model: Model, task: _Task, columns: list[str], id_col: str, time_col: str,
+def _reduce_task(model: Model, task: _Task, columns: list[str], id_col: str, cols: Columns,
                  inc_col: str | None, chunk_rows: int) -> _Partial:
     acc = _Accumulator(model)
     label = task.label
@@ -569,7 +750,7 @@ def _reduce_task(model: Model, task: _Task, columns: list[str], id_col: str, tim
         if head_pending:
             head, head_pending = frame, False
         else:
-            _reduce_frame(acc, model, frame, id_col, time_col, inc_col, label)
+            _reduce_frame(acc, model, frame, id_col, cols, inc_col, label)
 
     for chunk in _read_chunks(task, columns, chunk_rows):
         n = len(chunk)
@@ -601,7 +782,7 @@ def _reduce_task(model: Model, task: _Task, columns: list[str], id_col: str, tim
             emit(chunk.iloc[p:stop].copy())
             p = stop
         if p < last:
-            _reduce_frame(acc, model, chunk.iloc[p:last], id_col, time_col, inc_col, label)
+            _reduce_frame(acc, model, chunk.iloc[p:last], id_col, cols, inc_col, label)
         carry = chunk.iloc[last:].copy()
         carry_id = ids[last]
     tail = None
@@ -614,26 +795,26 @@ def _reduce_task(model: Model, task: _Task, columns: list[str], id_col: str, tim
 
 
 def _reduce_frame(acc: _Accumulator, model: Model, frame: pd.DataFrame, id_col: str,
-                  time_col: str, inc_col: str | None, label: str) -> None:
+                  cols: Columns, inc_col: str | None, label: str) -> None:
     try:
-        panel = Panel(model, frame, id_col=id_col, time_col=time_col)
+        panel = Panel(model, frame, columns=cols)
         acc.add_panel(panel, frame, inc_col)
     except PanelError as e:
         raise PanelError([f"{label}: {p}" for p in e.problems]) from None
 
 
-def _run_task(model_blob: bytes, task: _Task, columns: list[str], id_col: str, time_col: str,
+def _run_task(model_blob: bytes, task: _Task, columns: list[str], id_col: str, cols: Columns,
               inc_col: str | None, chunk_rows: int) -> _Partial:
     """Worker entry point (module level, so process pools and dask can import it)."""
-    return _reduce_task(unpack_model(model_blob), task, columns, id_col, time_col, inc_col,
+    return _reduce_task(cached_loads(model_blob), task, columns, id_col, cols, inc_col,
                         chunk_rows)
 
 
 def _run_dask_partition(model_blob: bytes, frame: pd.DataFrame, index: int, columns: list[str],
-                        id_col: str, time_col: str, inc_col: str | None,
+                        id_col: str, cols: Columns, inc_col: str | None,
                         chunk_rows: int) -> _Partial:
     task = _Task("frame", frame=frame)
-    part = _reduce_task(unpack_model(model_blob), task, columns, id_col, time_col, inc_col,
+    part = _reduce_task(cached_loads(model_blob), task, columns, id_col, cols, inc_col,
                         chunk_rows)
     part.label = f"partition {index}"
     return part
@@ -652,6 +833,9 @@ def sufficient_statistics(
     n_workers: int | None = None,
     task_rows: int | None = None,
     progress: bool | None = False,
+    *,
+    action_col: str | None = None,
+    columns: Columns | Mapping[str, str] | None = None,
 ) -> SufficientStatistics:
     """Reduce a long panel to its sufficient statistics without holding it in memory.
 
@@ -668,8 +852,8 @@ def sufficient_statistics(
         ``increment``); other columns are not read. The rows must be sorted by id (each unit's
         rows together, ids non-decreasing across chunks, files and partitions).
     id_col, time_col : str, optional
-        The id and period columns; by default the first of :data:`ddc.panel.ID_COLUMNS` and
-        :data:`ddc.panel.TIME_COLUMNS` present.
+        The id and period columns; by default the model's (its data layout) or the first of
+        :data:`ddc.panel.ID_COLUMNS` and :data:`ddc.panel.TIME_COLUMNS` present.
     chunk_rows : int
         Rows read and coded at a time (bounds the memory of each worker).
     scheduler : None, str or distributed.Client
@@ -685,6 +869,11 @@ def sufficient_statistics(
         by default ``4 * chunk_rows``.
     progress : bool, optional
         Show a progress bar over the tasks (``None``: when stderr is a terminal).
+    action_col : str, optional
+        The action column (the model's by default).
+    columns : ddc.panel.Columns or mapping, optional
+        The column mapping (:class:`ddc.panel.Columns`, or ``{state variable: column}``), as
+        :func:`ddc.panel.prepare` takes it: the same names, periods and time format.
 
     Returns
     -------
@@ -718,52 +907,49 @@ def sufficient_statistics(
         tasks: list[_Task] = []
     else:
         columns_all, tasks = _columns_and_tasks(source, task_rows)
-    id_col, time_col, columns, inc_col = _columns_for(model, columns_all, id_col, time_col)
+    cols = Columns.of(columns, id_col=id_col, time_col=time_col, action_col=action_col)
+    id_col, cols, read, inc_col = _columns_for(model, columns_all, cols)
     if progress is None:
         progress = sys.stderr.isatty()
 
     if dask_source:
-        partials = _dask_frame_partials(model, source, columns, id_col, time_col, inc_col,
+        partials = _dask_frame_partials(model, source, read, id_col, cols, inc_col,
                                         int(chunk_rows), scheduler, kind, n_workers)
     elif kind == "serial" or not tasks or tasks[0].kind == "frame":
-        partials = [_reduce_task(model, t, columns, id_col, time_col, inc_col, int(chunk_rows))
+        partials = [_reduce_task(model, t, read, id_col, cols, inc_col, int(chunk_rows))
                     for t in _progress(tasks, progress, "tasks")]
     else:
-        blob = pack_model(model)
+        blob = dumps(model, f"the model {model.name!r}")
         with executor(scheduler, n_workers) as ex:
             shared = ex.share(blob)
-            futures = [ex.submit(_run_task, shared, t, columns, id_col, time_col, inc_col,
+            futures = [ex.submit(_run_task, shared, t, read, id_col, cols, inc_col,
                                  int(chunk_rows)) for t in tasks]
             order = {id(f): i for i, f in enumerate(futures)}
             partials = [None] * len(futures)
             done = ex.as_completed(futures)
             for fut in _progress(done, progress, "tasks", total=len(futures)):
                 partials[order[id(fut)]] = fut.result()
-    return _combine(model, partials, id_col, time_col, inc_col, time.perf_counter() - t0)
+    return _combine(model, partials, id_col, cols, inc_col, time.perf_counter() - t0)
 
 
-def _columns_for(model: Model, columns: list[str], id_col, time_col):
-    def pick(given, defaults, what, arg):
-        if given is not None:
-            return given
-        for c in defaults:
-            if c in columns:
-                return c
-        raise PanelError(f"no {what} column: none of {list(defaults)} is among the source's "
-                         f"columns {columns}; name it with {arg}=...")
-
-    id_col = pick(id_col, ID_COLUMNS, "id", "id_col")
-    time_col = pick(time_col, TIME_COLUMNS, "time", "time_col")
-    required = [id_col, time_col, *model.space.names, ACTION_COLUMN]
-    missing = [c for c in required if c not in columns]
+def _columns_for(model: Model, available: list[str], given: Columns
+                 ) -> tuple[str, Columns, list[str], str | None]:
+    """The id column, the mapping with every name decided, the columns to read, and the
+    increment column (or None)."""
+    r = given.resolve(model, available)
+    missing = [c for c in r.required if c not in available]
     if missing:
         raise PanelError(f"missing column(s) {missing}; a panel for model {model.name!r} needs "
-                         f"the columns {required}. The source has {columns}")
-    inc_col = _inc_column(model, columns)
-    return id_col, time_col, required + ([inc_col] if inc_col else []), inc_col
+                         f"the columns {r.required} (map other names with id_col=, time_col=, "
+                         f"action_col=, columns={{variable: column}}). The source has "
+                         f"{available}")
+    cols = Columns(id_col=r.id_col, time_col=r.time_col, action_col=r.action_col,
+                   states=r.states, period=r.period, time_format=r.time_format)
+    inc_col = _inc_column(model, available)
+    return r.id_col, cols, r.required + ([inc_col] if inc_col else []), inc_col
 
 
-def _combine(model: Model, partials: Sequence[_Partial], id_col: str, time_col: str,
+def _combine(model: Model, partials: Sequence[_Partial], id_col: str, cols: Columns,
              inc_col: str | None, seconds: float) -> SufficientStatistics:
     """Add the tasks' counts and code their boundary units, joined across tasks."""
     total = _Accumulator(model)
@@ -785,21 +971,21 @@ def _combine(model: Model, partials: Sequence[_Partial], id_col: str, time_col: 
         if group:
             if fid < group_id:
                 _not_sorted(label, id_col, frag.index[0], group_id, fid)
-            _reduce_frame(total, model, pd.concat(group), id_col, time_col, inc_col,
+            _reduce_frame(total, model, pd.concat(group), id_col, cols, inc_col,
                           group_label)
         group, group_id, group_label = [frag], fid, label
     if group:
-        _reduce_frame(total, model, pd.concat(group), id_col, time_col, inc_col, group_label)
-    return total.result(id_col, time_col, seconds)
+        _reduce_frame(total, model, pd.concat(group), id_col, cols, inc_col, group_label)
+    return total.result(id_col, cols.time_col, seconds)
 
 
-def _dask_frame_partials(model, ddf, columns, id_col, time_col, inc_col, chunk_rows, scheduler,
+def _dask_frame_partials(model, ddf, columns, id_col, cols, inc_col, chunk_rows, scheduler,
                          kind, n_workers) -> list[_Partial]:
     import dask
 
-    blob = pack_model(model)
+    blob = dumps(model, f"the model {model.name!r}")
     parts = ddf[columns].to_delayed()
-    tasks = [dask.delayed(_run_dask_partition)(blob, p, i, columns, id_col, time_col, inc_col,
+    tasks = [dask.delayed(_run_dask_partition)(blob, p, i, columns, id_col, cols, inc_col,
                                                chunk_rows) for i, p in enumerate(parts)]
     if scheduler is None:
         return list(dask.compute(*tasks))
@@ -807,7 +993,7 @@ def _dask_frame_partials(model, ddf, columns, id_col, time_col, inc_col, chunk_r
         return list(dask.compute(*tasks, scheduler="synchronous"))
     if kind == "processes":
         return list(dask.compute(*tasks, scheduler="processes", num_workers=n_workers))
-    with _dask_client(scheduler, n_workers) as client:
+    with dask_client(scheduler, n_workers) as client:
         return list(client.gather(client.compute(tasks)))
 
 
@@ -817,206 +1003,3 @@ def _progress(it, enabled: bool, unit: str, total: int | None = None):
     from tqdm.auto import tqdm
 
     return tqdm(it, total=total, unit=unit)
-
-
-# ---------------------------------------------------------------------------- schedulers
-
-
-def resolve_scheduler(scheduler) -> str:
-    """``"serial"``, ``"processes"`` or ``"dask"``: the kind of a ``scheduler`` argument.
-
-    Parameters
-    ----------
-    scheduler : None, str or distributed.Client
-        ``None``/``"serial"``, ``"processes"``, ``"dask"``, an address ``"tcp://..."`` (or
-        another dask protocol, ``"tls://"``, ``"inproc://"``, ``"ucx://"``) or a
-        ``distributed.Client``.
-
-    Raises
-    ------
-    ValueError
-        For anything else, listing what is accepted.
-    """
-    if scheduler is None:
-        return "serial"
-    if isinstance(scheduler, str):
-        if scheduler in SCHEDULERS:
-            return scheduler
-        if scheduler.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
-            return "dask"
-    elif type(scheduler).__name__ == "Client" and type(scheduler).__module__.startswith(
-            "distributed"):
-        return "dask"
-    accepted = "; ".join(f"{k!r}: {v}" for k, v in SCHEDULERS.items())
-    raise ValueError(f"unknown scheduler {scheduler!r}; accepted: None (serial); {accepted}; an "
-                     "address 'tcp://host:port' of a running dask scheduler; or a "
-                     "distributed.Client")
-
-
-class _DoneFuture:
-    """A future computed on demand in this process (the serial scheduler)."""
-
-    def __init__(self, fn: Callable, args: tuple):
-        self.fn, self.args = fn, args
-        self._done = False
-        self._value = self._error = None
-
-    def _run(self) -> None:
-        if not self._done:
-            try:
-                self._value = self.fn(*self.args)
-            except Exception as e:  # noqa: BLE001 - handed to the caller by result()
-                self._error = e
-            self._done = True
-
-    def result(self):
-        self._run()
-        if self._error is not None:
-            raise self._error
-        return self._value
-
-    def exception(self):
-        self._run()
-        return self._error
-
-
-class _Executor:
-    """Submit tasks and iterate over them as they complete, whatever runs them."""
-
-    def __init__(self, kind: str, pool=None, client=None):
-        self.kind, self.pool, self.client = kind, pool, client
-
-    def share(self, obj):
-        """A handle on ``obj`` to pass to many tasks (sent to each dask worker once)."""
-        if self.kind == "dask":
-            # a fresh key per call: with content hashing, a second call with the same data can
-            # race the release of the first call's copy ("lost dependencies")
-            return self.client.scatter(obj, broadcast=True, hash=False)
-        return obj
-
-    def submit(self, fn: Callable, *args):
-        if self.kind == "serial":
-            return _DoneFuture(fn, args)
-        if self.kind == "processes":
-            return self.pool.submit(fn, *args)
-        return self.client.submit(fn, *args, pure=False)
-
-    def as_completed(self, futures: Sequence) -> Iterator:
-        if self.kind == "serial":
-            for f in futures:
-                f._run()
-                yield f
-        elif self.kind == "processes":
-            import concurrent.futures as cf
-
-            yield from cf.as_completed(futures)
-        else:
-            from distributed import as_completed
-
-            yield from as_completed(futures)
-
-
-@contextlib.contextmanager
-def _dask_client(scheduler, n_workers: int | None):
-    from distributed import Client, LocalCluster
-
-    if not isinstance(scheduler, str):
-        yield scheduler  # a Client the caller owns
-    elif scheduler == "dask":
-        with LocalCluster(n_workers=n_workers or 2, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster, Client(cluster) as client:
-            yield client
-    else:
-        with Client(scheduler) as client:
-            yield client
-
-
-@contextlib.contextmanager
-def executor(scheduler, n_workers: int | None = None) -> Iterator[_Executor]:
-    """A context yielding an executor for ``scheduler`` (see :func:`resolve_scheduler`).
-
-    A process pool or LocalCluster started here is shut down on exit; a ``distributed.Client``
-    passed in is left running.
-
-    Parameters
-    ----------
-    scheduler : None, str or distributed.Client
-        As :func:`resolve_scheduler`.
-    n_workers : int, optional
-        Processes of a pool (all cores by default) or workers of a LocalCluster (2 by default).
-    """
-    kind = resolve_scheduler(scheduler)
-    if kind == "serial":
-        yield _Executor("serial")
-    elif kind == "processes":
-        import concurrent.futures as cf
-        import multiprocessing as mp
-
-        with cf.ProcessPoolExecutor(max_workers=n_workers,
-                                    mp_context=mp.get_context("spawn")) as pool:
-            yield _Executor("processes", pool=pool)
-    else:
-        with _dask_client(scheduler, n_workers) as client:
-            yield _Executor("dask", client=client)
-
-
-# ---------------------------------------------------------------------------- shipping a model
-
-
-def _model_arguments(model: Model) -> dict:
-    # the constructor arguments, as Model.replace() collects them
-    return dict(states=model.space, actions=model.actions, utility=model.utility,
-                transitions=model._transition_fn or model._fixed_transitions, beta=model.beta,
-                feasible=model.feasible, transition_params=model.transition_params,
-                true_params=model.true_params, name=model.name, anchor=model.anchor,
-                metadata=model.metadata)
-
-
-def pack_model(model: Model) -> bytes:
-    """The model as bytes that :func:`unpack_model` turns back into an equal model in another
-    process.
-
-    A :class:`~ddc.model.Model` holds a per-instance cache and, for the built-in models, a
-    transition function defined inside the model's factory, which the standard pickle cannot
-    send; its constructor arguments are pickled instead, with cloudpickle (installed with
-    dask, ``pip install ddc-econ[distributed]``) when plain pickle cannot do it.
-
-    Parameters
-    ----------
-    model : Model
-
-    Returns
-    -------
-    bytes
-    """
-    args = _model_arguments(model)
-    try:
-        return pickle.dumps(("pickle", args), protocol=pickle.HIGHEST_PROTOCOL)
-    except (pickle.PicklingError, AttributeError, TypeError):
-        pass
-    try:
-        import cloudpickle
-    except ImportError:
-        raise RuntimeError(
-            f"the model {model.name!r} cannot be sent to worker processes: its transition "
-            "function is not picklable by the standard pickle. Install cloudpickle (pip install "
-            "'ddc-econ[distributed]'), or run with scheduler=None") from None
-    return pickle.dumps(("cloudpickle", cloudpickle.dumps(args)),
-                        protocol=pickle.HIGHEST_PROTOCOL)
-
-
-_MODEL_CACHE: dict[str, Model] = {}
-
-
-def unpack_model(blob: bytes) -> Model:
-    """The model packed by :func:`pack_model` (cached per process by content)."""
-    key = hashlib.sha1(blob).hexdigest()
-    model = _MODEL_CACHE.get(key)
-    if model is None:
-        how, payload = pickle.loads(blob)
-        args = payload if how == "pickle" else pickle.loads(payload)
-        model = Model(**args)
-        if len(_MODEL_CACHE) >= 8:
-            _MODEL_CACHE.pop(next(iter(_MODEL_CACHE)))
-        _MODEL_CACHE[key] = model
-    return model

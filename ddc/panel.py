@@ -39,8 +39,8 @@ array([[2, 0],
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -54,10 +54,13 @@ __all__ = [
     "ACTION_COLUMN",
     "ID_COLUMNS",
     "TIME_COLUMNS",
+    "Columns",
     "Panel",
     "PanelError",
+    "STATE_SIZES_ATTR",
     "TransitionCounts",
     "prepare",
+    "standardize",
 ]
 
 #: Id columns looked for, in order, when ``id_col`` is not given.
@@ -68,6 +71,13 @@ TIME_COLUMNS = ("month", "period")
 ACTION_COLUMN = "action"
 #: How many offending rows an error message shows.
 MAX_SHOWN = 5
+#: The model's period when neither the call nor the model's data layout declares one (pandas
+#: frequency: calendar months).
+DEFAULT_PERIOD = "M"
+#: Key of ``DataFrame.attrs`` where a data source records, per state column, how many values it
+#: was coded for (``{"mileage": 90}``); a model whose state variable has another number of values
+#: is refused, since the codes would mean other states (e.g. bins of another width).
+STATE_SIZES_ATTR = "ddc_state_sizes"
 
 
 class PanelError(ValueError):
@@ -88,6 +98,150 @@ class PanelError(ValueError):
             message = f"{len(self.problems)} problems with the panel:\n" + "\n".join(
                 f"- {p}" for p in self.problems)
         super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Where a model's data are in a table, and how its periods are written.
+
+    Every way data enter the package takes it: :func:`prepare` (and the estimators' ``fit``),
+    :func:`simulations.simulate` (the names of the columns it writes),
+    :func:`ddc.outofcore.sufficient_statistics` and the command line (``--id-col``,
+    ``--time-col``, ``--action-col``, ``--column VAR=COL``, ``--time-format``). A field left
+    ``None`` takes the model's own declaration (``model.hooks.layout``: its id, period and action
+    columns and the columns of its state variables) and, failing that, the first of
+    :data:`ID_COLUMNS` / :data:`TIME_COLUMNS` present.
+
+    Parameters
+    ----------
+    id_col, time_col, action_col : str, optional
+        The unit id, period and action columns.
+    states : mapping of str to str
+        State variable -> column, where they differ from the model's names.
+    period : str, optional
+        The model's period as a pandas frequency (``"M"`` months, ``"Q"``, ``"Y"``, ``"W"``,
+        ``"D"``; by default the layout's ``period`` if it declares one, else months). Dates and
+        pandas periods in the time column are converted to it, and gaps and duplicates are
+        counted in it: two rows of a unit in the same month are a duplicate, a missing month is
+        a gap. Integer periods are taken as they are (consecutive integers).
+    time_format : str, optional
+        A :func:`~datetime.datetime.strptime` format for a time column written as text or as
+        integers, e.g. ``"%Y%m"`` for YYYYMM integers such as ``202201``. Without it, integers
+        are periods as they are and strings are read as ISO dates (``"2022-01"``,
+        ``"2022-01-31"``).
+
+    Examples
+    --------
+    >>> import pandas as pd, ddc
+    >>> bus = ddc.models.rust_bus(n_states=10)
+    >>> df = pd.DataFrame({"bus": [7, 7, 7], "yyyymm": [202211, 202212, 202301],
+    ...                    "odometer": [2, 3, 3], "choice": ["keep", "keep", "keep"]})
+    >>> cols = Columns(id_col="bus", time_col="yyyymm", action_col="choice",
+    ...                states={"mileage": "odometer"}, time_format="%Y%m")
+    >>> prepare(bus, df, columns=cols).n_transitions
+    2
+    """
+
+    id_col: str | None = None
+    time_col: str | None = None
+    action_col: str | None = None
+    states: Mapping[str, str] = field(default_factory=dict)
+    period: str | None = None
+    time_format: str | None = None
+
+    def __post_init__(self) -> None:
+        for attr in ("id_col", "time_col", "action_col", "period", "time_format"):
+            value = getattr(self, attr)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise TypeError(f"Columns.{attr} must be a non-empty string or None; got "
+                                f"{value!r}")
+        if not isinstance(self.states, Mapping):
+            raise TypeError(f"Columns.states must map state variables to column names; got "
+                            f"{type(self.states).__name__}")
+        bad = {k: v for k, v in self.states.items()
+               if not isinstance(k, str) or not isinstance(v, str) or not v}
+        if bad:
+            raise TypeError(f"Columns.states must map variable names to column names "
+                            f"(strings); got {bad}")
+        object.__setattr__(self, "states", dict(self.states))
+        if self.period is not None:
+            try:
+                pd.Period("2000-01-01", freq=self.period)
+            except (ValueError, TypeError):
+                raise ValueError(f"Columns.period {self.period!r} is not a pandas frequency; "
+                                 "accepted e.g. 'M' (months), 'Q', 'Y', 'W', 'D'") from None
+
+    @classmethod
+    def of(cls, columns: Columns | Mapping[str, str] | None = None, **fields) -> Columns:
+        """A :class:`Columns` from a Columns, a mapping ``{state variable: column}`` or None,
+        with ``fields`` (``id_col=...``) that are not None set on it."""
+        if columns is None:
+            base = cls()
+        elif isinstance(columns, Columns):
+            base = columns
+        elif isinstance(columns, Mapping):
+            base = cls(states=columns)
+        else:
+            raise TypeError(f"columns must be a ddc.panel.Columns or a mapping {{state variable: "
+                            f"column}}; got {type(columns).__name__}")
+        given = {k: v for k, v in fields.items() if v is not None}
+        if not given:
+            return base
+        clash = {k: (getattr(base, k), v) for k, v in given.items()
+                 if getattr(base, k) is not None and getattr(base, k) != v}
+        if clash:
+            raise ValueError(f"the column mapping is given twice, differently: {clash}")
+        import dataclasses
+
+        return dataclasses.replace(base, **given)
+
+    def resolve(self, model: Model, available: Sequence[str]) -> _Resolved:
+        """The columns to read from a table with the columns ``available``."""
+        layout = getattr(getattr(model, "hooks", None), "layout", None)
+        unknown = sorted(set(self.states) - set(model.space.names))
+        if unknown:
+            raise PanelError(f"the column mapping names {unknown}, which are not state "
+                             f"variables of model {model.name!r}; its state variables are "
+                             f"{list(model.space.names)}")
+        available = list(available)
+        id_col = self.id_col or _pick_column(
+            available, _defaults(getattr(layout, "id_col", None), ID_COLUMNS), "id", "id_col")
+        time_col = self.time_col or _pick_column(
+            available, _defaults(getattr(layout, "time_col", None), TIME_COLUMNS), "time",
+            "time_col")
+        action_col = self.action_col or getattr(layout, "action_col", None) or ACTION_COLUMN
+        states = {}
+        for var in model.space.names:
+            col = self.states.get(var)
+            if col is None and layout is not None:
+                col = layout.column(var)
+            states[var] = col or var
+        period = self.period or getattr(layout, "period", None) or DEFAULT_PERIOD
+        time_format = self.time_format or getattr(layout, "time_format", None)
+        return _Resolved(id_col, time_col, action_col, states, period, time_format)
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    """A :class:`Columns` with every name decided for one table."""
+
+    id_col: str
+    time_col: str
+    action_col: str
+    states: dict[str, str]
+    period: str
+    time_format: str | None
+
+    @property
+    def required(self) -> list[str]:
+        return [self.id_col, self.time_col, *self.states.values(), self.action_col]
+
+    def model_columns(self) -> list[str]:
+        return [*self.states.values(), self.action_col]
+
+
+def _defaults(first: str | None, rest: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(([first] if first else []) + list(rest)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,9 +301,18 @@ class Panel:
         dtype (strings or categorical with string categories: names; integers: codes; a column
         mixing both is an error). Categorical columns work.
     id_col : str, optional
-        The unit id column; by default the first of :data:`ID_COLUMNS` present.
+        The unit id column; by default the model's (``model.hooks.layout.id_col``) or the first
+        of :data:`ID_COLUMNS` present.
     time_col : str, optional
-        The period column; by default the first of :data:`TIME_COLUMNS` present.
+        The period column; by default the model's or the first of :data:`TIME_COLUMNS`
+        present. It holds integers (consecutive within a unit), dates, pandas periods or ISO
+        strings such as ``"2022-01"``; dates are counted in the model's period (months by
+        default; see :class:`Columns`).
+    action_col : str, optional
+        The action column; by default the model's (``"action"``).
+    columns : Columns or mapping, optional
+        The whole mapping (:class:`Columns`), or ``{state variable: column}`` where the data's
+        names differ from the model's. Keywords given beside it must agree with it.
 
     Raises
     ------
@@ -183,13 +346,15 @@ class Panel:
     """
 
     def __init__(self, model: Model, data: pd.DataFrame, id_col: str | None = None,
-                 time_col: str | None = None):
+                 time_col: str | None = None, *, action_col: str | None = None,
+                 columns: Columns | Mapping[str, str] | None = None):
         if not isinstance(model, Model):
             raise TypeError(f"model must be a ddc.Model, got {type(model).__name__}")
         if not isinstance(data, pd.DataFrame):
             raise TypeError(f"data must be a pandas DataFrame (a long panel, one row per unit "
                             f"and period), got {type(data).__name__}")
-        coded = _code_frame(model, data, id_col, time_col)
+        cols = Columns.of(columns, id_col=id_col, time_col=time_col, action_col=action_col)
+        coded = _code_frame(model, data, cols.resolve(model, list(data.columns)))
         self._set(model, **coded)
 
     # ------------------------------------------------------------------ construction
@@ -334,6 +499,17 @@ class Panel:
     def n_transitions(self) -> int:
         """Number of rows with a next state (all but each unit's last row)."""
         return int(np.count_nonzero(self.next_state >= 0))
+
+    @cached_property
+    def next_row(self) -> np.ndarray:
+        """``(nobs,)`` index of the row holding the same unit's next period, ``-1`` where the
+        panel has none (a unit's last row, or a next state whose row is not in this panel)."""
+        order = np.lexsort((self.time, self.unit))
+        follows = ((self.unit[order][1:] == self.unit[order][:-1])
+                   & (np.diff(self.time[order]) == 1) & (self.next_state[order][:-1] >= 0))
+        out = np.full(self.nobs, -1, dtype=np.int64)
+        out[order[:-1][follows]] = order[1:][follows]
+        return _frozen(out)
 
     def __len__(self) -> int:
         return self.nobs
@@ -558,11 +734,21 @@ class Panel:
 
 
 def prepare(model: Model, data: pd.DataFrame | Panel, id_col: str | None = None,
-            time_col: str | None = None) -> Panel:
+            time_col: str | None = None, *, action_col: str | None = None,
+            columns: Columns | Mapping[str, str] | None = None) -> Panel:
     """Validate and code a long panel for ``model``; see :class:`Panel`.
 
     A :class:`Panel` already prepared for ``model`` (or for a model with the same states,
     actions and feasibility) is returned as is, so estimators can accept either.
+
+    Parameters
+    ----------
+    model : Model
+    data : pandas.DataFrame or Panel
+    id_col, time_col, action_col : str, optional
+        Column names (defaults: the model's data layout, see :class:`Columns`).
+    columns : Columns or mapping, optional
+        The column mapping, or ``{state variable: column}``.
 
     Examples
     --------
@@ -577,30 +763,94 @@ def prepare(model: Model, data: pd.DataFrame | Panel, id_col: str | None = None,
     """
     if isinstance(data, Panel):
         return data.with_model(model)
-    return Panel(model, data, id_col=id_col, time_col=time_col)
+    return Panel(model, data, id_col=id_col, time_col=time_col, action_col=action_col,
+                 columns=columns)
+
+
+def standardize(model: Model, data: pd.DataFrame, columns: Columns | Mapping[str, str] | None
+                = None, **names: str | None) -> pd.DataFrame:
+    """The table renamed to the model's own column names, periods parsed.
+
+    For code that reads the model's default names (an estimator's ``fit(frame)``, the command
+    line): the id, period, action and state columns of ``columns`` are renamed to the model's
+    layout (``model.hooks.layout``); a time column read with ``time_format`` is replaced by
+    pandas periods of the model's period. Other columns are kept as they are. Values are not
+    checked here (:func:`prepare` does that).
+
+    Parameters
+    ----------
+    model : Model
+    data : pandas.DataFrame
+    columns : Columns or mapping, optional
+        As in :func:`prepare`.
+    **names : str, optional
+        ``id_col=``, ``time_col=``, ``action_col=``, as in :func:`prepare`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A new frame (the input is not modified).
+
+    Raises
+    ------
+    PanelError
+        For a missing column, a column that the renaming would duplicate, or a period that
+        cannot be read.
+    """
+    cols = Columns.of(columns, **names)
+    r = cols.resolve(model, list(data.columns))
+    missing = [c for c in r.required if c not in data.columns]
+    if missing:
+        raise PanelError(f"missing column(s) {missing}; the columns are {list(data.columns)}")
+    layout = getattr(getattr(model, "hooks", None), "layout", None)
+    to = {r.id_col: getattr(layout, "id_col", None) or ID_COLUMNS[0],
+          r.time_col: getattr(layout, "time_col", None) or TIME_COLUMNS[0],
+          r.action_col: getattr(layout, "action_col", None) or ACTION_COLUMN}
+    for var, col in r.states.items():
+        to[col] = layout.column(var) if layout is not None else var
+    rename = {k: v for k, v in to.items() if k != v}
+    kept = [c for c in data.columns if c not in to]
+    clash = sorted(str(c) for c in kept if c in set(to.values()))
+    if clash:
+        raise PanelError(f"column(s) {clash} of the table would be shadowed by the renaming "
+                         f"{rename}; rename or drop them first")
+    out = data.rename(columns=rename)
+    if r.time_format is not None:
+        where = _RowDescriber(data, r.id_col, r.time_col)
+        col = data[r.time_col]
+        ordinal, bad, msg = _code_time(col, col.isna().to_numpy(), r.time_col, where, r.period,
+                                       r.time_format)
+        if msg:
+            raise PanelError(msg)
+        periods = pd.PeriodIndex.from_ordinals(ordinal, freq=r.period)
+        out[to[r.time_col]] = pd.Series(periods, index=out.index).where(~col.isna().to_numpy())
+    return out
 
 
 # ---------------------------------------------------------------------- coding a frame
-def _code_frame(model: Model, data: pd.DataFrame, id_col: str | None, time_col: str | None
-                ) -> dict:
+def _code_frame(model: Model, data: pd.DataFrame, cols: _Resolved) -> dict:
     space = model.space
     columns = list(data.columns)
-    id_col = _pick_column(columns, id_col, ID_COLUMNS, "id", "id_col")
-    time_col = _pick_column(columns, time_col, TIME_COLUMNS, "time", "time_col")
-    required = [id_col, time_col, *space.names, ACTION_COLUMN]
+    id_col, time_col, action_col = cols.id_col, cols.time_col, cols.action_col
+    state_cols = cols.states
+    required = cols.required
     missing = [c for c in required if c not in data.columns]
     if missing:
+        mapped = {v: c for v, c in state_cols.items() if c != v}
+        how = f" (state variables mapped to columns {mapped})" if mapped else ""
         raise PanelError(
             f"missing column(s) {missing}; a panel for model {model.name!r} needs the columns "
-            f"{required} (the id and period, one per state variable, and the action; other "
-            f"columns are ignored). The frame has {columns}")
+            f"{required}{how} (the id and period, one per state variable, and the action; other "
+            f"columns are ignored; map other names with id_col=, time_col=, action_col=, "
+            f"columns={{variable: column}}). The frame has {columns}")
     dup = sorted({str(c) for c in required if np.count_nonzero(data.columns == c) > 1})
     if dup:
         raise PanelError(f"column(s) {dup} appear more than once in the frame; keep one of each")
     if len(set(required)) != len(required):
-        raise PanelError(f"the id column {id_col!r} and the period column {time_col!r} must "
-                         f"differ from each other and from the model's columns "
-                         f"{[*space.names, ACTION_COLUMN]}")
+        raise PanelError(f"the id column {id_col!r}, the period column {time_col!r}, the action "
+                         f"column {action_col!r} and the state columns "
+                         f"{list(state_cols.values())} must all differ")
+    _check_declared_sizes(model, data)
     n = len(data)
     if n == 0:
         raise PanelError(f"the panel has no rows (columns {columns})")
@@ -621,7 +871,8 @@ def _code_frame(model: Model, data: pd.DataFrame, id_col: str | None, time_col: 
                 "explicitly before preparing the panel)"))
 
     # periods
-    t, t_bad, msg = _code_time(data[time_col], na[time_col], time_col, where)
+    t, t_bad, msg = _code_time(data[time_col], na[time_col], time_col, where, cols.period,
+                               cols.time_format)
     if msg:
         problems.append(msg)
 
@@ -632,7 +883,8 @@ def _code_frame(model: Model, data: pd.DataFrame, id_col: str | None, time_col: 
     codes = np.zeros((n, len(space.names)), dtype=np.int64)
     label_bad = np.zeros(n, dtype=bool)
     for j, var in enumerate(space.variables):
-        c, bad, msg = _code_labels(data[var.name], na[var.name], var.values, var.name,
+        col = state_cols[var.name]
+        c, bad, msg = _code_labels(data[col], na[col], var.values, col,
                                    f"a value that is not a value of state variable {var.name!r}",
                                    where)
         codes[:, j] = c
@@ -640,7 +892,7 @@ def _code_frame(model: Model, data: pd.DataFrame, id_col: str | None, time_col: 
         if msg:
             problems.append(msg)
     action, a_bad, msg = _code_labels(
-        data[ACTION_COLUMN], na[ACTION_COLUMN], model.actions, ACTION_COLUMN,
+        data[action_col], na[action_col], model.actions, action_col,
         "an action that is not one of the model's actions", where)
     if msg:
         problems.append(msg)
@@ -661,7 +913,8 @@ def _code_frame(model: Model, data: pd.DataFrame, id_col: str | None, time_col: 
         problems.append(_duplicates_message(dup, order, where, data, id_col, time_col))
     gap = np.flatnonzero(same & (dt > 1))
     if gap.size:
-        problems.append(_gaps_message(gap, order, t_o, where, data, id_col, time_col))
+        problems.append(_gaps_message(gap, order, t_o, where, data, id_col, time_col,
+                                      _period_label(data[time_col], cols)))
 
     # feasibility, among rows with a known state and action
     known = ~(any_na | label_bad | a_bad)
@@ -684,10 +937,24 @@ def _code_frame(model: Model, data: pd.DataFrame, id_col: str | None, time_col: 
                 next_is_following=True)
 
 
-def _pick_column(columns: list, given: str | None, defaults: tuple[str, ...], what: str,
-                 arg: str) -> str:
-    if given is not None:
-        return given  # a missing column is reported with the other required columns
+def _check_declared_sizes(model: Model, data: pd.DataFrame) -> None:
+    """Refuse a frame whose source declares a state column coded for another state space."""
+    declared = data.attrs.get(STATE_SIZES_ATTR)
+    if not isinstance(declared, dict):
+        return
+    problems = [
+        f"column {var.name!r} was coded for {declared[var.name]} values of the state variable "
+        f"(the frame's attrs[{STATE_SIZES_ATTR!r}], recorded by the data source), but model "
+        f"{model.name!r} has {var.size}: the same code would mean another state. Build the data "
+        f"for {var.size} values, or use a model with {declared[var.name]}"
+        for var in model.space.variables
+        if var.name in declared and declared[var.name] != var.size
+    ]
+    if problems:
+        raise PanelError(problems)
+
+
+def _pick_column(columns: list, defaults: tuple[str, ...], what: str, arg: str) -> str:
     for c in defaults:
         if c in columns:
             return c
@@ -790,37 +1057,135 @@ def _code_labels(col: pd.Series, na: np.ndarray, values: tuple, name: str, what:
                                      accepted)
 
 
-def _code_time(col: pd.Series, na: np.ndarray, name: str, where: _RowDescriber
+def _code_time(col: pd.Series, na: np.ndarray, name: str, where: _RowDescriber,
+               period: str = DEFAULT_PERIOD, time_format: str | None = None
                ) -> tuple[np.ndarray, np.ndarray, str | None]:
-    """Integer periods; returns the periods (0 where unusable), the mask of non-integer values
-    and a message (or None)."""
+    """Integer periods; returns the periods (0 where unusable), the mask of unreadable values
+    and a message (or None).
+
+    Integers are periods as they are; dates (datetime64, ``datetime.date``), pandas periods and
+    strings (ISO dates such as ``"2022-01"``, or ``time_format``) become the ordinal of their
+    period of frequency ``period`` (months since 1970-01 for ``"M"``), so that consecutive
+    periods are consecutive integers."""
     n = len(col)
-    kind = _column_kind(col) if not isinstance(col.dtype, pd.CategoricalDtype) else "other"
     ok = ~na
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        col = col.astype(object)
+    kind = _column_kind(col)
+    accepted = ("give whole numbers, consecutive within each unit, or dates, pandas periods or "
+                "ISO strings such as '2022-01' (other formats: time_format=..., e.g. '%Y%m')")
+    if time_format is not None:
+        text = col.astype(object).where(ok, None).map(
+            lambda v: None if v is None else (str(int(v)) if isinstance(v, (int, np.integer))
+                                              or (isinstance(v, float) and v.is_integer())
+                                              else str(v)))
+        stamps = pd.to_datetime(text, format=time_format, errors="coerce")
+        return _period_ordinals(stamps, ok, period, col, name, where,
+                                f"that does not match time_format {time_format!r}", accepted)
     if kind == "integer":
         return col.to_numpy(dtype=np.int64, na_value=0), np.zeros(n, dtype=bool), None
+    if isinstance(col.dtype, pd.PeriodDtype):
+        return _period_ordinals(col, ok, period, col, name, where, "", accepted)
+    if pd.api.types.is_datetime64_any_dtype(col.dtype):
+        stamps = col.dt.tz_localize(None) if getattr(col.dt, "tz", None) is not None else col
+        return _period_ordinals(stamps, ok, period, col, name, where, "", accepted)
     if kind == "floating":
         vals = col.to_numpy(dtype=np.float64, na_value=np.nan)
         finite = np.isfinite(np.where(ok, vals, 0.0))
         whole = finite & (np.floor(np.where(finite, vals, 0.0)) == np.where(finite, vals, 0.0))
         bad = ok & ~whole
         t = np.where(ok & whole, vals, 0.0).astype(np.int64)
+        hint = ""
     else:
-        bad = ok.copy()
-        t = np.zeros(n, dtype=np.int64)
+        inferred = pd.api.types.infer_dtype(col, skipna=True)
+        if inferred == "period":
+            try:
+                return _period_ordinals(pd.Series(pd.PeriodIndex(col.where(ok, None)),
+                                                  index=col.index), ok, period, col, name,
+                                        where, "", accepted)
+            except (ValueError, TypeError):
+                pass
+        if inferred in ("datetime", "datetime64", "date"):
+            stamps = pd.to_datetime(col.where(ok, None), errors="coerce")
+            return _period_ordinals(stamps, ok, period, col, name, where, "", accepted)
+        if inferred == "string":
+            values = col.where(ok, "").astype(str)
+            numeric = values.str.fullmatch(r"\s*[-+]?\d+\s*") & ok
+            if numeric[ok].all() and ok.any():
+                bad = ok.copy()
+                t = np.zeros(n, dtype=np.int64)
+                hint = (" (numbers stored as text: convert them with pandas.to_numeric, or "
+                        "give time_format=..., e.g. '%Y%m' for YYYYMM)")
+            else:
+                return _period_ordinals(_parse_period_strings(col, ok, period), ok, period,
+                                        col, name, where, "that is not an ISO date or a "
+                                        "period such as '2022Q1'", accepted)
+        else:
+            bad = ok.copy()
+            t = np.zeros(n, dtype=np.int64)
+            hint = ""
     if not bad.any():
         return t, bad, None
     pos = np.flatnonzero(bad)
-    hint = " (numbers stored as text: convert them with pandas.to_numeric)" \
-        if kind == "string" else ""
-    if pd.api.types.is_datetime64_any_dtype(col.dtype) or isinstance(col.dtype, pd.PeriodDtype):
-        hint = (" (dates: convert them to consecutive integers, e.g. "
-                "12 * date.dt.year + date.dt.month)")
     return t, bad, _rows_message(
         f"column {name!r} must hold integer periods; {_n_rows(pos.size, 'holds', 'hold')} a "
         f"value that is not a whole number (dtype {col.dtype}){hint}", pos,
-        lambda p: f"{where(p)}: {_fmt(col.iloc[p])}", "give whole numbers, consecutive within "
-        "each unit")
+        lambda p: f"{where(p)}: {_fmt(col.iloc[p])}", accepted)
+
+
+def _parse_period_strings(col: pd.Series, ok: np.ndarray, period: str) -> pd.Series:
+    """Periods of frequency ``period`` from strings: ISO dates (``"2022-01"``,
+    ``"2022-01-31"``) or pandas period strings (``"2022Q1"``); NaT where unreadable. Each
+    distinct string is parsed once."""
+    codes, uniques = pd.factorize(col.where(ok, None))
+    parsed = []
+    for text in uniques:
+        value = pd.NaT
+        try:
+            value = pd.Timestamp(pd.to_datetime(str(text), format="ISO8601")).to_period(period)
+        except (ValueError, TypeError, OverflowError):
+            try:
+                value = pd.Period(str(text), freq=period)
+            except (ValueError, TypeError, OverflowError):
+                value = pd.NaT
+        parsed.append(value)
+    lookup = pd.array(parsed + [pd.NaT], dtype=pd.PeriodDtype(period))
+    return pd.Series(lookup[codes], index=col.index)
+
+
+def _period_ordinals(values: pd.Series, ok: np.ndarray, period: str, original: pd.Series,
+                     name: str, where: _RowDescriber, what: str, accepted: str
+                     ) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """Ordinals of ``values`` (datetimes or periods) in the frequency ``period``; rows that are
+    given (``ok``) but unreadable (NaT) are reported."""
+    n = len(values)
+    values = pd.Series(values, index=original.index)
+    if isinstance(values.dtype, pd.PeriodDtype):
+        periods = values.dt.asfreq(period, how="start")
+        readable = periods.notna().to_numpy()
+        ords = np.zeros(n, dtype=np.int64)
+        ords[readable] = periods[readable].map(lambda p: p.ordinal).to_numpy(dtype=np.int64)
+    else:
+        stamps = pd.to_datetime(values, errors="coerce")
+        readable = stamps.notna().to_numpy()
+        ords = np.zeros(n, dtype=np.int64)
+        if readable.any():
+            ords[readable] = stamps[readable].dt.to_period(period).array.asi8
+    bad = ok & ~readable
+    if not bad.any():
+        return ords, bad, None
+    pos = np.flatnonzero(bad)
+    return ords, bad, _rows_message(
+        f"column {name!r} must hold periods; {_n_rows(pos.size, 'holds', 'hold')} a value "
+        f"{what or 'that is not a date or period'} (dtype {original.dtype})", pos,
+        lambda p: f"{where(p)}: {_fmt(original.iloc[p])}", accepted)
+
+
+def _period_label(col: pd.Series, cols: _Resolved) -> Callable[[int], str]:
+    """How a coded period prints in messages: the integer, or its calendar period."""
+    if cols.time_format is None and _column_kind(col) in ("integer", "floating"):
+        return str
+    return lambda k: str(pd.Period(ordinal=int(k), freq=cols.period))
 
 
 def _sort_order(unit: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -864,21 +1229,30 @@ def _duplicates_message(dup: np.ndarray, order: np.ndarray, where: _RowDescriber
 
 
 def _gaps_message(gap: np.ndarray, order: np.ndarray, t_o: np.ndarray, where: _RowDescriber,
-                  data: pd.DataFrame, id_col: str, time_col: str) -> str:
+                  data: pd.DataFrame, id_col: str, time_col: str,
+                  label: Callable[[int], str] = str) -> str:
     missing_periods = int(np.sum(np.diff(t_o)[gap] - 1))
     shown = []
     for k in gap[:MAX_SHOWN]:
         lo, hi = int(t_o[k]), int(t_o[k + 1])
-        span = f"{time_col} {lo + 1}" if hi - lo == 2 else f"{time_col}s {lo + 1}-{hi - 1}"
+        span = (f"{time_col} {label(lo + 1)}" if hi - lo == 2 else
+                f"{time_col}s {label(lo + 1)}{'-' if label is str else ' to '}{label(hi - 1)}")
         p, q = order[k], order[k + 1]
         shown.append(f"{where.key(p)} has no row for {span} (between row "
-                     f"{_fmt(data.index[p])}, {time_col} {lo}, and row {_fmt(data.index[q])}, "
-                     f"{time_col} {hi})")
+                     f"{_fmt(data.index[p])}, {time_col} {label(lo)}, and row "
+                     f"{_fmt(data.index[q])}, {time_col} {label(hi)})")
     more = f"; and {gap.size - MAX_SHOWN} more" if gap.size > MAX_SHOWN else ""
+    hint = ""
+    col = data[time_col]
+    if label is str and _column_kind(col) == "integer" and len(col):
+        v = col.to_numpy()
+        if v.min() >= 100001 and v.max() <= 999912 and np.all((v % 100 >= 1) & (v % 100 <= 12)):
+            hint = (f" The {time_col} values look like YYYYMM dates: give "
+                    "time_format='%Y%m' (command line: --time-format %Y%m)")
     return (f"{gap.size} gap{'s' if gap.size > 1 else ''} in units' periods ({missing_periods} "
             f"missing {time_col}{'s' if missing_periods > 1 else ''}); first: " +
             "; ".join(shown) + more + f". Each {id_col} needs consecutive {time_col}s (split a "
-            "unit with a real gap into separate ids)")
+            "unit with a real gap into separate ids)." + hint)
 
 
 def _infeasible_message(model: Model, bad: np.ndarray, state: np.ndarray, action: np.ndarray,

@@ -38,6 +38,7 @@ Derivatives (implicit function theorem):
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -50,11 +51,20 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from ddc.banded_solver import MAX_RESETS, BandedSystem, banded_structure
+from ddc.block_solver import BlockSystem, block_structure
 from ddc.kernels import bellman as kb
-from ddc.transitions import deterministic_factors
+from ddc.transitions import (
+    TransitionDerivatives,
+    deterministic_factors,
+    differentiate_transitions,
+)
+from ddc.utility import LinearUtility
 
 __all__ = ["Solver", "Solution", "solve", "ConvergenceWarning", "ConvergenceError",
-           "PolicySystem", "FixedPoint", "solve_arrays", "small_blas"]
+           "PolicySystem", "FixedPoint", "solve_arrays", "small_blas",
+           "transition_derivatives", "Derivatives", "BatchFixedPoint", "solve_batch",
+           "stacked_transition_matrix"]
 
 METHODS = {
     "newton_kantorovich": "contraction steps, then Newton-Kantorovich steps (Rust's polyalgorithm)",
@@ -66,6 +76,10 @@ LINEAR_SOLVERS = {
     "dense": "LU of the dense (I - beta P_pi); small models only",
     "sparse": "SuperLU of the assembled sparse (I - beta P_pi)",
     "gmres": "matrix-free GMRES over the factored transitions",
+    "blocks": "block by block over the variables that never change, single-action states "
+              "eliminated by a Schur complement (ddc.block_solver)",
+    "banded": "banded LU plus a low-rank term for actions that reset the state "
+              "(ddc.banded_solver)",
 }
 ON_FAILURE = ("warn", "raise")
 
@@ -169,21 +183,48 @@ class PolicySystem:
     ct : CompiledTransitions
         The transitions.
     solver : Solver
-        Chooses dense LU, sparse LU or GMRES.
+        Chooses dense LU, sparse LU, GMRES or the block/Schur solve.
+    feasible : numpy.ndarray of bool, shape (S, A), optional
+        The feasibility mask; needed to eliminate single-action states (``"blocks"``).
     """
 
-    def __init__(self, pi: np.ndarray, beta: float, ct, solver: Solver):
+    def __init__(self, pi: np.ndarray, beta: float, ct, solver: Solver,
+                 feasible: np.ndarray | None = None):
         self.pi, self.beta, self.ct = pi, beta, ct
         self.trans = tuple(ct)[2:]
         S = pi.shape[0]
         kind = solver.linear_solver
+        structure = None
+        if kind == "blocks" or (kind == "auto" and S > solver.dense_max):
+            structure = block_structure(ct, pi > 0 if feasible is None else feasible, beta)
+            if structure is None and kind == "blocks":
+                raise ValueError("linear_solver='blocks' needs state variables that never "
+                                 "change or states with a single feasible action, the same "
+                                 "in every block; this model has neither")
+        banded = None
+        if kind == "banded" or (kind == "auto" and structure is None):
+            banded = banded_structure(ct, pi.shape[1])
+            if banded is None and kind == "banded":
+                raise ValueError("linear_solver='banded' needs transitions that move the state "
+                                 "within a narrow band (plus at most "
+                                 f"{MAX_RESETS} actions that reset it); this model's do not")
         if kind == "auto":
-            if S <= solver.dense_max:
+            if structure is not None:
+                kind = "blocks"
+            elif banded is not None:
+                kind = "banded"
+            elif S <= solver.dense_max:
                 kind = "dense"
             else:
                 per_row = int(np.prod(ct.row_nnz_max())) * pi.shape[1]
                 kind = "sparse" if S * per_row <= solver.sparse_max_nnz else "gmres"
         self.kind = kind
+        if kind == "blocks":
+            self._blocks = BlockSystem(structure, pi)
+            return
+        if kind == "banded":
+            self._blocks = BandedSystem(banded, pi, beta)
+            return
         self.rtol = solver.gmres_rtol
         self.gmres_iterations = 0
         self._precond = None
@@ -214,6 +255,8 @@ class PolicySystem:
     def solve(self, b: np.ndarray, transpose: bool = False) -> np.ndarray:
         """Solve :math:`(I - \\beta P_\\pi) x = b` (or the transposed system); ``b`` may be 2-D."""
         b = np.asarray(b, dtype=np.float64)
+        if self.kind in ("blocks", "banded"):
+            return self._blocks.solve(b, transpose)
         if self.kind == "dense":
             return sla.lu_solve(self._lu, b, trans=1 if transpose else 0, check_finite=False)
         if self.kind == "sparse":
@@ -336,7 +379,8 @@ class Solution:
     @cached_property
     def policy_system(self) -> PolicySystem:
         """:math:`(I - \\beta P_\\pi)` at this solution's policy, factorized."""
-        return PolicySystem(self.pi, self.model.beta, self.transitions, self.solver)
+        return PolicySystem(self.pi, self.model.beta, self.transitions, self.solver,
+                            self.model.feasible)
 
     def expected(self, W: np.ndarray) -> np.ndarray:
         """``E[W(s') | s, a]`` for a vector ``(S,)`` -> ``(S, A)``, or a matrix ``(S, K)`` ->
@@ -370,6 +414,202 @@ class Solution:
     def dccp_dtheta(self) -> np.ndarray:
         """:math:`\\partial \\pi(a \\mid s) / \\partial \\theta`, shape (S, A, K)."""
         return self.pi[:, :, None] * self.dlogccp_dtheta()
+
+    # ------------------------------------------------------------ all parameters
+    def transition_derivatives(self, names: list[str] | None = None,
+                               second: bool = False) -> TransitionDerivatives:
+        """Derivatives of the transitions in the transition parameters ``names`` (all by
+        default) at this solution's parameters; see :func:`transition_derivatives`."""
+        return transition_derivatives(self.model, self.params, names, second)
+
+    def _param_derivatives(self, names, dtrans):
+        """``(dV, dv)``: :math:`\\partial \\bar V` (S, n) and :math:`\\partial v` (S, A, n)
+        over the utility parameters then the transition parameters ``names``."""
+        model = self.model
+        names = list(model.transition_params.index) if names is None else list(names)
+        if names and dtrans is None:
+            dtrans = self.transition_derivatives(names)
+        if dtrans is not None and list(dtrans.names) != names:
+            raise ValueError(f"transition derivatives are over {list(dtrans.names)}, "
+                             f"not {names}")
+        beta = model.beta
+        direct = self.utility_jacobian()
+        if names:
+            direct = np.concatenate([direct, beta * dtrans.expected(self.V)], axis=2)
+        rhs = np.einsum("sa,sak->sk", np.where(model.feasible, self.pi, 0.0), direct)
+        dV = np.asarray(self.policy_system.solve(rhs)).reshape(rhs.shape)
+        dv = direct + beta * self.expected(dV)
+        return dV, dv
+
+    def derivatives(self, names: list[str] | None = None,
+                    dtrans: TransitionDerivatives | None = None) -> Derivatives:
+        """The value, choice values and log CCPs differentiated in the utility parameters and
+        the transition parameters ``names`` (all by default), from one solve of the policy
+        system; see :meth:`dvalue_dparams` and :meth:`dlogccp_dparams`."""
+        dV, dv = self._param_derivatives(names, dtrans)
+        dlp = dv - np.einsum("sa,sak->sk", self.pi, dv)[:, None, :]
+        dlp[~self.model.feasible] = 0.0
+        return Derivatives(dV, dv, dlp)
+
+    def dvalue_dparams(self, names: list[str] | None = None,
+                       dtrans: TransitionDerivatives | None = None) -> np.ndarray:
+        """:math:`\\partial \\bar V / \\partial (\\theta, \\psi)`, shape (S, K + P): the
+        utility parameters, then the transition parameters ``names`` (all by default).
+
+        By the implicit function theorem applied to :math:`\\bar V = T(\\bar V; \\theta,
+        \\psi)`,
+
+        .. math::
+
+            \\frac{\\partial \\bar V}{\\partial \\psi_k} = (I - \\beta P_\\pi)^{-1}
+            \\beta \\sum_a \\pi_a \\frac{\\partial P_a}{\\partial \\psi_k} \\bar V,
+
+        one solve with the factorized :attr:`policy_system` for all parameters together. The
+        derivatives :math:`\\partial P_a / \\partial \\psi_k` of the transitions are those of
+        :func:`transition_derivatives` (or ``dtrans`` when given).
+        """
+        return self._param_derivatives(names, dtrans)[0]
+
+    def dlogccp_dparams(self, names: list[str] | None = None,
+                        dtrans: TransitionDerivatives | None = None) -> np.ndarray:
+        """:math:`\\partial \\log \\pi(a \\mid s) / \\partial (\\theta, \\psi)`, shape
+        (S, A, K + P); 0 where infeasible. With :math:`\\partial v_a / \\partial \\psi_k =
+        \\beta (\\partial P_a / \\partial \\psi_k) \\bar V + \\beta P_a \\, \\partial
+        \\bar V / \\partial \\psi_k` and :math:`\\partial \\log \\pi_a = \\partial v_a -
+        \\sum_b \\pi_b \\partial v_b`. See :meth:`dvalue_dparams`."""
+        return self.derivatives(names, dtrans).log_ccp
+
+    def dlogccp_dpsi(self, names: list[str] | None = None,
+                     dtrans: TransitionDerivatives | None = None) -> np.ndarray:
+        """:math:`\\partial \\log \\pi(a \\mid s) / \\partial \\psi`, shape (S, A, P),
+        over the transition parameters ``names`` (all by default); see
+        :meth:`dlogccp_dparams`."""
+        return self.dlogccp_dparams(names, dtrans)[:, :, len(self.model.utility_params):]
+
+    def _utility_hessian(self) -> np.ndarray | None:
+        """:math:`\\partial^2 u / \\partial \\theta^2` (S, A, K, K), ``None`` when zero
+        (linear utility); central differences of the utility's Jacobian otherwise."""
+        utility = self.model.utility
+        if isinstance(utility, LinearUtility):
+            return None
+        theta = self.params.to_numpy()[: len(self.model.utility_params)]
+        K = theta.size
+        out = np.empty((*self.pi.shape, K, K))
+        for k in range(K):
+            h = 1e-5 * max(1.0, abs(theta[k]))
+            up, dn = theta.copy(), theta.copy()
+            up[k] += h
+            dn[k] -= h
+            out[:, :, :, k] = (utility.jacobian(up) - utility.jacobian(dn)) / (2 * h)
+        return 0.5 * (out + out.transpose(0, 1, 3, 2))
+
+    def d2logccp_dparams(self, names: list[str] | None = None,
+                         dtrans: TransitionDerivatives | None = None) -> np.ndarray:
+        """Second derivatives :math:`\\partial^2 \\log \\pi(a \\mid s) / \\partial x_i
+        \\partial x_j` over :math:`x = (\\theta, \\psi)`, shape (S, A, n, n), ``n = K + P``;
+        0 where infeasible.
+
+        Differentiating :math:`\\bar V = T(\\bar V; x)` twice (second-order implicit function
+        theorem): with :math:`w_i = \\partial v / \\partial x_i` (:meth:`dlogccp_dparams`),
+
+        .. math::
+
+            (I - \\beta P_\\pi) \\bar V_{ij} = \\sum_a \\pi_a \\big(D_{ij,a}
+            + (w_{i,a} - \\bar V_i)(w_{j,a} - \\bar V_j)\\big), \\qquad
+            D_{ij} = u_{ij} + \\beta P_{ij} \\bar V + \\beta P_i \\bar V_j
+            + \\beta P_j \\bar V_i,
+
+        and :math:`\\partial^2 \\log \\pi_a = D_{ij,a} + \\beta P_a \\bar V_{ij} -
+        \\bar V_{ij}`, where :math:`P_i, P_{ij}` are the derivatives of the transitions in
+        the parameters (zero for utility parameters) and :math:`u_{ij}` those of the utility
+        (zero when it is linear). All :math:`n(n+1)/2` right-hand sides are solved with the one
+        factorized :attr:`policy_system`; no fixed point is solved again. ``dtrans`` must hold
+        second derivatives (``transition_derivatives(..., second=True)``) when there are
+        transition parameters.
+        """
+        model = self.model
+        names = list(model.transition_params.index) if names is None else list(names)
+        if names and dtrans is None:
+            dtrans = self.transition_derivatives(names, second=True)
+        dV, w = self._param_derivatives(names, dtrans)
+        S, A, n = w.shape
+        K, P = len(model.utility_params), len(names)
+        beta = model.beta
+        feas = model.feasible
+        pi = np.where(feas, self.pi, 0.0)
+        D = np.zeros((S, A, n, n))
+        uh = self._utility_hessian()
+        if uh is not None:
+            D[:, :, :K, :K] = uh
+        if P:
+            D[:, :, K:, K:] += beta * dtrans.expected_second(self.V)
+            for j in range(n):
+                PVj = beta * dtrans.expected(dV[:, j])  # (S, A, P): beta P_k V_j
+                D[:, :, K:, j] += PVj
+                D[:, :, j, K:] += PVj
+        c = np.where(feas[:, :, None], w - dV[:, None, :], 0.0)
+        R = np.einsum("sa,saij->sij", pi, D) + np.einsum("sa,sai,saj->sij", pi, c, c)
+        iu, ju = np.triu_indices(n)
+        Vij = np.asarray(self.policy_system.solve(R[:, iu, ju])).reshape(S, iu.size)
+        d2 = D[:, :, iu, ju] + beta * self.expected(Vij) - Vij[:, None, :]
+        out = np.empty((S, A, n, n))
+        out[:, :, iu, ju] = d2
+        out[:, :, ju, iu] = d2
+        out[~feas] = 0.0
+        return out
+
+
+def transition_derivatives(model, params, names: list[str] | None = None,
+                           second: bool = False) -> TransitionDerivatives:
+    """Derivatives of ``model``'s transitions in its transition parameters at ``params``.
+
+    The transition function is the user's code: its tables (not the fixed point) are
+    differentiated by Richardson-extrapolated central differences
+    (:func:`ddc.transitions.differentiate_transitions`; exact up to rounding, about
+    :math:`10^{-13}`, for tables linear in the parameters). Models whose transitions are fixed
+    have no transition parameters, and ``names`` must then be empty.
+
+    Parameters
+    ----------
+    model : Model
+    params : pandas.Series, mapping or array
+        All parameters (utility parameters are ignored).
+    names : list of str, optional
+        Transition parameters to differentiate in (all by default).
+    second : bool
+        Also the second derivatives.
+    """
+    every = list(model.transition_params.index)
+    names = every if names is None else list(names)
+    unknown = [n for n in names if n not in every]
+    if unknown:
+        raise KeyError(f"{unknown} are not transition parameters of the model; they are {every}")
+    vec = model.params_series(params).to_numpy()
+    K = len(model.utility_params)
+    idx = [K + every.index(n) for n in names]
+    index = model.transition_params.index
+
+    def evaluate(psi):
+        x = vec.copy()
+        x[idx] = psi
+        # the model's own transition function, called as Model.transitions does (a Series of
+        # the transition parameters), without re-validating all parameters at every point
+        return model._transition_fn(pd.Series(x[K:], index=index, dtype=float))
+
+    return differentiate_transitions(evaluate, vec[idx], names, model.space, model.n_actions,
+                                     second=second)
+
+
+class Derivatives(NamedTuple):
+    """Derivatives of a solution in its parameters (the last axis: utility parameters, then
+    the transition parameters asked for)."""
+
+    value: np.ndarray
+    """:math:`\\partial \\bar V`, shape (S, n)."""
+    choice_values: np.ndarray
+    """:math:`\\partial v`, shape (S, A, n)."""
+    log_ccp: np.ndarray
+    """:math:`\\partial \\log \\pi`, shape (S, A, n); 0 where infeasible."""
 
 
 def _fail(solver: Solver, message: str) -> None:
@@ -441,7 +681,7 @@ def solve_arrays(u: np.ndarray, feasible: np.ndarray, beta: float, ct, solver: S
     if solver.method != "successive_approximation" and u.shape[0] <= solver.dense_max \
             and solver.linear_solver in ("auto", "dense"):
         # small dense LU: more BLAS threads only add overhead (and oversubscribe a busy machine)
-        with _blas_controller().limit(limits=1, user_api="blas"):
+        with _one_blas_thread():
             return _solve_arrays(u, feasible, beta, ct, solver, V0)
     return _solve_arrays(u, feasible, beta, ct, solver, V0)
 
@@ -462,8 +702,27 @@ def small_blas(n_states: int, solver: Solver | None = None):
     """
     solver = solver or Solver()
     if n_states <= solver.dense_max and solver.linear_solver in ("auto", "dense"):
-        return _blas_controller().limit(limits=1, user_api="blas")
+        return _one_blas_thread()
     return contextlib.nullcontext()
+
+
+_blas_state = threading.local()
+
+
+@contextlib.contextmanager
+def _one_blas_thread():
+    """Limit BLAS to one thread, once: nested uses (an estimator's fit around its likelihood
+    around the solver) cost nothing after the outermost, which alone talks to threadpoolctl
+    (about 0.1 ms a time)."""
+    if getattr(_blas_state, "limited", False):
+        yield
+        return
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        _blas_state.limited = True
+        try:
+            yield
+        finally:
+            _blas_state.limited = False
 
 
 def _solve_arrays(u, feas, beta, ct, solver, V0) -> FixedPoint:
@@ -516,7 +775,7 @@ def _solve_arrays(u, feas, beta, ct, solver, V0) -> FixedPoint:
             residual = float(np.max(np.abs(TV - V)))
             iterations = 1
         while residual > solver.tol and iterations + newton < solver.max_iter:
-            system = PolicySystem(pi, beta, ct, solver)
+            system = PolicySystem(pi, beta, ct, solver, feas)
             if solver.method == "policy_iteration":
                 with np.errstate(divide="ignore", invalid="ignore"):
                     logpi = np.where(pi > 0, np.log(np.where(pi > 0, pi, 1.0)), 0.0)
@@ -548,3 +807,147 @@ def _solve_arrays(u, feas, beta, ct, solver, V0) -> FixedPoint:
                       residual=float(residual), iterations=int(iterations),
                       newton_steps=int(newton),
                       linear_solver=system.kind if system is not None else "none")
+
+
+# ------------------------------------------------------------------ many parameter draws at once
+
+BATCH_MAX_ITER = 60
+"""Frozen-Jacobian steps of :func:`solve_batch` before the draws left are reported unconverged."""
+
+BATCH_TOL = 1e-11
+"""Absolute tolerance of :func:`solve_batch` on :math:`\\max_s |T(V)(s) - V(s)|` (never below the
+rounding level :math:`64 \\epsilon \\max_s |V(s)|`)."""
+
+
+def stacked_transition_matrix(ct) -> sp.csr_matrix:
+    """Every action's transition matrix, stacked: :math:`[P_0; P_1; \\dots]`, shape (A S, S).
+
+    Row :math:`a S + s` is :math:`P(\\cdot \\mid s, a)`. Its transpose pushes masses forward
+    (``P.T @ w`` with ``w[a * S + s]``), its product with a block of value functions gives
+    :math:`E[V(s') \\mid s, a]` for all of them at once.
+
+    Parameters
+    ----------
+    ct : CompiledTransitions
+        The transitions.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+    """
+    S, A = ct.n_states, ct.n_actions
+    trans = tuple(ct)[2:]
+    blocks = []
+    for a in range(A):
+        onehot = np.zeros((S, A))
+        onehot[:, a] = 1.0
+        rows, cols, vals = kb.policy_matrix_coo(onehot, *trans)
+        blocks.append(sp.csr_matrix((vals, (rows, cols)), shape=(S, S)))
+    return sp.vstack(blocks, format="csr")
+
+
+class BatchFixedPoint(NamedTuple):
+    """Fixed points of many parameter draws (the result of :func:`solve_batch`).
+
+    Attributes
+    ----------
+    V : numpy.ndarray, shape (S, D)
+        Ex-ante values (Euler's constant included).
+    pi : numpy.ndarray, shape (S, A, D)
+        Choice probabilities.
+    converged : numpy.ndarray of bool, shape (D,)
+        Which draws met the tolerance (the others hold NaN and must be solved on their own,
+        e.g. by :func:`solve_arrays`).
+    steps : int
+        Frozen-Jacobian steps taken.
+    """
+
+    V: np.ndarray
+    pi: np.ndarray
+    converged: np.ndarray
+    steps: int
+
+
+def solve_batch(u: np.ndarray, feasible: np.ndarray, beta: float, ct, pi0: np.ndarray,
+                V0: np.ndarray, solver: Solver | None = None, tol: float = BATCH_TOL,
+                max_iter: int | None = None) -> BatchFixedPoint:
+    """Bellman fixed points of :math:`D` utility arrays that share the transitions.
+
+    Newton steps with the Jacobian frozen at a reference policy :math:`\\pi_0` (e.g. the
+    solution at the point estimate, when the draws are bootstrap draws around it):
+
+    .. math:: V_d \\leftarrow V_d + (I - \\beta P_{\\pi_0})^{-1} \\big(T_d(V_d) - V_d\\big),
+              \\qquad d = 1, \\dots, D,
+
+    one factorization (:class:`PolicySystem`) for all draws and one block of right-hand sides per
+    step; :math:`E[V_d(s') \\mid s, a]` for all draws is one sparse product with
+    :func:`stacked_transition_matrix`. The iteration converges linearly, at a rate given by how
+    far the draws' policies are from :math:`\\pi_0` (about 0.1 for bootstrap draws of a
+    well-estimated model), so it is much cheaper than :math:`D` separate solves; a draw still
+    unconverged after ``max_iter`` steps (or with a non-finite residual) is flagged, not raised.
+
+    Parameters
+    ----------
+    u : numpy.ndarray, shape (S, A, D)
+        Flow utilities of the draws.
+    feasible : numpy.ndarray of bool, shape (S, A)
+        Feasibility mask.
+    beta : float
+        Discount factor.
+    ct : CompiledTransitions
+        The transitions (common to the draws).
+    pi0 : numpy.ndarray, shape (S, A)
+        Reference policy of the frozen Jacobian.
+    V0 : numpy.ndarray, shape (S,)
+        Starting values (e.g. the solution at the point estimate).
+    solver : Solver, optional
+        Chooses the linear solver of :math:`I - \\beta P_{\\pi_0}` (dense, sparse LU, GMRES).
+    tol : float
+        Absolute tolerance on the Bellman residual.
+    max_iter : int, optional
+        Most frozen-Jacobian steps (:data:`BATCH_MAX_ITER` by default).
+
+    Returns
+    -------
+    BatchFixedPoint
+    """
+    u = np.asarray(u, dtype=np.float64)
+    if u.ndim != 3:
+        raise ValueError(f"u must have shape (S, A, D) (states, actions, draws); got {u.shape}")
+    S, A, D = u.shape
+    solver = Solver() if solver is None else solver
+    max_iter = BATCH_MAX_ITER if max_iter is None else int(max_iter)
+    U = np.ascontiguousarray(u.transpose(1, 0, 2))  # (A, S, D)
+    P = stacked_transition_matrix(ct)
+    infeasible = ~np.asarray(feasible, dtype=bool).T[:, :, None]
+    V = np.repeat(np.asarray(V0, dtype=np.float64)[:, None], D, axis=1)
+    V_out = np.full((S, D), np.nan)
+    pi_out = np.full((A, S, D), np.nan)
+    done = np.zeros(D, dtype=bool)
+    left = np.arange(D)
+    eps = np.finfo(float).eps
+    steps = 0
+    with small_blas(S, solver):  # the factorization too: two BLAS threads on a busy machine
+        system = PolicySystem(np.ascontiguousarray(pi0, dtype=np.float64), beta, ct, solver)
+        for steps in range(1, max_iter + 1):  # noqa: B007 - steps is reported
+            Vl = V[:, left]
+            v = U[:, :, left] + beta * (P @ Vl).reshape(A, S, left.size)
+            v[np.broadcast_to(infeasible, v.shape)] = -np.inf
+            top = v.max(axis=0)
+            e = np.exp(v - top[None])
+            total = e.sum(axis=0)
+            TV = top + np.log(total) + kb.EULER_GAMMA
+            step = TV - Vl
+            res = np.abs(step).max(axis=0)
+            ok = res <= np.maximum(tol, 64 * eps * np.abs(TV).max(axis=0))
+            V_out[:, left[ok]] = TV[:, ok]
+            pi_out[:, :, left[ok]] = e[:, :, ok] / total[None, :, ok]
+            done[left[ok]] = True
+            keep = ~ok & np.isfinite(res)
+            left = left[keep]
+            if left.size == 0:
+                break
+            V[:, left] = Vl[:, keep] + system.solve(step[:, keep])
+    return BatchFixedPoint(V=V_out, pi=np.ascontiguousarray(pi_out.transpose(1, 0, 2)),
+                           converged=done, steps=steps)
+

@@ -21,7 +21,7 @@ conditioned on its own variable and on variables that never change).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -30,7 +30,8 @@ import scipy.sparse as sp
 
 from ddc.statespace import StateSpace
 
-__all__ = ["Factor", "FactoredTransitions", "SparseTransitions", "CompiledTransitions"]
+__all__ = ["Factor", "FactoredTransitions", "SparseTransitions", "CompiledTransitions",
+           "TransitionDerivatives", "differentiate_transitions"]
 
 ROW_SUM_TOL = 1e-10
 
@@ -242,9 +243,20 @@ class FactoredTransitions:
         parts = ", ".join(f"{f.variable} | {', '.join(f.given)}" for f in self.factors)
         return f"FactoredTransitions({parts})"
 
-    def compile(self, space: StateSpace, n_actions: int) -> CompiledTransitions:
-        """Check the factors against ``space`` and pack them for the kernels."""
+    def compile(self, space: StateSpace, n_actions: int,
+                tables: Mapping[str, np.ndarray] | None = None) -> CompiledTransitions:
+        """Check the factors against ``space`` and pack them for the kernels.
+
+        ``tables`` replaces the tables of some factors (by variable name) with arrays of the
+        same shape that need not be distributions: derivatives of the tables in a parameter
+        (:func:`differentiate_transitions`), compiled into the same layout.
+        """
+        tables = {} if tables is None else dict(tables)
         by_name = {f.variable: f for f in self.factors}
+        for name, t in tables.items():
+            if name not in by_name or np.shape(t) != by_name[name].table.shape:
+                raise ValueError(f"replacement table for {name!r} does not match a factor of "
+                                 f"{self!r}")
         for f in self.factors:
             if f.variable not in space.names:
                 raise ValueError(
@@ -281,7 +293,8 @@ class FactoredTransitions:
                 else:
                     dims.append((int(space.strides[space.axis(g)]), int(n), mult))
                 mult *= n
-            rows = f.table.reshape(-1, f.table.shape[-1])
+            table = tables.get(name, f.table)
+            rows = table.reshape(-1, table.shape[-1])
             parts.append((int(space.strides[j]), space.variable(name).size, amult, dims, rows))
         if not parts:  # nothing ever changes: an identity factor on the last variable
             j = len(space.names) - 1
@@ -323,9 +336,23 @@ class SparseTransitions:
     def __repr__(self) -> str:
         return f"SparseTransitions({len(self.matrices)} actions)"
 
-    def compile(self, space: StateSpace, n_actions: int) -> CompiledTransitions:
-        """Check the matrices against ``space`` and pack them for the kernels."""
+    def compile(self, space: StateSpace, n_actions: int,
+                tables: Mapping[str, Sequence] | None = None) -> CompiledTransitions:
+        """Check the matrices against ``space`` and pack them for the kernels.
+
+        ``tables={"matrices": [...]}`` packs other matrices of the same shapes in their place
+        without checking them as distributions (derivatives, see
+        :func:`differentiate_transitions`).
+        """
         S = space.size
+        if tables:
+            if set(tables) != {"matrices"} or len(tables["matrices"]) != n_actions:
+                raise ValueError("SparseTransitions.compile takes tables={'matrices': [one "
+                                 "matrix per action]}")
+            mats = [sp.csr_matrix(m, dtype=np.float64) for m in tables["matrices"]]
+            if any(m.shape != (S, S) for m in mats):
+                raise ValueError(f"replacement matrices must be ({S}, {S})")
+            return _compile(S, n_actions, [(1, S, S, [(1, S, 1)], sp.vstack(mats, format="csr"))])
         if len(self.matrices) != n_actions:
             raise ValueError(
                 f"SparseTransitions has {len(self.matrices)} matrices; the model has "
@@ -382,3 +409,258 @@ def deterministic_factors(ct: CompiledTransitions) -> CompiledTransitions | None
         parts.append((int(ct.f_stride[f]), int(ct.f_size[f]), int(ct.f_action_mult[f]), dims,
                       rows))
     return _compile(ct.n_states, ct.n_actions, parts)
+
+
+# ----------------------------------------------------------------------------- derivatives
+def _components(spec: FactoredTransitions | SparseTransitions) -> dict:
+    """The parts of a transition specification that parameters move, by name."""
+    if isinstance(spec, FactoredTransitions):
+        return {f.variable: f.table for f in spec.factors}
+    if isinstance(spec, SparseTransitions):
+        return {"matrices": spec.matrices}
+    raise TypeError("transitions must be FactoredTransitions or SparseTransitions, got "
+                    f"{type(spec).__name__}")
+
+
+def _combine(coefs: Sequence[float], values: Sequence, denoise: bool = False):
+    """``sum_i coefs[i] * values[i]`` for arrays or tuples of sparse matrices.
+
+    With ``denoise``, entries no larger than the rounding error of the sum,
+    :math:`8 \\epsilon \\sum_i |c_i| \\max |v_i|`, are set to zero: a difference quotient
+    cannot tell them from zero (second differences of tables linear in a parameter are pure
+    rounding), and zero terms are skipped.
+    """
+    if isinstance(values[0], tuple):
+        out = tuple(sp.csr_matrix(sum(c * v[a] for c, v in zip(coefs, values, strict=True)))
+                    for a in range(len(values[0])))
+        if denoise:
+            for a, m in enumerate(out):
+                bound = 8 * np.finfo(float).eps * sum(
+                    abs(c) * abs(v[a]).max(initial=0.0) for c, v in zip(coefs, values,
+                                                                          strict=True))
+                m.data[np.abs(m.data) <= bound] = 0.0
+                m.eliminate_zeros()
+        return out
+    out = coefs[0] * values[0]
+    for c, v in zip(coefs[1:], values[1:], strict=True):
+        out = out + c * v
+    if denoise:
+        bound = 8 * np.finfo(float).eps * sum(abs(c) * np.abs(v).max(initial=0.0)
+                                              for c, v in zip(coefs, values, strict=True))
+        out = np.where(np.abs(out) <= bound, 0.0, out)
+    return out
+
+
+def _is_zero(value) -> bool:
+    if isinstance(value, tuple):
+        return all(m.count_nonzero() == 0 for m in value)
+    return not np.any(value)
+
+
+def _centered(W: np.ndarray) -> np.ndarray:
+    W = np.asarray(W, dtype=np.float64)
+    return W - 0.5 * (W.max() + W.min())
+
+
+class TransitionDerivatives:
+    """Derivatives of the transitions in transition parameters, compiled for the kernels.
+
+    The transition probabilities of a factored model are a product of factors,
+    :math:`P(s' \\mid s, a) = \\prod_j F_j`, so by the product rule
+
+    .. math::
+
+        \\frac{\\partial P}{\\partial \\psi_k} = \\sum_j \\frac{\\partial F_j}{\\partial \\psi_k}
+        \\prod_{i \\ne j} F_i, \\qquad
+        \\frac{\\partial^2 P}{\\partial \\psi_k \\partial \\psi_l} = \\sum_j
+        \\frac{\\partial^2 F_j}{\\partial \\psi_k \\partial \\psi_l} \\prod_{i \\ne j} F_i
+        + \\sum_{j \\ne m} \\frac{\\partial F_j}{\\partial \\psi_k}
+        \\frac{\\partial F_m}{\\partial \\psi_l} \\prod_{i \\ne j, m} F_i .
+
+    Each term is a :class:`CompiledTransitions` with some factors' tables replaced by their
+    derivatives; :meth:`expected` applies the sum of the terms to a vector, factor by factor,
+    like the transitions themselves. Built by :func:`differentiate_transitions`.
+
+    Attributes
+    ----------
+    names : tuple of str
+        The transition parameters, in order.
+    steps : numpy.ndarray
+        The difference step used for each parameter.
+    first : list of list of CompiledTransitions
+        ``first[k]``: the terms of :math:`\\partial P / \\partial \\psi_k` (empty if zero).
+    second : dict or None
+        ``second[(k, l)]`` (``k <= l``): the terms of the second derivative, when computed.
+    """
+
+    def __init__(self, names, steps, first, second, n_states: int, n_actions: int):
+        self.names = tuple(names)
+        self.steps = np.asarray(steps, dtype=float)
+        self.first = first
+        self.second = second
+        self.n_states, self.n_actions = int(n_states), int(n_actions)
+
+    def __repr__(self) -> str:
+        return (f"TransitionDerivatives({list(self.names)}, second="
+                f"{self.second is not None})")
+
+    def expected(self, W: np.ndarray) -> np.ndarray:
+        """:math:`\\sum_{s'} \\partial P(s' \\mid s, a) / \\partial \\psi_k \\, W(s')`, shape
+        (S, A, P), for a vector ``W`` of shape (S,).
+
+        The rows of a derivative of distributions sum to zero, so ``W`` is centered first
+        (:math:`W - (\\max W + \\min W)/2`): mathematically the same, it keeps the rounding
+        error of the differenced tables from being multiplied by the level of ``W`` (values
+        are in the thousands at :math:`\\beta` near one).
+        """
+        W = _centered(W)
+        out = np.zeros((self.n_states, self.n_actions, len(self.names)))
+        for k, terms in enumerate(self.first):
+            for ct in terms:
+                out[:, :, k] += ct.expected(W)
+        return out
+
+    def expected_second(self, W: np.ndarray) -> np.ndarray:
+        """:math:`\\sum_{s'} \\partial^2 P / \\partial \\psi_k \\partial \\psi_l \\, W(s')`,
+        shape (S, A, P, P), symmetric in the last two axes."""
+        if self.second is None:
+            raise ValueError("second derivatives were not computed; call "
+                             "differentiate_transitions(..., second=True)")
+        W = _centered(W)
+        P = len(self.names)
+        out = np.zeros((self.n_states, self.n_actions, P, P))
+        for (k, l), terms in self.second.items():
+            for ct in terms:
+                e = ct.expected(W)
+                out[:, :, k, l] += e
+                if k != l:
+                    out[:, :, l, k] += e
+        return out
+
+
+def differentiate_transitions(
+    evaluate: Callable[[np.ndarray], FactoredTransitions | SparseTransitions],
+    psi: np.ndarray,
+    names: Sequence[str],
+    space: StateSpace,
+    n_actions: int,
+    second: bool = False,
+    rel_step: float = 1e-4,
+) -> TransitionDerivatives:
+    """Derivatives of the transition tables in the transition parameters.
+
+    The transition function is the user's code, so its tables are differentiated numerically,
+    but only the tables (no fixed point is solved): for each parameter, Richardson-extrapolated
+    central differences of the tables,
+
+    .. math::
+
+        \\frac{\\partial F}{\\partial \\psi_k} \\approx
+        \\frac{8 [F(\\psi + h e_k) - F(\\psi - h e_k)] - [F(\\psi + 2h e_k) - F(\\psi - 2h e_k)]}
+        {12 h},
+
+    with error :math:`O(h^4)` (zero for tables polynomial of degree up to 4 in :math:`\\psi_k`,
+    such as probabilities that are the parameters themselves) plus rounding, about
+    :math:`\\epsilon / h \\approx 10^{-12}` at the default :math:`h = 10^{-4}`. With
+    ``second=True`` also the second derivatives: on the diagonal the fourth-order five-point
+    formula, across parameters the central second
+    difference along :math:`h_k e_k + h_l e_l` less the diagonal terms (error
+    :math:`O(h^2)`, rounding :math:`\\epsilon / h^2`); entries of second derivatives within
+    their rounding error are set to zero (those of tables linear in the parameters, for
+    example), and zero terms dropped.
+
+    Parameters
+    ----------
+    evaluate : callable
+        ``evaluate(psi) -> FactoredTransitions | SparseTransitions``: the transitions at a
+        vector of transition parameters.
+    psi : numpy.ndarray
+        Where to differentiate.
+    names : sequence of str
+        Names of the entries of ``psi`` (for messages and the result).
+    space : StateSpace
+        The model's states.
+    n_actions : int
+        Number of actions.
+    second : bool
+        Also compute second derivatives.
+    rel_step : float
+        The step :math:`h_k` is ``rel_step * max(1, |psi_k|)``, halved (up to 30 times) while
+        ``evaluate`` rejects a point of the stencil with a ``ValueError`` (a parameter near the
+        edge of its domain).
+
+    Returns
+    -------
+    TransitionDerivatives
+    """
+    psi = np.asarray(psi, dtype=float)
+    P = psi.size
+    base = evaluate(psi)
+    comp0 = _components(base)
+    keys = list(comp0)
+
+    def at(x):
+        comp = _components(evaluate(x))
+        if list(comp) != keys:
+            raise ValueError("the transition function returned differently structured "
+                             f"transitions at {x} ({list(comp)} vs {keys})")
+        return comp
+
+    def stencil(direction, offsets):
+        scale = 1.0
+        last = None
+        for _ in range(31):
+            try:
+                return scale, [at(psi + o * scale * direction) for o in offsets]
+            except ValueError as err:
+                last = err
+                scale *= 0.5
+        where = dict(zip(names, psi.tolist(), strict=True))
+        raise ValueError(f"cannot differentiate the transitions at {where}: the transition "
+                         f"function rejects every step along {direction} "
+                         f"(last error: {last})")
+
+    steps = np.empty(P)
+    d1: list[dict] = []
+    d2: dict[tuple[int, int], dict] = {}
+    for k in range(P):
+        e = np.zeros(P)
+        e[k] = rel_step * max(1.0, abs(psi[k]))
+        # the far points first: where a step leaves the domain, they fail first
+        scale, (p2, m2, p1, m1) = stencil(e, (2.0, -2.0, 1.0, -1.0))
+        h = steps[k] = scale * e[k]
+        d1.append({c: _combine([1 / (12 * h), -8 / (12 * h), 8 / (12 * h), -1 / (12 * h)],
+                               [m2[c], m1[c], p1[c], p2[c]]) for c in keys})
+        if second:
+            w = 1 / (12 * h * h)
+            d2[(k, k)] = {c: _combine([-w, 16 * w, -30 * w, 16 * w, -w],
+                                      [m2[c], m1[c], comp0[c], p1[c], p2[c]], True)
+                          for c in keys}
+    if second:
+        for k in range(P):
+            for l in range(k + 1, P):
+                d = np.zeros(P)
+                d[k], d[l] = steps[k], steps[l]
+                scale, (m1, p1) = stencil(d, (-1.0, 1.0))
+                tk, tl = scale * steps[k], scale * steps[l]
+                d2[(k, l)] = {c: _combine(
+                    [1 / (2 * tk * tl), -2 / (2 * tk * tl), 1 / (2 * tk * tl),
+                     -tk / (2 * tl), -tl / (2 * tk)],
+                    [m1[c], comp0[c], p1[c], d2[(k, k)][c], d2[(l, l)][c]], True)
+                    for c in keys}
+
+    def compiled(replace: dict):
+        return base.compile(space, n_actions, tables=replace)
+
+    first = [[compiled({c: dk[c]}) for c in keys if not _is_zero(dk[c])] for dk in d1]
+    sec = None
+    if second:
+        sec = {}
+        for (k, l), dkl in d2.items():
+            terms = [compiled({c: dkl[c]}) for c in keys if not _is_zero(dkl[c])]
+            for c in keys:
+                for c2 in keys:
+                    if c != c2 and not _is_zero(d1[k][c]) and not _is_zero(d1[l][c2]):
+                        terms.append(compiled({c: d1[k][c], c2: d1[l][c2]}))
+            sec[(k, l)] = terms
+    return TransitionDerivatives(names, steps, first, sec, space.size, n_actions)

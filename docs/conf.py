@@ -112,7 +112,7 @@ API_MODULES: list[tuple[str, str]] = [
 ]
 #: Other public submodules of these packages are found and added after their package's group;
 #: these are left out (implementation detail: numba kernels and their NumPy twins, the CLI).
-API_SKIP = ("ddc.kernels", "ddc.cli")
+API_SKIP = ("ddc.kernels", "simulations.cli")
 GENERATED_API = DOCS_DIR / "_generated_api.rst"
 
 

@@ -26,92 +26,20 @@ maximized by Newton's method in a few steps (Hotz and Miller 1993; Aguirregabiri
 
 from __future__ import annotations
 
-import time
-import warnings
-
 import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
 
+from ddc.data import EstimationData
 from ddc.kernels.bellman import EULER_GAMMA
 from ddc.model import Model
-from ddc.panel import Panel
-from ddc.solver import ConvergenceWarning, PolicySystem, Solver, small_blas
+from ddc.solver import ConvergenceError, PolicySystem, Solver
 from ddc.utility import LinearUtility
-from estimators.data import ChoiceData, setup
+from estimators.base import Estimator, Fit, Inference, Prepared, register
 from estimators.likelihood import ChoiceLikelihood, mle_inference
-from estimators.results import EstimationResults
+from estimators.policy import flexible_logit, frequency_ccps, logit_ccps
 
 __all__ = ["CCP", "NPL", "frequency_ccps", "logit_ccps", "PseudoLikelihood"]
-
-
-def frequency_ccps(model: Model, counts: np.ndarray, smoothing: float = 0.5) -> np.ndarray:
-    """Choice probabilities by cell frequencies, smoothed.
-
-    :math:`\\hat p(a \\mid s) = (n(s,a) + \\alpha) / (N(s) + \\alpha |A(s)|)` over the feasible
-    actions (the Krichevsky-Trofimov / Jeffreys estimator for ``smoothing=0.5``), so no feasible
-    action gets probability zero; a state never observed gets the uniform distribution.
-
-    Parameters
-    ----------
-    model : ddc.Model
-        The model (for feasibility).
-    counts : numpy.ndarray, shape (S, A)
-        Choice counts.
-    smoothing : float
-        :math:`\\alpha > 0`.
-
-    Returns
-    -------
-    numpy.ndarray, shape (S, A)
-    """
-    if not smoothing > 0:
-        raise ValueError(f"smoothing must be positive (it keeps every feasible action's "
-                         f"probability above zero), got {smoothing!r}")
-    feas = model.feasible
-    num = np.where(feas, counts + smoothing, 0.0)
-    return num / num.sum(axis=1, keepdims=True)
-
-
-def logit_ccps(model: Model, cd: ChoiceData) -> np.ndarray:
-    """Choice probabilities from a flexible multinomial logit (statsmodels ``MNLogit``).
-
-    The regressors are one-hot indicators of every state variable's value and of every pair of
-    state variables' values (main effects and two-way interactions) over the states with a
-    choice. Predictions are restricted to the feasible actions and renormalized.
-    """
-    import statsmodels.api as sm
-
-    feas = model.feasible
-    multi = feas.sum(axis=1) > 1
-    codes = model.space.codes
-    cols = []
-    J = codes.shape[1]
-    for j in range(J):
-        for v in range(1, model.space.shape[j]):
-            cols.append(codes[:, j] == v)
-    for j in range(J):
-        for k in range(j + 1, J):
-            for v in range(1, model.space.shape[j]):
-                for w in range(1, model.space.shape[k]):
-                    cols.append((codes[:, j] == v) & (codes[:, k] == w))
-    Xs = np.column_stack([np.ones(model.n_states), *cols]).astype(float)
-    keep = multi[cd.state]
-    y = cd.action[keep]
-    X = Xs[cd.state[keep]]
-    used = np.flatnonzero(X.std(axis=0) > 0)
-    used = np.union1d([0], used)
-    X = X[:, used]
-    # drop exactly collinear columns
-    q, r = np.linalg.qr(X)
-    indep = np.abs(np.diag(r)) > 1e-8 * np.abs(np.diag(r)).max()
-    X = X[:, indep]
-    res = sm.MNLogit(y, X).fit(disp=0, maxiter=200, method="newton")
-    present = np.unique(y)
-    prob = np.zeros((model.n_states, model.n_actions))
-    prob[:, present] = res.predict(Xs[:, used][:, indep])
-    prob = np.where(feas, np.maximum(prob, 1e-12), 0.0)
-    return prob / prob.sum(axis=1, keepdims=True)
 
 
 class PseudoLikelihood:
@@ -189,56 +117,35 @@ class PseudoLikelihood:
         return theta, ll_new, H, False, max_iter
 
 
-class _CCPBase:
+class _CCPBase(Estimator):
     name = "CCP"
+    needs_rows = True
 
     def __init__(self, model: Model, first_stage: str = "frequency", smoothing: float = 0.5,
                  solver: Solver | None = None, drop_first: bool | None = None,
                  on_failure: str = "warn"):
-        if not isinstance(model, Model):
-            raise TypeError(f"{self.name} needs a ddc.Model, got {type(model).__name__}")
+        super().__init__(model, solver, drop_first, on_failure)
         if first_stage not in ("frequency", "logit"):
             raise ValueError(f"first_stage must be 'frequency' or 'logit', got {first_stage!r}")
-        if on_failure not in ("warn", "raise"):
-            raise ValueError(f"on_failure must be 'warn' or 'raise', got {on_failure!r}")
         if not isinstance(model.utility, LinearUtility):
             raise TypeError(f"{self.name} needs a utility linear in parameters "
                             "(LinearUtility); use NFXP for a CallableUtility")
-        self.model = model
         self.first_stage = first_stage
         self.smoothing = smoothing
-        self.solver = solver or Solver()
-        self.drop_first = drop_first
-        self.on_failure = on_failure
 
     def __repr__(self) -> str:
         return f"{self.name}({self.model.name}, first_stage={self.first_stage!r})"
 
-    def fit(self, data: pd.DataFrame | Panel) -> EstimationResults:
-        """Estimate on a long panel; returns :class:`EstimationResults`."""
-        with small_blas(self.model.n_states, self.solver):
-            return self._fit(data)
-
-    def _prepare(self, data):
+    def _ccps(self, cd) -> np.ndarray:
         model = self.model
-        cd, ts, params = setup(model, data, self.drop_first, self.name)
         if self.first_stage == "frequency":
-            p = frequency_ccps(model, cd.counts, self.smoothing)
-        else:
-            # the flexible logit fitted on cell counts: the estimate of statsmodels' MNLogit on
-            # the rows (logit_ccps, checked equal in the tests) at O(S) cost per Newton step
-            from estimators.pqr import flexible_logit
-
-            p = flexible_logit(model, cd.counts).pi
-        return cd, ts, params, p
-
-    def _fail(self, message: str, notes: list[str]) -> None:
-        if self.on_failure == "raise":
-            raise RuntimeError(message)
-        warnings.warn(message, ConvergenceWarning, stacklevel=3)
-        notes.append(message)
+            return frequency_ccps(model, cd.counts, self.smoothing)
+        # the flexible logit fitted on cell counts: the estimate of statsmodels' MNLogit on the
+        # rows (logit_ccps, checked equal in the tests) at O(S) cost per Newton step
+        return flexible_logit(model, cd.counts).pi
 
 
+@register
 class CCP(_CCPBase):
     """Hotz-Miller two-step estimator (pseudo-likelihood at first-stage CCPs).
 
@@ -249,7 +156,7 @@ class CCP(_CCPBase):
     first_stage : {"frequency", "logit"}
         First-stage CCPs: smoothed cell frequencies (:func:`frequency_ccps`) or a flexible
         multinomial logit in state dummies with two-way interactions
-        (:func:`estimators.pqr.flexible_logit`, fitted on cell counts; the same estimate as
+        (:func:`estimators.policy.flexible_logit`, fitted on cell counts; the same estimate as
         statsmodels' ``MNLogit`` on the rows, :func:`logit_ccps`).
     smoothing : float
         :math:`\\alpha` of the frequency estimator.
@@ -265,56 +172,72 @@ class CCP(_CCPBase):
     Covariances: ``"murphy_topel"`` (the default with frequency first stages: the pseudo-
     likelihood's inverse Hessian corrected for the estimation of the CCPs, Murphy and Topel
     1985) and the uncorrected ``"hessian"``, ``"opg"``, ``"sandwich"`` and ``"cluster"`` of the
-    pseudo-likelihood, which understate the uncertainty.
+    pseudo-likelihood, which understate the uncertainty. With sufficient statistics (counts
+    only) the point estimate is the same and the covariance is ``"hessian"`` (no per-row
+    scores).
     """
 
     name = "CCP"
+    key = "ccp"
+    needs_rows = False
 
-    def _fit(self, data) -> EstimationResults:
-        t0 = time.perf_counter()
+    def _estimate(self, prep: Prepared, base: pd.Series) -> Fit:
         model = self.model
-        cd, ts, params, p = self._prepare(data)
-        pl = PseudoLikelihood(model, params, self.solver)
+        cd = prep.data
+        p = self._ccps(cd)
+        pl = PseudoLikelihood(model, base, self.solver)
         Z, e = pl.linearize(p)
         theta, ll, H, ok, it = pl.maximize(Z, e, cd.counts, np.zeros(len(model.utility_params)))
-        notes = []
-        if not ok:
-            self._fail(f"CCP pseudo-likelihood maximization did not converge in {it} Newton "
-                       "steps", notes)
-        util = model.utility_params
-        params[util] = theta
+        params = base.copy()
+        params[model.utility_params] = theta
         q = pl.choice_probs(Z, e, theta)
         Zbar = np.einsum("sa,sak->sk", q, Z)
         cell = np.where(model.feasible[:, :, None], Z - Zbar[:, None, :], 0.0)
-        rows = np.flatnonzero(cd.used)
-        scores = np.zeros((cd.panel.nobs, len(util)))
-        scores[rows] = cell[cd.state, cd.action]
-        extra_covs = {}
-        if self.first_stage == "frequency":
-            extra_covs["murphy_topel"] = self._murphy_topel(pl, cd, p, theta, H, scores)
-            notes.append("default covariance: Murphy-Topel, corrected for the first-stage CCPs")
-        else:
-            notes.append("standard errors treat the first-stage logit CCPs as known")
-        if len(ts.params):
-            notes.append(f"transition parameters from a first stage ({ts.method}), held fixed")
-        ll_t = ts.loglik
+        grad = np.einsum("sa,sak->k", cd.counts, cell)
         mask = cd.counts > 0
         with np.errstate(divide="ignore"):
             ll_c = float(np.sum(cd.counts[mask] * np.log(q[mask])))
-        return EstimationResults(
-            model=model, estimator=self.name, params=params[util], hessian=H, scores=scores,
-            groups=cd.panel.unit, loglik=ll_c + ll_t,
-            loglik_parts={"choice (pseudo)": ll_c, "transition": ll_t}, nobs=cd.nobs,
-            n_units=cd.panel.n_units, converged=ok, iterations=it,
-            seconds=time.perf_counter() - t0,
-            cov_type="murphy_topel" if extra_covs else "hessian",
-            extra_covs=extra_covs or None,
-            fixed_params=params.drop(util) if len(params) > len(util) else None, notes=notes,
-            extra={"first_stage": self.first_stage, "smoothing": self.smoothing,
-                   "ccp_first_stage": p},
-        )
+        msg = f"Newton's method on the pseudo-likelihood: {it} steps"
+        return Fit(params, ll_c, grad, ok, msg, it, None, [],
+                   {"pl": pl, "p": p, "H": H, "cell": cell, "ll_c": ll_c})
 
-    def _murphy_topel(self, pl: PseudoLikelihood, cd: ChoiceData, p: np.ndarray,
+    def _inference(self, prep: Prepared, fit: Fit) -> Inference:
+        model = self.model
+        cd, ts = prep.data, prep.transitions
+        st = fit.state
+        util = model.utility_params
+        theta = fit.params[util].to_numpy()
+        H, cell = st["H"], st["cell"]
+        notes = []
+        extra_covs = {}
+        scores = groups = None
+        if cd.has_rows:
+            r = cd.rows(self.name)
+            scores = np.zeros((r.n_panel_rows, len(util)))
+            scores[r.position] = cell[r.state, r.action]
+            groups = cd.panel.unit
+            if self.first_stage == "frequency":
+                extra_covs["murphy_topel"] = self._murphy_topel(st["pl"], cd, st["p"], theta, H,
+                                                                scores)
+                notes.append("default covariance: Murphy-Topel, corrected for the first-stage "
+                             "CCPs")
+            else:
+                notes.append("standard errors treat the first-stage logit CCPs as known")
+        else:
+            notes.append("sufficient statistics (no rows): covariance from the pseudo-"
+                         "likelihood's Hessian, not corrected for the first-stage CCPs")
+        if len(ts.params):
+            notes.append(f"transition parameters from a first stage ({ts.method}), held fixed")
+        ll_c = st["ll_c"]
+        return Inference(
+            names=util, hessian=H, loglik=ll_c + ts.loglik,
+            loglik_parts={"choice (pseudo)": ll_c, "transition": ts.loglik}, scores=scores,
+            groups=groups, cov_type="murphy_topel" if extra_covs else "hessian",
+            extra_covs=extra_covs or None, notes=notes,
+            extra={"first_stage": self.first_stage, "smoothing": self.smoothing,
+                   "ccp_first_stage": st["p"]})
+
+    def _murphy_topel(self, pl: PseudoLikelihood, cd: EstimationData, p: np.ndarray,
                       theta: np.ndarray, H: np.ndarray, scores2: np.ndarray) -> np.ndarray:
         """Murphy-Topel covariance with the CCPs' free probabilities as first-stage parameters.
 
@@ -386,6 +309,7 @@ class CCP(_CCPBase):
         return 0.5 * (V + V.T)
 
 
+@register
 class NPL(_CCPBase):
     """Nested pseudo-likelihood (Aguirregabiria and Mira 2002), iterated to convergence.
 
@@ -417,6 +341,8 @@ class NPL(_CCPBase):
     """
 
     name = "NPL"
+    key = "npl"
+    needs_rows = False
 
     def __init__(self, model: Model, first_stage: str = "frequency", smoothing: float = 0.5,
                  solver: Solver | None = None, tol: float = 1e-9, max_iter: int = 1000,
@@ -428,11 +354,11 @@ class NPL(_CCPBase):
             raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
         self.tol, self.max_iter = tol, max_iter
 
-    def _fit(self, data) -> EstimationResults:
-        t0 = time.perf_counter()
+    def _estimate(self, prep: Prepared, base: pd.Series) -> Fit:
         model = self.model
-        cd, ts, params, p = self._prepare(data)
-        pl = PseudoLikelihood(model, params, self.solver)
+        cd = prep.data
+        p = self._ccps(cd)
+        pl = PseudoLikelihood(model, base, self.solver)
         theta = np.zeros(len(model.utility_params))
         converged = False
         history = []
@@ -448,25 +374,38 @@ class NPL(_CCPBase):
             if dtheta < self.tol and dp < self.tol:
                 converged = True
                 break
-        notes = []
-        if not converged:
-            self._fail(f"NPL did not converge in {self.max_iter} iterations (last changes: "
-                       f"parameters {history[-1][0]:.2e}, CCPs {history[-1][1]:.2e})", notes)
-        util = model.utility_params
-        params[util] = theta
+        msg = (f"NPL fixed point after {it} iterations" if converged else
+               f"NPL did not converge in {self.max_iter} iterations (last changes: parameters "
+               f"{history[-1][0]:.2e}, CCPs {history[-1][1]:.2e})")
+        params = base.copy()
+        params[model.utility_params] = theta
         lik = ChoiceLikelihood(model, cd.counts, self.solver)
-        rows = np.flatnonzero(cd.used)
-        Hm, scores, ev = mle_inference(lik, (rows, cd.state, cd.action), cd.panel.nobs, params)
-        notes.append("covariance: maximum likelihood (the NPL fixed point is the MLE)")
+        ev = lik.evaluate(params, True)
+        return Fit(params, ev.loglik, ev.grad, converged, msg, it, None, [],
+                   {"lik": lik, "history": history})
+
+    def _inference(self, prep: Prepared, fit: Fit) -> Inference:
+        model = self.model
+        cd, ts = prep.data, prep.transitions
+        lik = fit.state["lik"]
+        util = model.utility_params
+        notes = ["covariance: maximum likelihood (the NPL fixed point is the MLE)"]
+        try:
+            if cd.has_rows:
+                rows = cd.rows(self.name)
+                Hm, scores, ev = mle_inference(lik, (rows.position, rows.state, rows.action),
+                                               rows.n_panel_rows, fit.params)
+            else:  # sufficient statistics: the Hessian only
+                Hm, scores, ev = mle_inference(lik, None, 0, fit.params)
+        except ConvergenceError as exc:  # the likelihood is not finite near the estimate
+            notes.append(f"no Hessian at the estimate: {exc}")
+            Hm, scores, ev = None, None, lik.evaluate(fit.params, True)
         if len(ts.params):
             notes.append(f"transition parameters from a first stage ({ts.method}), held fixed")
-        return EstimationResults(
-            model=model, estimator=self.name, params=params[util], hessian=Hm, scores=scores,
-            groups=cd.panel.unit, loglik=ev.loglik + ts.loglik,
-            loglik_parts={"choice": ev.loglik, "transition": ts.loglik}, nobs=cd.nobs,
-            n_units=cd.panel.n_units, converged=converged, iterations=it,
-            seconds=time.perf_counter() - t0, cov_type="hessian",
-            fixed_params=params.drop(util) if len(params) > len(util) else None, notes=notes,
-            solution=ev.solution,
-            extra={"first_stage": self.first_stage, "history": history},
-        )
+        return Inference(
+            names=util, hessian=Hm, loglik=ev.loglik + ts.loglik,
+            loglik_parts={"choice": ev.loglik, "transition": ts.loglik}, scores=scores,
+            groups=cd.panel.unit if cd.has_rows else None, cov_type="hessian",
+            solution=ev.solution, notes=notes,
+            gradient=ev.grad,
+            extra={"first_stage": self.first_stage, "history": fit.state["history"]})

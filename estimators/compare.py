@@ -9,25 +9,17 @@ below, then the log-likelihood, the number of observations and whether the estim
 
 from __future__ import annotations
 
-import csv
-import html
 import math
 import os
-import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from estimators.results import (
-    EstimationResults,
-    NotAvailableError,
-    atomic_write_text,
-    format_number,
-    latex_escape,
-)
+from estimators.inference import NotAvailableError
+from estimators.results import EstimationResults
+from estimators.tables import Table, format_number
 
 __all__ = ["Comparison", "compare"]
 
@@ -292,35 +284,24 @@ class Comparison:
         return rows
 
     # ------------------------------------------------------------------ renderings
+    def as_table(self) -> Table:
+        """The comparison as one :class:`~estimators.tables.Table` (every rendering below is
+        this table's): parameter rows with standard-error rows below, then the statistics."""
+        rows = self._rows()
+        first_stat = next((i for i, (kind, _, _) in enumerate(rows) if kind == "stat"),
+                          len(rows))
+        return Table(["", *self.names], [[label, *cells] for _, label, cells in rows],
+                     title="Comparison of estimates", breaks=[first_stat], notes=self.notes,
+                     css_class="simpletable ddc-compare", min_width=60)
+
     def as_text(self) -> str:
         """The table as plain text.
 
         Returns
         -------
         str
-            The text table.
         """
-        rows = self._rows()
-        label_w = max([len(label) for _, label, _ in rows] + [10]) + 2
-        col_w = [max([len(n)] + [len(cells[j]) for _, _, cells in rows]) + 3
-                 for j, n in enumerate(self.names)]
-        width = label_w + sum(col_w)
-        lines = ["Comparison of estimates".center(width).rstrip(), "=" * width,
-                 " " * label_w + "".join(n.rjust(w) for n, w in zip(self.names, col_w,
-                                                                    strict=True)),
-                 "-" * width]
-        previous = "estimate"
-        for kind, label, cells in rows:
-            if kind == "stat" and previous != "stat":
-                lines.append("-" * width)
-            previous = kind
-            lines.append((label.ljust(label_w)
-                          + "".join(c.rjust(w) for c, w in zip(cells, col_w, strict=True)))
-                         .rstrip())
-        lines.append("=" * width)
-        lines.extend(textwrap.fill(n, max(width, 60), break_on_hyphens=False)
-                     for n in self.notes)
-        return "\n".join(lines)
+        return self.as_table().as_text()
 
     def __str__(self) -> str:
         return self.as_text()
@@ -336,20 +317,7 @@ class Comparison:
         str
             An HTML table followed by the notes.
         """
-        esc = html.escape
-        out = ['<table class="simpletable ddc-compare">',
-               "<caption>Comparison of estimates</caption>",
-               "<tr><th></th>" + "".join(f"<th>{esc(n)}</th>" for n in self.names) + "</tr>"]
-        previous = "estimate"
-        for kind, label, cells in self._rows():
-            style = ' style="border-top: 1px solid"' if kind == "stat" and previous != "stat" \
-                else ""
-            previous = kind
-            out.append(f"<tr{style}><th>{esc(label)}</th>"
-                       + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
-        out.append("</table>")
-        out.append("".join(f"<p>{esc(n)}</p>" for n in self.notes))
-        return "\n".join(out)
+        return self.as_table().as_html()
 
     def _repr_html_(self) -> str:
         return self.as_html()
@@ -362,47 +330,17 @@ class Comparison:
         str
             LaTeX source; needs ``\\usepackage{booktabs}``.
         """
-        def cell(c: str) -> str:
-            base = c.rstrip("*")
-            mark = c[len(base):]
-            return latex_escape(base) + (f"$^{{{mark}}}$" if mark else "")
-
-        m = len(self.names)
-        lines = [r"\begin{table}[htbp]", r"\centering", r"\caption{Comparison of estimates}",
-                 rf"\begin{{tabular}}{{l{'r' * m}}}", r"\toprule",
-                 " & ".join([""] + [latex_escape(n) for n in self.names]) + r" \\",
-                 r"\midrule"]
-        previous = "estimate"
-        for kind, label, cells in self._rows():
-            if kind == "stat" and previous != "stat":
-                lines.append(r"\midrule")
-            previous = kind
-            lines.append(" & ".join([latex_escape(label)] + [cell(c) for c in cells]) + r" \\")
-        lines += [r"\bottomrule", r"\end{tabular}", r"\par\smallskip",
-                  r"{\footnotesize " + " ".join(latex_escape(n) for n in self.notes) + "}",
-                  r"\end{table}"]
-        return "\n".join(lines)
+        return self.as_table().as_latex()
 
     def as_markdown(self) -> str:
-        """The table as a Markdown (pipe) table followed by the notes.
+        """The table as a Markdown (pipe) table, the title above and the notes below.
 
         Returns
         -------
         str
             Markdown source.
         """
-        def cell(c: str) -> str:
-            c = c.replace("|", "\\|")
-            return c.replace("*", "\\*")
-
-        lines = ["| | " + " | ".join(cell(n) for n in self.names) + " |",
-                 "|:---|" + "---:|" * len(self.names)]
-        for kind, label, cells in self._rows():
-            label = f"**{cell(label)}**" if kind == "stat" else cell(label)
-            lines.append(f"| {label} | " + " | ".join(cell(c) for c in cells) + " |")
-        lines.append("")
-        lines.extend(cell(n) + "  " for n in self.notes)
-        return "\n".join(lines).rstrip() + "\n"
+        return self.as_table().as_markdown()
 
     def to_csv(self, path: str | os.PathLike) -> Path:
         """Write the table as displayed to a CSV file, completely or not at all.
@@ -421,12 +359,4 @@ class Comparison:
         pathlib.Path
             ``path``.
         """
-        rows = self._rows()
-
-        def write(fh: Any) -> None:
-            w = csv.writer(fh, lineterminator="\n")
-            w.writerow([""] + self.names)
-            for _, label, cells in rows:
-                w.writerow([label] + cells)
-
-        return atomic_write_text(path, write)
+        return self.as_table().to_csv(path)

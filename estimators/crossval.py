@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -34,42 +32,36 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy.special import chdtri, ndtri  # chi2 / normal quantiles without scipy.stats
 
+from ddc.io import atomic_directory, write_text
 from ddc.model import Model
 from ddc.panel import Panel
 from ddc.utility import LinearUtility
+from estimators.base import ESTIMATORS, get_estimator
 from estimators.data import choice_data
-from estimators.results import (
-    EstimationResults,
-    NotAvailableError,
-    atomic_write_text,
-    format_number,
-    latex_escape,
-)
+from estimators.inference import NotAvailableError
+from estimators.results import EstimationResults
+from estimators.tables import Table, format_number, markdown_escape
 
 __all__ = ["CrossValidation", "cross_validate", "ESTIMATOR_NAMES"]
 
-#: Names accepted in ``estimators=`` (case-insensitive), and the class each one builds.
-ESTIMATOR_NAMES = {"nfxp": "NFXP", "ccp": "CCP", "npl": "NPL", "pqr": "PQR",
-                   "maxent": "MaxEntIRL", "maxentirl": "MaxEntIRL"}
-DEFAULT_ESTIMATORS = ("NFXP", "CCP", "NPL", "PQR", "MaxEntIRL")
+#: Names accepted in ``estimators=`` (case-insensitive), and the class each one builds: the
+#: estimator registry (:data:`estimators.base.ESTIMATORS`) by key and by name.
+ESTIMATOR_NAMES = {**{k: c.name for k, c in ESTIMATORS.items()},
+                   **{c.name.lower(): c.name for c in ESTIMATORS.values()}}
+DEFAULT_ESTIMATORS = tuple(c.name for c in ESTIMATORS.values())
 
 
 def _build(name: str, model: Model):
-    from estimators.ccp import CCP, NPL
-    from estimators.maxent import MaxEntIRL
-    from estimators.nfxp import NFXP
-    from estimators.pqr import PQR
-
-    classes = {"NFXP": NFXP, "CCP": CCP, "NPL": NPL, "PQR": PQR, "MaxEntIRL": MaxEntIRL}
-    key = ESTIMATOR_NAMES.get(str(name).lower())
-    if key is None:
+    try:
+        cls = get_estimator(name)
+    except KeyError:
         raise ValueError(f"unknown estimator {name!r}; accepted names: "
                          f"{sorted(set(ESTIMATOR_NAMES.values()))} (case-insensitive; 'maxent' "
                          "for MaxEntIRL), estimator objects with fit(panel), or fitted "
-                         "EstimationResults")
-    return key, classes[key](model)
+                         "EstimationResults") from None
+    return cls.name, cls(model)
 
 
 def _resolve(model: Model, estimators) -> dict[str, Any]:
@@ -124,7 +116,7 @@ def _full_params(model: Model, res: EstimationResults) -> pd.Series:
 
 def _chi2_bound(k: int, alpha: float = 1e-4) -> float:
     """:math:`\\sqrt{\\chi^2_k(1 - \\alpha)}`: a bound on a Scheffé statistic."""
-    return float(np.sqrt(stats.chi2.ppf(1 - alpha, k)))
+    return float(np.sqrt(chdtri(k, alpha)))
 
 
 def cross_validate(model: Model, panel: pd.DataFrame | Panel, estimators=None, truth=None,
@@ -248,7 +240,7 @@ class CrossValidation:
         model, truth = self.model, self.truth
         util = model.utility_params
         names = list(self.results)
-        z_crit = stats.norm.ppf(0.5 + self.level / 2)
+        z_crit = ndtri(0.5 + self.level / 2)
         full = {n: _full_params(model, r) for n, r in self.results.items()}
         sols = {n: self._solve(p) for n, p in full.items()}
         pis = {n: s.pi for n, s in sols.items()}
@@ -431,7 +423,7 @@ class CrossValidation:
                 if c in self.summary.columns]
         return self.summary[keep]
 
-    def to_markdown(self) -> str:
+    def as_markdown(self) -> str:
         """A Markdown report: estimates (standard errors), the summary and the pairs.
 
         Returns
@@ -450,10 +442,10 @@ class CrossValidation:
             out += [f"reward_max_z is a Scheffé statistic: under the truth it stays below "
                     f"{self.reward_bound:.2f} (sqrt of the chi-square({k}) 1 - 1e-4 quantile).",
                     ""]
-        out += [f"- {_md_escape(n)}" for n in self.notes]
+        out += [f"- {markdown_escape(n)}" for n in self.notes]
         return "\n".join(out).rstrip() + "\n"
 
-    def to_latex(self) -> str:
+    def as_latex(self) -> str:
         """The estimates table (parameters x estimators) as a LaTeX ``tabular`` (booktabs).
 
         Returns
@@ -461,23 +453,24 @@ class CrossValidation:
         str
         """
         w = self.wide()
-        cols = list(w.columns)
-        lines = [r"\begin{tabular}{l" + "r" * len(cols) + "}", r"\toprule",
-                 " & ".join(["Parameter", *(latex_escape(c) for c in cols)]) + r" \\",
-                 r"\midrule"]
-        for k, row in w.iterrows():
-            lines.append(" & ".join([latex_escape(k), *(latex_escape(v) for v in row)])
-                         + r" \\")
-        lines.append(r"\midrule")
+        rows = [[str(k), *row] for k, row in zip(w.index, w.itertuples(index=False),
+                                                   strict=True)]
         for stat, label in (("loglik_choice", "Log-likelihood (choice)"),
                             ("seconds", "Seconds")):
             vals = [format_number(self.summary.loc[n, stat], 2)
                     if n in self.summary.index and self.summary.loc[n, stat] is not None
                     else "" for n in self.results]
             lead = [""] if self.truth is not None else []
-            lines.append(" & ".join([label, *lead, *vals]) + r" \\")
-        lines += [r"\bottomrule", r"\end{tabular}"]
-        return "\n".join(lines) + "\n"
+            rows.append([label, *lead, *vals])
+        return Table(["Parameter", *w.columns], rows, breaks=[len(w)]).as_latex(float_env=False)
+
+    def to_markdown(self) -> str:
+        """Same as :meth:`as_markdown` (the name of earlier versions)."""
+        return self.as_markdown()
+
+    def to_latex(self) -> str:
+        """Same as :meth:`as_latex` (the name of earlier versions)."""
+        return self.as_latex()
 
     def to_csv(self, path: str | os.PathLike) -> Path:
         """Write :attr:`table` (full precision) to a CSV file, completely or not at all.
@@ -491,7 +484,7 @@ class CrossValidation:
         -------
         pathlib.Path
         """
-        return atomic_write_text(path, lambda fh: self.table.to_csv(fh))
+        return write_text(path, lambda fh: self.table.to_csv(fh))
 
     def figure(self, ncols: int = 3):
         """Estimates with their intervals, one panel per parameter, the truth marked.
@@ -540,82 +533,44 @@ class CrossValidation:
 
         Files: ``report.md``, ``table.tex``, ``table.csv`` (the long :attr:`table`),
         ``summary.csv``, ``pairwise.csv``, ``rewards.csv``, ``ccps.csv`` and ``estimates.png``.
-        Everything is written into a temporary folder next to ``directory``, which then takes
-        its place (an existing report folder is replaced only once the new one is complete).
+        Written through :func:`ddc.io.atomic_directory`: into a temporary folder next to
+        ``directory``, which takes its place once complete, with a ``MANIFEST.json`` listing the
+        files. An existing folder is replaced only if it is empty or its manifest lists every
+        file in it; otherwise nothing is changed and the files not written by ddc-econ are named.
 
         Parameters
         ----------
         directory : str or os.PathLike
-            The report folder (created; its parent must exist).
+            The report folder (created, with missing parent folders).
 
         Returns
         -------
         pathlib.Path
+
+        Raises
+        ------
+        ddc.io.UnsafeOverwriteError
+            If ``directory`` holds files ddc-econ did not write (named in the message).
         """
-        target = Path(directory)
-        parent = target.parent if str(target.parent) else Path(".")
-        if not parent.is_dir():
-            raise FileNotFoundError(f"cannot write {str(target)!r}: the folder {str(parent)!r} "
-                                    "does not exist (create it first)")
-        if target.exists() and not target.is_dir():
-            raise FileExistsError(f"{str(target)!r} exists and is not a folder")
-        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{target.name}."))
-        try:
-            (tmp / "report.md").write_text(self.to_markdown(), encoding="utf-8")
-            (tmp / "table.tex").write_text(self.to_latex(), encoding="utf-8")
+        with atomic_directory(directory) as tmp:
+            (tmp / "report.md").write_text(self.as_markdown(), encoding="utf-8")
+            (tmp / "table.tex").write_text(self.as_latex(), encoding="utf-8")
             self.table.to_csv(tmp / "table.csv")
             self.summary.to_csv(tmp / "summary.csv")
             self.pairwise.to_csv(tmp / "pairwise.csv")
             self.rewards.to_csv(tmp / "rewards.csv")
             self.ccps.to_csv(tmp / "ccps.csv")
             self.figure().savefig(tmp / "estimates.png", dpi=120)
-            if target.exists():
-                backup = Path(tempfile.mkdtemp(dir=parent, prefix=f".{target.name}.old."))
-                backup.rmdir()
-                os.rename(target, backup)
-                try:
-                    os.rename(tmp, target)
-                except BaseException:
-                    os.rename(backup, target)
-                    raise
-                shutil.rmtree(backup, ignore_errors=True)
-            else:
-                os.rename(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return target
+        return Path(directory)
 
     def __repr__(self) -> str:
         return (f"CrossValidation({self.model.name}: {list(self.results)}, "
                 f"truth={'yes' if self.truth is not None else 'no'})")
 
     def __str__(self) -> str:
-        return self.to_markdown()
-
-
-def _md_escape(text: str) -> str:
-    """Escape Markdown's table and emphasis characters."""
-    return str(text).replace("|", "\\|").replace("*", "\\*")
+        return self.as_markdown()
 
 
 def _markdown(df: pd.DataFrame) -> str:
     """A DataFrame as a Markdown pipe table (numbers formatted with 4 decimals)."""
-    def cell(v) -> str:
-        if v is None:
-            return ""
-        if isinstance(v, (bool, np.bool_)):
-            return "yes" if v else "no"
-        if isinstance(v, (int, float, np.integer, np.floating)):
-            return "" if isinstance(v, float) and math.isnan(v) else format_number(v)
-        return _md_escape(v)
-
-    idx_names = [n or "" for n in (df.index.names if df.index.nlevels > 1 else [df.index.name])]
-    head = idx_names + [str(c) for c in df.columns]
-    lines = ["| " + " | ".join(_md_escape(h) for h in head) + " |",
-             "|" + ":---|" * len(idx_names) + "---:|" * len(df.columns)]
-    for key, row in df.iterrows():
-        keys = key if isinstance(key, tuple) else (key,)
-        lines.append("| " + " | ".join([*(_md_escape(k) for k in keys),
-                                        *(cell(v) for v in row)]) + " |")
-    return "\n".join(lines)
+    return Table.from_frame(df).as_markdown().rstrip()

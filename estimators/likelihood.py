@@ -15,6 +15,7 @@ Each evaluation warm-starts the fixed point at the previous solution.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -22,7 +23,8 @@ import pandas as pd
 
 from ddc.kernels.bellman import EULER_GAMMA
 from ddc.model import Model
-from ddc.solver import Solution, Solver, small_blas, solve_arrays
+from ddc.solver import ConvergenceError, Solution, Solver, small_blas, solve_arrays
+from ddc.transitions import TransitionDerivatives
 
 __all__ = ["ChoiceLikelihood", "Evaluation"]
 
@@ -56,6 +58,8 @@ class ChoiceLikelihood:
         self.V = None
         self.n_solves = 0
         self.inner_failures = 0
+        self._dtrans: dict = {}
+        self._anchor = None
 
     def solve(self, params: pd.Series | np.ndarray) -> Solution:
         """Solve at full parameters ``params`` (a Series or a vector in ``model.param_names``
@@ -65,7 +69,7 @@ class ChoiceLikelihood:
         K = len(model.utility_params)
         u = np.ascontiguousarray(model.utility(vec[:K]))
         ct = model.compiled_transitions(vec)
-        fp = solve_arrays(u, model.feasible, model.beta, ct, self.solver, self.V)
+        fp = solve_arrays(u, model.feasible, model.beta, ct, self.solver, self._start(vec))
         self.n_solves += 1
         if not fp.converged:
             self.inner_failures += 1
@@ -77,18 +81,47 @@ class ChoiceLikelihood:
                         newton_steps=fp.newton_steps, method=self.solver.method, seconds=0.0,
                         solver=self.solver, linear_solver=fp.linear_solver, ct=ct)
 
+    def _start(self, vec: np.ndarray) -> np.ndarray | None:
+        """Warm start: the first-order prediction :math:`\\bar V(x_0) + \\partial \\bar V(x_0)
+        (x - x_0)` from the last point :math:`x_0` whose derivatives were computed (when only
+        parameters it differentiated moved), else the last solution. The prediction is off by
+        :math:`O(\\|x - x_0\\|^2)`, which saves Newton steps (at beta = 0.9999 the value
+        moves by about :math:`\\Delta u / (1 - \\beta)`)."""
+        if self._anchor is not None and self.V is not None:
+            x0, V0, dV, cols = self._anchor
+            step = vec - x0
+            rest = np.ones(step.size, dtype=bool)
+            rest[cols] = False
+            if not np.any(step[rest]):
+                V = V0 + dV @ step[cols]
+                if np.all(np.isfinite(V)):
+                    return V
+        return self.V
+
+    def _remember(self, sol: Solution, dV: np.ndarray, names: Sequence[str]) -> None:
+        K = len(self.model.utility_params)
+        every = list(self.model.transition_params.index)
+        cols = np.array(list(range(K)) + [K + every.index(n) for n in names], dtype=np.int64)
+        self._anchor = (sol.params.to_numpy().copy(), sol.V, dV, cols)
+
     def log_pi(self, sol: Solution) -> np.ndarray:
         """``log pi`` with ``-inf`` where infeasible."""
         with np.errstate(invalid="ignore"):
             return np.where(self.model.feasible, sol.v - (sol.V - EULER_GAMMA)[:, None], -np.inf)
 
-    def evaluate(self, params: pd.Series | np.ndarray, need_derivatives: bool = True
-                 ) -> Evaluation:
-        """Log-likelihood (and gradient, BHHH matrix, cell scores) at ``params``."""
-        with small_blas(self.model.n_states, self.solver):
-            return self._evaluate(params, need_derivatives)
+    def evaluate(self, params: pd.Series | np.ndarray, need_derivatives: bool = True,
+                 transition_names: Sequence[str] = ()) -> Evaluation:
+        """Log-likelihood (and gradient, BHHH matrix, cell scores) at ``params``.
 
-    def _evaluate(self, params, need_derivatives: bool) -> Evaluation:
+        The derivatives are in the utility parameters, followed by the transition parameters
+        ``transition_names`` when given (the choice part of the full-information likelihood;
+        :meth:`ddc.Solution.dlogccp_dparams`, analytic in the fixed point).
+        """
+        with small_blas(self.model.n_states, self.solver):
+            return self._evaluate(params, need_derivatives, tuple(transition_names))
+
+    def _evaluate(self, params, need_derivatives: bool, names: tuple[str, ...] = ()
+                  ) -> Evaluation:
         sol = self.solve(params)
         lp = self.log_pi(sol)
         ll = float(np.sum(self.counts[self.mask] * lp[self.mask]))
@@ -96,35 +129,59 @@ class ChoiceLikelihood:
             return Evaluation(-np.inf, None, None, None, sol)
         if not need_derivatives:
             return Evaluation(ll, None, None, None, sol)
-        g = sol.dlogccp_dtheta()
+        # transition derivatives with their second derivatives: Newton wants the Hessian
+        # wherever it wants the gradient, and the tables' stencils share their points
+        dtrans = self.transition_derivatives(sol, names, True) if names else None
+        d = sol.derivatives(list(names), dtrans)
+        self._remember(sol, d.value, names)
+        g = d.log_ccp
         grad = np.einsum("sa,sak->k", self.counts, g)
         bhhh = np.einsum("sa,sak,sal->kl", self.counts, g, g)
         return Evaluation(ll, grad, bhhh, g, sol)
 
-    def log_pi_derivative_transition(self, params: pd.Series, names: list[str] | None = None,
-                                     rel: float = 1e-6) -> np.ndarray:
+    def transition_derivatives(self, sol: Solution, names: Sequence[str], second: bool = False
+                               ) -> TransitionDerivatives:
+        """Derivatives of the transitions at ``sol``'s transition parameters (the last few
+        kept: they do not change while only utility parameters move)."""
+        key = (tuple(names), tuple(sol.params.to_numpy()[len(self.model.utility_params):]))
+        found = self._dtrans.get(key)
+        if found is None or (second and found.second is None):
+            if len(self._dtrans) >= 8:
+                self._dtrans.pop(next(iter(self._dtrans)))
+            self._dtrans[key] = found = sol.transition_derivatives(list(names), second)
+        return found
+
+    def hessian(self, params: pd.Series | np.ndarray, transition_names: Sequence[str] = ()
+                ) -> np.ndarray:
+        """Hessian of the choice log-likelihood in the utility parameters and the transition
+        parameters ``transition_names``, analytic: :math:`\\sum_{s,a} n(s,a) \\partial^2
+        \\log \\pi(a \\mid s)` from :meth:`ddc.Solution.d2logccp_dparams` (second-order
+        implicit function theorem; one fixed point, no differencing of solutions)."""
+        names = list(transition_names)
+        with small_blas(self.model.n_states, self.solver):
+            sol = self.solve(params)
+            if not sol.converged:
+                raise ConvergenceError("the fixed point did not converge at the parameters "
+                                       f"where the Hessian is needed (residual "
+                                       f"{sol.residual:.2e})")
+            dtrans = self.transition_derivatives(sol, names, second=True) if names else None
+            d2 = sol.d2logccp_dparams(names, dtrans)
+        return np.einsum("sa,saij->ij", self.counts, d2)
+
+    def log_pi_derivative_transition(self, params: pd.Series, names: list[str] | None = None
+                                     ) -> np.ndarray:
         """:math:`\\partial \\log \\pi / \\partial \\psi` over the transition parameters
-        ``names`` (all by default) by central differences, shape (S, A, P)."""
+        ``names`` (all by default), shape (S, A, P), by the implicit function theorem
+        (:meth:`ddc.Solution.dlogccp_dpsi`)."""
         names = list(self.model.transition_params.index) if names is None else list(names)
-        out = np.zeros((*self.counts.shape, len(names)))
-        V_saved = self.V
-        for k, name in enumerate(names):
-            h = rel * max(1.0, abs(params[name]))
-            up, dn = params.copy(), params.copy()
-            up[name] += h
-            dn[name] -= h
-            lp_up = self.log_pi(self.solve(up))
-            self.V = V_saved
-            lp_dn = self.log_pi(self.solve(dn))
-            self.V = V_saved
-            with np.errstate(invalid="ignore"):
-                out[:, :, k] = np.where(self.model.feasible, (lp_up - lp_dn) / (2 * h), 0.0)
-        return out
+        with small_blas(self.model.n_states, self.solver):
+            sol = self.solve(params)
+            return sol.dlogccp_dpsi(names, self.transition_derivatives(sol, names))
 
 
 def mle_inference(lik: ChoiceLikelihood, counts_rows: tuple[np.ndarray, np.ndarray, np.ndarray],
                   n_rows: int, params: pd.Series) -> tuple[np.ndarray, np.ndarray, Evaluation]:
-    """Hessian (central differences of the analytic gradient) and per-row scores of the choice
+    """Hessian (analytic, :meth:`ChoiceLikelihood.hessian`) and per-row scores of the choice
     log-likelihood in the utility parameters at ``params``.
 
     Parameters
@@ -146,19 +203,11 @@ def mle_inference(lik: ChoiceLikelihood, counts_rows: tuple[np.ndarray, np.ndarr
     evaluation : Evaluation
         At ``params``.
     """
-    util = lik.model.utility_params
-    K = len(util)
-    H = np.empty((K, K))
-    for k in range(K):
-        h = 1e-5 * max(1.0, abs(params[util[k]]))
-        up, dn = params.copy(), params.copy()
-        up[util[k]] += h
-        dn[util[k]] -= h
-        g_up, g_dn = lik.evaluate(up).grad, lik.evaluate(dn).grad
-        if g_up is None or g_dn is None:
-            raise RuntimeError(f"the likelihood is not finite near the estimate in {util[k]}; "
-                               "cannot form the Hessian")
-        H[:, k] = (g_up - g_dn) / (2 * h)
+    K = len(lik.model.utility_params)
+    H = lik.hessian(params)  # analytic (second-order implicit function theorem)
+    if not np.all(np.isfinite(H)):
+        raise ConvergenceError("the choice log-likelihood's Hessian is not finite at the "
+                               "estimate")
     ev = lik.evaluate(params, True)
     if counts_rows is None:  # counts only (sufficient statistics): no per-row scores
         return 0.5 * (H + H.T), None, ev

@@ -47,22 +47,17 @@ the sandwich of the unit-level moments (kind ``"cluster"``).
 
 from __future__ import annotations
 
-import time
-import warnings
-
 import numpy as np
 import pandas as pd
-import scipy.optimize as so
 
 from ddc.model import Model
-from ddc.panel import Panel
-from ddc.solver import ConvergenceWarning, Solution, Solver, small_blas
+from ddc.solver import ConvergenceError, Solution, Solver
 from ddc.utility import LinearUtility
-from estimators.data import ChoiceData, setup
+from estimators.base import Estimator, Fit, Inference, Prepared, register
+from estimators.data import ChoiceData
 from estimators.likelihood import ChoiceLikelihood, mle_inference
 from estimators.optimize import Optimizer, maximize
 from estimators.pqr import _expected, _push
-from estimators.results import EstimationResults
 
 __all__ = ["MaxEntIRL", "decision_measure", "discounted_occupancy", "horizon_visits"]
 
@@ -126,7 +121,7 @@ def discounted_occupancy(solution: Solution, measure: np.ndarray, method: str = 
 
     Raises
     ------
-    RuntimeError
+    ddc.ConvergenceError
         If ``"iterate"`` does not meet ``tol`` within ``max_iter`` steps.
     """
     measure = np.asarray(measure, dtype=float)
@@ -145,7 +140,7 @@ def discounted_occupancy(solution: Solution, measure: np.ndarray, method: str = 
         d += x
         if np.max(np.abs(x)) <= tol * np.max(np.abs(d)):
             return d, k
-    raise RuntimeError(f"the forward pass did not reach tol={tol:g} in {max_iter} steps "
+    raise ConvergenceError(f"the forward pass did not reach tol={tol:g} in {max_iter} steps "
                        f"(beta={beta}); use method='solve'")
 
 
@@ -186,7 +181,8 @@ def horizon_visits(solution: Solution, initial: np.ndarray, horizon: np.ndarray)
     return y
 
 
-class MaxEntIRL:
+@register
+class MaxEntIRL(Estimator):
     """Maximum causal entropy IRL with a linear reward (Ziebart 2010).
 
     Parameters
@@ -229,13 +225,15 @@ class MaxEntIRL:
     """
 
     name = "MaxEntIRL"
+    key = "maxent"
+    takes_start = True
+    needs_rows = False
 
     def __init__(self, model: Model, feature_counts: str = "likelihood", forward: str = "solve",
                  solver: Solver | None = None, optimizer: Optimizer | None = None,
                  forward_tol: float = 1e-13, drop_first: bool | None = None,
                  on_failure: str = "warn"):
-        if not isinstance(model, Model):
-            raise TypeError(f"MaxEntIRL needs a ddc.Model, got {type(model).__name__}")
+        super().__init__(model, solver, drop_first, on_failure)
         if not isinstance(model.utility, LinearUtility):
             raise TypeError("MaxEntIRL needs a reward linear in parameters (LinearUtility); "
                             "use NFXP for a CallableUtility")
@@ -244,17 +242,11 @@ class MaxEntIRL:
             if value not in table:
                 raise ValueError(f"unknown {what} {value!r}; choose one of: "
                                  + "; ".join(f"{k!r} ({v})" for k, v in table.items()))
-        if on_failure not in ("warn", "raise"):
-            raise ValueError(f"on_failure must be 'warn' or 'raise', got {on_failure!r}")
         if not forward_tol > 0:
             raise ValueError(f"forward_tol must be positive, got {forward_tol!r}")
-        self.model = model
         self.feature_counts, self.forward = feature_counts, forward
-        self.solver = solver or Solver()
         self.optimizer = optimizer or Optimizer("bfgs", tol=1e-6, max_iter=1000)
         self.forward_tol = forward_tol
-        self.drop_first = drop_first
-        self.on_failure = on_failure
 
     def __repr__(self) -> str:
         return (f"MaxEntIRL({self.model.name}, feature_counts={self.feature_counts!r}, "
@@ -312,28 +304,10 @@ class MaxEntIRL:
         return (vec / np.sqrt(lam)) / d[:, None]
 
     # ------------------------------------------------------------------ fit
-    def fit(self, data: pd.DataFrame | Panel, start=None) -> EstimationResults:
-        """Estimate on a long panel.
-
-        Parameters
-        ----------
-        data : pandas.DataFrame or ddc.panel.Panel
-            The panel.
-        start : pandas.Series or mapping, optional
-            Starting values of the reward parameters (zeros by default).
-
-        Returns
-        -------
-        EstimationResults
-        """
-        with small_blas(self.model.n_states, self.solver):
-            return self._fit(data, start)
-
-    def _fit(self, data, start) -> EstimationResults:
-        t0 = time.perf_counter()
+    def _estimate(self, prep: Prepared, base: pd.Series) -> Fit:
         model = self.model
         util = model.utility_params
-        cd, ts, base = setup(model, data, self.drop_first, "MaxEntIRL", start)
+        cd = prep.data
         ct = model.compiled_transitions(base.to_numpy())
         lik = ChoiceLikelihood(model, cd.counts, self.solver)
         measure = decision_measure(model, cd.counts, ct)
@@ -349,11 +323,9 @@ class MaxEntIRL:
             return ll, T.T @ g, None
 
         res = maximize(objective, np.zeros(len(util)), self.optimizer)
-        theta = theta0 + T @ res.x
         params = base.copy()
-        params[util] = theta
-        converged, iterations, evals = res.converged, res.iterations, res.function_evals
-        message = res.message
+        params[util] = theta0 + T @ res.x
+        converged, message = res.converged, res.message
         notes = []
         g_white = float(np.max(np.abs(res.grad))) if res.grad is not None else np.inf
         if not converged and "precision loss" in message and g_white < ROUNDING_GRADIENT:
@@ -365,12 +337,11 @@ class MaxEntIRL:
                          f"whitened gradient of {g_white:.1e} (about that many standard errors "
                          "from the maximum)")
         extra = {"feature_counts": self.feature_counts, "forward": self.forward,
-                 "optimizer": str(self.optimizer), "message": message}
+                 "optimizer": str(self.optimizer)}
+        cov = None
         if self.feature_counts == "horizon":
-            params, ok, msg, cov, extra_h = self._horizon(cd, lik, base, params, T)
-            converged, message = ok, msg
-            extra.update(extra_h, message=msg)
-            theta = params[util].to_numpy()
+            params, converged, message, cov, extra_h = self._horizon(cd, lik, base, params, T)
+            extra.update(extra_h)
         ll, grad, sol = self.gradient(lik, params, measure)
         extra["gradient"] = pd.Series(grad, index=util)
         if lik.inner_failures:
@@ -379,34 +350,48 @@ class MaxEntIRL:
         if not sol.converged:
             converged = False
             notes.append("soft value iteration did not converge at the estimate")
-        if not converged:
-            msg = f"MaxEntIRL did not converge: {message}"
-            if self.on_failure == "raise":
-                raise RuntimeError(msg)
-            warnings.warn(msg, ConvergenceWarning, stacklevel=3)
-            notes.append(msg)
-        fixed = params.drop(util) if len(params) > len(util) else None
+        return Fit(params, ll, grad, converged, message, res.iterations, res.function_evals,
+                   notes, {"lik": lik, "sol": sol, "cov": cov, "extra": extra,
+                           "moments": extra.get("moments")})
+
+    def _inference(self, prep: Prepared, fit: Fit) -> Inference:
+        model = self.model
+        util = model.utility_params
+        cd, ts = prep.data, prep.transitions
+        st = fit.state
+        lik, sol = st["lik"], st["sol"]
+        ll = fit.objective
+        notes = []
         if len(ts.params):
             notes.append(f"transition parameters from a first stage ({ts.method}), held fixed")
-        common = dict(model=model, estimator=self.name, params=params[util],
-                      loglik=ll + ts.loglik, loglik_parts={"choice": ll, "transition": ts.loglik},
-                      nobs=cd.nobs, n_units=cd.panel.n_units, converged=converged,
-                      iterations=iterations, function_evals=evals + lik.n_solves,
-                      fixed_params=fixed, solution=sol, extra=extra)
+        common = dict(names=util, loglik=ll + ts.loglik,
+                      loglik_parts={"choice": ll, "transition": ts.loglik}, solution=sol,
+                      extra=st["extra"])
         if self.feature_counts == "horizon":
             notes.append("textbook feature matching over each unit's window: a method-of-moments "
                          "estimator (not the MLE); covariance 'cluster': the sandwich of the "
                          "unit-level moments")
-            return EstimationResults(**common, hessian=None, scores=None, groups=None,
-                                     seconds=time.perf_counter() - t0, cov_type="cluster",
-                                     extra_covs={"cluster": cov}, notes=notes)
+            # a root of the moments: their size is checked, there is no objective to be concave
+            return Inference(**common, hessian=None, cov_type="cluster",
+                             extra_covs={"cluster": st["cov"]}, notes=notes,
+                             gradient=np.zeros(len(util)), curvature=-np.eye(len(util)),
+                             check_curvature=False)
         notes.append("maximum causal entropy = maximum likelihood: covariance from the Hessian "
                      "of the causal log-likelihood")
-        rows = np.flatnonzero(cd.used)
-        H, scores, _ = mle_inference(lik, (rows, cd.state, cd.action), cd.panel.nobs, params)
-        return EstimationResults(**common, hessian=H, scores=scores, groups=cd.panel.unit,
-                                 seconds=time.perf_counter() - t0, cov_type="hessian",
-                                 notes=notes)
+        try:
+            if cd.has_rows:
+                rows = cd.rows(self.name)
+                H, scores, _ = mle_inference(lik, (rows.position, rows.state, rows.action),
+                                             rows.n_panel_rows, fit.params)
+                groups = cd.panel.unit
+            else:
+                H, scores, _ = mle_inference(lik, None, 0, fit.params)
+                groups = None
+        except ConvergenceError as exc:  # the likelihood is not finite near the estimate
+            notes.append(f"no Hessian at the estimate: {exc}")
+            H = scores = groups = None
+        return Inference(**common, hessian=H, scores=scores, groups=groups, cov_type="hessian",
+                         notes=notes)
 
     # ------------------------------------------------------------------ textbook variant
     def _windows(self, cd: ChoiceData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -447,6 +432,7 @@ class MaxEntIRL:
 
     def _horizon(self, cd, lik, base, params, T):
         util = self.model.utility_params
+        cd.rows("MaxEntIRL(feature_counts='horizon')")  # each unit's window: the rows
         initial, horizon, units = self._windows(cd)
         scale = T.T  # whitened moments
 
@@ -455,6 +441,8 @@ class MaxEntIRL:
             p[util] = params[util].to_numpy() + T @ phi
             m, _ = self.horizon_moments(lik, p, initial, horizon)
             return scale @ m if np.all(np.isfinite(m)) else np.full(len(util), 1e10)
+
+        import scipy.optimize as so  # lazily: 0.15 s of start-up
 
         sol = so.root(moments, np.zeros(len(util)), method="hybr", options={"xtol": 1e-12})
         out = base.copy()

@@ -11,7 +11,7 @@ Conventions. Values are "Euler-free": :math:`V(s) = \\log\\sum_a e^{Q(s,a)}`,
 constant cancels from every reward below.) Write :math:`\\ell(s,a) = \\log\\pi(a \\mid s)`.
 
 **P-step.** :math:`\\hat\\pi` from the panel: smoothed cell frequencies
-(:func:`estimators.ccp.frequency_ccps`) or a flexible multinomial logit in state dummies
+(:func:`estimators.policy.frequency_ccps`) or a flexible multinomial logit in state dummies
 (:func:`flexible_logit`).
 
 **Q-step.** Under the normalization :math:`r(s, a_0) = 0`, :math:`Q(s, a_0) = \\beta E[V(s')
@@ -70,9 +70,6 @@ bootstrap over units (``bootstrap=B``) adds ``"bootstrap"``.
 
 from __future__ import annotations
 
-import itertools
-import time
-import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -80,21 +77,23 @@ import pandas as pd
 import scipy.linalg as sla
 
 from ddc.model import Model
-from ddc.panel import Panel
-from ddc.solver import ConvergenceWarning, PolicySystem, Solver, small_blas
+from ddc.solver import PolicySystem, Solver
 from ddc.utility import LinearUtility
-from estimators.ccp import frequency_ccps
-from estimators.data import ChoiceData, setup
+from estimators.base import Estimator, Fit, Inference, Prepared, register
+from estimators.data import ChoiceData
 from estimators.identification import IdentificationError
 from estimators.likelihood import ChoiceLikelihood
-from estimators.results import EstimationResults
+from estimators.policy import (
+    LogitPolicy,
+    _independent_columns,
+    flexible_logit,
+    frequency_ccps,
+    state_design,
+)
 
 __all__ = ["PQR", "AnchorStructure", "LogitPolicy", "RewardMap", "anchor_features",
            "anchor_rewards", "anchor_structure", "flexible_logit", "state_design"]
 
-#: Numeric state variables with more values than this enter :func:`state_design` as a cubic
-#: polynomial in their value instead of one dummy per value.
-MAX_DUMMIES = 12
 #: Standard errors of the R-step's rewards are computed for at most this many choice cells.
 MAX_SE_CELLS = 5000
 
@@ -197,227 +196,6 @@ def anchor_structure(model: Model, anchor: str | int | None = None, params=None
             "evaluated by its own fixed point. Choose an anchor whose transitions stay where it "
             "is feasible (e.g. a 'do nothing' or renewal action).")
     return AnchorStructure(a0, choice, locked, only, n_feas > 1)
-
-
-# ------------------------------------------------------------------------------ state design
-def state_design(model: Model, order: int = 2) -> tuple[np.ndarray, list[str]]:
-    """Regressors that are functions of the state: dummies and their interactions.
-
-    An intercept, one dummy per value of every state variable but its first, and the products of
-    dummies of up to ``order`` different variables (``order=2``: main effects and two-way
-    interactions, the design of :func:`estimators.ccp.logit_ccps`; ``order`` equal to the number
-    of state variables: saturated). A numeric variable with more than :data:`MAX_DUMMIES` values
-    enters instead as a cubic polynomial in its value scaled to [0, 1] (e.g. Rust's mileage).
-
-    Parameters
-    ----------
-    model : ddc.Model
-        The model.
-    order : int
-        Highest order of interactions.
-
-    Returns
-    -------
-    design : numpy.ndarray, shape (S, F)
-    names : list of str
-        Column names (``"plan=member"``, ``"plan=member:ship=2"``, ``"mileage^2"``, ...).
-    """
-    if not isinstance(order, (int, np.integer)) or order < 1:
-        raise ValueError(f"order must be a positive integer, got {order!r}")
-    codes = model.space.codes
-    terms: list[list[tuple[str, np.ndarray]]] = []
-    for j, var in enumerate(model.space.variables):
-        values = var.values
-        numeric = all(isinstance(v, (int, float, np.integer, np.floating))
-                      and not isinstance(v, bool) for v in values)
-        if numeric and len(values) > MAX_DUMMIES:
-            x = np.asarray(values, dtype=float)[codes[:, j]]
-            x = (x - x.min()) / max(x.max() - x.min(), 1e-300)
-            terms.append([(f"{var.name}^{p}" if p > 1 else var.name, x**p) for p in (1, 2, 3)])
-        else:
-            terms.append([(f"{var.name}={values[v]}", (codes[:, j] == v).astype(float))
-                          for v in range(1, len(values))])
-    cols = [np.ones(model.n_states)]
-    names = ["const"]
-    J = len(terms)
-    for r in range(1, min(order, J) + 1):
-        for combo in itertools.combinations(range(J), r):
-            for parts in itertools.product(*(terms[j] for j in combo)):
-                names.append(":".join(p[0] for p in parts))
-                col = parts[0][1]
-                for p in parts[1:]:
-                    col = col * p[1]
-                cols.append(col)
-    return np.column_stack(cols), names
-
-
-def _independent_columns(X: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Indices of a maximal set of linearly independent columns of ``X`` on the rows with
-    positive weight (weighted by their square roots), in order; all-zero columns dropped."""
-    rows = weights > 0
-    Xw = X[rows] * np.sqrt(weights[rows])[:, None]
-    keep = np.flatnonzero(np.abs(Xw).max(axis=0) > 0) if Xw.size else np.arange(0)
-    if keep.size == 0:
-        return keep
-    Xw = Xw[:, keep] / np.linalg.norm(Xw[:, keep], axis=0)
-    _, r, perm = sla.qr(Xw, mode="economic", pivoting=True)
-    d = np.abs(np.diag(r))
-    rank = int(np.sum(d > 1e-9 * d[0]))
-    return np.sort(keep[perm[:rank]])
-
-
-# ------------------------------------------------------------------------------ logit policy
-class LogitPolicy(NamedTuple):
-    """A multinomial logit policy fitted to cell counts (see :func:`flexible_logit`).
-
-    Attributes
-    ----------
-    pi : numpy.ndarray, shape (S, A)
-        Fitted choice probabilities (0 where infeasible; 1 for a single feasible action).
-    design : numpy.ndarray, shape (S, F)
-        The regressors used (independent columns of :func:`state_design`).
-    names : list of str
-        Their names.
-    coef : numpy.ndarray, shape (F, C)
-        Coefficients of the actions ``free`` (the reference action's are zero).
-    free : numpy.ndarray of int
-        The actions with coefficients.
-    ref : int
-        The reference action.
-    information : numpy.ndarray, shape (F C, F C)
-        Fisher information of the coefficients (flattened ``(f, c)`` in C order).
-    loglik : float
-        Log-likelihood of the counts.
-    converged : bool
-    iterations : int
-    """
-
-    pi: np.ndarray
-    design: np.ndarray
-    names: list
-    coef: np.ndarray
-    free: np.ndarray
-    ref: int
-    information: np.ndarray
-    loglik: float
-    converged: bool
-    iterations: int
-
-
-def _logit_probs(design: np.ndarray, coef: np.ndarray, free: np.ndarray, feas: np.ndarray
-                 ) -> np.ndarray:
-    S, A = feas.shape
-    z = np.zeros((S, A))
-    z[:, free] = design @ coef
-    z = np.where(feas, z, -np.inf)
-    z -= z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def flexible_logit(model: Model, counts: np.ndarray, order: int = 2, ref: int | None = None,
-                   tol: float = 1e-10, max_iter: int = 100) -> LogitPolicy:
-    """Multinomial logit choice probabilities in state dummies, by Newton's method on the counts.
-
-    The regressors :math:`x_s` are those of :func:`state_design` (``order=2``: the design of
-    :func:`estimators.ccp.logit_ccps`); since they are functions of the state, the row-level
-    likelihood is :math:`\\sum_{s,a} n(s,a) \\log p(a \\mid s)` and the fit costs
-    :math:`O(S)` per step whatever the number of rows (``logit_ccps``, on the rows with
-    statsmodels, gives the same estimate). Only observed states with a choice enter; the
-    prediction covers every state, over its feasible actions.
-
-    Parameters
-    ----------
-    model : ddc.Model
-        The model.
-    counts : numpy.ndarray, shape (S, A)
-        Choice counts.
-    order : int
-        Interaction order of the dummies.
-    ref : int, optional
-        Reference action (zero coefficients); the first action feasible in every observed choice
-        state by default.
-    tol : float
-        Stop when the Newton decrement is below ``tol``.
-    max_iter : int
-        Most Newton steps.
-
-    Returns
-    -------
-    LogitPolicy
-
-    Raises
-    ------
-    ValueError
-        If an action feasible in the observed choice states is never chosen there (its logit
-        coefficients have no finite maximum): use smoothed frequencies instead.
-    """
-    feas = model.feasible
-    counts = np.asarray(counts, dtype=float)
-    N = counts.sum(axis=1)
-    obs = (N > 0) & (feas.sum(axis=1) > 1)
-    if not obs.any():
-        raise ValueError("no observed state has a choice: the logit policy cannot be fitted")
-    if ref is None:
-        always = np.flatnonzero(feas[obs].all(axis=0))
-        if always.size == 0:
-            raise ValueError("no action is feasible in every observed choice state; give ref=")
-        ref = int(always[0])
-    if not feas[obs, ref].all():
-        raise ValueError(f"the reference action {model.actions[ref]!r} must be feasible in every "
-                         "observed choice state")
-    free = np.array([a for a in range(model.n_actions) if a != ref and feas[obs, a].any()],
-                    dtype=int)
-    never = [model.actions[a] for a in free if counts[obs, a].sum() == 0]
-    if never:
-        raise ValueError(f"action(s) {never} are feasible but never chosen in the observed "
-                         "choice states: their logit coefficients have no finite maximum. Use "
-                         "policy='frequency' (smoothed frequencies) instead.")
-    full, names = state_design(model, order)
-    varies = np.ones(full.shape[1], dtype=bool)
-    varies[1:] = full[obs][:, 1:].std(axis=0) > 0
-    cand = np.flatnonzero(varies)
-    keep = cand[_independent_columns(full[:, cand], np.where(obs, N, 0.0))]
-    X = full[:, keep]
-    names = [names[i] for i in keep]
-    F, C = X.shape[1], free.size
-    Xo, no, No, fo = X[obs], counts[obs], N[obs], feas[obs]
-    coef = np.zeros((F, C))
-
-    def loglik(p):
-        with np.errstate(divide="ignore"):
-            lp = np.where(no > 0, np.log(np.where(no > 0, p, 1.0)), 0.0)
-        return float(np.sum(no * lp))
-
-    def info(p):
-        pc = p[:, free]
-        cov = pc[:, :, None] * (np.eye(C)[None] - pc[:, None, :])  # diag(p) - p p'
-        H = np.einsum("s,sf,sg,scd->fcgd", No, Xo, Xo, cov)
-        return H.reshape(F * C, F * C)
-
-    p = _logit_probs(Xo, coef, free, fo)
-    ll = loglik(p)
-    converged = False
-    it = 0
-    for it in range(1, max_iter + 1):  # noqa: B007
-        grad = (Xo.T @ (no[:, free] - No[:, None] * p[:, free])).ravel()
-        H = info(p)
-        step = np.linalg.solve(H, grad)
-        dec = float(grad @ step)
-        if dec < tol:
-            converged = True
-            break
-        lam = 1.0
-        while lam > 1e-10:
-            trial = coef + lam * step.reshape(F, C)
-            pt = _logit_probs(Xo, trial, free, fo)
-            llt = loglik(pt)
-            if llt >= ll - 1e-12 * max(1.0, abs(ll)):
-                break
-            lam *= 0.5
-        coef, p, ll = trial, pt, llt
-    pi = _logit_probs(X, coef, free, feas)
-    return LogitPolicy(pi, X, names, coef, free, ref, info(p), ll, converged, it)
 
 
 # ------------------------------------------------------------------------------ linear maps
@@ -675,7 +453,8 @@ Q_STEPS = {"table": "exact linear fixed point", "features": "LSTD on state featu
 WEIGHTS = {"inverse_variance": "N(s) / (1/p(a|s) + 1/p(a0|s))", "visits": "N(s)"}
 
 
-class PQR:
+@register
+class PQR(Estimator):
     """Anchor-action IRL (PQR) with a projection of the recovered rewards onto the parameters.
 
     Parameters
@@ -731,14 +510,15 @@ class PQR:
     """
 
     name = "PQR"
+    key = "pqr"
+    needs_rows = False
 
     def __init__(self, model: Model, policy: str = "frequency", q_step: str = "table",
                  smoothing: float = 0.5, order: int = 2, weights: str = "inverse_variance",
                  bootstrap: int = 0, seed: int = 0, anchor: str | None = None,
                  support_threshold: float = 0.02, solver: Solver | None = None,
-                 drop_first: bool | None = None):
-        if not isinstance(model, Model):
-            raise TypeError(f"PQR needs a ddc.Model, got {type(model).__name__}")
+                 drop_first: bool | None = None, on_failure: str = "warn"):
+        super().__init__(model, solver, drop_first, on_failure)
         if not isinstance(model.utility, LinearUtility):
             raise TypeError("PQR projects rewards onto a utility linear in parameters "
                             "(LinearUtility); use NFXP for a CallableUtility")
@@ -760,18 +540,11 @@ class PQR:
         self.bootstrap, self.seed = int(bootstrap), seed
         self.anchor = anchor
         self.support_threshold = support_threshold
-        self.solver = solver or Solver()
-        self.drop_first = drop_first
         self.structure = anchor_structure(model, anchor)
 
     def __repr__(self) -> str:
         return (f"PQR({self.model.name}, anchor={self.model.actions[self.structure.anchor]!r}, "
                 f"policy={self.policy!r}, q_step={self.q_step!r})")
-
-    def fit(self, data: pd.DataFrame | Panel) -> EstimationResults:
-        """Estimate on a long panel; returns :class:`~estimators.results.EstimationResults`."""
-        with small_blas(self.model.n_states, self.solver):
-            return self._fit(data)
 
     # ------------------------------------------------------------------ steps
     def _policy(self, counts: np.ndarray):
@@ -829,7 +602,7 @@ class PQR:
         theta = np.linalg.solve(XtWX, Xc.T @ (wc * rc))
         return theta, XtWX
 
-    def _estimate(self, counts, rmap, Xt):
+    def _estimate_rewards(self, counts, rmap, Xt):
         pi, ell, logit = self._policy(counts)
         r = rmap(ell)
         w = self._cell_weights(counts, pi)
@@ -872,7 +645,7 @@ class PQR:
             m = rng.multinomial(U, np.full(U, 1.0 / U)).astype(float)
             counts = np.bincount(cell, weights=m[unit], minlength=S * A).reshape(S, A)
             try:
-                draws.append(self._estimate(counts, rmap, Xt)[0])
+                draws.append(self._estimate_rewards(counts, rmap, Xt)[0])
             except (IdentificationError, ValueError, np.linalg.LinAlgError):
                 failed += 1
         draws = np.array(draws)
@@ -887,11 +660,10 @@ class PQR:
         keep = _independent_columns(Phi, D)
         return Phi[:, keep], D
 
-    def _fit(self, data) -> EstimationResults:
-        t0 = time.perf_counter()
+    def _estimate(self, prep: Prepared, params: pd.Series) -> Fit:
         model, st = self.model, self.structure
         util = model.utility_params
-        cd, ts, params = setup(model, data, self.drop_first, "PQR")
+        cd = prep.data
         anchor_structure(model, st.anchor, params)  # the anchor's transitions at the estimates
         counts = cd.counts
         basis = weights = None
@@ -899,7 +671,37 @@ class PQR:
             basis, weights = self._basis(counts)
         rmap = RewardMap(model, params, st, self.q_step, self.solver, basis, weights)
         Xt = rmap.features()
-        theta, XtWX, pi, ell, logit, r, w = self._estimate(counts, rmap, Xt)
+        theta, XtWX, pi, ell, logit, r, w = self._estimate_rewards(counts, rmap, Xt)
+        params = params.copy()
+        params[util] = theta
+        cells = w > 0
+        # the projection's objective -1/2 sum w (r - X theta)^2: gradient X'W(r - X theta)
+        resid = np.where(cells, r - np.einsum("sak,k->sa", np.nan_to_num(Xt), theta), 0.0)
+        grad = np.einsum("sa,sak->k", w * resid, np.nan_to_num(Xt))
+        ok = logit is None or logit.converged
+        msg = ("weighted least squares (closed form)" if logit is None else
+               f"logit policy: {logit.iterations} Newton steps"
+               + ("" if logit.converged else ", not converged"))
+        lik = ChoiceLikelihood(model, counts, self.solver)
+        sol = lik.solve(params)
+        ll_c = float(np.sum(counts[counts > 0] * lik.log_pi(sol)[counts > 0]))
+        if not sol.converged:
+            ok = False
+            msg += "; the model's fixed point did not converge at the estimate"
+        return Fit(params, ll_c, grad, ok, msg,
+                   None if logit is None else logit.iterations, None, [],
+                   {"rmap": rmap, "Xt": Xt, "XtWX": XtWX, "pi": pi, "logit": logit, "r": r,
+                    "w": w, "sol": sol, "ll_c": ll_c})
+
+    def _inference(self, prep: Prepared, fit: Fit) -> Inference:
+        model, st = self.model, self.structure
+        util = model.utility_params
+        cd, ts = prep.data, prep.transitions
+        f = fit.state
+        rmap, Xt, XtWX, pi, logit, r, w = (f[k] for k in ("rmap", "Xt", "XtWX", "pi", "logit",
+                                                          "r", "w"))
+        theta = fit.params[util].to_numpy()
+        counts = cd.counts
         notes = []
 
         # delta method: theta = G ell with G = (X'WX)^-1 X'W R, via the adjoint of R
@@ -910,15 +712,21 @@ class PQR:
         Psi = self._influence(G, counts, pi, logit)
         N = counts.sum(axis=1)
         V_delta = np.einsum("s,sa,sak,sal->kl", N, pi, Psi, Psi)
-        row_infl = Psi[cd.state, cd.action]
-        unit = cd.unit
-        U = int(unit.max()) + 1
-        sums = np.zeros((U, len(util)))
-        np.add.at(sums, unit, row_infl)
-        V_cluster = U / (U - 1.0) * sums.T @ sums
-        covs = {"delta": V_delta, "cluster": V_cluster}
+        covs = {"delta": V_delta}
+        if cd.has_rows:
+            rows = cd.rows(self.name)
+            row_infl = Psi[rows.state, rows.action]
+            unit = rows.unit
+            U = int(unit.max()) + 1
+            sums = np.zeros((U, len(util)))
+            np.add.at(sums, unit, row_infl)
+            covs["cluster"] = U / (U - 1.0) * sums.T @ sums
+        else:
+            notes.append("sufficient statistics (no rows): covariance 'delta' only (no cluster "
+                         "or bootstrap covariance)")
         rewards_se = self._rewards_se(rmap, cells, counts, pi, logit)
         if self.bootstrap:
+            cd.rows("PQR's bootstrap over units")
             V_boot, failed = self._bootstrap(cd, rmap, Xt)
             covs["bootstrap"] = V_boot
             notes.append(f"bootstrap: {self.bootstrap} resamples of units (seed {self.seed})"
@@ -928,10 +736,6 @@ class PQR:
                      f"{POLICIES[self.policy]}, Q-step {Q_STEPS[self.q_step]}; projection by "
                      f"weighted least squares on {int(cells.sum())} choice cells; covariance "
                      "'delta' (delta method on the first-stage CCPs)")
-        if logit is not None and not logit.converged:
-            msg = f"the logit policy did not converge in {logit.iterations} Newton steps"
-            warnings.warn(msg, ConvergenceWarning, stacklevel=3)
-            notes.append(msg)
         if st.locked.any():
             notes.append(f"{int(st.locked.sum())} states have a single feasible action and no "
                          "anchor: actions leading into them are valued as multi-period options "
@@ -952,23 +756,14 @@ class PQR:
                 f"{support.iloc[first]:.2%}); the rewards there are poorly determined (they "
                 f"carry {share:.1%} of the projection weight)")
 
-        params[util] = theta
-        lik = ChoiceLikelihood(model, counts, self.solver)
-        sol = lik.solve(params)
-        ll_c = float(np.sum(counts[counts > 0] * lik.log_pi(sol)[counts > 0]))
-        converged = bool(sol.converged) and (logit is None or logit.converged)
         index, cols = model.space.index, list(model.actions)
         fitted = np.einsum("sak,k->sa", np.nan_to_num(Xt), theta)
         fitted = np.where(rmap.cell, fitted, np.nan)
-        return EstimationResults(
-            model=model, estimator=self.name, params=params[util], hessian=None, scores=None,
-            groups=None, loglik=ll_c + ts.loglik,
-            loglik_parts={"choice": ll_c, "transition": ts.loglik}, nobs=cd.nobs,
-            n_units=cd.panel.n_units, converged=converged,
-            iterations=None if logit is None else logit.iterations,
-            seconds=time.perf_counter() - t0, cov_type="delta", extra_covs=covs,
-            fixed_params=params.drop(util) if len(params) > len(util) else None, notes=notes,
-            solution=sol,
+        ll_c = f["ll_c"]
+        return Inference(
+            names=util, hessian=None, loglik=ll_c + ts.loglik,
+            loglik_parts={"choice": ll_c, "transition": ts.loglik}, cov_type="delta",
+            extra_covs=covs, solution=f["sol"], notes=notes, curvature=-XtWX,
             extra={"anchor": model.actions[st.anchor], "policy": self.policy,
                    "q_step": self.q_step, "weights": self.weights,
                    "rewards": pd.DataFrame(r, index=index, columns=cols),
@@ -976,8 +771,7 @@ class PQR:
                    "rewards_se": pd.DataFrame(rewards_se, index=index, columns=cols),
                    "reward_weights": pd.DataFrame(w, index=index, columns=cols),
                    "anchor_support": support, "ccp_first_stage": pi, "features": Xt,
-                   "influence": Psi},
-        )
+                   "influence": Psi})
 
     def _rewards_se(self, rmap: RewardMap, cells: np.ndarray, counts, pi, logit) -> np.ndarray:
         """Delta-method standard errors of the R-step's rewards on the projection's cells (NaN

@@ -3,47 +3,54 @@
 An estimator returns an :class:`EstimationResults`. It holds the estimate and the raw ingredients
 of inference -- the Hessian :math:`H` of the (pseudo) log-likelihood at the estimate, the
 per-row scores :math:`g_i` and the unit of each row -- and computes a covariance of the kind asked
-for when it is first asked for (and caches it):
+for when it is first asked for, and caches it. The pieces live beside it, one concern each:
 
-================  =====================================================================
-kind              covariance of :math:`\\hat\\theta`
-================  =====================================================================
-``"hessian"``     :math:`-H^{-1}` (inverse observed information)
-``"opg"``         :math:`(G'G)^{-1}`, :math:`G` the :math:`n \\times K` matrix of scores
-``"sandwich"``    :math:`H^{-1} (G'G) H^{-1}` (robust; statsmodels' ``"HC0"``)
-``"cluster"``     :math:`c\\, H^{-1} C H^{-1}` with :math:`C = \\sum_u s_u s_u'`, where
-                  :math:`s_u` is the sum of the score rows of unit :math:`u`, and
-                  :math:`c = \\frac{U}{U-1} \\frac{n-1}{n-K}`
-================  =====================================================================
-
-plus any kind an estimator computed itself (``extra_covs``, e.g. ``"murphy_topel"`` for a
-two-step estimator). A kind whose ingredients are missing raises :class:`NotAvailableError`
-with the reason; a singular or indefinite Hessian raises :class:`HessianError`, naming the
-parameters that are not separately identified.
-
-Results are saved as JSON (never pickle) with :meth:`EstimationResults.save` and read back with
-:func:`load_results`.
+* :mod:`estimators.inference` -- the covariance kinds (``"hessian"``, ``"opg"``,
+  ``"sandwich"``, ``"cluster"`` and those an estimator precomputed, e.g. ``"murphy_topel"``),
+  :class:`NotAvailableError` with the reason a kind is missing, :class:`HessianError` naming the
+  parameters that are not separately identified;
+* :mod:`estimators.summary` and :mod:`estimators.tables` -- the summary and the one table
+  renderer (text, HTML, LaTeX, Markdown, CSV);
+* :mod:`estimators.results_file` -- the JSON file (never pickle) that :meth:`EstimationResults.save`
+  writes through :mod:`ddc.io` and :func:`load_results` reads, with the model's fingerprint so
+  that results are not used with another model (:class:`ModelMismatchError`).
 """
 
 from __future__ import annotations
 
 import copy
-import datetime as _dt
 import functools
-import html
-import json
 import math
 import os
-import tempfile
-import textwrap
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy.special import ndtr, ndtri  # normal cdf and quantile: scipy.stats costs 0.5 s
+
+from ddc.io import (
+    encode_json,
+    read_json,
+    write_json,
+)
+from estimators.inference import (
+    BUILTIN_COV_TYPES,
+    HessianError,
+    HessianWarning,
+    Ingredients,
+    NotAvailableError,
+    covariance,
+    join_names,
+)
+from estimators.results_file import FORMAT_VERSION, decode_results, encode_results
+from estimators.summary import Summary
+from estimators.tables import (
+    format_number,
+    latex_escape,
+)
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from ddc.model import Model
@@ -54,304 +61,27 @@ __all__ = [
     "EstimationResults",
     "HessianError",
     "HessianWarning",
+    "ModelMismatchError",
     "NotAvailableError",
     "Summary",
+    "format_number",
+    "latex_escape",
     "load_results",
 ]
 
-#: Version of the JSON format written by :meth:`EstimationResults.save`.
-FORMAT_VERSION = 1
-_FORMAT_NAME = "ddc-econ estimation results"
 
-#: The covariance kinds computed from the Hessian and the scores.
-BUILTIN_COV_TYPES = ("hessian", "opg", "sandwich", "cluster")
+class ModelMismatchError(ValueError):
+    """Results are used with a model other than the one they were estimated with.
 
-_COV_DESCRIPTIONS = {
-    "hessian": "inverse of the negative Hessian of the log-likelihood (observed information)",
-    "opg": "inverse of the outer product of the per-row scores (BHHH)",
-    "sandwich": "robust sandwich H^-1 (G'G) H^-1 (HC0)",
-    "cluster": ("cluster-robust by unit, H^-1 C H^-1 with C the outer product of the units' "
-                "score sums, times U/(U-1) (n-1)/(n-K)"),
-    "murphy_topel": "Murphy-Topel, corrected for the first-stage estimation",
-    "full_information": "inverse information of the full (choice and transition) likelihood",
-}
-
-# Singularity thresholds on the eigenvalues of the information matrix scaled to unit diagonal
-# (a correlation-like matrix whose eigenvalues lie in [0, K]). Below _SINGULAR_RTOL the matrix is
-# treated as singular (rounding error is ~K * 1e-16); below _NEAR_SINGULAR_RTOL a warning is given
-# (some combination of the estimates has a correlation above 1 - 1e-6 with another).
-_SINGULAR_RTOL = 1e-10
-_NEAR_SINGULAR_RTOL = 1e-6
-# Parameters whose loading on the offending eigenvector is at least this share of the largest
-# loading are named in the message.
-_LOADING_SHARE = 0.1
-
-
-class NotAvailableError(ValueError):
-    """A requested quantity (e.g. a covariance kind) cannot be computed from these results.
-
-    The message says why, e.g. ``"No 'cluster' covariance because the estimator did not record
-    per-row scores (scores=None)"``.
-    """
-
-
-class HessianError(NotAvailableError):
-    """The Hessian (or the outer product of the scores) cannot be inverted into a covariance.
-
-    Raised when the information matrix is singular (parameters not separately identified),
-    indefinite (the estimate is not a maximum) or has non-finite entries.
-
-    Parameters
+    Attributes
     ----------
-    message : str
-        What is wrong and what to do about it.
-    names : list of str, optional
-        The parameters involved (the ones loading on the offending direction).
-    eigenvalue : float, optional
-        The offending eigenvalue of the information matrix scaled to unit diagonal.
+    differences : list of str
+        What differs, e.g. ``["beta: 0.95 vs 0.99"]`` (from :func:`ddc.model.fingerprint_diff`).
     """
 
-    def __init__(self, message: str, names: Sequence[str] = (),
-                 eigenvalue: float | None = None):
+    def __init__(self, message: str, differences: Sequence[str] = ()):
         super().__init__(message)
-        self.names = list(names)
-        self.eigenvalue = eigenvalue
-
-
-class HessianWarning(RuntimeWarning):
-    """The information matrix is nearly singular: standard errors are large and unreliable."""
-
-
-# ------------------------------------------------------------------------------------- helpers
-
-
-def _join_names(names: Sequence[str]) -> str:
-    """``a``, ``a and b``, ``a, b and c``."""
-    names = list(names)
-    if len(names) <= 1:
-        return "".join(names)
-    return ", ".join(names[:-1]) + " and " + names[-1]
-
-
-def _loadings(vec: np.ndarray, names: Sequence[str]) -> tuple[list[str], str]:
-    """Parameters with a large loading on ``vec`` (in order) and a printable direction."""
-    mag = np.abs(vec)
-    top = int(np.argmax(mag))
-    keep = [int(i) for i in np.flatnonzero(mag >= _LOADING_SHARE * mag[top])]  # in order
-    sign = np.sign(vec[top]) or 1.0
-    direction = ", ".join(f"{names[i]} ({sign * vec[i]:+.2f})" for i in keep)
-    return [names[i] for i in keep], direction
-
-
-def _check_information(info: np.ndarray, names: Sequence[str], *, what: str,
-                       remedy: str, definite: str = "positive") -> None:
-    """Check that an information matrix (``-H`` or ``G'G``) is positive definite.
-
-    The check is scale free: the matrix is scaled to unit diagonal, :math:`R = D^{-1/2} A
-    D^{-1/2}`, and the smallest eigenvalue of :math:`R` decides. Raises :class:`HessianError`
-    naming the parameters that load on the offending eigenvector; warns
-    (:class:`HessianWarning`) when the matrix is nearly singular.
-    """
-    bad = ~np.isfinite(info)
-    if bad.any():
-        rows, cols = np.nonzero(bad)
-        pairs = sorted({(names[min(i, j)], names[max(i, j)])
-                        for i, j in zip(rows, cols, strict=True)})
-        listed = ", ".join(f"({a}, {b})" for a, b in pairs[:6])
-        more = f" and {len(pairs) - 6} more" if len(pairs) > 6 else ""
-        involved = sorted({n for p in pairs for n in p}, key=list(names).index)
-        raise HessianError(f"the {what} has non-finite entries at {listed}{more}; the "
-                           f"likelihood overflowed or was not evaluated there. {remedy}",
-                           names=involved)
-    d = np.diag(info).copy()
-    scale = float(np.max(np.abs(d))) if d.size else 0.0
-    flat = np.abs(d) <= 1e-12 * scale if scale > 0 else np.ones(d.shape, dtype=bool)
-    if flat.any():
-        who = [names[i] for i in np.flatnonzero(flat)]
-        raise HessianError(
-            f"the {what} is singular: it is zero on the diagonal for {_join_names(who)}, so the "
-            f"log-likelihood does not depend on {'it' if len(who) == 1 else 'them'} at the "
-            f"estimate ({'it is' if len(who) == 1 else 'they are'} not identified). {remedy}",
-            names=who, eigenvalue=0.0)
-    upward = d < 0
-    if upward.any():
-        who = [names[i] for i in np.flatnonzero(upward)]
-        raise HessianError(
-            f"the {what} is not {definite} definite: the log-likelihood curves upward in "
-            f"{_join_names(who)} (second derivative > 0), so the estimate is not a maximum; "
-            f"check convergence or start from other values", names=who)
-    root = np.sqrt(d)
-    scaled = info / root[:, None] / root[None, :]
-    scaled = 0.5 * (scaled + scaled.T)
-    lam, vecs = np.linalg.eigh(scaled)
-    lam_min = float(lam[0])
-    who, direction = _loadings(vecs[:, 0], names)
-    if lam_min < -_SINGULAR_RTOL:
-        raise HessianError(
-            f"the {what} is not {definite} definite: the log-likelihood curves upward along the "
-            f"direction {direction} (scaled eigenvalue {lam_min:.3g}), so the estimate is a "
-            f"saddle point, not a maximum; check convergence or start from other values",
-            names=who, eigenvalue=lam_min)
-    if lam_min <= _SINGULAR_RTOL:
-        if len(who) == 1:
-            ident = f"{who[0]} is not identified"
-        else:
-            ident = f"{_join_names(who)} are not separately identified (collinear?)"
-        raise HessianError(
-            f"the {what} is singular: {ident}; the log-likelihood is flat along the direction "
-            f"{direction} (scaled eigenvalue {lam_min:.3g}). {remedy}",
-            names=who, eigenvalue=lam_min)
-    if lam_min < _NEAR_SINGULAR_RTOL:
-        warnings.warn(
-            f"the {what} is nearly singular (scaled eigenvalue {lam_min:.3g}): "
-            f"{_join_names(who)} are nearly collinear along the direction {direction}; their "
-            f"standard errors are large and unreliable. {remedy}",
-            HessianWarning, stacklevel=4)
-
-
-def _inverse(info: np.ndarray) -> np.ndarray:
-    """Inverse of a checked positive definite matrix, symmetrized."""
-    inv = np.linalg.inv(info)
-    return 0.5 * (inv + inv.T)
-
-
-def format_number(x: float, digits: int = 4) -> str:
-    """Format a number for a results table.
-
-    Fixed point with ``digits`` decimals for magnitudes in :math:`[10^{-digits}, 10^6)` (and for
-    zero), scientific notation with ``digits`` decimals otherwise.
-
-    Parameters
-    ----------
-    x : float
-        The number; NaN is shown as ``"nan"`` and infinities as ``"inf"``/``"-inf"``.
-    digits : int, default 4
-        Decimals shown.
-
-    Returns
-    -------
-    str
-        The formatted number.
-    """
-    x = float(x)
-    if not math.isfinite(x):
-        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
-    ax = abs(x)
-    if ax == 0 or 10.0 ** (-digits) <= ax < 1e6:
-        return f"{x:.{digits}f}"
-    return f"{x:.{digits}e}"
-
-
-def _format_pvalue(p: float) -> str:
-    return "nan" if not math.isfinite(p) else f"{p:.3f}"
-
-
-def _format_seconds(s: float) -> str:
-    if s < 60:
-        return f"{s:.2f} s"
-    if s < 3600:
-        return f"{s / 60:.1f} min"
-    return f"{s / 3600:.2f} h"
-
-
-_LATEX_ESCAPES = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-    "<": r"\textless{}", ">": r"\textgreater{}",
-}
-
-
-def latex_escape(text: str) -> str:
-    """Escape LaTeX's special characters in ``text``.
-
-    Parameters
-    ----------
-    text : str
-        Plain text (a parameter name, a note).
-
-    Returns
-    -------
-    str
-        The text with ``\\ & % $ # _ { } ~ ^ < >`` escaped.
-    """
-    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in str(text))
-
-
-def atomic_write_text(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
-    """Write a text file completely or not at all.
-
-    ``write(fh)`` writes into a temporary file in the destination folder, which is flushed,
-    synced and then renamed over ``path`` with :func:`os.replace` (atomic on POSIX and Windows).
-    If ``write`` raises, the temporary file is removed, an existing ``path`` is left as it was,
-    and the exception propagates.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        Destination file. Its folder must exist.
-    write : callable
-        Called with the open text file handle (UTF-8, ``newline=""``).
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
-
-    Raises
-    ------
-    FileNotFoundError
-        If the destination folder does not exist.
-    """
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise FileNotFoundError(f"cannot write {str(path)!r}: the folder {str(folder)!r} does "
-                                "not exist (create it first)")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
-
-
-def _encode_float(x: float | None) -> float | str | None:
-    """A float for strict JSON: non-finite values become the strings "nan", "inf", "-inf"."""
-    if x is None:
-        return None
-    x = float(x)
-    if math.isfinite(x):
-        return x
-    return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
-
-
-def _decode_float(x: float | str | None) -> float | None:
-    if x is None:
-        return None
-    if isinstance(x, str):
-        if x not in ("nan", "inf", "-inf"):
-            raise ValueError(f"expected a number or 'nan'/'inf'/'-inf', got {x!r}")
-        return float(x)
-    return float(x)
-
-
-def _encode_matrix(m: np.ndarray) -> list[list[float | str]]:
-    return [[_encode_float(v) for v in row] for row in np.asarray(m, dtype=float)]
-
-
-def _decode_matrix(rows: Sequence[Sequence[float | str]], k: int, what: str) -> np.ndarray:
-    m = np.array([[_decode_float(v) for v in row] for row in rows], dtype=float)
-    if m.shape != (k, k) and not (k == 0 and m.size == 0):
-        raise ValueError(f"{what} has shape {m.shape}, expected ({k}, {k})")
-    return m.reshape(k, k)
+        self.differences = list(differences)
 
 
 def _as_int(value: Any, name: str, *, minimum: int, optional: bool) -> int | None:
@@ -397,7 +127,7 @@ def _model_description(model: Any) -> dict[str, Any] | None:
     names = getattr(model, "param_names", None)
     desc["param_names"] = None if names is None else [str(n) for n in names]
     beta = getattr(model, "beta", None)
-    desc["beta"] = None if beta is None else _encode_float(beta)
+    desc["beta"] = None if beta is None else float(beta)
     actions = getattr(model, "actions", None)
     desc["actions"] = None if actions is None else [str(a) for a in actions]
     space = getattr(model, "space", None)
@@ -650,6 +380,7 @@ class EstimationResults:
         self._cov_warnings: dict[str, list[str]] = {}
         # set by load_results: the model described in the file, and why kinds were unavailable
         self._model_info: dict[str, Any] | None = _model_description(model)
+        self._fingerprint: dict[str, Any] | None = None  # computed from the model when asked
         self._unavailable: dict[str, str] = {}
         self._source: str | None = None
 
@@ -683,68 +414,18 @@ class EstimationResults:
         return kinds
 
     # ------------------------------------------------------------------ covariance kinds
-    def _missing(self, kind: str, needs: str) -> NotAvailableError:
-        return NotAvailableError(f"No {kind!r} covariance because the estimator did not record "
-                                 f"{needs}")
-
-    def _bread(self, kind: str) -> np.ndarray:
-        """:math:`(-H)^{-1}`, after checking that :math:`-H` is positive definite."""
-        if self._hessian is None:
-            raise self._missing(kind, "the Hessian of the log-likelihood (hessian=None)")
-        info = -self._hessian
-        _check_information(
-            info, self._names, what="Hessian of the log-likelihood", definite="negative",
-            remedy="Fix or drop one of the parameters named (a normalization), or check that the "
-                   "data vary enough to identify them")
-        return _inverse(info)
-
     def _compute_cov(self, kind: str) -> np.ndarray:
-        if kind in self._stored_covs:
-            return self._stored_covs[kind]
-        if self._source is not None:
+        if self._source is not None and kind not in self._stored_covs:
             why = self._unavailable.get(kind, "it was not saved")
             raise NotAvailableError(
                 f"No {kind!r} covariance in the results loaded from {self._source}: per-row "
                 f"scores are not saved, and it was not available when the results were saved: "
                 f"{why}")
-        if kind == "hessian":
-            return self._bread("hessian")
-        if kind == "opg":
-            if self._scores is None:
-                raise self._missing("opg", "per-row scores (scores=None)")
-            g = self._scores
-            info = g.T @ g
-            _check_information(
-                info, self._names, what="outer product of the scores (G'G)",
-                remedy="The scores of the parameters named are (nearly) collinear in the data")
-            return _inverse(info)
-        if kind == "sandwich":
-            if self._scores is None:
-                raise self._missing("sandwich", "per-row scores (scores=None)")
-            bread = self._bread("sandwich")
-            g = self._scores
-            return bread @ (g.T @ g) @ bread
-        if kind == "cluster":
-            if self._scores is None:
-                raise self._missing("cluster", "per-row scores (scores=None)")
-            if self._group_codes is None:
-                raise self._missing("cluster", "the unit of each score row (groups=None)")
-            n, k = self._scores.shape
-            n_groups = int(self._n_groups)
-            if n_groups < 2:
-                raise NotAvailableError(f"No 'cluster' covariance with {n_groups} unit: "
-                                        "clustering needs at least two units")
-            if n <= k:
-                raise NotAvailableError(f"No 'cluster' covariance with {n} score rows and {k} "
-                                        "parameters: the small-sample factor (n-1)/(n-K) needs "
-                                        "n > K")
-            bread = self._bread("cluster")
-            sums = np.zeros((n_groups, k))
-            np.add.at(sums, self._group_codes, self._scores)
-            factor = n_groups / (n_groups - 1.0) * (n - 1.0) / (n - k)
-            return factor * (bread @ (sums.T @ sums) @ bread)
-        self._check_kind(kind)  # raises for an unknown kind
-        raise AssertionError(kind)  # pragma: no cover
+        self._check_kind(kind)
+        return covariance(kind, Ingredients(
+            names=self._names, hessian=self._hessian, scores=self._scores,
+            group_codes=self._group_codes, n_groups=self._n_groups,
+            precomputed=self._stored_covs))
 
     def cov_of(self, kind: str) -> pd.DataFrame:
         """Covariance matrix of the estimated parameters, of the kind asked for.
@@ -793,7 +474,7 @@ class EstimationResults:
             if neg.size:
                 who = [self._names[i] for i in neg]
                 raise NotAvailableError(f"the {kind!r} covariance has negative variances for "
-                                        f"{_join_names(who)}; it is not a covariance matrix")
+                                        f"{join_names(who)}; it is not a covariance matrix")
             self._cov_warnings[kind] = messages
             self._cov_cache[kind] = pd.DataFrame(mat, index=pd.Index(self._names, dtype=object),
                                                  columns=pd.Index(self._names, dtype=object))
@@ -823,7 +504,7 @@ class EstimationResults:
 
     def _pvalues_of(self, kind: str) -> pd.Series:
         t = self._tstats_of(kind)
-        return pd.Series(2.0 * stats.norm.sf(np.abs(t.to_numpy())), index=t.index,
+        return pd.Series(2.0 * ndtr(-np.abs(t.to_numpy())), index=t.index,
                          name="pvalue")
 
     @property
@@ -933,7 +614,7 @@ class EstimationResults:
         if not 0.0 < level < 1.0:
             raise ValueError(f"level must be in (0, 1), e.g. 0.95; got {level}")
         se = self.std_errors_of(self._cov_type if cov_type is None else cov_type)
-        q = stats.norm.ppf(1.0 - (1.0 - level) / 2.0)
+        q = ndtri(1.0 - (1.0 - level) / 2.0)
         est = self._params.to_numpy()
         return pd.DataFrame({"lower": est - q * se.to_numpy(), "upper": est + q * se.to_numpy()},
                             index=se.index)
@@ -956,6 +637,54 @@ class EstimationResults:
             return None
         name = self._model_info.get("name")
         return None if name is None else str(name)
+
+    @property
+    def fingerprint(self) -> dict[str, Any] | None:
+        """The fingerprint of the model estimated (:meth:`ddc.Model.fingerprint`): name,
+        discount factor, states, actions, parameter names and digests of the specification.
+
+        Saved with the results and read back by :func:`load_results`, which compares it with the
+        model given; ``None`` if the model has no fingerprint (or the file recorded none).
+        Compare two with :func:`ddc.model.fingerprint_diff`.
+        """
+        if self._fingerprint is None and self._model is not None:
+            make = getattr(self._model, "fingerprint", None)
+            if callable(make):
+                self._fingerprint = encode_json(make())
+        return None if self._fingerprint is None else copy.deepcopy(self._fingerprint)
+
+    def check_model(self, model: Model) -> None:
+        """Raise if ``model`` is not the model these results were estimated with.
+
+        Parameters
+        ----------
+        model : ddc.Model
+            The model the results are about to be used with.
+
+        Raises
+        ------
+        ModelMismatchError
+            If its fingerprint differs from the results'; the message lists the differences
+            (e.g. ``beta: 0.95 vs 0.99``).
+        ValueError
+            If these results record no fingerprint, so the check cannot be made.
+        """
+        from ddc.model import fingerprint_diff
+
+        mine = self.fingerprint
+        if mine is None:
+            raise ValueError(f"{self._source or 'these results'} record no model fingerprint "
+                             "(saved by an older version of ddc-econ, or estimated without a "
+                             "model), so the model cannot be checked; re-estimate to use them "
+                             "with a model")
+        given = encode_json(model.fingerprint())
+        diff = fingerprint_diff(mine, given)
+        if diff:
+            where = self._source or "the results"
+            raise ModelMismatchError(
+                f"{where} were estimated with a different model than the one given ("
+                f"results vs given): {'; '.join(diff)}. Use the model the results were "
+                "estimated with, or re-estimate with this one", diff)
 
     @property
     def model_info(self) -> dict[str, Any] | None:
@@ -991,6 +720,13 @@ class EstimationResults:
     def converged(self) -> bool:
         """Whether the estimator converged."""
         return self._converged
+
+    @property
+    def convergence(self):
+        """The convergence checks (:class:`estimators.convergence.Convergence`: optimizer, finite,
+        gradient, hessian, and what failed), or ``None`` when the estimator did not record
+        them."""
+        return self._extra.get("convergence")
 
     @property
     def iterations(self) -> int | None:
@@ -1141,39 +877,32 @@ class EstimationResults:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", HessianWarning)
-                    covs[kind] = _encode_matrix(self.cov_of(kind).to_numpy())
+                    covs[kind] = self.cov_of(kind).to_numpy()
             except NotAvailableError as exc:
                 unavailable[kind] = self._unavailable.get(kind, str(exc))
-        try:
-            from ddc import __version__ as version
-        except Exception:  # pragma: no cover - the package is always importable here
-            version = None
-        return {
-            "format": _FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "package_version": version,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        return encode_results({
             "estimator": self._estimator,
             "model": self._model_info,
+            "model_fingerprint": self.fingerprint,
             "params": {"names": list(self._names),
-                       "values": [_encode_float(v) for v in self._params.to_numpy()]},
+                       "values": self._params.to_numpy()},
             "fixed_params": {"names": [str(n) for n in self._fixed.index],
-                             "values": [_encode_float(v) for v in self._fixed.to_numpy()]},
+                             "values": self._fixed.to_numpy()},
             "cov_type": self._cov_type,
             "covariances": covs,
             "unavailable_covariances": unavailable,
-            "hessian": None if self._hessian is None else _encode_matrix(self._hessian),
-            "loglik": _encode_float(self._loglik),
-            "loglik_parts": {k: _encode_float(v) for k, v in self._loglik_parts.items()},
+            "hessian": self._hessian,
+            "loglik": self._loglik,
+            "loglik_parts": dict(self._loglik_parts),
             "nobs": self._nobs,
             "n_units": self._n_units,
             "n_groups": self._n_groups,
             "converged": self._converged,
             "iterations": self._iterations,
             "function_evals": self._function_evals,
-            "seconds": _encode_float(self._seconds),
+            "seconds": self._seconds,
             "notes": list(self._notes),
-        }
+        })
 
     def save(self, path: str | os.PathLike) -> Path:
         """Save the results as JSON, completely or not at all.
@@ -1181,10 +910,11 @@ class EstimationResults:
         The file holds the parameters (estimated and fixed), every available covariance matrix
         with its kind (and why the others are unavailable), the Hessian, the log-likelihood and
         its parts, nobs, n_units, convergence, iterations, time, the estimator, a description of
-        the model (name, parameter names, beta, actions, state variables), the notes and a
-        format version. Per-row scores, the solution and ``extra`` are not saved. The file is
-        written to a temporary file in the same folder and renamed over ``path``
-        (:func:`os.replace`), so an interrupted save leaves no partial file.
+        the model (name, parameter names, beta, actions, state variables) and its
+        :attr:`fingerprint`, the notes and a format version. Per-row scores, the solution and
+        ``extra`` are not saved. The file is written through :func:`ddc.io.write_json`: a
+        temporary file in the same folder renamed over ``path``, so an interrupted save leaves
+        no partial file; non-finite numbers are the strings ``"nan"``, ``"inf"``, ``"-inf"``.
 
         Parameters
         ----------
@@ -1200,28 +930,27 @@ class EstimationResults:
         --------
         load_results : Read the file back.
         """
-        doc = self.to_dict()
-
-        def write(fh: Any) -> None:
-            json.dump(doc, fh, indent=1, allow_nan=False)
-            fh.write("\n")
-
-        return atomic_write_text(path, write)
+        return write_json(path, self.to_dict())
 
 
-def load_results(path: str | os.PathLike) -> EstimationResults:
+def load_results(path: str | os.PathLike, model: Model | None = None) -> EstimationResults:
     """Read results saved by :meth:`EstimationResults.save`.
 
     The loaded results support everything the saved ones did, except computing covariance kinds
     that need the per-row scores: the kinds available when the file was saved are read from
     their saved matrices; the others raise :class:`NotAvailableError` with the reason recorded.
-    ``model`` and ``solution`` are ``None``; :attr:`EstimationResults.model_name` and
+    ``solution`` is ``None``, and ``model`` too unless given (and checked);
+    :attr:`EstimationResults.fingerprint`, :attr:`EstimationResults.model_name` and
     :attr:`EstimationResults.model_info` describe the model.
 
     Parameters
     ----------
     path : str or os.PathLike
         A JSON file written by :meth:`EstimationResults.save`.
+    model : ddc.Model, optional
+        The model the results belong to. Its fingerprint is compared with the one saved and
+        the results refer to it (:attr:`EstimationResults.model`); without it ``model`` is
+        ``None`` and nothing is checked.
 
     Returns
     -------
@@ -1232,292 +961,31 @@ def load_results(path: str | os.PathLike) -> EstimationResults:
     ------
     ValueError
         If the file is not a results file of a supported format version; the message names the
-        file and the field at fault.
+        file and the field at fault (:class:`ddc.io.JSONFieldError` for a bad value, e.g. a
+        ``null`` parameter).
+    ModelMismatchError
+        If ``model`` differs from the model the results were estimated with; the message names
+        the differences (e.g. ``beta: 0.95 vs 0.99``).
     """
     path = Path(path)
-    with open(path, encoding="utf-8") as fh:
-        try:
-            doc = json.load(fh)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{str(path)!r} is not a JSON results file: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("format") != _FORMAT_NAME:
-        raise ValueError(f"{str(path)!r} is not a ddc-econ results file (its 'format' field is "
-                         f"{doc.get('format') if isinstance(doc, dict) else None!r}, expected "
-                         f"{_FORMAT_NAME!r})")
-    version = doc.get("format_version")
-    if version != FORMAT_VERSION:
-        raise ValueError(f"{str(path)!r} has format_version {version!r}; this version of "
-                         f"ddc-econ reads format_version {FORMAT_VERSION}")
-
-    def field(name: str) -> Any:
-        if name not in doc:
-            raise ValueError(f"{str(path)!r} has no {name!r} field; the file is incomplete")
-        return doc[name]
-
-    try:
-        p = field("params")
-        names = [str(n) for n in p["names"]]
-        params = pd.Series([_decode_float(v) for v in p["values"]],
-                           index=pd.Index(names, dtype=object), dtype=float)
-        f = field("fixed_params")
-        fixed = pd.Series([_decode_float(v) for v in f["values"]],
-                          index=pd.Index([str(n) for n in f["names"]], dtype=object), dtype=float)
-        k = len(names)
-        covs = {kind: _decode_matrix(m, k, f"covariances[{kind!r}]")
-                for kind, m in field("covariances").items()}
-        h = field("hessian")
-        hessian = None if h is None else _decode_matrix(h, k, "hessian")
-        default = field("cov_type")
-        unavailable = {str(a): str(b) for a, b in doc.get("unavailable_covariances", {}).items()}
-        # a default kind that was unavailable at saving stays a known (unavailable) kind
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", HessianWarning)
-            res = EstimationResults(
-                model=None,
-                estimator=field("estimator"),
-                params=params,
-                hessian=hessian,
-                scores=None,
-                groups=None,
-                loglik=_decode_float(field("loglik")),
-                loglik_parts={str(a): _decode_float(b)
-                              for a, b in (doc.get("loglik_parts") or {}).items()},
-                nobs=field("nobs"),
-                n_units=doc.get("n_units"),
-                converged=field("converged"),
-                iterations=doc.get("iterations"),
-                function_evals=doc.get("function_evals"),
-                seconds=_decode_float(doc.get("seconds")),
-                cov_type="hessian",  # set below, once the unavailable kinds are known
-                extra_covs=covs,
-                fixed_params=fixed,
-                notes=doc.get("notes") or [],
-            )
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"{str(path)!r} is not a valid results file: {exc}") from None
-    res._model_info = doc.get("model")
-    res._unavailable = {kind: why for kind, why in unavailable.items() if kind not in covs}
-    res._n_groups = doc.get("n_groups")
-    res._source = repr(str(path))
-    if not isinstance(default, str) or default not in res._known_kinds():
-        raise ValueError(f"{str(path)!r} has cov_type {default!r}, which is neither saved nor "
+    where = repr(str(path))
+    saved = decode_results(read_json(path, what="JSON results file"), where)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HessianWarning)
+        # the default kind is set below, once the unavailable kinds are known
+        res = EstimationResults(model=None, scores=None, groups=None, cov_type="hessian",
+                                **saved.arguments)
+    res._model_info = saved.model_info
+    res._fingerprint = saved.fingerprint
+    res._unavailable = {kind: why for kind, why in saved.unavailable.items()
+                        if kind not in res._stored_covs}
+    res._n_groups = saved.n_groups
+    res._source = where
+    if saved.cov_type not in res._known_kinds():
+        raise ValueError(f"{where} has cov_type {saved.cov_type!r}, which is neither saved nor "
                          "recorded as unavailable; the file is inconsistent")
-    res._cov_type = default
+    res._cov_type = saved.cov_type
+    if model is not None:
+        res.check_model(model)
+        res._model = model
     return res
-
-
-# ------------------------------------------------------------------------------------- summary
-
-
-class Summary:
-    """The summary of one estimation: a header, a coefficient table and notes.
-
-    One object feeds the text (``str``), HTML and LaTeX renderings. Build it with
-    :meth:`EstimationResults.summary`.
-
-    Parameters
-    ----------
-    results : EstimationResults
-        The results summarized.
-    cov_type : str
-        The covariance kind of the standard errors shown.
-
-    Attributes
-    ----------
-    title : str
-        The title line.
-    header : list of tuple of str
-        ``(label, value)`` pairs of the header, in two columns (left entries first).
-    table : pandas.DataFrame
-        Numeric coefficient table: ``estimate``, ``std_error``, ``tstat``, ``pvalue``,
-        ``lower``, ``upper``, ``fixed``; NaN inference if standard errors are unavailable.
-    notes : list of str
-        Notes printed under the table.
-    """
-
-    def __init__(self, results: EstimationResults, cov_type: str):
-        self.results = results
-        self.cov_type = cov_type
-        self.title = f"{results.estimator} estimation results"
-        notes = []
-        if not results.converged:
-            notes.append("The estimator did NOT converge: the estimates are not a maximum and "
-                         "their standard errors are not valid.")
-        try:
-            table = results.to_frame(cov_type)
-            notes.extend(f"Warning: {m}" for m in results._cov_warnings.get(cov_type, []))
-            self.se_available = True
-        except NotAvailableError as exc:
-            table = pd.DataFrame({"estimate": results.params}).reindex(
-                columns=["estimate", "std_error", "tstat", "pvalue", "lower", "upper"])
-            table["fixed"] = False
-            if len(results.fixed_params):
-                fixed = pd.DataFrame({"estimate": results.fixed_params, "fixed": True})
-                table = pd.concat([table, fixed.reindex(columns=table.columns)], axis=0)
-                table["fixed"] = table["fixed"].astype(bool)
-            notes.append(f"Standard errors are not available: {exc}")
-            self.se_available = False
-        self.table = table
-        desc = _COV_DESCRIPTIONS.get(cov_type)
-        if self.se_available:
-            if cov_type == "cluster" and results._n_groups is not None:
-                desc = f"{desc}; {results._n_groups} units"
-            elif desc is None:
-                desc = "precomputed by the estimator"
-            notes.append(f"Covariance {cov_type!r}: {desc}.")
-        notes.extend(results.notes)
-        self.notes = notes
-
-        left: list[tuple[str, str]] = [("Estimator:", results.estimator)]
-        if results.model_name is not None:
-            left.append(("Model:", results.model_name))
-        left.append(("No. observations:", str(results.nobs)))
-        if results.n_units is not None:
-            left.append(("No. units:", str(results.n_units)))
-        left.append(("Converged:", "yes" if results.converged else "NO"))
-        if results.iterations is not None:
-            left.append(("Iterations:", str(results.iterations)))
-        if results.function_evals is not None:
-            left.append(("Function evaluations:", str(results.function_evals)))
-        if results.seconds is not None:
-            left.append(("Time:", _format_seconds(results.seconds)))
-        right: list[tuple[str, str]] = [("Log-likelihood:", format_number(results.loglik))]
-        for part, value in results.loglik_parts.items():
-            right.append((f"  {part}:", format_number(value)))
-        right += [("AIC:", format_number(results.aic)), ("BIC:", format_number(results.bic)),
-                  ("No. parameters:", str(results.n_params)),
-                  ("Covariance:", cov_type)]
-        self.left, self.right = left, right
-        self.header = left + right
-
-    # ------------------------------------------------------------------ cells
-    _COLUMNS = ("estimate", "std. err.", "z", "P>|z|", "[0.025", "0.975]")
-
-    def _rows(self) -> list[tuple[str, list[str]]]:
-        rows = []
-        for name, r in self.table.iterrows():
-            if r["fixed"]:
-                rows.append((str(name), [format_number(r["estimate"]), "(fixed)", "", "", "",
-                                         ""]))
-            elif not self.se_available:
-                rows.append((str(name), [format_number(r["estimate"]), "", "", "", "", ""]))
-            else:
-                rows.append((str(name), [
-                    format_number(r["estimate"]), format_number(r["std_error"]),
-                    f"{r['tstat']:.3f}" if math.isfinite(r["tstat"]) else "nan",
-                    _format_pvalue(r["pvalue"]),
-                    format_number(r["lower"]), format_number(r["upper"])]))
-        return rows
-
-    # ------------------------------------------------------------------ renderings
-    def as_text(self) -> str:
-        """The summary as plain text (statsmodels-like).
-
-        Returns
-        -------
-        str
-            The text table.
-        """
-        rows = self._rows()
-        name_w = max([len(n) for n, _ in rows] + [10])
-        col_w = [max([len(c)] + [len(cells[j]) for _, cells in rows]) + 2
-                 for j, c in enumerate(self._COLUMNS)]
-        width = max(78, name_w + sum(col_w))
-        half = width // 2
-
-        def pair(label: str, value: str, w: int) -> str:
-            pad = max(1, w - len(label) - len(value))
-            return label + " " * pad + value
-
-        lines = [self.title.center(width).rstrip(), "=" * width]
-        for i in range(max(len(self.left), len(self.right))):
-            a = pair(*self.left[i], half - 4) if i < len(self.left) else ""
-            b = pair(*self.right[i], width - half) if i < len(self.right) else ""
-            lines.append(a.ljust(half) + b)
-        lines.append("=" * width)
-        lines.append(" " * name_w
-                     + "".join(c.rjust(w) for c, w in zip(self._COLUMNS, col_w, strict=True)))
-        lines.append("-" * width)
-        for name, cells in rows:
-            lines.append(name.ljust(name_w)
-                         + "".join(c.rjust(w) for c, w in zip(cells, col_w, strict=True)).rstrip())
-        lines.append("=" * width)
-        if self.notes:
-            lines.append("Notes:")
-            lines.extend(textwrap.fill(f"[{i}] {note}", width, subsequent_indent="    ",
-                                       break_on_hyphens=False)
-                         for i, note in enumerate(self.notes, 1))
-        return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self.as_text()
-
-    def __repr__(self) -> str:
-        return self.as_text()
-
-    def as_html(self) -> str:
-        """The summary as HTML tables (for notebooks).
-
-        Returns
-        -------
-        str
-            HTML: a header table, the coefficient table and the notes.
-        """
-        esc = html.escape
-        out = ['<table class="simpletable ddc-summary">',
-               f"<caption>{esc(self.title)}</caption>"]
-        for i in range(max(len(self.left), len(self.right))):
-            cells = []
-            for side in (self.left, self.right):
-                if i < len(side):
-                    cells.append(f"<th>{esc(side[i][0])}</th><td>{esc(side[i][1])}</td>")
-                else:
-                    cells.append("<th></th><td></td>")
-            out.append("<tr>" + "".join(cells) + "</tr>")
-        out.append("</table>")
-        out.append('<table class="simpletable ddc-summary">')
-        out.append("<tr><th></th>" + "".join(f"<th>{esc(c)}</th>" for c in self._COLUMNS)
-                   + "</tr>")
-        for name, cells in self._rows():
-            out.append(f"<tr><th>{esc(name)}</th>"
-                       + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
-        out.append("</table>")
-        if self.notes:
-            out.append("<p>Notes:</p><ol>" + "".join(f"<li>{esc(n)}</li>" for n in self.notes)
-                       + "</ol>")
-        return "\n".join(out)
-
-    def _repr_html_(self) -> str:
-        return self.as_html()
-
-    def as_latex(self) -> str:
-        """The summary as a LaTeX ``table`` with a booktabs ``tabular``.
-
-        Returns
-        -------
-        str
-            LaTeX source; needs ``\\usepackage{booktabs}``.
-        """
-        esc = latex_escape
-        header = ["", "Estimate", "Std. err.", "$z$", "$P>|z|$", "[0.025", "0.975]"]
-        lines = [r"\begin{table}[htbp]", r"\centering", rf"\caption{{{esc(self.title)}}}",
-                 r"\begin{tabular}{lrrrrrr}", r"\toprule",
-                 " & ".join(header) + r" \\", r"\midrule"]
-        for name, cells in self._rows():
-            lines.append(" & ".join([esc(name)] + [esc(c) for c in cells]) + r" \\")
-        lines.append(r"\midrule")
-        for label, value in self.header:
-            label = label.rstrip(":")
-            if label.startswith("  "):
-                label = r"\quad " + esc(label.strip())
-            else:
-                label = esc(label)
-            lines.append(rf"{label} & \multicolumn{{6}}{{r}}{{{esc(value)}}} \\")
-        lines += [r"\bottomrule", r"\end{tabular}"]
-        if self.notes:
-            lines.append(r"\par\smallskip")
-            lines.append(r"{\footnotesize " + " ".join(
-                f"[{i}] {esc(n)}" for i, n in enumerate(self.notes, 1)) + "}")
-        lines.append(r"\end{table}")
-        return "\n".join(lines)
-

@@ -2,39 +2,35 @@
 
 - :func:`simulate`: a long panel of customers from a solved model.
 - :func:`stationary_distribution`: the stationary distribution of the controlled chain, with
-  equal mass per combination of the permanent state variables (per market).
-- :func:`membership_figures`: member share, annual share, lapse rate, retention curve and revenue
-  of the membership model (``MEMBERSHIP_MODEL.md``), from the stationary distribution.
-- :func:`counterfactual`: welfare (CV in dollars) and the figures under counterfactual scenarios
-  (:class:`PriceChange`, :class:`UtilityShift`, :class:`RemoveAction`, :class:`Custom`,
-  :class:`Compose`), with bootstrap intervals from the estimation uncertainty, as a
-  :class:`CounterfactualReport`.
+  equal mass per combination of the permanent state variables (from :mod:`ddc.stationary`).
+- :func:`counterfactual`: the generic counterfactual engine for any model: welfare (CV in utils,
+  and in money when the model names its money parameter), choice and state shares and the
+  model's declared outcomes under scenarios (:class:`ParameterChange`,
+  :class:`CovariateChange`, :class:`UtilityShift`, :class:`RemoveAction`,
+  :class:`TransitionChange`, :class:`Custom`, :class:`Compose`, from :mod:`ddc.scenarios`), with
+  bootstrap intervals from the estimation uncertainty, as a :class:`CounterfactualReport`.
 - :func:`monte_carlo`: replications with spawned seeds, serially, in a process pool or on
-  dask.distributed; :func:`su_judd` runs the Su-Judd / Iskhakov et al. bus design.
-- :func:`write_panel_parquet`: a large simulated panel written to Parquet in chunks.
+  dask.distributed (:mod:`ddc.executor`), as :class:`MonteCarloResults`.
+
+Study- and format-specific pieces live in their modules: :mod:`simulations.studies` (the
+Su-Judd / Iskhakov et al. bus design: ``su_judd``, ``su_judd_model``, ``add_bus_increments``),
+:mod:`simulations.outofcore` (``write_panel_parquet``: a large simulated panel written to
+Parquet in chunks), :mod:`simulations.montecarlo` (``replication_seed``) and
+:mod:`simulations.cli` (the ``ddc`` command line).
 """
 
 from simulations.counterfactual import counterfactual
-from simulations.figures import (
-    MembershipFigures,
-    annual_share,
-    lapse_rate,
-    member_share,
-    membership_figures,
-    retention_curve,
-    revenue_per_customer_month,
-)
-from simulations.montecarlo import MonteCarloResults, monte_carlo, replication_seed
-from simulations.outofcore import ParquetPanel, write_panel_parquet
+from simulations.montecarlo import MonteCarloResults, monte_carlo
 from simulations.report import CounterfactualReport
 from simulations.scenarios import (
     Compose,
+    CovariateChange,
     Custom,
-    PriceChange,
+    ParameterChange,
     RemoveAction,
     Scenario,
+    TransitionChange,
     UtilityShift,
-    default_scenarios,
 )
 from simulations.simulate import simulate
 from simulations.stationary import (
@@ -43,37 +39,23 @@ from simulations.stationary import (
     stationary_distribution,
     stationary_from_policy,
 )
-from simulations.studies import SuJuddResults, add_bus_increments, su_judd, su_judd_model
 
 __all__ = [
     "Compose",
     "CounterfactualReport",
+    "CovariateChange",
     "Custom",
-    "MembershipFigures",
     "MonteCarloResults",
-    "ParquetPanel",
-    "SuJuddResults",
     "MultipleRecurrentClassesError",
-    "PriceChange",
+    "ParameterChange",
     "RemoveAction",
     "Scenario",
+    "TransitionChange",
     "UtilityShift",
-    "add_bus_increments",
-    "annual_share",
     "counterfactual",
-    "default_scenarios",
-    "lapse_rate",
-    "member_share",
-    "membership_figures",
     "monte_carlo",
     "permanent_variables",
-    "replication_seed",
-    "retention_curve",
-    "revenue_per_customer_month",
     "simulate",
     "stationary_distribution",
     "stationary_from_policy",
-    "su_judd",
-    "su_judd_model",
-    "write_panel_parquet",
 ]

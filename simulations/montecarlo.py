@@ -39,10 +39,8 @@ Examples
 
 from __future__ import annotations
 
-import argparse
 import functools
 import inspect
-import pickle
 import sys
 import time
 import warnings
@@ -53,12 +51,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ddc.executor import dumps, executor, loads, resolve_scheduler
 from ddc.model import Model
-from ddc.outofcore import executor, pack_model, resolve_scheduler, unpack_model
 from simulations.simulate import simulate
 
-__all__ = ["MonteCarloResults", "monte_carlo", "replication_seed", "add_arguments",
-           "run_from_args", "cli_main"]
+__all__ = ["MonteCarloResults", "monte_carlo", "replication_seed"]
 
 #: Two-sided 95% normal quantile used for the coverage of the intervals.
 Z95 = 1.959963984540054
@@ -158,12 +155,26 @@ class MonteCarloResults:
         keep = idx[["rep", "estimator", "start"]]
         return t.merge(keep, on=["rep", "estimator", "start"], how="inner")
 
-    def summary(self, level: float = 0.95) -> pd.DataFrame:
-        """Bias, RMSE, spread, standard-error accuracy and coverage per estimator and parameter.
+    def _n_reps(self) -> int:
+        reps = self.config.get("reps")
+        if isinstance(reps, (int, np.integer)):
+            return int(reps)
+        return int(self.table["rep"].nunique())
 
-        Statistics of the estimates are over the replications with a converged fit (the best
-        start of each, :meth:`best`); the convergence rate is over all fits (replications x
-        starts), failed ones included.
+    def summary(self, level: float = 0.95) -> pd.DataFrame:
+        """Bias, RMSE, spread, standard-error accuracy and coverage per estimator and parameter,
+        with the replications left out counted by cause.
+
+        Statistics of the estimates are over the replications whose fit converged (the best
+        start of each, :meth:`best`) *and* estimated the parameter. The other replications are
+        not hidden: ``excluded`` counts them and ``excluded_failed``,
+        ``excluded_not_converged`` and ``excluded_held`` say why (every fit raised; no fit
+        converged; the fit converged but held the parameter at a value it did not estimate,
+        e.g. a transition probability on the simplex's boundary held at its first-stage
+        value). A summary over a selected subset can mislead (the replications that fail are
+        rarely a random draw): read ``excluded`` beside every statistic, and
+        :meth:`exclusions` for the sentence. The convergence rate is over all fits
+        (replications x starts), failed ones included.
 
         Parameters
         ----------
@@ -174,29 +185,39 @@ class MonteCarloResults:
         Returns
         -------
         pandas.DataFrame
-            Indexed by (estimator, param); columns ``truth``, ``n`` (replications used),
-            ``mean``, ``bias``, ``bias_se`` (Monte Carlo standard error of the bias,
-            sd / sqrt(n)), ``rmse``, ``sd``, ``mean_se``, ``se_ratio`` (mean_se / sd),
-            ``coverage``, ``convergence_rate``, ``fits``, ``failed``, ``median_seconds``.
+            Indexed by (estimator, param); columns ``truth``, ``reps`` (replications in the
+            study), ``n`` (replications used), ``excluded`` (``reps - n``),
+            ``excluded_failed``, ``excluded_not_converged``, ``excluded_held``, ``mean``,
+            ``bias``, ``bias_se`` (Monte Carlo standard error of the bias, sd / sqrt(n)),
+            ``rmse``, ``sd``, ``mean_se``, ``se_ratio`` (mean_se / sd), ``coverage``,
+            ``convergence_rate``, ``fits``, ``failed`` (fits that raised),
+            ``median_seconds``. Statistics of a parameter no replication estimated are NaN
+            (never an error: a study whose every fit failed still has its summary).
         """
         from scipy import stats
 
         z = float(stats.norm.isf((1 - level) / 2))
         runs = self.runs()
         best = self.best()
+        n_reps = self._n_reps()
         order = list(dict.fromkeys(self.table["estimator"]))
         rows = []
         for est in order:
             r = runs[runs["estimator"] == est]
             conv_rate = float(r["converged"].mean()) if len(r) else np.nan
             n_failed = int((r["error"] != "").sum())
-            median_s = float(r.loc[r["error"] == "", "seconds"].median()) \
-                if (r["error"] == "").any() else np.nan
+            ran = r["error"] == ""
+            median_s = float(r.loc[ran, "seconds"].median()) if ran.any() else np.nan
+            by_rep = r.groupby("rep")
+            all_failed = int((by_rep["error"].apply(lambda e: (e != "").all())).sum())
+            any_conv = by_rep["converged"].any()
+            not_conv = int((~any_conv).sum()) - all_failed
+            used_reps = int(any_conv.sum())
             b = best[best["estimator"] == est]
-            params = list(dict.fromkeys(b["param"]))
+            params = list(dict.fromkeys(
+                self.table.loc[self.table["estimator"] == est, "param"].dropna()))
             if not params:
-                params = [p for p in self.table.loc[self.table["estimator"] == est, "param"]
-                          .dropna().unique()]
+                params = list(self.truth.index)
             for p in params:
                 x = b[b["param"] == p]
                 est_v = x["estimate"].to_numpy(dtype=float)
@@ -210,34 +231,59 @@ class MonteCarloResults:
                 cover = float(np.mean(np.abs(est_v[ok] - truth) <= z * se[ok])) \
                     if ok.any() else np.nan
                 rows.append({
-                    "estimator": est, "param": p, "truth": truth, "n": n, "mean": mean,
+                    "estimator": est, "param": p, "truth": truth, "reps": n_reps, "n": n,
+                    "excluded": n_reps - n, "excluded_failed": all_failed,
+                    "excluded_not_converged": not_conv,
+                    "excluded_held": used_reps - n,
+                    "mean": mean,
                     "bias": mean - truth, "bias_se": sd / np.sqrt(n) if n > 1 else np.nan,
                     "rmse": float(np.sqrt(np.mean((est_v - truth) ** 2))) if n else np.nan,
                     "sd": sd, "mean_se": mean_se,
                     "se_ratio": mean_se / sd if n > 1 and sd > 0 else np.nan,
                     "coverage": cover, "convergence_rate": conv_rate, "fits": len(r),
                     "failed": n_failed, "median_seconds": median_s})
-        return pd.DataFrame(rows).set_index(["estimator", "param"])
+        columns = ["estimator", "param", "truth", "reps", "n", "excluded", "excluded_failed",
+                   "excluded_not_converged", "excluded_held", "mean", "bias", "bias_se",
+                   "rmse", "sd", "mean_se", "se_ratio", "coverage", "convergence_rate", "fits",
+                   "failed", "median_seconds"]
+        return pd.DataFrame(rows, columns=columns).set_index(["estimator", "param"])
+
+    def exclusions(self) -> str:
+        """One line per estimator and parameter whose summary leaves replications out, with the
+        causes; empty when every replication is summarised.
+
+        Examples
+        --------
+        ``NFXP theta_30: 97 of 250 replications left out (0 failed, 0 not converged, 97
+        converged with the parameter held, not estimated)``
+        """
+        s = self.summary()
+        lines = []
+        for (est, p), row in s[s["excluded"] > 0].iterrows():
+            lines.append(
+                f"{est} {p}: {int(row['excluded'])} of {int(row['reps'])} replications left "
+                f"out ({int(row['excluded_failed'])} failed, "
+                f"{int(row['excluded_not_converged'])} not converged, "
+                f"{int(row['excluded_held'])} converged with the parameter held, not "
+                "estimated)")
+        if not lines:
+            return ""
+        return "Summaries over a subset of the replications:\n" + "\n".join(
+            f"  {line}" for line in lines)
 
     def save(self, path: str | Path) -> Path:
         """Write the table to ``path`` (``.csv`` or ``.parquet``), completely or not at all."""
-        import os
-        import uuid
+        from ddc.io import atomic_path
 
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-        try:
-            if path.suffix.lower() in (".parquet", ".pq"):
-                self.table.to_parquet(tmp, index=False)
-            elif path.suffix.lower() == ".csv":
+        if path.suffix.lower() not in (".parquet", ".pq", ".csv"):
+            raise ValueError(f"cannot tell the format of {str(path)!r}: give a .csv or "
+                             ".parquet file")
+        with atomic_path(path) as tmp:
+            if path.suffix.lower() == ".csv":
                 self.table.to_csv(tmp, index=False)
             else:
-                raise ValueError(f"cannot tell the format of {str(path)!r}: give a .csv or "
-                                 ".parquet file")
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+                self.table.to_parquet(tmp, index=False, write_page_checksum=True)
         return path
 
 
@@ -248,7 +294,7 @@ class MonteCarloResults:
 class _Study:
     """Everything a replication needs; pickled once and cached in each worker."""
 
-    model_blob: bytes
+    model: Model
     truth: pd.Series
     estimators: dict[str, EstimatorFactory]
     n_customers: int
@@ -265,7 +311,7 @@ class _Worker:
 
     def __init__(self, study: _Study):
         self.study = study
-        self.model = unpack_model(study.model_blob)
+        self.model = study.model
         self._solution = None
 
     @property
@@ -284,34 +330,12 @@ def _worker_for(blob: bytes) -> _Worker:
     key = hashlib.sha1(blob).hexdigest()
     w = _WORKERS.get(key)
     if w is None:
-        study = _loads(blob)
+        study = loads(blob)
         w = _Worker(study)
         if len(_WORKERS) >= 4:
             _WORKERS.pop(next(iter(_WORKERS)))
         _WORKERS[key] = w
     return w
-
-
-def _dumps(obj) -> bytes:
-    try:
-        return pickle.dumps(("pickle", obj), protocol=pickle.HIGHEST_PROTOCOL)
-    except (pickle.PicklingError, AttributeError, TypeError):
-        pass
-    try:
-        import cloudpickle
-    except ImportError:
-        raise RuntimeError(
-            "the estimators or the prepare function cannot be sent to worker processes by the "
-            "standard pickle (lambdas and local functions cannot); define them at module level, "
-            "use functools.partial, install cloudpickle (pip install 'ddc-econ[distributed]'), "
-            "or run with scheduler=None") from None
-    return pickle.dumps(("cloudpickle", cloudpickle.dumps(obj)),
-                        protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def _loads(blob: bytes):
-    how, payload = pickle.loads(blob)
-    return payload if how == "pickle" else pickle.loads(payload)
 
 
 def _error_text(e: BaseException) -> str:
@@ -526,12 +550,12 @@ def monte_carlo(
         if unknown:
             raise KeyError(f"starting values name unknown parameter(s) {unknown}; the model's "
                            f"parameters are {model.param_names}")
-    study = _Study(model_blob=pack_model(model), truth=truth_s, estimators=ests,
+    study = _Study(model=model, truth=truth_s, estimators=ests,
                    n_customers=int(n_customers), n_periods=int(n_periods),
                    seed=seed if isinstance(seed, np.random.SeedSequence) else int(seed),
                    simulate_kwargs=dict(simulate_kwargs or {}), prepare=prepare,
                    starts=start_list, blas_threads=blas_threads)
-    blob = _dumps(study)
+    blob = dumps(study, "the model, the estimators or the prepare function")
     if progress is None:
         progress = sys.stderr.isatty()
     records: dict[int, list[dict]] = {}
@@ -586,142 +610,3 @@ def _tidy(records: list[dict], ests: dict, truth: pd.Series) -> pd.DataFrame:
     t["converged"] = t["converged"].astype(bool)
     t["iterations"] = t["iterations"].astype(np.int64)
     return t[TABLE_COLUMNS]
-
-
-# ---------------------------------------------------------------------------- command line
-
-
-MODELS = ("membership", "rust_bus", "su_judd")
-ESTIMATORS = ("nfxp", "ccp", "npl")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the options of ``ddc montecarlo`` to ``parser`` (a subcommand's parser).
-
-    Options without a fixed default say what happens when they are left out (their help holds
-    ``%(default).0s`` so that a formatter showing defaults does not print ``None``).
-    """
-    nodefault = "%(default).0s"
-    parser.add_argument("--model", choices=MODELS, default="membership",
-                        help="membership; rust_bus (Rust's Table IX model, 90 states); su_judd "
-                             "(the 175-state design of Su and Judd 2012, new engines at the "
-                             "start)")
-    parser.add_argument("--reps", type=int, required=True, help="replications" + nodefault)
-    parser.add_argument("--estimators", default=None,
-                        help=f"comma-separated, from {','.join(ESTIMATORS)}; all when left "
-                             "out" + nodefault)
-    parser.add_argument("--n-customers", type=int, default=None,
-                        help="units per data set; 2000 for membership, 50 buses for the bus "
-                             "models when left out" + nodefault)
-    parser.add_argument("--n-periods", type=int, default=None,
-                        help="periods per unit; 24 for membership, 120 for the bus models when "
-                             "left out" + nodefault)
-    parser.add_argument("--beta", type=float, default=None,
-                        help="discount factor; the model's (0.99 membership, 0.9999 rust_bus, "
-                             "0.975 su_judd) when left out" + nodefault)
-    parser.add_argument("--seed", type=int, default=0, help="root seed")
-    parser.add_argument("--scheduler", default=None, metavar="SCHEDULER",
-                        help="serial (when left out), processes, dask (a LocalCluster), or the "
-                             "address tcp://host:port of a running dask scheduler" + nodefault)
-    parser.add_argument("--workers", type=int, default=None,
-                        help="processes of the pool (all cores) or workers of the LocalCluster "
-                             "(2)" + nodefault)
-    parser.add_argument("--out", default=None, metavar="FILE",
-                        help="write the table of estimates here (.csv or .parquet), and the "
-                             "summary next to it as <name>_summary.csv" + nodefault)
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return parser
-
-
-def _cli_setup(args) -> tuple[Model, pd.Series, dict, int, int, dict]:
-    import ddc
-    from estimators import CCP, NFXP, NPL
-
-    classes = {"nfxp": NFXP, "ccp": CCP, "npl": NPL}
-    names = ESTIMATORS if args.estimators is None else \
-        tuple(s.strip().lower() for s in args.estimators.split(",") if s.strip())
-    bad = [n for n in names if n not in classes]
-    if bad:
-        raise ValueError(f"--estimators: unknown estimator(s) {bad}; choose from "
-                         f"{','.join(ESTIMATORS)}")
-    extra: dict = {}
-    if args.model == "membership":
-        model = ddc.models.membership()
-        n, T = args.n_customers or 2_000, args.n_periods or 24
-        if args.beta is not None:
-            model = model.replace(beta=args.beta)
-        ests = {n_.upper(): classes[n_] for n_ in names}
-    else:
-        from simulations.studies import add_bus_increments, su_judd_model
-
-        if args.model == "su_judd":
-            model = su_judd_model(args.beta if args.beta is not None else 0.975)
-            extra["simulate_kwargs"] = {"initial": _new_engines(model)}
-        else:
-            model = ddc.models.rust_bus(n_states=90, beta=args.beta or 0.9999)
-        n, T = args.n_customers or 50, args.n_periods or 120
-        ests = {n_.upper(): functools.partial(classes[n_], drop_first=False) for n_ in names}
-        extra["prepare"] = add_bus_increments
-    return model, model.true_params, ests, n, T, extra
-
-
-def _new_engines(model: Model) -> np.ndarray:
-    p = np.zeros(model.n_states)
-    p[0] = 1.0
-    return p
-
-
-def run_from_args(args: argparse.Namespace) -> int:
-    """Run ``ddc montecarlo`` from parsed arguments (:func:`add_arguments`); returns the exit
-    status. Prints the summary; writes the table (and summary) with ``--out``.
-
-    Raises
-    ------
-    ValueError
-        For a bad option value (unknown estimator or scheduler, bad ``--out`` suffix): the
-        command line prints it as one line.
-    """
-    model, truth, ests, n, T, extra = _cli_setup(args)
-    if args.out and Path(args.out).suffix.lower() not in (".csv", ".parquet", ".pq"):
-        raise ValueError(f"--out {args.out!r} must end in .csv or .parquet")
-    mc = monte_carlo(model, truth, ests, reps=args.reps, n_customers=n, n_periods=T,
-                     seed=args.seed, scheduler=args.scheduler, n_workers=args.workers,
-                     progress=False if args.no_progress else None, **extra)
-    print(mc)
-    summary = mc.summary()
-    with pd.option_context("display.width", 120, "display.max_columns", 20):
-        print(summary[["truth", "mean", "bias", "rmse", "sd", "mean_se", "coverage",
-                       "convergence_rate", "median_seconds"]].round(4).to_string())
-    if len(mc.failures):
-        print(f"\n{len(mc.failures)} failed fit(s); first: {mc.failures['error'].iloc[0]}")
-    if args.out:
-        path = mc.save(args.out)
-        spath = path.with_name(f"{path.stem}_summary.csv")
-        summary.to_csv(spath)
-        print(f"wrote {path} and {spath}")
-    return 0
-
-
-def cli_main(argv: Sequence[str] | None = None) -> int:
-    """``ddc montecarlo`` as a standalone entry point (``argv`` without the program name).
-
-    Examples
-    --------
-    ``ddc montecarlo --model rust_bus --reps 20 --scheduler processes --out mc.csv``
-    """
-    parser = argparse.ArgumentParser(
-        prog="ddc montecarlo",
-        description="Monte Carlo study: simulate data sets from a built-in model at its true "
-                    "parameters, fit the estimators to each, print bias, RMSE, standard-error "
-                    "accuracy and coverage.",
-        epilog="example: ddc montecarlo --model rust_bus --reps 20 --scheduler processes "
-               "--out mc.csv")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run_from_args(args)
-    except (ValueError, KeyError, TypeError) as e:
-        print(f"ddc montecarlo: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:  # pragma: no cover
-        return 130

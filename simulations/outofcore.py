@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +18,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ddc.io import atomic_path
 from ddc.model import Model
+from ddc.panel import Columns
 from ddc.solver import Solution
-from simulations.simulate import id_column, simulate
+from simulations.simulate import output_columns, simulate
 
 __all__ = ["ParquetPanel", "write_panel_parquet"]
 
@@ -66,6 +67,7 @@ def write_panel_parquet(
     transform: Callable[[pd.DataFrame, Model], pd.DataFrame] | None = None,
     weights: Mapping | pd.Series | None = None,
     compression: str = "snappy",
+    columns: Columns | Mapping[str, str] | None = None,
 ) -> ParquetPanel:
     """Simulate a long panel block by block and write it to one Parquet file.
 
@@ -102,6 +104,8 @@ def write_panel_parquet(
         Shares of the permanent state variables' combinations (see :func:`simulate`).
     compression : str
         Parquet compression codec.
+    columns : ddc.panel.Columns or mapping, optional
+        Names of the written columns (as :func:`simulations.simulate`).
 
     Returns
     -------
@@ -133,37 +137,34 @@ def write_panel_parquet(
     n_blocks = -(-int(n_customers) // int(customers_per_chunk))
     root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     seeds = root.spawn(n_blocks)
-    id_name = id_column(model)
-    tmp = str(path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"))
+    id_name = output_columns(model, columns).id_col
     writer = None
     rows = groups = 0
-    try:
-        for k, child in enumerate(seeds):
-            lo = k * int(customers_per_chunk)
-            n = min(int(customers_per_chunk), int(n_customers) - lo)
-            block = simulate(model, sol, n_customers=n, n_periods=n_periods, seed=child,
-                             weights=weights)
-            block[id_name] = block[id_name].to_numpy() + lo
-            if transform is not None:
-                block = transform(block, model)
-            table = pa.Table.from_pandas(block, preserve_index=False)
-            if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema, compression=compression)
-            elif not table.schema.equals(writer.schema):
-                raise ValueError(f"block {k}: the columns or types differ from the first "
-                                 f"block's ({table.schema} vs {writer.schema}); the transform "
-                                 "must return the same columns and types for every block")
-            writer.write_table(table, row_group_size=int(row_group_rows))
-            rows += len(block)
-            groups += -(-len(block) // int(row_group_rows))
-        writer.close()
-        writer = None
-        os.replace(tmp, path)
-    finally:
-        if writer is not None:
-            writer.close()
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        try:
+            for k, child in enumerate(seeds):
+                lo = k * int(customers_per_chunk)
+                n = min(int(customers_per_chunk), int(n_customers) - lo)
+                block = simulate(model, sol, n_customers=n, n_periods=n_periods, seed=child,
+                                 weights=weights, columns=columns)
+                block[id_name] = block[id_name].to_numpy() + lo
+                if transform is not None:
+                    block = transform(block, model)
+                table = pa.Table.from_pandas(block, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(str(tmp), table.schema, compression=compression,
+                                              write_page_checksum=True)
+                elif not table.schema.equals(writer.schema):
+                    raise ValueError(f"block {k}: the columns or types differ from the first "
+                                     f"block's ({table.schema} vs {writer.schema}); the "
+                                     "transform must return the same columns and types for "
+                                     "every block")
+                writer.write_table(table, row_group_size=int(row_group_rows))
+                rows += len(block)
+                groups += -(-len(block) // int(row_group_rows))
+        finally:
+            if writer is not None:
+                writer.close()
     return ParquetPanel(path=path, rows=rows, n_customers=int(n_customers),
                         n_periods=int(n_periods), row_groups=groups,
                         bytes=path.stat().st_size, seconds=time.perf_counter() - t0)

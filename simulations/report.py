@@ -1,8 +1,10 @@
 """The counterfactual report: tables, figures, Markdown and HTML, saved completely or not at all.
 
-:class:`CounterfactualReport` is what :func:`simulations.counterfactual` returns. Its tables are
-pandas DataFrames; :meth:`~CounterfactualReport.to_markdown` and
-:meth:`~CounterfactualReport.to_html` render one document (the same blocks in both formats);
+:class:`CounterfactualReport` is what :func:`simulations.counterfactual` returns, for any model:
+welfare, choice and state shares, the model's declared outcomes and curves, by block of the
+permanent state variables, with intervals. Its tables are pandas DataFrames;
+:meth:`~CounterfactualReport.to_markdown` and :meth:`~CounterfactualReport.to_html` render one
+document (the same blocks in both formats);
 :meth:`~CounterfactualReport.save` writes the document, the PNG figures and the CSV tables into a
 folder through :func:`atomic_directory`: everything is written into a temporary sibling folder,
 which is renamed into place only once complete.
@@ -11,212 +13,53 @@ which is renamed into place only once complete.
 from __future__ import annotations
 
 import base64
-import datetime as _dt
 import html
 import io
-import json
 import os
 import re
-import secrets
-import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from simulations.figures import FIGURE_NAMES
+from ddc.io import MANIFEST, atomic_directory
+from estimators.tables import Table
+from simulations.figures import changes_figure, welfare_figure
 
 __all__ = [
     "CounterfactualReport",
     "atomic_directory",
-    "FIGURES",
-    "COHORTS",
-    "IDENTIFICATION_NOTE",
     "MANIFEST",
 ]
 
-FIGURES = ("cv_per_customer", *FIGURE_NAMES)
-"""The report's figures, in column order."""
 
-COHORTS = ("all", "monthly", "annual")
-"""The retention cohorts: all joiners, and those joining on each plan."""
-
-IDENTIFICATION_NOTE = (
-    "Price and flow-utility changes are identified under the normalization u(none) = 0: they "
-    "change the utility of the plans by known amounts, and their effects do not depend on which "
-    "normalization is used. Removing a plan (or changing the lock length) depends on that "
-    "normalization: the data identify utilities only relative to u(none), and a counterfactual "
-    "that changes the choice set or the transitions takes the normalization literally "
-    "(Kalouptsidi, Scott and Souza-Rodrigues 2021)."
-)
-"""The identification note of every report (``MEMBERSHIP_MODEL.md``)."""
-
-MANIFEST = "MANIFEST.json"
-"""The file that marks a folder written by :func:`atomic_directory` (and lists its files)."""
-
-_MANIFEST_FORMAT = "ddc-econ output folder"
-
-LABELS = {
-    "cv_per_customer": "CV per customer",
-    "member_share": "member share",
-    "annual_share": "annual share of members",
-    "lapse_rate": "lapse rate",
-    "retention_12m": "12-month retention",
-    "revenue_per_customer_month": "revenue per customer-month",
-}
-"""Human-readable names of the figures."""
-
-_MONEY = ("cv_per_customer", "revenue_per_customer_month")
-RETENTION_MONTHS = (1, 3, 6, 12, 24, 36)
-"""Months of the retention curve shown in the report's table."""
+CURVE_STEPS = (1, 3, 6, 12, 24, 36)
+"""Steps of declared curves shown in the report's tables (those within the horizon)."""
 
 
 # ------------------------------------------------------------------------------ formatting
 
 
-def _money(x: float, signed: bool = False) -> str:
+def _number(unit: str, x: float, change: bool = False, signed: bool = False,
+            bare: bool = False) -> str:
+    """A figure for display by its unit: ``"share"`` in percent (percentage points for
+    changes), ``"USD"`` in dollars, another currency with its code, ``"utils"`` and the rest as
+    plain numbers. ``bare``: the number only (interval ends)."""
     if not np.isfinite(x):
         return "n/a"
-    sign = "-" if x < 0 else ("+" if signed and x > 0 else "")
-    return f"{sign}${abs(x):,.2f}"
-
-
-def _format(col: str, x: float, change: bool = False) -> str:
-    """A figure for display: dollars, or percent (percentage points for changes)."""
-    if not np.isfinite(x):
-        return "n/a"
-    if col in _MONEY:
-        return _money(x, signed=change or col == "cv_per_customer")
-    if change:
-        return f"{100 * x:+.2f} pp"
-    return f"{100 * x:.1f}%"
-
-
-def _bare(col: str, x: float, change: bool = False) -> str:
-    """The number of an interval end, without units."""
-    if not np.isfinite(x):
-        return "n/a"
-    if col in _MONEY:
-        return f"{x:,.2f}"
-    return f"{100 * x:+.2f}" if change else f"{100 * x:.1f}"
-
-
-def _cell(frame: pd.DataFrame, key, col: str, change: bool = False) -> str:
-    text = _format(col, float(frame.loc[key, col]), change)
-    lo, hi = f"{col}_lower", f"{col}_upper"
-    if lo in frame.columns and np.isfinite(frame.loc[key, lo]):
-        text += (f" [{_bare(col, float(frame.loc[key, lo]), change)}, "
-                 f"{_bare(col, float(frame.loc[key, hi]), change)}]")
-    return text
-
-
-# ------------------------------------------------------------------------------ atomic folders
-
-
-def _is_output_dir(path: Path) -> bool:
-    try:
-        doc = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(doc, dict) and doc.get("format") == _MANIFEST_FORMAT
-
-
-@contextmanager
-def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
-    """Write a folder completely or not at all.
-
-    Yields a new temporary folder beside ``path``; when the ``with`` block ends without error,
-    a :data:`MANIFEST` listing its files is added and the folder is renamed to ``path``. If the
-    block raises, the temporary folder is removed (and any parent folders this call created),
-    ``path`` is left as it was, and the exception propagates.
-
-    ``path`` may not exist yet, be an empty folder, or be a folder written earlier by this
-    function (it has a :data:`MANIFEST`), which is then replaced as a whole. Any other existing
-    ``path`` raises :class:`FileExistsError` before anything is written, so that a user's files
-    are never overwritten.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The destination folder.
-
-    Yields
-    ------
-    pathlib.Path
-        The temporary folder to write into.
-
-    Raises
-    ------
-    FileExistsError
-        If ``path`` is a file, or a non-empty folder that this function did not write.
-    """
-    path = Path(os.path.abspath(path))
-    if path.exists():
-        if not path.is_dir():
-            raise FileExistsError(f"{str(path)!r} exists and is not a folder; choose a folder "
-                                  "for the output")
-        if any(path.iterdir()) and not _is_output_dir(path):
-            raise FileExistsError(
-                f"{str(path)!r} exists and holds files that ddc-econ did not write (no "
-                f"{MANIFEST}); write to a new or empty folder, or remove it first")
-    created: list[Path] = []
-    parent = path.parent
-    while not parent.exists():
-        created.append(parent)
-        parent = parent.parent
-    for folder in reversed(created):
-        folder.mkdir()
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
-    tmp.mkdir()
-    try:
-        yield tmp
-        files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
-        manifest = {
-            "format": _MANIFEST_FORMAT,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "package_version": _package_version(),
-            "files": files,
-        }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-        _default_permissions(tmp)
-        if path.exists() and any(path.iterdir()):
-            backup = path.parent / f".{path.name}.{secrets.token_hex(4)}.old"
-            os.rename(path, backup)
-            os.rename(tmp, path)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            if path.exists():
-                path.rmdir()
-            os.rename(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        for folder in created:
-            try:
-                folder.rmdir()
-            except OSError:
-                pass
-        raise
-
-
-def _default_permissions(folder: Path) -> None:
-    """Give the folder and its contents the modes of newly created ones (temporary files are
-    created private)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    for p in [folder, *folder.rglob("*")]:
-        os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~umask)
-
-
-def _package_version() -> str | None:
-    try:
-        from ddc import __version__
-
-        return __version__
-    except Exception:  # pragma: no cover - the package is importable here
-        return None
+    sign = "-" if x < 0 else ("+" if (signed or change) and x > 0 else "")
+    if unit == "share":
+        if bare:
+            return f"{100 * x:+.2f}" if change else f"{100 * x:.1f}"
+        return f"{100 * x:+.2f} pp" if change else f"{100 * x:.1f}%"
+    if unit == "USD":
+        return f"{x:,.2f}" if bare else f"{sign}${abs(x):,.2f}"
+    if unit in ("utils", ""):
+        text = f"{x:.4g}" if not (signed or change) else f"{x:+.4g}"
+        return text if bare or unit == "" else f"{text} utils"
+    return f"{x:,.2f}" if bare else f"{sign}{abs(x):,.2f} {unit}"
 
 
 # ------------------------------------------------------------------------------ documents
@@ -227,7 +70,15 @@ def _package_version() -> str | None:
 
 
 def _md_inline(text: str) -> str:
-    return text
+    """Text for Markdown: HTML escaped (no tag in a name survives); ``**bold**`` and
+    ```code``` markup kept."""
+    return html.escape(text, quote=False)
+
+
+def _table(block: tuple) -> Table:
+    """The :class:`~estimators.tables.Table` of a table block."""
+    _, caption, header, rows = block[:4]
+    return Table(header, rows, title=caption, align=_alignment(block, len(header)))
 
 
 def _alignment(block: tuple, n: int) -> str:
@@ -249,23 +100,15 @@ def _render_markdown(blocks: list, image_dir: str | None) -> str:
     for block in blocks:
         kind = block[0]
         if kind == "h1":
-            lines += [f"# {block[1]}", ""]
+            lines += [f"# {_md_inline(block[1])}", ""]
         elif kind == "h2":
-            lines += [f"## {block[1]}", ""]
+            lines += [f"## {_md_inline(block[1])}", ""]
         elif kind == "p":
             lines += [_md_inline(block[1]), ""]
         elif kind == "list":
             lines += [f"- {_md_inline(item)}" for item in block[1]] + [""]
         elif kind == "table":
-            _, caption, header, rows = block[:4]
-            align = _alignment(block, len(header))
-            if caption:
-                lines += [f"**{caption}**", ""]
-            lines.append("| " + " | ".join(header) + " |")
-            lines.append("|" + "|".join("---:" if a == "r" else "---" for a in align) + "|")
-            lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |"
-                      for row in rows]
-            lines.append("")
+            lines += [_table(block).as_markdown(), ""]
         elif kind == "img" and image_dir is not None:
             prefix = "" if image_dir in ("", ".") else image_dir.rstrip("/") + "/"
             lines += [f"![{block[1]}]({prefix}{block[2]})", ""]
@@ -299,19 +142,7 @@ def _render_html(blocks: list, images: dict[str, bytes] | None) -> str:
             out.append("<ul>" + "".join(f"<li>{_html_inline(i)}</li>" for i in block[1])
                        + "</ul>")
         elif kind == "table":
-            _, caption, header, rows = block[:4]
-            align = ["right" if a == "r" else "left" for a in _alignment(block, len(header))]
-            out.append("<table>")
-            if caption:
-                out.append(f"<caption>{_html_inline(caption)}</caption>")
-            out.append("<thead><tr>" + "".join(
-                f"<th style=\"text-align:{a}\">{html.escape(str(h))}</th>"
-                for h, a in zip(header, align, strict=True)) + "</tr></thead><tbody>")
-            for row in rows:
-                out.append("<tr>" + "".join(
-                    f"<td style=\"text-align:{a}\">{_html_inline(str(c))}</td>"
-                    for c, a in zip(row, align, strict=True)) + "</tr>")
-            out.append("</tbody></table>")
+            out.append(_table(block).as_html())
         elif kind == "img" and images and block[2] in images:
             data = base64.b64encode(images[block[2]]).decode("ascii")
             out.append(f"<figure><img alt=\"{html.escape(block[1])}\" "
@@ -325,44 +156,51 @@ def _render_html(blocks: list, images: dict[str, bytes] | None) -> str:
 
 @dataclass
 class CounterfactualReport:
-    """Welfare, membership and retention under counterfactual scenarios.
+    """Welfare, shares and declared outcomes of a model under counterfactual scenarios.
 
     Built by :func:`simulations.counterfactual`. The tables hold numbers (shares as fractions,
-    money in dollars); the renderings format them.
+    money in its unit); the renderings format them. Every table with intervals has, after each
+    figure ``x``, the columns ``x_lower`` and ``x_upper``.
 
     Attributes
     ----------
     summary : pandas.DataFrame
         One row per scenario (index ``scenario``, ``"baseline"`` first); columns
-        ``cv_per_customer`` (USD), ``member_share``, ``annual_share``, ``lapse_rate``,
-        ``retention_12m``, ``revenue_per_customer_month`` (USD), each followed by
-        ``<col>_lower`` and ``<col>_upper`` when the parameters came with a covariance.
+        ``cv_per_<unit>`` (the compensating variation per unit: in money when the model names
+        its money parameter, else in utils) and the model's declared outcomes.
+    welfare : pandas.DataFrame
+        ``cv_utils`` and (with a money parameter) ``cv_money`` by scenario.
     changes : pandas.DataFrame
-        The scenarios' figures minus the baseline's (``cv_per_customer`` is already a change),
-        with intervals from the paired draws.
-    by_market : pandas.DataFrame
-        The same figures within each market; index ``(scenario, market)``.
-    retention : pandas.DataFrame
-        :math:`S(k)`; index ``(scenario, joined, k)`` with ``joined`` in ``all``, ``monthly``,
-        ``annual`` and ``k = 0..horizon``; columns ``retention`` and, with intervals,
-        ``retention_lower``, ``retention_upper`` (NaN for a plan nobody joins).
+        The scenarios' figures minus the baseline's (the CV is already a change), with
+        intervals from the paired draws.
+    by_block : pandas.DataFrame or None
+        The summary's figures within each block of the permanent state variables (index
+        ``(scenario, <permanent variable>...)``; the outcomes under the block's own stationary
+        distribution, the CV under the baseline's); ``None`` without permanent variables. Also
+        available as ``by_<variable>`` (e.g. ``report.by_market``).
+    choice_shares : pandas.DataFrame
+        :math:`\\sum_s \\mu(s) \\pi(a \\mid s)` by scenario (rows) and action (columns).
+    state_shares : pandas.DataFrame
+        Share of each value of each state variable under each scenario's stationary
+        distribution; index ``(scenario, variable, value)``, column ``share``.
+    curves : dict of str to pandas.DataFrame
+        The declared curves; index ``(scenario, <group name>, <step name>)``, column the
+        curve's name. Also available as attributes (e.g. ``report.retention``).
     draws : pandas.DataFrame or None
-        The bootstrap draws of every figure (columns ``(scenario, figure)``), without intervals
-        ``None``.
+        The bootstrap draws of every summary figure (columns ``(scenario, figure)``); ``None``
+        without intervals.
     param_draws : pandas.DataFrame or None
         The parameter draws behind them (one row per draw used, one column per parameter).
     scenarios : dict
-        Scenario name to :class:`~simulations.scenarios.Scenario` (``None`` for the baseline).
+        Scenario name to :class:`~ddc.scenarios.Scenario` (``None`` for the baseline).
     params : pandas.Series
         The parameters at which the figures are computed.
     std_errors : pandas.Series or None
         Their standard errors (from the covariance used for the draws).
     source : str
         Where the parameters come from (e.g. ``"NFXP estimate (720,000 observations)"``).
-    model_name : str
-        The model's name.
-    beta : float
-        Its discount factor.
+    model : ddc.Model
+        The baseline model.
     n_draws : int
         Bootstrap draws requested (0: no intervals).
     n_used : int
@@ -372,9 +210,13 @@ class CounterfactualReport:
     level : float
         Coverage of the intervals.
     horizon : int
-        Last month of the retention curves.
-    price_param : str
-        The price coefficient used to express welfare in dollars.
+        Last step of the curves.
+    money : ddc.Money or None
+        The parameter that turned utils into money.
+    block_names : tuple of str
+        The permanent state variables.
+    block_weights : numpy.ndarray
+        Mass of each block in the stationary distributions.
     identification_note : str
         What the scenarios' identification rests on.
     notes : list of str
@@ -384,32 +226,94 @@ class CounterfactualReport:
     """
 
     summary: pd.DataFrame
+    welfare: pd.DataFrame
     changes: pd.DataFrame
-    by_market: pd.DataFrame
-    retention: pd.DataFrame
+    by_block: pd.DataFrame | None
+    choice_shares: pd.DataFrame
+    state_shares: pd.DataFrame
+    curves: dict
     draws: pd.DataFrame | None
     param_draws: pd.DataFrame | None
     scenarios: dict
     params: pd.Series
     std_errors: pd.Series | None
     source: str
-    model_name: str
-    beta: float
+    model: Any
     n_draws: int
     n_used: int
     seed: int | None
     level: float
     horizon: int
-    price_param: str
+    money: Any
+    block_names: tuple
+    block_weights: np.ndarray
     identification_note: str
     notes: list = field(default_factory=list)
     seconds: float = 0.0
 
     # ---------------------------------------------------------------- basics
+    def __getattr__(self, name: str):
+        # by_<permanent variable> and the declared curves by name (only called for attributes
+        # that do not exist otherwise)
+        if name.startswith("__") or name in ("curves", "block_names", "by_block"):
+            raise AttributeError(name)
+        if self.block_names and name == "by_" + "_".join(self.block_names):
+            return self.by_block
+        if name in self.curves:
+            return self.curves[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @property
+    def model_name(self) -> str:
+        """The model's name."""
+        return self.model.name
+
+    @property
+    def beta(self) -> float:
+        """Its discount factor."""
+        return self.model.beta
+
+    @property
+    def unit(self) -> str:
+        """What one decision maker is called (:attr:`ddc.Hooks.unit`)."""
+        return self.model.hooks.unit
+
+    @property
+    def cv_column(self) -> str:
+        """Name of the welfare column of :attr:`summary` (``cv_per_<unit>``)."""
+        return f"cv_per_{self.unit}"
+
+    @property
+    def figure_names(self) -> list[str]:
+        """The summary's figures, in column order (without interval columns)."""
+        return [self.cv_column, *[o.name for o in self.model.hooks.outcomes]]
+
     @property
     def has_intervals(self) -> bool:
         """Whether the figures carry intervals."""
-        return "cv_per_customer_lower" in self.summary.columns
+        return f"{self.cv_column}_lower" in self.summary.columns
+
+    def units(self) -> dict[str, str]:
+        """The unit of each summary figure (``"share"``, a currency, ``"utils"``, ...)."""
+        out = {self.cv_column: self.money.unit if self.money is not None else "utils"}
+        for o in self.model.hooks.outcomes:
+            out[o.name] = o.unit
+        return out
+
+    def labels(self) -> dict[str, str]:
+        """Human-readable names of the summary figures."""
+        out = {self.cv_column: f"CV per {self.unit}"}
+        for o in self.model.hooks.outcomes:
+            out[o.name] = o.label
+        return out
+
+    def colors(self) -> dict:
+        """A color per scenario for figures (the baseline black)."""
+        from matplotlib import colormaps
+
+        cmap = colormaps["tab10"]
+        return {s: ("black" if s == "baseline" else cmap(i % 10))
+                for i, s in enumerate(self.summary.index)}
 
     def __repr__(self) -> str:
         return (f"CounterfactualReport({self.model_name!r}, scenarios="
@@ -421,6 +325,16 @@ class CounterfactualReport:
     def _repr_html_(self) -> str:
         return _render_html(self._blocks(tables_only=True), None)
 
+    def _cell(self, frame: pd.DataFrame, key, col: str, unit: str,
+              change: bool = False) -> str:
+        signed = col.startswith("cv")
+        text = _number(unit, float(frame.loc[key, col]), change, signed)
+        lo, hi = f"{col}_lower", f"{col}_upper"
+        if lo in frame.columns and np.isfinite(frame.loc[key, lo]):
+            text += (f" [{_number(unit, float(frame.loc[key, lo]), change, bare=True)}, "
+                     f"{_number(unit, float(frame.loc[key, hi]), change, bare=True)}]")
+        return text
+
     def as_text(self) -> str:
         """A plain-text table of the summary (the figures with their intervals).
 
@@ -428,15 +342,12 @@ class CounterfactualReport:
         -------
         str
         """
-        header = ["scenario", *[LABELS[c] for c in FIGURES]]
-        rows = [[str(s), *[_cell(self.summary, s, c) for c in FIGURES]]
+        units, labels = self.units(), self.labels()
+        cols = self.figure_names
+        header = ["scenario", *[labels[c] for c in cols]]
+        rows = [[str(s), *[self._cell(self.summary, s, c, units[c]) for c in cols]]
                 for s in self.summary.index]
-        widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-        lines = ["  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w)
-                           for i, (v, w) in enumerate(zip(r, widths, strict=True)))
-                 for r in [header, *rows]]
-        lines.insert(1, "-" * len(lines[0]))
-        return "\n".join(lines)
+        return Table(header, rows).as_text()
 
     # ---------------------------------------------------------------- document
     def _interval_text(self) -> str:
@@ -448,12 +359,26 @@ class CounterfactualReport:
                 f"approximation to the estimator (seed {self.seed}); every figure of every "
                 "scenario is recomputed at each draw. Changes are computed draw by draw.")
 
+    def _figure_files(self) -> list[str]:
+        names = ["changes.png"]
+        if self.by_block is not None:
+            names.append(f"welfare_by_{'_'.join(self.block_names)}.png")
+        return names
+
     def _blocks(self, tables_only: bool = False) -> list:
-        blocks: list = [("h1", "Counterfactual policies: welfare and retention")]
+        units, labels = self.units(), self.labels()
+        cols = self.figure_names
+        hooks = self.model.hooks
+        blocks: list = [("h1", f"Counterfactual policies: the {self.model_name} model")]
         if not tables_only:
-            blocks.append(("p", f"Model `{self.model_name}` (monthly discount factor "
-                                f"beta = {self.beta:g}); parameters: {self.source}. "
+            money = (f"; welfare in {self.money.unit} through {self.money.param}"
+                     if self.money is not None else "; welfare in utils (the model names no "
+                     "money parameter)")
+            blocks.append(("p", f"Model `{self.model_name}` (discount factor "
+                                f"beta = {self.beta:g}{money}); parameters: {self.source}. "
                                 f"{self._interval_text()} Computed in {self.seconds:.1f} s."))
+            if hooks.description:
+                blocks.append(("p", hooks.description))
             blocks.append(("h2", "Scenarios"))
             rows = [["baseline", "the model as estimated", "-"]]
             for name, s in self.scenarios.items():
@@ -463,59 +388,103 @@ class CounterfactualReport:
                            "lll"))
         blocks.append(("h2", "Results"))
         blocks.append(("table", "Table 1. Figures by scenario",
-                       ["scenario", *[LABELS[c] for c in FIGURES]],
-                       [[str(s), *[_cell(self.summary, s, c) for c in FIGURES]]
+                       ["scenario", *[labels[c] for c in cols]],
+                       [[str(s), *[self._cell(self.summary, s, c, units[c]) for c in cols]]
                         for s in self.summary.index]))
         if len(self.changes):
             blocks.append(("table", "Table 2. Changes relative to the baseline",
-                           ["scenario", *[LABELS[c] for c in FIGURES]],
-                           [[str(s), *[_cell(self.changes, s, c, change=True)
-                                       for c in FIGURES]] for s in self.changes.index]))
+                           ["scenario", *[labels[c] for c in cols]],
+                           [[str(s), *[self._cell(self.changes, s, c, units[c], change=True)
+                                       for c in cols]] for s in self.changes.index]))
         if not tables_only:
             blocks.append(("img", "Changes relative to the baseline", "changes.png"))
-        blocks.append(("h2", "By market"))
-        market_rows = [[str(s), str(m), *[_cell(self.by_market, (s, m), c) for c in FIGURES]]
-                       for s, m in self.by_market.index]
-        blocks.append(("table", "Table 3. Figures by market", ["scenario", "market",
-                                                              *[LABELS[c] for c in FIGURES]],
-                       market_rows, "ll" + "r" * len(FIGURES)))
+        wcols = list(self.welfare.columns[~self.welfare.columns.str.endswith(("_lower",
+                                                                              "_upper"))])
+        wunits = {"cv_utils": "utils",
+                  "cv_money": self.money.unit if self.money is not None else ""}
+        blocks.append(("table", f"Table 3. Welfare per {self.unit}: compensating variation",
+                       ["scenario", *["in utils" if c == "cv_utils" else
+                                      f"in {wunits[c]}" for c in wcols]],
+                       [[str(s), *[self._cell(self.welfare, s, c, wunits[c]) for c in wcols]]
+                        for s in self.welfare.index]))
+        n = 4
+        if self.by_block is not None:
+            var = ", ".join(self.block_names)
+            blocks.append(("h2", f"By {var}"))
+            rows = [[str(s), ", ".join(str(x) for x in np.atleast_1d(k)),
+                     *[self._cell(self.by_block, (s, *np.atleast_1d(k)), c, units[c])
+                       for c in cols]]
+                    for s, *k in self.by_block.index]
+            blocks.append(("table", f"Table {n}. Figures by {var}",
+                           ["scenario", var, *[labels[c] for c in cols]], rows,
+                           "ll" + "r" * len(cols)))
+            n += 1
+            if not tables_only:
+                blocks.append(("img", f"Welfare by {var}", self._figure_files()[1]))
+        blocks.append(("h2", "Choices and states"))
+        actions = list(self.model.actions)
+        blocks.append(("table", f"Table {n}. Choice shares: share of {self.unit}-periods "
+                                "choosing each action",
+                       ["scenario", *actions],
+                       [[str(s), *[self._cell(self.choice_shares, s, a, "share")
+                                   for a in actions]] for s in self.choice_shares.index]))
+        n += 1
+        state_rows = []
+        for (s, var, value) in self.state_shares.index:
+            state_rows.append([str(s), var, value,
+                               self._cell(self.state_shares, (s, var, value), "share",
+                                          "share")])
+        blocks.append(("table", f"Table {n}. State distribution: share of each value of each "
+                                "state variable at the steady state",
+                       ["scenario", "variable", "value", "share"], state_rows, "lllr"))
+        n += 1
+        app_figures = self._application_figure_names() if not tables_only else []
+        for c in hooks.curves:
+            frame = self.curves[c.name]
+            steps = [k for k in CURVE_STEPS if k <= self.horizon] or [self.horizon]
+            rows = []
+            for s in self.summary.index:
+                for g in c.groups:
+                    cells = [self._cell(frame, (s, g, k), c.name, "share") for k in steps]
+                    if all(x == "n/a" for x in cells):
+                        continue
+                    rows.append([str(s), g, *cells])
+            blocks.append(("h2", c.name.replace("_", " ").capitalize()))
+            blocks.append(("table", f"Table {n}. {c.description or c.name}",
+                           ["scenario", c.group_name, *[f"{c.step_name} = {k}" for k in steps]],
+                           rows, "ll" + "r" * len(steps)))
+            n += 1
+            if f"{c.name}.png" in app_figures:
+                blocks.append(("img", f"{c.name.replace('_', ' ').capitalize()} curves",
+                               f"{c.name}.png"))
         if not tables_only:
-            blocks.append(("img", "Welfare by market", "welfare_by_market.png"))
-        blocks.append(("h2", "Retention"))
-        months = [k for k in RETENTION_MONTHS if k <= self.horizon]
-        ret_rows = []
-        for s in self.summary.index:
-            for joined in COHORTS:
-                cells = [_cell(self.retention, (s, joined, k), "retention") for k in months]
-                if all(c == "n/a" for c in cells):
-                    continue
-                ret_rows.append([str(s), joined, *cells])
-        blocks.append(("table", "Table 4. Retention S(k): share of a cohort joining at the "
-                                "steady state still a member k months after joining",
-                       ["scenario", "joined", *[f"k = {k}" for k in months]], ret_rows,
-                       "ll" + "r" * len(months)))
-        if not tables_only:
-            blocks.append(("img", "Retention curves", "retention.png"))
+            curve_files = {f"{c.name}.png" for c in hooks.curves}
+            for name in app_figures:
+                if name not in curve_files:
+                    blocks.append(("img", name.rsplit(".", 1)[0].replace("_", " "), name))
             blocks.append(("h2", "How to read the figures"))
-            blocks.append(("list", [
-                "**CV per customer**: the compensating variation, sum_s mu_base(s) (Vbar_cf(s) "
-                "- Vbar_base(s)) / alpha_price, in dollars: the one-time payment (present value "
-                "at the monthly discount factor) that leaves the average customer of the "
-                "baseline steady state as well off as the scenario; positive is a gain. Vbar is "
-                "the ex-ante value including Euler's constant.",
-                "**member share**: share of customers holding a membership in a month (locked "
-                "annual months count), under the scenario's own steady state.",
-                "**annual share of members**: share of members on the annual plan.",
-                "**lapse rate**: probability that a member whose paid coverage ends this month "
-                "does not renew (P(none | plan = member)).",
-                "**12-month retention**: S(12), the share of a cohort joining at the steady "
-                "state that has held a membership in every month since, 12 months after "
-                "joining; S(k) by plan joined in Table 4.",
-                "**revenue per customer-month**: expected payments per customer and month at "
-                "the scenario's prices (the annual price counts in the month of purchase).",
-                "Markets are permanent price regimes with equal mass; shares and retention by "
-                "market use the market's own steady state, CV by market the baseline's.",
-            ]))
+            items = [
+                f"**CV per {self.unit}**: the compensating variation, sum_s mu_base(s) "
+                "(Vbar_cf(s) - Vbar_base(s))"
+                + (f" / {self.money.param}, in {self.money.unit}" if self.money is not None
+                   else ", in utils")
+                + f": the one-time payment (present value at the discount factor) that leaves "
+                f"the average {self.unit} of the baseline steady state as well off as the "
+                "scenario; positive is a gain. Vbar is the ex-ante value including Euler's "
+                "constant.",
+            ]
+            for o in hooks.outcomes:
+                items.append(f"**{labels[o.name]}**: {o.description or o.name}, under the "
+                             "scenario's own steady state.")
+            items.append("**Choice shares** and the **state distribution** are those of each "
+                         "scenario's own stationary distribution.")
+            if self.by_block is not None:
+                items.append(f"The values of {', '.join(self.block_names)} never change, so "
+                             "the steady state gives each of them a fixed mass (equal unless "
+                             "weights were given); figures by "
+                             f"{', '.join(self.block_names)} use its own steady state, the CV "
+                             "the baseline's.")
+            blocks.append(("list", items))
             blocks.append(("h2", "Identification"))
             blocks.append(("p", self.identification_note))
             blocks.append(("h2", "Parameters"))
@@ -565,22 +534,50 @@ class CounterfactualReport:
             images = self.figure_pngs()
         return _render_html(self._blocks(), images)
 
+    def as_markdown(self, image_dir: str | None = None) -> str:
+        """Same as :meth:`to_markdown`: ``as_text``, ``as_markdown``, ``as_html`` are the names
+        of the formats on every table and report of the package."""
+        return self.to_markdown(image_dir)
+
+    def as_html(self, images: dict[str, bytes] | None = None) -> str:
+        """Same as :meth:`to_html`."""
+        return self.to_html(images)
+
     # ---------------------------------------------------------------- figures
+    def _application_figure_names(self) -> list[str]:
+        hook = self.model.hooks.figures
+        if hook is None:
+            return []
+        cached = self.__dict__.get("_app_figure_names")
+        if cached is None:
+            cached = list(hook(self))
+            self.__dict__["_app_figure_names"] = cached
+        return cached
+
     def figures(self) -> dict:
         """The report's figures as matplotlib Figures, by file name.
 
-        ``retention.png`` (the curves :math:`S(k)` of all joiners and by plan joined, one line
-        per scenario, with bands), ``changes.png`` (each scenario's change in every figure
-        relative to the baseline, with intervals) and ``welfare_by_market.png`` (CV per
-        customer overall and by market).
+        ``changes.png`` (each scenario's change in every summary figure relative to the
+        baseline, with intervals), ``welfare_by_<permanent variable>.png`` (the CV overall and
+        by block, when the model has permanent variables) and the application's own figures
+        (:attr:`ddc.Hooks.figures`, e.g. the membership model's ``retention.png``).
 
         Returns
         -------
         dict of str to matplotlib.figure.Figure
         """
-        return {"retention.png": self._figure_retention(),
-                "changes.png": self._figure_changes(),
-                "welfare_by_market.png": self._figure_welfare()}
+        out = {"changes.png": changes_figure(self)}
+        if self.by_block is not None:
+            out[self._figure_files()[1]] = welfare_figure(self)
+        hook = self.model.hooks.figures
+        if hook is not None:
+            extra = dict(hook(self))
+            clash = sorted(set(extra) & set(out))
+            if clash:
+                raise ValueError(f"the model's figures hook returns {clash}, which the report "
+                                 "already draws; rename them")
+            out.update(extra)
+        return out
 
     def figure_pngs(self, dpi: int = 110) -> dict[str, bytes]:
         """The figures rendered as PNG bytes, by file name.
@@ -601,120 +598,22 @@ class CounterfactualReport:
             out[name] = buf.getvalue()
         return out
 
-    def _colors(self) -> dict:
-        from matplotlib import colormaps
-
-        cmap = colormaps["tab10"]
-        return {s: ("black" if s == "baseline" else cmap(i % 10))
-                for i, s in enumerate(self.summary.index)}
-
-    def _figure_retention(self):
-        from matplotlib.figure import Figure
-
-        fig = Figure(figsize=(13, 4.2))
-        axes = fig.subplots(1, 3, sharey=True)
-        colors = self._colors()
-        titles = {"all": "All joiners", "monthly": "Joined on the monthly plan",
-                  "annual": "Joined on the annual plan"}
-        for ax, joined in zip(axes, COHORTS, strict=True):
-            idx = self.retention.index
-            for s in self.summary.index:
-                sel = (idx.get_level_values("scenario") == s) & \
-                    (idx.get_level_values("joined") == joined)
-                part = self.retention[sel].droplevel(["scenario", "joined"])
-                if part["retention"].isna().all():
-                    continue
-                k = part.index.to_numpy()
-                ax.plot(k, part["retention"], color=colors[s], lw=1.8 if s == "baseline" else 1.3,
-                        label=s)
-                if "retention_lower" in part.columns:
-                    ax.fill_between(k, part["retention_lower"], part["retention_upper"],
-                                    color=colors[s], alpha=0.18, lw=0)
-            ax.set_title(titles[joined])
-            ax.set_xlabel("months since joining, k")
-            ax.set_xlim(0, self.horizon)
-            ax.set_ylim(0, 1.02)
-            ax.grid(alpha=0.3)
-        axes[0].set_ylabel("S(k): share still a member")
-        axes[0].legend(fontsize=8, loc="upper right")
-        band = f" with {100 * self.level:.0f}% bands" if self.has_intervals else ""
-        fig.suptitle(f"Retention of a cohort joining at the steady state{band}")
-        return fig
-
-    def _figure_changes(self):
-        from matplotlib.figure import Figure
-
-        fig = Figure(figsize=(13, 6.5))
-        axes = fig.subplots(2, 3).ravel()
-        names = list(self.changes.index)
-        colors = self._colors()
-        y = np.arange(len(names))[::-1]
-        for ax, col in zip(axes, FIGURES, strict=True):
-            scale = 1.0 if col in _MONEY else 100.0
-            x = self.changes[col].to_numpy(dtype=float) * scale
-            for i, s in enumerate(names):
-                err = None
-                if f"{col}_lower" in self.changes.columns:
-                    lo = float(self.changes.loc[s, f"{col}_lower"]) * scale
-                    hi = float(self.changes.loc[s, f"{col}_upper"]) * scale
-                    if np.isfinite(lo) and np.isfinite(hi):
-                        err = [[max(x[i] - lo, 0.0)], [max(hi - x[i], 0.0)]]
-                if np.isfinite(x[i]):
-                    ax.errorbar(x[i], y[i], xerr=err, fmt="o", color=colors[s], capsize=4)
-            ax.axvline(0.0, color="grey", lw=0.8)
-            ax.set_yticks(y)
-            ax.set_yticklabels(names, fontsize=8)
-            unit = "$" if col in _MONEY else "percentage points"
-            ax.set_title(f"{LABELS[col]} ({'level, ' if col == 'cv_per_customer' else ''}"
-                         f"{unit})", fontsize=10)
-            ax.grid(alpha=0.3, axis="x")
-        band = f" ({100 * self.level:.0f}% intervals)" if self.has_intervals else ""
-        fig.suptitle(f"Changes relative to the baseline{band}")
-        fig.tight_layout()
-        return fig
-
-    def _figure_welfare(self):
-        from matplotlib.figure import Figure
-
-        fig = Figure(figsize=(8, 0.9 + 0.9 * max(len(self.changes), 1)))
-        ax = fig.subplots()
-        names = list(self.changes.index)
-        markets = list(dict.fromkeys(m for _, m in self.by_market.index))
-        groups = ["all markets", *[f"market {m}" for m in markets]]
-        width = 0.8 / len(groups)
-        from matplotlib import colormaps
-
-        cmap = colormaps["tab10"]
-        for g, label in enumerate(groups):
-            xs, lows, highs = [], [], []
-            for s in names:
-                frame, key = ((self.summary, s) if g == 0 else
-                              (self.by_market, (s, markets[g - 1])))
-                xs.append(float(frame.loc[key, "cv_per_customer"]))
-                if "cv_per_customer_lower" in frame.columns:
-                    lows.append(float(frame.loc[key, "cv_per_customer_lower"]))
-                    highs.append(float(frame.loc[key, "cv_per_customer_upper"]))
-            ypos = np.arange(len(names))[::-1] + 0.4 - (g + 0.5) * width
-            err = None
-            if lows:
-                x = np.array(xs)
-                err = np.vstack([np.clip(x - np.array(lows), 0, None),
-                                 np.clip(np.array(highs) - x, 0, None)])
-            ax.errorbar(xs, ypos, xerr=err, fmt="o" if g == 0 else "s", capsize=3,
-                        color="black" if g == 0 else cmap(g - 1), label=label,
-                        ms=6 if g == 0 else 4)
-        ax.axvline(0.0, color="grey", lw=0.8)
-        ax.set_yticks(np.arange(len(names))[::-1])
-        ax.set_yticklabels(names)
-        ax.set_xlabel("CV per customer, $ (present value; positive = gain)")
-        ax.grid(alpha=0.3, axis="x")
-        ax.legend(fontsize=8, loc="best")
-        band = f" ({100 * self.level:.0f}% intervals)" if self.has_intervals else ""
-        ax.set_title(f"Welfare by market{band}")
-        fig.tight_layout()
-        return fig
-
     # ---------------------------------------------------------------- saving
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The report's tables by CSV file name."""
+        out = {"summary.csv": self.summary, "welfare.csv": self.welfare,
+               "changes.csv": self.changes, "choice_shares.csv": self.choice_shares,
+               "state_shares.csv": self.state_shares}
+        if self.by_block is not None:
+            out[f"by_{'_'.join(self.block_names)}.csv"] = self.by_block
+        for name, frame in self.curves.items():
+            out[f"{name}.csv"] = frame
+        out["params.csv"] = self._params_frame()
+        if self.draws is not None:
+            out["draws.csv"] = self.draws
+            out["param_draws.csv"] = self.param_draws
+        return out
+
     def write_files(self, folder: str | os.PathLike) -> list[str]:
         """Write the report's files into an existing folder (not atomic; see :meth:`save`).
 
@@ -737,13 +636,7 @@ class CounterfactualReport:
         (folder / "report.md").write_text(self.to_markdown(image_dir="."), encoding="utf-8")
         (folder / "report.html").write_text(self.to_html(pngs), encoding="utf-8")
         written += ["report.md", "report.html"]
-        tables = {"summary.csv": self.summary, "changes.csv": self.changes,
-                  "by_market.csv": self.by_market, "retention.csv": self.retention,
-                  "params.csv": self._params_frame()}
-        if self.draws is not None:
-            tables["draws.csv"] = self.draws
-            tables["param_draws.csv"] = self.param_draws
-        for name, frame in tables.items():
+        for name, frame in self.tables().items():
             frame.to_csv(folder / name, float_format="%.10g")
             written.append(name)
         return written
@@ -758,12 +651,12 @@ class CounterfactualReport:
     def save(self, path: str | os.PathLike) -> Path:
         """Save the report into a folder, completely or not at all.
 
-        Writes ``report.md``, ``report.html`` (self-contained), the figures ``retention.png``,
-        ``changes.png``, ``welfare_by_market.png``, the tables ``summary.csv``,
-        ``changes.csv``, ``by_market.csv``, ``retention.csv``, ``params.csv`` (and, with
-        intervals, the draws: ``draws.csv``, ``param_draws.csv``) and a ``MANIFEST.json``, through
-        :func:`atomic_directory`: ``path`` must not exist, be empty, or be a folder written by
-        an earlier save (which is replaced).
+        Writes ``report.md``, ``report.html`` (self-contained), the figures (:meth:`figures`),
+        the tables (:meth:`tables`: ``summary.csv``, ``welfare.csv``, ``changes.csv``,
+        ``choice_shares.csv``, ``state_shares.csv``, ``by_<block>.csv``, one CSV per curve,
+        ``params.csv`` and, with intervals, ``draws.csv`` and ``param_draws.csv``) and a
+        ``MANIFEST.json``, through :func:`atomic_directory`: ``path`` must not exist, be empty,
+        or be a folder written by an earlier save (which is replaced).
 
         Parameters
         ----------

@@ -14,12 +14,14 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from ddc.mixture import Mixture
 from ddc.model import Model
+from ddc.panel import Columns
 from ddc.solver import Solution
 from simulations._kernels import simulate_codes
 from simulations.stationary import block_structure, block_weights, stationary_from_policy
 
-__all__ = ["simulate", "allocate", "id_column"]
+__all__ = ["simulate", "allocate", "id_column", "output_columns"]
 
 CHUNK_CUSTOMERS = 65_536
 """Customers simulated per batch of uniforms (bounds memory; part of the seed's meaning)."""
@@ -28,8 +30,37 @@ PROB_SUM_TOL = 1e-8
 
 
 def id_column(model: Model) -> str:
-    """Name of the panel's id column: ``model.metadata["id_column"]``, else ``"customer_id"``."""
-    return str(model.metadata.get("id_column", "customer_id"))
+    """Name of the panel's id column: the model's data layout's (``model.hooks.layout.id_col``,
+    ``"customer_id"`` by default)."""
+    return output_columns(model).id_col
+
+
+def output_columns(model: Model, columns: Columns | Mapping[str, str] | None = None
+                   ) -> Columns:
+    """The column names :func:`simulate` writes: those of ``columns``
+    (:class:`ddc.panel.Columns`, or ``{state variable: column}``) where given, else the model's
+    data layout (``model.hooks.layout``: id, period and action columns, state columns).
+
+    Returns
+    -------
+    ddc.panel.Columns
+        With every name set.
+    """
+    cols = Columns.of(columns)
+    layout = model.hooks.layout
+    unknown = sorted(set(cols.states) - set(model.space.names))
+    if unknown:
+        raise KeyError(f"columns: {unknown} are not state variables of model {model.name!r}; "
+                       f"its state variables are {list(model.space.names)}")
+    states = {v: cols.states.get(v, layout.column(v)) for v in model.space.names}
+    out = Columns(id_col=cols.id_col or layout.id_col, time_col=cols.time_col or layout.time_col,
+                  action_col=cols.action_col or layout.action_col, states=states)
+    names = [out.id_col, out.time_col, *states.values(), out.action_col]
+    dup = sorted({c for c in names if names.count(c) > 1})
+    if dup:
+        raise ValueError(f"columns: the names {dup} are given to more than one column "
+                         f"({names}); every column needs its own name")
+    return out
 
 
 def allocate(n: int, weights: np.ndarray) -> np.ndarray:
@@ -147,26 +178,33 @@ def _distribution_from(model: Model, initial) -> np.ndarray:
     return p
 
 
-def _panel(model: Model, ids: np.ndarray, states: np.ndarray, actions: np.ndarray
-           ) -> pd.DataFrame:
+def _names(cols: Columns) -> list[str]:
+    return [cols.id_col, cols.time_col, *cols.states.values(), cols.action_col]
+
+
+def _panel(model: Model, ids: np.ndarray, states: np.ndarray, actions: np.ndarray,
+           names: Columns | None = None) -> pd.DataFrame:
+    names = output_columns(model) if names is None else names
     n, T = states.shape
     space = model.space
     flat = states.ravel()
     codes_table = space.codes
     cols: dict[str, object] = {
-        id_column(model): np.repeat(ids, T),
-        "month": np.tile(np.arange(T, dtype=np.int64), n),
+        names.id_col: np.repeat(ids, T),
+        names.time_col: np.tile(np.arange(T, dtype=np.int64), n),
     }
     for j, var in enumerate(space.variables):
         codes = codes_table[flat, j]
         values = var.values
+        col = names.states[var.name]
         if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
-            cols[var.name] = np.asarray(values, dtype=np.int64)[codes]
+            cols[col] = np.asarray(values, dtype=np.int64)[codes]
         elif all(isinstance(v, (int, float, np.integer, np.floating)) for v in values):
-            cols[var.name] = np.asarray(values, dtype=float)[codes]
+            cols[col] = np.asarray(values, dtype=float)[codes]
         else:
-            cols[var.name] = pd.Categorical.from_codes(codes, categories=list(values))
-    cols["action"] = pd.Categorical.from_codes(actions.ravel(), categories=list(model.actions))
+            cols[col] = pd.Categorical.from_codes(codes, categories=list(values))
+    cols[names.action_col] = pd.Categorical.from_codes(actions.ravel(),
+                                                       categories=list(model.actions))
     return pd.DataFrame(cols)
 
 
@@ -178,6 +216,8 @@ def simulate(
     seed: int | np.random.Generator | np.random.SeedSequence | None = 0,
     initial: pd.Series | np.ndarray | pd.DataFrame | None = None,
     weights: Mapping | pd.Series | None = None,
+    columns: Columns | Mapping[str, str] | None = None,
+    type_col: str | None = None,
 ) -> pd.DataFrame:
     """Simulate a long panel of customers from the solved model.
 
@@ -188,7 +228,7 @@ def simulate(
       (:func:`simulations.stationary_distribution`) within each combination of the permanent
       state variables, with the customers split over those combinations in proportion to
       ``weights`` (equal numbers by default: for the membership model, equal numbers per
-      market, as ``MEMBERSHIP_MODEL.md`` says);
+      market, as docs/membership.rst specifies);
     - or i.i.d. from a given probability vector over states;
     - or from given initial states, one per customer.
 
@@ -214,15 +254,22 @@ def simulate(
     weights : mapping or pandas.Series, optional
         With the default initial distribution: the share of customers per combination of the
         permanent variables (keyed by their labels, see :func:`simulations.block_weights`).
+    columns : ddc.panel.Columns or mapping, optional
+        Names of the columns written (id, period, action, ``{state variable: column}``), where
+        they should differ from the model's data layout (``model.hooks.layout``); the same
+        mapping reads the panel back (``ddc.panel.prepare(model, panel, columns=...)``).
+    type_col : str, optional
+        Only for a :class:`ddc.Mixture` (which :func:`simulations.mixture.simulate_mixture`
+        simulates, drawing each customer's type): the name of a column recording the type.
 
     Returns
     -------
     pandas.DataFrame
         The long panel, one row per customer-month, sorted by customer then month: the id column
-        (``model.metadata.get("id_column", "customer_id")``; ids ``0..n-1`` unless given),
-        ``month``, one column per state variable (integers for integer-valued variables,
-        a Categorical with the model's value order otherwise) and ``action`` (a Categorical of
-        the action names in model order).
+        (the layout's ``id_col``, e.g. ``customer_id``; ids ``0..n-1`` unless given), the period
+        (the layout's ``time_col``, e.g. ``month``, ``0..n_periods-1``), one column per state
+        variable (integers for integer-valued variables, a Categorical with the model's value
+        order otherwise) and the action (a Categorical of the action names in model order).
 
     Examples
     --------
@@ -234,11 +281,25 @@ def simulate(
     >>> panel.groupby("market").customer_id.nunique().tolist()
     [10, 10, 10]
     """
+    if isinstance(model, Mixture):
+        from simulations.mixture import simulate_mixture
+
+        panel = simulate_mixture(model, params_or_solution, n_customers, n_periods, seed,
+                                 initial, weights, type_col)
+        if columns is None:
+            return panel
+        default, given = output_columns(model.model), output_columns(model.model, columns)
+        rename = dict(zip(_names(default), _names(given), strict=True))
+        return panel.rename(columns={k: v for k, v in rename.items() if k != v})
     if not isinstance(model, Model):
-        raise TypeError(f"model must be a ddc.Model, got {type(model).__name__}")
+        raise TypeError(f"model must be a ddc.Model or ddc.Mixture, got {type(model).__name__}")
+    if type_col is not None:
+        raise ValueError("type_col records each customer's type in a ddc.Mixture; a one-type "
+                         "model has no types")
     if not isinstance(n_periods, (int, np.integer)) or n_periods < 1:
         raise ValueError(f"n_periods must be a positive integer, got {n_periods!r}")
-    id_name = id_column(model)
+    names = output_columns(model, columns)
+    id_name = names.id_col
     frame = initial if isinstance(initial, pd.DataFrame) else None
     if frame is not None:
         if n_customers is not None and n_customers != len(frame):
@@ -295,4 +356,4 @@ def simulate(
         U = rng.random((hi - lo, T, 1 + n_f))
         states[lo:hi], actions[lo:hi] = simulate_codes(np.ascontiguousarray(s0[lo:hi]), U, pi,
                                                        *trans)
-    return _panel(model, ids, states, actions)
+    return _panel(model, ids, states, actions, names)

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ddc.executor import dask_client
 from ddc.model import Model
 from simulations.montecarlo import MonteCarloResults, monte_carlo
 
@@ -111,7 +112,8 @@ def add_bus_increments(panel: pd.DataFrame, model: Model) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        A copy with the column ``model.metadata["increment_column"]`` (nullable Int64): the bins
+        A copy with the increment column (``increment``: the column the model's transition
+        family reads) (nullable Int64): the bins
         moved that month (see the module's notes), ``<NA>`` in a bus's last month and where the
         move is censored by the top bin.
 
@@ -124,15 +126,17 @@ def add_bus_increments(panel: pd.DataFrame, model: Model) -> pd.DataFrame:
     >>> add_bus_increments(p, bus)["increment"].tolist()
     [2, 1, <NA>, <NA>]
     """
-    col = model.metadata.get("increment_column", "increment")
-    id_col = model.metadata.get("id_column", "bus_id")
+    family = model.hooks.transition_family
+    col = family.columns[0] if family is not None and family.columns else \
+        model.metadata.get("increment_column", "increment")
+    layout = model.hooks.layout
     n_states = model.n_states
     J = len(model.transition_params) + 1
-    m = panel["mileage"].to_numpy(dtype=np.int64)
-    replace = (panel["action"].astype(str) == "replace").to_numpy()
-    ids = panel[id_col].to_numpy()
+    m = panel[layout.column("mileage")].to_numpy(dtype=np.int64)
+    replace = (panel[layout.action_col].astype(str) == "replace").to_numpy()
+    ids = panel[layout.id_col].to_numpy()
     if len(m) > 1:
-        t = panel["month"].to_numpy()
+        t = panel[layout.time_col].to_numpy()
         same = ids[1:] == ids[:-1]
         if np.any(same & (t[1:] != t[:-1] + 1)):
             raise ValueError("add_bus_increments needs the panel sorted by bus and month with "
@@ -167,8 +171,10 @@ class SuJuddResults:
 
     def table(self, params: Sequence[str] = ("RC", "theta_11")) -> pd.DataFrame:
         """One row per discount factor and estimator: convergence rate (over all runs), mean
-        and standard deviation of the estimates (best converged start per data set), and
-        seconds per estimation (median and mean over runs; per data set = all starts).
+        and standard deviation of the estimates (best converged start per data set), the data
+        sets those leave out (``<param>_excluded``: failed, not converged, or the parameter held
+        rather than estimated; see :meth:`MonteCarloResults.summary`), and seconds per
+        estimation (median and mean over runs; per data set = all starts).
 
         Parameters
         ----------
@@ -190,6 +196,7 @@ class SuJuddResults:
                         row[f"{p}_mean"] = s.loc[(est, p), "mean"]
                         row[f"{p}_sd"] = s.loc[(est, p), "sd"]
                         row[f"{p}_coverage"] = s.loc[(est, p), "coverage"]
+                        row[f"{p}_excluded"] = int(s.loc[(est, p), "excluded"])
                 row["seconds_median"] = float(r.loc[ok, "seconds"].median())
                 row["seconds_mean"] = float(r.loc[ok, "seconds"].mean())
                 row["seconds_per_data_set"] = float(
@@ -288,10 +295,7 @@ def su_judd(
 def _shared_scheduler(scheduler, n_workers):
     """One LocalCluster for all discount factors when ``scheduler == "dask"``."""
     if scheduler == "dask":
-        from distributed import Client, LocalCluster
-
-        with LocalCluster(n_workers=n_workers or 2, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster, Client(cluster) as client:
+        with dask_client("dask", n_workers) as client:
             yield client
     else:
         yield scheduler

@@ -1,4 +1,4 @@
-"""Tests of the ``ddc`` command line (``ddc.cli.main``), run in-process.
+"""Tests of the ``ddc`` command line (``simulations.cli.main``), run in-process.
 
 Every command is run end to end on small inputs in a temporary folder; user errors must exit
 non-zero with one line on stderr naming the fault, and no traceback.
@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import estimators
-from ddc.cli import build_parser, main
+from simulations.cli import build_parser, main
 
 COMMANDS = ["demo", "estimate", "compare", "counterfactual", "simulate", "montecarlo"]
 
@@ -57,9 +57,9 @@ def test_demo_quick_writes_the_report(capsys, tmp_path, monkeypatch):
             "MANIFEST.json"} <= names
     saved = {p.stem for p in (out_dir / "results").iterdir()}
     assert {"nfxp", "ccp", "npl"} <= saved
-    from ddc.cli import ESTIMATORS, _available_estimators
+    from simulations.cli import ESTIMATORS
 
-    assert saved == {ESTIMATORS[k].lower() for k in _available_estimators()}
+    assert saved == {name.lower() for name in ESTIMATORS.values()}
     summary = pd.read_csv(out_dir / "summary.csv", index_col="scenario")
     assert list(summary.index) == ["baseline", "monthly_price_up", "annual_discount",
                                    "no_monthly", "video_benefit"]
@@ -132,12 +132,6 @@ def test_compare_writes_the_table(capsys, panel_csv, tmp_path):
 
 
 def test_estimate_rust_data(capsys):
-    import ddc
-
-    try:
-        ddc.datasets.load_rust_bus(groups=(1,), n_states=90)
-    except FileNotFoundError:
-        pytest.skip("Rust's bus data are not available here")
     code, out, err = run(capsys, "estimate", "rust", "--model", "rust_bus", "--estimator",
                          "nfxp")
     assert code == 0, err
@@ -159,11 +153,17 @@ def test_estimate_rust_data(capsys):
                  id="simulate-extension"),
     pytest.param(["demo", "--out", "mine"], "not a ddc-econ output folder", id="foreign-folder"),
     pytest.param(["estimate", "bad.csv", "--model", "membership"], "plan", id="bad-column"),
+    pytest.param(["estimate", "empty.csv", "--model", "membership"], "'empty.csv' is empty",
+                 id="empty-csv"),
+    pytest.param(["estimate", "cut.parquet", "--model", "membership"], "truncated, corrupted",
+                 id="truncated-parquet"),
 ])
 def test_user_errors_exit_nonzero_without_traceback(capsys, tmp_path, monkeypatch, argv,
                                                     message):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "panel.txt").write_text("x")
+    (tmp_path / "empty.csv").write_bytes(b"")
+    (tmp_path / "cut.parquet").write_bytes(b"PAR1" + b"\0" * 40)
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     pd.DataFrame({"customer_id": [0, 0], "month": [0, 1], "market": [0, 0],
@@ -187,37 +187,134 @@ def test_user_errors_exit_nonzero_without_traceback(capsys, tmp_path, monkeypatc
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 
 
-def test_unavailable_estimator_is_reported(capsys, panel_csv, monkeypatch):
-    import ddc.cli as cli
-
-    real = cli._optional
-    monkeypatch.setattr(cli, "_optional", lambda package, name, module=None:
-                        None if name == "MaxEntIRL" else real(package, name, module))
-    code, out, err = run(capsys, "estimate", str(panel_csv), "--model", "membership",
-                         "--estimator", "maxent")
-    assert code == 1 and "not available in this version" in err
-    assert "maxent" not in cli._available_estimators()
-
-
-def test_montecarlo_is_not_faked(capsys, monkeypatch):
-    import ddc.cli as cli
-
-    monkeypatch.setattr(cli, "_montecarlo_module", lambda: None)
-    code, out, err = run(capsys, "montecarlo", "--model", "membership", "--reps", "2")
-    assert code == 2 and out == ""
-    assert "not available in this version" in err
-
-
-def test_montecarlo_runs_when_available(capsys, tmp_path):
-    from ddc.cli import _montecarlo_module
-
-    if _montecarlo_module() is None:
-        pytest.skip("simulations.montecarlo is not in this version")
+def test_montecarlo_runs(capsys, tmp_path):
     code, out, err = run(capsys, "montecarlo", "--model", "membership", "--reps", "2",
                          "--n-customers", "300", "--n-periods", "12", "--estimators", "npl",
                          "--no-progress")
     assert code == 0, err
     assert "alpha_price" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    pytest.param(["demo", "--customers", "0"], "--customers: must be a positive integer (> 0), "
+                 "got 0", id="demo-customers-0"),
+    pytest.param(["demo", "--periods", "0"], "--periods: must be a positive integer", id="periods"),
+    pytest.param(["demo", "--seed", "-1"], "--seed: must be an integer >= 0, got -1", id="seed"),
+    pytest.param(["demo", "--draws", "-5"], "--draws: must be an integer >= 0", id="draws"),
+    pytest.param(["simulate", "--model", "membership", "--n-customers", "0", "--out", "p.csv"],
+                 "--n-customers: must be a positive integer", id="simulate-customers"),
+    pytest.param(["simulate", "--model", "rust_bus", "--n-states", "1", "--out", "p.csv"],
+                 "--n-states: needs at least 2", id="n-states"),
+    pytest.param(["montecarlo", "--reps", "0"], "--reps: must be a positive integer",
+                 id="reps"),
+    pytest.param(["montecarlo", "--reps", "2", "--beta", "1.0"], "--beta: must be in [0, 1)",
+                 id="beta"),
+])
+def test_bad_counts_and_seeds_are_refused(capsys, argv, message):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Fails the test if the command starts simulating (the work after the checks)."""
+    import simulations
+
+    def simulate(*args, **kwargs):
+        raise AssertionError("the command started working before checking --out")
+
+    monkeypatch.setattr(simulations, "simulate", simulate)
+
+
+@pytest.mark.parametrize("argv", [
+    pytest.param(["demo", "--quick", "--out", "{ro}/demo"], id="demo"),
+    pytest.param(["simulate", "--model", "membership", "--out", "{ro}/p.csv"], id="simulate"),
+    pytest.param(["estimate", "{csv}", "--model", "membership", "--out", "{ro}/r.json"],
+                 id="estimate"),
+    pytest.param(["compare", "{csv}", "--model", "membership", "--out", "{ro}/t.md"],
+                 id="compare"),
+    pytest.param(["montecarlo", "--reps", "1", "--out", "{ro}/mc.csv"], id="montecarlo"),
+])
+def test_unwritable_out_is_refused_before_any_work(capsys, tmp_path, monkeypatch, no_work,
+                                                   argv):
+    """A read-only file system (EROFS on every file created under it) is found before the work,
+    reported in one line, exit 1."""
+    import errno
+    import tempfile
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real = tempfile.mkstemp
+
+    def mkstemp(*args, dir=None, **kwargs):
+        if dir is not None and str(dir).startswith(str(ro)):
+            raise OSError(errno.EROFS, "Read-only file system", str(dir))
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    import estimators as est
+
+    monkeypatch.setattr(est.NFXP, "fit", lambda *a, **k: pytest.fail("fitted before the check"))
+    argv = [a.format(ro=ro, csv=tmp_path / "missing.csv") for a in argv]
+    code, out, err = run(capsys, *argv)
+    assert code == 1
+    assert "Read-only file system" in err and "--out" in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("error, message", [
+    pytest.param(OSError(28, "No space left on device", "panel.csv"), "No space left on device",
+                 id="disk-full"),
+    pytest.param(MemoryError(), "out of memory", id="memory"),
+])
+def test_os_and_memory_errors_are_one_line(capsys, tmp_path, monkeypatch, error, message):
+    import simulations
+
+    def simulate(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(simulations, "simulate", simulate)
+    code, out, err = run(capsys, "simulate", "--model", "membership", "--out",
+                         str(tmp_path / "p.csv"))
+    assert code == 1
+    assert err.startswith("ddc simulate: error: ") and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_column_mapping_round_trip(capsys, tmp_path):
+    """A panel written with other column names, and with YYYYMM periods, is read back with
+    --id-col/--time-col/--action-col/--column/--time-format and gives the same estimates."""
+    mapped = tmp_path / "mapped.csv"
+    opts = ["--id-col", "client", "--time-col", "t", "--action-col", "choice", "--column",
+            "plan=tier", "--column", "market=region"]
+    code, out, err = run(capsys, "simulate", "--model", "membership", "--n-customers", "300",
+                         "--n-periods", "12", "--seed", "5", "--out", str(mapped), *opts)
+    assert code == 0, err
+    frame = pd.read_csv(mapped)
+    assert list(frame.columns) == ["client", "t", "region", "tier", "ship", "video", "choice"]
+    code, out_mapped, err = run(capsys, "estimate", str(mapped), "--model", "membership",
+                                "--estimator", "npl", *opts)
+    assert code == 0, err
+    # the same data with YYYYMM periods starting in November 2021
+    frame["t"] = [int(p.strftime("%Y%m")) for p in pd.Period("2021-11", freq="M") + frame["t"]]
+    frame.to_csv(tmp_path / "yyyymm.csv", index=False)
+    code, out_yyyymm, err = run(capsys, "estimate", str(tmp_path / "yyyymm.csv"), "--model",
+                                "membership", "--estimator", "npl", *opts, "--time-format",
+                                "%Y%m")
+    assert code == 0, err
+    params = [line for line in out_mapped.splitlines() if line.startswith("theta_")]
+    assert params and params == [line for line in out_yyyymm.splitlines()
+                                 if line.startswith("theta_")]
+    # without the format, the integers are periods with gaps, and the message says what to do
+    code, out, err = run(capsys, "estimate", str(tmp_path / "yyyymm.csv"), "--model",
+                         "membership", "--estimator", "npl", *opts)
+    assert code == 1 and "gap" in err and "--time-format %Y%m" in err
+    code, out, err = run(capsys, "estimate", str(mapped), "--model", "membership",
+                         "--column", "plan")
+    assert code == 1 and "give VARIABLE=COLUMN" in err
 
 
 def test_usage_errors_exit_2(capsys):

@@ -1,4 +1,5 @@
-"""Tests of the counterfactual scenarios and report (``simulations.counterfactual``).
+"""Tests of the counterfactual engine on the membership application (``simulations.counterfactual``
+with the scenarios and outcomes that ``ddc.models.membership`` declares).
 
 Oracles:
 
@@ -18,7 +19,7 @@ Oracles:
 
 Reference figures at the truth, for the record (computed here, not published):
 baseline member share 56.0%, lapse 15.8%, 12-month retention 46.3%, revenue $6.76 (as
-``MEMBERSHIP_MODEL.md`` says); CV monthly_price_up -$27.27, annual_discount +$82.70,
+docs/membership.rst says); CV monthly_price_up -$27.27, annual_discount +$82.70,
 no_monthly -$164.84, video_benefit +$70.82.
 """
 
@@ -31,26 +32,24 @@ import pandas as pd
 import pytest
 
 import ddc
+from ddc.models.membership import (
+    PriceChange,
+    default_scenarios,
+    get_scenario,
+    membership_figures,
+    prices,
+)
+from ddc.scenarios import IDENTIFIED, NORMALIZATION, ShiftedUtility, resolve_scenarios
 from estimators import NFXP
 from simulations import (
     Compose,
     Custom,
-    PriceChange,
     RemoveAction,
     UtilityShift,
     counterfactual,
-    default_scenarios,
-    membership_figures,
     simulate,
 )
 from simulations.report import MANIFEST, atomic_directory
-from simulations.scenarios import (
-    IDENTIFIED,
-    NORMALIZATION,
-    ShiftedUtility,
-    get_scenario,
-    resolve_scenarios,
-)
 
 FIGS = ["member_share", "annual_share", "lapse_rate", "retention_12m",
         "revenue_per_customer_month"]
@@ -104,19 +103,19 @@ def test_default_scenarios_are_the_four_of_the_spec(at_truth):
 
 def test_price_change_rewrites_prices_and_utility(model, truth):
     cf = PriceChange("monthly", 2.0).apply(model)
-    np.testing.assert_allclose(cf.metadata["prices_monthly"], [16.99, 14.99, 18.99])
-    np.testing.assert_array_equal(cf.metadata["prices_annual"], model.metadata["prices_annual"])
+    np.testing.assert_allclose(prices(cf)["monthly"], [16.99, 14.99, 18.99])
+    np.testing.assert_array_equal(prices(cf)["annual"], prices(model)["annual"])
     du = cf.utilities(truth) - model.utilities(truth)
     plan = model.space.values_of("plan")
     paying = np.isin(plan, ["none", "member"])
     np.testing.assert_allclose(du[paying, 1], -2.0 * truth["alpha_price"], rtol=0, atol=1e-14)
     assert np.all(du[~paying] == 0) and np.all(du[:, [0, 2]] == 0)
-    assert model.metadata["prices_monthly"][0] == 14.99  # the original is untouched
+    assert prices(model).loc[0, "monthly"] == 14.99  # the original is untouched
 
 
 def test_price_change_in_some_markets(model, truth):
     cf = PriceChange("annual", -20.0, markets=[2]).apply(model)
-    np.testing.assert_allclose(cf.metadata["prices_annual"], [139.0, 119.0, 139.0])
+    np.testing.assert_allclose(prices(cf)["annual"], [139.0, 119.0, 139.0])
     du = cf.utilities(truth) - model.utilities(truth)
     market = model.space.values_of("market")
     assert np.all(du[market != 2] == 0)
@@ -158,7 +157,7 @@ def test_compose_and_shift_keep_the_price_feature(model, truth):
 
 
 def test_scenario_errors_name_the_fault(model):
-    with pytest.raises(KeyError, match="prices_weekly"):
+    with pytest.raises(KeyError, match="'weekly' is not a plan"):
         PriceChange("weekly", 1.0).apply(model)
     with pytest.raises(KeyError, match="market"):
         PriceChange("monthly", 1.0, markets=[7]).apply(model)
@@ -173,7 +172,7 @@ def test_scenario_errors_name_the_fault(model):
     with pytest.raises(ValueError, match="state space"):
         Custom(lambda m: ddc.models.membership(n_ship=2), name="bad").apply(model)
     with pytest.raises(KeyError, match="unknown scenario"):
-        resolve_scenarios("free_shipping")
+        resolve_scenarios("free_shipping", model)
     with pytest.raises(ValueError, match="unique"):
         resolve_scenarios([PriceChange("monthly", 1.0), PriceChange("monthly", 1.0)])
     with pytest.raises(ValueError, match="reserved"):
@@ -262,8 +261,8 @@ def _panel_figures(panel: pd.DataFrame, model, n_periods: int) -> dict:
     plan = panel["plan"].astype(str).to_numpy().reshape(n, n_periods)
     market = panel["market"].to_numpy().reshape(n, n_periods)
     member = act != "none"
-    pm = np.asarray(model.metadata["prices_monthly"])[market]
-    pa = np.asarray(model.metadata["prices_annual"])[market]
+    pm = prices(model)["monthly"].to_numpy()[market]
+    pa = prices(model)["annual"].to_numpy()[market]
     revenue = np.where(act == "monthly", pm, 0.0) + np.where(
         (act == "annual") & np.isin(plan, ["none", "member"]), pa, 0.0)
 
@@ -403,10 +402,10 @@ def test_params_series_gives_no_intervals_and_results_need_the_model(model, fitt
     assert not rep.has_intervals
     assert counterfactual(model, fitted, scenarios="no_monthly", n_draws=0).draws is None
     bus = ddc.models.rust_bus()
-    with pytest.raises(ValueError, match="market"):
+    with pytest.raises(ValueError, match="declares no default scenarios"):
         counterfactual(bus, bus.true_params)
-    with pytest.raises(KeyError, match="alpha"):
-        counterfactual(model, fitted, price_param="beta_price")
+    with pytest.raises(KeyError, match="'beta_price' is not a utility parameter"):
+        counterfactual(model, fitted, money=ddc.Money("beta_price"))
     with pytest.raises(ValueError, match="n_draws"):
         counterfactual(model, fitted, n_draws=-1)
 
@@ -432,7 +431,8 @@ def test_save_writes_everything(with_draws, tmp_path):
     names = {p.name for p in out.iterdir()}
     expected = {"report.md", "report.html", "retention.png", "changes.png",
                 "welfare_by_market.png", "summary.csv", "changes.csv", "by_market.csv",
-                "retention.csv", "params.csv", "draws.csv", "param_draws.csv", MANIFEST}
+                "retention.csv", "params.csv", "draws.csv", "param_draws.csv", "welfare.csv",
+                "choice_shares.csv", "state_shares.csv", MANIFEST}
     assert expected == names
     summary = pd.read_csv(out / "summary.csv", index_col="scenario")
     np.testing.assert_allclose(summary.to_numpy(float), with_draws.summary.to_numpy(float),
@@ -519,11 +519,9 @@ def test_draws_with_estimated_transitions_are_solved_one_by_one(model):
 
 def test_batched_and_one_by_one_paths_agree(model, fitted, with_draws, monkeypatch):
     """With no batched iteration allowed, every draw is solved on its own: same numbers."""
-    import importlib
+    import ddc.solver
 
-    # the module (the package's attribute of the same name is the function)
-    cf_module = importlib.import_module("simulations.counterfactual")
-    monkeypatch.setattr(cf_module, "BATCH_MAX_ITER", 1)
+    monkeypatch.setattr(ddc.solver, "BATCH_MAX_ITER", 1)
     slow = counterfactual(model, fitted, n_draws=12, seed=3)
     assert any("one by one" in note for note in slow.notes)
     # the first 12 of the 60 draws of the same seed are these 12

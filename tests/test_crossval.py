@@ -54,10 +54,7 @@ def small_cv():
 
 @pytest.fixture(scope="module")
 def bus_cv():
-    try:
-        data = ddc.datasets.load_rust_bus(groups=(1, 2, 3, 4), n_states=90)
-    except FileNotFoundError as err:  # pragma: no cover - only where the data are absent
-        pytest.skip(f"Rust's data not found: {err}")
+    data = ddc.datasets.load_rust_bus(groups=(1, 2, 3, 4), n_states=90)
     bus = ddc.models.rust_bus(n_states=90, beta=0.9999)
     # PQR with the logit policy: with 61 replacements, the frequency P-step is set by its
     # smoothing where the anchor is never chosen (see tests/test_irl.py::test_bus_pqr)
@@ -160,17 +157,17 @@ def test_reports(small_cv, tmp_path):
 
 
 def test_save_is_atomic(small_cv, tmp_path, monkeypatch):
+    # through ddc.io.atomic_directory: a manifest lists the files, and a folder holding a file
+    # ddc-econ did not write is refused (it used to be replaced, deleting the user's file)
     _, _, cv = small_cv
     out = tmp_path / "cv"
     cv.save(out)
     files = {"report.md", "table.tex", "table.csv", "summary.csv", "pairwise.csv",
-             "rewards.csv", "ccps.csv", "estimates.png"}
+             "rewards.csv", "ccps.csv", "estimates.png", "MANIFEST.json"}
     assert set(os.listdir(out)) == files
-    (out / "marker").write_text("old")
-    cv.save(out)  # replaces a complete report
+    cv.save(out)  # replaces its own complete report
     assert set(os.listdir(out)) == files
-
-    (out / "marker").write_text("old")
+    before = (out / "report.md").read_text()
 
     def broken(*args, **kwargs):
         raise RuntimeError("figure failed")
@@ -178,10 +175,14 @@ def test_save_is_atomic(small_cv, tmp_path, monkeypatch):
     monkeypatch.setattr(CrossValidation, "figure", broken)
     with pytest.raises(RuntimeError, match="figure failed"):
         cv.save(out)
-    assert (out / "marker").read_text() == "old"  # the old report is untouched
+    assert (out / "report.md").read_text() == before  # the old report is untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cv"]  # no temporary left
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        cv.save(tmp_path / "missing" / "cv")
+    monkeypatch.undo()
+    (out / "marker").write_text("mine")
+    with pytest.raises(FileExistsError, match="'marker'.*did not write"):
+        cv.save(out)
+    assert (out / "marker").read_text() == "mine"
+    assert set(os.listdir(out)) == files | {"marker"}
 
 
 def test_fitted_results_and_names(small_cv):

@@ -65,10 +65,7 @@ def nfxp_tight(membership):
 
 @pytest.fixture(scope="module")
 def bus():
-    try:
-        data = ddc.datasets.load_rust_bus(groups=(1, 2, 3, 4), n_states=90)
-    except FileNotFoundError as err:  # pragma: no cover - only where the data are absent
-        pytest.skip(f"Rust's data not found: {err}")
+    data = ddc.datasets.load_rust_bus(groups=(1, 2, 3, 4), n_states=90)
     return ddc.models.rust_bus(n_states=90, beta=0.9999), data
 
 
@@ -115,7 +112,7 @@ def test_pqr_adjoint(make, q_step):
 
 
 def test_membership_annual_bundle_is_the_documented_formula():
-    # MEMBERSHIP_MODEL.md: r~(s, annual) = u(s, annual) + sum_{k=1..11} beta^k E[b(s_k)]
+    # docs/membership.rst: r~(s, annual) = u(s, annual) + sum_{k=1..11} beta^k E[b(s_k)]
     model = ddc.models.membership()
     truth = model.true_params
     r = anchor_rewards(model, truth)
@@ -296,7 +293,7 @@ def test_pqr_input_errors():
     util = ddc.CallableUtility(lambda th: np.zeros((model.n_states, 3)), ["a"],
                                (model.n_states, 3))
     with pytest.raises(TypeError, match="LinearUtility"):
-        PQR(model.replace(utility=util, true_params=None))
+        PQR(model.replace(utility=util, true_params=None, hooks=ddc.Hooks()))
 
 
 # ------------------------------------------------------------------ MaxEntIRL

@@ -1,12 +1,12 @@
-"""Tests of the membership report's figures (``simulations.figures``).
+"""Tests of the membership model's outcomes (``ddc.models.membership.outcomes``).
 
-Provenance of the reference numbers: ``shared/design/MEMBERSHIP_MODEL.md``, section
-"Transitions", last paragraph: "At the true values the model gives roughly (figures as defined
-below): member share 56% (58%, 78%, 33% in markets 0, 1, 2), annual share of members 72%, lapse
-rate 16%, 12-month retention 46%, revenue $6.76 per customer-month." The figures are defined in its
-section "Counterfactuals and the report", with mu the stationary distribution with equal mass per
-market. The published values are rounded to whole percent (cents for revenue), so each is compared
-to half a unit of its last digit.
+Provenance of the reference numbers: the model's design specification (now docs/membership.rst,
+section "Transitions", last paragraph): "At the true values the model gives roughly (figures as
+defined below): member share 56% (58%, 78%, 33% in markets 0, 1, 2), annual share of members
+72%, lapse rate 16%, 12-month retention 46%, revenue $6.76 per customer-month." The figures are
+defined in its section "Counterfactuals and the report", with mu the stationary distribution with
+equal mass per market. The published values are rounded to whole percent (cents for revenue), so
+each is compared to half a unit of its last digit.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 
 import ddc
 from ddc.kernels import bellman_numpy as kbn
-from simulations import (
+from ddc.models.membership import (
     MembershipFigures,
     annual_share,
     lapse_rate,
@@ -25,8 +25,8 @@ from simulations import (
     membership_figures,
     retention_curve,
     revenue_per_customer_month,
-    stationary_distribution,
 )
+from simulations import stationary_distribution
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ PUBLISHED = [
     "name, market, published, half_unit", PUBLISHED,
     ids=[f"{n}-{'all' if m is None else f'market{m}'}" for n, m, _, _ in PUBLISHED],
 )
-def test_figures_at_truth_match_membership_model_md(figures, name, market, published,
+def test_figures_at_truth_match_the_specification(figures, name, market, published,
                                                     half_unit):
     value = getattr(figures, name) if market is None else figures.by_market.loc[market, name]
     assert abs(value - published) <= half_unit, (name, market, value, published)
@@ -78,7 +78,7 @@ def test_scalar_functions_agree_with_the_report(solution, figures):
 
 
 def test_figures_by_hand(solution, figures):
-    """The definitions of MEMBERSHIP_MODEL.md written out with pandas on the labelled CCPs."""
+    """The definitions of docs/membership.rst written out with pandas on the labelled CCPs."""
     ccp = solution.ccp
     mu = figures.mu
     plan = ccp.index.get_level_values("plan")

@@ -3,7 +3,7 @@ and the built-in models are the ones their documents describe.
 
 The negative cases build a small two-variable model (``x`` in 0, 1, 2 and ``y`` in "lo", "hi";
 6 states; actions "stay", "go") and break one thing at a time. The positive cases check
-``ddc.models.membership()`` against ``MEMBERSHIP_MODEL.md`` (state space, plan transitions,
+``ddc.models.membership()`` against docs/membership.rst (state space, plan transitions,
 utility table, feasibility) and ``ddc.models.rust_bus()`` against Rust (1987): entries written
 out by hand, not recomputed with the code under test. Tolerance: 1e-12 (exact arithmetic up to
 rounding).
@@ -498,7 +498,7 @@ def marginal(P: np.ndarray, codes: np.ndarray, size: int) -> np.ndarray:
     return P @ (codes[:, None] == np.arange(size)[None, :])
 
 
-# (plan now, action) -> plan next, as in MEMBERSHIP_MODEL.md
+# (plan now, action) -> plan next, as in docs/membership.rst
 PLAN_CASES = [
     pytest.param("none", "none", "none", id="none-none"),
     pytest.param("member", "none", "none", id="member-lapses"),
@@ -543,7 +543,7 @@ def test_membership_market_never_changes_and_rows_sum_to_one(membership, members
 def test_membership_engagement_transitions(membership, membership_matrices, action, ship, video):
     m = membership
     P = membership_matrices[m.action_code(action)]
-    # the matrices of MEMBERSHIP_MODEL.md, written out
+    # the matrices of docs/membership.rst, written out
     np.testing.assert_array_equal(SHIP_NONMEMBER[0], [0.85, 0.13, 0.02])
     np.testing.assert_array_equal(SHIP_MEMBER[2], [0.02, 0.13, 0.85])
     np.testing.assert_array_equal(VIDEO_NONMEMBER[:, 1], [0.02, 0.50])

@@ -18,10 +18,10 @@ import pytest
 import ddc
 from estimators import CCP, NFXP, NPL
 from simulations import simulate
+from simulations.cli import main as cli
 from simulations.montecarlo import (
     TABLE_COLUMNS,
     MonteCarloResults,
-    cli_main,
     monte_carlo,
     replication_seed,
 )
@@ -218,6 +218,47 @@ def test_summary_by_hand():
     assert s["median_seconds"] == pytest.approx(1.5)
 
 
+def test_summary_counts_what_it_leaves_out():
+    """Replication 0 converges with both parameters; 1 converges but holds 'b' (a boundary
+    fallback: no row for it); 2 does not converge; 3 fails. The summary of 'b' uses one of four
+    replications and says why the other three are left out."""
+    rows = []
+
+    def row(rep, param, est, conv=True, error=""):
+        rows.append({"rep": rep, "estimator": "E", "start": None, "param": param,
+                     "estimate": est, "std_error": 0.5, "truth": 1.0 if param else np.nan,
+                     "converged": conv, "loglik": -1.0, "iterations": 1, "seconds": 1.0,
+                     "error": error, "warnings": ""})
+
+    row(0, "a", 1.1), row(0, "b", 0.9)
+    row(1, "a", 1.2)
+    row(2, "a", 9.0, conv=False), row(2, "b", 9.0, conv=False)
+    row(3, None, np.nan, conv=False, error="ValueError: boom")
+    table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    table["start"] = table["start"].astype("Int64")
+    mc = MonteCarloResults(table=table, truth=pd.Series({"a": 1.0, "b": 1.0}),
+                           config={"reps": 4})
+    s = mc.summary()
+    assert s.loc[("E", "a"), ["n", "excluded", "excluded_failed", "excluded_not_converged",
+                              "excluded_held"]].tolist() == [2, 2, 1, 1, 0]
+    assert s.loc[("E", "b"), ["n", "excluded", "excluded_failed", "excluded_not_converged",
+                              "excluded_held"]].tolist() == [1, 3, 1, 1, 1]
+    assert s.loc[("E", "b"), "mean"] == pytest.approx(0.9)
+    text = mc.exclusions()
+    assert "E b: 3 of 4 replications left out (1 failed, 1 not converged, 1 converged with " \
+           "the parameter held" in text
+
+
+def test_summary_when_every_fit_failed(membership):
+    mc = monte_carlo(membership, membership.true_params, [CCP], reps=2, n_customers=20,
+                     n_periods=3, seed=0, prepare=_bad_prepare, progress=False)
+    s = mc.summary()  # no KeyError
+    assert list(s.index.get_level_values("param")) == list(membership.true_params.index)
+    assert (s["n"] == 0).all() and (s["excluded_failed"] == 2).all()
+    assert s["mean"].isna().all()
+    assert "2 of 2 replications left out (2 failed" in mc.exclusions()
+
+
 def test_save_table(tmp_path, serial_run):
     path = serial_run.save(tmp_path / "mc.csv")
     back = pd.read_csv(path, keep_default_na=False, na_values={"estimate": [""]})
@@ -229,9 +270,9 @@ def test_save_table(tmp_path, serial_run):
 
 def test_cli(tmp_path, capsys):
     out = tmp_path / "mc.csv"
-    code = cli_main(["--model", "membership", "--reps", "2", "--n-customers", "200",
-                     "--n-periods", "8", "--estimators", "ccp", "--no-progress", "--out",
-                     str(out)])
+    code = cli(["montecarlo", "--model", "membership", "--reps", "2", "--n-customers", "200",
+               "--n-periods", "8", "--estimators", "ccp", "--no-progress", "--out",
+               str(out)])
     assert code == 0
     text = capsys.readouterr().out
     assert "MonteCarloResults('membership': 2 replications" in text and "theta_0" in text
@@ -276,7 +317,12 @@ def test_su_judd_tiny():
     full = runs[runs["estimator"] == "NFXP"]
     assert len(full) == 4 and full["start"].tolist() == [0, 1, 0, 1]
     table = res.table()
-    assert {"convergence_rate", "RC_mean", "theta_11_sd", "seconds_median"} <= set(table.columns)
+    assert {"convergence_rate", "RC_mean", "theta_11_sd", "RC_excluded",
+            "seconds_median"} <= set(table.columns)
+    best = mc.best()
+    for est in ("NFXP", "NFXP-2step"):
+        used = int(((best["estimator"] == est) & (best["param"] == "RC")).sum())
+        assert table.loc[(0.975, est), "RC_excluded"] == 2 - used
     assert res.published()["MPEC/AMPL"] == 0.13
     ok = mc.best()
     ok = ok[ok["estimator"] == "NFXP-2step"].set_index(["rep", "param"])["estimate"]
@@ -301,3 +347,40 @@ def test_out_of_core_reduction_on_dask_twice(dask_client, membership, tmp_path):
                                    scheduler=dask_client)
         np.testing.assert_array_equal(st.counts, ref.counts)
         np.testing.assert_array_equal(st.transition_counts.n, ref.transition_counts.n)
+
+
+# ---------------------------------------------------------------------------- the executor
+
+
+def test_models_pickle_and_travel(membership):
+    """A model pickles (its cache of compiled transitions is rebuilt on load) and solves the
+    same after the trip; a model whose transition function is a closure (the bus) travels by
+    cloudpickle through ddc.executor.dumps."""
+    import pickle
+
+    from ddc.executor import cached_loads, dumps, loads
+
+    back = pickle.loads(pickle.dumps(membership))
+    np.testing.assert_array_equal(back.solve(back.true_params).ccp.to_numpy(),
+                                  membership.solve(membership.true_params).ccp.to_numpy())
+    bus = ddc.models.rust_bus(n_states=20)
+    with pytest.raises((AttributeError, pickle.PicklingError), match="local object"):
+        pickle.dumps(bus)
+    pytest.importorskip("cloudpickle")
+    blob = dumps(bus, "the bus")
+    bus2 = loads(blob)
+    np.testing.assert_allclose(bus2.compiled_transitions(bus.true_params).data,
+                               bus.compiled_transitions(bus.true_params).data, rtol=0, atol=0)
+    assert cached_loads(blob) is cached_loads(blob)
+
+
+@pytest.mark.parametrize("scheduler", ["serial", "processes"])
+def test_executor_runs_tasks_and_reports_errors(scheduler):
+    from ddc.executor import executor
+
+    with executor(scheduler, n_workers=2) as ex:
+        futures = [ex.submit(divmod, 7, k) for k in (1, 2, 0)]
+        done = {id(f): f for f in ex.as_completed(futures)}
+        assert len(done) == 3
+        assert futures[1].result() == (3, 1)
+        assert isinstance(futures[2].exception(), ZeroDivisionError)

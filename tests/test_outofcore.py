@@ -276,3 +276,123 @@ def _shifted_increments(panel, model, by):
     out = add_bus_increments(panel, model)
     out["increment"] = out["increment"] + by
     return out
+
+
+# ---------------------------------------------------------------------------- damaged files
+
+
+def _bus_csv(tmp_path):
+    bus = su_judd_model(0.975)
+    out = write_panel_parquet(bus, bus.true_params, tmp_path / "bus.parquet", 30, 12, seed=3,
+                              transform=add_bus_increments)
+    pd.read_parquet(out.path).to_csv(tmp_path / "bus.csv", index=False)
+    return bus, tmp_path / "bus.csv"
+
+
+@pytest.mark.parametrize("keep", [1, 3, 4], ids=lambda k: f"{k}-fields")
+def test_csv_row_with_too_few_fields_names_its_line(tmp_path, keep):
+    """A short row is an error naming the file and line, not missing values (the bus's last
+    field, the increment, may legitimately be empty: a short row must not pass for that)."""
+    bus, path = _bus_csv(tmp_path)
+    lines = path.read_text().splitlines()
+    lines[40] = ",".join(lines[40].split(",")[:keep])
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ooc.SourceError, match=rf"'bus.csv': 1 row\(s\) with the wrong number "
+                                              rf"of fields; first: line 41: {keep} field\(s\) "
+                                              r"where the header has 5"):
+        sufficient_statistics(bus, path, chunk_rows=50)
+
+
+def test_csv_row_with_too_many_fields(tmp_path):
+    bus, path = _bus_csv(tmp_path)
+    lines = path.read_text().splitlines()
+    lines[7] += ",9"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ooc.SourceError, match=r"line 8: 6 field\(s\) where the header has 5"):
+        sufficient_statistics(bus, path)
+
+
+def test_csv_text_in_a_number_column_names_the_row(tmp_path):
+    bus, path = _bus_csv(tmp_path)
+    lines = path.read_text().splitlines()
+    fields = lines[12].split(",")
+    fields[2] = "x17"  # mileage
+    lines[12] = ",".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(PanelError,
+                       match=r"bus.csv: column 'mileage' mixes.*row 11 .*'x17' \(str\)"):
+        sufficient_statistics(bus, path, chunk_rows=100)
+
+
+def test_empty_csv_is_named(membership, tmp_path):
+    (tmp_path / "empty.csv").write_bytes(b"")
+    with pytest.raises(ooc.SourceError, match=r"empty.csv' is empty \(no header line, no rows\)"):
+        sufficient_statistics(membership, tmp_path / "empty.csv")
+
+
+@pytest.mark.parametrize("size", [0, 100, -100], ids=["0-bytes", "head-only", "no-footer"])
+def test_truncated_parquet_is_named(membership, parquet_file, tmp_path, size):
+    data = parquet_file.path.read_bytes()
+    cut = data[:size] if size >= 0 else data[:size]
+    (tmp_path / "cut.parquet").write_bytes(cut)
+    with pytest.raises(ooc.SourceError, match=r"cut.parquet.*(empty \(0 bytes\)|truncated)"):
+        sufficient_statistics(membership, tmp_path / "cut.parquet")
+
+
+def _flip_outcomes(model, path, reference, tmp_path, n=30):
+    """Read ``path`` with two bytes of its data pages flipped, ``n`` times (fixed seed): how
+    often it is an error naming the file, the same counts, or different counts."""
+    data = path.read_bytes()
+    footer = int.from_bytes(data[-8:-4], "little") + 8
+    rng = np.random.default_rng(7)
+    outcomes = {"error": 0, "same": 0, "different": 0}
+    for _ in range(n):
+        damaged = bytearray(data)
+        for i in rng.integers(4, len(data) - footer, size=2):
+            damaged[i] ^= 0xFF
+        target = tmp_path / "flipped.parquet"
+        target.write_bytes(bytes(damaged))
+        try:
+            st = sufficient_statistics(model, target, chunk_rows=2_000)
+        except PanelError as e:
+            assert "flipped.parquet" in str(e)
+            outcomes["error"] += 1
+            continue
+        try:
+            assert_same(st, reference)
+            outcomes["same"] += 1
+        except AssertionError:
+            outcomes["different"] += 1
+    return outcomes
+
+
+def test_flipped_bytes_are_an_error_not_other_counts(membership, parquet_file, reference,
+                                                     tmp_path):
+    """Two flipped bytes in a file of write_panel_parquet (page checksums written): every
+    corruption is an error naming the file, never different counts. The same corruptions of
+    the same rows written without checksums (uncompressed) pass unnoticed some of the time: the
+    checksums the writer stores are what catches them."""
+    checked = _flip_outcomes(membership, parquet_file.path, reference, tmp_path)
+    assert checked["different"] == 0 and checked["error"] >= 25, checked
+    plain = tmp_path / "plain.parquet"
+    pq.write_table(pq.read_table(parquet_file.path), plain, row_group_size=1_000,
+                   compression="none")
+    unchecked = _flip_outcomes(membership, plain, reference, tmp_path)
+    assert unchecked["different"] > 0, unchecked
+
+
+def test_column_mapping_and_dates(membership, frame, reference, tmp_path):
+    """The same panel with other column names and monthly dates as text reduces to the same
+    counts through the column mapping (the one of ddc.panel.prepare)."""
+    renamed = frame.rename(columns={"customer_id": "client", "month": "date", "plan": "tier",
+                                    "action": "choice"})
+    renamed["date"] = (pd.Period("2020-07", freq="M") + renamed["date"]).astype(str)
+    renamed.to_csv(tmp_path / "mapped.csv", index=False)
+    cols = ddc.panel.Columns(id_col="client", time_col="date", action_col="choice",
+                             states={"plan": "tier"})
+    st = sufficient_statistics(membership, tmp_path / "mapped.csv", columns=cols,
+                               chunk_rows=700)
+    assert_same(st, reference)
+    assert (st.id_col, st.time_col) == ("client", "date")
+    with pytest.raises(PanelError, match=r"no id column.*name it with id_col="):
+        sufficient_statistics(membership, tmp_path / "mapped.csv")

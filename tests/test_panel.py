@@ -619,3 +619,19 @@ def test_single_period_panel_has_no_transitions(membership):
     assert all(c.sum() == 0 for c in p.factor_counts().values())
     assert p.impossible_transitions().empty
     assert p.transition_counts.to_csr().nnz == 0
+
+
+def test_next_row_links_each_row_to_its_units_next_period():
+    bus = ddc.models.rust_bus(n_states=10)
+    df = pd.DataFrame({"bus_id": [2, 1, 1, 2, 1], "month": [5, 1, 0, 4, 2],
+                       "mileage": [1, 1, 0, 0, 2], "action": ["keep"] * 5})
+    panel = prepare(bus, df)
+    nxt = panel.next_row
+    for i in range(panel.nobs):
+        later = np.flatnonzero((panel.unit == panel.unit[i]) & (panel.time == panel.time[i] + 1))
+        assert nxt[i] == (later[0] if later.size else -1)
+    assert (panel.state[nxt[nxt >= 0]] == panel.next_state[nxt >= 0]).all()
+    # rows given out of order with their next states: linked where the next row is present
+    codes = Panel.from_codes(bus, state=[1, 0, 2], action=[0, 0, 0], next_state=[2, 1, 3],
+                             unit=[7, 7, 7], time=[1, 0, 2])
+    assert codes.next_row.tolist() == [2, 0, -1]

@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
+import ddc.io
 from estimators.compare import Comparison, compare
 from estimators.results import (
     EstimationResults,
@@ -412,6 +413,45 @@ def test_save_records_model_description(logit, tmp_path):
     assert "Model:" in str(loaded.summary()) and "rust_bus" in repr(loaded)
 
 
+
+def test_results_carry_the_model_fingerprint(logit, tmp_path):
+    import ddc
+
+    model = ddc.models.membership()
+    r = _results(logit, model=model)
+    assert r.fingerprint == json.loads(json.dumps(ddc.io.encode_json(model.fingerprint())))
+    path = r.save(tmp_path / "m.json")
+    assert load_results(path).fingerprint == r.fingerprint
+    again = load_results(path, model)  # the same model: accepted, and the results refer to it
+    assert again.model is model
+    pd.testing.assert_series_equal(again.params, r.params)
+
+
+@pytest.mark.parametrize(("other", "difference"), [
+    pytest.param({"beta": 0.95}, "beta: 0.99 vs 0.95", id="beta"),
+    pytest.param({"name": "other"}, "name: 'membership' vs 'other'", id="name"),
+])
+def test_load_refuses_a_different_model_naming_the_difference(logit, tmp_path, other,
+                                                              difference):
+    import ddc
+    from estimators import ModelMismatchError
+
+    model = ddc.models.membership()
+    path = _results(logit, model=model).save(tmp_path / "m.json")
+    with pytest.raises(ModelMismatchError, match=difference) as info:
+        load_results(path, model.replace(**other))
+    assert difference in info.value.differences
+
+
+def test_load_with_a_model_needs_a_recorded_fingerprint(logit, tmp_path):
+    import ddc
+
+    path = _results(logit).save(tmp_path / "none.json")  # estimated without a model
+    assert load_results(path).fingerprint is None
+    with pytest.raises(ValueError, match="record no model fingerprint"):
+        load_results(path, ddc.models.membership())
+
+
 def test_non_finite_values_round_trip_as_strict_json(logit, tmp_path):
     r = _results(logit, loglik=float("nan"), seconds=float("inf"))
     path = r.save(tmp_path / "res.json")
@@ -423,11 +463,10 @@ def test_non_finite_values_round_trip_as_strict_json(logit, tmp_path):
 def test_atomic_save_leaves_no_partial_file(rich, tmp_path, monkeypatch):
     target = tmp_path / "res.json"
 
-    def broken_dump(obj, fh, **kwargs):
-        fh.write('{"format": "ddc-econ estimation results", "params": ')
+    def broken_fsync(fd):  # the file is written, but the disk fails before the rename
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(json, "dump", broken_dump)
+    monkeypatch.setattr(ddc.io.os, "fsync", broken_fsync)
     with pytest.raises(RuntimeError, match="disk full"):
         rich.save(target)
     assert os.listdir(tmp_path) == []
@@ -506,7 +545,7 @@ def test_compare_layout(two):
 def test_compare_renderings(two, tmp_path):
     table = compare(two, stars=True)
     md = table.as_markdown()
-    assert md.splitlines()[0] == "| | full | small |"
+    assert md.splitlines()[:3] == ["**Comparison of estimates**", "", "| | full | small |"]
     assert "| theta_ship | " in md and "(fixed)" in md
     tex = table.as_latex()
     assert r"\begin{tabular}{lrr}" in tex and r"\toprule" in tex and r"theta\_ship" in tex

@@ -2,31 +2,37 @@
 
 Provenance of the published numbers: Rust, J. (1987), "Optimal Replacement of GMC Bus Engines: An
 Empirical Model of Harold Zurcher", Econometrica 55(5), 999-1033, Tables IX (90 states) and X (175
-states), as transcribed in shared/design/REFERENCES.md. Tests that need the data files skip when
-no data folder is found (path, DDC_RUST_DATA, ../shared/data/rust1987).
+states), as listed in ddc/datasets/rust1987/PROVENANCE.md. The data files ship with the package,
+so no test here needs anything outside it.
 """
 
 from __future__ import annotations
 
 import shutil
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from ddc.datasets import DATA_ENV_VAR, RUST_BUS_GROUPS, load_rust_bus, rust_bus_files
+import ddc
+from ddc.datasets import (
+    DATA_ENV_VAR,
+    RUST_BUS_GROUPS,
+    ChecksumWarning,
+    load_rust_bus,
+    rust_bus_files,
+    shipped_data_dir,
+)
+from ddc.panel import PanelError, prepare
 
 GROUPS_1_4 = (1, 2, 3, 4)
 
 
 @pytest.fixture(scope="module")
 def data_dir():
-    try:
-        files = rust_bus_files(groups=sorted(RUST_BUS_GROUPS))
-    except FileNotFoundError as exc:
-        pytest.skip(f"{str(exc).splitlines()[0]} (give the folder by path=..., {DATA_ENV_VAR} "
-                    "or ../shared/data/rust1987)")
-    return next(iter(files.values())).parent
+    """The copy shipped with the package."""
+    return shipped_data_dir()
 
 
 @pytest.fixture(scope="module")
@@ -235,23 +241,47 @@ def test_bad_max_mileage(max_mileage):
 # ---------------------------------------------------------- locating and verifying the files
 
 
-def _assert_names_all_options(message: str) -> None:
-    for text in ("path=", DATA_ENV_VAR, "../shared/data/rust1987", "g870.asc", "a530875.asc"):
-        assert text in message, text
+def test_shipped_copy_is_the_default(monkeypatch):
+    monkeypatch.delenv(DATA_ENV_VAR, raising=False)
+    files = rust_bus_files(groups=sorted(RUST_BUS_GROUPS))
+    assert {f.parent for f in files.values()} == {shipped_data_dir()}
+    assert shipped_data_dir().parts[-3:] == ("ddc", "datasets", "rust1987")
+    for name in ("FORMAT.md", "PROVENANCE.md", "SHA256SUMS"):
+        assert (shipped_data_dir() / name).is_file(), name
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the shipped copy verifies without a warning
+        assert counts(load_rust_bus(groups=4)) == [1682, 2555, 55]
+
+
+def test_shipped_checksums_list_every_file():
+    listed = {line.split()[1] for line in
+              (shipped_data_dir() / "SHA256SUMS").read_text().splitlines() if line.strip()}
+    assert listed == {g.file for g in RUST_BUS_GROUPS.values()}
 
 
 def test_missing_folder_given_as_path(tmp_path):
-    with pytest.raises(FileNotFoundError) as err:
+    with pytest.raises(FileNotFoundError, match="path=") as err:
         load_rust_bus(path=tmp_path / "nowhere")
-    _assert_names_all_options(str(err.value))
+    for text in ("nowhere", "g870.asc", "a530875.asc", DATA_ENV_VAR, "shipped"):
+        assert text in str(err.value), text
 
 
 def test_missing_folder_given_by_env(tmp_path, monkeypatch):
     monkeypatch.setenv(DATA_ENV_VAR, str(tmp_path))
-    with pytest.raises(FileNotFoundError) as err:
+    with pytest.raises(FileNotFoundError, match=DATA_ENV_VAR) as err:
         load_rust_bus()
-    _assert_names_all_options(str(err.value))
     assert str(tmp_path) in str(err.value)
+    assert "g870.asc" in str(err.value)
+
+
+def test_the_missing_file_is_named(data_dir, tmp_path):
+    for name in ("a530875.asc", "SHA256SUMS"):
+        shutil.copy(data_dir / name, tmp_path / name)
+    with pytest.raises(FileNotFoundError) as err:
+        load_rust_bus(groups=(1, 4), path=tmp_path)
+    message = str(err.value)
+    assert "lacks the file(s) g870.asc." in message
+    assert str(tmp_path) in message
 
 
 def test_env_var_and_path_are_used(data_dir, tmp_path, monkeypatch):
@@ -260,7 +290,7 @@ def test_env_var_and_path_are_used(data_dir, tmp_path, monkeypatch):
     monkeypatch.setenv(DATA_ENV_VAR, str(tmp_path))
     assert rust_bus_files(groups=4) == {4: tmp_path / "a530875.asc"}
     assert counts(load_rust_bus(groups=4)) == [1682, 2555, 55]
-    with pytest.raises(FileNotFoundError):  # group 1's file is not in that folder
+    with pytest.raises(FileNotFoundError, match="g870.asc"):  # not in that folder: no fallback
         load_rust_bus(groups=1)
     assert rust_bus_files(groups=1, path=data_dir) == {1: data_dir / "g870.asc"}
 
@@ -271,6 +301,51 @@ def test_checksum_mismatch(data_dir, tmp_path):
     (tmp_path / "a530875.asc").write_text(text.replace("5297", "9999", 1))
     with pytest.raises(ValueError, match=r"checksum mismatch for .*a530875\.asc"):
         load_rust_bus(groups=4, path=tmp_path)
-    # without SHA256SUMS the (altered) file is read as it is
+    # without SHA256SUMS the (altered) file is read as it is, with a warning
     (tmp_path / "SHA256SUMS").unlink()
-    assert 9999 in load_rust_bus(groups=4, path=tmp_path)["bus_id"].to_numpy()
+    with pytest.warns(ChecksumWarning, match="has no SHA256SUMS"):
+        df = load_rust_bus(groups=4, path=tmp_path)
+    assert 9999 in df["bus_id"].to_numpy()
+
+
+@pytest.mark.parametrize("content", [
+    pytest.param("not a checksum file\n", id="prose"),
+    pytest.param("abc123  a530875.asc\n", id="short-hash"),
+    pytest.param(b"\xff\xfe\x00garbage", id="binary"),
+])
+def test_garbage_checksum_file_warns(data_dir, tmp_path, content):
+    shutil.copy(data_dir / "a530875.asc", tmp_path / "a530875.asc")
+    sums = tmp_path / "SHA256SUMS"
+    sums.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.warns(ChecksumWarning, match="not a list of"):
+        assert counts(load_rust_bus(groups=4, path=tmp_path)) == [1682, 2555, 55]
+
+
+def test_unlisted_file_warns(data_dir, tmp_path):
+    shutil.copy(data_dir / "a530875.asc", tmp_path / "a530875.asc")
+    line = next(x for x in (data_dir / "SHA256SUMS").read_text().splitlines() if "g870" in x)
+    (tmp_path / "SHA256SUMS").write_text(line + "\n")
+    with pytest.warns(ChecksumWarning, match="does not list a530875.asc"):
+        load_rust_bus(groups=4, path=tmp_path)
+
+
+# ---------------------------------------------------------- data of another state space
+
+
+def test_frame_records_its_bin_count(g4, g1_4_175):
+    assert g4.attrs["ddc_state_sizes"] == {"mileage": 90}
+    assert g1_4_175.attrs["ddc_state_sizes"] == {"mileage": 175}
+    assert g4[g4["bus_id"] > 0].attrs == g4.attrs  # selections keep it
+
+
+@pytest.mark.parametrize("data_states, model_states", [(90, 175), (175, 90), (90, 60)])
+def test_data_binned_for_another_state_space_is_refused(g4, g1_4_175, data_states,
+                                                        model_states):
+    data = g4 if data_states == 90 else g1_4_175
+    with pytest.raises(PanelError, match=rf"column 'mileage' was coded for {data_states} values"
+                                         rf".* has {model_states}"):
+        prepare(ddc.models.rust_bus(n_states=model_states), data)
+
+
+def test_matching_state_space_is_accepted(g4):
+    assert prepare(ddc.models.rust_bus(n_states=90), g4).nobs == len(g4)

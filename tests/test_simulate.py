@@ -18,6 +18,7 @@ import ddc
 from ddc import Factor, FactoredTransitions, LinearUtility, Model, StateVariable
 from ddc.kernels import bellman as kb
 from ddc.kernels import bellman_numpy as kbn
+from ddc.panel import Columns, prepare
 from simulations import (
     MultipleRecurrentClassesError,
     permanent_variables,
@@ -173,16 +174,23 @@ def test_panel_follows_plan_transitions(membership):
     assert set(panel["plan"].astype(str)) <= set(plans)
 
 
-def test_rust_bus_panel_uses_metadata_id_column(bus):
+def test_rust_bus_panel_uses_the_layout_and_the_column_mapping(bus):
     model, sol = bus
     panel = simulate(model, sol, n_customers=20, n_periods=10, seed=0)
     assert list(panel.columns) == ["bus_id", "month", "mileage", "action"]
     assert list(panel["action"].cat.categories) == ["keep", "replace"]
-    renamed = model.replace(metadata={**model.metadata, "id_column": "customer_id"})
-    panel2 = simulate(renamed, renamed.solve(renamed.true_params), n_customers=20,
-                      n_periods=10, seed=0)
-    assert list(panel2.columns) == ["customer_id", "month", "mileage", "action"]
-    pd.testing.assert_frame_equal(panel2.rename(columns={"customer_id": "bus_id"}), panel)
+    cols = Columns(id_col="bus", time_col="yyyymm", action_col="choice",
+                   states={"mileage": "odometer"})
+    panel2 = simulate(model, sol, n_customers=20, n_periods=10, seed=0, columns=cols)
+    assert list(panel2.columns) == ["bus", "yyyymm", "odometer", "choice"]
+    pd.testing.assert_frame_equal(panel2.set_axis(panel.columns, axis=1), panel)
+    # the same mapping reads it back, to the same coded panel
+    np.testing.assert_array_equal(prepare(model, panel2, columns=cols).state,
+                                  prepare(model, panel).state)
+    with pytest.raises(KeyError, match="not state variables"):
+        simulate(model, sol, n_customers=2, n_periods=2, columns={"miles": "x"})
+    with pytest.raises(ValueError, match="more than one column"):
+        simulate(model, sol, n_customers=2, n_periods=2, columns=Columns(id_col="mileage"))
     # after a replacement the mileage restarts from the bottom bins (increments 0, 1, 2)
     nxt = panel.groupby("bus_id")["mileage"].shift(-1)
     after = nxt[(panel["action"] == "replace") & nxt.notna()]

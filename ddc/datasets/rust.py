@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import numbers
 import os
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,22 +20,30 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ddc.panel import STATE_SIZES_ATTR
+
 __all__ = [
     "DATA_ENV_VAR",
     "RUST_BUS_GROUPS",
+    "ChecksumWarning",
     "RustBusGroup",
     "load_rust_bus",
     "rust_bus_files",
+    "shipped_data_dir",
 ]
 
-#: Environment variable naming the folder that holds the ``.asc`` files.
+#: Environment variable naming a folder that holds the ``.asc`` files (instead of the shipped copy).
 DATA_ENV_VAR = "DDC_RUST_DATA"
-#: Folder searched for upwards from the repository root and from the working directory.
-_SHARED_SUBDIR = Path("shared", "data", "rust1987")
+#: The shipped copy: package data beside this module.
+_SHIPPED_SUBDIR = "rust1987"
 _CHECKSUM_FILE = "SHA256SUMS"
 _HEADER_ROWS = 11
 _COLUMNS = ["bus_id", "group", "month", "mileage", "action", "increment", "odometer"]
 _ACTIONS = ("keep", "replace")
+
+
+class ChecksumWarning(UserWarning):
+    """A data folder's files could not be verified (no usable ``SHA256SUMS``)."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,7 @@ RUST_BUS_GROUPS: dict[int, RustBusGroup] = {
         RustBusGroup(0, "d309.asc", 110, 4, "Davidson 309 (not in the paper's tables)"),
     )
 }
+_ALL_FILES = tuple(g.file for g in RUST_BUS_GROUPS.values())
 _ACCEPTED = "1-8 (Rust 1987's groups) and 0 (d309.asc, Davidson 309, not used in the paper)"
 
 
@@ -100,71 +110,88 @@ def _check_positive_int(name: str, value, allow_float: bool = False) -> int:
 # --------------------------------------------------------------------------- locating the files
 
 
-def _search_dirs() -> list[Path]:
-    """``shared/data/rust1987`` in the repository root, the working directory and their parents."""
-    repo_root = Path(__file__).resolve().parents[2]
-    starts = [repo_root]
-    try:
-        starts.append(Path.cwd().resolve())
-    except OSError:  # pragma: no cover - the working directory was removed
-        pass
-    out: list[Path] = []
-    for start in starts:
-        for d in (start, *start.parents):
-            cand = d / _SHARED_SUBDIR
-            if cand not in out:
-                out.append(cand)
-    return out
+def shipped_data_dir() -> Path:
+    """The folder of the data files shipped with the package (``ddc/datasets/rust1987``)."""
+    return Path(__file__).resolve().parent / _SHIPPED_SUBDIR
 
 
-def _has_files(folder: Path, files: list[str]) -> bool:
-    return all((folder / f).is_file() for f in files)
+def _missing(folder: Path, files: list[str]) -> list[str]:
+    return [f for f in files if not (folder / f).is_file()]
 
 
-def _not_found(files: list[str], tried: list[Path], why: str) -> FileNotFoundError:
-    shown = "\n".join(f"  {p}" for p in tried[:12])
-    more = f"\n  ... and {len(tried) - 12} more" if len(tried) > 12 else ""
+def _not_found(folder: Path, missing: list[str], how: str) -> FileNotFoundError:
     return FileNotFoundError(
-        f"Rust (1987) bus data not found: {why}.\n"
-        f"Expected the files {', '.join(files)} in one folder. Give it in one of three ways:\n"
-        f"  1. load_rust_bus(path=...) / rust_bus_files(path=...): the folder with the files;\n"
-        f"  2. the environment variable {DATA_ENV_VAR}=<folder>;\n"
-        f"  3. ../shared/data/rust1987 beside the repository checkout (a shared/data/rust1987 "
-        f"folder in the repository root, the working directory or one of their parents).\n"
-        f"Folders tried:\n{shown}{more}"
+        f"Rust (1987) bus data: {how} {str(folder)!r} lacks the file(s) {', '.join(missing)}. "
+        f"Give a folder holding Rust's NFXP files ({', '.join(_ALL_FILES)}) with path=... or "
+        f"{DATA_ENV_VAR}=<folder>, or give neither to use the copy shipped with the package "
+        f"({shipped_data_dir()})."
     )
 
 
-def _locate(path, files: list[str]) -> Path:
+def _locate(path, files: list[str]) -> tuple[Path, bool]:
+    """The folder to read (``path``, else ``$DDC_RUST_DATA``, else the shipped copy) and whether
+    it is the shipped copy."""
     if path is not None:
-        folder = Path(path).expanduser()
-        if not _has_files(folder, files):
-            raise _not_found(files, [folder], f"path={str(path)!r} does not hold the files")
-        return folder
-    env = os.environ.get(DATA_ENV_VAR)
-    if env:
-        folder = Path(env).expanduser()
-        if not _has_files(folder, files):
-            raise _not_found(files, [folder],
-                             f"{DATA_ENV_VAR}={env!r} does not hold the files")
-        return folder
-    tried = _search_dirs()
-    for folder in tried:
-        if _has_files(folder, files):
-            return folder
-    raise _not_found(files, tried,
-                     f"no path=..., {DATA_ENV_VAR} unset, and no ../shared/data/rust1987 found")
+        folder, how = Path(path).expanduser(), "path="
+    elif os.environ.get(DATA_ENV_VAR):
+        folder, how = Path(os.environ[DATA_ENV_VAR]).expanduser(), f"{DATA_ENV_VAR}="
+    else:
+        folder, how = shipped_data_dir(), "the package's shipped data folder"
+    missing = _missing(folder, files)
+    if missing:
+        if how.endswith("folder"):  # pragma: no cover - a broken installation
+            raise FileNotFoundError(
+                f"the copy of Rust's (1987) data shipped with the package is incomplete: "
+                f"{folder} lacks {', '.join(missing)}; reinstall ddc-econ, or give a folder with "
+                f"path=... or {DATA_ENV_VAR}")
+        raise _not_found(folder, missing, how)
+    return folder, how.endswith("folder")
 
 
-def _verify(folder: Path, files: list[str]) -> None:
-    sums_file = folder / _CHECKSUM_FILE
-    if not sums_file.is_file():
-        return
+def _read_checksums(sums_file: Path) -> dict[str, str] | None:
+    """``file -> sha256`` from a ``sha256sum``-style file, or None when it is not one."""
     expected: dict[str, str] = {}
-    for line in sums_file.read_text().splitlines():
+    try:
+        text = sums_file.read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+    for line in text.splitlines():
         parts = line.split()
-        if len(parts) == 2:
-            expected[parts[1].lstrip("*")] = parts[0].lower()
+        if not parts:
+            continue
+        if (len(parts) != 2 or len(parts[0]) != 64
+                or any(c not in "0123456789abcdefABCDEF" for c in parts[0])):
+            return None
+        expected[parts[1].lstrip("*")] = parts[0].lower()
+    return expected or None
+
+
+def _verify(folder: Path, files: list[str], shipped: bool) -> None:
+    """Check ``files`` against the folder's ``SHA256SUMS``.
+
+    A mismatch raises; a folder of the user's without a readable ``SHA256SUMS``, or one that does
+    not list a file, gives a :class:`ChecksumWarning` (the files are read unverified). The shipped
+    copy must always verify.
+    """
+    sums_file = folder / _CHECKSUM_FILE
+    expected = _read_checksums(sums_file) if sums_file.is_file() else None
+    if expected is None:
+        what = ("has no SHA256SUMS" if not sums_file.is_file()
+                else f"has a {_CHECKSUM_FILE} that is not a list of '<sha256>  <file>' lines")
+        if shipped:  # pragma: no cover - a broken installation
+            raise ValueError(f"the package's data folder {folder} {what}; reinstall ddc-econ")
+        warnings.warn(f"Rust (1987) bus data: {folder} {what}; the files are read without "
+                      f"verifying them against the original checksums (see the package's "
+                      f"{shipped_data_dir() / _CHECKSUM_FILE})",
+                      ChecksumWarning, stacklevel=4)
+        return
+    unlisted = [f for f in files if f not in expected]
+    if unlisted:
+        if shipped:  # pragma: no cover - a broken installation
+            raise ValueError(f"{folder / _CHECKSUM_FILE} does not list {', '.join(unlisted)}")
+        warnings.warn(f"Rust (1987) bus data: {folder / _CHECKSUM_FILE} does not list "
+                      f"{', '.join(unlisted)}; read without verifying", ChecksumWarning,
+                      stacklevel=4)
     for f in files:
         if f not in expected:
             continue
@@ -179,9 +206,11 @@ def _verify(folder: Path, files: list[str]) -> None:
 def rust_bus_files(groups=(1, 2, 3, 4), path=None, verify: bool = True) -> dict[int, Path]:
     """Locate (and verify) the data files of the bus groups.
 
-    The folder is ``path`` if given, else the one named by ``DDC_RUST_DATA``, else the first
-    ``shared/data/rust1987`` above the repository root or the working directory; the files are
-    checked against the folder's ``SHA256SUMS`` when it has one.
+    The folder is ``path`` if given, else the one named by the environment variable
+    ``DDC_RUST_DATA``, else the copy shipped with the package (:func:`shipped_data_dir`). The
+    files are checked against the folder's ``SHA256SUMS``: a mismatch is an error; a folder of
+    the user's without a usable ``SHA256SUMS`` (missing, or not ``<sha256>  <file>`` lines) gives
+    a :class:`ChecksumWarning` and its files are read unverified.
 
     Parameters
     ----------
@@ -191,7 +220,7 @@ def rust_bus_files(groups=(1, 2, 3, 4), path=None, verify: bool = True) -> dict[
         Folder holding the files; see :func:`load_rust_bus` for where the files are looked for
         when it is not given.
     verify : bool, default True
-        Check the files against the folder's ``SHA256SUMS`` when it has one.
+        Check the files against the folder's ``SHA256SUMS``.
 
     Returns
     -------
@@ -201,9 +230,16 @@ def rust_bus_files(groups=(1, 2, 3, 4), path=None, verify: bool = True) -> dict[
     Raises
     ------
     FileNotFoundError
-        When no folder with the files is found.
+        When the folder lacks a file of ``groups`` (the message names the folder and the file).
     ValueError
-        On a bad group or a checksum mismatch.
+        On a bad group, or a file whose checksum differs from the one its folder's
+        ``SHA256SUMS`` lists (the message names the file).
+
+    Warns
+    -----
+    ChecksumWarning
+        When a folder given by ``path`` or ``DDC_RUST_DATA`` has no usable ``SHA256SUMS`` or it
+        does not list a file.
 
     See Also
     --------
@@ -212,14 +248,15 @@ def rust_bus_files(groups=(1, 2, 3, 4), path=None, verify: bool = True) -> dict[
     Examples
     --------
     >>> from ddc.datasets import rust_bus_files
-    >>> rust_bus_files(groups=[4])  # doctest: +SKIP
-    {4: PosixPath('.../shared/data/rust1987/a530875.asc')}
+    >>> files = rust_bus_files(groups=[4])  # the shipped copy
+    >>> files[4].name, files[4].parent.name
+    ('a530875.asc', 'rust1987')
     """
     groups = _check_groups(groups)
     files = [RUST_BUS_GROUPS[g].file for g in groups]
-    folder = _locate(path, files)
+    folder, shipped = _locate(path, files)
     if verify:
-        _verify(folder, files)
+        _verify(folder, files, shipped)
     return {g: folder / RUST_BUS_GROUPS[g].file for g in groups}
 
 
@@ -348,10 +385,10 @@ def load_rust_bus(groups=(1, 2, 3, 4), n_states: int = 90, path=None,
         Table IX; 175: 2,571.43 miles, Table X).
     path : str or os.PathLike, optional
         Folder holding the ``.asc`` files. Without it the folder named by the environment
-        variable ``DDC_RUST_DATA`` is used, and without that the first ``shared/data/rust1987``
-        found in the repository root, the working directory or one of their parents (in CI the
-        repository is a clone and ``shared/`` its sibling: ``<clone>/../shared/data/rust1987``).
-        A folder given by ``path`` or ``DDC_RUST_DATA`` is used alone, without falling back.
+        variable ``DDC_RUST_DATA`` is used, and without that the copy shipped with the package
+        (``ddc/datasets/rust1987``, see its ``PROVENANCE.md``). A folder given by ``path`` or
+        ``DDC_RUST_DATA`` is used alone, without falling back, and is checked against its
+        ``SHA256SUMS`` when it has one.
     max_mileage : int, default 450_000
         Upper end of the last bin, in miles.
 
@@ -381,8 +418,8 @@ def load_rust_bus(groups=(1, 2, 3, 4), n_states: int = 90, path=None,
     Raises
     ------
     FileNotFoundError
-        When no folder holds the files of ``groups``; the message names the three ways of
-        giving it (``path=...``, ``DDC_RUST_DATA``, ``../shared/data/rust1987``) and the files.
+        When the folder given by ``path`` or ``DDC_RUST_DATA`` lacks a file of ``groups``; the
+        message names the folder, the missing file and the other ways of giving the data.
     ValueError
         On a bad group, a non-positive or non-integer ``n_states`` or ``max_mileage``, a file
         that does not match the folder's ``SHA256SUMS`` (the message names it), a malformed file,
@@ -447,10 +484,12 @@ def load_rust_bus(groups=(1, 2, 3, 4), n_states: int = 90, path=None,
     Examples
     --------
     >>> from ddc.datasets import load_rust_bus
-    >>> df = load_rust_bus(groups=(1, 2, 3, 4), n_states=90)  # doctest: +SKIP
-    >>> df["bus_id"].nunique()  # doctest: +SKIP
+    >>> df = load_rust_bus(groups=(1, 2, 3, 4), n_states=90)
+    >>> df["bus_id"].nunique()
     104
-    >>> load_rust_bus(groups=4)["increment"].value_counts().sort_index()  # doctest: +SKIP
+    >>> df.attrs["ddc_state_sizes"]
+    {'mileage': 90}
+    >>> load_rust_bus(groups=4)["increment"].value_counts().sort_index()
     increment
     0    1682
     1    2555
@@ -474,7 +513,7 @@ def load_rust_bus(groups=(1, 2, 3, 4), n_states: int = 90, path=None,
         raise ValueError("a bus number appears in more than one of the selected files")
     action = pd.Categorical.from_codes(cols["replace"].astype(np.int8), categories=_ACTIONS)
     increment = pd.arrays.IntegerArray(cols["increment"].astype(np.int64), cols["last"].copy())
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "bus_id": cols["bus_id"].astype(np.int64),
             "group": cols["group"].astype(np.int64),
@@ -486,3 +525,6 @@ def load_rust_bus(groups=(1, 2, 3, 4), n_states: int = 90, path=None,
         },
         columns=_COLUMNS,
     )
+    # the bin count, so that a model of another state space refuses these codes (ddc.panel)
+    frame.attrs[STATE_SIZES_ATTR] = {"mileage": n_states}
+    return frame

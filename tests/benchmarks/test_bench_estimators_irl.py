@@ -81,10 +81,7 @@ def test_membership_cross_validate(benchmark, membership_panel):
 
 @pytest.fixture(scope="module")
 def rust():
-    try:
-        data = ddc.datasets.load_rust_bus(groups=(1, 2, 3, 4), n_states=90)
-    except FileNotFoundError as err:  # pragma: no cover - only where the data are absent
-        pytest.skip(f"Rust's data not found: {err}")
+    data = ddc.datasets.load_rust_bus(groups=(1, 2, 3, 4), n_states=90)
     model = ddc.models.rust_bus(n_states=90, beta=0.9999)
     return model, data, NFXP(model, full_information=False).fit(data)
 

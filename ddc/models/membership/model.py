@@ -1,4 +1,4 @@
-"""The membership model of ``MEMBERSHIP_MODEL.md``: none, monthly or a prepaid annual plan.
+"""The membership model: none, monthly or a prepaid annual plan (specified in docs/membership.rst).
 
 Each month a customer in market *m* (a price regime, permanent) with plan status, shipping and
 video engagement chooses ``none``, ``monthly`` or ``annual``. With the benefit of membership
@@ -20,6 +20,9 @@ import pandas as pd
 
 from ddc.hooks import DataLayout, Hooks, Money
 from ddc.model import Model
+from ddc.models.membership.figures import report_figures
+from ddc.models.membership.outcomes import OUTCOMES, RETENTION
+from ddc.models.membership.scenarios import default_scenarios
 from ddc.statespace import StateVariable
 from ddc.transitions import Factor, FactoredTransitions
 from ddc.utility import LinearUtility
@@ -92,7 +95,7 @@ def membership(
     video_member: np.ndarray = VIDEO_MEMBER,
     true_params: pd.Series | None = None,
 ) -> Model:
-    """The paid-membership model (``MEMBERSHIP_MODEL.md``), every quantity a parameter.
+    """The paid-membership model (docs/membership.rst), every quantity a parameter.
 
     Parameters
     ----------
@@ -120,7 +123,12 @@ def membership(
     Model
         With state variables ``market``, ``plan``, ``ship``, ``video``, actions ``none``,
         ``monthly``, ``annual`` (anchor ``none``) and the parameters of :data:`TRUE_PARAMS`.
-        ``model.metadata`` holds the prices and sizes.
+        Its hooks (:class:`ddc.Hooks`) declare the money parameter ``alpha_price`` (USD), the
+        outcomes of :mod:`ddc.models.membership.outcomes` (member share, annual share, lapse
+        rate, 12-month retention, revenue per customer-month; the retention curves), the four
+        default scenarios of :func:`ddc.models.membership.default_scenarios`, the report's
+        retention figure and a description with the prices. The prices are the covariates of
+        ``alpha_price`` (:func:`ddc.models.membership.prices` reads them back).
 
     Examples
     --------
@@ -189,12 +197,33 @@ def membership(
         space, ACTIONS, LinearUtility(X, PARAM_NAMES), transitions, beta=beta, feasible=feasible,
         true_params=TRUE_PARAMS if true_params is None else true_params, name="membership",
         anchor="none",
-        hooks=Hooks(money=Money("alpha_price", unit="USD"),
-                    layout=DataLayout(id_col="customer_id", time_col="month")),
+        hooks=Hooks(money=Money("alpha_price", unit="USD"), outcomes=OUTCOMES,
+                    curves=(RETENTION,), unit="customer",
+                    layout=DataLayout(id_col="customer_id", time_col="month"),
+                    default_scenarios=default_scenarios, figures=report_figures,
+                    description=_description(pm, pa, lock_months, beta)),
+        # deprecated free-form facts, kept for code that still reads them; nothing in the
+        # engine or in this application reads them
         metadata={
             "prices_monthly": pm, "prices_annual": pa, "lock_months": lock_months,
             "ship_feature": ship_x, "video_feature": video_x,
             "engagement": {"ship_nonmember": ship_n, "ship_member": ship_m,
                            "video_nonmember": video_n, "video_member": video_m},
         },
+    )
+
+
+def _description(pm: np.ndarray, pa: np.ndarray, lock_months: int, beta: float) -> str:
+    """The model in a paragraph, for reports."""
+    prices = "; ".join(f"market {m}: ${a:,.2f} a month or ${b:,.2f} a year"
+                       for m, (a, b) in enumerate(zip(pm, pa, strict=True)))
+    return (
+        "Each month a customer chooses no membership, a monthly plan, or a prepaid annual plan "
+        f"that commits for {lock_months} months (paid in the month of purchase). The benefit of "
+        "membership, theta_0 + theta_ship * ship + theta_video * video, grows with the "
+        "customer's shipping and video engagement, which evolve as Markov chains that depend on "
+        "membership; joining from no plan costs kappa_join, the annual plan carries "
+        "theta_annual in its month of purchase, and every dollar of price costs alpha_price "
+        f"utils. Customers stay in their market, a permanent price regime ({prices}). Monthly "
+        f"discount factor {beta:g}."
     )

@@ -1,0 +1,250 @@
+"""Finite mixtures of unobserved types over a model (Heckman and Singer 1984).
+
+Each unit :math:`i` belongs to one of :math:`K` types, unobserved, with probabilities
+:math:`w_1, \\dots, w_K` (the type shares). Type :math:`k` behaves as the one-type model at its
+own parameters :math:`\\theta^{(k)}`: the parameters named in ``by_type`` differ by type, the
+others are shared. Conditional on the first observed state, the likelihood of unit :math:`i`'s
+choices :math:`a_{i1}, \\dots, a_{iT}` is
+
+.. math::
+
+    L_i(\\theta, w) = \\sum_{k=1}^{K} w_k \\prod_{t} \\pi(a_{it} \\mid s_{it}; \\theta^{(k)}),
+
+the type being drawn once per unit and kept for life (Arcidiacono and Miller 2011, eq. 2.6).
+Transitions are shared by all types in this version; the shares are constant (they do not
+depend on covariates or on the first state).
+
+Parameter names: a type-specific parameter ``p`` becomes ``p[0], ..., p[K-1]``; the shares are
+``share[1], ..., share[K-1]`` (``share[0]`` is one minus their sum). :attr:`Mixture.param_names`
+lists, in order, the type-specific parameters (by parameter, then type), the shared utility
+parameters, the transition parameters and the shares.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ddc.model import Model
+from ddc.solver import Solution, Solver
+
+__all__ = ["Mixture"]
+
+_TYPED = re.compile(r"^(?P<base>.+)\[(?P<k>\d+)\]$")
+
+
+class Mixture:
+    """A finite mixture of ``n_types`` unobserved types over ``model``.
+
+    Parameters
+    ----------
+    model : ddc.Model
+        The one-type model.
+    n_types : int
+        Number of types :math:`K \\ge 1`. With ``n_types=1`` the mixture is the model itself
+        (its parameters renamed ``p[0]`` for those in ``by_type``).
+    by_type : sequence of str
+        Utility parameters of ``model`` that differ by type. Transition parameters cannot be
+        type-specific in this version (the transitions are estimated in a first stage shared by
+        all types).
+    true_params : pandas.Series or mapping, optional
+        Parameter values over :attr:`param_names`, e.g. to simulate from.
+    name : str, optional
+        Name used in reports (default ``"<model name> (K types)"``).
+
+    Raises
+    ------
+    TypeError
+        ``model`` is not a ``ddc.Model``.
+    ValueError
+        ``n_types`` is not an integer of at least 1, ``by_type`` is empty, repeats a name or
+        names a transition parameter.
+    KeyError
+        ``by_type`` names a parameter the model does not have.
+
+    Examples
+    --------
+    >>> import ddc
+    >>> mix = ddc.Mixture(ddc.models.membership(), n_types=2, by_type=["theta_ship"])
+    >>> mix.param_names[:3], mix.param_names[-1]
+    (['theta_ship[0]', 'theta_ship[1]', 'theta_0'], 'share[1]')
+    """
+
+    def __init__(self, model: Model, n_types: int, by_type: Sequence[str],
+                 true_params: pd.Series | Mapping | None = None, name: str | None = None):
+        if not isinstance(model, Model):
+            raise TypeError(f"Mixture needs a ddc.Model to mix over, got {type(model).__name__}")
+        if isinstance(n_types, (bool, np.bool_)) or not isinstance(n_types, (int, np.integer)) \
+                or n_types < 1:
+            raise ValueError(f"n_types must be an integer of at least 1 (the number of "
+                             f"unobserved types), got {n_types!r}")
+        if isinstance(by_type, str):
+            by_type = [by_type]
+        by_type = [str(p) for p in by_type]
+        if not by_type:
+            raise ValueError("by_type is empty: name at least one utility parameter that differs "
+                             f"by type; the model's utility parameters are {model.utility_params}")
+        dup = sorted({p for p in by_type if by_type.count(p) > 1})
+        if dup:
+            raise ValueError(f"by_type names {dup} more than once")
+        transition = [p for p in by_type if p in model.transition_params.index]
+        if transition:
+            raise ValueError(f"by_type names transition parameter(s) {transition}; type-specific "
+                             "transitions are not supported (the transitions are shared by all "
+                             f"types). Choose among the utility parameters {model.utility_params}")
+        unknown = [p for p in by_type if p not in model.utility_params]
+        if unknown:
+            raise KeyError(f"by_type names {unknown}, which the model {model.name!r} does not "
+                           f"have; its utility parameters are {model.utility_params}")
+        self.model = model
+        self.n_types = int(n_types)
+        self.by_type = [p for p in model.utility_params if p in by_type]  # model order
+        self.shared = [p for p in model.param_names if p not in self.by_type]
+        self.name = name or f"{model.name} ({self.n_types} type{'s' * (self.n_types > 1)})"
+        K = self.n_types
+        typed = [f"{p}[{k}]" for p in self.by_type for k in range(K)]
+        self.share_names = [f"share[{k}]" for k in range(1, K)]
+        self._names = typed + self.shared + self.share_names
+        self._index = pd.Index(self._names)
+        # position of each type's one-type parameter vector in the mixture vector
+        pos = {n: i for i, n in enumerate(self._names)}
+        self._type_index = np.array([[pos[f"{p}[{k}]"] if p in self.by_type else pos[p]
+                                      for p in model.param_names] for k in range(K)],
+                                    dtype=np.int64)
+        self.true_params = None if true_params is None else self.params_series(true_params)
+
+    def __repr__(self) -> str:
+        return (f"Mixture({self.model.name!r}, n_types={self.n_types}, "
+                f"by_type={self.by_type})")
+
+    # ----------------------------------------------------------------- names and values
+    @property
+    def param_names(self) -> list[str]:
+        """All parameters: type-specific (``p[k]``), shared utility, transition, shares."""
+        return list(self._names)
+
+    @property
+    def utility_params(self) -> list[str]:
+        """Parameters other than the transition parameters and the shares."""
+        trans = set(self.model.transition_params.index)
+        return [n for n in self._names if n not in trans and n not in self.share_names]
+
+    @property
+    def type_index(self) -> np.ndarray:
+        """``(K, P)`` positions in :attr:`param_names` of each type's parameters, in the
+        one-type model's :attr:`ddc.Model.param_names` order."""
+        return self._type_index.copy()
+
+    @property
+    def space(self):
+        """The model's state space (shared by all types)."""
+        return self.model.space
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        """The model's actions."""
+        return self.model.actions
+
+    @property
+    def beta(self) -> float:
+        """The model's discount factor."""
+        return self.model.beta
+
+    def params_series(self, params: pd.Series | Mapping | Sequence[float] | np.ndarray
+                      ) -> pd.Series:
+        """Normalize ``params`` to a Series over :attr:`param_names`.
+
+        Transition parameters not given take the model's defaults; with a single type there are
+        no shares. Missing or unknown names raise ``KeyError``; shares outside the simplex raise
+        ``ValueError``.
+        """
+        names = self._names
+        if isinstance(params, (pd.Series, Mapping)):
+            given = dict(params.items())
+            unknown = [k for k in given if k not in self._index]
+            if unknown:
+                hint = ""
+                bases = {m.group("base") for k in unknown if (m := _TYPED.match(str(k)))}
+                if bases & set(self.by_type):
+                    hint = f" (types are numbered 0..{self.n_types - 1})"
+                elif set(map(str, unknown)) & set(self.by_type):
+                    hint = " (type-specific parameters are named p[0], p[1], ...)"
+                raise KeyError(f"unknown parameter(s) {unknown}{hint}; the mixture's parameters "
+                               f"are {names}")
+            defaults = self.model.transition_params
+            missing = [k for k in names if k not in given and k not in defaults.index]
+            if missing:
+                raise KeyError(f"missing parameter(s) {missing}; give all of {names} "
+                               "(transition parameters may be left at their defaults)")
+            values = [given[k] if k in given else defaults[k] for k in names]
+        else:
+            arr = np.asarray(params, dtype=float).ravel()
+            if arr.size != len(names):
+                raise ValueError(f"expected {len(names)} values ({names}); got {arr.size}")
+            values = list(arr)
+        try:
+            vec = np.array(values, dtype=float)
+        except (TypeError, ValueError):
+            raise ValueError(f"parameter values must be numbers; got {values}") from None
+        if not np.all(np.isfinite(vec)):
+            bad = {n: float(x) for n, x in zip(names, vec, strict=True) if not np.isfinite(x)}
+            raise ValueError(f"parameter(s) {list(bad)} are not finite: {bad}")
+        out = pd.Series(vec, index=self._index, name="params")
+        self.shares(out)  # checks the simplex
+        return out
+
+    def shares(self, params) -> np.ndarray:
+        """Type shares :math:`(w_0, \\dots, w_{K-1})`, ``w_0 = 1 - sum of the others``.
+
+        Raises
+        ------
+        ValueError
+            A share outside ``[0, 1]``.
+        """
+        if isinstance(params, pd.Series):
+            rest = params[self.share_names].to_numpy(dtype=float)
+        else:
+            rest = np.asarray(params, dtype=float).ravel()[len(self._names) - self.n_types + 1:]
+        w = np.concatenate([[1.0 - rest.sum()], rest])
+        bad = np.flatnonzero((w < 0) | (w > 1))
+        if bad.size:
+            k = int(bad[0])
+            raise ValueError(f"type shares must lie in [0, 1] and sum to one; share[{k}] = "
+                             f"{w[k]:.6g} (share[0] is one minus the sum of share[1..])")
+        return w
+
+    def type_params(self, params, k: int) -> pd.Series:
+        """Parameters of type ``k`` as a Series over the one-type model's parameter names."""
+        k = self._check_type(k)
+        vec = self.params_series(params).to_numpy()
+        return pd.Series(vec[self._type_index[k]], index=self.model._param_index, name="params")
+
+    def type_model(self, params, k: int) -> Model:
+        """The one-type model of type ``k``, with its ``true_params`` set to type ``k``'s
+        parameters at ``params`` (e.g. to simulate that type alone)."""
+        tp = self.type_params(params, k)
+        return self.model.replace(true_params=tp, name=f"{self.model.name}[type {k}]")
+
+    def _check_type(self, k) -> int:
+        if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) \
+                or not 0 <= k < self.n_types:
+            raise ValueError(f"type must be an integer in 0..{self.n_types - 1}, got {k!r}")
+        return int(k)
+
+    def fingerprint(self) -> dict:
+        """The one-type model's fingerprint (:meth:`ddc.Model.fingerprint`) with the mixture's
+        name, parameter names, number of types and type-specific parameters."""
+        fp = self.model.fingerprint()
+        fp.update({"name": self.name, "params": self.param_names, "n_types": self.n_types,
+                   "by_type": list(self.by_type)})
+        return fp
+
+    # ----------------------------------------------------------------- solving
+    def solve(self, params, solver: Solver | None = None) -> list[Solution]:
+        """Solve every type's fixed point at ``params``: one :class:`ddc.Solution` per type."""
+        params = self.params_series(params)
+        return [self.model.solve(self.type_params(params, k), solver=solver)
+                for k in range(self.n_types)]

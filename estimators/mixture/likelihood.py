@@ -1,0 +1,257 @@
+"""The mixture log-likelihood, its analytic gradient, per-unit scores and type posteriors.
+
+With unit :math:`i`'s choice counts :math:`n_i(s, a)` (the per-unit sufficient statistics, a
+sparse ``units x (S A)`` matrix :math:`B` computed once), type :math:`k`'s log-likelihood of unit
+:math:`i` is :math:`\\ell_{ik} = \\sum_{s,a} n_i(s,a) \\log\\pi_k(a \\mid s)`, i.e. the
+matrix-vector product :math:`B \\log\\pi_k`: one pass over the units' nonzero cells, whatever
+the number of rows per unit. The shares are a multinomial logit,
+:math:`w_k = e^{\\gamma_k} / \\sum_j e^{\\gamma_j}` with :math:`\\gamma_0 = 0`, so that the
+optimizer cannot leave the simplex. Then
+
+.. math::
+
+    \\ell(\\theta, \\gamma) = \\sum_i \\log \\sum_k w_k e^{\\ell_{ik}}, \\qquad
+    q_{ik} = \\frac{w_k e^{\\ell_{ik}}}{\\sum_j w_j e^{\\ell_{ij}}},
+
+and the per-unit scores are
+
+.. math::
+
+    \\frac{\\partial \\ell_i}{\\partial \\theta} = \\sum_k q_{ik} \\sum_{s,a} n_i(s,a)
+    \\frac{\\partial \\log \\pi_k(a \\mid s)}{\\partial \\theta}, \\qquad
+    \\frac{\\partial \\ell_i}{\\partial \\gamma_k} = q_{ik} - w_k,
+
+with :math:`\\partial \\log\\pi_k / \\partial\\theta` from the implicit function theorem at type
+:math:`k`'s fixed point (:meth:`ddc.Solution.dlogccp_dtheta`).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+
+from ddc.mixture import Mixture
+from ddc.solver import Solution, Solver, small_blas
+from estimators.data import ChoiceData
+from estimators.likelihood import ChoiceLikelihood
+
+__all__ = ["UnitCounts", "unit_counts", "MixtureLikelihood", "MixtureEvaluation", "logsumexp"]
+
+
+def logsumexp(a: np.ndarray, axis: int = -1, keepdims: bool = False) -> np.ndarray:
+    """:math:`\\log\\sum \\exp` along ``axis``, stable (entries may be ``-inf``, not all);
+    the plain NumPy form, several times faster than scipy's on small rows."""
+    m = np.max(a, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        out = np.log(np.sum(np.exp(a - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else np.squeeze(out, axis=axis)
+
+
+class UnitCounts(NamedTuple):
+    """Per-unit choice counts.
+
+    Attributes
+    ----------
+    matrix : scipy.sparse.csr_matrix, shape (N, S * A)
+        ``matrix[i, s * A + a]`` is :math:`n_i(s, a)` over the choice sample; cells of states
+        with a single feasible action are left out (they contribute :math:`\\log 1 = 0`).
+    n_units : int
+        Units N (all units of the panel, also those with no informative row).
+    """
+
+    matrix: sp.csr_matrix
+    n_units: int
+
+
+def unit_counts(mix: Mixture, cd: ChoiceData) -> UnitCounts:
+    """The per-unit counts of a choice sample (one sort of the used rows)."""
+    model = mix.model
+    panel = cd.require_rows(f"a mixture of types ({mix!r})")
+    S, A = model.n_states, model.n_actions
+    used = cd.used & (model.feasible.sum(axis=1) > 1)[panel.state]
+    unit = panel.unit[used]
+    cell = panel.state[used] * A + panel.action[used]
+    N = panel.n_units
+    B = sp.csr_matrix((np.ones(unit.size), (unit, cell)), shape=(N, S * A))
+    B.sum_duplicates()
+    return UnitCounts(B, N)
+
+
+class MixtureEvaluation(NamedTuple):
+    """One evaluation of the mixture log-likelihood."""
+
+    loglik: float
+    grad: np.ndarray | None
+    bhhh: np.ndarray | None
+    unit_scores: np.ndarray | None
+    posteriors: np.ndarray | None
+    type_loglik: np.ndarray | None
+    solutions: list[Solution]
+
+
+class MixtureLikelihood:
+    """Mixture log-likelihood over the internal vector ``x = (theta, gamma)``.
+
+    Parameters
+    ----------
+    mix : ddc.Mixture
+        The mixture.
+    counts : UnitCounts
+        Per-unit counts.
+    base : numpy.ndarray
+        A full parameter vector over ``mix.param_names`` supplying the parameters that are
+        not estimated (the transition parameters, from the first stage).
+    solver : ddc.Solver
+        Inner fixed-point solver (each type warm-starts at its previous solution).
+
+    Attributes
+    ----------
+    names : list of str
+        The estimated structural parameters (``mix.utility_params``), then the share logits
+        ``gamma[1]``, ..., ``gamma[K-1]``.
+    """
+
+    def __init__(self, mix: Mixture, counts: UnitCounts, base: np.ndarray, solver: Solver):
+        self.mix, self.counts, self.solver = mix, counts, solver
+        model = mix.model
+        self.base = np.asarray(base, dtype=float).copy()
+        self.struct = mix.utility_params
+        pos = {n: i for i, n in enumerate(mix.param_names)}
+        self.struct_pos = np.array([pos[n] for n in self.struct], dtype=np.int64)
+        K = mix.n_types
+        self.names = self.struct + [f"gamma[{k}]" for k in range(1, K)]
+        # M[k] maps the gradient over the model's utility parameters of type k to the
+        # estimated structural parameters
+        P = len(self.struct)
+        Pu = len(model.utility_params)
+        where = {p: j for j, p in enumerate(self.struct_pos)}
+        self.maps = np.zeros((K, Pu, P))
+        for k in range(K):
+            for u in range(Pu):
+                self.maps[k, u, where[mix.type_index[k, u]]] = 1.0
+        SA = model.n_states * model.n_actions
+        self.liks = [ChoiceLikelihood(model, np.zeros((model.n_states, model.n_actions)), solver)
+                     for _ in range(K)]
+        self.n_evaluations = 0
+        self._SA = SA
+        self._BT = None
+
+    # ----------------------------------------------------------------- vectors
+    def full(self, x: np.ndarray) -> np.ndarray:
+        """The full mixture vector (shares as probabilities) at internal ``x``."""
+        vec = self.base.copy()
+        P = len(self.struct)
+        vec[self.struct_pos] = x[:P]
+        K = self.mix.n_types
+        if K > 1:
+            vec[-(K - 1):] = self.weights(x)[1:]
+        return vec
+
+    def weights(self, x: np.ndarray) -> np.ndarray:
+        """Type shares at internal ``x`` (multinomial logit of the ``gamma``)."""
+        g = np.concatenate([[0.0], np.asarray(x, float)[len(self.struct):]])
+        return np.exp(g - logsumexp(g))
+
+    def internal(self, full: np.ndarray) -> np.ndarray:
+        """Internal ``x`` from a full mixture vector (shares must be positive)."""
+        full = np.asarray(full, dtype=float)
+        w = self.mix.shares(full)
+        if np.any(w <= 0):
+            raise ValueError(f"type shares must be positive to start from; got {w.tolist()}")
+        return np.concatenate([full[self.struct_pos], np.log(w[1:] / w[0])])
+
+    def type_vector(self, x: np.ndarray, k: int) -> np.ndarray:
+        """Type ``k``'s one-type parameter vector at internal ``x``."""
+        return self.full(x)[self.mix.type_index[k]]
+
+    # ----------------------------------------------------------------- evaluation
+    def solve_types(self, x: np.ndarray) -> list[Solution]:
+        """Each type's solution at ``x`` (warm-started)."""
+        return [lik.solve(self.type_vector(x, k)) for k, lik in enumerate(self.liks)]
+
+    def evaluate(self, x: np.ndarray, need_derivatives: bool = True) -> MixtureEvaluation:
+        """Log-likelihood, and gradient, BHHH matrix and per-unit scores when asked, at ``x``."""
+        with small_blas(self.mix.model.n_states, self.solver):
+            return self._evaluate(np.asarray(x, dtype=float), need_derivatives)
+
+    def type_terms(self, x: np.ndarray, need: bool):
+        """Per type: ``log pi_k`` (S, A) and, when ``need``, its derivatives (S, A, Pu) in the
+        model's utility parameters; ``None`` when a fixed point failed. Also the solutions."""
+        sols = self.solve_types(x)
+        if not all(s.converged for s in sols):
+            return None, sols
+        return [(self.liks[k].log_pi(s), s.dlogccp_dtheta() if need else None)
+                for k, s in enumerate(sols)], sols
+
+    def _evaluate(self, x, need):
+        self.n_evaluations += 1
+        terms, sols = self.type_terms(x, need)
+        if terms is None:
+            return MixtureEvaluation(-np.inf, None, None, None, None, None, sols)
+        B = self.counts.matrix
+        lik = np.column_stack([B @ np.where(np.isfinite(lp), lp, 0.0).ravel()
+                               for lp, _ in terms])
+        w = self.weights(x)
+        with np.errstate(divide="ignore"):
+            M = lik + np.log(w)
+        Li = logsumexp(M, axis=1)
+        ll = float(Li.sum())
+        if not np.isfinite(ll):
+            return MixtureEvaluation(-np.inf, None, None, None, None, lik, sols)
+        q = np.exp(M - Li[:, None])
+        if not need:
+            return MixtureEvaluation(ll, None, None, None, q, lik, sols)
+        G = self.unit_scores([d for _, d in terms], q, w)
+        return MixtureEvaluation(ll, G.sum(axis=0), G.T @ G, G, q, lik, sols)
+
+    def unit_scores(self, dlogpi: list[np.ndarray], q: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """``(N, P + K - 1)`` per-unit scores in the internal parameters, from each type's
+        :math:`\\partial \\log\\pi_k / \\partial\\theta` (S, A, Pu)."""
+        B = self.counts.matrix
+        K = len(dlogpi)
+        P = len(self.struct)
+        G = np.zeros((self.counts.n_units, P + K - 1))
+        for k, d in enumerate(dlogpi):
+            G[:, :P] += (q[:, k:k + 1] * (B @ d.reshape(self._SA, -1))) @ self.maps[k]
+        if K > 1:
+            G[:, P:] = q[:, 1:] - w[1:]
+        return G
+
+    def weighted_counts(self, q: np.ndarray) -> list[np.ndarray]:
+        """:math:`N_k(s, a) = \\sum_i q_{ik} n_i(s, a)`, one ``(S, A)`` array per type."""
+        model = self.mix.model
+        if self._BT is None:
+            self._BT = self.counts.matrix.T.tocsr()
+        BT = self._BT
+        return [(BT @ q[:, k]).reshape(model.n_states, model.n_actions)
+                for k in range(q.shape[1])]
+
+    # ----------------------------------------------------------------- EM's M-step
+    def m_step_objective(self, Nk: list[np.ndarray]):
+        """The M-step objective over the structural parameters: the expected complete-data
+        log-likelihood :math:`\\sum_k \\sum_{s,a} N_k(s,a) \\log \\pi_k(a \\mid s; \\theta)`,
+        with its gradient and cell-level BHHH matrix, as :func:`estimators.optimize.maximize`
+        takes it (shares enter through ``Nk`` only)."""
+        for lik, N in zip(self.liks, Nk, strict=True):
+            lik.counts, lik.mask = N, N > 0
+        K = self.mix.n_types
+        P = len(self.struct)
+
+        def objective(theta, need):
+            x = np.concatenate([theta, np.zeros(K - 1)])
+            total, grad, bhhh = 0.0, np.zeros(P), np.zeros((P, P))
+            for k, lik in enumerate(self.liks):
+                ev = lik.evaluate(self.type_vector(x, k), need)
+                if not np.isfinite(ev.loglik):
+                    return -np.inf, None, None
+                total += ev.loglik
+                if need:
+                    Mk = self.maps[k]
+                    grad += Mk.T @ ev.grad
+                    bhhh += Mk.T @ ev.bhhh @ Mk
+            return total, (grad if need else None), (bhhh if need else None)
+
+        return objective

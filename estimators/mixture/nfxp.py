@@ -1,0 +1,422 @@
+"""Nested fixed point maximum likelihood of a finite mixture of types: EM, then direct ML.
+
+Steps of :meth:`MixtureNFXP.fit`:
+
+1. **Data and first stage**, as for the one-type model (:func:`estimators.data.setup`): the
+   transition parameters are estimated once and shared by all types; the per-unit choice counts
+   :math:`n_i(s, a)` are built once (:func:`estimators.mixture.likelihood.unit_counts`).
+2. **One-type estimate** :math:`\\hat\\theta_1` (the NFXP two-step estimate, from zeros).
+3. **Starting values**: type :math:`k`'s type-specific parameters start at
+   :math:`\\hat\\theta_{1,j} + c_k \\sigma_m d_j` with :math:`c_k` evenly spaced in
+   :math:`[-1, 1]`, :math:`d_j = \\max(|\\hat\\theta_{1,j}| / 2, 1/2)` and a sign pattern
+   :math:`\\sigma_m \\in \\{\\pm 1\\}^J` per start (all +, alternating, then seeded random
+   patterns); shared parameters at :math:`\\hat\\theta_1`; equal shares.
+4. **EM** (Dempster, Laird and Rubin 1977; Arcidiacono and Jones 2003) from each start: the
+   E-step computes the posteriors :math:`q_{ik}` (one pass over the units' counts); the M-step
+   sets :math:`w_k = \\frac{1}{N}\\sum_i q_{ik}` and takes a few BHHH steps on
+   :math:`\\sum_k \\sum_{s,a} N_k(s,a) \\log\\pi_k(a \\mid s; \\theta)` with the weighted
+   counts :math:`N_k = \\sum_i q_{ik} n_i`, warm-starting each type's fixed point.
+5. **Direct maximization** of the mixture log-likelihood from the EM point (BHHH on the
+   per-unit scores, then BFGS updates), with the analytic gradient of
+   :mod:`estimators.mixture.likelihood`, to the exact MLE. The start with the highest
+   likelihood wins.
+6. **Labels** ordered by a fixed rule: types sorted by their first ``by_type`` parameter,
+   ascending (type 0 has the smallest).
+7. **Inference** from the mixture likelihood: the Hessian (central differences of the analytic
+   gradient) and the per-unit scores, transformed from the logit parametrisation of the shares
+   to the shares themselves (the delta method), so that every covariance kind (Hessian, OPG,
+   sandwich, cluster by unit) is available. The transition parameters are held at their
+   first-stage values (standard errors treat them as known).
+
+With ``n_types=1`` steps 3-5 are skipped: the estimate is the one-type estimate of step 2,
+which is what ``NFXP(model, full_information=False)`` computes.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from ddc.mixture import Mixture
+from ddc.solver import ConvergenceError, ConvergenceWarning, Solver, small_blas
+from estimators.data import setup
+from estimators.likelihood import ChoiceLikelihood
+from estimators.mixture.likelihood import MixtureLikelihood, unit_counts
+from estimators.mixture.results import MixtureResults, TypesNotSeparatedWarning
+from estimators.optimize import Optimizer, maximize
+
+__all__ = ["MixtureNFXP", "check_separation", "mixture_results", "order_types", "split_starts"]
+
+SHARE_NEAR_ZERO = 0.02
+FLAT_ENTROPY = 0.9
+
+
+def split_starts(mix: Mixture, theta1: pd.Series, full: np.ndarray, n_starts: int, seed: int,
+                 internal) -> list[np.ndarray]:
+    """Starting points split from the one-type estimate ``theta1`` (see the module docstring);
+    ``full`` supplies the other entries, ``internal`` maps a full vector to the optimizer's."""
+    K, J = mix.n_types, len(mix.by_type)
+    c = np.linspace(-1.0, 1.0, K)
+    patterns = [np.ones(J), np.where(np.arange(J) % 2 == 0, 1.0, -1.0)]
+    rng = np.random.default_rng(seed)
+    while len(patterns) < n_starts:
+        patterns.append(rng.choice([-1.0, 1.0], size=J))
+    starts = []
+    for sigma in patterns[:n_starts]:
+        vec = full.copy()
+        for j, p in enumerate(mix.by_type):
+            d = max(abs(theta1[p]) / 2.0, 0.5)
+            for k in range(K):
+                vec[mix.param_names.index(f"{p}[{k}]")] = theta1[p] + c[k] * sigma[j] * d
+        starts.append(internal(vec))
+    return starts
+
+
+def order_types(mix: Mixture, ml, x: np.ndarray) -> np.ndarray:
+    """Relabel the types of internal ``x``: ascending in the first ``by_type`` parameter."""
+    K = mix.n_types
+    if K == 1:
+        return x
+    first = mix.by_type[0]
+    pos = {n: i for i, n in enumerate(ml.struct)}
+    values = [x[pos[f"{first}[{k}]"]] for k in range(K)]
+    perm = np.argsort(values, kind="stable")  # new type j is old type perm[j]
+    y = x.copy()
+    for p in mix.by_type:
+        for j in range(K):
+            y[pos[f"{p}[{j}]"]] = x[pos[f"{p}[{perm[j]}]"]]
+    w = ml.weights(x)[perm]
+    y[len(ml.struct):] = np.log(w[1:] / w[0])
+    return y
+
+
+def numerical_hessian(ml, x: np.ndarray) -> np.ndarray:
+    """Hessian of ``ml``'s log-likelihood at internal ``x``: central differences of the
+    analytic gradient, step ``1e-5 max(1, |x_k|)``."""
+    n = len(x)
+    H = np.empty((n, n))
+    for k in range(n):
+        h = 1e-5 * max(1.0, abs(x[k]))
+        up, dn = x.copy(), x.copy()
+        up[k] += h
+        dn[k] -= h
+        g_up, g_dn = ml.evaluate(up).grad, ml.evaluate(dn).grad
+        if g_up is None or g_dn is None:
+            raise RuntimeError(f"the mixture likelihood is not finite near the estimate in "
+                               f"{ml.names[k]}; cannot form the Hessian")
+        H[:, k] = (g_up - g_dn) / (2 * h)
+    return 0.5 * (H + H.T)
+
+
+def mixture_results(estimator: str, mix: Mixture, ml, x: np.ndarray, cd, ts, *, notes: list,
+                    converged: bool, message: str, on_failure: str, iterations: int,
+                    seconds: float, extra: dict, loglik_label: str = "choice",
+                    cov_note: str | None = None) -> MixtureResults:
+    """Inference and the results object at the (labelled) internal estimate ``x``.
+
+    The Hessian and per-unit scores of ``ml`` (a :class:`MixtureLikelihood` or a likelihood
+    with the same ``evaluate``) in the internal parameters :math:`x = (\\theta, \\gamma)` are
+    carried to the reported ones :math:`(\\theta, w_1, \\dots, w_{K-1})` with the Jacobian
+    :math:`J = \\partial(\\theta, w) / \\partial(\\theta, \\gamma)`,
+    :math:`\\partial w_j / \\partial\\gamma_l = w_j (1[j = l] - w_l)`:
+    :math:`H_w = J^{-T} H_x J^{-1}` (exact at a maximum, where the gradient is zero) and
+    :math:`G_w = G_x J^{-1}`, so every covariance kind is the delta-method one.
+    """
+    K = mix.n_types
+    t0 = time.perf_counter()
+    ev = ml.evaluate(x, True)
+    if any(getattr(lik, "inner_failures", 0) for lik in ml.liks):
+        notes.append("the inner fixed point failed at some trial parameters (treated as "
+                     "infeasible points)")
+    if ev.solutions is not None and not all(s.converged for s in ev.solutions):
+        converged = False
+        notes.append("a type's fixed point did not converge at the estimate")
+    if not np.isfinite(ev.loglik):
+        raise ConvergenceError(f"{estimator}(mixture): the likelihood is not finite at the "
+                               "estimate")
+    if not converged:
+        msg = f"{estimator}(mixture) did not converge: {message}"
+        if on_failure == "raise":
+            raise ConvergenceError(msg)
+        warnings.warn(msg, ConvergenceWarning, stacklevel=4)
+        notes.append(msg)
+    Hx = numerical_hessian(ml, x)
+    w = ml.weights(x)
+    P = len(ml.struct)
+    J = np.eye(P + K - 1)
+    if K > 1:
+        J[P:, P:] = np.diag(w[1:]) - np.outer(w[1:], w[1:])
+    Jinv = np.linalg.inv(J)
+    H = Jinv.T @ Hx @ Jinv
+    G = ev.unit_scores @ Jinv
+    names = ml.struct + mix.share_names
+    params = pd.Series(ml.full(x), index=mix.param_names)
+    trans = list(mix.model.transition_params.index)
+    if trans:
+        notes.append("transition parameters from the first stage, shared by all types and "
+                     "held fixed; standard errors treat them as known")
+    if cov_note:
+        notes.append(cov_note)
+    panel = cd.panel
+    posteriors = pd.DataFrame(ev.posteriors, index=pd.Index(panel.ids, name=panel.id_col),
+                              columns=pd.RangeIndex(K, name="type"))
+    if K > 1:
+        notes.append(f"{K} types, labelled in ascending order of {mix.by_type[0]}; shares "
+                     "estimated as a multinomial logit, standard errors by the delta method")
+        q = ev.posteriors
+        notes.append(f"classification: {np.mean(q.max(axis=1) > 0.9):.1%} of units with a "
+                     f"posterior above 0.9; mean largest posterior {q.max(axis=1).mean():.3f}")
+    ll_t = ts.loglik
+    extra = {**extra, "message": message}
+    res = MixtureResults(
+        n_types=K, posteriors=posteriors, type_solutions=ev.solutions,
+        model=mix, estimator=estimator, params=params[names], hessian=H, scores=G,
+        groups=np.arange(ml.counts.n_units), loglik=ev.loglik + ll_t,
+        loglik_parts={loglik_label: ev.loglik, "transition": ll_t}, nobs=cd.nobs,
+        n_units=cd.n_units, converged=bool(converged), iterations=iterations,
+        function_evals=ml.n_evaluations, seconds=seconds + time.perf_counter() - t0,
+        cov_type="hessian", fixed_params=params[trans] if trans else None, notes=notes,
+        extra=extra,
+    )
+    if K > 1:
+        check_separation(mix, res)
+    return res
+
+
+class MixtureNFXP:
+    """NFXP for a :class:`ddc.Mixture`: EM, then direct maximum likelihood.
+
+    ``NFXP(mix)`` with a mixture constructs this estimator.
+
+    Parameters
+    ----------
+    mix : ddc.Mixture
+        The mixture of types.
+    solver : ddc.Solver, optional
+        Inner fixed-point solver.
+    optimizer : Optimizer, optional
+        Optimizer of the direct maximization (BHHH by default, ``tol`` the Newton decrement).
+    n_starts : int
+        Starting values (see the module docstring), each run through EM and ML.
+    em_max_iter : int
+        Most EM iterations per start.
+    em_tol : float
+        EM stops when an iteration raises the log-likelihood by less than ``em_tol`` per unit
+        (the direct maximization then finishes the job).
+    m_step_iter : int
+        BHHH iterations per M-step (a generalized EM step).
+    seed : int
+        Seed of the random sign patterns of starts beyond the second.
+    drop_first : bool, optional
+        As for :class:`~estimators.NFXP`.
+    on_failure : {"warn", "raise"}
+        What non-convergence does.
+    """
+
+    name = "NFXP"
+
+    def __init__(self, mix: Mixture, solver: Solver | None = None,
+                 optimizer: Optimizer | None = None, *, n_starts: int = 3, em_max_iter: int = 200,
+                 em_tol: float = 1e-5, m_step_iter: int = 3, seed: int = 0,
+                 drop_first: bool | None = None, on_failure: str = "warn", **unsupported):
+        if not isinstance(mix, Mixture):
+            raise TypeError(f"MixtureNFXP needs a ddc.Mixture, got {type(mix).__name__}")
+        if unsupported.pop("full_information", False) and len(mix.model.transition_params):
+            raise ValueError("full_information=True is not available for a mixture: the "
+                             "transitions are estimated in a first stage shared by all types "
+                             "and held fixed; pass full_information=False")
+        if unsupported:
+            raise TypeError(f"NFXP(mixture) got unknown argument(s) {sorted(unsupported)}")
+        if on_failure not in ("warn", "raise"):
+            raise ValueError(f"on_failure must be 'warn' or 'raise', got {on_failure!r}")
+        for label, value in (("n_starts", n_starts), ("em_max_iter", em_max_iter),
+                             ("m_step_iter", m_step_iter)):
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{label} must be a positive integer, got {value!r}")
+        if not em_tol > 0:
+            raise ValueError(f"em_tol must be positive, got {em_tol!r}")
+        self.mix = self.model = mix
+        self.solver = solver or Solver()
+        self.optimizer = optimizer or Optimizer()
+        self.n_starts, self.em_max_iter, self.em_tol = int(n_starts), int(em_max_iter), em_tol
+        self.m_step_iter, self.seed = int(m_step_iter), seed
+        self.drop_first, self.on_failure = drop_first, on_failure
+
+    def __repr__(self) -> str:
+        return (f"NFXP({self.mix!r}, n_starts={self.n_starts}, solver={self.solver!r}, "
+                f"optimizer={self.optimizer!r})")
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, data, start=None) -> MixtureResults:
+        """Estimate the mixture on a long panel.
+
+        Parameters
+        ----------
+        data : pandas.DataFrame or ddc.panel.Panel
+            The panel (its rows are needed: sufficient statistics pooled over units cannot
+            identify types).
+        start : pandas.Series or mapping, optional
+            One starting point over ``mix.param_names`` (shares strictly inside the simplex)
+            instead of the default starts.
+
+        Returns
+        -------
+        MixtureResults
+        """
+        with small_blas(self.mix.model.n_states, self.solver):
+            return self._fit(data, start)
+
+    def _first_stage(self, data):
+        mix, model = self.mix, self.mix.model
+        cd, ts, base = setup(model, data, self.drop_first, "NFXP(mixture)", None,
+                             needs_rows=True)
+        util = model.utility_params
+        lik = ChoiceLikelihood(model, cd.counts, self.solver)
+        base_vec = base.to_numpy()
+        Ku = len(util)
+
+        def objective(x, need):
+            vec = base_vec.copy()
+            vec[:Ku] = x
+            ev = lik.evaluate(vec, need)
+            return ev.loglik, ev.grad, ev.bhhh
+
+        one = maximize(objective, base[util].to_numpy(), self.optimizer)
+        theta1 = base.copy()
+        theta1[util] = one.x
+        full = np.empty(len(mix.param_names))
+        for k in range(mix.n_types):
+            full[mix.type_index[k]] = theta1.to_numpy()
+        if mix.n_types > 1:
+            full[-(mix.n_types - 1):] = 1.0 / mix.n_types
+        return cd, ts, theta1, one, full
+
+    def _starts(self, ml: MixtureLikelihood, theta1: pd.Series, full: np.ndarray, start):
+        mix = self.mix
+        if start is not None:
+            given = mix.params_series(start)
+            trans = list(mix.model.transition_params.index)
+            vec = given.to_numpy().copy()
+            vec[[mix.param_names.index(n) for n in trans]] = full[
+                [mix.param_names.index(n) for n in trans]]
+            return [ml.internal(vec)]
+        return split_starts(mix, theta1, full, self.n_starts, self.seed, ml.internal)
+
+    def _em(self, ml: MixtureLikelihood, x: np.ndarray):
+        P = len(ml.struct)
+        N = ml.counts.n_units
+        ev = ml.evaluate(x, False)
+        if not np.isfinite(ev.loglik):
+            return x, ev.loglik, 0, False
+        ll = ev.loglik
+        m_opt = Optimizer(self.optimizer.method if self.optimizer.method == "bhhh" else "bhhh",
+                          tol=self.optimizer.tol, max_iter=self.m_step_iter)
+        it, done = 0, False
+        for it in range(1, self.em_max_iter + 1):  # noqa: B007
+            q = ev.posteriors
+            w = np.maximum(q.mean(axis=0), 1e-12)
+            gamma = np.log(w[1:] / w[0])
+            r = maximize(ml.m_step_objective(ml.weighted_counts(q)), x[:P], m_opt)
+            x_new = np.concatenate([r.x, gamma])
+            ev_new = ml.evaluate(x_new, False)
+            if not np.isfinite(ev_new.loglik):
+                break
+            gain = ev_new.loglik - ll
+            x, ev, ll = x_new, ev_new, ev_new.loglik
+            if gain < self.em_tol * N:
+                done = True
+                break
+        return x, ll, it, done
+
+    def _ml(self, ml: MixtureLikelihood, x: np.ndarray):
+        def objective(z, need):
+            ev = ml.evaluate(z, need)
+            return ev.loglik, ev.grad, ev.bhhh
+
+        return maximize(objective, x, self.optimizer)
+
+    def _fit(self, data, start) -> MixtureResults:
+        t0 = time.perf_counter()
+        mix = self.mix
+        K = mix.n_types
+        cd, ts, theta1, one, full = self._first_stage(data)
+        if not one.converged:
+            warnings.warn(f"the one-type estimate that seeds the starting values did not "
+                          f"converge ({one.message})", ConvergenceWarning, stacklevel=3)
+        ml = MixtureLikelihood(mix, unit_counts(mix, cd), full, self.solver)
+        notes: list[str] = []
+        runs = []
+        if K == 1 and start is None:
+            x = ml.internal(full)
+            runs.append({"start": 0, "loglik": float(one.fun), "em_iterations": 0,
+                         "converged": bool(one.converged), "x": x, "iterations": one.iterations,
+                         "message": one.message})
+        else:
+            for m, x0 in enumerate(self._starts(ml, theta1, full, start)):
+                x_em, ll_em, it_em, _ = self._em(ml, x0) if K > 1 else (x0, None, 0, True)
+                r = self._ml(ml, x_em)
+                runs.append({"start": m, "loglik": float(r.fun), "em_iterations": it_em,
+                             "converged": bool(r.converged), "x": r.x,
+                             "iterations": r.iterations, "message": r.message})
+        finite = [r for r in runs if np.isfinite(r["loglik"])]
+        if not finite:
+            raise ConvergenceError("the mixture likelihood was not finite at any start; give "
+                                   "starting values with start=...")
+        best = max(finite, key=lambda r: r["loglik"])
+        others = [r["loglik"] for r in finite if r is not best
+                  and best["loglik"] - r["loglik"] > 1e-3]
+        if others:
+            notes.append(f"{len(others)} of {len(runs)} starts ended at a lower local maximum "
+                         f"(log-likelihoods {', '.join(f'{v:.3f}' for v in others)}; best "
+                         f"{best['loglik']:.3f})")
+        x = order_types(mix, ml, best["x"])
+        extra = {"optimizer": str(self.optimizer), "solver": str(self.solver),
+                 "first_stage": ts.method, "one_type_loglik": float(one.fun) + ts.loglik,
+                 "starts": [{k: v for k, v in r.items() if k != "x"} for r in runs],
+                 "em_iterations": int(sum(r["em_iterations"] for r in runs))}
+        return mixture_results(self.name, mix, ml, x, cd, ts, notes=notes,
+                               converged=best["converged"], message=best["message"],
+                               on_failure=self.on_failure,
+                               iterations=int(sum(r["iterations"] for r in runs)),
+                               seconds=time.perf_counter() - t0, extra=extra)
+
+
+def check_separation(mix: Mixture, res: MixtureResults) -> None:
+    """Warn (:class:`TypesNotSeparatedWarning`) and note when the types do not separate: a
+    share below 0.02, two types whose ``by_type`` parameters are all within two standard errors
+    of each other, or flat posteriors (mean relative entropy above 0.9)."""
+    K = mix.n_types
+    problems = []
+    shares = res.type_shares["share"].to_numpy()
+    low = np.flatnonzero(shares < SHARE_NEAR_ZERO)
+    if low.size:
+        problems.append(f"type(s) {low.tolist()} have share(s) "
+                        f"{np.round(shares[low], 4).tolist()} below {SHARE_NEAR_ZERO}: "
+                        "(almost) no support in the data")
+    try:
+        V = res.cov
+    except Exception:  # noqa: BLE001 - a singular Hessian is itself reported by cov
+        V = None
+    if V is not None:
+        for a in range(K):
+            for b in range(a + 1, K):
+                z = []
+                for p in mix.by_type:
+                    i, j = f"{p}[{a}]", f"{p}[{b}]"
+                    var = V.loc[i, i] + V.loc[j, j] - 2 * V.loc[i, j]
+                    diff = res.params[i] - res.params[j]
+                    z.append(abs(diff) / np.sqrt(var) if var > 0 else np.inf)
+                if max(z) < 2.0:
+                    problems.append(f"types {a} and {b} have the same {mix.by_type} within "
+                                    "two standard errors")
+    ent = res.classification["entropy"]
+    if ent > FLAT_ENTROPY:
+        problems.append(f"the posteriors are flat (mean relative entropy {ent:.2f} > "
+                        f"{FLAT_ENTROPY}): the data hardly tell the types apart")
+    for p in problems:
+        warnings.warn(f"types not separated: {p}. Compare AIC/BIC with fewer types",
+                      TypesNotSeparatedWarning, stacklevel=4)
+        res._notes.append(f"types not separated: {p}")

@@ -1,0 +1,94 @@
+"""Results of a mixture estimation: the type shares with standard errors, posteriors,
+classification diagnostics."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from estimators.results import EstimationResults
+
+__all__ = ["MixtureResults", "TypesNotSeparatedWarning", "classification"]
+
+
+class TypesNotSeparatedWarning(UserWarning):
+    """The estimated types are not well separated (a share near zero, type parameters equal
+    within their standard errors, or flat posteriors): fewer types may describe the data as
+    well; compare AIC/BIC across ``n_types``."""
+
+
+def classification(posteriors: np.ndarray) -> dict[str, float]:
+    """Classification diagnostics of posterior type probabilities ``(N, K)``.
+
+    Returns
+    -------
+    dict
+        ``entropy``: the mean posterior entropy relative to its maximum,
+        :math:`\\frac{1}{N \\log K} \\sum_i -\\sum_k q_{ik} \\log q_{ik}` (0: every unit
+        classified with certainty; 1: posteriors equal to the shares of a uniform prior);
+        ``share_classified_090``: the share of units whose largest posterior exceeds 0.9;
+        ``mean_max_posterior``: the average largest posterior.
+    """
+    q = np.asarray(posteriors, dtype=float)
+    K = q.shape[1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ent = -np.where(q > 0, q * np.log(q), 0.0).sum(axis=1)
+    return {
+        "entropy": float(ent.mean() / np.log(K)) if K > 1 else 0.0,
+        "share_classified_090": float(np.mean(q.max(axis=1) > 0.9)),
+        "mean_max_posterior": float(q.max(axis=1).mean()),
+    }
+
+
+class MixtureResults(EstimationResults):
+    """:class:`~estimators.EstimationResults` of a finite mixture of types.
+
+    In addition to everything an :class:`~estimators.EstimationResults` holds (the shares
+    ``share[1]``, ... are estimated parameters, with delta-method standard errors from the logit
+    parametrisation used in the optimizer), it carries:
+
+    Attributes
+    ----------
+    n_types : int
+    posteriors : pandas.DataFrame
+        Units x types: each unit's posterior type probabilities at the estimate,
+        :math:`q_{ik} = w_k L_{ik} / \\sum_j w_j L_{ij}`, indexed by unit id.
+    classification : dict
+        See :func:`classification`.
+    """
+
+    def __init__(self, *, n_types: int, posteriors: pd.DataFrame,
+                 type_solutions: Sequence | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.n_types = int(n_types)
+        self.posteriors = posteriors
+        self.type_solutions = list(type_solutions or [])
+        self.classification = classification(posteriors.to_numpy())
+
+    @property
+    def type_shares(self) -> pd.DataFrame:
+        """Type shares with standard errors (of :attr:`cov_type`): columns ``share`` and
+        ``std_error``, one row per type; ``share[0] = 1 - sum`` has the delta-method variance
+        :math:`\\mathbf{1}' V \\mathbf{1}` of the others' covariance :math:`V`."""
+        K = self.n_types
+        names = [f"share[{k}]" for k in range(1, K)]
+        w = self.params[names].to_numpy() if K > 1 else np.zeros(0)
+        shares = np.concatenate([[1.0 - w.sum()], w])
+        try:
+            V = self.cov.loc[names, names].to_numpy() if K > 1 else np.zeros((0, 0))
+            se = np.sqrt(np.concatenate([[V.sum()], np.diag(V)])) if K > 1 else np.zeros(1)
+        except Exception as exc:  # noqa: BLE001 - the reason is kept in the note
+            warnings.warn(f"no standard errors of the shares: {exc}", stacklevel=2)
+            se = np.full(K, np.nan)
+        return pd.DataFrame({"share": shares, "std_error": se},
+                            index=pd.RangeIndex(K, name="type"))
+
+    def type_params(self, k: int) -> pd.Series:
+        """Estimated parameters of type ``k`` over the one-type model's parameter names."""
+        mix = self.model
+        full = pd.concat([self.params, self.fixed_params])
+        return mix.type_params(full[mix.param_names], k)
+

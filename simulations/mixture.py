@@ -1,0 +1,167 @@
+"""Simulating a panel from a finite mixture of types (:class:`ddc.Mixture`).
+
+Each customer's type :math:`k` is drawn once, with probabilities the type shares
+:math:`w_k`, and kept for life; the customer then chooses and moves as
+:func:`simulations.simulate` does, with type :math:`k`'s choice probabilities.
+
+Initial states: by default drawn **independently of the type**, from the share-weighted average
+:math:`\\sum_k w_k \\mu_k` of the types' stationary distributions (equal numbers per block of
+permanent variables, as in :func:`simulations.simulate`). Then the type is independent of the
+first state, and a likelihood that conditions on the first state with constant shares is
+correctly specified. With ``initial="by_type"`` each customer starts from its own type's
+stationary distribution :math:`\\mu_k`: the first state then carries information on the type
+(the initial conditions problem, Heckman 1981), which constant shares ignore.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from ddc.mixture import Mixture
+from simulations._kernels import simulate_codes
+from simulations.simulate import (
+    CHUNK_CUSTOMERS,
+    _distribution_from,
+    _inverse_cdf,
+    _panel,
+    _state_codes_from_frame,
+    allocate,
+    id_column,
+)
+from simulations.stationary import block_structure, block_weights, stationary_from_policy
+
+__all__ = ["simulate_mixture"]
+
+
+def _stationary_start(structure, w: np.ndarray, mu: np.ndarray, u: np.ndarray,
+                      counts: np.ndarray) -> np.ndarray:
+    """Initial states: ``counts[c]`` customers in block ``c``, drawn from ``mu`` within it."""
+    s0 = np.empty(len(u), dtype=np.int64)
+    start = 0
+    for c in np.flatnonzero(counts):  # a loop over blocks (markets), not customers
+        states_c = np.flatnonzero(structure.block == c)
+        stop = start + int(counts[c])
+        s0[start:stop] = states_c[_inverse_cdf(mu[states_c], u[start:stop])]
+        start = stop
+    return s0
+
+
+def simulate_mixture(
+    mix: Mixture,
+    params: pd.Series | Mapping | np.ndarray,
+    n_customers: int | None = None,
+    n_periods: int = 36,
+    seed: int | np.random.Generator | np.random.SeedSequence | None = 0,
+    initial: pd.Series | np.ndarray | pd.DataFrame | str | None = None,
+    weights: Mapping | pd.Series | None = None,
+    type_col: str | None = None,
+) -> pd.DataFrame:
+    """Simulate a long panel from a mixture of types; see :func:`simulations.simulate`.
+
+    Parameters
+    ----------
+    mix : ddc.Mixture
+        The mixture.
+    params : pandas.Series, mapping or array
+        Parameters over ``mix.param_names``.
+    n_customers, n_periods, seed, weights
+        As in :func:`simulations.simulate`.
+    initial : None, "by_type", array, Series or DataFrame
+        ``None``: independent of the type, from :math:`\\sum_k w_k \\mu_k` (see the module
+        docstring); ``"by_type"``: from the customer's own type's stationary distribution; a
+        probability vector or a DataFrame of initial states as in :func:`simulations.simulate`
+        (independent of the type).
+    type_col : str, optional
+        Name of a column recording each customer's type (``0..K-1``); no such column by default
+        (the type is unobserved).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The long panel, as :func:`simulations.simulate` returns it, plus ``type_col`` if asked.
+    """
+    if not isinstance(mix, Mixture):
+        raise TypeError(f"simulate_mixture needs a ddc.Mixture, got {type(mix).__name__}")
+    model = mix.model
+    if not isinstance(n_periods, (int, np.integer)) or n_periods < 1:
+        raise ValueError(f"n_periods must be a positive integer, got {n_periods!r}")
+    if type_col is not None:
+        reserved = [id_column(model), "month", *model.space.names, "action"]
+        if not isinstance(type_col, str) or type_col in reserved:
+            raise ValueError(f"type_col must be a new column name (not one of {reserved}), got "
+                             f"{type_col!r}")
+    frame = initial if isinstance(initial, pd.DataFrame) else None
+    if isinstance(initial, str) and initial != "by_type":
+        raise ValueError(f"initial={initial!r}: accepted are None, 'by_type', a probability "
+                         "vector over states or a DataFrame of initial states")
+    if frame is not None:
+        if n_customers is not None and n_customers != len(frame):
+            raise ValueError(f"n_customers={n_customers} but the initial DataFrame has "
+                             f"{len(frame)} rows (one per customer)")
+        n_customers = len(frame)
+    elif n_customers is None:
+        n_customers = 1_000
+    if not isinstance(n_customers, (int, np.integer)) or n_customers < 1:
+        raise ValueError(f"n_customers must be a positive integer, got {n_customers!r}")
+    if weights is not None and initial is not None and not isinstance(initial, str):
+        raise ValueError("weights apply to the stationary initial distributions; with an "
+                         "explicit initial=... leave weights out")
+    n, T, K = int(n_customers), int(n_periods), mix.n_types
+    params = mix.params_series(params)
+    w_types = mix.shares(params)
+    sols = mix.solve(params)
+    pis = [np.ascontiguousarray(s.pi, dtype=np.float64) for s in sols]
+    tp0 = mix.type_params(params, 0)
+    ct = model.compiled_transitions(tp0)
+    rng = np.random.default_rng(seed)
+    types = _inverse_cdf(w_types, rng.random(n)) if K > 1 else np.zeros(n, dtype=np.int64)
+
+    ids = np.arange(n, dtype=np.int64)
+    id_name = id_column(model)
+    if frame is not None:
+        s0 = _state_codes_from_frame(model, frame)
+        if id_name in frame.columns:
+            ids = frame[id_name].to_numpy()
+            dup = pd.Series(ids).duplicated().to_numpy()
+            if dup.any():
+                raise ValueError(f"initial states: {id_name!r} has the duplicate id "
+                                 f"{ids[np.flatnonzero(dup)[0]]!r}; one row per customer")
+    elif initial is not None and not isinstance(initial, str):
+        s0 = _inverse_cdf(_distribution_from(model, initial), rng.random(n))
+    else:
+        structure = block_structure(model, tp0)
+        w = block_weights(structure, weights)
+        mus = [stationary_from_policy(model, pi, weights=w, params=tp0) for pi in pis]
+        counts = allocate(n, w)
+        u0 = rng.random(n)
+        if initial is None:
+            mu = sum(wk * m for wk, m in zip(w_types, mus, strict=True))
+            s0 = _stationary_start(structure, w, mu, u0, counts)
+        else:  # by type: each type's customers spread over the blocks, from its own mu_k
+            s0 = np.empty(n, dtype=np.int64)
+            for k in range(K):
+                idx = np.flatnonzero(types == k)
+                if idx.size:
+                    s0[idx] = _stationary_start(structure, w, mus[k], u0[idx],
+                                                allocate(idx.size, w))
+
+    trans = tuple(ct)[2:]
+    n_f = len(ct.f_stride)
+    states = np.empty((n, T), dtype=np.int64)
+    actions = np.empty((n, T), dtype=np.int64)
+    for lo in range(0, n, CHUNK_CUSTOMERS):
+        hi = min(n, lo + CHUNK_CUSTOMERS)
+        U = rng.random((hi - lo, T, 1 + n_f))
+        for k in range(K):
+            idx = np.flatnonzero(types[lo:hi] == k)
+            if idx.size:
+                st, ac = simulate_codes(np.ascontiguousarray(s0[lo:hi][idx]),
+                                        np.ascontiguousarray(U[idx]), pis[k], *trans)
+                states[lo + idx], actions[lo + idx] = st, ac
+    out = _panel(model, ids, states, actions)
+    if type_col is not None:
+        out[type_col] = np.repeat(types, T)
+    return out
