@@ -317,7 +317,16 @@ class _Accumulator:
 
     def _add_increments(self, frame: pd.DataFrame, col: str) -> None:
         J = self.J
-        v = frame[col].to_numpy(dtype=np.float64, na_value=np.nan)
+        numeric = pd.to_numeric(frame[col], errors="coerce")
+        text = numeric.isna() & frame[col].notna()
+        if text.any():
+            pos = np.flatnonzero(text.to_numpy())
+            shown = "; ".join(f"row {_fmt(frame.index[p])}: {frame[col].iloc[p]!r}"
+                              for p in pos[:5])
+            raise PanelError(f"column {col!r}: {pos.size} row(s) hold a value that is not a "
+                             f"number; first: {shown}. Increments are whole numbers of bins "
+                             "(an empty field where unknown)")
+        v = numeric.to_numpy(dtype=np.float64, na_value=np.nan)
         ok = ~np.isnan(v)
         bad = ok & ((v < 0) | (v >= J) | (v != np.round(np.where(ok, v, 0.0))))
         if bad.any():
@@ -929,7 +938,12 @@ def sufficient_statistics(
             done = ex.as_completed(futures)
             for fut in _progress(done, progress, "tasks", total=len(futures)):
                 partials[order[id(fut)]] = fut.result()
-    return _combine(model, partials, id_col, cols, inc_col, time.perf_counter() - t0)
+    stats = _combine(model, partials, id_col, cols, inc_col, time.perf_counter() - t0)
+    if stats.nobs == 0:
+        where = repr(str(source)) if isinstance(source, (str, os.PathLike)) else "the source"
+        raise SourceError(f"{where} has a header but no rows: there is nothing to estimate from. "
+                          "Give a long panel with one row per unit and period")
+    return stats
 
 
 def _columns_for(model: Model, available: list[str], given: Columns
