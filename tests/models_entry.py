@@ -50,3 +50,18 @@ def entry_model(beta: float = 0.95, demand_chain: np.ndarray = DEMAND_CHAIN) -> 
     return ddc.Model(states, ["out", "in"], ddc.LinearUtility(X, ["theta_d", "FC"]),
                      transitions, beta=beta, true_params=TRUTH, name="entry", anchor="out",
                      hooks=hooks)
+
+
+def entry_scenarios(model: ddc.Model) -> list:
+    """Two scenarios by name: entry cost up by half, and a tax of 0.5 utils on being in."""
+    from ddc.scenarios import ParameterChange, UtilityShift
+
+    return [ParameterChange("FC", factor=1.5, name="entry_cost_up"),
+            UtilityShift(-0.5, actions="in", name="tax_on_in")]
+
+
+def entry_model_with_scenarios(beta: float = 0.95) -> ddc.Model:
+    """:func:`entry_model` declaring :func:`entry_scenarios` as its default scenarios (the hook
+    ``ddc.Hooks.default_scenarios``), for ``ddc counterfactual --scenario NAME``."""
+    model = entry_model(beta=beta)
+    return model.replace(hooks=model.hooks.replace(default_scenarios=entry_scenarios))
