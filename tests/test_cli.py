@@ -428,3 +428,34 @@ def test_a_users_model_from_simulate_to_counterfactual(capsys, tmp_path, monkeyp
     assert code == 0, err
     code, out, err = run(capsys, "counterfactual", "plain.json", "--out", "cf4")
     assert code == 1 and "declares no scenarios" in err and "Traceback" not in err
+
+
+def test_a_registered_model_is_reachable_by_name(capsys, tmp_path, monkeypatch):
+    from models_entry import entry_model
+
+    import ddc
+
+    monkeypatch.setitem(ddc.models.REGISTRY, "entry", entry_model)
+    with pytest.raises(ValueError, match="already registered"):
+        ddc.models.register("entry", lambda: None)
+    code, out, err = run(capsys, "simulate", "--model", "entry", "--beta", "0.9",
+                         "--n-customers", "10", "--n-periods", "3", "--out",
+                         str(tmp_path / "e.csv"))
+    assert code == 0, err
+    spec = ddc.models.spec_of(ddc.models.get_model("entry", beta=0.9))
+    assert spec == ddc.models.ModelSpec("entry", {"beta": 0.9})
+    assert spec.build().fingerprint() == entry_model(beta=0.9).fingerprint()
+    assert ddc.models.spec_of(entry_model()) is None  # not built by the registry
+
+
+def test_monte_carlo_reads_the_registries():
+    """monte_carlo takes a registered model's name and estimator keys."""
+    import ddc
+    from simulations.montecarlo import monte_carlo
+
+    model = ddc.models.get_model("membership")
+    mc = monte_carlo("membership", model.true_params, ["npl", "CCP"], reps=1,
+                     n_customers=200, n_periods=8, seed=0, progress=False)
+    assert list(dict.fromkeys(mc.table["estimator"])) == ["NPL", "CCP"]
+    with pytest.raises(ValueError, match="no estimator 'gmm'"):
+        monte_carlo(model, model.true_params, ["gmm"], reps=1, n_customers=10, n_periods=2)
