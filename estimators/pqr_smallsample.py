@@ -59,6 +59,9 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+__all__ = ["FixedPoint", "fixed_point_coefficients", "log_odds", "log_odds_adjoint",
+           "solve_fixed_point", "thin_cells"]
+
 #: Halvings of the Newton step tried before the fixed point gives up.
 MAX_HALVINGS = 30
 
