@@ -281,8 +281,10 @@ class PanelData(EstimationData):
         bad = values.isna() & self.frame[col].notna()
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise ValueError(f"column {col!r} holds {self.frame[col].iloc[i]!r} at row "
-                             f"{self.frame.index[i]!r}; it must be numeric (missing values "
+            from ddc.panel import _fmt
+
+            raise ValueError(f"column {col!r} holds {_fmt(self.frame[col].iloc[i])} at row "
+                             f"{_fmt(self.frame.index[i])}; it must be numeric (missing values "
                              "allowed)")
         return values.to_numpy(dtype=float, na_value=np.nan)[self.panel.position]
 
@@ -292,7 +294,7 @@ class PanelData(EstimationData):
         bad = ok & ((x < 0) | (x >= size) | (x != np.round(x)))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"column {name!r} has value {x[i]!r} at {self._where(i)}; "
+            raise ValueError(f"column {name!r} has value {x[i]:g} at {self._where(i)}; "
                              f"integers 0..{size - 1} are accepted")
         return np.bincount(x[ok].astype(np.int64), minlength=size)
 
@@ -307,7 +309,9 @@ class PanelData(EstimationData):
 
     def _where(self, i: int) -> str:
         p = self.panel
-        return (f"row {p.row[i]!r} ({p.id_col}={p.ids[p.unit[i]]!r}, "
+        from ddc.panel import _fmt
+
+        return (f"row {_fmt(p.row[i])} ({p.id_col}={_fmt(p.ids[p.unit[i]])}, "
                 f"{p.time_col}={int(p.time[i])})")
 
 
@@ -436,8 +440,18 @@ def estimation_data(model: Model, data, *, drop_first: bool | None = None,
                         f"ddc.outofcore.SufficientStatistics or ddc.data.EstimationData; got "
                         f"{type(data).__name__}")
     mapping = {k: v for k, v in (("id_col", id_col), ("time_col", time_col),
-                                 ("action_col", action_col), ("columns", columns))
-               if v is not None}
+                                 ("action_col", action_col)) if v is not None}
+    # state variables are mapped by the panel layer; other names (columns a transition family
+    # reads, e.g. "increment") are renamed here so that the family finds them by their name
+    extras = {}
+    if columns is not None:
+        if not isinstance(columns, Mapping):
+            raise TypeError(f"columns must map variable names to column names; got "
+                            f"{type(columns).__name__}")
+        states = {k: v for k, v in columns.items() if k in model.space.names}
+        extras = {k: v for k, v in columns.items() if k not in model.space.names}
+        if states:
+            mapping["columns"] = states
     layout = model.hooks.layout
     if isinstance(data, pd.DataFrame):
         # the model's layout names its columns unless the call does; keys a version of
@@ -446,9 +460,21 @@ def estimation_data(model: Model, data, *, drop_first: bool | None = None,
             default = getattr(layout, key)
             if key not in mapping and default in data.columns:
                 mapping[key] = default
-    panel = prepare(model, data, **mapping)
     frame = data if isinstance(data, pd.DataFrame) else None
-    return PanelData(panel, frame, drop_first, columns)
+    if extras:
+        missing = {k: v for k, v in extras.items() if frame is None or v not in frame.columns}
+        if missing:
+            raise KeyError(f"columns={missing}: no such column in the data; the mapping names "
+                           f"state variables {list(model.space.names)} or extra columns a "
+                           f"transition family reads (the data have "
+                           f"{[] if frame is None else list(frame.columns)})")
+        clash = [k for k in extras if k in frame.columns and extras[k] != k]
+        if clash:
+            raise ValueError(f"columns={extras}: the data already have column(s) {clash}; "
+                             "drop or rename them first")
+        frame = frame.rename(columns={v: k for k, v in extras.items()})
+    panel = prepare(model, data if frame is None else frame, **mapping)
+    return PanelData(panel, frame, drop_first)
 
 
 def _same_model(model: Model, other: Model, what: str) -> None:

@@ -15,7 +15,12 @@ are the default ones) is declared by the model through a :class:`Hooks` object:
     model = ddc.Model(..., hooks=hooks)
 
 A user's model declares the same hooks as the built-in ones (``ddc.models.membership`` and
-``ddc.models.rust_bus``); every hook is optional.
+``ddc.models.rust_bus``); every hook is optional. The counterfactual engine
+(``simulations.counterfactual``) reads ``money`` (welfare in money), ``outcomes`` and ``curves``
+(what it reports for every scenario, with intervals; an outcome or curve declared
+``vectorized=True`` is evaluated for all bootstrap draws in one call, see
+:class:`OutcomeContext`), ``unit`` (the column ``cv_per_<unit>``), ``default_scenarios``,
+``figures`` and ``description``.
 """
 
 from __future__ import annotations
@@ -181,6 +186,9 @@ class Outcome:
         One line saying what it measures, for report legends.
     unit : str
         ``"share"`` (shown as a percentage), a currency such as ``"USD"``, or free text.
+    label : str
+        Column heading in rendered reports (e.g. ``"12-month retention"``); the name with
+        spaces for underscores by default.
     vectorized : bool
         Whether ``compute`` takes contexts with a draws axis (:class:`OutcomeContext`); the
         counterfactual engine then evaluates all bootstrap draws (and all blocks of the
@@ -191,6 +199,7 @@ class Outcome:
     compute: Callable[[OutcomeContext], float]
     description: str = ""
     unit: str = ""
+    label: str = ""
     vectorized: bool = False
 
     def __post_init__(self) -> None:
@@ -199,6 +208,8 @@ class Outcome:
                              f"got {self.name!r}")
         if not callable(self.compute):
             raise TypeError(f"Outcome {self.name!r}: compute must be callable")
+        if not self.label:
+            object.__setattr__(self, "label", self.name.replace("_", " "))
 
     def __call__(self, ctx: OutcomeContext) -> float:
         if self.vectorized and ctx.n_draws is None:

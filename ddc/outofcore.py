@@ -634,14 +634,44 @@ def _csv_chunks_arrow(path: str, columns: list[str], chunk_rows: int
             raise SourceError(f"{name!r}: {len(bad_rows)} row(s) with the wrong number of "
                               f"fields; first: {shown}{more}. Every row needs one value per "
                               "column of the header (write an empty field for a missing value)")
-        frame = batch.to_pandas()[columns]
-        for c in columns:
+        arrays = {c: _arrow_numbers(batch.column(c)) for c in columns}
+        mixed = [c for c, arr in arrays.items() if arr is _MIXED]
+        frame = pa.table({c: batch.column(c) if c in mixed else arr
+                          for c, arr in arrays.items()}).to_pandas()
+        for c in mixed:  # numbers and text: numbers where they are, the text named later
             frame[c] = _numbers_where_possible(frame[c])
         for lo in range(0, len(frame), chunk_rows):
             chunk = frame.iloc[lo:lo + chunk_rows]
             chunk.index = pd.RangeIndex(offset, offset + len(chunk))
             offset += len(chunk)
             yield chunk
+
+
+#: Marks a text column holding both numbers and other text (converted in pandas).
+_MIXED = object()
+_NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+
+
+def _arrow_numbers(arr):
+    """A text column (pyarrow) as int64 or float64 when every value present is a number, as
+    text when none is, else :data:`_MIXED` (the caller converts it value by value)."""
+    import re
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if arr.null_count == len(arr):
+        return arr.cast(pa.float64())
+    first = arr.drop_null()[0].as_py()
+    if re.match(_NUMBER, first):
+        for target in (pa.int64(), pa.float64()):
+            try:
+                return pc.cast(arr, target)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                continue
+        return _MIXED
+    numeric = pc.any(pc.match_substring_regex(arr, _NUMBER)).as_py()
+    return _MIXED if numeric else arr
 
 
 def _numbers_where_possible(col: pd.Series) -> pd.Series:

@@ -51,6 +51,8 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from ddc.banded_solver import MAX_RESETS, BandedSystem, banded_structure
+from ddc.block_solver import BlockSystem, block_structure
 from ddc.kernels import bellman as kb
 from ddc.transitions import (
     TransitionDerivatives,
@@ -61,7 +63,7 @@ from ddc.utility import LinearUtility
 
 __all__ = ["Solver", "Solution", "solve", "ConvergenceWarning", "ConvergenceError",
            "PolicySystem", "FixedPoint", "solve_arrays", "small_blas",
-           "transition_derivatives", "BatchFixedPoint", "solve_batch",
+           "transition_derivatives", "Derivatives", "BatchFixedPoint", "solve_batch",
            "stacked_transition_matrix"]
 
 METHODS = {
@@ -74,6 +76,10 @@ LINEAR_SOLVERS = {
     "dense": "LU of the dense (I - beta P_pi); small models only",
     "sparse": "SuperLU of the assembled sparse (I - beta P_pi)",
     "gmres": "matrix-free GMRES over the factored transitions",
+    "blocks": "block by block over the variables that never change, single-action states "
+              "eliminated by a Schur complement (ddc.block_solver)",
+    "banded": "banded LU plus a low-rank term for actions that reset the state "
+              "(ddc.banded_solver)",
 }
 ON_FAILURE = ("warn", "raise")
 
@@ -177,21 +183,48 @@ class PolicySystem:
     ct : CompiledTransitions
         The transitions.
     solver : Solver
-        Chooses dense LU, sparse LU or GMRES.
+        Chooses dense LU, sparse LU, GMRES or the block/Schur solve.
+    feasible : numpy.ndarray of bool, shape (S, A), optional
+        The feasibility mask; needed to eliminate single-action states (``"blocks"``).
     """
 
-    def __init__(self, pi: np.ndarray, beta: float, ct, solver: Solver):
+    def __init__(self, pi: np.ndarray, beta: float, ct, solver: Solver,
+                 feasible: np.ndarray | None = None):
         self.pi, self.beta, self.ct = pi, beta, ct
         self.trans = tuple(ct)[2:]
         S = pi.shape[0]
         kind = solver.linear_solver
+        structure = None
+        if kind == "blocks" or (kind == "auto" and S > solver.dense_max):
+            structure = block_structure(ct, pi > 0 if feasible is None else feasible, beta)
+            if structure is None and kind == "blocks":
+                raise ValueError("linear_solver='blocks' needs state variables that never "
+                                 "change or states with a single feasible action, the same "
+                                 "in every block; this model has neither")
+        banded = None
+        if kind == "banded" or (kind == "auto" and structure is None):
+            banded = banded_structure(ct, pi.shape[1])
+            if banded is None and kind == "banded":
+                raise ValueError("linear_solver='banded' needs transitions that move the state "
+                                 "within a narrow band (plus at most "
+                                 f"{MAX_RESETS} actions that reset it); this model's do not")
         if kind == "auto":
-            if S <= solver.dense_max:
+            if structure is not None:
+                kind = "blocks"
+            elif banded is not None:
+                kind = "banded"
+            elif S <= solver.dense_max:
                 kind = "dense"
             else:
                 per_row = int(np.prod(ct.row_nnz_max())) * pi.shape[1]
                 kind = "sparse" if S * per_row <= solver.sparse_max_nnz else "gmres"
         self.kind = kind
+        if kind == "blocks":
+            self._blocks = BlockSystem(structure, pi)
+            return
+        if kind == "banded":
+            self._blocks = BandedSystem(banded, pi, beta)
+            return
         self.rtol = solver.gmres_rtol
         self.gmres_iterations = 0
         self._precond = None
@@ -222,6 +255,8 @@ class PolicySystem:
     def solve(self, b: np.ndarray, transpose: bool = False) -> np.ndarray:
         """Solve :math:`(I - \\beta P_\\pi) x = b` (or the transposed system); ``b`` may be 2-D."""
         b = np.asarray(b, dtype=np.float64)
+        if self.kind in ("blocks", "banded"):
+            return self._blocks.solve(b, transpose)
         if self.kind == "dense":
             return sla.lu_solve(self._lu, b, trans=1 if transpose else 0, check_finite=False)
         if self.kind == "sparse":
@@ -344,7 +379,8 @@ class Solution:
     @cached_property
     def policy_system(self) -> PolicySystem:
         """:math:`(I - \\beta P_\\pi)` at this solution's policy, factorized."""
-        return PolicySystem(self.pi, self.model.beta, self.transitions, self.solver)
+        return PolicySystem(self.pi, self.model.beta, self.transitions, self.solver,
+                            self.model.feasible)
 
     def expected(self, W: np.ndarray) -> np.ndarray:
         """``E[W(s') | s, a]`` for a vector ``(S,)`` -> ``(S, A)``, or a matrix ``(S, K)`` ->
@@ -405,6 +441,16 @@ class Solution:
         dv = direct + beta * self.expected(dV)
         return dV, dv
 
+    def derivatives(self, names: list[str] | None = None,
+                    dtrans: TransitionDerivatives | None = None) -> Derivatives:
+        """The value, choice values and log CCPs differentiated in the utility parameters and
+        the transition parameters ``names`` (all by default), from one solve of the policy
+        system; see :meth:`dvalue_dparams` and :meth:`dlogccp_dparams`."""
+        dV, dv = self._param_derivatives(names, dtrans)
+        dlp = dv - np.einsum("sa,sak->sk", self.pi, dv)[:, None, :]
+        dlp[~self.model.feasible] = 0.0
+        return Derivatives(dV, dv, dlp)
+
     def dvalue_dparams(self, names: list[str] | None = None,
                        dtrans: TransitionDerivatives | None = None) -> np.ndarray:
         """:math:`\\partial \\bar V / \\partial (\\theta, \\psi)`, shape (S, K + P): the
@@ -431,10 +477,7 @@ class Solution:
         \\beta (\\partial P_a / \\partial \\psi_k) \\bar V + \\beta P_a \\, \\partial
         \\bar V / \\partial \\psi_k` and :math:`\\partial \\log \\pi_a = \\partial v_a -
         \\sum_b \\pi_b \\partial v_b`. See :meth:`dvalue_dparams`."""
-        dv = self._param_derivatives(names, dtrans)[1]
-        out = dv - np.einsum("sa,sak->sk", self.pi, dv)[:, None, :]
-        out[~self.model.feasible] = 0.0
-        return out
+        return self.derivatives(names, dtrans).log_ccp
 
     def dlogccp_dpsi(self, names: list[str] | None = None,
                      dtrans: TransitionDerivatives | None = None) -> np.ndarray:
@@ -555,6 +598,18 @@ def transition_derivatives(model, params, names: list[str] | None = None,
 
     return differentiate_transitions(evaluate, vec[idx], names, model.space, model.n_actions,
                                      second=second)
+
+
+class Derivatives(NamedTuple):
+    """Derivatives of a solution in its parameters (the last axis: utility parameters, then
+    the transition parameters asked for)."""
+
+    value: np.ndarray
+    """:math:`\\partial \\bar V`, shape (S, n)."""
+    choice_values: np.ndarray
+    """:math:`\\partial v`, shape (S, A, n)."""
+    log_ccp: np.ndarray
+    """:math:`\\partial \\log \\pi`, shape (S, A, n); 0 where infeasible."""
 
 
 def _fail(solver: Solver, message: str) -> None:
@@ -720,7 +775,7 @@ def _solve_arrays(u, feas, beta, ct, solver, V0) -> FixedPoint:
             residual = float(np.max(np.abs(TV - V)))
             iterations = 1
         while residual > solver.tol and iterations + newton < solver.max_iter:
-            system = PolicySystem(pi, beta, ct, solver)
+            system = PolicySystem(pi, beta, ct, solver, feas)
             if solver.method == "policy_iteration":
                 with np.errstate(divide="ignore", invalid="ignore"):
                     logpi = np.where(pi > 0, np.log(np.where(pi > 0, pi, 1.0)), 0.0)
@@ -864,7 +919,6 @@ def solve_batch(u: np.ndarray, feasible: np.ndarray, beta: float, ct, pi0: np.nd
     max_iter = BATCH_MAX_ITER if max_iter is None else int(max_iter)
     U = np.ascontiguousarray(u.transpose(1, 0, 2))  # (A, S, D)
     P = stacked_transition_matrix(ct)
-    system = PolicySystem(np.ascontiguousarray(pi0, dtype=np.float64), beta, ct, solver)
     infeasible = ~np.asarray(feasible, dtype=bool).T[:, :, None]
     V = np.repeat(np.asarray(V0, dtype=np.float64)[:, None], D, axis=1)
     V_out = np.full((S, D), np.nan)
@@ -873,7 +927,8 @@ def solve_batch(u: np.ndarray, feasible: np.ndarray, beta: float, ct, pi0: np.nd
     left = np.arange(D)
     eps = np.finfo(float).eps
     steps = 0
-    with small_blas(S, solver):
+    with small_blas(S, solver):  # the factorization too: two BLAS threads on a busy machine
+        system = PolicySystem(np.ascontiguousarray(pi0, dtype=np.float64), beta, ct, solver)
         for steps in range(1, max_iter + 1):  # noqa: B007 - steps is reported
             Vl = V[:, left]
             v = U[:, :, left] + beta * (P @ Vl).reshape(A, S, left.size)

@@ -39,7 +39,7 @@ import scipy.sparse.linalg as spla
 
 from ddc.kernels import bellman as kb
 from ddc.model import Model
-from ddc.solver import ConvergenceWarning, Solution
+from ddc.solver import ConvergenceWarning, Solution, small_blas
 
 __all__ = [
     "stationary_distribution",
@@ -537,11 +537,13 @@ def stationary_batch(model: Model, pi: np.ndarray, pi0: np.ndarray, mu0: np.ndar
     cols = np.concatenate([M.col[keep], anchors])
     vals = np.concatenate([M.data[keep], np.ones(anchors.size)])
     system = sp.csc_matrix((vals, (rows, cols)), shape=(S, S))
-    if S <= BATCH_DENSE_MAX:  # dense LU: BLAS on all draws at once
-        lu_dense = sla.lu_factor(system.toarray())
+    if S <= BATCH_DENSE_MAX:  # dense LU: BLAS on all draws at once, on one thread (small)
+        with small_blas(S):
+            lu_dense = sla.lu_factor(system.toarray())
 
         def solve(r):
-            return sla.lu_solve(lu_dense, r)
+            with small_blas(S):
+                return sla.lu_solve(lu_dense, r)
     else:
         lu = spla.splu(system)
 

@@ -422,14 +422,32 @@ def _components(spec: FactoredTransitions | SparseTransitions) -> dict:
                     f"{type(spec).__name__}")
 
 
-def _combine(coefs: Sequence[float], values: Sequence):
-    """``sum_i coefs[i] * values[i]`` for arrays or tuples of sparse matrices."""
+def _combine(coefs: Sequence[float], values: Sequence, denoise: bool = False):
+    """``sum_i coefs[i] * values[i]`` for arrays or tuples of sparse matrices.
+
+    With ``denoise``, entries no larger than the rounding error of the sum,
+    :math:`8 \\epsilon \\sum_i |c_i| \\max |v_i|`, are set to zero: a difference quotient
+    cannot tell them from zero (second differences of tables linear in a parameter are pure
+    rounding), and zero terms are skipped.
+    """
     if isinstance(values[0], tuple):
-        return tuple(sp.csr_matrix(sum(c * v[a] for c, v in zip(coefs, values, strict=True)))
-                     for a in range(len(values[0])))
+        out = tuple(sp.csr_matrix(sum(c * v[a] for c, v in zip(coefs, values, strict=True)))
+                    for a in range(len(values[0])))
+        if denoise:
+            for a, m in enumerate(out):
+                bound = 8 * np.finfo(float).eps * sum(
+                    abs(c) * abs(v[a]).max(initial=0.0) for c, v in zip(coefs, values,
+                                                                          strict=True))
+                m.data[np.abs(m.data) <= bound] = 0.0
+                m.eliminate_zeros()
+        return out
     out = coefs[0] * values[0]
     for c, v in zip(coefs[1:], values[1:], strict=True):
         out = out + c * v
+    if denoise:
+        bound = 8 * np.finfo(float).eps * sum(abs(c) * np.abs(v).max(initial=0.0)
+                                              for c, v in zip(coefs, values, strict=True))
+        out = np.where(np.abs(out) <= bound, 0.0, out)
     return out
 
 
@@ -527,7 +545,7 @@ def differentiate_transitions(
     space: StateSpace,
     n_actions: int,
     second: bool = False,
-    rel_step: float = 1e-3,
+    rel_step: float = 1e-4,
 ) -> TransitionDerivatives:
     """Derivatives of the transition tables in the transition parameters.
 
@@ -541,12 +559,15 @@ def differentiate_transitions(
         \\frac{8 [F(\\psi + h e_k) - F(\\psi - h e_k)] - [F(\\psi + 2h e_k) - F(\\psi - 2h e_k)]}
         {12 h},
 
-    with error :math:`O(h^4)` (zero for tables polynomial of degree up to 4 in
-    :math:`\\psi_k`, such as probabilities that are the parameters themselves) plus rounding,
-    about :math:`\\epsilon / h`. With ``second=True`` also the second derivatives: on the
-    diagonal the fourth-order five-point formula, across parameters the central second
+    with error :math:`O(h^4)` (zero for tables polynomial of degree up to 4 in :math:`\\psi_k`,
+    such as probabilities that are the parameters themselves) plus rounding, about
+    :math:`\\epsilon / h \\approx 10^{-12}` at the default :math:`h = 10^{-4}`. With
+    ``second=True`` also the second derivatives: on the diagonal the fourth-order five-point
+    formula, across parameters the central second
     difference along :math:`h_k e_k + h_l e_l` less the diagonal terms (error
-    :math:`O(h^2)`, rounding :math:`\\epsilon / h^2`).
+    :math:`O(h^2)`, rounding :math:`\\epsilon / h^2`); entries of second derivatives within
+    their rounding error are set to zero (those of tables linear in the parameters, for
+    example), and zero terms dropped.
 
     Parameters
     ----------
@@ -605,14 +626,16 @@ def differentiate_transitions(
     for k in range(P):
         e = np.zeros(P)
         e[k] = rel_step * max(1.0, abs(psi[k]))
-        scale, (m2, m1, p1, p2) = stencil(e, (-2.0, -1.0, 1.0, 2.0))
+        # the far points first: where a step leaves the domain, they fail first
+        scale, (p2, m2, p1, m1) = stencil(e, (2.0, -2.0, 1.0, -1.0))
         h = steps[k] = scale * e[k]
         d1.append({c: _combine([1 / (12 * h), -8 / (12 * h), 8 / (12 * h), -1 / (12 * h)],
                                [m2[c], m1[c], p1[c], p2[c]]) for c in keys})
         if second:
             w = 1 / (12 * h * h)
             d2[(k, k)] = {c: _combine([-w, 16 * w, -30 * w, 16 * w, -w],
-                                      [m2[c], m1[c], comp0[c], p1[c], p2[c]]) for c in keys}
+                                      [m2[c], m1[c], comp0[c], p1[c], p2[c]], True)
+                          for c in keys}
     if second:
         for k in range(P):
             for l in range(k + 1, P):
@@ -623,7 +646,8 @@ def differentiate_transitions(
                 d2[(k, l)] = {c: _combine(
                     [1 / (2 * tk * tl), -2 / (2 * tk * tl), 1 / (2 * tk * tl),
                      -tk / (2 * tl), -tl / (2 * tk)],
-                    [m1[c], comp0[c], p1[c], d2[(k, k)][c], d2[(l, l)][c]]) for c in keys}
+                    [m1[c], comp0[c], p1[c], d2[(k, k)][c], d2[(l, l)][c]], True)
+                    for c in keys}
 
     def compiled(replace: dict):
         return base.compile(space, n_actions, tables=replace)

@@ -189,6 +189,13 @@ class Estimator:
     #: whether the estimator needs the panel's rows (not only sufficient statistics)
     needs_rows: ClassVar[bool] = True
 
+    def __new__(cls, model=None, *args, **kwargs):
+        # a ddc.Mixture gets the estimator's mixture version (estimators.mixture), or a
+        # reasoned refusal; any other model this class itself
+        from estimators.mixture.dispatch import mixture_estimator
+
+        return mixture_estimator(cls, model, args, kwargs) or super().__new__(cls)
+
     def __init__(self, model: Model, solver: Solver | None = None,
                  drop_first: bool | None = None, on_failure: str = "warn"):
         if not isinstance(model, Model):
@@ -270,13 +277,21 @@ class Estimator:
         prep = self._prepare(data, mapping)
         step[0] = "estimation"
         points = self._starting_points(start, starts)
-        fits = []
+        fits: list[Fit | None] = []
         for x0 in points:
             base = prep.params.copy()
             base[x0.index] = x0
-            fits.append(self._estimate(prep, base))
-        best = max(range(len(fits)), key=lambda i: (np.nan_to_num(fits[i].objective,
-                                                                  nan=-np.inf)))
+            try:
+                fits.append(self._estimate(prep, base))
+            except Exception as exc:  # one of several starts failing numerically is recorded
+                if len(points) == 1 or not (_foreign(exc) or isinstance(exc, ConvergenceError)):
+                    raise
+                fits.append(None)
+        ran = [i for i, f in enumerate(fits) if f is not None]
+        if not ran:
+            raise ConvergenceError(f"{self.name} failed from every one of the {len(points)} "
+                                   "starting values")
+        best = max(ran, key=lambda i: np.nan_to_num(fits[i].objective, nan=-np.inf))
         fit = fits[best]
         notes = list(fit.notes)
         extra_starts = self._compare_starts(points, fits, best, notes) if len(fits) > 1 else None
@@ -336,24 +351,36 @@ class Estimator:
         util = self.model.utility_params
         rows = []
         for i, (x0, f) in enumerate(zip(points, fits, strict=True)):
-            rows.append({"start": i, "objective": f.objective,
-                         "converged": f.optimizer_converged, **f.params[util].to_dict(),
-                         **{f"start_{k}": v for k, v in x0.items()}})
+            got = {"objective": np.nan, "optimizer_stopped": False} if f is None else \
+                {"objective": f.objective, "optimizer_stopped": f.optimizer_converged,
+                 **f.params[util].to_dict()}
+            rows.append({"start": i, **got, **{f"start_{k}": v for k, v in x0.items()}})
         table = pd.DataFrame(rows).set_index("start")
         top = fits[best].objective
-        ok = np.isfinite(table["objective"].to_numpy())
-        far = ok & (np.abs(table["objective"].to_numpy() - top)
-                    > OPTIMA_RTOL * max(1.0, abs(top)))
-        if far.any():
-            msg = (f"the {len(fits)} starting values reached {1 + int(far.sum())} different "
-                   f"optima (objectives {sorted(set(np.round(table['objective'][ok], 3)))}); "
-                   f"the best, from start {best}, is reported")
+        table = table.reindex(columns=["objective", "optimizer_stopped", *util,
+                                       *[c for c in table.columns if c.startswith("start_")]])
+        obj = table["objective"].to_numpy(dtype=float)
+        ok = np.isfinite(obj)
+        # distinct optima: objectives further apart than the tolerance
+        levels = np.sort(obj[ok])[::-1]
+        tol = OPTIMA_RTOL * max(1.0, abs(top))
+        optima = [levels[0]]
+        for v in levels[1:]:
+            if optima[-1] - v > tol:
+                optima.append(v)
+        failed = "" if ok.all() else \
+            f"; {int((~ok).sum())} start(s) failed (no finite objective)"
+        if len(optima) > 1:
+            levels_text = ", ".join(f"{v:.6g}" for v in optima)
+            msg = (f"the {len(fits)} starting values ended at {len(optima)} different points "
+                   f"(local optima or places where the optimizer stopped; objectives "
+                   f"{levels_text}){failed}; the best, from start {best}, is reported "
+                   "(res.extra['starts'] lists them)")
             warnings.warn(msg, ConvergenceWarning, stacklevel=4)
             notes.append(msg)
         else:
             notes.append(f"all {int(ok.sum())} of {len(fits)} starting values reached the same "
-                         "optimum" + ("" if ok.all() else
-                                      f" ({int((~ok).sum())} failed)"))
+                         f"optimum{failed}")
         return table
 
     def _explain_infinite(self, prep: Prepared, fit: Fit) -> None:

@@ -33,7 +33,7 @@ from scipy.special import logsumexp
 from ddc.data import EstimationData
 from ddc.kernels.bellman import EULER_GAMMA
 from ddc.model import Model
-from ddc.solver import PolicySystem, Solver
+from ddc.solver import ConvergenceError, PolicySystem, Solver
 from ddc.utility import LinearUtility
 from estimators.base import Estimator, Fit, Inference, Prepared, register
 from estimators.likelihood import ChoiceLikelihood, mle_inference
@@ -120,12 +120,6 @@ class PseudoLikelihood:
 class _CCPBase(Estimator):
     name = "CCP"
     needs_rows = True
-
-    def __new__(cls, model=None, *args, **kwargs):
-        # a ddc.Mixture gets the mixture estimator (estimators.mixture), or a reasoned refusal
-        from estimators.mixture.dispatch import mixture_estimator
-
-        return mixture_estimator(cls, model, args, kwargs) or super().__new__(cls)
 
     def __init__(self, model: Model, first_stage: str = "frequency", smoothing: float = 0.5,
                  solver: Solver | None = None, drop_first: bool | None = None,
@@ -403,7 +397,7 @@ class NPL(_CCPBase):
                                                rows.n_panel_rows, fit.params)
             else:  # sufficient statistics: the Hessian only
                 Hm, scores, ev = mle_inference(lik, None, 0, fit.params)
-        except RuntimeError as exc:  # the likelihood is not finite near the estimate
+        except ConvergenceError as exc:  # the likelihood is not finite near the estimate
             notes.append(f"no Hessian at the estimate: {exc}")
             Hm, scores, ev = None, None, lik.evaluate(fit.params, True)
         if len(ts.params):

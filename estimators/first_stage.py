@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import scipy.optimize as so
 
 from ddc.model import Model
 from ddc.panel import Panel
@@ -198,6 +197,8 @@ def estimate_transitions(model: Model, panel: Panel | None, frame: pd.DataFrame 
                                                               tc.s_next)))
         except ValueError:
             return np.inf
+
+    import scipy.optimize as so  # lazily: 0.15 s of start-up
 
     res = so.minimize(negll, model.transition_params.to_numpy(), method="L-BFGS-B")
     if not res.success:

@@ -23,7 +23,7 @@ import pandas as pd
 
 from ddc.kernels.bellman import EULER_GAMMA
 from ddc.model import Model
-from ddc.solver import Solution, Solver, small_blas, solve_arrays
+from ddc.solver import ConvergenceError, Solution, Solver, small_blas, solve_arrays
 from ddc.transitions import TransitionDerivatives
 
 __all__ = ["ChoiceLikelihood", "Evaluation"]
@@ -59,6 +59,7 @@ class ChoiceLikelihood:
         self.n_solves = 0
         self.inner_failures = 0
         self._dtrans: dict = {}
+        self._anchor = None
 
     def solve(self, params: pd.Series | np.ndarray) -> Solution:
         """Solve at full parameters ``params`` (a Series or a vector in ``model.param_names``
@@ -68,7 +69,7 @@ class ChoiceLikelihood:
         K = len(model.utility_params)
         u = np.ascontiguousarray(model.utility(vec[:K]))
         ct = model.compiled_transitions(vec)
-        fp = solve_arrays(u, model.feasible, model.beta, ct, self.solver, self.V)
+        fp = solve_arrays(u, model.feasible, model.beta, ct, self.solver, self._start(vec))
         self.n_solves += 1
         if not fp.converged:
             self.inner_failures += 1
@@ -79,6 +80,29 @@ class ChoiceLikelihood:
                         converged=fp.converged, residual=fp.residual, iterations=fp.iterations,
                         newton_steps=fp.newton_steps, method=self.solver.method, seconds=0.0,
                         solver=self.solver, linear_solver=fp.linear_solver, ct=ct)
+
+    def _start(self, vec: np.ndarray) -> np.ndarray | None:
+        """Warm start: the first-order prediction :math:`\\bar V(x_0) + \\partial \\bar V(x_0)
+        (x - x_0)` from the last point :math:`x_0` whose derivatives were computed (when only
+        parameters it differentiated moved), else the last solution. The prediction is off by
+        :math:`O(\\|x - x_0\\|^2)`, which saves Newton steps (at beta = 0.9999 the value
+        moves by about :math:`\\Delta u / (1 - \\beta)`)."""
+        if self._anchor is not None and self.V is not None:
+            x0, V0, dV, cols = self._anchor
+            step = vec - x0
+            rest = np.ones(step.size, dtype=bool)
+            rest[cols] = False
+            if not np.any(step[rest]):
+                V = V0 + dV @ step[cols]
+                if np.all(np.isfinite(V)):
+                    return V
+        return self.V
+
+    def _remember(self, sol: Solution, dV: np.ndarray, names: Sequence[str]) -> None:
+        K = len(self.model.utility_params)
+        every = list(self.model.transition_params.index)
+        cols = np.array(list(range(K)) + [K + every.index(n) for n in names], dtype=np.int64)
+        self._anchor = (sol.params.to_numpy().copy(), sol.V, dV, cols)
 
     def log_pi(self, sol: Solution) -> np.ndarray:
         """``log pi`` with ``-inf`` where infeasible."""
@@ -105,12 +129,12 @@ class ChoiceLikelihood:
             return Evaluation(-np.inf, None, None, None, sol)
         if not need_derivatives:
             return Evaluation(ll, None, None, None, sol)
-        if names:
-            # with their second derivatives: Newton wants the Hessian wherever it wants the
-            # gradient, and the tables' stencils share their points
-            g = sol.dlogccp_dparams(list(names), self.transition_derivatives(sol, names, True))
-        else:
-            g = sol.dlogccp_dtheta()
+        # transition derivatives with their second derivatives: Newton wants the Hessian
+        # wherever it wants the gradient, and the tables' stencils share their points
+        dtrans = self.transition_derivatives(sol, names, True) if names else None
+        d = sol.derivatives(list(names), dtrans)
+        self._remember(sol, d.value, names)
+        g = d.log_ccp
         grad = np.einsum("sa,sak->k", self.counts, g)
         bhhh = np.einsum("sa,sak,sal->kl", self.counts, g, g)
         return Evaluation(ll, grad, bhhh, g, sol)
@@ -137,8 +161,9 @@ class ChoiceLikelihood:
         with small_blas(self.model.n_states, self.solver):
             sol = self.solve(params)
             if not sol.converged:
-                raise RuntimeError("the fixed point did not converge at the parameters where "
-                                   f"the Hessian is needed (residual {sol.residual:.2e})")
+                raise ConvergenceError("the fixed point did not converge at the parameters "
+                                       f"where the Hessian is needed (residual "
+                                       f"{sol.residual:.2e})")
             dtrans = self.transition_derivatives(sol, names, second=True) if names else None
             d2 = sol.d2logccp_dparams(names, dtrans)
         return np.einsum("sa,saij->ij", self.counts, d2)
@@ -156,7 +181,7 @@ class ChoiceLikelihood:
 
 def mle_inference(lik: ChoiceLikelihood, counts_rows: tuple[np.ndarray, np.ndarray, np.ndarray],
                   n_rows: int, params: pd.Series) -> tuple[np.ndarray, np.ndarray, Evaluation]:
-    """Hessian (central differences of the analytic gradient) and per-row scores of the choice
+    """Hessian (analytic, :meth:`ChoiceLikelihood.hessian`) and per-row scores of the choice
     log-likelihood in the utility parameters at ``params``.
 
     Parameters
@@ -178,19 +203,11 @@ def mle_inference(lik: ChoiceLikelihood, counts_rows: tuple[np.ndarray, np.ndarr
     evaluation : Evaluation
         At ``params``.
     """
-    util = lik.model.utility_params
-    K = len(util)
-    H = np.empty((K, K))
-    for k in range(K):
-        h = 1e-5 * max(1.0, abs(params[util[k]]))
-        up, dn = params.copy(), params.copy()
-        up[util[k]] += h
-        dn[util[k]] -= h
-        g_up, g_dn = lik.evaluate(up).grad, lik.evaluate(dn).grad
-        if g_up is None or g_dn is None:
-            raise RuntimeError(f"the likelihood is not finite near the estimate in {util[k]}; "
-                               "cannot form the Hessian")
-        H[:, k] = (g_up - g_dn) / (2 * h)
+    K = len(lik.model.utility_params)
+    H = lik.hessian(params)  # analytic (second-order implicit function theorem)
+    if not np.all(np.isfinite(H)):
+        raise ConvergenceError("the choice log-likelihood's Hessian is not finite at the "
+                               "estimate")
     ev = lik.evaluate(params, True)
     if counts_rows is None:  # counts only (sufficient statistics): no per-row scores
         return 0.5 * (H + H.T), None, ev

@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import scipy.optimize as so
 
 from ddc.model import Model
 from ddc.solver import ConvergenceError, Solution, Solver
@@ -230,12 +229,6 @@ class MaxEntIRL(Estimator):
     takes_start = True
     needs_rows = False
 
-    def __new__(cls, model=None, *args, **kwargs):
-        # a ddc.Mixture gets the mixture estimator (estimators.mixture), or a reasoned refusal
-        from estimators.mixture.dispatch import mixture_estimator
-
-        return mixture_estimator(cls, model, args, kwargs) or super().__new__(cls)
-
     def __init__(self, model: Model, feature_counts: str = "likelihood", forward: str = "solve",
                  solver: Solver | None = None, optimizer: Optimizer | None = None,
                  forward_tol: float = 1e-13, drop_first: bool | None = None,
@@ -394,7 +387,7 @@ class MaxEntIRL(Estimator):
             else:
                 H, scores, _ = mle_inference(lik, None, 0, fit.params)
                 groups = None
-        except RuntimeError as exc:  # the likelihood is not finite near the estimate
+        except ConvergenceError as exc:  # the likelihood is not finite near the estimate
             notes.append(f"no Hessian at the estimate: {exc}")
             H = scores = groups = None
         return Inference(**common, hessian=H, scores=scores, groups=groups, cov_type="hessian",
@@ -448,6 +441,8 @@ class MaxEntIRL(Estimator):
             p[util] = params[util].to_numpy() + T @ phi
             m, _ = self.horizon_moments(lik, p, initial, horizon)
             return scale @ m if np.all(np.isfinite(m)) else np.full(len(util), 1e10)
+
+        import scipy.optimize as so  # lazily: 0.15 s of start-up
 
         sol = so.root(moments, np.zeros(len(util)), method="hybr", options={"xtol": 1e-12})
         out = base.copy()

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ddc.model import Model
-from ddc.solver import Solver
+from ddc.solver import ConvergenceError, Solver
 from estimators.base import Estimator, Fit, Inference, Prepared, register
 from estimators.data import ChoiceData
 from estimators.first_stage import (
@@ -79,12 +79,6 @@ class NFXP(Estimator):
     takes_start = True
     needs_rows = False
 
-    def __new__(cls, model=None, *args, **kwargs):
-        # a ddc.Mixture gets the mixture estimator (estimators.mixture), or a reasoned refusal
-        from estimators.mixture.dispatch import mixture_estimator
-
-        return mixture_estimator(cls, model, args, kwargs) or super().__new__(cls)
-
     def __init__(self, model: Model, solver: Solver | None = None,
                  optimizer: Optimizer | None = None, full_information: bool = True,
                  drop_first: bool | None = None, on_failure: str = "warn"):
@@ -136,9 +130,10 @@ class NFXP(Estimator):
             converged = converged and ok3
             message = f"{message}; full information: {msg3}"
             grad = g3
+        # the solution at the estimate, built once: inference and the results reuse it
+        ev = lik.evaluate(params, True)
         state = {"lik": lik, "full": full, "ts_full": ts_full, "at_bound": at_bound,
-                 "free": free}
-        ev = lik.evaluate(params, False)
+                 "free": free, "ev": ev}
         objective_value = ev.loglik + self._transition_loglik(cd, ts, params)
         return Fit(params, objective_value, grad, converged, message, iterations,
                    res.function_evals, notes, state)
@@ -151,7 +146,7 @@ class NFXP(Estimator):
         params = fit.params
         util = model.utility_params
         notes = []
-        ev = lik.evaluate(params, True)
+        ev = st["ev"]
         if lik.inner_failures:
             notes.append(f"the inner fixed point failed to converge {lik.inner_failures} time(s) "
                          "at trial parameters (treated as infeasible points)")
@@ -241,22 +236,47 @@ class NFXP(Estimator):
         function theorem, :meth:`ChoiceLikelihood.hessian`), the transition part by central
         differences of its gradient (no fixed point involved)."""
         tnames = list(ts.params.index)
+        x = params.to_numpy()
+        memo = getattr(self, "_hessian_memo", None)
+        if memo is not None and memo[0] == tuple(names) and np.array_equal(memo[1], x):
+            return memo[2].copy()  # Newton's last Hessian, asked again for the inference
         try:
             H = lik.hessian(params, tnames)
-        except RuntimeError as exc:  # the fixed point failed at the point
+        except ConvergenceError as exc:  # the fixed point failed at the point
             raise HessianUnavailable(str(exc)) from exc
         K = len(names) - len(tnames)
+        H[K:, K:] += self._transition_hessian(cd, ts, params)
+        if not np.all(np.isfinite(H)):
+            raise HessianUnavailable("the joint log-likelihood's Hessian is not finite at the "
+                                     "point")
+        H = 0.5 * (H + H.T)
+        self._hessian_memo = (tuple(names), x.copy(), H.copy())
+        return H
+
+    def _transition_hessian(self, cd, ts, params):
+        """Hessian of the transition log-likelihood in the transition parameters: closed form
+        for increment probabilities (:math:`-\\mathrm{diag}(c_j / p_j^2) - c_J / p_J^2`, the
+        last probability being one minus the others), else central differences of
+        :meth:`_transition_grad`."""
+        tnames = list(ts.params.index)
+        if _by_increments(ts):
+            every = list(self.model.transition_params.index)
+            c = increment_counts(self.model, cd.panel, cd.frame, cd.stats)
+            p = _increment_probs(params[every])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                w = np.where(c > 0, c / np.where(c > 0, p, 1.0) ** 2, 0.0)
+            idx = [every.index(n) for n in tnames]
+            return -np.diag(w[:-1][idx]) - w[-1]
+        P = len(tnames)
+        out = np.empty((P, P))
         for k, name in enumerate(tnames):
             h = 1e-5 * max(1.0, abs(params[name]))
             up, dn = params.copy(), params.copy()
             up[name] += h
             dn[name] -= h
-            H[K:, K + k] += (self._transition_grad(cd, ts, up)[1]
-                             - self._transition_grad(cd, ts, dn)[1]) / (2 * h)
-        if not np.all(np.isfinite(H)):
-            raise HessianUnavailable("the joint log-likelihood's Hessian is not finite at the "
-                                     "point")
-        return 0.5 * (H + H.T)
+            out[:, k] = (self._transition_grad(cd, ts, up)[1]
+                         - self._transition_grad(cd, ts, dn)[1]) / (2 * h)
+        return out
 
     def _full_information(self, lik, cd, ts, params):
         """Newton steps on the joint likelihood; returns ``(params, ok, iterations, message,
@@ -318,7 +338,7 @@ class NFXP(Estimator):
                 return H, None
             rows = np.flatnonzero(cd.used)
             H, scores, _ = mle_inference(lik, (rows, cd.state, cd.action), panel.nobs, params)
-        except RuntimeError as exc:  # the likelihood is not finite near the estimate
+        except ConvergenceError as exc:  # the likelihood is not finite near the estimate
             raise HessianUnavailable(str(exc)) from exc
         return H, scores
 

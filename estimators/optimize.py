@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-import scipy.optimize as so
 
 __all__ = ["Optimizer", "OptimizeResult", "maximize"]
 
@@ -182,6 +181,8 @@ def _scipy(objective: Objective, x0: np.ndarray, opt: Optimizer) -> OptimizeResu
     kwargs = {}
     if opt.method == "trust-exact":
         kwargs["hess"] = lambda x: cache["H"] if "H" in cache else objective(x, True)[2]
+    import scipy.optimize as so  # lazily: 0.15 s of start-up
+
     res = so.minimize(negative, x0, jac=True, method=opt.method.upper() if opt.method != "l-bfgs-b"
                       else "L-BFGS-B", tol=opt.tol, options={"maxiter": opt.max_iter}, **kwargs)
     f, g, _ = objective(res.x, True)

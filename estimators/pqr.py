@@ -550,12 +550,6 @@ class PQR(Estimator):
     key = "pqr"
     needs_rows = False
 
-    def __new__(cls, model=None, *args, **kwargs):
-        # a ddc.Mixture gets the mixture estimator (estimators.mixture), or a reasoned refusal
-        from estimators.mixture.dispatch import mixture_estimator
-
-        return mixture_estimator(cls, model, args, kwargs) or super().__new__(cls)
-
     def __init__(self, model: Model, policy: str = "frequency", q_step: str = "table",
                  smoothing: float = 0.5, order: int = 2, weights: str = "inverse_variance",
                  bootstrap: int = 0, seed: int = 0, anchor: str | None = None,

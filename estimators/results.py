@@ -3,34 +3,23 @@
 An estimator returns an :class:`EstimationResults`. It holds the estimate and the raw ingredients
 of inference -- the Hessian :math:`H` of the (pseudo) log-likelihood at the estimate, the
 per-row scores :math:`g_i` and the unit of each row -- and computes a covariance of the kind asked
-for when it is first asked for (and caches it):
+for when it is first asked for, and caches it. The pieces live beside it, one concern each:
 
-================  =====================================================================
-kind              covariance of :math:`\\hat\\theta`
-================  =====================================================================
-``"hessian"``     :math:`-H^{-1}` (inverse observed information)
-``"opg"``         :math:`(G'G)^{-1}`, :math:`G` the :math:`n \\times K` matrix of scores
-``"sandwich"``    :math:`H^{-1} (G'G) H^{-1}` (robust; statsmodels' ``"HC0"``)
-``"cluster"``     :math:`c\\, H^{-1} C H^{-1}` with :math:`C = \\sum_u s_u s_u'`, where
-                  :math:`s_u` is the sum of the score rows of unit :math:`u`, and
-                  :math:`c = \\frac{U}{U-1} \\frac{n-1}{n-K}`
-================  =====================================================================
-
-plus any kind an estimator computed itself (``extra_covs``, e.g. ``"murphy_topel"`` for a
-two-step estimator). A kind whose ingredients are missing raises :class:`NotAvailableError`
-with the reason; a singular or indefinite Hessian raises :class:`HessianError`, naming the
-parameters that are not separately identified.
-
-Results are saved as JSON (never pickle) with :meth:`EstimationResults.save` and read back with
-:func:`load_results`.
+* :mod:`estimators.inference` -- the covariance kinds (``"hessian"``, ``"opg"``,
+  ``"sandwich"``, ``"cluster"`` and those an estimator precomputed, e.g. ``"murphy_topel"``),
+  :class:`NotAvailableError` with the reason a kind is missing, :class:`HessianError` naming the
+  parameters that are not separately identified;
+* :mod:`estimators.summary` and :mod:`estimators.tables` -- the summary and the one table
+  renderer (text, HTML, LaTeX, Markdown, CSV);
+* :mod:`estimators.results_file` -- the JSON file (never pickle) that :meth:`EstimationResults.save`
+  writes through :mod:`ddc.io` and :func:`load_results` reads, with the model's fingerprint so
+  that results are not used with another model (:class:`ModelMismatchError`).
 """
 
 from __future__ import annotations
 
 import copy
-import datetime as _dt
 import functools
-import json
 import math
 import os
 import warnings
@@ -40,15 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy.special import ndtr, ndtri  # normal cdf and quantile: scipy.stats costs 0.5 s
 
 from ddc.io import (
-    JSONFieldError,
     encode_json,
-    json_float,
-    json_floats,
-    json_int,
-    json_str,
     read_json,
     write_json,
 )
@@ -61,6 +45,7 @@ from estimators.inference import (
     covariance,
     join_names,
 )
+from estimators.results_file import FORMAT_VERSION, decode_results, encode_results
 from estimators.summary import Summary
 from estimators.tables import (
     format_number,
@@ -84,9 +69,6 @@ __all__ = [
     "load_results",
 ]
 
-#: Version of the JSON format written by :meth:`EstimationResults.save`.
-FORMAT_VERSION = 1
-_FORMAT_NAME = "ddc-econ estimation results"
 
 class ModelMismatchError(ValueError):
     """Results are used with a model other than the one they were estimated with.
@@ -100,18 +82,6 @@ class ModelMismatchError(ValueError):
     def __init__(self, message: str, differences: Sequence[str] = ()):
         super().__init__(message)
         self.differences = list(differences)
-
-
-def _json_matrix(rows: Any, k: int, field: str, names: Sequence[str]) -> np.ndarray:
-    """A saved K x K matrix, each entry decoded by :func:`ddc.io.json_float` (named if bad)."""
-    if not isinstance(rows, list) or len(rows) != k:
-        got = f"{len(rows)} rows" if isinstance(rows, list) else json.dumps(rows)[:40]
-        raise JSONFieldError(f"{field} has {got}; expected {k} rows of {k} numbers (one per "
-                             f"estimated parameter {list(names)})", field)
-    out = np.empty((k, k))
-    for i, row in enumerate(rows):
-        out[i] = json_floats(row, f"{field}[{i}] ({names[i]})", labels=names, length=k)
-    return out
 
 
 def _as_int(value: Any, name: str, *, minimum: int, optional: bool) -> int | None:
@@ -534,7 +504,7 @@ class EstimationResults:
 
     def _pvalues_of(self, kind: str) -> pd.Series:
         t = self._tstats_of(kind)
-        return pd.Series(2.0 * stats.norm.sf(np.abs(t.to_numpy())), index=t.index,
+        return pd.Series(2.0 * ndtr(-np.abs(t.to_numpy())), index=t.index,
                          name="pvalue")
 
     @property
@@ -644,7 +614,7 @@ class EstimationResults:
         if not 0.0 < level < 1.0:
             raise ValueError(f"level must be in (0, 1), e.g. 0.95; got {level}")
         se = self.std_errors_of(self._cov_type if cov_type is None else cov_type)
-        q = stats.norm.ppf(1.0 - (1.0 - level) / 2.0)
+        q = ndtri(1.0 - (1.0 - level) / 2.0)
         est = self._params.to_numpy()
         return pd.DataFrame({"lower": est - q * se.to_numpy(), "upper": est + q * se.to_numpy()},
                             index=se.index)
@@ -910,15 +880,7 @@ class EstimationResults:
                     covs[kind] = self.cov_of(kind).to_numpy()
             except NotAvailableError as exc:
                 unavailable[kind] = self._unavailable.get(kind, str(exc))
-        try:
-            from ddc import __version__ as version
-        except Exception:  # pragma: no cover - the package is always importable here
-            version = None
-        return encode_json({
-            "format": _FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "package_version": version,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        return encode_results({
             "estimator": self._estimator,
             "model": self._model_info,
             "model_fingerprint": self.fingerprint,
@@ -1007,112 +969,23 @@ def load_results(path: str | os.PathLike, model: Model | None = None) -> Estimat
     """
     path = Path(path)
     where = repr(str(path))
-    doc = read_json(path, what="JSON results file")
-    if not isinstance(doc, dict) or doc.get("format") != _FORMAT_NAME:
-        raise ValueError(f"{where} is not a ddc-econ results file (its 'format' field is "
-                         f"{doc.get('format') if isinstance(doc, dict) else None!r}, expected "
-                         f"{_FORMAT_NAME!r})")
-    version = doc.get("format_version")
-    if version != FORMAT_VERSION:
-        raise ValueError(f"{where} has format_version {version!r}; this version of "
-                         f"ddc-econ reads format_version {FORMAT_VERSION}")
-    try:
-        res, default = _results_from_dict(doc)
-    except JSONFieldError as exc:
-        raise JSONFieldError(f"{where}: {exc}; the file was edited or damaged",
-                             exc.field) from None
+    saved = decode_results(read_json(path, what="JSON results file"), where)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HessianWarning)
+        # the default kind is set below, once the unavailable kinds are known
+        res = EstimationResults(model=None, scores=None, groups=None, cov_type="hessian",
+                                **saved.arguments)
+    res._model_info = saved.model_info
+    res._fingerprint = saved.fingerprint
+    res._unavailable = {kind: why for kind, why in saved.unavailable.items()
+                        if kind not in res._stored_covs}
+    res._n_groups = saved.n_groups
     res._source = where
-    if default not in res._known_kinds():
-        raise ValueError(f"{where} has cov_type {default!r}, which is neither saved nor "
+    if saved.cov_type not in res._known_kinds():
+        raise ValueError(f"{where} has cov_type {saved.cov_type!r}, which is neither saved nor "
                          "recorded as unavailable; the file is inconsistent")
-    res._cov_type = default
+    res._cov_type = saved.cov_type
     if model is not None:
         res.check_model(model)
         res._model = model
     return res
-
-
-def _field(doc: dict, name: str) -> Any:
-    if name not in doc:
-        raise JSONFieldError(f"it has no {name!r} field (the file is incomplete)", name)
-    return doc[name]
-
-
-def _named_floats(doc: dict, name: str) -> pd.Series:
-    block = _field(doc, name)
-    if not isinstance(block, dict):
-        raise JSONFieldError(f"{name} is {json.dumps(block)[:40]}; expected "
-                             "{\"names\": [...], \"values\": [...]}", name)
-    names = block.get("names")
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise JSONFieldError(f"{name}.names must be a list of parameter names (strings)",
-                             f"{name}.names")
-    values = json_floats(block.get("values"), f"{name}.values", labels=names,
-                         length=len(names))
-    return pd.Series(values, index=pd.Index(names, dtype=object), dtype=float)
-
-
-def _results_from_dict(doc: dict) -> tuple[EstimationResults, str]:
-    """The results of a saved document and its default covariance kind (fields checked)."""
-    params = _named_floats(doc, "params")
-    fixed = _named_floats(doc, "fixed_params")
-    names = list(params.index)
-    k = len(names)
-    saved = _field(doc, "covariances")
-    if not isinstance(saved, dict):
-        raise JSONFieldError("covariances must be an object {kind: matrix}", "covariances")
-    covs = {kind: _json_matrix(m, k, f"covariances.{kind}", names) for kind, m in saved.items()}
-    h = _field(doc, "hessian")
-    hessian = None if h is None else _json_matrix(h, k, "hessian", names)
-    default = json_str(_field(doc, "cov_type"), "cov_type")
-    unavailable = doc.get("unavailable_covariances") or {}
-    if not isinstance(unavailable, dict):
-        raise JSONFieldError("unavailable_covariances must be an object {kind: reason}",
-                             "unavailable_covariances")
-    parts = doc.get("loglik_parts") or {}
-    if not isinstance(parts, dict):
-        raise JSONFieldError("loglik_parts must be an object {part: number}", "loglik_parts")
-    converged = _field(doc, "converged")
-    if not isinstance(converged, bool):
-        raise JSONFieldError(f"converged is {json.dumps(converged)[:40]}; expected true or "
-                             "false", "converged")
-    notes = doc.get("notes") or []
-    if not isinstance(notes, list):
-        raise JSONFieldError("notes must be a list of strings", "notes")
-    estimator = json_str(_field(doc, "estimator"), "estimator")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", HessianWarning)
-        res = EstimationResults(
-            model=None,
-            estimator=estimator,
-            params=params,
-            hessian=hessian,
-            scores=None,
-            groups=None,
-            loglik=json_float(_field(doc, "loglik"), "loglik"),
-            loglik_parts={str(a): json_float(b, f"loglik_parts.{a}") for a, b in parts.items()},
-            nobs=json_int(_field(doc, "nobs"), "nobs", minimum=1),
-            n_units=json_int(doc.get("n_units"), "n_units", minimum=1, optional=True),
-            converged=converged,
-            iterations=json_int(doc.get("iterations"), "iterations", optional=True),
-            function_evals=json_int(doc.get("function_evals"), "function_evals",
-                                    optional=True),
-            seconds=json_float(doc.get("seconds"), "seconds", optional=True),
-            cov_type="hessian",  # set by the caller, once the unavailable kinds are known
-            extra_covs=covs,
-            fixed_params=fixed,
-            notes=[json_str(n, f"notes[{i}]") for i, n in enumerate(notes)],
-        )
-    model = doc.get("model")
-    if model is not None and not isinstance(model, dict):
-        raise JSONFieldError("model must be an object describing the model", "model")
-    res._model_info = model
-    fp = doc.get("model_fingerprint")
-    if fp is not None and not isinstance(fp, dict):
-        raise JSONFieldError("model_fingerprint must be an object (Model.fingerprint())",
-                             "model_fingerprint")
-    res._fingerprint = fp
-    res._unavailable = {str(kind): str(why) for kind, why in unavailable.items()
-                        if kind not in covs}
-    res._n_groups = json_int(doc.get("n_groups"), "n_groups", minimum=1, optional=True)
-    return res, default

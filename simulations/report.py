@@ -304,7 +304,7 @@ class CounterfactualReport:
         """Human-readable names of the summary figures."""
         out = {self.cv_column: f"CV per {self.unit}"}
         for o in self.model.hooks.outcomes:
-            out[o.name] = o.name.replace("_", " ")
+            out[o.name] = o.label
         return out
 
     def colors(self) -> dict:

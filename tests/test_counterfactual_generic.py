@@ -272,3 +272,28 @@ def test_the_documented_entry_example_runs_and_prints_what_the_docs_say(capsys):
     exec(compile(code, "docs/counterfactuals.rst", "exec"), {})
     printed = capsys.readouterr().out.strip()
     assert printed == "\n".join(line[3:] for line in expected.split("\n")).strip()
+
+
+def test_solve_batch_and_stationary_batch_equal_one_by_one(model):
+    """ddc.solver.solve_batch and ddc.stationary.stationary_batch against solve_arrays and
+    stationary_from_policy, draw by draw; a draw left unconverged is flagged, not returned."""
+    from ddc.scenarios import utilities_batch
+    from ddc.solver import Solver, solve_arrays, solve_batch
+    from ddc.stationary import stationary_batch, stationary_from_policy
+
+    sol = model.solve(model.true_params)
+    mu0 = stationary_from_policy(model, sol.pi)
+    theta = model.true_params.to_numpy() + np.random.default_rng(0).normal(0, 0.05, (7, 2))
+    U = utilities_batch(model.utility, theta)
+    fp = solve_batch(U, model.feasible, model.beta, sol.ct, sol.pi, sol.V)
+    assert fp.converged.all()
+    mu, done = stationary_batch(model, fp.pi, sol.pi, mu0)
+    assert done.all()
+    for d in range(len(theta)):
+        one = solve_arrays(U[:, :, d], model.feasible, model.beta, sol.ct, Solver(), None)
+        np.testing.assert_allclose(fp.V[:, d], one.V, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(fp.pi[:, :, d], one.pi, rtol=0, atol=1e-10)
+        np.testing.assert_allclose(mu[:, d], stationary_from_policy(model, one.pi), rtol=0,
+                                   atol=1e-12)
+    stuck = solve_batch(U, model.feasible, model.beta, sol.ct, sol.pi, sol.V, max_iter=1)
+    assert not stuck.converged.all() and np.isnan(stuck.V[:, ~stuck.converged]).all()

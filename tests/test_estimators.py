@@ -265,3 +265,56 @@ def test_nfxp_bus_from_sufficient_statistics_reproduces_group_4():
     res = NFXP(ddc.models.rust_bus(90)).fit(sufficient_statistics(ddc.models.rust_bus(90), data))
     assert res.loglik == pytest.approx(-3304.155, abs=5e-4)
     assert res.params["RC"] == pytest.approx(10.075, abs=half_unit_4th_digit(10.075))
+
+
+# ------------------------------------------------------------------ the data protocol
+@pytest.mark.parametrize("drop_first", [False, True], ids=["all-rows", "drop-first"])
+def test_panel_and_sufficient_statistics_implement_one_protocol(drop_first):
+    """ddc.data: a panel in memory and out-of-core sufficient statistics answer the same
+    questions with the same numbers; what only rows can answer is refused by name."""
+    from ddc.data import PanelData, RowsUnavailable, StatisticsData, estimation_data
+    from ddc.outofcore import sufficient_statistics
+
+    bus = ddc.models.rust_bus(90)
+    frame = rust_data((4,), 90)
+    mem = estimation_data(bus, frame, drop_first=drop_first)
+    out = estimation_data(bus, sufficient_statistics(bus, frame, chunk_rows=1_000),
+                          drop_first=drop_first)
+    assert isinstance(mem, PanelData) and isinstance(out, StatisticsData)
+    np.testing.assert_array_equal(mem.counts, out.counts)
+    assert (mem.nobs, mem.n_units) == (out.nobs, out.n_units)
+    assert mem.nobs == int(mem.counts.sum())
+    for field in ("s", "a", "s_next", "n"):
+        np.testing.assert_array_equal(getattr(mem.transition_counts, field),
+                                      getattr(out.transition_counts, field))
+    J = len(bus.transition_params) + 1
+    np.testing.assert_array_equal(mem.column_counts("increment", J),
+                                  out.column_counts("increment", J))
+    # per-unit counts add up to the counts; rows are those of the choice sample
+    U = mem.unit_counts()
+    assert U.shape == (mem.n_units, bus.n_states * bus.n_actions)
+    np.testing.assert_array_equal(np.asarray(U.sum(axis=0)).reshape(mem.counts.shape),
+                                  mem.counts)
+    assert mem.rows().state.size == mem.nobs
+    for ask in (out.rows, out.unit_counts, lambda: out.column("increment")):
+        with pytest.raises(RowsUnavailable, match="sufficient statistics"):
+            ask()
+    assert estimation_data(bus, mem, drop_first=drop_first) is mem
+    with pytest.raises(ValueError, match="drop_first"):
+        estimation_data(bus, mem, drop_first=not drop_first)
+
+
+def test_data_protocol_names_a_bad_extra_column_value():
+    from ddc.data import estimation_data
+
+    bus = ddc.models.rust_bus(90)
+    frame = rust_data((4,), 90).copy()
+    frame.loc[frame.index[10], "increment"] = 7
+    data = estimation_data(bus, frame)
+    with pytest.raises(ValueError,
+                       match=r"column 'increment' has value 7 at row 10 \(bus_id=5297, month="):
+        data.column_counts("increment", len(bus.transition_params) + 1)
+    with pytest.raises(KeyError, match="'fuel'"):
+        data.column("fuel")
+    with pytest.raises(TypeError, match="data must be a long panel"):
+        estimation_data(bus, frame.to_numpy())

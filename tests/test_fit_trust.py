@@ -58,6 +58,21 @@ def test_converged_fit_records_its_checks(membership, panel):
     assert conv.decrement < 1e-3 and conv.min_eigenvalue < 0
 
 
+def test_far_start_stuck_on_a_flat_region_is_not_converged(membership, panel):
+    """From kappa_join = 50, alpha_price = 5 every choice probability is saturated: the optimizer
+    stops (its own rule holds) on a flat region far below the maximum. The fit must say so."""
+    bad = {"kappa_join": 50.0, "alpha_price": 5.0}
+    with pytest.warns(ddc.ConvergenceWarning, match="NFXP did not converge: the Hessian is "
+                                                    "singular"):
+        res = NFXP(membership).fit(panel, start=bad)
+    assert not res.converged and "hessian" in res.convergence.failed
+    assert str(res.summary()).splitlines()[2].startswith("Converged:")
+    with pytest.warns(ddc.ConvergenceWarning, match="ended at 2 different points"):
+        both = NFXP(membership).fit(panel, starts=[bad, None])
+    assert both.converged and both.loglik > res.loglik + 1000
+    assert both.extra["starts"]["objective"].idxmax() == 1
+
+
 # ------------------------------------------------------------------ an action never chosen
 def _without_annual(panel: pd.DataFrame) -> pd.DataFrame:
     """Each customer's months before their first annual choice (so no gaps are made)."""
@@ -83,6 +98,17 @@ def test_impossible_transition_is_a_named_error_not_minus_infinity(membership, p
     data.loc[i, "market"] = (data.loc[i, "market"] + 1) % 3  # markets never change
     with pytest.raises(PanelError, match=r"probability 0.*customer_id=7"):
         NFXP(membership).fit(data)
+
+
+def test_impossible_transition_in_sufficient_statistics_names_the_states(membership, panel):
+    from ddc.outofcore import sufficient_statistics
+
+    data = panel.copy()
+    i = data.index[(data.customer_id == 7) & (data.month == 5)][0]
+    data.loc[i, "market"] = (data.loc[i, "market"] + 1) % 3
+    with pytest.raises(PanelError, match=r"probability 0.*state \(market=\d.*-> next state "
+                                         r"\(market=\d.*zero in: market"):
+        NFXP(membership).fit(sufficient_statistics(membership, data))
 
 
 # ------------------------------------------------------------------ stages and starting values
@@ -148,7 +174,7 @@ def test_starts_reaching_one_optimum_say_so(membership, panel):
     res = NFXP(membership).fit(panel, starts=[None, truth, truth * 0.5])
     table = res.extra["starts"]
     assert len(table) == 3 and res.converged
-    assert any("all 3 of 3 starting values reached the same optimum" in n for n in res.notes)
+    assert any(n == "all 3 of 3 starting values reached the same optimum" for n in res.notes)
     np.testing.assert_allclose(table["objective"], table["objective"].max(), rtol=1e-8)
 
 
@@ -172,7 +198,7 @@ class _TwoOptima(Estimator):
 def test_starts_reaching_different_optima_warn_and_keep_the_best(membership, panel):
     est = _TwoOptima(membership)
     first = membership.utility_params[0]
-    with pytest.warns(ddc.ConvergenceWarning, match="reached 2 different optima"):
+    with pytest.warns(ddc.ConvergenceWarning, match="ended at 2 different points"):
         res = est.fit(panel, starts=[{first: 0.0}, {first: 1.0}])
     assert res.params[first] == 2.0 and res.extra["starts"].shape[0] == 2
 
@@ -216,3 +242,36 @@ def test_numerical_library_errors_become_named_convergence_errors(membership, pa
     with pytest.raises(ddc.ConvergenceError, match=r"TwoOptima failed in its estimation step "
                                                    r"\(numpy.linalg.LinAlgError: Singular"):
         _Singular(membership).fit(panel)
+
+
+class _FailsFromOne(_TwoOptima):
+    """A stand-in that hits a singular matrix from starts above 0.5, else reaches x = -1."""
+
+    def _estimate(self, prep, params):
+        if float(params.iloc[0]) > 0.5:
+            np.linalg.solve(np.zeros((2, 2)), np.ones(2))
+        return super()._estimate(prep, params)
+
+
+def test_a_start_that_fails_is_recorded_and_the_others_kept(membership, panel):
+    first = membership.utility_params[0]
+    res = _FailsFromOne(membership).fit(panel, starts=[{first: 0.0}, {first: 1.0}])
+    assert res.params[first] == -1.0
+    assert np.isnan(res.extra["starts"].loc[1, "objective"])
+    assert any("1 start(s) failed" in n for n in res.notes)
+    with pytest.raises(ddc.ConvergenceError, match="every one of the 2 starting values"):
+        _FailsFromOne(membership).fit(panel, starts=[{first: 1.0}, {first: 2.0}])
+
+
+def test_fit_maps_state_and_extra_columns(bus_data):
+    """The column mapping reaches the state variables (through the panel layer) and the extra
+    columns a transition family reads (Rust's increments): same estimate under other names."""
+    bus = ddc.models.rust_bus(90)
+    names = {"bus_id": "unit", "month": "t", "action": "d", "mileage": "x", "increment": "inc"}
+    a = NFXP(bus).fit(bus_data)
+    b = NFXP(bus).fit(bus_data.rename(columns=names), id_col="unit", time_col="t",
+                      action_col="d", columns={"mileage": "x", "increment": "inc"})
+    np.testing.assert_allclose(b.params, a.params, rtol=0, atol=1e-10)
+    assert b.loglik == pytest.approx(a.loglik, abs=1e-8)
+    with pytest.raises(KeyError, match=r"columns=\{'increment': 'bins'\}: no such column"):
+        NFXP(bus).fit(bus_data, columns={"increment": "bins"})

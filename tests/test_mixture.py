@@ -329,3 +329,13 @@ def test_am_bus_recovery():
     res = NFXP(mix, n_starts=1).fit(panel)
     z = (res.params - mix.true_params[res.params.index]) / res.std_errors
     assert res.converged and (z.abs() < 3.5).all(), z.round(2).to_dict()
+
+
+def test_compare_and_save_mixture_results(segments, segment_fit, tmp_path):
+    from estimators import compare, load_results
+
+    table = str(compare({"two types": segment_fit}))
+    assert "share[1]" in table and "theta_ship[1]" in table
+    loaded = load_results(segment_fit.save(tmp_path / "mix.json"))
+    pd.testing.assert_series_equal(loaded.params, segment_fit.params)
+    assert any("classification" in n for n in segment_fit.notes)

@@ -347,3 +347,40 @@ def test_out_of_core_reduction_on_dask_twice(dask_client, membership, tmp_path):
                                    scheduler=dask_client)
         np.testing.assert_array_equal(st.counts, ref.counts)
         np.testing.assert_array_equal(st.transition_counts.n, ref.transition_counts.n)
+
+
+# ---------------------------------------------------------------------------- the executor
+
+
+def test_models_pickle_and_travel(membership):
+    """A model pickles (its cache of compiled transitions is rebuilt on load) and solves the
+    same after the trip; a model whose transition function is a closure (the bus) travels by
+    cloudpickle through ddc.executor.dumps."""
+    import pickle
+
+    from ddc.executor import cached_loads, dumps, loads
+
+    back = pickle.loads(pickle.dumps(membership))
+    np.testing.assert_array_equal(back.solve(back.true_params).ccp.to_numpy(),
+                                  membership.solve(membership.true_params).ccp.to_numpy())
+    bus = ddc.models.rust_bus(n_states=20)
+    with pytest.raises((AttributeError, pickle.PicklingError), match="local object"):
+        pickle.dumps(bus)
+    pytest.importorskip("cloudpickle")
+    blob = dumps(bus, "the bus")
+    bus2 = loads(blob)
+    np.testing.assert_allclose(bus2.compiled_transitions(bus.true_params).data,
+                               bus.compiled_transitions(bus.true_params).data, rtol=0, atol=0)
+    assert cached_loads(blob) is cached_loads(blob)
+
+
+@pytest.mark.parametrize("scheduler", ["serial", "processes"])
+def test_executor_runs_tasks_and_reports_errors(scheduler):
+    from ddc.executor import executor
+
+    with executor(scheduler, n_workers=2) as ex:
+        futures = [ex.submit(divmod, 7, k) for k in (1, 2, 0)]
+        done = {id(f): f for f in ex.as_completed(futures)}
+        assert len(done) == 3
+        assert futures[1].result() == (3, 1)
+        assert isinstance(futures[2].exception(), ZeroDivisionError)

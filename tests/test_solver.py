@@ -279,3 +279,10 @@ def test_non_convergence_warns_or_raises():
     with pytest.raises(ddc.ConvergenceError, match="max_iter"):
         bus.solve(bus.true_params, Solver("successive_approximation", max_iter=5,
                                           on_failure="raise"))
+
+
+def test_precompile_exercises_every_solver_path():
+    """``python -m ddc.kernels`` after installation: every method and linear solver runs."""
+    from ddc.kernels import precompile
+
+    assert precompile() > 0.0

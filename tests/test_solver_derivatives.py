@@ -140,10 +140,23 @@ def test_table_derivatives_exact_for_a_known_function():
 
 
 def test_step_backs_off_at_the_edge_of_the_domain():
-    """theta_34 = 7/8156 at 175 states: the default step would leave [0, 1]; it is halved."""
+    """At 175 states the implied last increment probability is 3/8156: with a first step of
+    1e-3 every stencil leaves the simplex, so the steps are halved until they fit, and the
+    derivatives are those of the default (smaller) step."""
     model, params = bus(175)
-    d = transition_derivatives(model, params, ["theta_34"])
-    assert d.steps[0] < 1e-3 and 2 * d.steps[0] < params["theta_34"]
+    names = list(model.transition_params.index)
+    psi = params[names].to_numpy()
+
+    def evaluate(x):
+        return model.transitions(pd.concat([params[:2], pd.Series(x, index=names)]))
+
+    wide = differentiate_transitions(evaluate, psi, names, model.space, model.n_actions,
+                                     rel_step=1e-3)
+    last = 1.0 - psi.sum()
+    assert np.all(wide.steps < 1e-3) and np.all(2 * wide.steps <= last)
+    W = model.solve(params).V
+    np.testing.assert_allclose(wide.expected(W), transition_derivatives(model, params).expected(W),
+                               rtol=0, atol=1e-9 * np.abs(W - W.mean()).max())
 
 
 def test_rejected_everywhere_names_the_parameter():

@@ -26,7 +26,7 @@ solves the first-order conditions of the mixture likelihood: ``NPL(mix)`` report
 likelihood standard errors (the mixture likelihood's Hessian at the estimate). With data-updated
 CCPs (``CCP(mix)``) the estimator is consistent but not efficient; its reported standard errors
 are those of the mixture pseudo-likelihood with the final CCPs held fixed, which ignore the
-estimation of the CCPs and understate the uncertainty (a note says so); use ``NPL(mix)`` or
+estimation of the CCPs and may understate the uncertainty (a note says so); use ``NPL(mix)`` or
 ``NFXP(mix)`` for inference.
 
 ``two_stage=True`` (CCP only) is their two-stage variant: stage 1 estimates the
@@ -278,8 +278,9 @@ class MixtureCCP:
             message=message, on_failure=self.on_failure, iterations=iterations,
             seconds=time.perf_counter() - t0, extra=extra, loglik_label="choice (pseudo)",
             cov_note="standard errors of the mixture pseudo-likelihood at the final type "
-                     "CCPs, held fixed: they ignore the estimation of the CCPs and understate "
-                     "the uncertainty; NPL(mix) or NFXP(mix) give maximum likelihood ones")
+                     "CCPs, held fixed: they ignore the estimation of the CCPs and may "
+                     "understate the uncertainty; NPL(mix) or NFXP(mix) give maximum likelihood "
+                     "ones")
 
     def _posteriors(self, lp: list[np.ndarray], w: np.ndarray, B) -> tuple[np.ndarray, float]:
         lik = np.column_stack([B @ np.where(np.isfinite(x), x, 0.0).ravel() for x in lp])

@@ -166,6 +166,9 @@ def mixture_results(estimator: str, mix: Mixture, ml, x: np.ndarray, cd, ts, *, 
     if K > 1:
         notes.append(f"{K} types, labelled in ascending order of {mix.by_type[0]}; shares "
                      "estimated as a multinomial logit, standard errors by the delta method")
+        q = ev.posteriors
+        notes.append(f"classification: {np.mean(q.max(axis=1) > 0.9):.1%} of units with a "
+                     f"posterior above 0.9; mean largest posterior {q.max(axis=1).mean():.3f}")
     ll_t = ts.loglik
     extra = {**extra, "message": message}
     res = MixtureResults(

@@ -18,9 +18,12 @@ Groups (pytest-benchmark prints one table per group):
   with Rust's three stages (the default). Both include everything ``fit`` does: coding the
   panel, the first stage, the outer loop, and the Hessian and scores for the standard errors.
   ``outer-loop`` times the outer loop alone (BHHH then BFGS updates, the nested fixed point
-  warm-started) on the choice counts and first-stage estimates prepared beforehand. Issue 3's
-  targets for the estimation: under 20 ms at 90 states and 50 ms at 175; the best Python peer
-  measured 190 ms and 740 ms (:data:`PEER_MS`, stored in ``extra_info``).
+  warm-started) on the choice counts and first-stage estimates prepared beforehand, and
+  ``scipy_nfxp`` the same outer loop in plain NumPy/SciPy (dense policy iteration, the
+  gradient by the implicit function theorem, ``scipy.optimize`` BFGS): its baseline. Issue 13's
+  targets (:data:`TARGET_MS`, in ``extra_info``): stage 2 under 10 ms at 90 states and 20 ms
+  at 175, three stages under 40 ms and 150 ms; the best Python peer measured 190 ms and 740 ms
+  for stage 2 (:data:`PEER_MS`).
 * ``membership-20000x36``: NFXP, CCP (frequency first stage, Murphy-Topel covariance) and NPL on
   a simulated panel of 20,000 customers x 36 months (720,000 rows), the panel of the recovery
   tests in ``tests/test_estimators.py``.
@@ -37,8 +40,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.optimize as so
 
 import ddc
+from ddc.kernels import bellman_numpy as kn
+from ddc.kernels.bellman import EULER_GAMMA
 from ddc.solver import Solver, small_blas
 from estimators import CCP, NFXP, NPL, Optimizer
 from estimators.data import choice_data
@@ -50,8 +56,9 @@ from simulations import simulate
 BETA = 0.9999
 #: The best Python peer's time for the same estimation (stage 2, groups 1-4, beta = 0.9999).
 PEER_MS = {90: 190.0, 175: 740.0}
-#: Issue 3's targets for the estimation.
-TARGET_MS = {90: 20.0, 175: 50.0}
+#: Issue 13's targets: stage 2 and the three stages, by number of states.
+TARGET_MS = {("stage-2", 90): 10.0, ("stage-2", 175): 20.0,
+             ("three-stages", 90): 40.0, ("three-stages", 175): 150.0}
 #: Rust (1987): RC and theta_11 of groups 1-4 at beta = 0.9999 (Table IX at 90 states, Table X
 #: at 175), agreed to 4 significant digits.
 PUBLISHED = {90: (9.7558, 2.6275), 175: (9.7687, 1.3428)}
@@ -92,7 +99,7 @@ def test_nfxp_rust(benchmark, rust, stages):
                              warmup_rounds=1)
     assert res.converged
     check_rust(res.params, n)
-    benchmark.extra_info.update(peer_ms=PEER_MS[n], target_ms=TARGET_MS[n],
+    benchmark.extra_info.update(peer_ms=PEER_MS[n], target_ms=TARGET_MS[stages, n],
                                 iterations=res.iterations, inner_solves=res.extra["inner_solves"])
 
 
@@ -125,8 +132,62 @@ def test_nfxp_rust_outer_loop(benchmark, rust):
         res, lik = benchmark.pedantic(outer_loop, rounds=40 if n == 90 else 25, warmup_rounds=1)
     assert res.converged
     check_rust(dict(zip(util, res.x, strict=True)), n)
-    benchmark.extra_info.update(peer_ms=PEER_MS[n], target_ms=TARGET_MS[n],
+    benchmark.extra_info.update(peer_ms=PEER_MS[n], target_ms=TARGET_MS["stage-2", n],
                                 iterations=res.iterations, inner_solves=lik.n_solves)
+
+
+def scipy_nfxp(counts, X, feasible, beta, P, x0):
+    """Plain NumPy/SciPy NFXP stage 2: logit policy iteration with the dense ``P[a]`` prebuilt
+    (warm-started at the last solution), the gradient by the implicit function theorem with
+    ``numpy.linalg.solve``, and ``scipy.optimize.minimize(method="BFGS")`` outside."""
+    S, A, K = X.shape
+    state = {"V": np.zeros(S)}
+    eye = np.eye(S)
+
+    def negative(theta):
+        u = np.where(feasible, X @ theta, 0.0)
+        V = state["V"]
+        for _ in range(200):
+            v = np.where(feasible, u + beta * np.einsum("ast,t->sa", P, V), -np.inf)
+            vmax = v.max(axis=1, keepdims=True)
+            e = np.exp(v - vmax)
+            TV = np.log(e.sum(axis=1)) + vmax[:, 0] + EULER_GAMMA
+            pi = e / e.sum(axis=1, keepdims=True)
+            M = eye - beta * np.einsum("sa,ast->st", pi, P)
+            if np.max(np.abs(TV - V)) <= 1e-12 * max(1.0, np.max(np.abs(TV))):
+                break
+            V = V + np.linalg.solve(M, TV - V)
+        state["V"] = TV
+        logpi = np.where(feasible, v - (TV - EULER_GAMMA)[:, None], 0.0)
+        Xf = np.where(feasible[:, :, None], X, 0.0)
+        dV = np.linalg.solve(M, np.einsum("sa,sak->sk", pi, Xf))
+        dv = Xf + beta * np.einsum("ast,tk->sak", P, dV)
+        dlogpi = dv - np.einsum("sa,sak->sk", pi, dv)[:, None, :]
+        return -float(np.sum(counts * logpi)), -np.einsum("sa,sak->k", counts, dlogpi)
+
+    return so.minimize(negative, x0, jac=True, method="BFGS", options={"gtol": 1e-6})
+
+
+def test_scipy_nfxp_rust_outer_loop(benchmark, rust):
+    """The same outer loop by plain NumPy/SciPy (:func:`scipy_nfxp`), on the same counts and
+    first-stage estimates, one BLAS thread: the baseline of ``test_nfxp_rust_outer_loop``."""
+    model, data = rust
+    n = model.n_states
+    benchmark.group = f"rust-{n}"
+    cd = choice_data(model, data)
+    ts = estimate_transitions(model, cd.panel, cd.frame)
+    params = model.params_series(np.zeros(len(model.utility_params)))
+    params[ts.params.index] = ts.params
+    ct = model.compiled_transitions(params)
+    P = np.stack([kn.transition_matrix(ct, a) for a in range(model.n_actions)])
+    X = model.utility.features
+    with small_blas(n, Solver()):
+        res = benchmark.pedantic(scipy_nfxp, args=(cd.counts, X, model.feasible, model.beta, P,
+                                                   np.zeros(X.shape[2])),
+                                 rounds=10 if n == 90 else 5, warmup_rounds=1)
+    assert res.success, res.message
+    check_rust(dict(zip(model.utility_params, res.x, strict=True)), n)
+    benchmark.extra_info.update(iterations=int(res.nit), function_evals=int(res.nfev))
 
 
 # --------------------------------------------------------------------------- membership

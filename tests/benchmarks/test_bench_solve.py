@@ -19,10 +19,12 @@ Groups (pytest-benchmark prints one table per group):
 * ``bus-2000``: 2,000 mileage bins (sparse LU).
 * ``membership-234``: the default membership model, Newton-Kantorovich against successive
   approximation (beta = 0.99, about 2,700 contraction steps).
-* ``membership-large``: 385 markets x 13 plans x 5 ship x 4 video = 100,100 states (sparse LU),
-  and 10 markets x 13 plans x 20 ship x 10 video = 26,000 states, whose engagement rows are dense
-  (200 nonzeros a row instead of 20): the cost of the sparse factorization grows with the
-  fill-in, not with the number of states.
+* ``membership-100100``, ``membership-26000``, ``membership-1001000``: 385 markets x 13 plans x
+  5 ship x 4 video = 100,100 states, 10 markets x 13 plans x 20 ship x 10 video = 26,000 states
+  (dense engagement rows: 200 nonzeros a row instead of 20) and 3,850 markets = 1,001,000
+  states, solved to ``tol = 1e-10`` with the default (block/Schur) solver, with sparse LU of
+  the whole system (the former default), and by plain SciPy policy iteration with prebuilt
+  sparse matrices and ``spsolve``. Peak memory of the process is in ``extra_info``.
 * ``startup``: a fresh Python process importing ``ddc`` and solving ``rust_bus(175)``, with an
   empty numba cache (compilation) and with a warm one. The import and first-solve times are
   stored in ``extra_info`` (``--benchmark-json`` keeps them).
@@ -37,10 +39,13 @@ import sys
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 from threadpoolctl import ThreadpoolController
 
 import ddc
 from ddc import Solver
+from ddc.kernels import bellman as kb
 from ddc.kernels import bellman_numpy as kn
 from ddc.kernels.bellman import EULER_GAMMA
 
@@ -166,21 +171,85 @@ def large_membership(n_markets: int, n_ship: int, n_video: int):
                                  prices_annual=10.0 * pm - 10.9)
 
 
-@pytest.mark.benchmark(group="membership-large")
+LARGE = {"100100": (385, 5, 4), "26000": (10, 20, 10), "1001000": (3850, 5, 4)}
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (``VmHWM``), in MB."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")  # pragma: no cover
+
+
 @pytest.mark.parametrize(
-    ("n_markets", "n_ship", "n_video", "rounds"),
-    [pytest.param(385, 5, 4, 3, id="100100-states-5x4-engagement"),
-     pytest.param(10, 20, 10, 2, id="26000-states-20x10-engagement")],
+    ("size", "linear_solver", "rounds"),
+    [pytest.param("100100", "auto", 3, id="100100-states-5x4-engagement"),
+     pytest.param("100100", "sparse", 1, id="100100-states-sparse-LU"),
+     pytest.param("26000", "auto", 3, id="26000-states-20x10-engagement"),
+     pytest.param("26000", "sparse", 1, id="26000-states-sparse-LU"),
+     pytest.param("1001000", "auto", 1, id="1001000-states-5x4-engagement")],
 )
-def test_membership_large(benchmark, n_markets, n_ship, n_video, rounds):
+def test_membership_large(benchmark, size, linear_solver, rounds):
+    """Default solver (``auto``: the block/Schur solve of :mod:`ddc.block_solver`, the
+    structure computed in the warm-up round) and, for comparison, sparse LU of the whole
+    system (the former default)."""
+    n_markets, n_ship, n_video = LARGE[size]
+    benchmark.group = f"membership-{size}"
     model = large_membership(n_markets, n_ship, n_video)
     assert model.n_states == n_markets * 13 * n_ship * n_video
-    sol = benchmark.pedantic(model.solve, args=(model.true_params,), rounds=rounds,
+    solver = Solver(linear_solver=linear_solver, tol=1e-10)
+    sol = benchmark.pedantic(model.solve, args=(model.true_params, solver), rounds=rounds,
                              warmup_rounds=1)
-    solved(sol)
+    assert sol.converged and sol.residual <= 1e-10, sol
     benchmark.extra_info.update(n_states=model.n_states, iterations=sol.iterations,
                                 newton_steps=sol.newton_steps, linear_solver=sol.linear_solver,
-                                row_nnz=int(np.prod(model.compiled_transitions().row_nnz_max())))
+                                row_nnz=int(np.prod(model.compiled_transitions().row_nnz_max())),
+                                peak_rss_mb=peak_rss_mb())
+
+
+def sparse_policy_iteration(u, feasible, beta, P, tol=1e-10, max_iter=200):
+    """Logit policy iteration with prebuilt sparse ``P[a]`` and SuperLU, plain SciPy."""
+    S = u.shape[0]
+    u = np.where(feasible, u, 0.0)
+    V = np.zeros(S)
+    eye = sp.identity(S, format="csc")
+    for _ in range(max_iter):
+        v = np.where(feasible, u + beta * np.column_stack([Pa @ V for Pa in P]), -np.inf)
+        vmax = v.max(axis=1, keepdims=True)
+        e = np.exp(v - vmax)
+        TV = np.log(e.sum(axis=1)) + vmax[:, 0] + EULER_GAMMA
+        if np.max(np.abs(TV - V)) <= tol:
+            return TV
+        pi = e / e.sum(axis=1, keepdims=True)
+        with np.errstate(divide="ignore"):
+            logpi = np.where(pi > 0, np.log(pi), 0.0)
+        r = (pi * (u - logpi)).sum(axis=1) + EULER_GAMMA
+        P_pi = sum(sp.diags(pi[:, a]) @ P[a] for a in range(len(P)))
+        V = spla.spsolve((eye - beta * P_pi).tocsc(), r)
+    raise RuntimeError("sparse policy iteration did not converge")
+
+
+@pytest.mark.parametrize("size", ["100100", "26000"])
+def test_membership_large_scipy_baseline(benchmark, size):
+    """The same fixed point by plain SciPy: policy iteration, ``P_a`` prebuilt as sparse
+    matrices, SuperLU (``spsolve``) at every step."""
+    benchmark.group = f"membership-{size}"
+    model = large_membership(*LARGE[size])
+    params = model.true_params
+    ct = model.compiled_transitions(params)
+    P = []
+    for a in range(model.n_actions):  # rows of P_a through the kernel that assembles P_pi
+        pi = np.zeros((model.n_states, model.n_actions))
+        pi[:, a] = 1.0
+        r, c, v = kb.policy_matrix_coo(pi, *tuple(ct)[2:])
+        P.append(sp.csr_matrix((v, (r, c)), shape=(model.n_states, model.n_states)))
+    u = model.utilities(params)
+    V = benchmark.pedantic(sparse_policy_iteration, args=(u, model.feasible, model.beta, P),
+                           rounds=1, warmup_rounds=0)
+    ref = model.solve(params).V
+    np.testing.assert_allclose(V, ref, rtol=0, atol=1e-9 / (1 - model.beta))
 
 
 # --------------------------------------------------------------------------- start-up

@@ -259,18 +259,20 @@ def _retention_12m(ctx: OutcomeContext) -> np.ndarray:
 OUTCOMES = (
     Outcome("member_share", _member_share,
             "share of customers holding a membership in a month (locked annual months count)",
-            unit="share", vectorized=True),
+            unit="share", label="member share", vectorized=True),
     Outcome("annual_share", _annual_share, "share of the members on the annual plan",
-            unit="share", vectorized=True),
+            unit="share", label="annual share of members", vectorized=True),
     Outcome("lapse_rate", _lapse_rate,
             "probability that a member whose paid coverage ends this month does not renew "
-            "(P(none | plan = member))", unit="share", vectorized=True),
+            "(P(none | plan = member))", unit="share", label="lapse rate", vectorized=True),
     Outcome("retention_12m", _retention_12m,
             "S(12): share of a cohort joining at the steady state that has held a membership "
-            "in every month since, 12 months after joining", unit="share", vectorized=True),
+            "in every month since, 12 months after joining", unit="share",
+            label="12-month retention", vectorized=True),
     Outcome("revenue_per_customer_month", _revenue,
             "expected payments per customer and month at the scenario's prices (the annual "
-            "price counts in the month of purchase)", unit="USD", vectorized=True),
+            "price counts in the month of purchase)", unit="USD",
+            label="revenue per customer-month", vectorized=True),
 )
 """The membership model's declared outcomes (:attr:`ddc.Hooks.outcomes`)."""
 

@@ -1,0 +1,214 @@
+"""The results file: the JSON document :meth:`EstimationResults.save
+<estimators.results.EstimationResults.save>` writes and :func:`~estimators.results.load_results`
+reads, checked field by field.
+
+Numbers go through :mod:`ddc.io`'s strict JSON: non-finite values are the strings ``"nan"``,
+``"inf"``, ``"-inf"``; reading refuses a ``null`` where a number belongs and any other bad value
+with :class:`ddc.io.JSONFieldError` naming the file and the field (``params.values[1]
+(theta_price) is null``), never reading it as NaN.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ddc.io import JSONFieldError, encode_json, json_float, json_floats, json_int, json_str
+
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "SavedResults", "decode_results", "encode_results"]
+
+FORMAT_VERSION = 1
+"""Version of the results file format."""
+
+FORMAT_NAME = "ddc-econ estimation results"
+"""The ``format`` field of a results file."""
+
+
+def encode_results(fields: dict[str, Any]) -> dict[str, Any]:
+    """The results document: ``fields`` under the format header, as strict JSON values.
+
+    Parameters
+    ----------
+    fields : dict
+        What the results hold (see :meth:`EstimationResults.to_dict
+        <estimators.results.EstimationResults.to_dict>`); arrays and non-finite numbers allowed.
+
+    Returns
+    -------
+    dict
+        JSON-ready (:func:`ddc.io.encode_json`).
+    """
+    try:
+        from ddc import __version__ as version
+    except ImportError:  # pragma: no cover - the package is importable here
+        version = None
+    return encode_json({
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "package_version": version,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **fields,
+    })
+
+
+@dataclass
+class SavedResults:
+    """A decoded results document.
+
+    Attributes
+    ----------
+    arguments : dict
+        Constructor arguments of :class:`~estimators.results.EstimationResults` (``estimator``,
+        ``params``, ``hessian``, ``loglik``, ..., the saved covariances as ``extra_covs``).
+    cov_type : str
+        The default covariance kind.
+    unavailable : dict of str to str
+        Why the other kinds were unavailable when saved.
+    model_info : dict or None
+        The model's description.
+    fingerprint : dict or None
+        The model's fingerprint.
+    n_groups : int or None
+        Units behind the cluster covariance.
+    """
+
+    arguments: dict[str, Any]
+    cov_type: str
+    unavailable: dict[str, str]
+    model_info: dict[str, Any] | None
+    fingerprint: dict[str, Any] | None
+    n_groups: int | None
+
+
+def decode_results(doc: Any, where: str) -> SavedResults:
+    """Check and decode a results document.
+
+    Parameters
+    ----------
+    doc : object
+        The parsed JSON.
+    where : str
+        The file, for messages.
+
+    Returns
+    -------
+    SavedResults
+
+    Raises
+    ------
+    ValueError
+        If it is not a results document of this format version.
+    ddc.io.JSONFieldError
+        If a field is missing or has a bad value (named, with the file).
+    """
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
+        raise ValueError(f"{where} is not a ddc-econ results file (its 'format' field is "
+                         f"{doc.get('format') if isinstance(doc, dict) else None!r}, expected "
+                         f"{FORMAT_NAME!r})")
+    version = doc.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{where} has format_version {version!r}; this version of "
+                         f"ddc-econ reads format_version {FORMAT_VERSION}")
+    try:
+        return _decode(doc)
+    except JSONFieldError as exc:
+        raise JSONFieldError(f"{where}: {exc}; the file was edited or damaged",
+                             exc.field) from None
+
+
+def _json_matrix(rows: Any, k: int, field: str, names: Sequence[str]) -> np.ndarray:
+    """A saved K x K matrix, each entry decoded by :func:`ddc.io.json_float` (named if bad)."""
+    if not isinstance(rows, list) or len(rows) != k:
+        got = f"{len(rows)} rows" if isinstance(rows, list) else json.dumps(rows)[:40]
+        raise JSONFieldError(f"{field} has {got}; expected {k} rows of {k} numbers (one per "
+                             f"estimated parameter {list(names)})", field)
+    out = np.empty((k, k))
+    for i, row in enumerate(rows):
+        out[i] = json_floats(row, f"{field}[{i}] ({names[i]})", labels=names, length=k)
+    return out
+
+
+
+def _field(doc: dict, name: str) -> Any:
+    if name not in doc:
+        raise JSONFieldError(f"it has no {name!r} field (the file is incomplete)", name)
+    return doc[name]
+
+
+def _object(doc: dict, name: str, what: str) -> dict:
+    value = doc.get(name) or {}
+    if not isinstance(value, dict):
+        raise JSONFieldError(f"{name} must be an object {what}", name)
+    return value
+
+
+def _named_floats(doc: dict, name: str) -> pd.Series:
+    block = _field(doc, name)
+    if not isinstance(block, dict):
+        raise JSONFieldError(f"{name} is {json.dumps(block)[:40]}; expected "
+                             "{\"names\": [...], \"values\": [...]}", name)
+    names = block.get("names")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise JSONFieldError(f"{name}.names must be a list of parameter names (strings)",
+                             f"{name}.names")
+    values = json_floats(block.get("values"), f"{name}.values", labels=names,
+                         length=len(names))
+    return pd.Series(values, index=pd.Index(names, dtype=object), dtype=float)
+
+
+def _decode(doc: dict) -> SavedResults:
+    params = _named_floats(doc, "params")
+    fixed = _named_floats(doc, "fixed_params")
+    names = list(params.index)
+    k = len(names)
+    saved = _field(doc, "covariances")
+    if not isinstance(saved, dict):
+        raise JSONFieldError("covariances must be an object {kind: matrix}", "covariances")
+    covs = {kind: _json_matrix(m, k, f"covariances.{kind}", names) for kind, m in saved.items()}
+    h = _field(doc, "hessian")
+    converged = _field(doc, "converged")
+    if not isinstance(converged, bool):
+        raise JSONFieldError(f"converged is {json.dumps(converged)[:40]}; expected true or "
+                             "false", "converged")
+    notes = doc.get("notes") or []
+    if not isinstance(notes, list):
+        raise JSONFieldError("notes must be a list of strings", "notes")
+    parts = _object(doc, "loglik_parts", "{part: number}")
+    arguments = dict(
+        estimator=json_str(_field(doc, "estimator"), "estimator"),
+        params=params,
+        hessian=None if h is None else _json_matrix(h, k, "hessian", names),
+        loglik=json_float(_field(doc, "loglik"), "loglik"),
+        loglik_parts={str(a): json_float(b, f"loglik_parts.{a}") for a, b in parts.items()},
+        nobs=json_int(_field(doc, "nobs"), "nobs", minimum=1),
+        n_units=json_int(doc.get("n_units"), "n_units", minimum=1, optional=True),
+        converged=converged,
+        iterations=json_int(doc.get("iterations"), "iterations", optional=True),
+        function_evals=json_int(doc.get("function_evals"), "function_evals", optional=True),
+        seconds=json_float(doc.get("seconds"), "seconds", optional=True),
+        extra_covs=covs,
+        fixed_params=fixed,
+        notes=[json_str(n, f"notes[{i}]") for i, n in enumerate(notes)],
+    )
+    model = doc.get("model")
+    if model is not None and not isinstance(model, dict):
+        raise JSONFieldError("model must be an object describing the model", "model")
+    fingerprint = doc.get("model_fingerprint")
+    if fingerprint is not None and not isinstance(fingerprint, dict):
+        raise JSONFieldError("model_fingerprint must be an object (Model.fingerprint())",
+                             "model_fingerprint")
+    unavailable = _object(doc, "unavailable_covariances", "{kind: reason}")
+    return SavedResults(
+        arguments=arguments,
+        cov_type=json_str(_field(doc, "cov_type"), "cov_type"),
+        unavailable={str(a): str(b) for a, b in unavailable.items()},
+        model_info=model,
+        fingerprint=fingerprint,
+        n_groups=json_int(doc.get("n_groups"), "n_groups", minimum=1, optional=True),
+    )
