@@ -516,6 +516,9 @@ class PQR(Estimator):
         Linear solvers; also solves the model at the estimate (for its log-likelihood).
     drop_first : bool, optional
         As in :class:`estimators.NFXP`.
+    transitions : {"estimate", "known"} or TransitionOptions
+        First stage of the transitions (:mod:`estimators.first_stage`): estimated from the data
+        by default, or declared known.
 
     Notes
     -----
@@ -549,6 +552,7 @@ class PQR(Estimator):
     name = "PQR"
     key = "pqr"
     needs_rows = False
+    first_stage_correction = "reestimate"
 
     def __init__(self, model: Model, policy: str = "frequency", q_step: str = "table",
                  smoothing: float = 0.5, order: int = 2, weights: str = "inverse_variance",
@@ -556,8 +560,8 @@ class PQR(Estimator):
                  support_threshold: float = 0.02, fixed_point: bool = True,
                  tol: float = 1e-10, max_iter: int = 50, thin_count: int = 10,
                  solver: Solver | None = None, drop_first: bool | None = None,
-                 on_failure: str = "warn"):
-        super().__init__(model, solver, drop_first, on_failure)
+                 on_failure: str = "warn", transitions=None):
+        super().__init__(model, solver, drop_first, on_failure, transitions)
         if not isinstance(model.utility, LinearUtility):
             raise TypeError("PQR projects rewards onto a utility linear in parameters "
                             "(LinearUtility); use NFXP for a CallableUtility")
@@ -701,7 +705,7 @@ class PQR(Estimator):
         fp = None
         if self.fixed_point:
             fp = self._fixed_point(counts, ell, Xt, theta,
-                                   ChoiceLikelihood(self.model, counts, self.solver), params)
+                                   ChoiceLikelihood(rmap.model, counts, self.solver), params)
             theta = fp.theta
         return theta, XtWX, pi, ell, logit, r, w, fp
 
@@ -762,7 +766,7 @@ class PQR(Estimator):
         return Phi[:, keep], D
 
     def _estimate(self, prep: Prepared, params: pd.Series) -> Fit:
-        model, st = self.model, self.structure
+        model, st = prep.transitions.model, self.structure
         util = model.utility_params
         cd = prep.data
         anchor_structure(model, st.anchor, params)  # the anchor's transitions at the estimates
@@ -808,7 +812,7 @@ class PQR(Estimator):
                     "w": w, "sol": sol, "ll_c": ll_c, "fp": fp, "two_step": two_step})
 
     def _inference(self, prep: Prepared, fit: Fit) -> Inference:
-        model, st = self.model, self.structure
+        model, st = prep.transitions.model, self.structure
         util = model.utility_params
         cd, ts = prep.data, prep.transitions
         f = fit.state
@@ -867,8 +871,7 @@ class PQR(Estimator):
             notes.append(f"{int(st.locked.sum())} states have a single feasible action and no "
                          "anchor: actions leading into them are valued as multi-period options "
                          "(bundled rewards)")
-        if len(ts.params):
-            notes.append(f"transition parameters from a first stage ({ts.method}), held fixed")
+
 
         support = self._support(counts)
         obs = st.choice & st.multi & (N > 0)
