@@ -103,8 +103,9 @@ def test_estimating_equation_holds_at_the_estimate(small, fitted):
     res, two = fitted
     assert res.converged and two.converged
     counts = choice_data(model, panel).counts
-    est, Xt, lik = _setup(model, counts, model.true_params)
-    p = model.true_params.copy()
+    fm = res.extra["transitions"].model  # the model with the first-stage transitions
+    est, Xt, lik = _setup(fm, counts, fm.true_params)
+    p = fm.params_series(fm.true_params)
     p[res.params.index] = res.params
     ell = _log(model, res.extra["ccp_first_stage"])
     g = _estimating_equation(est, counts, ell, Xt, lik.solve(p))
@@ -125,8 +126,9 @@ def test_two_step_is_the_projection(small, fitted):
     model, panel = small
     _, two = fitted
     counts = choice_data(model, panel).counts
-    est = PQR(model, fixed_point=False)
-    rmap = RewardMap(model, model.true_params, est.structure)
+    fm = two.extra["transitions"].model  # the model with the first-stage transitions
+    est = PQR(fm, fixed_point=False)
+    rmap = RewardMap(fm, fm.true_params, est.structure)
     theta = est._estimate_rewards(counts, rmap, rmap.features())[0]
     np.testing.assert_allclose(two.params.to_numpy(), theta, rtol=1e-12)
 
@@ -137,6 +139,7 @@ def test_delta_method_coefficients_are_derivatives(small, fitted):
     model, panel = small
     res, _ = fitted
     counts = choice_data(model, panel).counts
+    model = res.extra["transitions"].model  # the model with the first-stage transitions
     est, Xt, lik = _setup(model, counts, model.true_params)
     util = model.utility_params
     ell = _log(model, res.extra["ccp_first_stage"])
