@@ -926,7 +926,12 @@ def sufficient_statistics(
             done = ex.as_completed(futures)
             for fut in _progress(done, progress, "tasks", total=len(futures)):
                 partials[order[id(fut)]] = fut.result()
-    return _combine(model, partials, id_col, cols, inc_col, time.perf_counter() - t0)
+    stats = _combine(model, partials, id_col, cols, inc_col, time.perf_counter() - t0)
+    if stats.nobs == 0:
+        where = repr(str(source)) if isinstance(source, (str, os.PathLike)) else "the source"
+        raise SourceError(f"{where} has a header but no rows: there is nothing to estimate from. "
+                          "Give a long panel with one row per unit and period")
+    return stats
 
 
 def _columns_for(model: Model, available: list[str], given: Columns

@@ -146,7 +146,15 @@ class IncrementTransitions(TransitionFamily):
                            f"{col!r} (bins moved each period); the data have no such column "
                            f"(columns: {list(frame.columns)}). Pass the DataFrame with {col!r} "
                            "(not a Panel), e.g. from ddc.datasets.load_rust_bus")
-        v = frame[col].to_numpy(dtype=float, na_value=np.nan)
+        numeric = pd.to_numeric(frame[col], errors="coerce")
+        text = numeric.isna() & frame[col].notna()
+        if text.any():
+            pos = np.flatnonzero(text.to_numpy())
+            shown = "; ".join(f"row {frame.index[p]!r}: {frame[col].iloc[p]!r}" for p in pos[:5])
+            raise ValueError(f"column {col!r}: {pos.size} row(s) hold a value that is not a "
+                             f"number; first: {shown}. Increments are whole numbers of bins (an "
+                             "empty field where unknown)")
+        v = numeric.to_numpy(dtype=float, na_value=np.nan)
         J = self.n_increments(model)
         ok = ~np.isnan(v)
         bad = ok & ((v < 0) | (v >= J) | (v != np.round(np.where(ok, v, 0.0))))
