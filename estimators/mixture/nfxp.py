@@ -163,6 +163,7 @@ def mixture_results(estimator: str, mix: Mixture, ml, x: np.ndarray, cd, ts, *, 
     if trans:
         notes.append("transition parameters from the first stage, shared by all types and "
                      "held fixed; standard errors treat them as known")
+    notes.extend(str(n) for n in (getattr(ts, "notes", None) or []))
     if cov_note:
         notes.append(cov_note)
     panel = cd.panel
