@@ -209,6 +209,25 @@ def _check_fingerprint(model: Model, results) -> None:
                          "the results were estimated with, or re-estimate with this one")
 
 
+def _with_estimated_transitions(model: Model, results_or_params, notes: list[str]) -> Model:
+    """The model with the transition tables the results' first stage estimated, when it
+    estimated tables (a model whose transitions are fixed tables): the counterfactuals are then
+    computed with the same transitions as the estimate. Parametric transitions need nothing:
+    their estimates are among the parameters."""
+    from estimators.first_stage import transition_model
+    from estimators.results import EstimationResults
+
+    if not isinstance(results_or_params, EstimationResults):
+        return model
+    estimated = transition_model(results_or_params)
+    if estimated is results_or_params.model or len(model.transition_params):
+        return model
+    notes.append("Transitions: the tables estimated in the first stage of the "
+                 f"{results_or_params.estimator} fit (not the model's defaults); intervals "
+                 "carry the utility parameters' uncertainty, not the tables'.")
+    return model.replace(transitions=estimated.transitions())
+
+
 def _params_and_cov(model: Model, results_or_params, cov_type: str | None
                     ) -> tuple[pd.Series, pd.DataFrame | None, str, list[str]]:
     """Point estimate over ``model.param_names``, the covariance of the estimated ones (or
@@ -251,30 +270,6 @@ def _params_and_cov(model: Model, results_or_params, cov_type: str | None
         return model.params_series(results_or_params), None, "parameters given", notes
     raise TypeError(f"results_or_params must be EstimationResults or parameter values (a "
                     f"pandas Series), got {type(results_or_params).__name__}")
-
-
-def _with_estimated_transitions(model: Model, results_or_params, notes: list[str]) -> Model:
-    """The model with the transition tables an estimate was made with.
-
-    A first stage that estimated a model's fixed factor tables by their cell frequencies leaves
-    the given tables (which may be placeholders that only declare which moves are possible) in
-    ``results.model``; the estimate belongs to the estimated tables
-    (:func:`estimators.first_stage.transition_model`). The counterfactuals are solved with
-    those, and a note says that their sampling uncertainty is not drawn.
-    """
-    from estimators.results import EstimationResults
-
-    if not isinstance(results_or_params, EstimationResults):
-        return model
-    from estimators.first_stage import transition_model
-
-    fitted = transition_model(results_or_params)
-    if fitted is results_or_params.model:
-        return model
-    notes.append("The transitions are those the estimate's first stage estimated from the data "
-                 "(cell frequencies); the intervals draw the utility parameters only, holding "
-                 "the estimated transitions fixed.")
-    return model.replace(transitions=fitted.transitions())
 
 
 def _draw_params(params: pd.Series, cov: pd.DataFrame, n_draws: int, seed) -> np.ndarray:

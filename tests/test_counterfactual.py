@@ -41,6 +41,7 @@ from ddc.models.membership import (
 )
 from ddc.scenarios import IDENTIFIED, NORMALIZATION, ShiftedUtility, resolve_scenarios
 from estimators import NFXP
+from estimators.first_stage import transition_model
 from simulations import (
     Compose,
     Custom,
@@ -328,11 +329,11 @@ def test_report_with_intervals_has_the_contract_columns(with_draws):
     assert list(with_draws.changes.index) == [s.name for s in default_scenarios()]
 
 
-def test_draws_equal_exact_solutions(with_draws):
-    """The batched engine against Model.solve + membership_figures, draw by draw, on the model
-    the report solved: the given one with the engagement chains its first stage estimated."""
-    model = with_draws.model
-    assert any("first stage estimated" in n for n in with_draws.notes)
+def test_draws_equal_exact_solutions(model, fitted, with_draws):
+    """The batched engine against Model.solve + membership_figures, draw by draw, with the
+    transition tables the fit estimated (the engine uses them, not the model's defaults)."""
+    model = model.replace(transitions=transition_model(fitted).transitions())
+    assert any("estimated in the first stage" in n for n in with_draws.notes)
     for d in (0, 17, 59):
         theta = with_draws.param_draws.iloc[d]
         base = model.solve(theta)
@@ -359,7 +360,6 @@ def test_bootstrap_spread_matches_the_delta_method(model, fitted):
     rep = counterfactual(model, fitted, scenarios=["monthly_price_up"], n_draws=D, seed=8)
     draws = rep.draws[("monthly_price_up", "cv_per_customer")]
     theta = fitted.params
-    model = rep.model  # with the engagement chains the first stage estimated
     cf = get_scenario("monthly_price_up").apply(model)
 
     def cv(th):

@@ -101,7 +101,7 @@ def test_the_counterfactual_uses_the_estimated_chain(tutorial):
     report = ns["report"]
     chain = ns["results"]["NFXP"].extra["transitions"].tables["demand"]
     np.testing.assert_array_equal(report.model.transitions().factors[1].table, chain)
-    assert any("first stage estimated" in n for n in report.notes)
+    assert any("estimated in the first stage" in n for n in report.notes)
 
 
 def test_the_prose_quotes_the_numbers(tutorial):
