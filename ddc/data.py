@@ -38,7 +38,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ddc.model import Model
-from ddc.panel import Panel, PanelError, TransitionCounts, prepare
+from ddc.panel import Columns, Panel, PanelError, TransitionCounts, prepare
 
 __all__ = ["ChoiceRows", "EstimationData", "PanelData", "RowsUnavailable", "StatisticsData",
            "estimation_data"]
@@ -392,8 +392,8 @@ class StatisticsData(EstimationData):
 
 def estimation_data(model: Model, data, *, drop_first: bool | None = None,
                     id_col: str | None = None, time_col: str | None = None,
-                    action_col: str | None = None, columns: Mapping[str, str] | None = None
-                    ) -> EstimationData:
+                    action_col: str | None = None,
+                    columns: Columns | Mapping[str, str] | None = None) -> EstimationData:
     """Validate and code ``data`` for ``model``: the one entry of every estimator's data.
 
     Parameters
@@ -408,8 +408,10 @@ def estimation_data(model: Model, data, *, drop_first: bool | None = None,
         ``model.hooks.layout.drop_first_period``.
     id_col, time_col, action_col : str, optional
         Column names of the unit id, the period and the action (default: the model's layout).
-    columns : mapping of str to str, optional
-        State variable (or extra variable, e.g. ``"increment"``) -> the column holding it.
+    columns : ddc.panel.Columns or mapping of str to str, optional
+        State variable (or extra variable, e.g. ``"increment"``) -> the column holding it, or
+        the whole mapping (:class:`~ddc.panel.Columns`: also the id, period and action columns,
+        the period and the time format; keywords given beside it must agree with it).
 
     Returns
     -------
@@ -444,13 +446,22 @@ def estimation_data(model: Model, data, *, drop_first: bool | None = None,
     # state variables are mapped by the panel layer; other names (columns a transition family
     # reads, e.g. "increment") are renamed here so that the family finds them by their name
     extras = {}
+    whole = None  # a Columns object: its names, period and time format go to the panel layer
+    if isinstance(columns, Columns):
+        whole = Columns.of(columns, **mapping)  # keywords beside it must agree with it
+        mapping = {}
+        columns = whole.states
     if columns is not None:
         if not isinstance(columns, Mapping):
-            raise TypeError(f"columns must map variable names to column names; got "
-                            f"{type(columns).__name__}")
+            raise TypeError(f"columns must be a ddc.panel.Columns or map variable names to "
+                            f"column names; got {type(columns).__name__}")
         states = {k: v for k, v in columns.items() if k in model.space.names}
         extras = {k: v for k, v in columns.items() if k not in model.space.names}
-        if states:
+        if whole is not None:
+            import dataclasses
+
+            mapping["columns"] = dataclasses.replace(whole, states=states)
+        elif states:
             mapping["columns"] = states
     layout = model.hooks.layout
     if isinstance(data, pd.DataFrame):
@@ -458,7 +469,8 @@ def estimation_data(model: Model, data, *, drop_first: bool | None = None,
         # ddc.panel.prepare does not know are passed only when given
         for key in ("id_col", "time_col"):
             default = getattr(layout, key)
-            if key not in mapping and default in data.columns:
+            if key not in mapping and default in data.columns and \
+                    (whole is None or getattr(whole, key) is None):
                 mapping[key] = default
     frame = data if isinstance(data, pd.DataFrame) else None
     if extras:

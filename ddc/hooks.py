@@ -321,12 +321,38 @@ class DataLayout:
 class TransitionFamily:
     """A model's transitions that know how to estimate themselves from data (a first stage).
 
-    The generic first stage (``estimators.first_stage``) estimates the transition parameters of
-    any model by maximum likelihood over the observed ``(s, a, s')`` transitions. A family
-    replaces it when the data carry more than the states, e.g. Rust's bus data record the bins
-    the odometer moved each month (``increment``), which identify the increment probabilities
-    even where the state is censored. Subclasses implement the methods below; the estimators
-    call them through the data protocol.
+    The generic first stage (:func:`estimators.first_stage.estimate_transitions`) estimates the
+    transition parameters :math:`\\psi` of any model by maximum likelihood over the observed
+    ``(s, a, s')`` transitions, :math:`\\ell_t(\\psi) = \\sum n(s, a, s') \\log P(s' \\mid s, a;
+    \\psi)`. A family tells it more than the transition function can:
+
+    * **constraints** (:meth:`simplex_groups`): groups of parameters that are probabilities
+      of one distribution whose last value is implied (one minus their sum). The first stage
+      then optimizes in a softmax parametrisation that cannot leave the simplex, and checks
+      the data against the model at an interior point of it;
+    * **its own data** (:attr:`columns`, :meth:`statistics`, :meth:`estimate`,
+      :meth:`loglik`, :meth:`row_scores`): when the data carry more than the states. Rust's bus
+      data record the bins the odometer moved each month (``increment``), which identify the
+      increment probabilities even where the state is censored at the top bin
+      (:class:`ddc.transition_families.IncrementTransitions`).
+
+    A family that overrides :meth:`statistics` must override :meth:`estimate`,
+    :meth:`loglik` and :meth:`row_scores` too; the estimators then never read the transitions
+    from the states (the first stage, NFXP's full-information stage and the out-of-core
+    sufficient statistics call these methods).
+
+    The protocol, with :math:`T` the family's statistics (additive over rows: the statistics of
+    a panel are the sum of those of its chunks):
+
+    ``statistics(model, frame) -> T``
+        from the rows of ``frame`` (its :attr:`columns`, one row per panel row);
+    ``estimate(model, T) -> (params, cov)``
+        the maximum likelihood estimate of ``model.transition_params`` and its covariance;
+    ``loglik(model, params, T) -> (value, gradient)``
+        :math:`\\ell_t` and :math:`\\partial \\ell_t / \\partial \\psi` at transition
+        parameters ``params`` (a Series over ``model.transition_params.index``);
+    ``row_scores(model, params, frame) -> (n_rows, P)``
+        per-row :math:`\\partial \\log P / \\partial \\psi` (zero for rows without a transition).
     """
 
     #: extra data columns the family reads, beyond the state variables and the action
@@ -339,6 +365,40 @@ class TransitionFamily:
     def fingerprint(self) -> dict[str, Any]:
         """What identifies the family (for :meth:`ddc.Model.fingerprint`)."""
         return {"family": type(self).__name__, "columns": list(self.columns)}
+
+    def simplex_groups(self, model: Model) -> list[list[str]]:
+        """Groups of transition parameters that are the free probabilities of one distribution
+        (the omitted last probability is one minus their sum). Default: none."""
+        return []
+
+    @property
+    def has_statistics(self) -> bool:
+        """Whether the family estimates from its own data columns (overrides
+        :meth:`statistics`) rather than from the observed state transitions."""
+        return type(self).statistics is not TransitionFamily.statistics
+
+    def statistics(self, model: Model, frame: pd.DataFrame) -> np.ndarray:
+        """Additive sufficient statistics of the rows of ``frame``."""
+        raise NotImplementedError(f"{type(self).__name__} estimates from the observed state "
+                                  "transitions; it has no statistics of its own")
+
+    def estimate(self, model: Model, statistics: np.ndarray) -> tuple[pd.Series, np.ndarray]:
+        """Maximum likelihood estimate of the transition parameters and its covariance."""
+        raise NotImplementedError(f"{type(self).__name__}.estimate")
+
+    def loglik(self, model: Model, params: pd.Series, statistics: np.ndarray
+               ) -> tuple[float, np.ndarray]:
+        """Transition log-likelihood and its gradient in the transition parameters."""
+        raise NotImplementedError(f"{type(self).__name__}.loglik")
+
+    def row_scores(self, model: Model, params: pd.Series, frame: pd.DataFrame) -> np.ndarray:
+        """Per-row score of the transition log-likelihood, shape ``(len(frame), P)``."""
+        raise NotImplementedError(f"{type(self).__name__}.row_scores")
+
+    def hessian(self, model: Model, params: pd.Series, statistics: np.ndarray) -> np.ndarray:
+        """Optional: the Hessian of the transition log-likelihood in the transition parameters
+        in closed form (otherwise the estimators take differences of :meth:`loglik`)."""
+        raise NotImplementedError(f"{type(self).__name__}.hessian")
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,23 @@ choices :math:`a_{i1}, \\dots, a_{iT}` is
 
     L_i(\\theta, w) = \\sum_{k=1}^{K} w_k \\prod_{t} \\pi(a_{it} \\mid s_{it}; \\theta^{(k)}),
 
-the type being drawn once per unit and kept for life (Arcidiacono and Miller 2011, eq. 2.6).
-Transitions are shared by all types in this version; the shares are constant (they do not
-depend on covariates or on the first state).
+the type being drawn once per unit and kept for life.
+Transitions are shared by all types in this version. The shares are constant, or (with
+``shares_by``) a multinomial logit in the values of some state variables in the unit's first
+observed state -- the usual answer to the initial conditions problem (Heckman 1981):
+
+.. math::
+
+    w_k(s_{i1}) = \\frac{\\exp(z_{i}'\\gamma_k)}{\\sum_j \\exp(z_{i}'\\gamma_j)}, \\qquad
+    \\gamma_0 = 0,
+
+with :math:`z_i` a constant and the indicators of every value but the first of each variable
+named in ``shares_by`` at :math:`s_{i1}`.
 
 Parameter names: a type-specific parameter ``p`` becomes ``p[0], ..., p[K-1]``; the shares are
-``share[1], ..., share[K-1]`` (``share[0]`` is one minus their sum). :attr:`Mixture.param_names`
+``share[1], ..., share[K-1]`` (``share[0]`` is one minus their sum), or with ``shares_by`` the
+logit coefficients ``gamma[k]:const`` and ``gamma[k]:<variable>=<value>``, ``k = 1..K-1``.
+:attr:`Mixture.param_names`
 lists, in order, the type-specific parameters (by parameter, then type), the shared utility
 parameters, the transition parameters and the shares.
 """
@@ -54,6 +65,9 @@ class Mixture:
         Parameter values over :attr:`param_names`, e.g. to simulate from.
     name : str, optional
         Name used in reports (default ``"<model name> (K types)"``).
+    shares_by : sequence of str, optional
+        State variables whose value in the unit's first observed state shifts the type shares
+        (a multinomial logit; see the module docstring). Constant shares by default.
 
     Raises
     ------
@@ -74,7 +88,8 @@ class Mixture:
     """
 
     def __init__(self, model: Model, n_types: int, by_type: Sequence[str],
-                 true_params: pd.Series | Mapping | None = None, name: str | None = None):
+                 true_params: pd.Series | Mapping | None = None, name: str | None = None,
+                 shares_by: Sequence[str] = ()):
         if not isinstance(model, Model):
             raise TypeError(f"Mixture needs a ddc.Model to mix over, got {type(model).__name__}")
         if isinstance(n_types, (bool, np.bool_)) or not isinstance(n_types, (int, np.integer)) \
@@ -99,6 +114,15 @@ class Mixture:
         if unknown:
             raise KeyError(f"by_type names {unknown}, which the model {model.name!r} does not "
                            f"have; its utility parameters are {model.utility_params}")
+        shares_by = [shares_by] if isinstance(shares_by, str) else [str(v) for v in shares_by]
+        unknown = [v for v in shares_by if v not in model.space.names]
+        if unknown:
+            raise KeyError(f"shares_by names {unknown}, which are not state variables of the "
+                           f"model; its state variables are {list(model.space.names)}")
+        if shares_by and n_types < 2:
+            raise ValueError("shares_by needs at least two types (with one type there are no "
+                             "shares)")
+        self.shares_by = [v for v in model.space.names if v in shares_by]
         self.model = model
         self.n_types = int(n_types)
         self.by_type = [p for p in model.utility_params if p in by_type]  # model order
@@ -106,7 +130,13 @@ class Mixture:
         self.name = name or f"{model.name} ({self.n_types} type{'s' * (self.n_types > 1)})"
         K = self.n_types
         typed = [f"{p}[{k}]" for p in self.by_type for k in range(K)]
-        self.share_names = [f"share[{k}]" for k in range(1, K)]
+        self.share_columns = ["const"] + [f"{v}={val}" for v in self.shares_by
+                                          for val in model.space.variable(v).values[1:]]
+        if self.shares_by:
+            self.share_names = [f"gamma[{k}]:{c}" for k in range(1, K)
+                                for c in self.share_columns]
+        else:
+            self.share_names = [f"share[{k}]" for k in range(1, K)]
         self._names = typed + self.shared + self.share_names
         self._index = pd.Index(self._names)
         # position of each type's one-type parameter vector in the mixture vector
@@ -117,8 +147,9 @@ class Mixture:
         self.true_params = None if true_params is None else self.params_series(true_params)
 
     def __repr__(self) -> str:
+        extra = f", shares_by={self.shares_by}" if self.shares_by else ""
         return (f"Mixture({self.model.name!r}, n_types={self.n_types}, "
-                f"by_type={self.by_type})")
+                f"by_type={self.by_type}{extra})")
 
     # ----------------------------------------------------------------- names and values
     @property
@@ -193,7 +224,8 @@ class Mixture:
             bad = {n: float(x) for n, x in zip(names, vec, strict=True) if not np.isfinite(x)}
             raise ValueError(f"parameter(s) {list(bad)} are not finite: {bad}")
         out = pd.Series(vec, index=self._index, name="params")
-        self.shares(out)  # checks the simplex
+        if not self.shares_by:
+            self.shares(out)  # checks the simplex
         return out
 
     def shares(self, params) -> np.ndarray:
@@ -202,8 +234,12 @@ class Mixture:
         Raises
         ------
         ValueError
-            A share outside ``[0, 1]``.
+            A share outside ``[0, 1]``, or shares that depend on the first state
+            (``shares_by``; then see :meth:`unit_shares`).
         """
+        if self.shares_by:
+            raise ValueError(f"the shares depend on the first state ({self.shares_by}); use "
+                             "unit_shares(params, first_states)")
         if isinstance(params, pd.Series):
             rest = params[self.share_names].to_numpy(dtype=float)
         else:
@@ -215,6 +251,35 @@ class Mixture:
             raise ValueError(f"type shares must lie in [0, 1] and sum to one; share[{k}] = "
                              f"{w[k]:.6g} (share[0] is one minus the sum of share[1..])")
         return w
+
+    def share_design(self, first_states: np.ndarray) -> np.ndarray:
+        """``(N, C)`` share covariates :math:`z_i` of units with first (flat) states
+        ``first_states``: a constant, then one indicator per value but the first of each
+        ``shares_by`` variable (columns :attr:`share_columns`)."""
+        s = np.asarray(first_states, dtype=np.int64)
+        cols = [np.ones(len(s))]
+        for v in self.shares_by:
+            code = self.model.space.code_of(v)[s]
+            cols.extend((code == j).astype(float)
+                        for j in range(1, self.model.space.variable(v).size))
+        return np.column_stack(cols)
+
+    def share_coefficients(self, params) -> np.ndarray:
+        """``(K-1, C)`` logit coefficients of the shares (``shares_by`` only)."""
+        vec = self.params_series(params)[self.share_names].to_numpy()
+        return vec.reshape(self.n_types - 1, len(self.share_columns))
+
+    def unit_shares(self, params, first_states: np.ndarray) -> np.ndarray:
+        """``(N, K)`` type probabilities of units with first (flat) states ``first_states``
+        (constant rows without ``shares_by``)."""
+        s = np.asarray(first_states, dtype=np.int64)
+        if not self.shares_by:
+            return np.tile(self.shares(self.params_series(params)), (len(s), 1))
+        eta = self.share_design(s) @ self.share_coefficients(params).T
+        eta = np.column_stack([np.zeros(len(s)), eta])
+        eta -= eta.max(axis=1, keepdims=True)
+        w = np.exp(eta)
+        return w / w.sum(axis=1, keepdims=True)
 
     def type_params(self, params, k: int) -> pd.Series:
         """Parameters of type ``k`` as a Series over the one-type model's parameter names."""
@@ -239,7 +304,7 @@ class Mixture:
         name, parameter names, number of types and type-specific parameters."""
         fp = self.model.fingerprint()
         fp.update({"name": self.name, "params": self.param_names, "n_types": self.n_types,
-                   "by_type": list(self.by_type)})
+                   "by_type": list(self.by_type), "shares_by": list(self.shares_by)})
         return fp
 
     # ----------------------------------------------------------------- solving

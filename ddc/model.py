@@ -262,9 +262,15 @@ class Model:
         """The transitions at ``params`` (the defaults when ``None``)."""
         if self._transition_fn is None:
             return self._fixed_transitions
-        tp = self.transition_params if params is None else \
-            self.params_series(params)[list(self.transition_params.index)]
-        return self._transition_fn(tp)
+        if params is None:
+            return self._transition_fn(self.transition_params)
+        K = len(self.utility_params)
+        if isinstance(params, np.ndarray) and params.shape == (len(self.param_names),):
+            values = params[K:]  # the hot path of first stages: no label lookups
+        else:
+            values = self.params_series(params).to_numpy()[K:]
+        return self._transition_fn(pd.Series(values, index=self.transition_params.index,
+                                             dtype=float))
 
     def _compile(self, key: tuple[float, ...]) -> CompiledTransitions:
         tp = pd.Series(key, index=self.transition_params.index, dtype=float)

@@ -103,8 +103,10 @@ class SufficientStatistics:
     transition_counts : ddc.panel.TransitionCounts
         The distinct observed :math:`(s, a, s')` with their counts.
     increment_counts : numpy.ndarray of int64 or None
-        For a model with ``metadata["increment_column"]`` whose source has that column: how many
-        rows show each increment ``0, 1, ..., J-1`` (missing values not counted); else ``None``.
+        For a model whose transition family estimates from its own column
+        (:class:`ddc.transition_families.IncrementTransitions`, Rust's bus) and whose source has
+        that column: the family's statistics (how many rows show each increment
+        ``0, 1, ..., J-1``, missing values not counted); else ``None``.
     nobs : int
         Rows.
     n_units : int
@@ -316,18 +318,11 @@ class _Accumulator:
         self.n_units += panel.n_units
 
     def _add_increments(self, frame: pd.DataFrame, col: str) -> None:
-        J = self.J
-        v = frame[col].to_numpy(dtype=np.float64, na_value=np.nan)
-        ok = ~np.isnan(v)
-        bad = ok & ((v < 0) | (v >= J) | (v != np.round(np.where(ok, v, 0.0))))
-        if bad.any():
-            pos = np.flatnonzero(bad)
-            shown = "; ".join(f"row {_fmt(frame.index[p])}: {_fmt(v[p])}" for p in pos[:5])
-            raise PanelError(f"column {col!r}: {pos.size} row(s) hold an increment outside "
-                             f"0..{J - 1} or not a whole number; first: {shown}. The model "
-                             f"{self.model.name!r} has {J} increments (give more transition "
-                             "parameters, e.g. rust_bus(theta_3=...))")
-        c = np.bincount(v[ok].astype(np.int64), minlength=J)
+        # the model's transition family counts its own column (additive over chunks)
+        try:
+            c = self.model.hooks.transition_family.statistics(self.model, frame)
+        except ValueError as exc:
+            raise PanelError(str(exc)) from None
         self.inc = c if self.inc is None else self.inc + c
 
     def merge(self, other: _Accumulator) -> None:
@@ -374,11 +369,13 @@ def _frozen(x: np.ndarray) -> np.ndarray:
 
 
 def _inc_column(model: Model, columns: Iterable) -> str | None:
-    family = model.hooks.transition_family
-    col = family.columns[0] if family is not None and family.columns else \
-        model.metadata.get("increment_column")
-    if col is None or len(model.transition_params) == 0:
+    """The column of the model's transition family, when it estimates from its own data (e.g.
+    :class:`ddc.transition_families.IncrementTransitions`) and the source has it."""
+    fam = model.hooks.transition_family
+    if fam is None or not fam.has_statistics or len(model.transition_params) == 0 \
+            or len(fam.columns) != 1:
         return None
+    col = fam.columns[0]
     return col if col in set(columns) else None
 
 
@@ -929,7 +926,12 @@ def sufficient_statistics(
             done = ex.as_completed(futures)
             for fut in _progress(done, progress, "tasks", total=len(futures)):
                 partials[order[id(fut)]] = fut.result()
-    return _combine(model, partials, id_col, cols, inc_col, time.perf_counter() - t0)
+    stats = _combine(model, partials, id_col, cols, inc_col, time.perf_counter() - t0)
+    if stats.nobs == 0:
+        where = repr(str(source)) if isinstance(source, (str, os.PathLike)) else "the source"
+        raise SourceError(f"{where} has a header but no rows: there is nothing to estimate from. "
+                          "Give a long panel with one row per unit and period")
+    return stats
 
 
 def _columns_for(model: Model, available: list[str], given: Columns

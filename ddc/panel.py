@@ -56,6 +56,7 @@ __all__ = [
     "TIME_COLUMNS",
     "Columns",
     "Panel",
+    "ImpossibleTransitionError",
     "PanelError",
     "STATE_SIZES_ATTR",
     "TransitionCounts",
@@ -98,6 +99,23 @@ class PanelError(ValueError):
             message = f"{len(self.problems)} problems with the panel:\n" + "\n".join(
                 f"- {p}" for p in self.problems)
         super().__init__(message)
+
+
+class ImpossibleTransitionError(PanelError):
+    """Observed transitions that have probability zero under the model: data the model cannot
+    have generated (a plan jump, a market switch, a bin the state cannot reach). The message
+    names the first rows, their units and periods, and the two states.
+
+    Attributes
+    ----------
+    rows : numpy.ndarray
+        Panel positions (sorted order) of every offending row (empty for sufficient
+        statistics, which have no rows).
+    """
+
+    def __init__(self, problems: str | Sequence[str], rows: np.ndarray | None = None):
+        super().__init__(problems)
+        self.rows = np.zeros(0, dtype=np.int64) if rows is None else np.asarray(rows)
 
 
 @dataclass(frozen=True)
@@ -697,11 +715,35 @@ class Panel:
                     f"{self.model.actions[self.action[i]]!r}, next state "
                     f"{_state_text(space, self.next_state[i])} (zero in: {zero_in(i)})")
 
-        raise PanelError(_rows_message(
+        raise ImpossibleTransitionError(_rows_message(
             f"{_n_rows(bad_rows.size)} move to a next state that has probability 0 under the "
             f"transitions of model {self.model.name!r}", bad_rows, describe,
             "check the state columns (and the periods' order), or the model's transitions; "
-            "Panel.impossible_transitions() lists them all"))
+            "Panel.impossible_transitions() lists them all (estimators: "
+            "impossible='drop' leaves such units out, counted in the results)"), bad_rows)
+
+    def impossible_rows(self, params=None) -> np.ndarray:
+        """Positions (in the panel's sorted order) of the rows whose transition to the unit's
+        next row has probability zero under the model's transitions at ``params``."""
+        return self._impossible(params)[0]
+
+    def without_units(self, units: np.ndarray) -> Panel:
+        """The panel without the units whose codes (positions in :attr:`ids`) are ``units``.
+
+        Whole units are removed, so every kept row keeps its next state.
+        """
+        units = np.unique(np.asarray(units, dtype=np.int64))
+        keep_ids = np.setdiff1d(np.arange(len(self.ids)), units)
+        recode = np.full(len(self.ids), -1, dtype=np.int64)
+        recode[keep_ids] = np.arange(len(keep_ids))
+        keep = recode[self.unit] >= 0
+        panel = Panel.__new__(Panel)
+        panel._set(self.model, state=self.state[keep], action=self.action[keep],
+                   next_state=self.next_state[keep], unit=recode[self.unit[keep]],
+                   time=self.time[keep], row=self.row[keep], position=self.position[keep],
+                   ids=self.ids[keep_ids], id_col=self.id_col, time_col=self.time_col,
+                   next_is_following=self._next_is_following)
+        return panel
 
     def _impossible(self, params) -> tuple[np.ndarray, Callable[[int], str]]:
         """Panel rows (ascending) of impossible transitions, and a function naming the factors

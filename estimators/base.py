@@ -41,7 +41,7 @@ import pandas as pd
 
 from ddc.data import EstimationData, RowsUnavailable, estimation_data
 from ddc.model import Model
-from ddc.panel import PanelError
+from ddc.panel import Columns, PanelError
 from ddc.solver import ConvergenceError, ConvergenceWarning, Solver, small_blas
 from estimators.convergence import Convergence, check_convergence
 from estimators.results import EstimationResults
@@ -181,6 +181,10 @@ class Estimator:
     on_failure : {"warn", "raise"}
         What a fit that did not converge does: warn (:class:`ddc.ConvergenceWarning`, and
         ``converged`` is false) or raise :class:`ddc.ConvergenceError`.
+    transitions : {"estimate", "known"} or estimators.first_stage.TransitionOptions
+        The first stage of the transitions: estimated from the data (default; see
+        :mod:`estimators.first_stage`) or declared known, and what unvisited cells and
+        impossible transitions do.
     """
 
     name: ClassVar[str] = "Estimator"
@@ -188,6 +192,12 @@ class Estimator:
     takes_start: ClassVar[bool] = False
     #: whether the estimator needs the panel's rows (not only sufficient statistics)
     needs_rows: ClassVar[bool] = True
+    #: how the standard errors account for an estimated first stage of the transitions:
+    #: ``"own"`` (the estimator's inference does it, e.g. Murphy-Topel for likelihood
+    #: maximizers) or ``"reestimate"`` (the template adds :math:`D V_\psi D'`, with
+    #: :math:`D` from re-estimating at moved first-stage parameters;
+    #: :func:`estimators.first_stage.reestimation_covariances`)
+    first_stage_correction: ClassVar[str] = "own"
 
     def __new__(cls, model=None, *args, **kwargs):
         # a ddc.Mixture gets the estimator's mixture version (estimators.mixture), or a
@@ -197,7 +207,10 @@ class Estimator:
         return mixture_estimator(cls, model, args, kwargs) or super().__new__(cls)
 
     def __init__(self, model: Model, solver: Solver | None = None,
-                 drop_first: bool | None = None, on_failure: str = "warn"):
+                 drop_first: bool | None = None, on_failure: str = "warn",
+                 transitions=None):
+        from estimators.first_stage import TransitionOptions
+
         if not isinstance(model, Model):
             raise TypeError(f"{self.name} needs a ddc.Model, got {type(model).__name__}")
         if on_failure not in ("warn", "raise"):
@@ -208,6 +221,7 @@ class Estimator:
         self.solver = solver or Solver()
         self.drop_first = drop_first
         self.on_failure = on_failure
+        self.transitions = TransitionOptions.of(transitions)
 
     def __repr__(self) -> str:
         return f"{self.name}({self.model.name})"
@@ -215,7 +229,7 @@ class Estimator:
     # ------------------------------------------------------------------ the template
     def fit(self, data, start=None, *, starts: Sequence | None = None, id_col: str | None = None,
             time_col: str | None = None, action_col: str | None = None,
-            columns: Mapping[str, str] | None = None) -> EstimationResults:
+            columns: Columns | Mapping[str, str] | None = None) -> EstimationResults:
         """Estimate the model's parameters.
 
         Parameters
@@ -234,8 +248,10 @@ class Estimator:
         id_col, time_col, action_col : str, optional
             Column names of the unit id, the period and the action (default: the model's
             layout, ``model.hooks.layout``).
-        columns : mapping of str to str, optional
-            State variable (or extra variable) -> the column holding it.
+        columns : ddc.panel.Columns or mapping of str to str, optional
+            State variable (or extra variable) -> the column holding it, or the whole mapping
+            (a :class:`~ddc.panel.Columns`, whose id, period and action columns, period and time
+            format are used too; keywords given beside it must agree with it).
 
         Returns
         -------
@@ -293,10 +309,17 @@ class Estimator:
                                    "starting values")
         best = max(ran, key=lambda i: np.nan_to_num(fits[i].objective, nan=-np.inf))
         fit = fits[best]
-        notes = list(fit.notes)
+        notes = list(prep.transitions.notes) + list(fit.notes)
         extra_starts = self._compare_starts(points, fits, best, notes) if len(fits) > 1 else None
         step[0] = "inference"
         inf = self._inference(prep, fit)
+        if self.first_stage_correction == "reestimate":
+            from estimators.first_stage import reestimation_covariances
+
+            covs, fs_notes = reestimation_covariances(self, prep, fit, inf)
+            if covs:
+                inf.extra_covs = {**(inf.extra_covs or {}), **covs}
+            inf.notes = [*inf.notes, *fs_notes]
         names = inf.names
         conv = check_convergence(
             fit.objective, inf.gradient if inf.gradient is not None else fit.grad,
@@ -316,7 +339,9 @@ class Estimator:
             warnings.warn(msg, ConvergenceWarning, stacklevel=3)  # the summary says it too
         params = fit.params
         fixed = params.drop(names) if len(params) > len(names) else None
-        extra = {"convergence": conv, "message": fit.message, **inf.extra}
+        # the first stage (its .model holds the estimated transitions: what the estimate means)
+        extra = {"convergence": conv, "message": fit.message, "transitions": prep.transitions,
+                 **inf.extra}
         if extra_starts is not None:
             extra["starts"] = extra_starts
         data = prep.data
@@ -331,7 +356,8 @@ class Estimator:
     # ------------------------------------------------------------------ shared steps
     def _prepare(self, data, mapping) -> Prepared:
         """Data, identification, first stage, base parameters."""
-        return prepare(self.model, data, self.drop_first, self.name, self.needs_rows, mapping)
+        return prepare(self.model, data, self.drop_first, self.name, self.needs_rows, mapping,
+                       self.transitions)
 
     def _starting_points(self, start, starts) -> list[pd.Series]:
         if start is not None and starts is not None:
@@ -416,7 +442,7 @@ def _foreign(exc: BaseException) -> bool:
 
 
 def prepare(model: Model, data, drop_first: bool | None, who: str, needs_rows: bool = True,
-            mapping: Mapping | None = None) -> Prepared:
+            mapping: Mapping | None = None, transitions=None) -> Prepared:
     """The shared start of every fit: data protocol, identification, first stage.
 
     Parameters
@@ -433,12 +459,20 @@ def prepare(model: Model, data, drop_first: bool | None, who: str, needs_rows: b
         Whether the estimator needs the panel's rows.
     mapping : mapping, optional
         ``id_col``, ``time_col``, ``action_col``, ``columns``.
+    transitions : TransitionOptions, "estimate", "known" or None
+        The first stage's options. Data the model cannot have generated (an observed transition
+        of probability zero under the model) raise
+        :class:`ddc.panel.ImpossibleTransitionError`, or with ``impossible="drop"`` their units
+        are left out and counted in the notes (:func:`estimators.first_stage.check_possible`).
 
     Returns
     -------
     Prepared
+        Its ``transitions.model`` is the model the estimator continues with (the model itself,
+        or a copy with the transition tables estimated by the first stage).
     """
-    from estimators.first_stage import estimate_transitions
+    from ddc.data import PanelData
+    from estimators.first_stage import TransitionOptions, check_possible, estimate_transitions
     from estimators.identification import check_identification
 
     mapping = {k: v for k, v in (mapping or {}).items() if v is not None}
@@ -448,8 +482,13 @@ def prepare(model: Model, data, drop_first: bool | None, who: str, needs_rows: b
             f"{who} needs the panel's rows; the data are sufficient statistics (counts only). "
             f"Estimators that work from counts: "
             f"{sorted(k for k, c in ESTIMATORS.items() if not c.needs_rows)}")
+    options = TransitionOptions.of(transitions)
+    panel, dropped = check_possible(model, ed.panel, ed.stats, options.impossible)
+    if panel is not ed.panel:  # units left out: the same data without them
+        ed = PanelData(panel, ed.frame, ed.drop_first, getattr(ed, "_columns", None))
     check_identification(model, ed.counts)
-    ts = estimate_transitions(model, ed.panel, ed.frame, stats=ed.stats)
+    ts = estimate_transitions(model, ed, options=options)
+    ts.notes = [*dropped, *ts.notes]
     params = model.params_series(np.zeros(len(model.param_names)))
     if len(ts.params):
         params[ts.params.index] = ts.params

@@ -36,6 +36,7 @@ from ddc.model import Model
 from ddc.solver import ConvergenceError, PolicySystem, Solver
 from ddc.utility import LinearUtility
 from estimators.base import Estimator, Fit, Inference, Prepared, register
+from estimators.first_stage import first_stage_covariances
 from estimators.likelihood import ChoiceLikelihood, mle_inference
 from estimators.policy import flexible_logit, frequency_ccps, logit_ccps
 
@@ -123,8 +124,8 @@ class _CCPBase(Estimator):
 
     def __init__(self, model: Model, first_stage: str = "frequency", smoothing: float = 0.5,
                  solver: Solver | None = None, drop_first: bool | None = None,
-                 on_failure: str = "warn"):
-        super().__init__(model, solver, drop_first, on_failure)
+                 on_failure: str = "warn", transitions=None):
+        super().__init__(model, solver, drop_first, on_failure, transitions)
         if first_stage not in ("frequency", "logit"):
             raise ValueError(f"first_stage must be 'frequency' or 'logit', got {first_stage!r}")
         if not isinstance(model.utility, LinearUtility):
@@ -166,6 +167,9 @@ class CCP(_CCPBase):
         As in :class:`NFXP`.
     on_failure : {"warn", "raise"}
         What non-convergence does.
+    transitions : {"estimate", "known"} or TransitionOptions
+        First stage of the transitions (:mod:`estimators.first_stage`): estimated from the data
+        by default, or declared known.
 
     Notes
     -----
@@ -180,9 +184,10 @@ class CCP(_CCPBase):
     name = "CCP"
     key = "ccp"
     needs_rows = False
+    first_stage_correction = "reestimate"
 
     def _estimate(self, prep: Prepared, base: pd.Series) -> Fit:
-        model = self.model
+        model = prep.transitions.model  # with the first stage's transitions
         cd = prep.data
         p = self._ccps(cd)
         pl = PseudoLikelihood(model, base, self.solver)
@@ -202,8 +207,8 @@ class CCP(_CCPBase):
                    {"pl": pl, "p": p, "H": H, "cell": cell, "ll_c": ll_c})
 
     def _inference(self, prep: Prepared, fit: Fit) -> Inference:
-        model = self.model
         cd, ts = prep.data, prep.transitions
+        model = ts.model
         st = fit.state
         util = model.utility_params
         theta = fit.params[util].to_numpy()
@@ -226,8 +231,6 @@ class CCP(_CCPBase):
         else:
             notes.append("sufficient statistics (no rows): covariance from the pseudo-"
                          "likelihood's Hessian, not corrected for the first-stage CCPs")
-        if len(ts.params):
-            notes.append(f"transition parameters from a first stage ({ts.method}), held fixed")
         ll_c = st["ll_c"]
         return Inference(
             names=util, hessian=H, loglik=ll_c + ts.loglik,
@@ -332,6 +335,9 @@ class NPL(_CCPBase):
         As in :class:`NFXP`.
     on_failure : {"warn", "raise"}
         What non-convergence does.
+    transitions : {"estimate", "known"} or TransitionOptions
+        First stage of the transitions (:mod:`estimators.first_stage`): estimated from the data
+        by default, or declared known.
 
     Notes
     -----
@@ -346,8 +352,9 @@ class NPL(_CCPBase):
 
     def __init__(self, model: Model, first_stage: str = "frequency", smoothing: float = 0.5,
                  solver: Solver | None = None, tol: float = 1e-9, max_iter: int = 1000,
-                 drop_first: bool | None = None, on_failure: str = "warn"):
-        super().__init__(model, first_stage, smoothing, solver, drop_first, on_failure)
+                 drop_first: bool | None = None, on_failure: str = "warn", transitions=None):
+        super().__init__(model, first_stage, smoothing, solver, drop_first, on_failure,
+                         transitions)
         if not tol > 0:
             raise ValueError(f"tol must be positive, got {tol!r}")
         if not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
@@ -355,7 +362,7 @@ class NPL(_CCPBase):
         self.tol, self.max_iter = tol, max_iter
 
     def _estimate(self, prep: Prepared, base: pd.Series) -> Fit:
-        model = self.model
+        model = prep.transitions.model  # with the first stage's transitions
         cd = prep.data
         p = self._ccps(cd)
         pl = PseudoLikelihood(model, base, self.solver)
@@ -385,8 +392,8 @@ class NPL(_CCPBase):
                    {"lik": lik, "history": history})
 
     def _inference(self, prep: Prepared, fit: Fit) -> Inference:
-        model = self.model
         cd, ts = prep.data, prep.transitions
+        model = ts.model
         lik = fit.state["lik"]
         util = model.utility_params
         notes = ["covariance: maximum likelihood (the NPL fixed point is the MLE)"]
@@ -400,12 +407,19 @@ class NPL(_CCPBase):
         except ConvergenceError as exc:  # the likelihood is not finite near the estimate
             notes.append(f"no Hessian at the estimate: {exc}")
             Hm, scores, ev = None, None, lik.evaluate(fit.params, True)
-        if len(ts.params):
-            notes.append(f"transition parameters from a first stage ({ts.method}), held fixed")
+        covs: dict = {}
+        if Hm is not None:  # correct the standard errors for the transitions' first stage
+            covs, fs_notes = first_stage_covariances(
+                ts, cd.counts, self.solver, fit.params, Hm, scores,
+                cd.panel.unit if cd.has_rows else None, cd.panel)
+            notes += fs_notes
+        if (len(ts.params) or ts.tables) and not covs:
+            notes.append(f"transitions from a first stage ({ts.method}), held fixed; standard "
+                         "errors do not account for that first stage")
         return Inference(
             names=util, hessian=Hm, loglik=ev.loglik + ts.loglik,
             loglik_parts={"choice": ev.loglik, "transition": ts.loglik}, scores=scores,
             groups=cd.panel.unit if cd.has_rows else None, cov_type="hessian",
-            solution=ev.solution, notes=notes,
+            extra_covs=covs or None, solution=ev.solution, notes=notes,
             gradient=ev.grad,
             extra={"first_stage": self.first_stage, "history": fit.state["history"]})

@@ -40,6 +40,7 @@ from ddc.panel import Panel
 from ddc.utility import LinearUtility
 from estimators.base import ESTIMATORS, get_estimator
 from estimators.data import choice_data
+from estimators.first_stage import transition_model
 from estimators.inference import NotAvailableError
 from estimators.results import EstimationResults
 from estimators.tables import Table, format_number, markdown_escape
@@ -233,8 +234,8 @@ class CrossValidation:
         self._build(cd)
 
     # ------------------------------------------------------------------ computation
-    def _solve(self, params: pd.Series):
-        return self.model.solve(params)
+    def _solve(self, params: pd.Series, model: Model | None = None):
+        return (model or self.model).solve(params)
 
     def _build(self, cd) -> None:
         model, truth = self.model, self.truth
@@ -242,7 +243,9 @@ class CrossValidation:
         names = list(self.results)
         z_crit = ndtri(0.5 + self.level / 2)
         full = {n: _full_params(model, r) for n, r in self.results.items()}
-        sols = {n: self._solve(p) for n, p in full.items()}
+        # each estimate with its own model: it carries the transitions estimated in the first
+        # stage (the user's model's tables are the defaults, not the data's)
+        sols = {n: self._solve(p, transition_model(self.results[n])) for n, p in full.items()}
         pis = {n: s.pi for n, s in sols.items()}
         pi_true = self._solve(truth).pi if truth is not None else None
         counts = self.counts
@@ -264,16 +267,16 @@ class CrossValidation:
             self._cells = cells
             feats = {}
 
-            def features(p):
-                key = tuple(p.to_numpy()[len(util):])
+            def features(p, m=model):
+                key = (id(m), tuple(p.to_numpy()[len(util):]))
                 if key not in feats:
-                    feats[key] = np.nan_to_num(anchor_features(model, p))
+                    feats[key] = np.nan_to_num(anchor_features(m, p))
                 return feats[key]
 
             if truth is not None:
                 rew["truth"] = features(truth) @ truth.to_numpy()[: len(util)]
             for n, r in self.results.items():
-                Xt = features(full[n])
+                Xt = features(full[n], transition_model(r))
                 rew[n] = Xt @ full[n].to_numpy()[: len(util)]
                 try:
                     cov = r.cov.loc[util, util].to_numpy()

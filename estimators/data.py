@@ -54,10 +54,26 @@ def setup(model: Model, data, drop_first: bool | None, estimator: str, start=Non
         ``(EstimationData, TransitionEstimate, params)`` with ``params`` a Series over
         ``model.param_names``: utility parameters from ``start`` (zeros by default), transition
         parameters at their first-stage estimates.
-    """
-    from estimators.base import prepare, starting_values
 
-    prep = prepare(model, data, drop_first, estimator, needs_rows)
+    Notes
+    -----
+    The mixture estimators solve ``mix.model`` itself, so a model whose transitions are fixed
+    tables keeps them here (declared known, said in the notes): the nonparametric first stage of
+    the one-type estimators is not wired into the mixtures yet. Transition parameters are
+    estimated as for every estimator.
+    """
+    from ddc.transitions import FactoredTransitions
+    from estimators.base import prepare, starting_values
+    from estimators.first_stage import TransitionOptions
+
+    tables = len(model.transition_params) == 0 and \
+        isinstance(model.transitions(), FactoredTransitions)
+    prep = prepare(model, data, drop_first, estimator, needs_rows,
+                   transitions=TransitionOptions(known=True) if tables else None)
+    if tables:
+        prep.transitions.notes = [
+            "the model's transition tables are held as given (mixtures do not estimate fixed "
+            "tables from the data yet; the one-type estimators do)"]
     params = prep.params.copy()
     start = starting_values(model, start)
     params[start.index] = start

@@ -55,6 +55,7 @@ from ddc.solver import ConvergenceError, Solution, Solver
 from ddc.utility import LinearUtility
 from estimators.base import Estimator, Fit, Inference, Prepared, register
 from estimators.data import ChoiceData
+from estimators.first_stage import first_stage_covariances
 from estimators.likelihood import ChoiceLikelihood, mle_inference
 from estimators.optimize import Optimizer, maximize
 from estimators.pqr import _expected, _push
@@ -207,6 +208,9 @@ class MaxEntIRL(Estimator):
         As in :class:`estimators.NFXP`.
     on_failure : {"warn", "raise"}
         What non-convergence does.
+    transitions : {"estimate", "known"} or TransitionOptions
+        First stage of the transitions (:mod:`estimators.first_stage`): estimated from the data
+        by default, or declared known.
 
     Notes
     -----
@@ -232,8 +236,8 @@ class MaxEntIRL(Estimator):
     def __init__(self, model: Model, feature_counts: str = "likelihood", forward: str = "solve",
                  solver: Solver | None = None, optimizer: Optimizer | None = None,
                  forward_tol: float = 1e-13, drop_first: bool | None = None,
-                 on_failure: str = "warn"):
-        super().__init__(model, solver, drop_first, on_failure)
+                 on_failure: str = "warn", transitions=None):
+        super().__init__(model, solver, drop_first, on_failure, transitions)
         if not isinstance(model.utility, LinearUtility):
             raise TypeError("MaxEntIRL needs a reward linear in parameters (LinearUtility); "
                             "use NFXP for a CallableUtility")
@@ -305,7 +309,7 @@ class MaxEntIRL(Estimator):
 
     # ------------------------------------------------------------------ fit
     def _estimate(self, prep: Prepared, base: pd.Series) -> Fit:
-        model = self.model
+        model = prep.transitions.model
         util = model.utility_params
         cd = prep.data
         ct = model.compiled_transitions(base.to_numpy())
@@ -355,15 +359,16 @@ class MaxEntIRL(Estimator):
                            "moments": extra.get("moments")})
 
     def _inference(self, prep: Prepared, fit: Fit) -> Inference:
-        model = self.model
+        model = prep.transitions.model
         util = model.utility_params
         cd, ts = prep.data, prep.transitions
         st = fit.state
         lik, sol = st["lik"], st["sol"]
         ll = fit.objective
         notes = []
-        if len(ts.params):
-            notes.append(f"transition parameters from a first stage ({ts.method}), held fixed")
+        if self.feature_counts == "horizon" and (len(ts.params) or ts.tables):
+            notes.append(f"transitions from a first stage ({ts.method}), held fixed; standard "
+                         "errors do not account for that first stage")
         common = dict(names=util, loglik=ll + ts.loglik,
                       loglik_parts={"choice": ll, "transition": ts.loglik}, solution=sol,
                       extra=st["extra"])
@@ -390,8 +395,13 @@ class MaxEntIRL(Estimator):
         except ConvergenceError as exc:  # the likelihood is not finite near the estimate
             notes.append(f"no Hessian at the estimate: {exc}")
             H = scores = groups = None
+        covs: dict = {}
+        if H is not None:  # correct the standard errors for the transitions' first stage
+            covs, fs_notes = first_stage_covariances(ts, cd.counts, self.solver, fit.params, H,
+                                                     scores, groups, cd.panel)
+            notes += fs_notes
         return Inference(**common, hessian=H, scores=scores, groups=groups, cov_type="hessian",
-                         notes=notes)
+                         extra_covs=covs or None, notes=notes)
 
     # ------------------------------------------------------------------ textbook variant
     def _windows(self, cd: ChoiceData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -420,7 +430,7 @@ class MaxEntIRL(Estimator):
         :math:`G_{T+1} = X_\\pi + P_\\pi G_T` (for the sandwich; the forward pass gives only
         their sum)."""
         X = self._features()
-        ct = self.model.compiled_transitions(sol.params)
+        ct = sol.model.compiled_transitions(sol.params)
         Xpi = np.einsum("sa,sak->sk", sol.pi, X)
         out = np.zeros((initial.size, X.shape[2]))
         G = np.zeros_like(Xpi)

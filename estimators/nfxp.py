@@ -24,15 +24,7 @@ import pandas as pd
 from ddc.model import Model
 from ddc.solver import ConvergenceError, Solver
 from estimators.base import Estimator, Fit, Inference, Prepared, register
-from estimators.data import ChoiceData
-from estimators.first_stage import (
-    TransitionEstimate,
-    _increment_probs,
-    _increments,
-    _transition_counts,
-    increment_counts,
-    transition_log_probs,
-)
+from estimators.first_stage import first_stage_covariances
 from estimators.likelihood import ChoiceLikelihood, mle_inference
 from estimators.optimize import Optimizer, maximize
 
@@ -61,6 +53,9 @@ class NFXP(Estimator):
     on_failure : {"warn", "raise"}
         What non-convergence does (:class:`ddc.ConvergenceWarning` or
         :class:`ddc.ConvergenceError`).
+    transitions : {"estimate", "known"} or TransitionOptions
+        First stage of the transitions (:mod:`estimators.first_stage`): estimated from the data
+        by default, or declared known.
 
     Examples
     --------
@@ -81,8 +76,9 @@ class NFXP(Estimator):
 
     def __init__(self, model: Model, solver: Solver | None = None,
                  optimizer: Optimizer | None = None, full_information: bool = True,
-                 drop_first: bool | None = None, on_failure: str = "warn"):
-        super().__init__(model, solver, drop_first, on_failure)
+                 drop_first: bool | None = None, on_failure: str = "warn",
+                 transitions=None):
+        super().__init__(model, solver, drop_first, on_failure, transitions)
         if optimizer is not None and not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be an estimators.Optimizer, got "
                             f"{type(optimizer).__name__}")
@@ -93,8 +89,8 @@ class NFXP(Estimator):
         return f"NFXP({self.model.name}, solver={self.solver!r}, optimizer={self.optimizer!r})"
 
     def _estimate(self, prep: Prepared, base: pd.Series) -> Fit:
-        model = self.model
         cd, ts = prep.data, prep.transitions
+        model = ts.model  # the model with the first stage's transitions
         util = model.utility_params
         lik = ChoiceLikelihood(model, cd.counts, self.solver)
         base_vec = base.to_numpy()
@@ -112,7 +108,7 @@ class NFXP(Estimator):
         notes = []
         iterations, converged, message = res.iterations, res.converged, res.message
         grad = res.grad
-        free = self._interior(ts)
+        free = list(ts.free)
         at_bound = [n for n in ts.params.index if n not in free]
         full = self.full_information and len(free) > 0
         if full and not converged:
@@ -121,7 +117,7 @@ class NFXP(Estimator):
                           f"converge ({message})")
         elif self.full_information and at_bound:
             notes.append(f"transition parameter(s) {at_bound} estimated on the boundary of the "
-                         "simplex (an increment never or always observed) are held at their "
+                         "simplex (an outcome never or always observed) are held at their "
                          "first-stage values in the full-information stage")
         ts_full = dataclasses.replace(ts, params=ts.params[free])
         if full:
@@ -134,13 +130,13 @@ class NFXP(Estimator):
         ev = lik.evaluate(params, True)
         state = {"lik": lik, "full": full, "ts_full": ts_full, "at_bound": at_bound,
                  "free": free, "ev": ev}
-        objective_value = ev.loglik + self._transition_loglik(cd, ts, params)
+        objective_value = ev.loglik + _transition_loglik(ts, params)
         return Fit(params, objective_value, grad, converged, message, iterations,
                    res.function_evals, notes, state)
 
     def _inference(self, prep: Prepared, fit: Fit) -> Inference:
-        model = self.model
         cd, ts = prep.data, prep.transitions
+        model = ts.model
         st = fit.state
         lik, full, ts_full = st["lik"], st["full"], st["ts_full"]
         params = fit.params
@@ -158,75 +154,42 @@ class NFXP(Estimator):
             notes.append(f"no Hessian at the estimate: {exc}")
         if not ev.solution.converged:
             notes.append("the fixed point did not converge at the estimate")
-        ll_t = self._transition_loglik(cd, ts, params)
-        if len(ts.params) and not full:
+        ll_t = _transition_loglik(ts, params)
+        covs: dict = {}
+        if not full and H is not None:  # a first stage held fixed: correct for it
+            covs, fs_notes = first_stage_covariances(
+                ts, cd.counts, self.solver, params, H, scores,
+                cd.panel.unit if cd.has_rows else None, cd.panel)
+            notes += fs_notes
+        if len(ts.params) and not full and not covs:
             notes.append("transition parameters fixed at their first-stage estimates; "
                          "standard errors do not account for that first stage")
-        elif st["at_bound"]:
+        if st["at_bound"]:
             notes.append("standard errors treat the boundary transition parameters as known")
-        elif len(ts.params) == 0:
-            notes.append("transitions known (not estimated); the transition log-likelihood is "
-                         "reported at them")
         grad = fit.grad if full else ev.grad
         return Inference(
             names=names, hessian=H, loglik=ev.loglik + ll_t,
             loglik_parts={"choice": ev.loglik, "transition": ll_t}, scores=scores,
             groups=None if not cd.has_rows else cd.panel.unit, cov_type="hessian",
-            solution=ev.solution, notes=notes, gradient=grad,
+            extra_covs=covs or None, solution=ev.solution, notes=notes, gradient=grad,
             extra={"optimizer": str(self.optimizer), "solver": str(self.solver),
                    "inner_solves": lik.n_solves, "first_stage": ts.method,
                    "nobs_transition": ts.nobs})
 
     # ------------------------------------------------------------------ full information
-    def _interior(self, ts: TransitionEstimate) -> list[str]:
-        """Transition parameters the full-information stage can move: for increment
-        probabilities, those (and the implied last one) clear of the simplex's boundary by more
-        than the finite-difference steps."""
-        names = list(ts.params.index)
-        if not _by_increments(ts) or not names:
-            return names
-        p = _increment_probs(ts.params)
-        if p[-1] <= 1e-5 * len(p):
-            return []
-        return [n for n, pj in zip(names, p[:-1], strict=True) if pj > 1e-5]
-
-    def _transition_grad(self, cd: ChoiceData, ts: TransitionEstimate, params: pd.Series):
-        """Transition log-likelihood and its gradient in the transition parameters."""
-        model = self.model
-        names = list(ts.params.index)
-        if _by_increments(ts):
-            every = list(model.transition_params.index)
-            c = increment_counts(model, cd.panel, cd.frame, cd.stats)
-            p = _increment_probs(params[every])
-            if np.any(p[c > 0] <= 0):
-                return -np.inf, np.zeros(len(names))
-            ll = float(c[c > 0] @ np.log(p[c > 0]))
-            with np.errstate(divide="ignore", invalid="ignore"):
-                g = np.where(c[:-1] > 0, c[:-1] / np.where(p[:-1] > 0, p[:-1], 1.0), 0.0)
-            g = g - (c[-1] / p[-1] if c[-1] > 0 else 0.0)
-            return ll, g[[every.index(n) for n in names]]
-        tc = _transition_counts(cd.panel, cd.stats)
-
-        def f(psi):
-            q = params.copy()
-            q[names] = psi
-            return float(np.sum(tc.n * transition_log_probs(model, q, tc.s, tc.a, tc.s_next)))
-
-        x = params[names].to_numpy()
-        g = np.empty(len(names))
-        for k in range(len(names)):
-            h = 1e-6 * max(1.0, abs(x[k]))
-            e = np.zeros(len(names))
-            e[k] = h
-            g[k] = (f(x + e) - f(x - e)) / (2 * h)
-        return f(x), g
-
     def _full_grad(self, lik: ChoiceLikelihood, cd, ts, params):
+        # transition part first: a trial point outside the transition parameters' domain is
+        # infeasible (-inf), before the model's transition function is asked to build it
+        llt, gt = ts.loglik_grad(params)
+        if not np.isfinite(llt):
+            return -np.inf, None, None
         # choice part: analytic in every parameter (implicit function theorem)
-        ev = lik.evaluate(params, True, transition_names=list(ts.params.index))
+        try:
+            ev = lik.evaluate(params, True, transition_names=list(ts.params.index))
+        except ValueError:  # the model's transition function refuses these parameters
+            return -np.inf, None, None
         if not np.isfinite(ev.loglik):
             return -np.inf, None, ev
-        llt, gt = self._transition_grad(cd, ts, params)
         g = ev.grad.copy()
         g[len(self.model.utility_params):] += gt
         return ev.loglik + llt, g, ev
@@ -254,29 +217,10 @@ class NFXP(Estimator):
         return H
 
     def _transition_hessian(self, cd, ts, params):
-        """Hessian of the transition log-likelihood in the transition parameters: closed form
-        for increment probabilities (:math:`-\\mathrm{diag}(c_j / p_j^2) - c_J / p_J^2`, the
-        last probability being one minus the others), else central differences of
-        :meth:`_transition_grad`."""
-        tnames = list(ts.params.index)
-        if _by_increments(ts):
-            every = list(self.model.transition_params.index)
-            c = increment_counts(self.model, cd.panel, cd.frame, cd.stats)
-            p = _increment_probs(params[every])
-            with np.errstate(divide="ignore", invalid="ignore"):
-                w = np.where(c > 0, c / np.where(c > 0, p, 1.0) ** 2, 0.0)
-            idx = [every.index(n) for n in tnames]
-            return -np.diag(w[:-1][idx]) - w[-1]
-        P = len(tnames)
-        out = np.empty((P, P))
-        for k, name in enumerate(tnames):
-            h = 1e-5 * max(1.0, abs(params[name]))
-            up, dn = params.copy(), params.copy()
-            up[name] += h
-            dn[name] -= h
-            out[:, k] = (self._transition_grad(cd, ts, up)[1]
-                         - self._transition_grad(cd, ts, dn)[1]) / (2 * h)
-        return out
+        """Hessian of the transition log-likelihood in the free transition parameters (closed
+        form from a transition family that has one, e.g. increment probabilities; else central
+        differences of the first stage's gradient)."""
+        return ts.loglik_hessian(params)
 
     def _full_information(self, lik, cd, ts, params):
         """Newton steps on the joint likelihood; returns ``(params, ok, iterations, message,
@@ -312,7 +256,7 @@ class NFXP(Estimator):
 
     # ------------------------------------------------------------------ inference
     def _inference_matrices(self, lik, cd, ts, params, ev, full):
-        model = self.model
+        model = lik.model
         util = model.utility_params
         panel = cd.panel
         if full:
@@ -328,7 +272,7 @@ class NFXP(Estimator):
             # Rust's (1987) likelihood is prod_t P(d_t | x_t) p(x_t | x_{t-1}, d_{t-1}): the
             # score of the move out of a row goes to the unit's next row (the grouping of his
             # BHHH standard errors, which it reproduces; see docs/estimation.rst)
-            tr = self._transition_row_scores(cd, ts, params)
+            tr = ts.scores_at(params)
             nxt = panel.next_row
             np.add.at(scores[:, len(util):], np.where(nxt >= 0, nxt, np.arange(panel.nobs)), tr)
             return H, scores
@@ -342,48 +286,10 @@ class NFXP(Estimator):
             raise HessianUnavailable(str(exc)) from exc
         return H, scores
 
-    def _transition_row_scores(self, cd, ts, params):
-        model = self.model
-        names = list(ts.params.index)
-        panel = cd.panel
-        out = np.zeros((panel.nobs, len(names)))
-        if _by_increments(ts):
-            every = list(model.transition_params.index)
-            inc = _increments(model, panel, cd.frame)
-            ok = ~np.isnan(inc)
-            p = _increment_probs(params[every])
-            with np.errstate(divide="ignore"):
-                table = np.zeros((len(p), len(every)))
-                table[:-1] = np.diag(np.where(p[:-1] > 0, 1.0 / p[:-1], 0.0))
-                table[-1] = -1.0 / p[-1]
-            out[ok] = table[inc[ok].astype(int)][:, [every.index(n) for n in names]]
-            return out
-        has = panel.next_state >= 0
-        s, a, sn = panel.state[has], panel.action[has], panel.next_state[has]
-        for k, name in enumerate(names):
-            h = 1e-6 * max(1.0, abs(params[name]))
-            up, dn = params.copy(), params.copy()
-            up[name] += h
-            dn[name] -= h
-            out[has, k] = (transition_log_probs(model, up, s, a, sn)
-                           - transition_log_probs(model, dn, s, a, sn)) / (2 * h)
-        return out
-
-    def _transition_loglik(self, cd, ts, params):
-        if len(ts.params) == 0:
-            return ts.loglik
-        if _by_increments(ts):
-            return self._transition_grad(cd, ts, params)[0]
-        tc = _transition_counts(cd.panel, cd.stats)
-        return float(np.sum(tc.n * transition_log_probs(self.model, params, tc.s, tc.a,
-                                                        tc.s_next)))
-
 
 class HessianUnavailable(ArithmeticError):
     """The Hessian cannot be formed at a point (the likelihood is not finite near it)."""
 
 
-def _by_increments(ts: TransitionEstimate) -> bool:
-    """Whether the first stage estimated the transitions from increment counts (a transition
-    family with its own data) rather than from the observed state transitions."""
-    return ts.method.startswith("increment")
+def _transition_loglik(ts, params) -> float:
+    return ts.loglik_grad(params)[0] if len(ts.params) else ts.loglik

@@ -488,6 +488,9 @@ class PQR(Estimator):
         Linear solvers; also solves the model at the estimate (for its log-likelihood).
     drop_first : bool, optional
         As in :class:`estimators.NFXP`.
+    transitions : {"estimate", "known"} or TransitionOptions
+        First stage of the transitions (:mod:`estimators.first_stage`): estimated from the data
+        by default, or declared known.
 
     Notes
     -----
@@ -512,13 +515,15 @@ class PQR(Estimator):
     name = "PQR"
     key = "pqr"
     needs_rows = False
+    first_stage_correction = "reestimate"
 
     def __init__(self, model: Model, policy: str = "frequency", q_step: str = "table",
                  smoothing: float = 0.5, order: int = 2, weights: str = "inverse_variance",
                  bootstrap: int = 0, seed: int = 0, anchor: str | None = None,
                  support_threshold: float = 0.02, solver: Solver | None = None,
-                 drop_first: bool | None = None, on_failure: str = "warn"):
-        super().__init__(model, solver, drop_first, on_failure)
+                 drop_first: bool | None = None, on_failure: str = "warn",
+                 transitions=None):
+        super().__init__(model, solver, drop_first, on_failure, transitions)
         if not isinstance(model.utility, LinearUtility):
             raise TypeError("PQR projects rewards onto a utility linear in parameters "
                             "(LinearUtility); use NFXP for a CallableUtility")
@@ -661,7 +666,7 @@ class PQR(Estimator):
         return Phi[:, keep], D
 
     def _estimate(self, prep: Prepared, params: pd.Series) -> Fit:
-        model, st = self.model, self.structure
+        model, st = prep.transitions.model, self.structure
         util = model.utility_params
         cd = prep.data
         anchor_structure(model, st.anchor, params)  # the anchor's transitions at the estimates
@@ -694,7 +699,7 @@ class PQR(Estimator):
                     "w": w, "sol": sol, "ll_c": ll_c})
 
     def _inference(self, prep: Prepared, fit: Fit) -> Inference:
-        model, st = self.model, self.structure
+        model, st = prep.transitions.model, self.structure
         util = model.utility_params
         cd, ts = prep.data, prep.transitions
         f = fit.state
@@ -740,8 +745,7 @@ class PQR(Estimator):
             notes.append(f"{int(st.locked.sum())} states have a single feasible action and no "
                          "anchor: actions leading into them are valued as multi-period options "
                          "(bundled rewards)")
-        if len(ts.params):
-            notes.append(f"transition parameters from a first stage ({ts.method}), held fixed")
+
 
         support = self._support(counts)
         obs = st.choice & st.multi & (N > 0)

@@ -297,6 +297,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                                     seed=args.seed, progress=progress.update_named)
         finally:
             progress.close()
+    _memo_sections(report, model, results, cross, n, T, args.seed)
     with _Step(5, steps, f"writing the report to {out}"):
         with atomic_directory(out) as tmp:
             written = report.write_files(tmp)
@@ -326,6 +327,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _say(f"Report: {out / 'report.html'} (also report.md); files: {', '.join(files)}")
     _say(f"Total time {time.perf_counter() - start:.1f} s")
     return 0
+
+
+def _memo_sections(report, model, results: dict, cross, n: int, T: int, seed: int) -> None:
+    """The demo's report as a memo: the data, the parameters, the estimators compared and
+    cross-validated, and the caveats of the membership scenarios' figures."""
+    from ddc.models.membership import memo as membership_memo
+    from simulations.memo import comparison_blocks, data_blocks, parameter_blocks
+
+    report.add_section("The data", data_blocks(
+        n, T, seed, unit="customer", period="month",
+        how="Customers start from the steady state of their market, equal numbers per "
+            "market, and the engagement transitions are the model's."))
+    report.add_section("The estimates", parameter_blocks(
+        cross, report.source.split(" ")[0], money=model.hooks.money,
+        meanings=membership_memo.PARAMETERS))
+    report.add_section("Estimators compared", comparison_blocks(cross, results))
+    report.add_section("Caveats", [("list", membership_memo.caveats(report))], where="end")
 
 
 def _dollars(x: float) -> str:

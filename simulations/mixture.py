@@ -10,7 +10,9 @@ permanent variables, as in :func:`simulations.simulate`). Then the type is indep
 first state, and a likelihood that conditions on the first state with constant shares is
 correctly specified. With ``initial="by_type"`` each customer starts from its own type's
 stationary distribution :math:`\\mu_k`: the first state then carries information on the type
-(the initial conditions problem, Heckman 1981), which constant shares ignore.
+(the initial conditions problem, Heckman 1981), which constant shares ignore. A mixture with
+``shares_by`` draws the first state first (from the types' stationary distributions averaged
+with equal weights) and then the type from its shares given that state.
 """
 
 from __future__ import annotations
@@ -111,13 +113,19 @@ def simulate_mixture(
                          "explicit initial=... leave weights out")
     n, T, K = int(n_customers), int(n_periods), mix.n_types
     params = mix.params_series(params)
-    w_types = mix.shares(params)
+    if mix.shares_by and initial == "by_type":
+        raise ValueError("initial='by_type' draws the first state given the type, but with "
+                         "shares_by the type is drawn given the first state; leave initial out")
+    # with shares_by the types are drawn after the first states (from unit_shares); the
+    # initial distribution then mixes the types' stationary distributions with equal weights
+    w_types = np.full(K, 1.0 / K) if mix.shares_by else mix.shares(params)
     sols = mix.solve(params)
     pis = [np.ascontiguousarray(s.pi, dtype=np.float64) for s in sols]
     tp0 = mix.type_params(params, 0)
     ct = model.compiled_transitions(tp0)
     rng = np.random.default_rng(seed)
-    types = _inverse_cdf(w_types, rng.random(n)) if K > 1 else np.zeros(n, dtype=np.int64)
+    u_type = rng.random(n) if K > 1 else None  # one type: the stream of simulate(model)
+    types = _inverse_cdf(w_types, u_type) if K > 1 else np.zeros(n, dtype=np.int64)
 
     ids = np.arange(n, dtype=np.int64)
     id_name = id_column(model)
@@ -148,6 +156,9 @@ def simulate_mixture(
                     s0[idx] = _stationary_start(structure, w, mus[k], u0[idx],
                                                 allocate(idx.size, w))
 
+    if mix.shares_by:  # the type given the first state
+        cdf = np.cumsum(mix.unit_shares(params, s0), axis=1)
+        types = np.minimum((u_type[:, None] >= cdf).sum(axis=1), K - 1)
     trans = tuple(ct)[2:]
     n_f = len(ct.f_stride)
     states = np.empty((n, T), dtype=np.int64)

@@ -65,7 +65,7 @@ def _number(unit: str, x: float, change: bool = False, signed: bool = False,
 # ------------------------------------------------------------------------------ documents
 
 # A document is a list of blocks, rendered to Markdown or HTML:
-# ("h1"|"h2"|"p", text), ("list", [text, ...]), ("table", caption, header, rows),
+# ("h1"|"h2"|"h3"|"p", text), ("list", [text, ...]), ("table", caption, header, rows),
 # ("img", alt, file name).
 
 
@@ -103,6 +103,8 @@ def _render_markdown(blocks: list, image_dir: str | None) -> str:
             lines += [f"# {_md_inline(block[1])}", ""]
         elif kind == "h2":
             lines += [f"## {_md_inline(block[1])}", ""]
+        elif kind == "h3":
+            lines += [f"### {_md_inline(block[1])}", ""]
         elif kind == "p":
             lines += [_md_inline(block[1]), ""]
         elif kind == "list":
@@ -134,7 +136,7 @@ def _render_html(blocks: list, images: dict[str, bytes] | None) -> str:
            "<body>"]
     for block in blocks:
         kind = block[0]
-        if kind in ("h1", "h2"):
+        if kind in ("h1", "h2", "h3"):
             out.append(f"<{kind}>{_html_inline(block[1])}</{kind}>")
         elif kind == "p":
             out.append(f"<p>{_html_inline(block[1])}</p>")
@@ -223,6 +225,9 @@ class CounterfactualReport:
         Other notes (failed draws, unavailable covariance, ...).
     seconds : float
         Time to compute the report.
+    sections : list
+        Sections added by :meth:`add_section` (e.g. the data and the estimates, by
+        ``ddc demo``): ``(title, blocks, figures, where)``.
     """
 
     summary: pd.DataFrame
@@ -250,8 +255,54 @@ class CounterfactualReport:
     identification_note: str
     notes: list = field(default_factory=list)
     seconds: float = 0.0
+    sections: list = field(default_factory=list)
 
     # ---------------------------------------------------------------- basics
+    def add_section(self, title: str, blocks: list, figures: dict | None = None,
+                    where: str = "start") -> None:
+        """Add a section to the document.
+
+        Parameters
+        ----------
+        title : str
+            The section's heading.
+        blocks : list
+            Its content, as the document's blocks: ``("p", text)``, ``("list", [text, ...])``,
+            ``("table", caption, header, rows)`` (optionally a fifth element, the alignment
+            ``"l"``/``"r"`` per column), ``("h3", text)`` or ``("img", alt, file name)``, with
+            ``**bold**`` and ```code``` markup in texts.
+        figures : dict of str to matplotlib.figure.Figure, optional
+            Figures the section shows by file name (saved with the report's own).
+        where : {"start", "end"}
+            After the introduction, before the scenarios (``"start"``), or after the results,
+            before the notes on reading them (``"end"``).
+
+        Raises
+        ------
+        ValueError
+            A block of an unknown kind, or a figure name the report already uses.
+        """
+        if where not in ("start", "end"):
+            raise ValueError(f"where must be 'start' or 'end'; got {where!r}")
+        kinds = {"p", "list", "table", "h3", "img"}
+        bad = [b[0] for b in blocks if not isinstance(b, tuple) or b[0] not in kinds]
+        if bad:
+            raise ValueError(f"section {title!r}: blocks of unknown kind {bad}; accepted "
+                             f"{sorted(kinds)}")
+        figures = dict(figures or {})
+        taken = {n for sec in self.sections for n in sec[2]} | set(self._figure_files())
+        clash = sorted(set(figures) & taken)
+        if clash:
+            raise ValueError(f"section {title!r}: figure name(s) {clash} already used")
+        self.sections.append((title, list(blocks), figures, where))
+
+    def _section_blocks(self, where: str) -> list:
+        out: list = []
+        for title, content, _, at in self.sections:
+            if at == where:
+                out += [("h2", title), *content]
+        return out
+
     def __getattr__(self, name: str):
         # by_<permanent variable> and the declared curves by name (only called for attributes
         # that do not exist otherwise)
@@ -379,6 +430,7 @@ class CounterfactualReport:
                                 f"{self._interval_text()} Computed in {self.seconds:.1f} s."))
             if hooks.description:
                 blocks.append(("p", hooks.description))
+            blocks += self._section_blocks("start")
             blocks.append(("h2", "Scenarios"))
             rows = [["baseline", "the model as estimated", "-"]]
             for name, s in self.scenarios.items():
@@ -462,6 +514,7 @@ class CounterfactualReport:
             for name in app_figures:
                 if name not in curve_files:
                     blocks.append(("img", name.rsplit(".", 1)[0].replace("_", " "), name))
+            blocks += self._section_blocks("end")
             blocks.append(("h2", "How to read the figures"))
             items = [
                 f"**CV per {self.unit}**: the compensating variation, sum_s mu_base(s) "
@@ -569,6 +622,8 @@ class CounterfactualReport:
         out = {"changes.png": changes_figure(self)}
         if self.by_block is not None:
             out[self._figure_files()[1]] = welfare_figure(self)
+        for section in self.sections:
+            out.update(section[2])
         hook = self.model.hooks.figures
         if hook is not None:
             extra = dict(hook(self))

@@ -50,3 +50,64 @@ def entry_model(beta: float = 0.95, demand_chain: np.ndarray = DEMAND_CHAIN) -> 
     return ddc.Model(states, ["out", "in"], ddc.LinearUtility(X, ["theta_d", "FC"]),
                      transitions, beta=beta, true_params=TRUTH, name="entry", anchor="out",
                      hooks=hooks)
+
+
+# ---------------------------------------------------------------------------- estimated demand
+# The same model with the demand chain's probabilities as free transition parameters, in Rust's
+# layout: row i has parameters p{i}0, p{i}1, p{i}2 and its last probability is one minus their
+# sum. The transition function refuses parameters off the simplex, as a user's would. The
+# model's defaults (the first stage's starting values) are a naive banded chain with zeros, not
+# the truth.
+
+#: the defaults of the parametric model's demand probabilities: zeros off the band
+DEMAND_DEFAULT = np.array([[0.70, 0.30, 0.00, 0.00],
+                           [0.30, 0.40, 0.30, 0.00],
+                           [0.00, 0.30, 0.40, 0.30],
+                           [0.00, 0.00, 0.30, 0.70]])
+
+
+def demand_names() -> list[list[str]]:
+    """The free demand probabilities, one list per row of the chain."""
+    return [[f"p{i}{j}" for j in range(3)] for i in range(4)]
+
+
+def demand_params(chain: np.ndarray) -> pd.Series:
+    """The free parameters of a 4 x 4 chain (its first three columns)."""
+    return pd.Series({n: float(chain[i, j]) for i, row in enumerate(demand_names())
+                      for j, n in enumerate(row)})
+
+
+#: truth of the parametric model: the utility truth and :data:`DEMAND_CHAIN`'s probabilities
+TRUTH_PARAMETRIC = pd.concat([TRUTH, demand_params(DEMAND_CHAIN)]).rename("truth")
+
+
+def demand_chain(tp: pd.Series) -> np.ndarray:
+    """The chain from the free parameters (last = 1 - sum); refuses values off the simplex."""
+    P = np.zeros((4, 4))
+    for i, row in enumerate(demand_names()):
+        p = tp[row].to_numpy(dtype=float)
+        if np.any(p < 0) or np.any(p > 1) or p.sum() > 1 + 1e-12:
+            raise ValueError(f"demand probabilities of row {i} must lie in [0, 1] and sum to at "
+                             f"most 1; got {dict(zip(row, p, strict=True))}")
+        P[i, :3] = p
+        P[i, 3] = max(0.0, 1.0 - p.sum())
+    return P
+
+
+def entry_model_parametric(beta: float = 0.95, declare_simplex: bool = True) -> ddc.Model:
+    """The entry/exit model with the demand chain estimated: parameters ``theta_d``, ``FC`` and
+    ``p00`` ... ``p32``; ``declare_simplex`` declares each row's probabilities as a simplex group
+    (:class:`ddc.transition_families.SimplexParameters`)."""
+    from ddc.transition_families import SimplexParameters
+
+    base = entry_model(beta)
+    inc_factor = base.transitions().factors[0]
+
+    def transitions(tp: pd.Series) -> ddc.FactoredTransitions:
+        return ddc.FactoredTransitions([inc_factor, ddc.Factor("demand", demand_chain(tp))])
+
+    family = SimplexParameters(*demand_names()) if declare_simplex else None
+    return base.replace(transitions=transitions,
+                        transition_params=demand_params(DEMAND_DEFAULT),
+                        true_params=TRUTH_PARAMETRIC,
+                        hooks=base.hooks.replace(transition_family=family))

@@ -65,6 +65,17 @@ def test_demo_quick_writes_the_report(capsys, tmp_path, monkeypatch):
                                    "no_monthly", "video_benefit"]
     assert "cv_per_customer_lower" in summary.columns
     assert (out_dir / "retention.png").read_bytes()[:4] == b"\x89PNG"
+    # the report reads as a memo: the data, the parameters, the estimators, the caveats
+    md = (out_dir / "report.md").read_text()
+    order = [md.index(h) for h in ("## The data", "## The estimates", "## Estimators compared",
+                                   "## Scenarios", "## Results", "## Caveats",
+                                   "## How to read")]
+    assert order == sorted(order)
+    assert "**simulated, not observed**: a panel of 900 customers over 24 months" in md
+    assert "seed 0" in md and "market 2: $16.99 a month or $159.00 a year" in md
+    assert "| alpha_price | marginal utility of money" in md and "95% interval" in md
+    assert "Each estimator against the truth" in md and "- `max_abs_z`: largest" in md
+    assert "**Retention without the monthly plan is mechanical.**" in md
     # below, skip rendering the figures again (slow; checked above)
     from simulations import CounterfactualReport
 

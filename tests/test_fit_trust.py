@@ -62,13 +62,15 @@ def test_far_start_stuck_on_a_flat_region_is_not_converged(membership, panel):
     """From kappa_join = 50, alpha_price = 5 every choice probability is saturated: the optimizer
     stops (its own rule holds) on a flat region far below the maximum. The fit must say so."""
     bad = {"kappa_join": 50.0, "alpha_price": 5.0}
+    # the transitions as given (where this start is known to stall; with the engagement chains
+    # estimated the likelihood differs slightly and the optimizer may get out)
     with pytest.warns(ddc.ConvergenceWarning, match="NFXP did not converge: the Hessian is "
-                                                    "singular"):
-        res = NFXP(membership).fit(panel, start=bad)
+                                                    "(singular|not negative definite)"):
+        res = NFXP(membership, transitions="known").fit(panel, start=bad)
     assert not res.converged and "hessian" in res.convergence.failed
     assert str(res.summary()).splitlines()[2].startswith("Converged:")
     with pytest.warns(ddc.ConvergenceWarning, match="ended at 2 different points"):
-        both = NFXP(membership).fit(panel, starts=[bad, None])
+        both = NFXP(membership, transitions="known").fit(panel, starts=[bad, None])
     assert both.converged and both.loglik > res.loglik + 1000
     assert both.extra["starts"]["objective"].idxmax() == 1
 

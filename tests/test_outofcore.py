@@ -190,7 +190,8 @@ def test_statistics_methods(membership, frame, reference):
 
 def test_estimation_from_counts_equals_nfxp(membership, parquet_file, frame):
     """Maximizing the choice likelihood on the out-of-core counts gives NFXP's estimate on the
-    frame (the membership model's transitions are known)."""
+    frame with the membership model's transitions declared known; with them estimated (the
+    default), NFXP on the counts equals NFXP on the frame."""
     st = sufficient_statistics(membership, parquet_file.path, chunk_rows=2_500)
     lik = ChoiceLikelihood(membership, st.choice_counts(), Solver())
 
@@ -201,10 +202,13 @@ def test_estimation_from_counts_equals_nfxp(membership, parquet_file, frame):
     K = len(membership.utility_params)
     res = maximize(objective, np.zeros(K), Optimizer())
     assert res.converged
-    fit = NFXP(membership).fit(frame)
+    fit = NFXP(membership, transitions="known").fit(frame)
     np.testing.assert_allclose(res.x, fit.params[membership.utility_params].to_numpy(),
                                rtol=1e-6, atol=1e-8)
     assert res.fun == pytest.approx(fit.loglik_parts["choice"], rel=1e-10)
+    est_frame, est_counts = NFXP(membership).fit(frame), NFXP(membership).fit(st)
+    np.testing.assert_allclose(est_counts.params.to_numpy(), est_frame.params.to_numpy(),
+                               rtol=1e-6, atol=1e-8)
 
 
 def test_bus_increment_counts(tmp_path):

@@ -16,7 +16,7 @@ import pytest
 
 import ddc
 from ddc.kernels.bellman_numpy import transition_matrix
-from ddc.panel import Panel, PanelError, TransitionCounts, prepare
+from ddc.panel import Columns, Panel, PanelError, TransitionCounts, prepare
 
 
 @pytest.fixture(autouse=True)
@@ -635,3 +635,26 @@ def test_next_row_links_each_row_to_its_units_next_period():
     codes = Panel.from_codes(bus, state=[1, 0, 2], action=[0, 0, 0], next_state=[2, 1, 3],
                              unit=[7, 7, 7], time=[1, 0, 2])
     assert codes.next_row.tolist() == [2, 0, -1]
+
+
+def test_fit_takes_a_columns_object():
+    """``fit(data, columns=Columns(...))`` is the same as the keywords (was a TypeError:
+    'Columns' object is not iterable)."""
+    from models_entry import entry_model
+
+    from estimators import NFXP
+    from simulations import simulate
+
+    model = entry_model()
+    cols = Columns(id_col="company", time_col="t", action_col="decision",
+                   states={"incumbent": "active", "demand": "demand_level"})
+    data = simulate(model, model.true_params, n_customers=300, n_periods=8, seed=3,
+                    columns=cols)
+    assert {"company", "t", "decision", "active", "demand_level"} <= set(data.columns)
+    by_object = NFXP(model).fit(data, columns=cols)
+    by_keywords = NFXP(model).fit(data, id_col="company", time_col="t", action_col="decision",
+                                  columns={"incumbent": "active", "demand": "demand_level"})
+    pd.testing.assert_series_equal(by_object.params, by_keywords.params, rtol=0, atol=1e-12)
+    assert by_object.nobs == 300 * 8
+    with pytest.raises(ValueError, match="given twice, differently"):
+        NFXP(model).fit(data, columns=cols, id_col="firm")

@@ -25,6 +25,7 @@ import pandas as pd
 from ddc.hooks import DataLayout, Hooks
 from ddc.model import Model
 from ddc.statespace import StateVariable
+from ddc.transition_families import IncrementTransitions
 from ddc.transitions import Factor, FactoredTransitions
 from ddc.utility import LinearUtility
 
@@ -209,7 +210,8 @@ def rust_bus(
         name="rust_bus", anchor="replace",
         # Rust's data: the published likelihoods condition on each bus's first month
         hooks=Hooks(layout=DataLayout(id_col="bus_id", time_col="month",
-                                      drop_first_period=True)),
+                                      drop_first_period=True),
+                    transition_family=IncrementTransitions("increment")),
         metadata={
             "n_states": n_states, "cost_scale": spec.scales[0], "id_column": "bus_id",
             # Rust's data: transitions are counted from the `increment` column (bins moved in

@@ -130,6 +130,10 @@ class MixtureCCP:
         if first_stage != "frequency":
             raise ValueError(f"{method}(mix) seeds the types' CCPs with smoothed frequencies; "
                              f"first_stage={first_stage!r} is not available for mixtures")
+        if mix.shares_by:
+            raise TypeError(f"{method}(mix) supports constant type shares only; shares that "
+                            f"depend on the first state ({mix.shares_by}) are estimated by "
+                            "NFXP(mix)")
         if not isinstance(mix.model.utility, LinearUtility):
             raise TypeError(f"{method}(mix) needs a utility linear in parameters "
                             "(LinearUtility); use NFXP(mix) for a CallableUtility")

@@ -60,10 +60,13 @@ class UnitCounts(NamedTuple):
         with a single feasible action are left out (they contribute :math:`\\log 1 = 0`).
     n_units : int
         Units N (all units of the panel, also those with no informative row).
+    first_states : numpy.ndarray of int
+        Each unit's first observed (flat) state.
     """
 
     matrix: sp.csr_matrix
     n_units: int
+    first_states: np.ndarray
 
 
 def unit_counts(mix: Mixture, cd: ChoiceData) -> UnitCounts:
@@ -77,7 +80,11 @@ def unit_counts(mix: Mixture, cd: ChoiceData) -> UnitCounts:
     N = panel.n_units
     B = sp.csr_matrix((np.ones(unit.size), (unit, cell)), shape=(N, S * A))
     B.sum_duplicates()
-    return UnitCounts(B, N)
+    first = np.ones(panel.nobs, dtype=bool)
+    first[1:] = panel.unit[1:] != panel.unit[:-1]
+    first_states = np.empty(N, dtype=np.int64)
+    first_states[panel.unit[first]] = panel.state[first]
+    return UnitCounts(B, N, first_states)
 
 
 class MixtureEvaluation(NamedTuple):
@@ -122,7 +129,11 @@ class MixtureLikelihood:
         pos = {n: i for i, n in enumerate(mix.param_names)}
         self.struct_pos = np.array([pos[n] for n in self.struct], dtype=np.int64)
         K = mix.n_types
-        self.names = self.struct + [f"gamma[{k}]" for k in range(1, K)]
+        # share covariates: a constant, or the first state's shares_by indicators
+        self.Zc = mix.share_design(counts.first_states) if mix.shares_by else None
+        self.n_share = (K - 1) * (1 if self.Zc is None else self.Zc.shape[1])
+        self.names = self.struct + ([f"gamma[{k}]" for k in range(1, K)] if self.Zc is None
+                                    else list(mix.share_names))
         # M[k] maps the gradient over the model's utility parameters of type k to the
         # estimated structural parameters
         P = len(self.struct)
@@ -146,18 +157,64 @@ class MixtureLikelihood:
         P = len(self.struct)
         vec[self.struct_pos] = x[:P]
         K = self.mix.n_types
-        if K > 1:
+        if self.Zc is not None:
+            vec[-self.n_share:] = x[P:]
+        elif K > 1:
             vec[-(K - 1):] = self.weights(x)[1:]
         return vec
 
     def weights(self, x: np.ndarray) -> np.ndarray:
-        """Type shares at internal ``x`` (multinomial logit of the ``gamma``)."""
+        """Type shares at internal ``x`` (multinomial logit of the ``gamma``); constant shares
+        only (see :meth:`unit_weights`)."""
         g = np.concatenate([[0.0], np.asarray(x, float)[len(self.struct):]])
         return np.exp(g - logsumexp(g))
+
+    def unit_weights(self, x: np.ndarray) -> np.ndarray:
+        """Type shares of every unit at internal ``x``: ``(N, K)`` with ``shares_by``, else
+        the constant ``(K,)``."""
+        if self.Zc is None:
+            return self.weights(x)
+        G = np.asarray(x, float)[len(self.struct):].reshape(self.mix.n_types - 1, -1)
+        eta = np.column_stack([np.zeros(len(self.Zc)), self.Zc @ G.T])
+        return np.exp(eta - logsumexp(eta, axis=1, keepdims=True))
+
+    def share_scores(self, q: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """``(N, n_share)`` scores of the share parameters: :math:`(q_{ik} - w_{ik}) z_i`."""
+        D = q[:, 1:] - (w[:, 1:] if w.ndim == 2 else w[1:])
+        if self.Zc is None:
+            return D
+        return (D[:, :, None] * self.Zc[:, None, :]).reshape(len(D), -1)
+
+    def fit_shares(self, q: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """EM's M-step for the share parameters at posteriors ``q``: the mean posterior
+        (constant shares), or the posterior-weighted multinomial logit (``shares_by``; Newton's
+        method, concave)."""
+        if self.Zc is None:
+            w = np.maximum(q.mean(axis=0), 1e-12)
+            return np.log(w[1:] / w[0])
+        P = len(self.struct)
+        g = np.asarray(x, float)[P:].copy()
+        K, C = self.mix.n_types, self.Zc.shape[1]
+        for _ in range(50):
+            w = self.unit_weights(np.concatenate([x[:P], g]))
+            grad = self.share_scores(q, w).sum(axis=0)
+            H = np.zeros((K - 1, C, K - 1, C))
+            for a in range(1, K):
+                for b in range(1, K):
+                    c = w[:, a] * ((a == b) - w[:, b])
+                    H[a - 1, :, b - 1, :] = -(self.Zc * c[:, None]).T @ self.Zc
+            H = H.reshape(len(g), len(g))
+            step = np.linalg.lstsq(-H, grad, rcond=None)[0]
+            g = g + step
+            if float(grad @ step) < 1e-12:
+                break
+        return g
 
     def internal(self, full: np.ndarray) -> np.ndarray:
         """Internal ``x`` from a full mixture vector (shares must be positive)."""
         full = np.asarray(full, dtype=float)
+        if self.Zc is not None:
+            return np.concatenate([full[self.struct_pos], full[-self.n_share:]])
         w = self.mix.shares(full)
         if np.any(w <= 0):
             raise ValueError(f"type shares must be positive to start from; got {w.tolist()}")
@@ -194,7 +251,7 @@ class MixtureLikelihood:
         B = self.counts.matrix
         lik = np.column_stack([B @ np.where(np.isfinite(lp), lp, 0.0).ravel()
                                for lp, _ in terms])
-        w = self.weights(x)
+        w = self.unit_weights(x)
         with np.errstate(divide="ignore"):
             M = lik + np.log(w)
         Li = logsumexp(M, axis=1)
@@ -208,16 +265,16 @@ class MixtureLikelihood:
         return MixtureEvaluation(ll, G.sum(axis=0), G.T @ G, G, q, lik, sols)
 
     def unit_scores(self, dlogpi: list[np.ndarray], q: np.ndarray, w: np.ndarray) -> np.ndarray:
-        """``(N, P + K - 1)`` per-unit scores in the internal parameters, from each type's
+        """``(N, P + n_share)`` per-unit scores in the internal parameters, from each type's
         :math:`\\partial \\log\\pi_k / \\partial\\theta` (S, A, Pu)."""
         B = self.counts.matrix
         K = len(dlogpi)
         P = len(self.struct)
-        G = np.zeros((self.counts.n_units, P + K - 1))
+        G = np.zeros((self.counts.n_units, P + self.n_share))
         for k, d in enumerate(dlogpi):
             G[:, :P] += (q[:, k:k + 1] * (B @ d.reshape(self._SA, -1))) @ self.maps[k]
         if K > 1:
-            G[:, P:] = q[:, 1:] - w[1:]
+            G[:, P:] = self.share_scores(q, w)
         return G
 
     def weighted_counts(self, q: np.ndarray) -> list[np.ndarray]:

@@ -88,8 +88,13 @@ def order_types(mix: Mixture, ml, x: np.ndarray) -> np.ndarray:
     for p in mix.by_type:
         for j in range(K):
             y[pos[f"{p}[{j}]"]] = x[pos[f"{p}[{perm[j]}]"]]
+    P = len(ml.struct)
+    if ml.Zc is not None:  # logit coefficients relative to the new type 0
+        G = np.vstack([np.zeros((1, ml.Zc.shape[1])), x[P:].reshape(K - 1, -1)])[perm]
+        y[P:] = (G[1:] - G[0]).ravel()
+        return y
     w = ml.weights(x)[perm]
-    y[len(ml.struct):] = np.log(w[1:] / w[0])
+    y[P:] = np.log(w[1:] / w[0])
     return y
 
 
@@ -144,10 +149,10 @@ def mixture_results(estimator: str, mix: Mixture, ml, x: np.ndarray, cd, ts, *, 
         warnings.warn(msg, ConvergenceWarning, stacklevel=4)
         notes.append(msg)
     Hx = numerical_hessian(ml, x)
-    w = ml.weights(x)
     P = len(ml.struct)
-    J = np.eye(P + K - 1)
-    if K > 1:
+    J = np.eye(P + ml.n_share)
+    if K > 1 and ml.Zc is None:  # shares reported as probabilities; logit coefficients as is
+        w = ml.weights(x)
         J[P:, P:] = np.diag(w[1:]) - np.outer(w[1:], w[1:])
     Jinv = np.linalg.inv(J)
     H = Jinv.T @ Hx @ Jinv
@@ -158,21 +163,28 @@ def mixture_results(estimator: str, mix: Mixture, ml, x: np.ndarray, cd, ts, *, 
     if trans:
         notes.append("transition parameters from the first stage, shared by all types and "
                      "held fixed; standard errors treat them as known")
+    notes.extend(str(n) for n in (getattr(ts, "notes", None) or []))
     if cov_note:
         notes.append(cov_note)
     panel = cd.panel
     posteriors = pd.DataFrame(ev.posteriors, index=pd.Index(panel.ids, name=panel.id_col),
                               columns=pd.RangeIndex(K, name="type"))
-    if K > 1:
+    if K > 1 and ml.Zc is not None:
+        notes.append(f"{K} types, labelled in ascending order of {mix.by_type[0]}; shares a "
+                     f"multinomial logit in the first state's {mix.shares_by} (gamma[k]: "
+                     "coefficients of type k against type 0); type_shares averages them over "
+                     "the units")
+    elif K > 1:
         notes.append(f"{K} types, labelled in ascending order of {mix.by_type[0]}; shares "
                      "estimated as a multinomial logit, standard errors by the delta method")
+    if K > 1:
         q = ev.posteriors
         notes.append(f"classification: {np.mean(q.max(axis=1) > 0.9):.1%} of units with a "
                      f"posterior above 0.9; mean largest posterior {q.max(axis=1).mean():.3f}")
     ll_t = ts.loglik
     extra = {**extra, "message": message}
     res = MixtureResults(
-        n_types=K, posteriors=posteriors, type_solutions=ev.solutions,
+        n_types=K, posteriors=posteriors, type_solutions=ev.solutions, share_design=ml.Zc,
         model=mix, estimator=estimator, params=params[names], hessian=H, scores=G,
         groups=np.arange(ml.counts.n_units), loglik=ev.loglik + ll_t,
         loglik_parts={loglik_label: ev.loglik, "transition": ll_t}, nobs=cd.nobs,
@@ -290,7 +302,9 @@ class MixtureNFXP:
         full = np.empty(len(mix.param_names))
         for k in range(mix.n_types):
             full[mix.type_index[k]] = theta1.to_numpy()
-        if mix.n_types > 1:
+        if mix.shares_by:
+            full[-len(mix.share_names):] = 0.0  # equal shares
+        elif mix.n_types > 1:
             full[-(mix.n_types - 1):] = 1.0 / mix.n_types
         return cd, ts, theta1, one, full
 
@@ -317,8 +331,7 @@ class MixtureNFXP:
         it, done = 0, False
         for it in range(1, self.em_max_iter + 1):  # noqa: B007
             q = ev.posteriors
-            w = np.maximum(q.mean(axis=0), 1e-12)
-            gamma = np.log(w[1:] / w[0])
+            gamma = ml.fit_shares(q, x)
             r = maximize(ml.m_step_objective(ml.weighted_counts(q)), x[:P], m_opt)
             x_new = np.concatenate([r.x, gamma])
             ev_new = ml.evaluate(x_new, False)

@@ -61,9 +61,11 @@ class MixtureResults(EstimationResults):
     """
 
     def __init__(self, *, n_types: int, posteriors: pd.DataFrame,
-                 type_solutions: Sequence | None = None, **kwargs):
+                 type_solutions: Sequence | None = None, share_design: np.ndarray | None = None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.n_types = int(n_types)
+        self.share_design = share_design
         self.posteriors = posteriors
         self.type_solutions = list(type_solutions or [])
         self.classification = classification(posteriors.to_numpy())
@@ -72,8 +74,11 @@ class MixtureResults(EstimationResults):
     def type_shares(self) -> pd.DataFrame:
         """Type shares with standard errors (of :attr:`cov_type`): columns ``share`` and
         ``std_error``, one row per type; ``share[0] = 1 - sum`` has the delta-method variance
-        :math:`\\mathbf{1}' V \\mathbf{1}` of the others' covariance :math:`V`."""
+        :math:`\\mathbf{1}' V \\mathbf{1}` of the others' covariance :math:`V`. With shares
+        that depend on the first state (``shares_by``), their average over the units."""
         K = self.n_types
+        if self.share_design is not None:
+            return self._average_shares()
         names = [f"share[{k}]" for k in range(1, K)]
         w = self.params[names].to_numpy() if K > 1 else np.zeros(0)
         shares = np.concatenate([[1.0 - w.sum()], w])
@@ -84,6 +89,31 @@ class MixtureResults(EstimationResults):
             warnings.warn(f"no standard errors of the shares: {exc}", stacklevel=2)
             se = np.full(K, np.nan)
         return pd.DataFrame({"share": shares, "std_error": se},
+                            index=pd.RangeIndex(K, name="type"))
+
+    def _average_shares(self) -> pd.DataFrame:
+        """Average over units of the first-state-dependent shares, with delta-method standard
+        errors: :math:`\\bar w_k = \\frac1N \\sum_i w_k(z_i)`,
+        :math:`\\partial \\bar w_k / \\partial \\gamma_{lc} = \\frac1N \\sum_i
+        w_{ik} (1[k = l] - w_{il}) z_{ic}`."""
+        K, Z = self.n_types, self.share_design
+        names = list(self.model.share_names)
+        G = self.params[names].to_numpy().reshape(K - 1, Z.shape[1])
+        eta = np.column_stack([np.zeros(len(Z)), Z @ G.T])
+        w = np.exp(eta - eta.max(axis=1, keepdims=True))
+        w /= w.sum(axis=1, keepdims=True)
+        D = np.zeros((K, K - 1, Z.shape[1]))
+        for k in range(K):
+            for m in range(1, K):
+                D[k, m - 1] = (w[:, k] * ((k == m) - w[:, m])) @ Z / len(Z)
+        D = D.reshape(K, -1)
+        try:
+            V = self.cov.loc[names, names].to_numpy()
+            se = np.sqrt(np.maximum(np.einsum("kp,pq,kq->k", D, V, D), 0.0))
+        except Exception as exc:  # noqa: BLE001 - the reason is kept in the warning
+            warnings.warn(f"no standard errors of the shares: {exc}", stacklevel=3)
+            se = np.full(K, np.nan)
+        return pd.DataFrame({"share": w.mean(axis=0), "std_error": se},
                             index=pd.RangeIndex(K, name="type"))
 
     def type_params(self, k: int) -> pd.Series:

@@ -30,7 +30,7 @@ def report_figures(report: Any) -> dict:
 
     table = report.curves["retention"]
     cohorts = list(dict.fromkeys(table.index.get_level_values("joined")))
-    fig = Figure(figsize=(4.4 * len(cohorts), 4.2))
+    fig = Figure(figsize=(4.4 * len(cohorts), 4.4), layout="constrained")
     axes = fig.subplots(1, len(cohorts), sharey=True, squeeze=False)[0]
     colors = report.colors()
     scen = table.index.get_level_values("scenario")
@@ -45,7 +45,7 @@ def report_figures(report: Any) -> dict:
                     label=s)
             if "retention_lower" in part.columns:
                 ax.fill_between(k, part["retention_lower"], part["retention_upper"],
-                                color=colors[s], alpha=0.18, lw=0)
+                                color=colors[s], alpha=0.3, lw=0)
         ax.set_title(_TITLES.get(joined, joined))
         ax.set_xlabel("months since joining, k")
         ax.set_xlim(0, report.horizon)
@@ -53,6 +53,11 @@ def report_figures(report: Any) -> dict:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("S(k): share still a member")
     axes[0].legend(fontsize=8, loc="upper right")
-    band = (f" with {100 * report.level:.0f}% bands (shaded)" if report.has_intervals else "")
+    band = ""
+    if report.has_intervals and "retention_lower" in table.columns:
+        width = float((table["retention_upper"] - table["retention_lower"]).max(skipna=True))
+        band = (f"\n{100 * report.level:.0f}% bands shaded, at most {100 * width:.1f} "
+                "percentage points wide" + (" (within the width of the lines where not visible)"
+                                            if width < 0.02 else ""))
     fig.suptitle(f"Retention of a cohort joining at the steady state{band}")
     return {"retention.png": fig}
