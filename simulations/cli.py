@@ -378,7 +378,8 @@ def _memo_sections(report, model, results: dict, cross, n: int, T: int, seed: in
     report.add_section("The data", data_blocks(
         n, T, seed, unit="customer", period="month",
         how="Customers start from the steady state of their market, equal numbers per "
-            "market, and the engagement transitions are the model's."))
+            "market; their engagement moves by the model's transitions, which the estimators "
+            "estimate from the panel (cell frequencies) rather than take as known."))
     report.add_section("The estimates", parameter_blocks(
         cross, report.source.split(" ")[0], money=model.hooks.money,
         meanings=membership_memo.PARAMETERS))

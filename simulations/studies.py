@@ -107,8 +107,11 @@ def add_bus_increments(panel: pd.DataFrame, model: Model) -> pd.DataFrame:
     [2, 1, <NA>, <NA>]
     """
     family = model.hooks.transition_family
-    col = family.columns[0] if family is not None and family.columns else \
-        model.metadata.get("increment_column", "increment")
+    if family is None or not family.columns:
+        raise ValueError(f"add_bus_increments needs a model whose transition family reads an "
+                         f"increment column (ddc.transition_families.IncrementTransitions); "
+                         f"the model {model.name!r} declares none")
+    col = family.columns[0]
     layout = model.hooks.layout
     n_states = model.n_states
     J = len(model.transition_params) + 1
