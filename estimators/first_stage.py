@@ -1081,6 +1081,7 @@ def first_stage_covariances(ts: TransitionEstimate, counts: np.ndarray, solver, 
         results' ``extra_covs`` (they replace the uncorrected built-in kinds).
     notes : list of str
     """
+    from estimators.inference import group_sums
     from estimators.likelihood import ChoiceLikelihood
 
     util = list(ts.model.utility_params)
@@ -1128,8 +1129,7 @@ def first_stage_covariances(ts: TransitionEstimate, counts: np.ndarray, solver, 
             n, k = Gt.shape
             n_groups = int(np.max(groups)) + 1
             if n_groups >= 2 and n > k:
-                sums = np.zeros((n_groups, k))
-                np.add.at(sums, groups, Gt)
+                sums = group_sums(groups, Gt, n_groups)
                 factor = n_groups / (n_groups - 1.0) * (n - 1.0) / (n - k)
                 covs["cluster"] = factor * (Ainv @ (sums.T @ sums) @ Ainv)
     covs = {kind: 0.5 * (v + v.T) for kind, v in covs.items()}
