@@ -58,8 +58,6 @@ class Model:
         What the application declares to the generic engine: the money parameter, named
         outcomes, the data layout, how transitions are estimated, default scenarios
         (:class:`ddc.Hooks`; nothing by default).
-    metadata : mapping, optional
-        Deprecated free-form facts; being replaced by ``hooks`` (nothing generic may read it).
 
     Examples
     --------
@@ -84,7 +82,6 @@ class Model:
         true_params: pd.Series | None = None,
         name: str = "model",
         anchor: str | None = None,
-        metadata: Mapping | None = None,
         hooks: Hooks | None = None,
     ):
         self.space = states if isinstance(states, StateSpace) else StateSpace(states)
@@ -139,7 +136,6 @@ class Model:
             raise ValueError(f"anchor {anchor!r} is not an action; actions are {self.actions}")
         self.anchor = anchor
         self.name = name
-        self.metadata = dict(metadata or {})
         if hooks is not None and not isinstance(hooks, Hooks):
             raise TypeError(f"hooks must be a ddc.Hooks; got {type(hooks).__name__}")
         self.hooks = Hooks() if hooks is None else hooks
@@ -361,7 +357,7 @@ class Model:
             transitions=self._transition_fn or self._fixed_transitions, beta=self.beta,
             feasible=self.feasible, transition_params=self.transition_params,
             true_params=self.true_params, name=self.name, anchor=self.anchor,
-            metadata=self.metadata, hooks=self.hooks,
+            hooks=self.hooks,
         )
         unknown = set(changes) - set(args)
         if unknown:

@@ -19,9 +19,13 @@ Three methods, chosen with :class:`Solver`:
     it, from the first step. In the logit model this is Newton's method on :math:`V = T(V)`
     (the two differ only in the start and in solving for :math:`V` rather than its increment).
 
-The linear systems in :math:`I - \\beta P_\\pi` are solved by dense LU for small state spaces,
-by sparse LU (SuperLU) of the assembled sparse :math:`P_\\pi` for moderate ones, and matrix-free
-by GMRES over the factored transitions for large ones (``linear_solver="auto"``).
+The linear systems in :math:`I - \\beta P_\\pi` are solved through the model's structure when it
+has some (``linear_solver="auto"``): block by block over the state variables that never change,
+with single-action states eliminated by a Schur complement (:mod:`ddc.block_solver`), or as a
+banded matrix plus a low-rank term for actions that reset the state
+(:mod:`ddc.banded_solver`); otherwise by dense LU for small state spaces, by sparse LU
+(SuperLU) of the assembled sparse :math:`P_\\pi` for moderate ones, and matrix-free by GMRES
+over the factored transitions for large ones.
 
 Derivatives (implicit function theorem):
 
@@ -116,7 +120,9 @@ class Solver:
     max_contraction : int
         Newton-Kantorovich: at most this many contraction steps before switching.
     linear_solver : str
-        ``"auto"``, ``"dense"``, ``"sparse"`` or ``"gmres"``.
+        ``"auto"``, ``"dense"``, ``"sparse"``, ``"gmres"``, ``"blocks"`` or ``"banded"``
+        (see :data:`LINEAR_SOLVERS`; ``"auto"`` uses blocks or the banded form when the model
+        has that structure).
     dense_max : int
         With ``"auto"``: dense LU up to this many states.
     sparse_max_nnz : int

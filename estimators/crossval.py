@@ -59,8 +59,9 @@ def _build(name: str, model: Model):
         cls = get_estimator(name)
     except KeyError:
         raise ValueError(f"unknown estimator {name!r}; accepted names: "
-                         f"{sorted(set(ESTIMATOR_NAMES.values()))} (case-insensitive; 'maxent' "
-                         "for MaxEntIRL), estimator objects with fit(panel), or fitted "
+                         f"{sorted(c.name for c in ESTIMATORS.values())} (case-insensitive) "
+                         f"or their keys {sorted(ESTIMATORS)} in the estimator registry, "
+                         "estimator objects with fit(panel), or fitted "
                          "EstimationResults") from None
     return cls.name, cls(model)
 
@@ -69,7 +70,8 @@ def _resolve(model: Model, estimators) -> dict[str, Any]:
     """A dict name -> estimator object or fitted results."""
     if estimators is None:
         out = {}
-        for name in DEFAULT_ESTIMATORS:
+        for name in (c.name for c in ESTIMATORS.values()):  # read when called: the registry
+                                                            # may have grown since import
             if name == "PQR" and (model.anchor is None
                                   or not isinstance(model.utility, LinearUtility)):
                 continue

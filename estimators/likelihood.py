@@ -181,7 +181,7 @@ class ChoiceLikelihood:
 
 def mle_inference(lik: ChoiceLikelihood, counts_rows: tuple[np.ndarray, np.ndarray, np.ndarray],
                   n_rows: int, params: pd.Series) -> tuple[np.ndarray, np.ndarray, Evaluation]:
-    """Hessian (analytic, :meth:`ChoiceLikelihood.hessian`) and per-row scores of the choice
+    """Hessian (central differences of the analytic gradient) and per-row scores of the choice
     log-likelihood in the utility parameters at ``params``.
 
     Parameters
@@ -203,11 +203,19 @@ def mle_inference(lik: ChoiceLikelihood, counts_rows: tuple[np.ndarray, np.ndarr
     evaluation : Evaluation
         At ``params``.
     """
-    K = len(lik.model.utility_params)
-    H = lik.hessian(params)  # analytic (second-order implicit function theorem)
-    if not np.all(np.isfinite(H)):
-        raise ConvergenceError("the choice log-likelihood's Hessian is not finite at the "
-                               "estimate")
+    util = lik.model.utility_params
+    K = len(util)
+    H = np.empty((K, K))
+    for k in range(K):
+        h = 1e-5 * max(1.0, abs(params[util[k]]))
+        up, dn = params.copy(), params.copy()
+        up[util[k]] += h
+        dn[util[k]] -= h
+        g_up, g_dn = lik.evaluate(up).grad, lik.evaluate(dn).grad
+        if g_up is None or g_dn is None:
+            raise ConvergenceError(f"the likelihood is not finite near the estimate in "
+                                   f"{util[k]}; cannot form the Hessian")
+        H[:, k] = (g_up - g_dn) / (2 * h)
     ev = lik.evaluate(params, True)
     if counts_rows is None:  # counts only (sufficient statistics): no per-row scores
         return 0.5 * (H + H.T), None, ev

@@ -120,7 +120,8 @@ def _as_series(values: Any, name: str) -> pd.Series:
 
 
 def _model_description(model: Any) -> dict[str, Any] | None:
-    """What the saved file records about the model: name, parameter names, beta, names."""
+    """What the saved file records about the model: name, parameter names, beta, names, and
+    the registry name and options it was built with (:func:`ddc.models.spec_of`), if any."""
     if model is None:
         return None
     desc: dict[str, Any] = {"name": getattr(model, "name", None)}
@@ -133,6 +134,10 @@ def _model_description(model: Any) -> dict[str, Any] | None:
     space = getattr(model, "space", None)
     state_names = getattr(space, "names", None)
     desc["state_variables"] = None if state_names is None else [str(s) for s in state_names]
+    from ddc.models import spec_of  # how the model registry built it, to rebuild it from a file
+
+    spec = spec_of(model)
+    desc["registry"] = None if spec is None else spec.to_dict()
     return desc
 
 
@@ -688,7 +693,9 @@ class EstimationResults:
 
     @property
     def model_info(self) -> dict[str, Any] | None:
-        """What is recorded about the model: name, param_names, beta, actions, state_variables."""
+        """What is recorded about the model: name, param_names, beta, actions, state_variables,
+        and ``registry``: ``{"name": ..., "options": {...}}`` when the model was built by
+        :func:`ddc.models.get_model` (``None`` otherwise), to rebuild it."""
         return None if self._model_info is None else copy.deepcopy(self._model_info)
 
     @property

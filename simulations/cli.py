@@ -5,6 +5,14 @@ nothing imports it (the ``ddc`` console script points at :func:`main`). ``ddc --
 commands; each has ``--help`` with an example. The commands import the heavy packages when they
 run, so that ``ddc --help`` answers at once.
 
+Every command that takes ``--model`` works for any model: a name of the model registry
+(:data:`ddc.models.REGISTRY`) or a user's factory as ``package.module:function``, with the
+factory's options as ``--option KEY=VALUE`` (typed by its signature); estimators are the keys
+of the estimator registry (:data:`estimators.ESTIMATORS`). The command line keeps no list of
+its own. ``ddc counterfactual`` rebuilds the model of saved results from the registry name and
+options they recorded, checks it against their model fingerprint and runs the scenarios the
+model declares.
+
 Arguments are checked before any work: counts must be positive, seeds non-negative, and an
 output (``--out``) must be writable, so that a long run never fails at its last step. User
 errors (a missing file, a bad column, an unknown option value, an operating-system error such as
@@ -25,15 +33,11 @@ from pathlib import Path
 
 __all__ = ["main", "build_parser", "CLIError"]
 
-MODELS = ("membership", "rust_bus")
-#: Command-line names of the estimators -> their class in :mod:`estimators`: the keys of the
-#: estimator registry (``estimators.ESTIMATORS``, checked equal in the tests), spelled out here so
-#: that ``ddc --help`` does not import the estimators.
-ESTIMATORS = {"nfxp": "NFXP", "ccp": "CCP", "npl": "NPL", "pqr": "PQR", "maxent": "MaxEntIRL"}
-#: Models of ``ddc montecarlo`` (the bus models with Rust's conventions, and the Su-Judd design).
-MC_MODELS = ("membership", "rust_bus", "su_judd")
-#: Estimators of ``ddc montecarlo``.
+#: Estimators of ``ddc montecarlo`` when ``--estimators`` is left out (keys of the estimator
+#: registry, :data:`estimators.ESTIMATORS`; any registered key is accepted).
 MC_ESTIMATORS = ("nfxp", "ccp", "npl")
+#: Shortcut flags for common model options: ``--n-states 175`` is ``--option n_states=175``.
+MODEL_SHORTCUTS = {"n_states": "--n-states", "beta": "--beta", "cost": "--cost"}
 DEMO_DEFAULTS = {"customers": 20_000, "periods": 36, "draws": 200}
 DEMO_QUICK = {"customers": 2_000, "periods": 24, "draws": 50}
 
@@ -71,30 +75,66 @@ class _Step:
             print(" failed", flush=True)
 
 
-def _make_model(name: str, n_states: int = 90, beta: float | None = None):
+def _option_text(args: argparse.Namespace) -> dict[str, object]:
+    """The model options of ``--option KEY=VALUE`` (text) and the shortcut flags (typed)."""
+    options: dict[str, object] = {}
+    for item in getattr(args, "option", None) or []:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise CLIError(f"--option {item!r}: give KEY=VALUE, e.g. --option beta=0.95")
+        if key in options:
+            raise CLIError(f"--option names {key!r} twice")
+        options[key] = value.strip()
+    for key, flag in MODEL_SHORTCUTS.items():
+        value = getattr(args, key, None)
+        if value is None:
+            continue
+        if key in options:
+            raise CLIError(f"{flag} and --option {key}=... are the same option; give one")
+        options[key] = value
+    return options
+
+
+def _build_model(name: str, options: dict[str, object], where: str = "--model"):
+    """The model ``name`` from the model registry (:func:`ddc.models.get_model`) or a user's
+    ``package.module:factory``, with options converted against the factory's signature."""
     import ddc
 
-    if name == "membership":
-        return ddc.models.membership() if beta is None else ddc.models.membership(beta=beta)
-    if name == "rust_bus":
-        kwargs = {"n_states": n_states}
-        if beta is not None:
-            kwargs["beta"] = beta
-        return ddc.models.rust_bus(**kwargs)
-    raise CLIError(f"unknown model {name!r}; choose one of {list(MODELS)}")
+    if ":" in name and os.getcwd() not in sys.path:  # a user's module in the current folder
+        sys.path.append(os.getcwd())
+    try:
+        typed = ddc.models.parse_options(name, options)
+    except KeyError as exc:
+        raise CLIError(f"{where}: {exc.args[0]}; list them with ddc models") from None
+    except ImportError as exc:
+        raise CLIError(f"{where}: {exc}") from None
+    except TypeError as exc:
+        raise CLIError(f"{exc} (give options with --option KEY=VALUE; ddc models lists "
+                       "each model's options)") from None
+    try:
+        return ddc.models.get_model(name, **typed)
+    except TypeError as exc:
+        raise CLIError(f"{where} {name!r}: {exc}") from None
+
+
+def _model(args: argparse.Namespace):
+    """The model of ``--model`` and its options."""
+    return _build_model(args.model, _option_text(args))
 
 
 def _estimator_class(key: str):
-    """The estimator class for a command-line name."""
+    """The estimator class for a command-line name (a key of :data:`estimators.ESTIMATORS`)."""
     import estimators
 
-    key = key.lower()
-    if key not in ESTIMATORS:
-        raise CLIError(f"unknown estimator {key!r}; choose one of {list(ESTIMATORS)}")
-    return estimators.get_estimator(key)  # the one registry (estimators.ESTIMATORS)
+    try:
+        return estimators.get_estimator(key.strip().lower())
+    except KeyError:
+        raise CLIError(f"unknown estimator {key!r}; choose one of "
+                       f"{list(estimators.ESTIMATORS)}") from None
 
 
-def _read_frame(data: str, model_name: str, n_states: int):
+def _read_frame(data: str, model_name: str, model):
     """A long panel from CSV or Parquet, or Rust's data for ``rust``."""
     import pandas as pd
 
@@ -103,7 +143,7 @@ def _read_frame(data: str, model_name: str, n_states: int):
             raise CLIError("DATA 'rust' (Rust's 1987 bus data) goes with --model rust_bus")
         import ddc
 
-        return ddc.datasets.load_rust_bus(groups=(1, 2, 3, 4), n_states=n_states)
+        return ddc.datasets.load_rust_bus(groups=(1, 2, 3, 4), n_states=model.n_states)
     path = Path(data)
     if not path.exists():
         raise CLIError(f"data file {data!r} not found (give a CSV or Parquet long panel"
@@ -161,7 +201,7 @@ def _read_panel(args: argparse.Namespace, model):
     """The DATA argument read and, with column options, renamed to the model's columns."""
     from ddc.panel import PanelError, standardize
 
-    frame = _read_frame(_data_arg(args), args.model, args.n_states)
+    frame = _read_frame(_data_arg(args), args.model, model)
     columns = _columns(args)
     if columns is None:
         return frame
@@ -266,18 +306,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from simulations import counterfactual, simulate
 
     start = time.perf_counter()
-    names = list(ESTIMATORS)
+    registry = dict(estimators.ESTIMATORS)  # every registered estimator
     steps = 5
     _say(f"ddc demo: the membership model (docs/membership.rst), {n:,} customers x {T} months, "
          f"seed {args.seed}")
-    model = ddc.models.membership()
+    model = ddc.models.get_model("membership")
     truth = model.true_params
     with _Step(1, steps, f"simulating the panel at the true parameters ({n * T:,} rows)"):
         panel = simulate(model, truth, n_customers=n, n_periods=T, seed=args.seed)
     results = {}
-    with _Step(2, steps, f"fitting {', '.join(ESTIMATORS[k] for k in names)}"):
-        for key in names:
-            results[ESTIMATORS[key]] = _fit(model, panel, key)
+    with _Step(2, steps, f"fitting {', '.join(c.name for c in registry.values())}"):
+        for key, cls in registry.items():
+            results[cls.name] = _fit(model, panel, key)
     table = estimators.compare(results)
     _say()
     _say(table.as_text())
@@ -338,7 +378,8 @@ def _memo_sections(report, model, results: dict, cross, n: int, T: int, seed: in
     report.add_section("The data", data_blocks(
         n, T, seed, unit="customer", period="month",
         how="Customers start from the steady state of their market, equal numbers per "
-            "market, and the engagement transitions are the model's."))
+            "market; their engagement moves by the model's transitions, which the estimators "
+            "estimate from the panel (cell frequencies) rather than take as known."))
     report.add_section("The estimates", parameter_blocks(
         cross, report.source.split(" ")[0], money=model.hooks.money,
         meanings=membership_memo.PARAMETERS))
@@ -386,8 +427,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         if Path(args.out).suffix.lower() != ".json":
             raise CLIError(f"--out {args.out!r}: results are saved as JSON; use a .json name")
         _check_writable(args.out)
-    model = _make_model(args.model, args.n_states)
     _estimator_class(args.estimator)
+    model = _model(args)
     panel = _read_panel(args, model)
     res = _fit(model, panel, args.estimator)
     _say(str(res.summary()))
@@ -406,19 +447,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if Path(args.out).suffix.lower() not in COMPARE_SUFFIXES:
             raise CLIError(f"--out {args.out!r} must end in .md, .csv, .tex or .html")
         _check_writable(args.out)
-    keys = list(ESTIMATORS) if not args.estimators else \
-        [k.strip().lower() for k in args.estimators.split(",") if k.strip()]
-    for k in keys:
-        _estimator_class(k)
-    model = _make_model(args.model, args.n_states)
-    panel = _read_panel(args, model)
-
     import estimators
 
+    keys = list(estimators.ESTIMATORS) if not args.estimators else \
+        [k.strip().lower() for k in args.estimators.split(",") if k.strip()]
+    classes = {k: _estimator_class(k) for k in keys}
+    model = _model(args)
+    panel = _read_panel(args, model)
+
     results = {}
-    for k in keys:
-        with _Step(len(results) + 1, len(keys), f"fitting {ESTIMATORS[k]}"):
-            results[ESTIMATORS[k]] = _fit(model, panel, k)
+    for k, cls in classes.items():
+        with _Step(len(results) + 1, len(keys), f"fitting {cls.name}"):
+            results[cls.name] = _fit(model, panel, k)
     table = estimators.compare(results)
     _say()
     _say(table.as_text())
@@ -442,32 +482,17 @@ def cmd_counterfactual(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise CLIError(f"results file {args.results!r} not found (write one with ddc estimate "
                        "... --out FILE.json)")
-    from ddc.models.membership import DEFAULT_SCENARIOS
-    from estimators import load_results
+    from estimators import ModelMismatchError, load_results
     from simulations import counterfactual
 
     res = load_results(path)
-    info = res.model_info or {}
-    name = info.get("name")
-    if name != "membership":
-        raise CLIError(f"{args.results!r} holds results for the model {name!r}; the "
-                       "counterfactual report is defined for the membership model")
-    beta = info.get("beta")
-    model = _make_model("membership", beta=float(beta) if beta is not None else None)
-    if info.get("param_names") and list(info["param_names"]) != model.param_names:
-        raise CLIError(f"{args.results!r} has parameters {info['param_names']}; the membership "
-                       f"model has {model.param_names}")
-    scenarios = []
-    for item in args.scenario or ["default"]:
-        scenarios += [s.strip() for s in item.split(",") if s.strip()]
-    bad = [s for s in scenarios if s != "default" and s not in DEFAULT_SCENARIOS]
-    if bad:
-        raise CLIError(f"unknown scenario(s) {bad}; choose from default, "
-                       f"{', '.join(DEFAULT_SCENARIOS)}")
-    if "default" in scenarios:
-        scenarios = list(dict.fromkeys(
-            [*DEFAULT_SCENARIOS, *[s for s in scenarios if s != "default"]]))
-    scenarios = list(dict.fromkeys(scenarios))
+    model, how = _results_model(args, res)
+    try:
+        res.check_model(model)
+    except ModelMismatchError as exc:
+        raise CLIError(f"{exc} ({how}; give the model it was estimated with as --model NAME "
+                       "with its --option KEY=VALUE)") from None
+    scenarios = _scenario_names(args.scenario or ["default"], model)
     report = counterfactual(model, res, scenarios=scenarios, n_draws=args.draws, seed=args.seed,
                             cov_type=args.cov_type)
     _say(report.as_text())
@@ -480,7 +505,7 @@ def cmd_counterfactual(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Simulate a long panel at the model's true parameters."""
     _check_table_out(args.out)
-    model = _make_model(args.model, args.n_states)
+    model = _model(args)
     columns = _columns(args)
     from simulations import simulate
 
@@ -489,6 +514,59 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     _write_table(panel, args.out)
     _say(f"{len(panel):,} rows ({args.n_customers:,} units x {args.n_periods} periods) of the "
          f"{args.model} model at its true parameters written to {args.out}")
+    return 0
+
+
+def _results_model(args: argparse.Namespace, res):
+    """The model of saved results: ``--model`` with its options, else the registry name and
+    options the results recorded, else (older files) their model's name with default options.
+    Returns the model and a phrase saying where it came from."""
+    import ddc
+
+    if args.model is not None:
+        return _model(args), f"the model given, --model {args.model}"
+    if _option_text(args):
+        raise CLIError("model options were given without --model; give --model NAME with them")
+    info = res.model_info or {}
+    spec = info.get("registry")
+    if spec:
+        try:
+            spec = ddc.models.ModelSpec.from_dict(spec)
+        except ValueError as exc:
+            raise CLIError(f"{args.results!r}: {exc}") from None
+        where = f"{args.results!r} records the model {spec.name!r}"
+        model = _build_model(spec.name, dict(spec.options), where=where)
+        opts = " ".join(f"--option {k}={v}" for k, v in spec.options.items())
+        return model, f"rebuilt as --model {spec.name} {opts}".rstrip()
+    name = info.get("name")
+    if name in ddc.models.REGISTRY:
+        return _build_model(name, {}), f"rebuilt as --model {name} with its default options"
+    raise CLIError(f"{args.results!r} records the model {name!r} but not how to build it (the "
+                   "model was not built by ddc.models.get_model, or the file is older); give it "
+                   "as --model NAME or --model package.module:factory, with --option KEY=VALUE")
+
+
+def _scenario_names(items: Sequence[str], model) -> list[str]:
+    """The scenario names of ``--scenario`` (``default``: all the model declares), checked
+    against the model's :attr:`ddc.Hooks.default_scenarios`."""
+    names: list[str] = []
+    for item in items:
+        names += [s.strip() for s in item.split(",") if s.strip()]
+    hook = getattr(getattr(model, "hooks", None), "default_scenarios", None)
+    if hook is None:
+        raise CLIError(f"the model {model.name!r} declares no scenarios "
+                       "(ddc.Hooks.default_scenarios), so none are available by name on the "
+                       "command line; declare them in the model's hooks, or run "
+                       "simulations.counterfactual(model, results, scenarios=[...]) in Python "
+                       "with Scenario objects")
+    declared = [s.name for s in hook(model)]
+    bad = [s for s in names if s != "default" and s not in declared]
+    if bad:
+        raise CLIError(f"unknown scenario(s) {bad}; the model {model.name!r} declares "
+                       f"{', '.join(declared)} (or default for all of them)")
+    if "default" in names:
+        names = [*declared, *[s for s in names if s != "default"]]
+    return list(dict.fromkeys(names))
     return 0
 
 
@@ -502,6 +580,58 @@ def _data_arg(args: argparse.Namespace) -> str:
     return given[0]
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    """List the model registry (or one model): names, what they are, their options."""
+    import inspect
+
+    import ddc
+    import estimators
+
+    names = [args.name] if args.name else list(ddc.models.REGISTRY)
+    for name in names:
+        if ":" in name and os.getcwd() not in sys.path:
+            sys.path.append(os.getcwd())
+        try:
+            factory = ddc.models.get_factory(name)
+        except KeyError as exc:
+            raise CLIError(exc.args[0]) from None
+        except ImportError as exc:
+            raise CLIError(str(exc)) from None
+        doc = (inspect.getdoc(factory) or "").strip().split("\n\n")[0]
+        _say(f"{name}: {' '.join(doc.split())}")
+        try:
+            params = inspect.signature(factory).parameters.values()
+        except (TypeError, ValueError):
+            params = []
+        for p in params:
+            if p.kind is inspect.Parameter.VAR_KEYWORD:
+                _say(f"    --option KEY=VALUE  (passed on: **{p.name})")
+            elif p.default is not inspect.Parameter.empty:
+                _say(f"    --option {p.name}={_option_default(p.default)}")
+    if not args.name:
+        _say()
+        keys = ", ".join(f"{k} ({c.name})" for k, c in estimators.ESTIMATORS.items())
+        _say(f"estimators: {keys}")
+        _say("your own model: --model package.module:function (a function returning a "
+             "ddc.Model)")
+    return 0
+
+
+def _option_default(value) -> str:
+    """A factory default as ``--option`` text: JSON for short sequences, ``...`` for long."""
+    import json
+
+    if isinstance(value, str):
+        return value
+    value = value.tolist() if hasattr(value, "tolist") else \
+        list(value) if isinstance(value, tuple) else value
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        return "..."
+    return text if len(text) <= 60 else "..."
+
+
 # ------------------------------------------------------------------------------ montecarlo
 
 
@@ -509,39 +639,49 @@ def _montecarlo_setup(args: argparse.Namespace):
     """The model, truth, estimators, panel size and extra arguments of ``ddc montecarlo``."""
     import functools
 
-    import numpy as np
-
-    import ddc
-    import estimators
-
     names = MC_ESTIMATORS if args.estimators is None else \
         tuple(s.strip().lower() for s in args.estimators.split(",") if s.strip())
-    bad = [n for n in names if n not in MC_ESTIMATORS]
-    if bad or not names:
-        raise CLIError(f"--estimators: unknown estimator(s) {bad or [args.estimators]}; choose "
-                       f"from {','.join(MC_ESTIMATORS)}")
-    classes = {n: estimators.get_estimator(n) for n in names}
-    extra: dict = {}
-    if args.model == "membership":
-        model = ddc.models.membership()
-        n, T = args.n_customers or 2_000, args.n_periods or 24
-        if args.beta is not None:
-            model = model.replace(beta=args.beta)
-        ests = {n_.upper(): classes[n_] for n_ in names}
-    else:
-        from simulations.studies import add_bus_increments, su_judd_model
+    if not names:
+        raise CLIError(f"--estimators {args.estimators!r}: give comma-separated estimator keys")
+    classes = {n: _estimator_class(n) for n in names}
+    model = _model(args)
+    design = MC_DESIGNS.get(args.model, _default_study)(model)
+    n = args.n_customers or design.pop("n_customers")
+    T = args.n_periods or design.pop("n_periods")
+    design.pop("n_customers", None)
+    design.pop("n_periods", None)
+    options = design.pop("estimator_options", {})
+    ests = {cls.name: functools.partial(cls, **options) if options else cls
+            for cls in classes.values()}
+    return model, model.true_params, ests, n, T, design
 
-        if args.model == "su_judd":
-            model = su_judd_model(args.beta if args.beta is not None else 0.975)
-            new_engines = np.zeros(model.n_states)
-            new_engines[0] = 1.0
-            extra["simulate_kwargs"] = {"initial": new_engines}
-        else:
-            model = ddc.models.rust_bus(n_states=90, beta=args.beta or 0.9999)
-        n, T = args.n_customers or 50, args.n_periods or 120
-        ests = {n_.upper(): functools.partial(classes[n_], drop_first=False) for n_ in names}
-        extra["prepare"] = add_bus_increments
-    return model, model.true_params, ests, n, T, extra
+
+def _default_study(model) -> dict:
+    """A Monte Carlo design for any model: 2,000 units x 24 periods from the stationary start."""
+    return {"n_customers": 2_000, "n_periods": 24}
+
+
+def _bus_study(model, new_engines: bool = False) -> dict:
+    """Rust's bus models: 50 buses x 120 months; the increment column added to the simulated
+    panel (:func:`simulations.studies.add_bus_increments`); the estimators keep each bus's
+    first month (``drop_first=False``: the panel starts at a known state); with
+    ``new_engines`` every bus starts at mileage bin 0 (the Su-Judd design)."""
+    import numpy as np
+
+    from simulations.studies import add_bus_increments
+
+    design = {"n_customers": 50, "n_periods": 120, "prepare": add_bus_increments,
+              "estimator_options": {"drop_first": False}}
+    if new_engines:
+        start = np.zeros(model.n_states)
+        start[0] = 1.0
+        design["simulate_kwargs"] = {"initial": start}
+    return design
+
+
+#: Monte Carlo designs of the registered models that need more than :func:`_default_study`
+#: (registry name -> model -> design); any other model, a user's too, gets the default.
+MC_DESIGNS = {"rust_bus": _bus_study, "su_judd": lambda model: _bus_study(model, True)}
 
 
 def cmd_montecarlo(args: argparse.Namespace) -> int:
@@ -649,32 +789,55 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
                         "--model rust_bus also 'rust': Rust's (1987) data, groups 1-4")
     p.add_argument("--data", dest="data_option", metavar="DATA", default=None,
                    help="the same as the DATA argument")
-    p.add_argument("--model", choices=MODELS, required=True, help="the model")
-    p.add_argument("--n-states", type=_n_states, default=90,
-                   help="rust_bus: mileage bins (90: Rust's Table IX; 175: Table X)")
+    _add_model_args(p)
     _add_column_args(p, reading=True)
+
+
+def _add_model_args(p: argparse.ArgumentParser, required: bool = True,
+                    default: str | None = None, what: str = "") -> None:
+    """``--model`` (a name of the model registry, or ``package.module:factory``), its options
+    (``--option KEY=VALUE``, typed by the factory's signature) and the shortcut flags."""
+    nodefault = "%(default).0s"
+    g = p.add_argument_group(
+        "model", "a registered model (ddc models lists them with their options) or your own "
+                 "factory, a function returning a ddc.Model, as package.module:function"
+                 + what)
+    g.add_argument("--model", required=required, default=default, metavar="NAME",
+                   help="membership, rust_bus, su_judd, ... or package.module:function"
+                        + ("" if default else nodefault))
+    g.add_argument("--option", action="append", default=None, metavar="KEY=VALUE",
+                   help="an option of the model's factory, e.g. --option lock_months=6 "
+                        "(repeat); typed by the factory's defaults, else read as JSON"
+                        + nodefault)
+    g.add_argument("--n-states", type=_n_states, default=None,
+                   help="--option n_states=N (rust_bus: mileage bins; 90: Rust's Table IX; "
+                        "175: Table X)" + nodefault)
+    g.add_argument("--beta", type=_beta, default=None,
+                   help="--option beta=B: the discount factor (the model's own when left out)"
+                        + nodefault)
+    g.add_argument("--cost", default=None, metavar="NAME",
+                   help="--option cost=NAME (rust_bus: Rust's cost function, e.g. linear, "
+                        "quadratic)" + nodefault)
 
 
 def _add_montecarlo_args(parser: argparse.ArgumentParser) -> None:
     nodefault = "%(default).0s"
-    parser.add_argument("--model", choices=MC_MODELS, default="membership",
-                        help="membership; rust_bus (Rust's Table IX model, 90 states); su_judd "
-                             "(the 175-state design of Su and Judd 2012, new engines at the "
-                             "start)")
+    _add_model_args(parser, required=False, default="membership",
+                    what="; rust_bus and su_judd (the 175-state design of Su and Judd 2012, "
+                         "new engines at the start) simulate 50 buses x 120 months with "
+                         "Rust's increments")
     parser.add_argument("--reps", type=_positive, required=True,
                         help="replications" + nodefault)
     parser.add_argument("--estimators", default=None,
-                        help=f"comma-separated, from {','.join(MC_ESTIMATORS)}; all when left "
-                             "out" + nodefault)
+                        help="comma-separated keys of registered estimators (nfxp, ccp, npl, "
+                             f"pqr, maxent, ...); {','.join(MC_ESTIMATORS)} when left out"
+                             + nodefault)
     parser.add_argument("--n-customers", type=_positive, default=None,
                         help="units per data set; 2000 for membership, 50 buses for the bus "
                              "models when left out" + nodefault)
     parser.add_argument("--n-periods", type=_positive, default=None,
                         help="periods per unit; 24 for membership, 120 for the bus models when "
                              "left out" + nodefault)
-    parser.add_argument("--beta", type=_beta, default=None,
-                        help="discount factor; the model's (0.99 membership, 0.9999 rust_bus, "
-                             "0.975 su_judd) when left out" + nodefault)
     parser.add_argument("--seed", type=_non_negative, default=0, help="root seed")
     parser.add_argument("--scheduler", default=None, metavar="SCHEDULER",
                         help="serial (when left out), processes, dask (a LocalCluster), or the "
@@ -737,7 +900,8 @@ def build_parser() -> argparse.ArgumentParser:
                "  ddc estimate shop.csv --model membership --id-col client --time-col date "
                "--column plan=tier")
     _add_data_args(p)
-    p.add_argument("--estimator", choices=list(ESTIMATORS), default="nfxp", help="estimator")
+    p.add_argument("--estimator", default="nfxp",
+                   help="a key of the estimator registry: nfxp, ccp, npl, pqr, maxent, ...")
     p.add_argument("--out", default=None, metavar="FILE", help="save the results (.json)")
     p.set_defaults(func=cmd_estimate)
 
@@ -756,31 +920,39 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "counterfactual", formatter_class=_Formatter,
         help="welfare and retention report from saved results",
-        description="Run counterfactual scenarios of the membership model at saved estimation "
-                    "results (ddc estimate --out) and write the report, with bootstrap "
-                    "intervals from the results' covariance.",
+        description="Run the scenarios a model declares (ddc.Hooks.default_scenarios) at saved "
+                    "estimation results (ddc estimate --out) and write the report, with "
+                    "bootstrap intervals from the results' covariance. The model is rebuilt "
+                    "from the registry name and options the results recorded (or from --model "
+                    "and --option) and checked against the results' model fingerprint.",
         epilog="example:\n  ddc counterfactual nfxp.json --scenario default --out out/cf\n"
-               "  ddc counterfactual nfxp.json --scenario monthly_price_up,no_monthly")
+               "  ddc counterfactual nfxp.json --scenario monthly_price_up,no_monthly\n"
+               "  ddc counterfactual entry.json --model mypkg.models:entry_model "
+               "--option beta=0.9")
     p.add_argument("results", metavar="RESULTS", help="results JSON (ddc estimate --out)")
     p.add_argument("--scenario", action="append", default=None,
-                   help="default, monthly_price_up, annual_discount, no_monthly, "
-                        "video_benefit (repeat or comma-separate; default: default)")
+                   help="names of the model's scenarios (membership: monthly_price_up, "
+                        "annual_discount, no_monthly, video_benefit), repeat or comma-separate; "
+                        "default: all of them")
     p.add_argument("--out", default="out/counterfactual", help="output folder")
     p.add_argument("--draws", type=_non_negative, default=200, help="bootstrap draws (0: none)")
     p.add_argument("--seed", type=_non_negative, default=0, help="seed of the draws")
     p.add_argument("--cov-type", default=None, help="covariance kind of the results to draw "
                                                      "from (default: the results' own)")
+    _add_model_args(p, required=False, what=" (default: the one the results recorded)")
     p.set_defaults(func=cmd_counterfactual)
 
     p = sub.add_parser(
         "simulate", formatter_class=_Formatter, help="simulate a panel at the true parameters",
-        description="Simulate a long panel from a built-in model at its true parameters.",
+        description="Simulate a long panel from a model at its true parameters "
+                    "(model.true_params).",
         epilog="example:\n  ddc simulate --model membership --n-customers 10000 "
                "--n-periods 36 --seed 0 --out panel.csv\n"
                "  ddc simulate --model rust_bus --id-col bus --column mileage=odometer "
-               "--out buses.parquet")
-    p.add_argument("--model", choices=MODELS, required=True, help="the model")
-    p.add_argument("--n-states", type=_n_states, default=90, help="rust_bus: mileage bins")
+               "--out buses.parquet\n"
+               "  ddc simulate --model mypkg.models:entry_model --option beta=0.9 "
+               "--out entry.csv")
+    _add_model_args(p)
     p.add_argument("--n-customers", type=_positive, default=10_000, help="units")
     p.add_argument("--n-periods", type=_positive, default=36, help="periods per unit")
     p.add_argument("--seed", type=_non_negative, default=0, help="seed")
@@ -797,6 +969,17 @@ def build_parser() -> argparse.ArgumentParser:
                "  ddc montecarlo --model rust_bus --reps 20 --scheduler processes --out mc.csv")
     _add_montecarlo_args(p)
     p.set_defaults(func=cmd_montecarlo)
+
+    p = sub.add_parser(
+        "models", formatter_class=_Formatter, help="the registered models and their options",
+        description="List the model registry (ddc.models.REGISTRY): each model's name, what it "
+                    "is and the options of its factory (--option KEY=VALUE), and the "
+                    "registered estimators.",
+        epilog="example:\n  ddc models\n  ddc models rust_bus\n"
+               "  ddc models mypkg.models:entry_model")
+    p.add_argument("name", nargs="?", default=None, metavar="NAME",
+                   help="one model (a registered name or package.module:function)")
+    p.set_defaults(func=cmd_models)
     return parser
 
 

@@ -209,6 +209,25 @@ def _check_fingerprint(model: Model, results) -> None:
                          "the results were estimated with, or re-estimate with this one")
 
 
+def _with_estimated_transitions(model: Model, results_or_params, notes: list[str]) -> Model:
+    """The model with the transition tables the results' first stage estimated, when it
+    estimated tables (a model whose transitions are fixed tables): the counterfactuals are then
+    computed with the same transitions as the estimate. Parametric transitions need nothing:
+    their estimates are among the parameters."""
+    from estimators.first_stage import transition_model
+    from estimators.results import EstimationResults
+
+    if not isinstance(results_or_params, EstimationResults):
+        return model
+    estimated = transition_model(results_or_params)
+    if estimated is results_or_params.model or len(model.transition_params):
+        return model
+    notes.append("Transitions: the tables estimated in the first stage of the "
+                 f"{results_or_params.estimator} fit (not the model's defaults); intervals "
+                 "carry the utility parameters' uncertainty, not the tables'.")
+    return model.replace(transitions=estimated.transitions())
+
+
 def _params_and_cov(model: Model, results_or_params, cov_type: str | None
                     ) -> tuple[pd.Series, pd.DataFrame | None, str, list[str]]:
     """Point estimate over ``model.param_names``, the covariance of the estimated ones (or
@@ -459,6 +478,7 @@ def counterfactual(
                        f"{model.utility_params})")
     chosen = resolve_scenarios(scenarios, model)
     params, cov, source, notes = _params_and_cov(model, results_or_params, cov_type)
+    model = _with_estimated_transitions(model, results_or_params, notes)
     alpha = money.utils_per_unit(params) if money is not None else None
     vec = params.to_numpy()
     unit = model.hooks.unit

@@ -203,6 +203,6 @@ def _cell(x) -> str:
     x = float(x)
     if not np.isfinite(x):
         return "inf" if x > 0 else ("-inf" if x < 0 else "n/a")
-    if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e5):
+    if x != 0 and abs(x) < 1e-3:
         return f"{x:.3g}"
     return f"{x:,.4f}" if abs(x) < 100 else f"{x:,.1f}"

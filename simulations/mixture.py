@@ -24,7 +24,7 @@ import pandas as pd
 
 from ddc.mixture import Mixture
 from simulations._kernels import simulate_codes
-from simulations.simulate import (
+from simulations.sampling import (
     CHUNK_CUSTOMERS,
     _distribution_from,
     _inverse_cdf,

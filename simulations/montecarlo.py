@@ -435,14 +435,29 @@ def _failed(rep: int, name: str, k: int | None, error: str) -> dict:
 # ---------------------------------------------------------------------------- the study
 
 
+def _registered(f):
+    """An estimator key or name (``"nfxp"``, ``"NFXP"``) -> its class in the estimator registry
+    (:data:`estimators.ESTIMATORS`); anything else unchanged."""
+    if not isinstance(f, str):
+        return f
+    from estimators import get_estimator
+
+    try:
+        return get_estimator(f)
+    except KeyError as exc:
+        raise ValueError(exc.args[0]) from None
+
+
 def _estimator_dict(estimators) -> dict[str, EstimatorFactory]:
+    if isinstance(estimators, str):
+        estimators = [estimators]
     if isinstance(estimators, Mapping):
-        out = {str(k): v for k, v in estimators.items()}
+        out = {str(k): _registered(v) for k, v in estimators.items()}
     else:
         if callable(estimators):
             estimators = [estimators]
         out = {}
-        for f in estimators:
+        for f in map(_registered, estimators):
             base = f.func if isinstance(f, functools.partial) else f
             name = getattr(base, "name", None) or getattr(base, "__name__", None)
             if not isinstance(name, str):
@@ -483,15 +498,18 @@ def monte_carlo(
 
     Parameters
     ----------
-    model : ddc.Model
-        The model (data are simulated from it and the estimators are built on it).
+    model : ddc.Model or str
+        The model (data are simulated from it and the estimators are built on it), or the name
+        of a registered model (:func:`ddc.models.get_model` with its default options).
     truth : pandas.Series, mapping or array
         The true parameters (the model is solved at them once per worker).
     estimators : mapping, class or sequence
         ``{"name": factory}`` or a list of factories, a factory being an estimator class or any
         callable ``model -> estimator`` with ``.fit(data)`` returning an
         :class:`~estimators.EstimationResults` (e.g. ``functools.partial(NFXP,
-        drop_first=False)``); a list is named by each class's ``name`` (``"NFXP"``).
+        drop_first=False)``); a list is named by each class's ``name`` (``"NFXP"``). A factory
+        may also be a key of the estimator registry (``"nfxp"``, ``"ccp"``: see
+        :data:`estimators.ESTIMATORS`).
     reps : int
         Replications.
     n_customers, n_periods : int
@@ -532,8 +550,13 @@ def monte_carlo(
     Worker processes import the package; numba's on-disk cache spares them the compilation.
     """
     t0 = time.perf_counter()
+    if isinstance(model, str):  # a name of the model registry (ddc.models.REGISTRY)
+        from ddc.models import get_model
+
+        model = get_model(model)
     if not isinstance(model, Model):
-        raise TypeError(f"model must be a ddc.Model, got {type(model).__name__}")
+        raise TypeError(f"model must be a ddc.Model or the name of a registered model "
+                        f"(ddc.models.REGISTRY), got {type(model).__name__}")
     for name, v in (("reps", reps), ("n_customers", n_customers), ("n_periods", n_periods)):
         if not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")

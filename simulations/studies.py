@@ -47,6 +47,8 @@ import pandas as pd
 
 from ddc.executor import dask_client
 from ddc.model import Model
+from ddc.models.su_judd import SU_JUDD_MODEL
+from ddc.models.su_judd import su_judd as _su_judd_model
 from simulations.montecarlo import MonteCarloResults, monte_carlo
 
 __all__ = ["SU_JUDD", "SuJuddResults", "add_bus_increments", "su_judd", "su_judd_model",
@@ -54,10 +56,7 @@ __all__ = ["SU_JUDD", "SuJuddResults", "add_bus_increments", "su_judd", "su_judd
 
 #: The design's constants (Su and Judd 2012, Section 5; REFERENCES.md).
 SU_JUDD = {
-    "n_states": 175,
-    "RC": 11.7257,
-    "theta_11": 2.4569,
-    "theta_3": (0.0937, 0.4475, 0.4459, 0.0127, 0.0002),
+    **SU_JUDD_MODEL,  # n_states, RC, theta_11, theta_3 (the model: ddc.models.su_judd)
     "n_buses": 50,
     "n_periods": 120,
     "betas": (0.975, 0.985, 0.995, 0.999, 0.9995, 0.9999),
@@ -69,28 +68,9 @@ SU_JUDD = {
 
 
 def su_judd_model(beta: float = 0.975) -> Model:
-    """Rust's bus model in the Su-Judd specification at discount factor ``beta``.
-
-    175 states, five increments with probabilities :math:`\\theta_3`; the transition parameters
-    are the first four (``theta_30`` ... ``theta_33``), the fifth is one minus their sum;
-    ``true_params`` are the design's.
-
-    Parameters
-    ----------
-    beta : float
-        Discount factor.
-
-    Returns
-    -------
-    ddc.Model
-    """
-    from ddc.models import rust_bus
-
-    free = SU_JUDD["theta_3"][:-1]
-    names = [f"theta_3{j}" for j in range(len(free))]
-    truth = pd.Series({"RC": SU_JUDD["RC"], "theta_11": SU_JUDD["theta_11"],
-                       **dict(zip(names, free, strict=True))})
-    return rust_bus(n_states=SU_JUDD["n_states"], beta=beta, theta_3=free, true_params=truth)
+    """Rust's bus model in the Su-Judd specification: :func:`ddc.models.su_judd` (registered as
+    ``"su_judd"``), kept here under its old name."""
+    return _su_judd_model(beta)
 
 
 def su_judd_starts(n_starts: int = 5) -> list[dict[str, float]]:
@@ -127,8 +107,11 @@ def add_bus_increments(panel: pd.DataFrame, model: Model) -> pd.DataFrame:
     [2, 1, <NA>, <NA>]
     """
     family = model.hooks.transition_family
-    col = family.columns[0] if family is not None and family.columns else \
-        model.metadata.get("increment_column", "increment")
+    if family is None or not family.columns:
+        raise ValueError(f"add_bus_increments needs a model whose transition family reads an "
+                         f"increment column (ddc.transition_families.IncrementTransitions); "
+                         f"the model {model.name!r} declares none")
+    col = family.columns[0]
     layout = model.hooks.layout
     n_states = model.n_states
     J = len(model.transition_params) + 1

@@ -111,3 +111,18 @@ def entry_model_parametric(beta: float = 0.95, declare_simplex: bool = True) -> 
                         transition_params=demand_params(DEMAND_DEFAULT),
                         true_params=TRUTH_PARAMETRIC,
                         hooks=base.hooks.replace(transition_family=family))
+
+
+def entry_scenarios(model: ddc.Model) -> list:
+    """Two scenarios by name: entry cost up by half, and a tax of 0.5 utils on being in."""
+    from ddc.scenarios import ParameterChange, UtilityShift
+
+    return [ParameterChange("FC", factor=1.5, name="entry_cost_up"),
+            UtilityShift(-0.5, actions="in", name="tax_on_in")]
+
+
+def entry_model_with_scenarios(beta: float = 0.95) -> ddc.Model:
+    """:func:`entry_model` declaring :func:`entry_scenarios` as its default scenarios (the hook
+    ``ddc.Hooks.default_scenarios``), for ``ddc counterfactual --scenario NAME``."""
+    model = entry_model(beta=beta)
+    return model.replace(hooks=model.hooks.replace(default_scenarios=entry_scenarios))

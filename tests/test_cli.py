@@ -14,7 +14,7 @@ import pytest
 import estimators
 from simulations.cli import build_parser, main
 
-COMMANDS = ["demo", "estimate", "compare", "counterfactual", "simulate", "montecarlo"]
+COMMANDS = ["demo", "estimate", "compare", "counterfactual", "simulate", "montecarlo", "models"]
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -57,9 +57,8 @@ def test_demo_quick_writes_the_report(capsys, tmp_path, monkeypatch):
             "MANIFEST.json"} <= names
     saved = {p.stem for p in (out_dir / "results").iterdir()}
     assert {"nfxp", "ccp", "npl"} <= saved
-    from simulations.cli import ESTIMATORS
-
-    assert saved == {name.lower() for name in ESTIMATORS.values()}
+    # every estimator of the one registry (estimators.ESTIMATORS), none spelled out in the CLI
+    assert saved == {cls.name.lower() for cls in estimators.ESTIMATORS.values()}
     summary = pd.read_csv(out_dir / "summary.csv", index_col="scenario")
     assert list(summary.index) == ["baseline", "monthly_price_up", "annual_discount",
                                    "no_monthly", "video_benefit"]
@@ -157,7 +156,28 @@ def test_estimate_rust_data(capsys):
     pytest.param(["estimate", "rust", "--model", "membership"], "rust_bus", id="rust-data"),
     pytest.param(["estimate", "--model", "membership"], "give the DATA", id="no-data"),
     pytest.param(["counterfactual", "nothing.json"], "not found", id="missing-results"),
-    pytest.param(["counterfactual", "bus.json"], "membership", id="results-of-another-model"),
+    pytest.param(["counterfactual", "bus.json"], "records the model None but not how to build "
+                 "it", id="results-without-a-model"),
+    pytest.param(["counterfactual", "cf.json", "--beta", "0.95"], "give --model NAME",
+                 id="options-without-model"),
+    pytest.param(["counterfactual", "cf.json", "--model", "membership", "--beta", "0.95"],
+                 "beta: 0.99 vs 0.95", id="results-of-another-model"),
+    pytest.param(["estimate", "panel.txt", "--model", "cars"], "unknown model 'cars'; registered",
+                 id="unknown-model"),
+    pytest.param(["simulate", "--model", "no_such_module_xyz:build", "--out", "p.csv"],
+                 "cannot import the module 'no_such_module_xyz'", id="model-import"),
+    pytest.param(["simulate", "--model", "models_entry:no_such_factory", "--out", "p.csv"],
+                 "has no attribute 'no_such_factory'", id="model-attribute"),
+    pytest.param(["simulate", "--model", "membership", "--n-states", "5", "--out", "p.csv"],
+                 "takes no option 'n_states'", id="option-not-taken"),
+    pytest.param(["simulate", "--model", "rust_bus", "--option", "n_states=ten", "--out",
+                  "p.csv"], "n_states='ten': give an integer", id="option-type"),
+    pytest.param(["simulate", "--model", "rust_bus", "--option", "beta", "--out", "p.csv"],
+                 "give KEY=VALUE", id="option-syntax"),
+    pytest.param(["simulate", "--model", "rust_bus", "--n-states", "20", "--option",
+                  "n_states=30", "--out", "p.csv"], "are the same option", id="option-twice"),
+    pytest.param(["estimate", "panel.txt", "--model", "membership", "--estimator", "ols"],
+                 "unknown estimator 'ols'", id="unknown-estimator"),
     pytest.param(["counterfactual", "cf.json", "--scenario", "free_lunch"], "free_lunch",
                  id="unknown-scenario"),
     pytest.param(["simulate", "--model", "membership", "--out", "panel.xlsx"], "must end in",
@@ -330,9 +350,123 @@ def test_column_mapping_round_trip(capsys, tmp_path):
 
 def test_usage_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as exc:
-        main(["estimate", "panel.csv", "--model", "cars"])
+        main(["estimate", "panel.csv"])  # --model is required
     assert exc.value.code == 2
     with pytest.raises(SystemExit) as exc:
         main([])
     assert exc.value.code == 2
     assert build_parser().prog == "ddc"
+
+
+# ------------------------------------------------------------------------------ any model
+
+
+def test_models_lists_the_registry_and_its_options(capsys):
+    import ddc
+
+    code, out, err = run(capsys, "models")
+    assert code == 0, err
+    for name in ddc.models.REGISTRY:
+        assert f"{name}: " in out
+    assert "--option cost=linear" in out and "nfxp (NFXP)" in out
+    code, out, err = run(capsys, "models", "models_entry:entry_model")
+    assert code == 0, err
+    assert out.startswith("models_entry:entry_model: The entry/exit model") and "beta=0.95" in out
+
+
+def test_model_options_reach_the_factory(capsys, tmp_path):
+    """--option KEY=VALUE, typed by the factory's signature, and the shortcut flags build the
+    same model as ddc.models.get_model with those options."""
+    import ddc
+
+    path = tmp_path / "bus.csv"
+    code, out, err = run(capsys, "simulate", "--model", "rust_bus", "--option", "n_states=12",
+                         "--beta", "0.9", "--option", "theta_3=[0.5, 0.5]", "--n-customers",
+                         "5", "--n-periods", "4", "--out", str(path))
+    assert code == 0, err
+    frame = pd.read_csv(path)
+    assert len(frame) == 20 and frame["mileage"].max() < 12
+    from simulations import simulate
+
+    model = ddc.models.get_model("rust_bus", n_states=12, beta=0.9, theta_3=[0.5, 0.5])
+    expected = simulate(model, model.true_params, n_customers=5, n_periods=4, seed=0)
+    pd.testing.assert_frame_equal(frame, expected.astype({"action": str}), check_dtype=False,
+                                  check_categorical=False)
+
+
+def test_a_users_model_from_simulate_to_counterfactual(capsys, tmp_path, monkeypatch):
+    """A user's model (tests/models_entry.py) named as module:factory goes through simulate,
+    estimate and counterfactual; the results record how to rebuild it (registry name and
+    options) and the counterfactual checks it against their fingerprint."""
+    from simulations import CounterfactualReport
+
+    monkeypatch.setattr(CounterfactualReport, "figure_pngs", lambda self, dpi=110: {})
+    monkeypatch.chdir(tmp_path)
+    model = ["--model", "models_entry:entry_model_with_scenarios", "--option", "beta=0.9"]
+    code, out, err = run(capsys, "simulate", *model, "--n-customers", "400", "--n-periods",
+                         "20", "--seed", "2", "--out", "entry.csv")
+    assert code == 0, err
+    assert list(pd.read_csv("entry.csv").columns) == ["firm", "year", "incumbent", "demand",
+                                                      "action"]
+    code, out, err = run(capsys, "estimate", "entry.csv", *model, "--estimator", "nfxp",
+                         "--out", "entry.json")
+    assert code == 0, err
+    loaded = estimators.load_results("entry.json")
+    assert loaded.model_info["registry"] == {
+        "name": "models_entry:entry_model_with_scenarios", "options": {"beta": 0.9}}
+    assert loaded.fingerprint["beta"] == 0.9
+    # the model rebuilt from what the results recorded, scenarios by the names it declares
+    code, out, err = run(capsys, "counterfactual", "entry.json", "--scenario", "entry_cost_up",
+                         "--draws", "10", "--out", "cf")
+    assert code == 0, err
+    assert "entry_cost_up" in out and "tax_on_in" not in out and "utils" in out
+    summary = pd.read_csv(tmp_path / "cf" / "summary.csv", index_col="scenario")
+    assert list(summary.index) == ["baseline", "entry_cost_up"]
+    assert summary.loc["entry_cost_up", "cv_per_firm"] < 0  # entry dearer: a loss
+    # all declared scenarios by default, the model given again on the command line
+    code, out, err = run(capsys, "counterfactual", "entry.json", *model, "--draws", "0",
+                         "--out", "cf2")
+    assert code == 0, err
+    summary = pd.read_csv(tmp_path / "cf2" / "summary.csv", index_col="scenario")
+    assert list(summary.index) == ["baseline", "entry_cost_up", "tax_on_in"]
+    # the model given with other options: refused by the fingerprint, the difference named
+    code, out, err = run(capsys, "counterfactual", "entry.json", "--model",
+                         "models_entry:entry_model_with_scenarios", "--out", "cf3")
+    assert code == 1 and "beta: 0.9 vs 0.95" in err
+    # a model declaring no scenarios: none available, said so
+    code, out, err = run(capsys, "estimate", "entry.csv", "--model", "models_entry:entry_model",
+                         "--option", "beta=0.9", "--estimator", "ccp", "--out", "plain.json")
+    assert code == 0, err
+    code, out, err = run(capsys, "counterfactual", "plain.json", "--out", "cf4")
+    assert code == 1 and "declares no scenarios" in err and "Traceback" not in err
+
+
+def test_a_registered_model_is_reachable_by_name(capsys, tmp_path, monkeypatch):
+    from models_entry import entry_model
+
+    import ddc
+
+    monkeypatch.setitem(ddc.models.REGISTRY, "entry", entry_model)
+    with pytest.raises(ValueError, match="already registered"):
+        ddc.models.register("entry", lambda: None)
+    code, out, err = run(capsys, "simulate", "--model", "entry", "--beta", "0.9",
+                         "--n-customers", "10", "--n-periods", "3", "--out",
+                         str(tmp_path / "e.csv"))
+    assert code == 0, err
+    spec = ddc.models.spec_of(ddc.models.get_model("entry", beta=0.9))
+    assert spec == ddc.models.ModelSpec("entry", {"beta": 0.9})
+    assert spec.build().fingerprint() == entry_model(beta=0.9).fingerprint()
+    assert ddc.models.spec_of(entry_model()) is None  # not built by the registry
+
+
+def test_monte_carlo_reads_the_registries():
+    """monte_carlo takes a registered model's name and estimator keys."""
+    import ddc
+    from simulations.montecarlo import monte_carlo
+
+    model = ddc.models.get_model("membership")
+    mc = monte_carlo("membership", model.true_params, ["npl", "CCP"], reps=1,
+                     n_customers=200, n_periods=8, seed=0, progress=False)
+    assert list(dict.fromkeys(mc.table["estimator"])) == ["NPL", "CCP"]
+    with pytest.raises(ValueError, match="no estimator 'gmm'"):
+        monte_carlo(model, model.true_params, ["gmm"], reps=1, n_customers=10, n_periods=2)

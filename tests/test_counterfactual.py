@@ -41,6 +41,7 @@ from ddc.models.membership import (
 )
 from ddc.scenarios import IDENTIFIED, NORMALIZATION, ShiftedUtility, resolve_scenarios
 from estimators import NFXP
+from estimators.first_stage import transition_model
 from simulations import (
     Compose,
     Custom,
@@ -328,8 +329,11 @@ def test_report_with_intervals_has_the_contract_columns(with_draws):
     assert list(with_draws.changes.index) == [s.name for s in default_scenarios()]
 
 
-def test_draws_equal_exact_solutions(model, with_draws):
-    """The batched engine against Model.solve + membership_figures, draw by draw."""
+def test_draws_equal_exact_solutions(model, fitted, with_draws):
+    """The batched engine against Model.solve + membership_figures, draw by draw, with the
+    transition tables the fit estimated (the engine uses them, not the model's defaults)."""
+    model = model.replace(transitions=transition_model(fitted).transitions())
+    assert any("estimated in the first stage" in n for n in with_draws.notes)
     for d in (0, 17, 59):
         theta = with_draws.param_draws.iloc[d]
         base = model.solve(theta)

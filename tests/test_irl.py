@@ -119,15 +119,16 @@ def test_membership_annual_bundle_is_the_documented_formula():
     ct = model.compiled_transitions()
     P = kn.transition_matrix(ct, model.action_code("annual"))
     u = model.utilities(truth)
-    md = model.metadata
-    b = truth["theta_0"] + truth["theta_ship"] * md["ship_feature"] \
-        + truth["theta_video"] * md["video_feature"]
+    X = model.utility.features[:, 1, :]  # monthly: b - price terms; b's features
+    k = list(model.utility_params).index
+    b = truth["theta_0"] + truth["theta_ship"] * X[:, k("theta_ship")] \
+        + truth["theta_video"] * X[:, k("theta_video")]
     plan = model.space.values_of("plan")
     for s in np.flatnonzero(np.isin(plan, ["none", "member"]))[::7]:
         dist = np.zeros(model.n_states)
         dist[s] = 1.0
         total = u[s, 2]
-        for k in range(1, model.metadata["lock_months"]):
+        for k in range(1, 12):  # the annual plan's 12-month lock
             dist = dist @ P
             assert np.all(np.isin(plan[dist > 0], [f"annual_{12 - k}"]))
             total += model.beta**k * dist @ b

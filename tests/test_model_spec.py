@@ -411,7 +411,7 @@ def test_model_replace_changes_beta_only():
     assert other.space is model.space and other.actions == model.actions
     pd.testing.assert_series_equal(other.true_params, model.true_params)
     np.testing.assert_array_equal(other.feasible, model.feasible)
-    assert other.anchor == "none" and other.metadata["lock_months"] == 12
+    assert other.anchor == "none" and other.hooks is model.hooks
     a, b = model.solve(model.true_params), other.solve(model.true_params)
     assert a.converged and b.converged
     assert not np.allclose(a.V, b.V)
@@ -441,8 +441,10 @@ def test_membership_state_space(membership):
     assert m.anchor == "none"
     assert m.param_names == ["theta_0", "theta_ship", "theta_video", "theta_annual",
                              "alpha_price", "kappa_join"]
-    np.testing.assert_array_equal(m.metadata["prices_monthly"], [14.99, 12.99, 16.99])
-    np.testing.assert_array_equal(m.metadata["prices_annual"], [139.0, 119.0, 159.0])
+    from ddc.models.membership import prices
+
+    np.testing.assert_array_equal(prices(m)["monthly"], [14.99, 12.99, 16.99])
+    np.testing.assert_array_equal(prices(m)["annual"], [139.0, 119.0, 159.0])
 
 
 def test_membership_feasibility(membership):
@@ -559,12 +561,16 @@ def test_membership_finer_engagement_grid():
     assert m.n_states == 3 * 13 * 5 * 4 == 780
     assert m.space.variable("ship").values == (0, 1, 2, 3, 4)
     # utility features: the level scaled to the default range, ship in [0, 2], video in [0, 1]
-    np.testing.assert_allclose(m.metadata["ship_feature"], 0.5 * m.space.code_of("ship"))
-    np.testing.assert_allclose(m.metadata["video_feature"], m.space.code_of("video") / 3)
-    for name, T in m.metadata["engagement"].items():
-        assert T.shape == ((5, 5) if name.startswith("ship") else (4, 4))
+    X = m.utility.features
+    k = list(m.utility_params).index
+    np.testing.assert_allclose(X[:, 1, k("theta_ship")], 0.5 * m.space.code_of("ship"))
+    np.testing.assert_allclose(X[:, 1, k("theta_video")], m.space.code_of("video") / 3)
+    for factor in m.transitions().factors[1:]:  # ship and video, by action
+        T = factor.table
+        name = factor.variable
+        assert T.shape == ((3, 5, 5) if name == "ship" else (3, 4, 4))
         assert np.all(T >= 0)
-        np.testing.assert_allclose(T.sum(axis=1), 1.0, rtol=0, atol=TOL, err_msg=name)
+        np.testing.assert_allclose(T.sum(axis=-1), 1.0, rtol=0, atol=TOL, err_msg=name)
     ct = m.compiled_transitions()
     for a in range(m.n_actions):
         np.testing.assert_allclose(transition_matrix(ct, a).sum(axis=1), 1.0, rtol=0, atol=TOL)

@@ -390,7 +390,7 @@ def test_simulated_frequencies_match_stationary(which, n_customers, n_periods, m
     panel = simulate(model, sol, n_customers=n_customers, n_periods=n_periods, seed=2024)
     s = _flat_states(model, panel)
     a = panel["action"].cat.codes.to_numpy().astype(np.int64)
-    cust = panel[model.metadata.get("id_column", "customer_id")].to_numpy()
+    cust = panel[model.hooks.layout.id_col].to_numpy()
     S, A = model.n_states, model.n_actions
     z_states = _frequency_z(s, cust, n_customers, n_periods, mu)
     assert z_states.max() < z_bonferroni(S), (z_states.max(), np.argmax(z_states))

@@ -282,7 +282,7 @@ def test_non_convergence_warns_or_raises():
 
 
 def test_precompile_exercises_every_solver_path():
-    """``python -m ddc.kernels`` after installation: every method and linear solver runs."""
-    from ddc.kernels import precompile
+    """``python -m ddc.precompile`` after installation: every method and linear solver runs."""
+    from ddc.precompile import precompile
 
     assert precompile() > 0.0

@@ -211,14 +211,9 @@ def rust_bus(
         # Rust's data: the published likelihoods condition on each bus's first month
         hooks=Hooks(layout=DataLayout(id_col="bus_id", time_col="month",
                                       drop_first_period=True),
+                    # transitions are counted from the `increment` column (bins moved in the
+                    # month, measured from the replacement reading in a replacement month)
                     transition_family=IncrementTransitions("increment")),
-        metadata={
-            "n_states": n_states, "cost_scale": spec.scales[0], "id_column": "bus_id",
-            # Rust's data: transitions are counted from the `increment` column (bins moved in
-            # the month, measured from the replacement reading in a replacement month), and the
-            # published likelihoods condition on each bus's first month.
-            "increment_column": "increment", "choice_drops_first_period": True,
-        },
     )
 
 

@@ -202,14 +202,6 @@ def membership(
                     layout=DataLayout(id_col="customer_id", time_col="month"),
                     default_scenarios=default_scenarios, figures=report_figures,
                     description=_description(pm, pa, lock_months, beta)),
-        # deprecated free-form facts, kept for code that still reads them; nothing in the
-        # engine or in this application reads them
-        metadata={
-            "prices_monthly": pm, "prices_annual": pa, "lock_months": lock_months,
-            "ship_feature": ship_x, "video_feature": video_x,
-            "engagement": {"ship_nonmember": ship_n, "ship_member": ship_m,
-                           "video_nonmember": video_n, "video_member": video_m},
-        },
     )
 
 
