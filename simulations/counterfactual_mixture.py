@@ -86,6 +86,12 @@ class MixtureCounterfactualReport(CounterfactualReport):
     type_shares: pd.Series | None = None
     mixture: Mixture | None = None
 
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The pooled tables (as a one-type report's) and ``by_type.csv``."""
+        out = super().tables()
+        out["by_type.csv"] = self.by_type
+        return out
+
     def __repr__(self) -> str:
         return (f"MixtureCounterfactualReport({self.model_name!r}, types="
                 f"{len(self.type_reports)}, scenarios={list(self.summary.index)}, "
