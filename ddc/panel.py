@@ -64,8 +64,9 @@ __all__ = [
     "standardize",
 ]
 
-#: Id columns looked for, in order, when ``id_col`` is not given.
-ID_COLUMNS = ("customer_id", "bus_id", "id")
+#: Id columns looked for, in order, after the model's declared ``hooks.layout.id_col``, when
+#: ``id_col`` is not given.
+ID_COLUMNS = ("customer_id", "unit_id", "id")
 #: Time columns looked for, in order, when ``time_col`` is not given.
 TIME_COLUMNS = ("month", "period")
 #: The column of the chosen action.

@@ -145,7 +145,7 @@ class IncrementTransitions(TransitionFamily):
             raise KeyError(f"the {model.name} model's transitions are estimated from the column "
                            f"{col!r} (bins moved each period); the data have no such column "
                            f"(columns: {list(frame.columns)}). Pass the DataFrame with {col!r} "
-                           "(not a Panel), e.g. from ddc.datasets.load_rust_bus")
+                           "(not a Panel)")
         numeric = pd.to_numeric(frame[col], errors="coerce")
         text = numeric.isna() & frame[col].notna()
         if text.any():
@@ -164,7 +164,7 @@ class IncrementTransitions(TransitionFamily):
             raise ValueError(f"column {col!r}: {pos.size} row(s) hold an increment outside "
                              f"0..{J - 1} or not a whole number; first: {shown}. The model "
                              f"{model.name!r} has {J} increments (give it more transition "
-                             "parameters, e.g. rust_bus(theta_3=...))")
+                             "parameters)")
         return v
 
     # ------------------------------------------------------------------ protocol

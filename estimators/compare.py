@@ -10,16 +10,14 @@ below, then the log-likelihood, the number of observations and whether the estim
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from estimators.inference import NotAvailableError
 from estimators.results import EstimationResults
-from estimators.tables import Table, format_number
+from estimators.tables import Table, TableView, format_number
 
 __all__ = ["Comparison", "compare"]
 
@@ -116,7 +114,7 @@ def compare(results: Mapping[str, EstimationResults] | Sequence[EstimationResult
     return Comparison(dict(zip(names, items, strict=True)), cov_type=cov_type, stars=stars)
 
 
-class Comparison:
+class Comparison(TableView):
     """Estimation results side by side: one column per estimator.
 
     Build it with :func:`compare`. Rows: every parameter (in order of first appearance; blank
@@ -294,69 +292,3 @@ class Comparison:
                      title="Comparison of estimates", breaks=[first_stat], notes=self.notes,
                      css_class="simpletable ddc-compare", min_width=60)
 
-    def as_text(self) -> str:
-        """The table as plain text.
-
-        Returns
-        -------
-        str
-        """
-        return self.as_table().as_text()
-
-    def __str__(self) -> str:
-        return self.as_text()
-
-    def __repr__(self) -> str:
-        return self.as_text()
-
-    def as_html(self) -> str:
-        """The table as HTML (for notebooks).
-
-        Returns
-        -------
-        str
-            An HTML table followed by the notes.
-        """
-        return self.as_table().as_html()
-
-    def _repr_html_(self) -> str:
-        return self.as_html()
-
-    def as_latex(self) -> str:
-        """The table as a LaTeX ``table`` with a booktabs ``tabular``.
-
-        Returns
-        -------
-        str
-            LaTeX source; needs ``\\usepackage{booktabs}``.
-        """
-        return self.as_table().as_latex()
-
-    def as_markdown(self) -> str:
-        """The table as a Markdown (pipe) table, the title above and the notes below.
-
-        Returns
-        -------
-        str
-            Markdown source.
-        """
-        return self.as_table().as_markdown()
-
-    def to_csv(self, path: str | os.PathLike) -> Path:
-        """Write the table as displayed to a CSV file, completely or not at all.
-
-        The first column holds the row labels (empty on standard-error rows), one column per
-        result follows; numbers are formatted as in the text table. For the numbers at full
-        precision use :meth:`to_frame` and :attr:`statistics`.
-
-        Parameters
-        ----------
-        path : str or os.PathLike
-            Destination file; its folder must exist.
-
-        Returns
-        -------
-        pathlib.Path
-            ``path``.
-        """
-        return self.as_table().to_csv(path)

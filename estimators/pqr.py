@@ -533,9 +533,9 @@ class PQR(Estimator):
     is the fixed point, and its Newton steps).
 
     Small samples: two-step PQR (``fixed_point=False``) is biased when many cells are thin
-    (theta_annual +0.14, 5.2 Monte Carlo standard errors, and its 95% interval covering 87%, at
+    (theta_annual +0.14, 4.0 Monte Carlo standard errors, and its 95% interval covering 83%, at
     3,000 customers x 24 months of the membership model); the fixed point's biases there are
-    within 1.2 Monte Carlo standard errors and its intervals cover 93-98% (docs/irl.rst, "PQR in
+    within 1.1 Monte Carlo standard errors and its intervals cover 90-98% (docs/irl.rst, "PQR in
     small samples").
 
     Examples

@@ -7,14 +7,12 @@
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from estimators.inference import COV_DESCRIPTIONS, NotAvailableError
-from estimators.tables import Table, format_number, format_pvalue, format_seconds
+from estimators.tables import Table, TableView, format_number, format_pvalue, format_seconds
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from estimators.results import EstimationResults
@@ -22,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 __all__ = ["Summary"]
 
 
-class Summary:
+class Summary(TableView):
     """The summary of one estimation: a header, a coefficient table and notes.
 
     One object feeds the text (``str``), HTML and LaTeX renderings. Build it with
@@ -137,62 +135,3 @@ class Summary:
                      notes=self.notes, numbered_notes=True, css_class="simpletable ddc-summary",
                      min_width=78)
 
-    def as_text(self) -> str:
-        """The summary as plain text (statsmodels-like).
-
-        Returns
-        -------
-        str
-        """
-        return self.as_table().as_text()
-
-    def __str__(self) -> str:
-        return self.as_text()
-
-    def __repr__(self) -> str:
-        return self.as_text()
-
-    def as_html(self) -> str:
-        """The summary as HTML tables (for notebooks): the header, the coefficients, the notes.
-
-        Returns
-        -------
-        str
-        """
-        return self.as_table().as_html()
-
-    def _repr_html_(self) -> str:
-        return self.as_html()
-
-    def as_latex(self) -> str:
-        """The summary as a LaTeX ``table`` with a booktabs ``tabular``.
-
-        Returns
-        -------
-        str
-            LaTeX source; needs ``\\usepackage{booktabs}``.
-        """
-        return self.as_table().as_latex()
-
-    def as_markdown(self) -> str:
-        """The summary as Markdown: the header as a list, the coefficients as a pipe table.
-
-        Returns
-        -------
-        str
-        """
-        return self.as_table().as_markdown()
-
-    def to_csv(self, path: str | os.PathLike) -> Path:
-        """Write the coefficient table as displayed to a CSV file, completely or not at all.
-
-        Parameters
-        ----------
-        path : str or os.PathLike
-            The file; its folder must exist.
-
-        Returns
-        -------
-        pathlib.Path
-        """
-        return self.as_table().to_csv(path)

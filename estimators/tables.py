@@ -37,6 +37,7 @@ from ddc.io import write_text
 
 __all__ = [
     "Table",
+    "TableView",
     "format_number",
     "format_pvalue",
     "format_seconds",
@@ -479,3 +480,71 @@ def _default_cell(v: Any) -> str:
     if isinstance(v, (float, np.floating)):
         return "" if math.isnan(v) else format_number(v)
     return str(v)
+
+
+class TableView:
+    """Renderings of an object that builds one :class:`Table` (:meth:`as_table`): text, HTML,
+    LaTeX, Markdown and CSV, written once for every summary and comparison."""
+
+    def as_table(self) -> Table:  # pragma: no cover - supplied by the subclass
+        raise NotImplementedError
+
+    def as_text(self) -> str:
+        """The table as plain text.
+
+        Returns
+        -------
+        str
+        """
+        return self.as_table().as_text()
+
+    def __str__(self) -> str:
+        return self.as_text()
+
+    def __repr__(self) -> str:
+        return self.as_text()
+
+    def as_html(self) -> str:
+        """The table as HTML (for notebooks): the header, the rows and the notes.
+
+        Returns
+        -------
+        str
+        """
+        return self.as_table().as_html()
+
+    def _repr_html_(self) -> str:
+        return self.as_html()
+
+    def as_latex(self) -> str:
+        """The table as a LaTeX ``table`` with a booktabs ``tabular``.
+
+        Returns
+        -------
+        str
+            LaTeX source; needs ``\\usepackage{booktabs}``.
+        """
+        return self.as_table().as_latex()
+
+    def as_markdown(self) -> str:
+        """The table as Markdown: the header as a list, the rows as a pipe table, the notes below.
+
+        Returns
+        -------
+        str
+        """
+        return self.as_table().as_markdown()
+
+    def to_csv(self, path: str | os.PathLike) -> Path:
+        """Write the table as displayed to a CSV file, completely or not at all.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file; its folder must exist.
+
+        Returns
+        -------
+        pathlib.Path
+        """
+        return self.as_table().to_csv(path)

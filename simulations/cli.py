@@ -5,6 +5,14 @@ nothing imports it (the ``ddc`` console script points at :func:`main`). ``ddc --
 commands; each has ``--help`` with an example. The commands import the heavy packages when they
 run, so that ``ddc --help`` answers at once.
 
+Every command that takes ``--model`` works for any model: a name of the model registry
+(:data:`ddc.models.REGISTRY`) or a user's factory as ``package.module:function``, with the
+factory's options as ``--option KEY=VALUE`` (typed by its signature); estimators are the keys
+of the estimator registry (:data:`estimators.ESTIMATORS`). The command line keeps no list of
+its own. ``ddc counterfactual`` rebuilds the model of saved results from the registry name and
+options they recorded, checks it against their model fingerprint and runs the scenarios the
+model declares.
+
 Arguments are checked before any work: counts must be positive, seeds non-negative, and an
 output (``--out``) must be writable, so that a long run never fails at its last step. User
 errors (a missing file, a bad column, an unknown option value, an operating-system error such as

@@ -528,7 +528,7 @@ BAD_INPUTS = [
                  r"\['customer_id', 'month', 'market', 'plan', 'ship', 'video', 'action'\]",
                  id="missing-state-column"),
     pytest.param(_drop("action"), r"missing column\(s\) \['action'\]", id="missing-action"),
-    pytest.param(_drop("customer_id"), r"no id column: none of \['customer_id', 'bus_id', "
+    pytest.param(_drop("customer_id"), r"no id column: none of \['customer_id', 'unit_id', "
                  r"'id'\].*id_col=", id="no-id-column"),
     pytest.param(_drop("month"), r"no time column: none of \['month', 'period'\]",
                  id="no-time-column"),
