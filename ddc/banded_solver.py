@@ -102,12 +102,35 @@ def banded_structure(ct, n_actions: int) -> BandedStructure | None:
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
-    st = BandedStructure(ct, n_actions)
-    found = st if st.worth_it() else None
+    found = None
+    if _band_may_pay(ct, n_actions):
+        st = BandedStructure(ct, n_actions)
+        found = st if st.worth_it() else None
     _CACHE[key] = found
     while len(_CACHE) > 8:
         _CACHE.popitem(last=False)
     return found
+
+
+def _band_may_pay(ct, n_actions: int) -> bool:
+    """A cheap necessary condition for :meth:`BandedStructure.worth_it`: some action's entries
+    lie within a band of at most :data:`MAX_BAND_SHARE` of the states. The structure's band is
+    at least every moving action's own band, and it needs a moving action; so when even the
+    narrowest action's band is too wide, building the structure (sparse matrices per action)
+    would only be thrown away -- as it is on every likelihood evaluation of a model with wide
+    transitions."""
+    S = int(ct.n_states)
+    trans = tuple(ct)[2:]
+    for a in range(n_actions):
+        pi = np.zeros((S, n_actions))
+        pi[:, a] = 1.0
+        r, c, _ = kb.policy_matrix_coo(pi, *trans)
+        if r.size == 0:
+            return True  # an action without entries: let the structure decide
+        d = np.asarray(r, dtype=np.int64) - np.asarray(c, dtype=np.int64)
+        if int(d.max()) + int(-d.min()) + 1 <= MAX_BAND_SHARE * S:
+            return True
+    return False
 
 
 class BandedSystem:

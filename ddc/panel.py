@@ -612,6 +612,14 @@ class Panel:
         a next state); ``.to_csr()`` gives the ``(S * A, S)`` sparse count matrix."""
         return self._triples[0]
 
+    @property
+    def triple_of_row(self) -> tuple[np.ndarray, np.ndarray]:
+        """The rows having a next state (ascending) and, for each, the index of its
+        :math:`(s, a, s')` in :attr:`transition_counts`: a per-row quantity that depends on the
+        triple only is computed once per distinct triple and gathered with it."""
+        _, rows, inverse = self._triples
+        return rows, inverse
+
     def factor_counts(self, params=None) -> dict[str, np.ndarray]:
         """Counts per transition factor, in the shape of each factor's table.
 

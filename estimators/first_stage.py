@@ -1044,17 +1044,21 @@ def _cell_view(ts: TransitionEstimate, panel: Panel | None):
                            true_params=None)
     scores = None
     if panel is not None:
-        scores = np.zeros((panel.nobs, P))
-        has = np.flatnonzero(panel.next_state >= 0)
-        s, a, sn = panel.state[has], panel.action[has], panel.next_state[has]
+        # a row's scores depend on its (s, a, s') only: computed per distinct observed triple
+        # and gathered to the rows (rows without a next state score zero)
+        tc = panel.transition_counts
+        rows, inverse = panel.triple_of_row
+        per_triple = np.zeros((len(tc.n) + 1, P))
         for var, r, free, last, start in layout:
-            factor = by_var[var]
-            at = _given_rows(model, factor, s, a) == r
-            nxt = model.space.code_of(var)[sn]
-            p = ts.tables[var].reshape(-1, factor.table.shape[-1])[r]
+            at = np.flatnonzero(_given_rows(model, by_var[var], tc.s, tc.a) == r)
+            nxt = model.space.code_of(var)[tc.s_next[at]]
+            p = ts.tables[var].reshape(-1, by_var[var].table.shape[-1])[r]
             for c, cell in enumerate(free):
-                scores[has[at], start + c] = np.where(nxt[at] == cell, 1.0 / p[cell], 0.0) \
-                    - np.where(nxt[at] == last, 1.0 / p[last], 0.0)
+                per_triple[at, start + c] = np.where(nxt == cell, 1.0 / p[cell], 0.0) \
+                    - np.where(nxt == last, 1.0 / p[last], 0.0)
+        which = np.full(panel.nobs, len(tc.n))
+        which[rows] = inverse
+        scores = per_triple[which]
     return pmodel, pd.Series(values, index=names, dtype=float), cov, scores
 
 
@@ -1091,6 +1095,7 @@ def first_stage_covariances(ts: TransitionEstimate, counts: np.ndarray, solver, 
         results' ``extra_covs`` (they replace the uncorrected built-in kinds).
     notes : list of str
     """
+    from estimators.inference import group_sums
     from estimators.likelihood import ChoiceLikelihood
 
     util = list(ts.model.utility_params)
@@ -1138,8 +1143,7 @@ def first_stage_covariances(ts: TransitionEstimate, counts: np.ndarray, solver, 
             n, k = Gt.shape
             n_groups = int(np.max(groups)) + 1
             if n_groups >= 2 and n > k:
-                sums = np.zeros((n_groups, k))
-                np.add.at(sums, groups, Gt)
+                sums = group_sums(groups, Gt, n_groups)
                 factor = n_groups / (n_groups - 1.0) * (n - 1.0) / (n - k)
                 covs["cluster"] = factor * (Ainv @ (sums.T @ sums) @ Ainv)
     covs = {kind: 0.5 * (v + v.T) for kind, v in covs.items()}

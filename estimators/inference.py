@@ -300,10 +300,22 @@ def covariance(kind: str, ing: Ingredients) -> np.ndarray:
                                     "parameters: the small-sample factor (n-1)/(n-K) needs "
                                     "n > K")
         bread = _bread("cluster", ing)
-        sums = np.zeros((n_groups, k))
-        np.add.at(sums, ing.group_codes, ing.scores)
+        sums = group_sums(ing.group_codes, ing.scores, n_groups)
         factor = n_groups / (n_groups - 1.0) * (n - 1.0) / (n - k)
         return factor * (bread @ (sums.T @ sums) @ bread)
     known = list(BUILTIN_COV_TYPES) + [c for c in ing.precomputed if c not in BUILTIN_COV_TYPES]
     raise ValueError(f"unknown covariance kind {kind!r}; accepted: "
                      + ", ".join(repr(c) for c in known))
+
+
+def group_sums(groups: np.ndarray, scores: np.ndarray, n_groups: int) -> np.ndarray:
+    """Column sums of ``scores`` within groups: :math:`\\sum_{i: g_i = g} s_{ik}`, shape
+    ``(n_groups, K)``.
+
+    One ``np.bincount`` per column: it adds the rows in order as ``np.add.at`` does (the same
+    sums to the last bit), an order of magnitude faster on long panels."""
+    scores = np.asarray(scores, dtype=np.float64)
+    out = np.empty((n_groups, scores.shape[1]))
+    for k in range(scores.shape[1]):
+        out[:, k] = np.bincount(groups, weights=scores[:, k], minlength=n_groups)
+    return out
