@@ -173,7 +173,7 @@ class OutcomeContext:
 
 @dataclass(frozen=True)
 class Outcome:
-    """A named scalar outcome of a solved model that reports show.
+    r"""A named scalar outcome of a solved model that reports show.
 
     Parameters
     ----------
@@ -193,6 +193,15 @@ class Outcome:
         Whether ``compute`` takes contexts with a draws axis (:class:`OutcomeContext`); the
         counterfactual engine then evaluates all bootstrap draws (and all blocks of the
         permanent state variables) in one call instead of one call per draw.
+    denominator : callable, optional
+        For an outcome that is a ratio of two averages over the distribution,
+        :math:`Y = E_\mu[n] / E_\mu[d]` (e.g. the share of *members* on a plan), the
+        denominator :math:`E_\mu[d]`, computed like ``compute`` (same context, same
+        ``vectorized`` convention). It is what pooling populations needs: populations
+        :math:`k` with weights :math:`w_k` (the types of a :class:`ddc.Mixture`) pool to
+        :math:`\sum_k w_k d_k Y_k / \sum_k w_k d_k`, the outcome of the pooled distribution.
+        ``None`` (the default): the outcome is an average per unit (:math:`d = 1`), pooled as
+        :math:`\sum_k w_k Y_k`.
     """
 
     name: str
@@ -201,6 +210,7 @@ class Outcome:
     unit: str = ""
     label: str = ""
     vectorized: bool = False
+    denominator: Callable[[OutcomeContext], float] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -208,6 +218,8 @@ class Outcome:
                              f"got {self.name!r}")
         if not callable(self.compute):
             raise TypeError(f"Outcome {self.name!r}: compute must be callable")
+        if self.denominator is not None and not callable(self.denominator):
+            raise TypeError(f"Outcome {self.name!r}: denominator must be callable or None")
         if not self.label:
             object.__setattr__(self, "label", self.name.replace("_", " "))
 

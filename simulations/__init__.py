@@ -8,7 +8,8 @@
   model's declared outcomes under scenarios (:class:`ParameterChange`,
   :class:`CovariateChange`, :class:`UtilityShift`, :class:`RemoveAction`,
   :class:`TransitionChange`, :class:`Custom`, :class:`Compose`, from :mod:`ddc.scenarios`), with
-  bootstrap intervals from the estimation uncertainty, as a :class:`CounterfactualReport`.
+  bootstrap intervals from the estimation uncertainty, as a :class:`CounterfactualReport`;
+  for a :class:`ddc.Mixture`, by type and pooled (:mod:`simulations.counterfactual_mixture`).
 - :func:`monte_carlo`: replications with spawned seeds, serially, in a process pool or on
   dask.distributed (:mod:`ddc.executor`), as :class:`MonteCarloResults`.
 

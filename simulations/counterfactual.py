@@ -20,6 +20,11 @@ reports, for each:
   :attr:`ddc.Hooks.curves`), overall and (outcomes) by block;
 - the identification class of each scenario.
 
+A :class:`ddc.Mixture` of types (with its results) is handed to
+:mod:`simulations.counterfactual_mixture`: every type through this engine at the type's
+parameters, with draws of all the mixture's parameters jointly, reported by type and pooled
+with the type shares.
+
 With estimation results the figures carry intervals from the estimation uncertainty: a
 parametric bootstrap draws :math:`\\theta_d \\sim N(\\hat\\theta, \\hat\\Sigma)`,
 :math:`d = 1, \\dots, D` (``numpy.random.default_rng(seed)``), recomputes every figure of every
@@ -395,6 +400,7 @@ def counterfactual(
     cov_type: str | None = None,
     money: Money | None = None,
     progress: Callable[[str], None] | None = None,
+    _param_draws: np.ndarray | None = None,
 ) -> CounterfactualReport:
     """Welfare, choice and state shares and the model's declared outcomes under scenarios.
 
@@ -408,9 +414,11 @@ def counterfactual(
 
     Parameters
     ----------
-    model : ddc.Model
+    model : ddc.Model or ddc.Mixture
         Any model. Results fitted to another model (another discount factor, states,
-        parameters, ...) are refused with the difference named.
+        parameters, ...) are refused with the difference named. A mixture of types gives a
+        :class:`~simulations.counterfactual_mixture.MixtureCounterfactualReport` (by type and
+        pooled; :func:`simulations.counterfactual_mixture.mixture_counterfactual`).
     results_or_params : estimators.EstimationResults or pandas.Series
         Estimation results (their parameters and covariance: intervals) or parameter values
         (no intervals).
@@ -436,6 +444,9 @@ def counterfactual(
         (:attr:`ddc.Hooks.money`) by default. Without one, welfare is in utils only.
     progress : callable, optional
         Called with each model's name when its draws are done (the CLI's progress bar).
+    _param_draws : numpy.ndarray, optional
+        Internal: parameter draws (D, P) over ``model.param_names`` made by the caller
+        instead of drawn here (the mixture draws all types' parameters jointly).
 
     Returns
     -------
@@ -460,6 +471,14 @@ def counterfactual(
     np.float64(-27.27)
     """
     start = time.perf_counter()
+    from ddc.mixture import Mixture
+
+    if isinstance(model, Mixture):  # by type and pooled: simulations.counterfactual_mixture
+        from simulations.counterfactual_mixture import mixture_counterfactual
+
+        return mixture_counterfactual(model, results_or_params, scenarios, n_draws, seed,
+                                      weights, level=level, horizon=horizon,
+                                      cov_type=cov_type, money=money, progress=progress)
     if not isinstance(model, Model):
         raise TypeError(f"model must be a ddc.Model, got {type(model).__name__}")
     if isinstance(n_draws, bool) or not isinstance(n_draws, (int, np.integer)) or n_draws < 0:
@@ -510,8 +529,11 @@ def counterfactual(
     draws: dict[str, _Evaluated] = {}
     ok = np.zeros(0, dtype=bool)
     n_used = 0
-    if cov is not None and n_draws > 0:
-        TH = _draw_params(params, cov, int(n_draws), seed)
+    if _param_draws is not None:  # draws made by the caller (the mixture's, per type)
+        n_draws = len(_param_draws)
+    if (cov is not None or _param_draws is not None) and n_draws > 0:
+        TH = (_draw_params(params, cov, int(n_draws), seed) if _param_draws is None
+              else np.asarray(_param_draws, dtype=float))
         pos_t = [model.param_names.index(n) for n in model.transition_params.index]
         varying = bool(pos_t) and bool(np.any(np.ptp(TH[:, pos_t], axis=0) > 0))
         ok = np.ones(len(TH), dtype=bool)
@@ -677,9 +699,9 @@ def counterfactual(
                 cols[(n, k)] = Dd[n][k]
         draws_frame = pd.DataFrame(cols)
         draws_frame.columns.names = ["scenario", "figure"]
-        draws_frame.index.name = "draw"
-        param_draws = pd.DataFrame(TH[ok], columns=list(params.index))
-        param_draws.index.name = "draw"
+        draws_frame.index = pd.Index(np.flatnonzero(ok), name="draw")  # the draw's number
+        param_draws = pd.DataFrame(TH[ok], columns=list(params.index),
+                                   index=draws_frame.index)
 
     std_errors = None
     if cov is not None:
@@ -700,7 +722,7 @@ def counterfactual(
         std_errors=std_errors,
         source=source,
         model=model,
-        n_draws=int(n_draws) if cov is not None else 0,
+        n_draws=int(n_draws) if TH is not None else 0,
         n_used=n_used,
         seed=seed,
         level=level,

@@ -203,6 +203,18 @@ def _lapse_rate(ctx: OutcomeContext) -> np.ndarray:
     return _div((mu * ctx.ccp[lay.plan_member, lay.none]).sum(axis=0), mu.sum(axis=0))
 
 
+def _member_mass(ctx: OutcomeContext) -> np.ndarray:
+    """Mass of the members whose paid coverage ends this month (lapse rate's denominator)."""
+    lay = _layout(ctx.model)
+    return _mu(ctx)[lay.plan_member].sum(axis=0)
+
+
+def _joiner_mass(ctx: OutcomeContext) -> np.ndarray:
+    """Mass of a month's joiners at the steady state (the retention's denominator)."""
+    surv = _survival(ctx, 12)
+    return surv[0, 0] + surv[0, 1]
+
+
 def _revenue(ctx: OutcomeContext) -> np.ndarray:
     p = price_covariate(ctx.model)
     return (_mu(ctx) * (ctx.ccp * p[:, :, None]).sum(axis=1)).sum(axis=0)
@@ -261,14 +273,16 @@ OUTCOMES = (
             "share of customers holding a membership in a month (locked annual months count)",
             unit="share", label="member share", vectorized=True),
     Outcome("annual_share", _annual_share, "share of the members on the annual plan",
-            unit="share", label="annual share of members", vectorized=True),
+            unit="share", label="annual share of members", vectorized=True,
+            denominator=_member_share),
     Outcome("lapse_rate", _lapse_rate,
             "probability that a member whose paid coverage ends this month does not renew "
-            "(P(none | plan = member))", unit="share", label="lapse rate", vectorized=True),
+            "(P(none | plan = member))", unit="share", label="lapse rate", vectorized=True,
+            denominator=_member_mass),
     Outcome("retention_12m", _retention_12m,
             "S(12): share of a cohort joining at the steady state that has held a membership "
             "in every month since, 12 months after joining", unit="share",
-            label="12-month retention", vectorized=True),
+            label="12-month retention", vectorized=True, denominator=_joiner_mass),
     Outcome("revenue_per_customer_month", _revenue,
             "expected payments per customer and month at the scenario's prices (the annual "
             "price counts in the month of purchase)", unit="USD",

@@ -1,0 +1,192 @@
+"""Counterfactuals of a mixture of types, by type and pooled (simulations.counterfactual_mixture).
+
+Oracles: each type solved on its own by ``Model.solve`` and ``stationary_from_policy``, pooled by
+hand with the type shares (the rule in the module docstring); the one-type engine for K = 1.
+Design: :func:`ddc.models.membership_segments` (this package's own design).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import ddc
+from ddc.scenarios import resolve_scenarios
+from estimators import NFXP
+from simulations import counterfactual, simulate, stationary_from_policy
+from simulations.counterfactual_mixture import MixtureCounterfactualReport
+
+SCENARIOS = ["monthly_price_up", "video_benefit"]
+
+
+@pytest.fixture(scope="module")
+def segments():
+    return ddc.models.membership_segments()
+
+
+@pytest.fixture(scope="module")
+def truth_report(segments):
+    return counterfactual(segments, segments.true_params, scenarios=SCENARIOS)
+
+
+@pytest.fixture(scope="module")
+def fit(segments):
+    panel = simulate(segments, segments.true_params, n_customers=1500, n_periods=24, seed=3)
+    return NFXP(segments).fit(panel)
+
+
+def _by_hand(mix, params, scenario_name):
+    """Per type: (CV in money, choice shares) of ``scenario_name``, from Model.solve."""
+    out = []
+    for k in range(mix.n_types):
+        tm = mix.type_model(params, k)
+        tp = mix.type_params(params, k)
+        (scn,) = resolve_scenarios(scenario_name, tm)
+        base = tm.solve(tp)
+        mu = stationary_from_policy(tm, base.pi, params=tp)
+        other_model = scn.apply(tm)
+        other = other_model.solve(tp)
+        mu_o = stationary_from_policy(other_model, other.pi, params=tp)
+        cv = mu @ (other.V - base.V) / mu.sum() / tm.hooks.money.utils_per_unit(tp)
+        choice = (mu_o[:, None] * other.pi).sum(axis=0) / mu_o.sum()
+        out.append((cv, choice))
+    return out
+
+
+def _annual_share_parts(mix, params, k):
+    """Type k's baseline mass of annual choices and of members (non-"none" choices), per unit:
+    the numerator and denominator of the annual share of members."""
+    tm = mix.type_model(params, k)
+    tp = mix.type_params(params, k)
+    sol = tm.solve(tp)
+    mu = stationary_from_policy(tm, sol.pi, params=tp)
+    mu = mu / mu.sum()
+    a = {name: j for j, name in enumerate(tm.actions)}
+    return mu @ sol.pi[:, a["annual"]], mu @ (1.0 - sol.pi[:, a["none"]])
+
+
+def test_pooled_is_share_weighted_types_at_the_truth(segments, truth_report):
+    r = truth_report
+    assert isinstance(r, MixtureCounterfactualReport)
+    w = segments.shares(segments.true_params)
+    for name in SCENARIOS:
+        per = _by_hand(segments, segments.true_params, name)
+        for k, (cv, _) in enumerate(per):
+            assert r.by_type.loc[(k, name), "cv_per_customer"] == pytest.approx(cv, rel=1e-8)
+            assert r.by_type.loc[(k, name), "share"] == w[k]
+        pooled_cv = sum(w[k] * per[k][0] for k in range(2))
+        assert r.summary.loc[name, "cv_per_customer"] == pytest.approx(pooled_cv, rel=1e-8)
+        pooled_choice = sum(w[k] * per[k][1] for k in range(2))
+        np.testing.assert_allclose(r.choice_shares.loc[name, list(segments.actions)],
+                                   pooled_choice, rtol=1e-8)
+    # outcomes that are averages per unit: share-weighted sum of the types' own figures
+    for o in ["member_share", "revenue_per_customer_month"]:
+        for name in ["baseline", *SCENARIOS]:
+            want = sum(w[k] * r.type_reports[k].summary.loc[name, o] for k in range(2))
+            assert r.summary.loc[name, o] == pytest.approx(want, rel=1e-12)
+    # a ratio outcome is the figure of the pooled population (type share times the type's
+    # stationary distribution), not the share-weighted average of the types' ratios
+    parts = [_annual_share_parts(segments, segments.true_params, k) for k in range(2)]
+    pooled = (sum(w[k] * parts[k][0] for k in range(2))
+              / sum(w[k] * parts[k][1] for k in range(2)))
+    assert r.summary.loc["baseline", "annual_share"] == pytest.approx(pooled, rel=1e-8)
+    naive = sum(w[k] * parts[k][0] / parts[k][1] for k in range(2))
+    assert abs(pooled - naive) > 0.05  # the distinction matters in this design
+    # the two types differ, so pooling is not trivial
+    assert abs(r.by_type.loc[(0, "video_benefit"), "cv_per_customer"]
+               - r.by_type.loc[(1, "video_benefit"), "cv_per_customer"]) > 10
+
+
+def test_report_documents(truth_report):
+    md = truth_report.to_markdown()
+    assert "## By type" in md and "Figures by type" in md
+    assert "By type" in truth_report.to_html()
+    assert not truth_report.has_intervals
+
+
+def test_one_type_mixture_is_the_model():
+    model = ddc.models.membership()
+    mix = ddc.Mixture(model, 1, ["theta_0"])
+    params = mix.params_series({("theta_0[0]" if n == "theta_0" else n): v
+                                for n, v in model.true_params.items()})
+    got = counterfactual(mix, params, scenarios=SCENARIOS)
+    ref = counterfactual(model, model.true_params, scenarios=SCENARIOS)
+    pd.testing.assert_frame_equal(got.summary, ref.summary)
+    pd.testing.assert_frame_equal(got.welfare, ref.welfare)
+    pd.testing.assert_frame_equal(got.changes, ref.changes)
+    pd.testing.assert_frame_equal(got.choice_shares, ref.choice_shares)
+
+
+def test_draws_carry_types_and_shares_jointly(segments, fit):
+    r = counterfactual(segments, fit, scenarios=["video_benefit"], n_draws=30, seed=5)
+    assert r.has_intervals and r.n_used == 30
+    W = np.column_stack([1 - r.param_draws["share[1]"], r.param_draws["share[1]"]])
+    assert np.ptp(W[:, 1]) > 0  # the shares are drawn
+    per_type = np.column_stack([r.type_reports[k].draws[("video_benefit", "cv_per_customer")]
+                                for k in range(2)])
+    np.testing.assert_allclose(r.draws[("video_benefit", "cv_per_customer")],
+                               (W * per_type).sum(axis=1), rtol=1e-12)
+    # a few draws against exact per-type solutions at the drawn parameters
+    for d in r.param_draws.index[:3]:
+        per = _by_hand(segments, r.param_draws.loc[d], "video_benefit")
+        for k in range(2):
+            assert per_type[list(r.param_draws.index).index(d), k] == pytest.approx(
+                per[k][0], rel=1e-6)
+    lo, hi = r.summary.loc["video_benefit", ["cv_per_customer_lower", "cv_per_customer_upper"]]
+    assert lo < r.summary.loc["video_benefit", "cv_per_customer"] < hi
+    assert "share_lower" in r.by_type.columns
+    c = r.choice_shares.loc["video_benefit"]
+    assert c["annual_lower"] < c["annual"] < c["annual_upper"]
+    # the type reports keep only the model's own figures
+    assert list(r.type_reports[0].summary.columns) == list(r.summary.columns)
+
+
+def test_refuses_results_of_another_mixture(fit):
+    other = ddc.Mixture(ddc.models.membership(), 2, ["theta_ship"])
+    with pytest.raises(Exception, match="by_type|params"):
+        counterfactual(other, fit, scenarios=["video_benefit"], n_draws=0)
+    with pytest.raises(Exception, match="n_types|params|name"):
+        counterfactual(ddc.models.membership(), fit, scenarios=["video_benefit"], n_draws=0)
+
+
+def test_refuses_shares_by():
+    mix = ddc.Mixture(ddc.models.membership(), 2, ["theta_ship"], shares_by=["market"])
+    with pytest.raises(ValueError, match="first state"):
+        counterfactual(mix, {}, scenarios=["video_benefit"])
+
+
+def test_one_type_mixture_draws_are_the_models():
+    """K = 1 with intervals: the mixture's report equals the one-type engine's at the same
+    parameter draws (the mixture's names differ only by ``theta_0[0]``, first in both)."""
+    model = ddc.models.membership()
+    mix = ddc.Mixture(model, 1, ["theta_0"])
+    panel = simulate(model, model.true_params, n_customers=800, n_periods=24, seed=2)
+    res = NFXP(mix, n_starts=1).fit(panel)
+    got = counterfactual(mix, res, scenarios=SCENARIOS, n_draws=20, seed=4)
+    assert got.has_intervals and got.n_used == 20
+    th = got.param_draws.to_numpy()
+    ref = counterfactual(model, mix.type_params(got.params, 0), scenarios=SCENARIOS,
+                         _param_draws=th)
+    for name in ["summary", "welfare", "changes", "choice_shares"]:
+        pd.testing.assert_frame_equal(getattr(got, name), getattr(ref, name), rtol=1e-12)
+
+
+def test_heterogeneity_page_numbers(truth_report):
+    """The table of docs/heterogeneity.rst ("Counterfactuals by type and pooled") is the
+    report at the true parameters, rounded as printed."""
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "heterogeneity.rst").read_text()
+    section = page[page.index("At the true parameters (``tests/test_counterfactual_mixture"):]
+    rows = re.findall(r"^(monthly_price_up|video_benefit)\s+(\d|all)\s+([-+]\$[\d.]+)\s+"
+                      r"([\d.]+)%\s+([\d.]+)%\s*$", section, flags=re.M)
+    assert len(rows) == 6
+    for scn, typ, cv, member, annual in rows:
+        src = (truth_report.summary.loc[scn] if typ == "all"
+               else truth_report.by_type.loc[(int(typ), scn)])
+        assert float(cv.replace("$", "")) == round(src["cv_per_customer"], 2)
+        assert float(member) == round(100 * src["member_share"], 1)
+        assert float(annual) == round(100 * src["annual_share"], 1)
