@@ -167,6 +167,10 @@ class TransitionEstimate:
         Parametric: parameters estimated on the simplex boundary (set to zero, held fixed).
     free : list of str
         Transition parameters a joint (full-information) likelihood may move.
+    joint_fallback : str
+        Why a joint likelihood can move none of the transition parameters although not all
+        are on the boundary (empty when it can): a full-information estimator then falls back
+        to the two-step estimate and must say so.
     notes : list of str
         What the results should say about the first stage.
     """
@@ -184,6 +188,7 @@ class TransitionEstimate:
         {"variable": pd.Series(dtype=object), "given": pd.Series(dtype=object)}))
     boundary: list[str] = field(default_factory=list)
     free: list[str] = field(default_factory=list)
+    joint_fallback: str = ""
     notes: list[str] = field(default_factory=list)
     _loglik_fn: Callable | None = field(default=None, repr=False)
     _scores_fn: Callable | None = field(default=None, repr=False)
@@ -596,12 +601,21 @@ def _from_family(model: Model, panel, frame, stats, n_rows, data=None) -> Transi
     p = np.append(est.to_numpy(), 1.0 - est.sum()) if [names] == fam.simplex_groups(model) \
         else None
     # NFXP's joint stage differentiates with steps of FD_MARGIN: keep clear of the boundary
-    if p is not None and p[-1] <= FD_MARGIN * len(p):
-        free = []
-    elif p is not None:
+    fallback = ""
+    if p is not None:
         free = [n for n, pj in zip(names, p[:-1], strict=True) if pj > FD_MARGIN]
+        boundary = [n for n in names if n not in free]
+        if p[-1] <= FD_MARGIN * len(p):
+            # the implied last probability 1 - sum(psi) is on the boundary: in this
+            # parametrisation every step of a parameter moves it, and a step up leaves the
+            # simplex, so no transition parameter can move in a joint likelihood
+            fallback = (f"the implied last probability 1 - sum({', '.join(names)}) = "
+                        f"{p[-1]:.3g} is on the simplex boundary (that outcome was never "
+                        "observed), so no transition parameter can move without leaving the "
+                        "simplex")
+            free = []
     else:
-        free = names
+        free, boundary = names, []
     where = [names.index(n) for n in free]
     fframe = _family_frame(model, panel, frame, data) if panel is not None else None
 
@@ -621,7 +635,7 @@ def _from_family(model: Model, panel, frame, stats, n_rows, data=None) -> Transi
 
     scores = fam.row_scores(model, est, fframe) if fframe is not None else np.zeros((0, len(names)))
     return TransitionEstimate(est, cov, ll, int(np.sum(st)), scores, fam.describe(), model=model,
-                              boundary=[n for n in names if n not in free], free=free,
+                              boundary=boundary, free=free, joint_fallback=fallback,
                               _loglik_fn=loglik_fn, _scores_fn=scores_fn,
                               _hessian_fn=hessian_fn)
 

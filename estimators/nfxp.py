@@ -111,11 +111,18 @@ class NFXP(Estimator):
         free = list(ts.free)
         at_bound = [n for n in ts.params.index if n not in free]
         full = self.full_information and len(free) > 0
+        fallback = ""
+        if self.full_information and len(ts.params) and getattr(ts, "joint_fallback", ""):
+            fallback = ("full information fell back to two-step because "
+                        f"{ts.joint_fallback}: all transition parameters {at_bound} are held at "
+                        "their first-stage estimates (the two-step estimator)")
+            notes.append(fallback)
+            message = f"{message}; {fallback}"
         if full and not converged:
             full = False
             notes.append("stage 3 (full information) was not run because stage 2 did not "
                           f"converge ({message})")
-        elif self.full_information and at_bound:
+        elif self.full_information and at_bound and not fallback:
             notes.append(f"transition parameter(s) {at_bound} estimated on the boundary of the "
                          "simplex (an outcome never or always observed) are held at their "
                          "first-stage values in the full-information stage")
@@ -129,7 +136,7 @@ class NFXP(Estimator):
         # the solution at the estimate, built once: inference and the results reuse it
         ev = lik.evaluate(params, True)
         state = {"lik": lik, "full": full, "ts_full": ts_full, "at_bound": at_bound,
-                 "free": free, "ev": ev}
+                 "free": free, "ev": ev, "fallback": fallback}
         objective_value = ev.loglik + _transition_loglik(ts, params)
         return Fit(params, objective_value, grad, converged, message, iterations,
                    res.function_evals, notes, state)
@@ -164,7 +171,7 @@ class NFXP(Estimator):
         if len(ts.params) and not full and not covs:
             notes.append("transition parameters fixed at their first-stage estimates; "
                          "standard errors do not account for that first stage")
-        if st["at_bound"]:
+        if st["at_bound"] and not st["fallback"]:
             notes.append("standard errors treat the boundary transition parameters as known")
         grad = fit.grad if full else ev.grad
         return Inference(
@@ -174,7 +181,7 @@ class NFXP(Estimator):
             extra_covs=covs or None, solution=ev.solution, notes=notes, gradient=grad,
             extra={"optimizer": str(self.optimizer), "solver": str(self.solver),
                    "inner_solves": lik.n_solves, "first_stage": ts.method,
-                   "nobs_transition": ts.nobs})
+                   "nobs_transition": ts.nobs, "fallback": st["fallback"]})
 
     # ------------------------------------------------------------------ full information
     def _full_grad(self, lik: ChoiceLikelihood, cd, ts, params):

@@ -61,7 +61,8 @@ __all__ = ["MonteCarloResults", "monte_carlo", "replication_seed"]
 Z95 = 1.959963984540054
 
 TABLE_COLUMNS = ["rep", "estimator", "start", "param", "estimate", "std_error", "truth",
-                 "converged", "loglik", "iterations", "seconds", "error", "warnings"]
+                 "converged", "loglik", "iterations", "seconds", "error", "warnings",
+                 "fallback"]
 
 EstimatorFactory = Callable[[Model], object]
 
@@ -103,7 +104,9 @@ class MonteCarloResults:
         ``<NA>`` for an estimator fitted once), ``param``, ``estimate``, ``std_error`` (the
         estimator's default kind), ``truth``, ``converged``, ``loglik``, ``iterations``,
         ``seconds`` (wall time of the fit), ``error`` (empty when the fit ran; else the
-        exception, and ``param`` is ``<NA>``) and ``warnings`` (those the fit raised, joined).
+        exception, and ``param`` is ``<NA>``), ``warnings`` (those the fit raised, joined) and
+        ``fallback`` (``res.extra["fallback"]``: empty, or why the fit fell back to a simpler
+        estimator, e.g. full-information NFXP to two-step).
         Sorted by replication, estimator (in the order given), start and parameter.
     truth : pandas.Series
         The parameters the data were simulated at.
@@ -187,7 +190,10 @@ class MonteCarloResults:
         pandas.DataFrame
             Indexed by (estimator, param); columns ``truth``, ``reps`` (replications in the
             study), ``n`` (replications used), ``excluded`` (``reps - n``),
-            ``excluded_failed``, ``excluded_not_converged``, ``excluded_held``, ``mean``,
+            ``excluded_failed``, ``excluded_not_converged``, ``excluded_held``,
+            ``fell_back`` (replications summarised whose fit fell back to a simpler estimator,
+            e.g. full-information NFXP to two-step; the ``fallback`` column of :attr:`table`
+            says why), ``mean``,
             ``bias``, ``bias_se`` (Monte Carlo standard error of the bias, sd / sqrt(n)),
             ``rmse``, ``sd``, ``mean_se``, ``se_ratio`` (mean_se / sd), ``coverage``,
             ``convergence_rate``, ``fits``, ``failed`` (fits that raised),
@@ -214,6 +220,7 @@ class MonteCarloResults:
             not_conv = int((~any_conv).sum()) - all_failed
             used_reps = int(any_conv.sum())
             b = best[best["estimator"] == est]
+            fell_back = _fell_back(b)
             params = list(dict.fromkeys(
                 self.table.loc[self.table["estimator"] == est, "param"].dropna()))
             if not params:
@@ -234,7 +241,7 @@ class MonteCarloResults:
                     "estimator": est, "param": p, "truth": truth, "reps": n_reps, "n": n,
                     "excluded": n_reps - n, "excluded_failed": all_failed,
                     "excluded_not_converged": not_conv,
-                    "excluded_held": used_reps - n,
+                    "excluded_held": used_reps - n, "fell_back": fell_back,
                     "mean": mean,
                     "bias": mean - truth, "bias_se": sd / np.sqrt(n) if n > 1 else np.nan,
                     "rmse": float(np.sqrt(np.mean((est_v - truth) ** 2))) if n else np.nan,
@@ -243,14 +250,15 @@ class MonteCarloResults:
                     "coverage": cover, "convergence_rate": conv_rate, "fits": len(r),
                     "failed": n_failed, "median_seconds": median_s})
         columns = ["estimator", "param", "truth", "reps", "n", "excluded", "excluded_failed",
-                   "excluded_not_converged", "excluded_held", "mean", "bias", "bias_se",
-                   "rmse", "sd", "mean_se", "se_ratio", "coverage", "convergence_rate", "fits",
-                   "failed", "median_seconds"]
+                   "excluded_not_converged", "excluded_held", "fell_back", "mean", "bias",
+                   "bias_se", "rmse", "sd", "mean_se", "se_ratio", "coverage",
+                   "convergence_rate", "fits", "failed", "median_seconds"]
         return pd.DataFrame(rows, columns=columns).set_index(["estimator", "param"])
 
     def exclusions(self) -> str:
         """One line per estimator and parameter whose summary leaves replications out, with the
-        causes; empty when every replication is summarised.
+        causes, and one per estimator some of whose summarised fits fell back to a simpler
+        estimator (the ``fallback`` column); empty when neither happened.
 
         Examples
         --------
@@ -266,6 +274,10 @@ class MonteCarloResults:
                 f"{int(row['excluded_not_converged'])} not converged, "
                 f"{int(row['excluded_held'])} converged with the parameter held, not "
                 "estimated)")
+        fell = s.groupby(level="estimator", sort=False)["fell_back"].max()
+        for est, k in fell[fell > 0].items():
+            lines.append(f"{est}: {int(k)} of {self._n_reps()} replications summarised fell "
+                         "back to a simpler estimator (the table's 'fallback' column says why)")
         if not lines:
             return ""
         return "Summaries over a subset of the replications:\n" + "\n".join(
@@ -419,7 +431,17 @@ def _fit_one(est, data, rep: int, name: str, k: int | None, start) -> dict:
             "converged": bool(res.converged), "loglik": float(res.loglik),
             "iterations": -1 if getattr(res, "iterations", None) is None
             else int(res.iterations),
-            "seconds": seconds, "error": "", "warnings": _warning_text(caught)}
+            "seconds": seconds, "error": "", "warnings": _warning_text(caught),
+            "fallback": str(getattr(res, "extra", {}).get("fallback", "") or "")}
+
+
+def _fell_back(best: pd.DataFrame) -> int:
+    """Replications among ``best`` (one fit each) whose fit fell back to a simpler estimator
+    (0 for a table from before the ``fallback`` column)."""
+    if "fallback" not in best.columns or best.empty:
+        return 0
+    per_rep = best.drop_duplicates("rep")["fallback"]
+    return int(sum(isinstance(f, str) and f != "" for f in per_rep))
 
 
 def _warning_text(caught) -> str:
@@ -429,7 +451,7 @@ def _warning_text(caught) -> str:
 def _failed(rep: int, name: str, k: int | None, error: str) -> dict:
     return {"rep": rep, "estimator": name, "start": k, "params": {}, "std_errors": {},
             "converged": False, "loglik": np.nan, "iterations": -1, "seconds": np.nan,
-            "error": error, "warnings": ""}
+            "error": error, "warnings": "", "fallback": ""}
 
 
 # ---------------------------------------------------------------------------- the study
@@ -615,6 +637,7 @@ def _tidy(records: list[dict], ests: dict, truth: pd.Series) -> pd.DataFrame:
     for rec in records:
         base = {k: rec[k] for k in ("rep", "estimator", "start", "converged", "loglik",
                                     "iterations", "seconds", "error", "warnings")}
+        base["fallback"] = rec.get("fallback", "")
         if not rec["params"]:
             rows.append({**base, "param": None, "estimate": np.nan, "std_error": np.nan,
                          "truth": np.nan, "_order": -1})

@@ -156,8 +156,10 @@ class SuJuddResults:
         """One row per discount factor and estimator: convergence rate (over all runs), mean
         and standard deviation of the estimates (best converged start per data set), the data
         sets those leave out (``<param>_excluded``: failed, not converged, or the parameter held
-        rather than estimated; see :meth:`MonteCarloResults.summary`), and seconds per
-        estimation (median and mean over runs; per data set = all starts).
+        rather than estimated; see :meth:`MonteCarloResults.summary`), the data sets whose fit
+        fell back to a simpler estimator (``fell_back``: full-information NFXP to two-step when
+        an increment was never observed), and seconds per estimation (median and mean over
+        runs; per data set = all starts).
 
         Parameters
         ----------
@@ -173,7 +175,9 @@ class SuJuddResults:
                 ok = r["error"] == ""
                 row = {"beta": beta, "estimator": est, "data_sets": mc.config["reps"],
                        "runs": len(r), "convergence_rate": float(r["converged"].mean()),
-                       "failed": int((~ok).sum())}
+                       "failed": int((~ok).sum()),
+                       "fell_back": int(s.xs(est, level="estimator")["fell_back"].max())
+                       if est in s.index.get_level_values("estimator") else 0}
                 for p in params:
                     if (est, p) in s.index:
                         row[f"{p}_mean"] = s.loc[(est, p), "mean"]

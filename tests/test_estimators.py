@@ -209,6 +209,41 @@ def test_transition_probability_estimated_at_zero_is_held_at_the_boundary():
     assert any("boundary" in n for n in res.notes)
 
 
+def test_full_information_falls_back_to_two_step_when_the_last_increment_is_never_seen():
+    """Rust's layout makes the last increment probability 1 - sum of the parameters. When that
+    increment is never observed its estimate is 0, on the simplex boundary, and every step of
+    any parameter moves it (a step up leaves the simplex): full information cannot move a
+    transition parameter. NFXP then is the two-step estimator, and says so plainly (notes,
+    message, ``res.extra["fallback"]``, which the Monte Carlo table records) instead of calling
+    four held parameters "estimated on the boundary" (issue 11, Su-Judd design)."""
+    from simulations.studies import add_bus_increments
+
+    truth_model = ddc.models.rust_bus(n_states=90, beta=0.99, theta_3=(0.4, 0.6))
+    panel = simulate(truth_model, truth_model.true_params, n_customers=60, n_periods=80, seed=3)
+    panel = add_bus_increments(panel, truth_model)
+    counts = np.bincount(panel["increment"].dropna().astype(int), minlength=3)
+    assert counts[2] == 0 and counts[:2].min() > 0
+    model = ddc.models.rust_bus(n_states=90, beta=0.99)
+    res = NFXP(model, drop_first=False).fit(panel)
+    two = NFXP(model, drop_first=False, full_information=False).fit(panel)
+    assert res.converged
+    fallback = res.extra["fallback"]
+    assert fallback.startswith("full information fell back to two-step because the implied "
+                               "last probability")
+    assert "['theta_30', 'theta_31']" in fallback
+    assert fallback in res.notes and fallback in res.extra["message"]
+    assert "fell back to two-step" in str(res.summary()).replace("\n    ", " ")
+    assert not any("estimated on the boundary" in n for n in res.notes)
+    # the transition parameters are the first-stage frequencies, held (no standard error)
+    assert list(res.params.index) == ["RC", "theta_11"]
+    np.testing.assert_allclose(res.fixed_params[["theta_30", "theta_31"]].to_numpy(),
+                               counts[:2] / counts.sum(), rtol=1e-12)
+    # ... and the utility parameters are the two-step estimator's, to the last digit
+    np.testing.assert_array_equal(res.params.to_numpy(), two.params.to_numpy())
+    np.testing.assert_array_equal(res.std_errors.to_numpy(), two.std_errors.to_numpy())
+    assert two.extra["fallback"] == ""  # two-step asked for: nothing fell back
+
+
 def test_nfxp_from_out_of_core_sufficient_statistics(tmp_path):
     """NFXP on sufficient statistics reduced out of core (Parquet, in small chunks) gives the
     estimate of the in-memory panel exactly: the likelihood only needs the counts."""

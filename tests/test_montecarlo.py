@@ -220,18 +220,19 @@ def test_summary_by_hand():
 
 def test_summary_counts_what_it_leaves_out():
     """Replication 0 converges with both parameters; 1 converges but holds 'b' (a boundary
-    fallback: no row for it); 2 does not converge; 3 fails. The summary of 'b' uses one of four
-    replications and says why the other three are left out."""
+    fallback: no row for it, and the ``fallback`` column says why); 2 does not converge; 3
+    fails. The summary of 'b' uses one of four replications and says why the other three are
+    left out; the fallback is counted for the estimator."""
     rows = []
 
-    def row(rep, param, est, conv=True, error=""):
+    def row(rep, param, est, conv=True, error="", fallback=""):
         rows.append({"rep": rep, "estimator": "E", "start": None, "param": param,
                      "estimate": est, "std_error": 0.5, "truth": 1.0 if param else np.nan,
                      "converged": conv, "loglik": -1.0, "iterations": 1, "seconds": 1.0,
-                     "error": error, "warnings": ""})
+                     "error": error, "warnings": "", "fallback": fallback})
 
     row(0, "a", 1.1), row(0, "b", 0.9)
-    row(1, "a", 1.2)
+    row(1, "a", 1.2, fallback="fell back to two-step because b is on the boundary")
     row(2, "a", 9.0, conv=False), row(2, "b", 9.0, conv=False)
     row(3, None, np.nan, conv=False, error="ValueError: boom")
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
@@ -247,6 +248,9 @@ def test_summary_counts_what_it_leaves_out():
     text = mc.exclusions()
     assert "E b: 3 of 4 replications left out (1 failed, 1 not converged, 1 converged with " \
            "the parameter held" in text
+    # the fallback of replication 1 is counted (it is among those summarised for 'a')
+    assert (s.loc["E", "fell_back"] == 1).all()
+    assert "E: 1 of 4 replications summarised fell back" in text
 
 
 def test_summary_when_every_fit_failed(membership):

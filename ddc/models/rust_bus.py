@@ -229,9 +229,9 @@ def _check_cost(cost) -> RustCost:
 
 def _check_increments(tp: pd.Series) -> np.ndarray:
     free = tp.to_numpy(dtype=float)
-    bad = tp[(free < 0) | (free > 1)]
-    if len(bad):
-        raise ValueError(f"increment probabilities must lie in [0, 1]: {bad.to_dict()}")
+    bad = (free < 0) | (free > 1)
+    if bad.any():  # the labelled subset only when reporting: this runs on every evaluation
+        raise ValueError(f"increment probabilities must lie in [0, 1]: {tp[bad].to_dict()}")
     last = 1.0 - free.sum()
     if last < -1e-12:
         raise ValueError(f"increment probabilities {tp.to_dict()} sum to {free.sum():.6g} > 1")
