@@ -87,6 +87,9 @@ def test_pooled_is_share_weighted_types_at_the_truth(segments, truth_report):
         for name in ["baseline", *SCENARIOS]:
             want = sum(w[k] * r.type_reports[k].summary.loc[name, o] for k in range(2))
             assert r.summary.loc[name, o] == pytest.approx(want, rel=1e-12)
+    # state shares: linear in the distribution
+    want = sum(w[k] * r.type_reports[k].state_shares["share"] for k in range(2))
+    np.testing.assert_allclose(r.state_shares["share"], want, rtol=1e-10)
     # a ratio outcome is the figure of the pooled population (type share times the type's
     # stationary distribution), not the share-weighted average of the types' ratios
     parts = [_annual_share_parts(segments, segments.true_params, k) for k in range(2)]
@@ -144,6 +147,9 @@ def test_draws_carry_types_and_shares_jointly(segments, fit):
     assert "share_lower" in r.by_type.columns
     c = r.choice_shares.loc["video_benefit"]
     assert c["annual_lower"] < c["annual"] < c["annual_upper"]
+    st = r.state_shares.loc[("video_benefit", "plan")]
+    assert (st["share_lower"] <= st["share"]).all() and (st["share"] <= st["share_upper"]).all()
+    assert (st["share_upper"] > st["share_lower"]).any()
     # the type reports keep only the model's own figures
     assert list(r.type_reports[0].summary.columns) == list(r.summary.columns)
 
