@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 
 from ddc.hooks import Money, OutcomeContext
-from ddc.model import Model, fingerprint_diff
+from ddc.model import Model
 from ddc.scenarios import Scenario, identification_note, resolve_scenarios, utilities_batch
 from ddc.solver import Solver, solve_arrays, solve_batch
 from ddc.stationary import (
@@ -64,20 +64,17 @@ from ddc.stationary import (
     stationary_batch,
     stationary_from_policy,
 )
+from simulations.draws import (
+    DEFAULT_DRAWS,
+    QUANTILE_METHOD,
+    _check_fingerprint,
+    _draw_params,
+    _interval,
+    _ordered,
+)
 from simulations.report import CounterfactualReport
 
 __all__ = ["counterfactual", "DEFAULT_DRAWS", "QUANTILE_METHOD"]
-
-DEFAULT_DRAWS = 200
-"""Bootstrap draws by default. With the plotting position :data:`QUANTILE_METHOD`, percentile
-intervals of an exactly normal estimate cover 95.0% at 100, 200 and 500 draws (40,000
-replications each, Monte Carlo s.e. 0.1 point; docs/counterfactuals.rst); numpy's default
-(linear) position covers 93.2%, 94.0% and 94.6%."""
-
-QUANTILE_METHOD = "weibull"
-"""Plotting position of the percentile intervals: the :math:`q` quantile of :math:`D` draws is
-the order statistic at :math:`q (D + 1)` (Hyndman and Fan's type 6), whose coverage is exact in
-expectation for a continuous distribution."""
 
 
 # ------------------------------------------------------------------------------ evaluation
@@ -195,25 +192,6 @@ def _welfare(base: _Evaluated, other: _Evaluated, G: np.ndarray) -> tuple[np.nda
 # ------------------------------------------------------------------------------ parameters
 
 
-def _check_fingerprint(model: Model, results) -> None:
-    """Refuse results estimated with another model (their fingerprint differs), naming the
-    differences; results that record no fingerprint are not checked."""
-    fp = getattr(results, "fingerprint", None)
-    if callable(fp):
-        fp = fp()
-    if not fp:
-        return
-    check = getattr(results, "check_model", None)
-    if callable(check):
-        check(model)  # estimators.ModelMismatchError naming the differences
-        return
-    diff = fingerprint_diff(fp, model.fingerprint())
-    if diff:
-        raise ValueError("the results were estimated with a different model than the one "
-                         "given (results vs given): " + "; ".join(diff) + ". Use the model "
-                         "the results were estimated with, or re-estimate with this one")
-
-
 def _with_estimated_transitions(model: Model, results_or_params, notes: list[str]) -> Model:
     """The model with the transition tables the results' first stage estimated, when it
     estimated tables (a model whose transitions are fixed tables): the counterfactuals are then
@@ -277,28 +255,6 @@ def _params_and_cov(model: Model, results_or_params, cov_type: str | None
                     f"pandas Series), got {type(results_or_params).__name__}")
 
 
-def _draw_params(params: pd.Series, cov: pd.DataFrame, n_draws: int, seed) -> np.ndarray:
-    """Parameter draws (D, P) over ``params.index``: the covariance's parameters drawn from the
-    normal around the estimate, the others held at their values."""
-    names = list(cov.index)
-    C = cov.loc[names, names].to_numpy(dtype=float)
-    C = 0.5 * (C + C.T)
-    if not np.all(np.isfinite(C)):
-        raise ValueError("the covariance of the estimates has non-finite entries; intervals "
-                         "cannot be drawn (use n_draws=0)")
-    w, Q = np.linalg.eigh(C)
-    if w.min() < -1e-10 * max(1.0, w.max()):
-        raise ValueError(f"the covariance of the estimates is not positive semi-definite "
-                         f"(smallest eigenvalue {w.min():.3g}); intervals cannot be drawn")
-    rng = np.random.default_rng(seed)
-    z = rng.standard_normal((n_draws, len(names)))
-    draws_sub = params[names].to_numpy()[None, :] + (z * np.sqrt(np.clip(w, 0, None))) @ Q.T
-    out = np.repeat(params.to_numpy()[None, :], n_draws, axis=0)
-    pos = [list(params.index).index(n) for n in names]
-    out[:, pos] = draws_sub
-    return out
-
-
 # ------------------------------------------------------------------------------ solving
 
 
@@ -358,24 +314,6 @@ def _solve_draws(model: Model, TH: np.ndarray, point, weights, varying: bool
 
 
 # ------------------------------------------------------------------------------ intervals
-
-
-def _interval(x: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile interval along the last axis (:data:`QUANTILE_METHOD`), NaN where every draw
-    is NaN."""
-    x = np.asarray(x, dtype=float)
-    q = [(1 - level) / 2, (1 + level) / 2]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices give NaN
-        lo, hi = np.nanquantile(x, q, axis=-1, method=QUANTILE_METHOD)
-    return lo, hi
-
-
-def _ordered(cols: Iterable[str], with_intervals: bool) -> list[str]:
-    out = []
-    for c in cols:
-        out += [c, f"{c}_lower", f"{c}_upper"] if with_intervals else [c]
-    return out
 
 
 def _product_index(levels: list[list], names: list[str]) -> pd.MultiIndex:
@@ -478,7 +416,8 @@ def counterfactual(
 
         return mixture_counterfactual(model, results_or_params, scenarios, n_draws, seed,
                                       weights, level=level, horizon=horizon,
-                                      cov_type=cov_type, money=money, progress=progress)
+                                      cov_type=cov_type, money=money, progress=progress,
+                                      engine=counterfactual)
     if not isinstance(model, Model):
         raise TypeError(f"model must be a ddc.Model, got {type(model).__name__}")
     if isinstance(n_draws, bool) or not isinstance(n_draws, (int, np.integer)) or n_draws < 0:

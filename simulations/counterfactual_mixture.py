@@ -106,7 +106,7 @@ def _shares_at(mix: Mixture, TH: np.ndarray) -> np.ndarray:
 
 
 def _interval(x: np.ndarray, level: float):
-    from simulations.counterfactual import _interval as engine_interval
+    from simulations.draws import _interval as engine_interval
 
     return engine_interval(x, level)
 
@@ -124,6 +124,7 @@ def mixture_counterfactual(
     cov_type: str | None = None,
     money: Money | None = None,
     progress: Callable[[str], None] | None = None,
+    engine: Callable[..., CounterfactualReport] | None = None,
 ) -> MixtureCounterfactualReport:
     """Counterfactuals of a mixture of types, by type and pooled (module docstring).
 
@@ -138,6 +139,9 @@ def mixture_counterfactual(
     results_or_params : estimators.EstimationResults or pandas.Series
         Results of this mixture (``NFXP(mix).fit(...)``; their covariance gives the intervals)
         or parameter values over ``mix.param_names`` (no intervals).
+    engine : callable
+        The one-type engine each type goes through (:func:`simulations.counterfactual`, which
+        passes itself; given as an argument so that the two modules do not import each other).
 
     Returns
     -------
@@ -152,13 +156,11 @@ def mixture_counterfactual(
         named), shares that depend on the first state, bad arguments.
     """
     from estimators.results import EstimationResults, NotAvailableError
-    from simulations.counterfactual import (
-        DEFAULT_DRAWS,
-        _check_fingerprint,
-        _draw_params,
-        _ordered,
-    )
-    from simulations.counterfactual import counterfactual as engine
+    from simulations.draws import DEFAULT_DRAWS, _check_fingerprint, _draw_params, _ordered
+
+    if engine is None:
+        raise TypeError("mixture_counterfactual needs the one-type engine: call "
+                        "simulations.counterfactual(mix, ...)")
 
     start = time.perf_counter()
     n_draws = DEFAULT_DRAWS if n_draws is None else n_draws
