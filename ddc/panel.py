@@ -592,7 +592,17 @@ class Panel:
         S, A = self.model.n_states, self.model.n_actions
         rows = np.flatnonzero(self.next_state >= 0)
         s, a, sn = self.state[rows], self.action[rows], self.next_state[rows]
-        if S * A * S < 2**62:
+        if S * A * S <= max(4 * rows.size, 2**20):
+            # few possible triples: count them directly (np.unique's output, without a sort)
+            key = (s * A + a) * S + sn
+            n_all = np.bincount(key, minlength=S * A * S)
+            uniq = np.flatnonzero(n_all)
+            rank = np.zeros(n_all.size, dtype=np.int64)
+            rank[uniq] = np.arange(uniq.size)
+            inverse, n = rank[key], n_all[uniq]
+            us, rest = np.divmod(uniq, A * S)
+            ua, usn = np.divmod(rest, S)
+        elif S * A * S < 2**62:
             key = (s * A + a) * S + sn
             uniq, inverse, n = np.unique(key, return_inverse=True, return_counts=True)
             us, rest = np.divmod(uniq, A * S)
