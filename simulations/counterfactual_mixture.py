@@ -22,9 +22,9 @@ is a ratio of two averages, :math:`Y_k = E_{\\mu_k}[n] / E_{\\mu_k}[d]` (the sha
 the annual plan, a lapse rate among members), this is exactly the outcome of the pooled
 population; an outcome without a denominator is an average per unit (:math:`d_k = 1`), pooled
 as :math:`\\sum_k w_k Y_k`. The CV in money divides each type's CV by its own money parameter
-before weighting (:math:`\\sum_k w_k CV_k / \\alpha_k`). State shares are pooled the same way
-(at the estimate, without intervals); the blocks of the permanent variables and the declared
-curves are in each type's own report (``type_reports``).
+before weighting (:math:`\\sum_k w_k CV_k / \\alpha_k`). State shares are pooled like choice
+shares (both with intervals); the blocks of the permanent variables and the declared curves are
+in each type's own report (``type_reports``).
 
 Intervals: one parametric bootstrap over all the mixture's parameters,
 :math:`(\\theta^{(1)}, \\dots, \\theta^{(K)}, w)_d \\sim N(\\hat\\vartheta, \\hat\\Sigma)` with
@@ -85,6 +85,12 @@ class MixtureCounterfactualReport(CounterfactualReport):
     type_reports: list = field(default_factory=list)
     type_shares: pd.Series | None = None
     mixture: Mixture | None = None
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The pooled tables (as a one-type report's) and ``by_type.csv``."""
+        out = super().tables()
+        out["by_type.csv"] = self.by_type
+        return out
 
     def __repr__(self) -> str:
         return (f"MixtureCounterfactualReport({self.model_name!r}, types="
@@ -223,6 +229,12 @@ def mixture_counterfactual(
     choice_names = [f"{_DEN}choice_{j}" for j in range(len(mix.actions))]
     extra += tuple(Outcome(n, _choice_share(j), vectorized=True)
                    for j, n in enumerate(choice_names))
+    # and the share of each value of each state variable
+    space = mix.model.space
+    state_keys = [(var.name, i, str(label), f"{_DEN}state_{var.name}_{i}")
+                  for var in space.variables for i, label in enumerate(var.values)]
+    extra += tuple(Outcome(on, _state_share(space.code_of(v) == i), vectorized=True)
+                   for v, i, _, on in state_keys)
     reports: list[CounterfactualReport] = []
     type_models = []
     for k in range(K):
@@ -325,14 +337,26 @@ def mixture_counterfactual(
             lo, hi = _interval(np.stack([pooled_draws(n, cn) for n in names]), level)
             choice_shares[f"{a}_lower"], choice_shares[f"{a}_upper"] = lo, hi
     choice_shares = choice_shares[_ordered(list(mix.actions), intervals)]
-    state_shares = sum(w[k] * reports[k].state_shares[["share"]] for k in range(K))
+    sdata: dict[str, list] = {"share": []}
+    if intervals:
+        sdata.update(share_lower=[], share_upper=[])
+    srows = []
+    for n in names:
+        for v, _, label, on in state_keys:
+            srows.append((n, v, label))
+            sdata["share"].append(pooled_point(_summary_of, n, on))
+            if intervals:
+                lo, hi = _interval(pooled_draws(n, on), level)
+                sdata["share_lower"].append(float(lo))
+                sdata["share_upper"].append(float(hi))
+    state_shares = pd.DataFrame(sdata, index=pd.MultiIndex.from_tuples(
+        srows, names=["scenario", "variable", "value"]))
     notes.append("Pooled figures: CV and every declared outcome and share are the type-share "
                  "weighted sums of the types' figures, each type in its own stationary "
                  "distribution; an outcome that is a ratio (it declares a denominator) is "
                  "weighted by share times the type's denominator, which gives the figure of "
-                 "the pooled population (simulations.counterfactual_mixture). Pooled state "
-                 "shares are given at the estimate without intervals; by block and curves "
-                 "are in each type's report (type_reports).")
+                 "the pooled population (simulations.counterfactual_mixture). By block and "
+                 "curves are in each type's report (type_reports).")
 
     # ---------------------------------------------------------------- by type
     rows, data = [], {"share": []}
@@ -402,6 +426,18 @@ def _choice_share(j: int) -> Callable:
     def share(ctx) -> np.ndarray:
         mu = np.asarray(ctx.distribution, dtype=float)
         return (mu * ctx.ccp[:, j]).sum(axis=0) / mu.sum(axis=0)
+
+    return share
+
+
+def _state_share(indicator: np.ndarray) -> Callable:
+    """The share of the context's distribution on the states of ``indicator`` (S,)
+    (vectorized: arrays with a draws axis)."""
+    ind = np.asarray(indicator, dtype=float)
+
+    def share(ctx) -> np.ndarray:
+        mu = np.asarray(ctx.distribution, dtype=float)
+        return ind @ mu / mu.sum(axis=0)
 
     return share
 

@@ -87,6 +87,9 @@ def test_pooled_is_share_weighted_types_at_the_truth(segments, truth_report):
         for name in ["baseline", *SCENARIOS]:
             want = sum(w[k] * r.type_reports[k].summary.loc[name, o] for k in range(2))
             assert r.summary.loc[name, o] == pytest.approx(want, rel=1e-12)
+    # state shares: linear in the distribution
+    want = sum(w[k] * r.type_reports[k].state_shares["share"] for k in range(2))
+    np.testing.assert_allclose(r.state_shares["share"], want, rtol=1e-10)
     # a ratio outcome is the figure of the pooled population (type share times the type's
     # stationary distribution), not the share-weighted average of the types' ratios
     parts = [_annual_share_parts(segments, segments.true_params, k) for k in range(2)]
@@ -100,7 +103,11 @@ def test_pooled_is_share_weighted_types_at_the_truth(segments, truth_report):
                - r.by_type.loc[(1, "video_benefit"), "cv_per_customer"]) > 10
 
 
-def test_report_documents(truth_report):
+def test_report_documents(truth_report, tmp_path):
+    truth_report.save(tmp_path / "out")
+    saved = pd.read_csv(tmp_path / "out" / "by_type.csv", index_col=[0, 1])
+    np.testing.assert_allclose(saved["cv_per_customer"],
+                               truth_report.by_type["cv_per_customer"], rtol=1e-9)
     md = truth_report.to_markdown()
     assert "## By type" in md and "Figures by type" in md
     assert "By type" in truth_report.to_html()
@@ -140,6 +147,9 @@ def test_draws_carry_types_and_shares_jointly(segments, fit):
     assert "share_lower" in r.by_type.columns
     c = r.choice_shares.loc["video_benefit"]
     assert c["annual_lower"] < c["annual"] < c["annual_upper"]
+    st = r.state_shares.loc[("video_benefit", "plan")]
+    assert (st["share_lower"] <= st["share"]).all() and (st["share"] <= st["share_upper"]).all()
+    assert (st["share_upper"] > st["share_lower"]).any()
     # the type reports keep only the model's own figures
     assert list(r.type_reports[0].summary.columns) == list(r.summary.columns)
 
@@ -190,3 +200,19 @@ def test_heterogeneity_page_numbers(truth_report):
         assert float(cv.replace("$", "")) == round(src["cv_per_customer"], 2)
         assert float(member) == round(100 * src["member_share"], 1)
         assert float(annual) == round(100 * src["annual_share"], 1)
+
+
+def test_draws_with_shares_outside_the_simplex_are_left_out(segments, fit):
+    """A covariance inflated 400-fold (share s.e. about 0.27 around 0.6) draws shares outside
+    [0, 1]; those draws cannot be pooled and are left out, counted and warned about."""
+    import copy
+
+    wide = copy.copy(fit)
+    wide._stored_covs = {**fit._stored_covs, "inflated": 400.0 * fit.cov.to_numpy()}
+    with pytest.warns(RuntimeWarning, match=r"type shares outside \[0, 1\]"):
+        r = counterfactual(segments, wide, scenarios=["monthly_price_up"], n_draws=40, seed=1,
+                           cov_type="inflated")
+    s1 = r.param_draws["share[1]"]
+    assert ((s1 >= 0) & (s1 <= 1)).all()
+    assert r.n_used < 40
+    assert any("outside [0, 1]" in n for n in r.notes)
