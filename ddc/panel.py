@@ -592,7 +592,17 @@ class Panel:
         S, A = self.model.n_states, self.model.n_actions
         rows = np.flatnonzero(self.next_state >= 0)
         s, a, sn = self.state[rows], self.action[rows], self.next_state[rows]
-        if S * A * S < 2**62:
+        if S * A * S <= max(4 * rows.size, 2**20):
+            # few possible triples: count them directly (np.unique's output, without a sort)
+            key = (s * A + a) * S + sn
+            n_all = np.bincount(key, minlength=S * A * S)
+            uniq = np.flatnonzero(n_all)
+            rank = np.zeros(n_all.size, dtype=np.int64)
+            rank[uniq] = np.arange(uniq.size)
+            inverse, n = rank[key], n_all[uniq]
+            us, rest = np.divmod(uniq, A * S)
+            ua, usn = np.divmod(rest, S)
+        elif S * A * S < 2**62:
             key = (s * A + a) * S + sn
             uniq, inverse, n = np.unique(key, return_inverse=True, return_counts=True)
             us, rest = np.divmod(uniq, A * S)
@@ -931,14 +941,14 @@ def _code_frame(model: Model, data: pd.DataFrame, cols: _Resolved) -> dict:
     unit, ids = _factorize(data[id_col])
 
     # state variables and action
-    codes = np.zeros((n, len(space.names)), dtype=np.int64)
+    state = np.zeros(n, dtype=np.int64)  # sum_j code_j * stride_j, accumulated per variable
     label_bad = np.zeros(n, dtype=bool)
     for j, var in enumerate(space.variables):
         col = state_cols[var.name]
         c, bad, msg = _code_labels(data[col], na[col], var.values, col,
                                    f"a value that is not a value of state variable {var.name!r}",
                                    where)
-        codes[:, j] = c
+        state += c * np.int64(space.strides[j])
         label_bad |= bad
         if msg:
             problems.append(msg)
@@ -947,16 +957,21 @@ def _code_frame(model: Model, data: pd.DataFrame, cols: _Resolved) -> dict:
         "an action that is not one of the model's actions", where)
     if msg:
         problems.append(msg)
-    state = codes @ space.strides
 
     # duplicates and gaps, among rows with a usable id and period
     # (units with an unusable period are left out: their gaps would be artefacts)
     key_ok = ~na[id_col] & ~na[time_col] & ~t_bad
     if not key_ok.all():
         key_ok &= ~np.isin(unit, unit[~key_ok])
-    k_pos = np.arange(n) if key_ok.all() else np.flatnonzero(key_ok)
-    order = k_pos[_sort_order(unit[k_pos], t[k_pos])]
-    u_o, t_o = unit[order], t[order]
+    if key_ok.all():
+        order = _sort_order(unit, t)
+    else:
+        k_pos = np.flatnonzero(key_ok)
+        order = k_pos[_sort_order(unit[k_pos], t[k_pos])]
+    # already in order (the usual case): no permuted copies
+    identity = order.size == n and bool(order[0] == 0) and bool(order[-1] == n - 1) \
+        and bool(np.all(np.diff(order) == 1)) if n else True
+    u_o, t_o = (unit, t) if identity else (unit[order], t[order])
     same = u_o[1:] == u_o[:-1]
     dt = np.diff(t_o)
     dup = np.flatnonzero(same & (dt == 0))
@@ -978,13 +993,18 @@ def _code_frame(model: Model, data: pd.DataFrame, cols: _Resolved) -> dict:
         raise PanelError(problems)
 
     # all rows are usable: sort by unit and period, link each row to the next
-    state, action, unit, t = state[order], action[order], unit[order], t[order]
+    if identity:  # the periods may be a view of the frame's column: the panel owns its copy
+        t = np.array(t)
+    else:
+        state, action, unit, t = state[order], action[order], unit[order], t[order]
     next_state = np.full(n, -1, dtype=np.int64)
     follows = unit[1:] == unit[:-1]
     next_state[:-1] = np.where(follows, state[1:], -1)
-    return dict(state=state, action=action.astype(np.int64), next_state=next_state,
-                unit=unit.astype(np.int64), time=t, row=data.index.to_numpy()[order],
-                position=order.astype(np.int64), ids=ids, id_col=id_col, time_col=time_col,
+    row = data.index.to_numpy(copy=True) if identity else data.index.to_numpy()[order]
+    return dict(state=state, action=action.astype(np.int64, copy=False), next_state=next_state,
+                unit=unit.astype(np.int64, copy=False), time=t, row=row,
+                position=order.astype(np.int64, copy=False), ids=ids, id_col=id_col,
+                time_col=time_col,
                 next_is_following=True)
 
 

@@ -301,8 +301,12 @@ class CCP(_CCPBase):
         rows = np.flatnonzero(cd.used)
         st, ac = cd.state, cd.action
         g2 = scores2[rows]
+        # the rows of each state in their original order (one stable sort, not a scan of every
+        # row per probability)
+        by_state = np.argsort(st, kind="stable")
+        bounds = np.searchsorted(st[by_state], np.arange(feas.shape[0] + 1))
         for i, (s, b) in enumerate(free):
-            at = st == s
+            at = by_state[bounds[s]:bounds[s + 1]]
             g1 = np.where(ac[at] == b, 1.0 / p[s, b], 0.0) - np.where(ac[at] == ref[s],
                                                                        1.0 / p[s, ref[s]], 0.0)
             R[:, i] = g2[at].T @ g1

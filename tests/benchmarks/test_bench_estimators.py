@@ -33,12 +33,16 @@ Groups (pytest-benchmark prints one table per group):
   likelihood reads the counts :math:`n(s, a)` only, so its cost is :math:`O(S A)` whatever the
   number of rows.
 * ``coding-rows``: the one-off :func:`estimators.data.choice_data` (validating and coding the
-  panel, counting :math:`n(s, a)`) on the same panels: :math:`O(\\text{rows})`.
+  panel, counting :math:`n(s, a)`) on the same panels: :math:`O(\\text{rows})`; beside it
+  ``numpy_coding``, its plain NumPy floor: the same state codes, next-state links and counts
+  computed with no validation at all (it trusts the frame to be sorted, complete and in the
+  model's values), so the ratio is the price of validation.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.optimize as so
 
@@ -267,4 +271,42 @@ def test_choice_data_coding(benchmark, big_panel, n_rows):
     rounds = {10**4: 30, 10**5: 10, 10**6: 3}[n_rows]
     cd = benchmark.pedantic(choice_data, args=(model, sub), rounds=rounds, warmup_rounds=1)
     assert cd.nobs == n_rows and int(cd.counts.sum()) == n_rows
+    benchmark.extra_info.update(rows=n_rows)
+
+
+def numpy_coding(model, frame, id_col="customer_id"):
+    """Plain NumPy coding of a frame already sorted by unit and period, with every value valid:
+    state codes (categories through their codes, integer columns as they are), the next state
+    within the unit and the counts ``n(s, a)``. No check of any kind: the floor that
+    :func:`choice_data` is compared with."""
+    state = np.zeros(len(frame), dtype=np.int64)
+    for var, stride in zip(model.space.variables, model.space.strides, strict=True):
+        col = frame[var.name]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            lookup = pd.Index(list(var.values), dtype=object).get_indexer(col.cat.categories)
+            codes = lookup[col.cat.codes.to_numpy()]
+        else:
+            codes = col.to_numpy()
+        state += codes * stride
+    action = pd.Index(list(model.actions), dtype=object).get_indexer(
+        frame["action"].cat.categories)[frame["action"].cat.codes.to_numpy()]
+    unit = frame[id_col].to_numpy()
+    next_state = np.where(np.r_[unit[1:] == unit[:-1], False], np.r_[state[1:], -1], -1)
+    counts = np.bincount(state * model.n_actions + action,
+                         minlength=model.n_states * model.n_actions)
+    return state, next_state, counts.reshape(model.n_states, model.n_actions)
+
+
+@pytest.mark.benchmark(group="coding-rows")
+@pytest.mark.parametrize("n_rows", ROWS, ids=lambda n: f"{n}-rows")
+def test_numpy_coding_baseline(benchmark, big_panel, n_rows):
+    model, panel = big_panel
+    sub = rows_of(panel, n_rows)
+    rounds = {10**4: 30, 10**5: 10, 10**6: 3}[n_rows]
+    state, next_state, counts = benchmark.pedantic(numpy_coding, args=(model, sub),
+                                                   rounds=rounds, warmup_rounds=1)
+    cd = choice_data(model, sub)  # the same coding as the package's (a check, not timed)
+    np.testing.assert_array_equal(counts, cd.counts)
+    np.testing.assert_array_equal(state, cd.panel.state)
+    np.testing.assert_array_equal(next_state, cd.panel.next_state)
     benchmark.extra_info.update(rows=n_rows)
