@@ -67,10 +67,10 @@ from ddc.stationary import (
 from simulations.draws import (
     DEFAULT_DRAWS,
     QUANTILE_METHOD,
-    _check_fingerprint,
     _draw_params,
     _interval,
     _ordered,
+    _params_and_cov,
 )
 from simulations.report import CounterfactualReport
 
@@ -209,50 +209,6 @@ def _with_estimated_transitions(model: Model, results_or_params, notes: list[str
                  f"{results_or_params.estimator} fit (not the model's defaults); intervals "
                  "carry the utility parameters' uncertainty, not the tables'.")
     return model.replace(transitions=estimated.transitions())
-
-
-def _params_and_cov(model: Model, results_or_params, cov_type: str | None
-                    ) -> tuple[pd.Series, pd.DataFrame | None, str, list[str]]:
-    """Point estimate over ``model.param_names``, the covariance of the estimated ones (or
-    None), a description of the source, and notes."""
-    from estimators.results import EstimationResults, NotAvailableError
-
-    notes: list[str] = []
-    if isinstance(results_or_params, EstimationResults):
-        res = results_or_params
-        _check_fingerprint(model, res)
-        given = pd.concat([res.params, res.fixed_params])
-        unknown = [n for n in given.index if n not in model.param_names]
-        if unknown:
-            raise KeyError(f"the results have parameter(s) {unknown} that the model "
-                           f"{model.name!r} does not have (its parameters: "
-                           f"{model.param_names}); pass the model the results were fitted to")
-        try:
-            params = model.params_series(given)
-        except KeyError as exc:
-            raise KeyError(f"the results do not fit the model {model.name!r}: "
-                           f"{exc.args[0]}") from None
-        source = f"{res.estimator} estimate"
-        if res.nobs:
-            source += f" ({res.nobs:,} observations"
-            source += f", {res.n_units:,} units)" if res.n_units else ")"
-        if not res.converged:
-            notes.append(f"The {res.estimator} estimation did not converge; the figures are at "
-                         "its last iterate.")
-            warnings.warn(f"the {res.estimator} results did not converge; the counterfactuals "
-                          "use the last iterate", RuntimeWarning, stacklevel=3)
-        try:
-            cov = res.cov if cov_type is None else res.cov_of(cov_type)
-            kind = cov_type or res.cov_type
-            source += f"; covariance: {kind}"
-        except NotAvailableError as exc:
-            cov = None
-            notes.append(f"No intervals: the covariance is not available ({exc}).")
-        return params, cov, source, notes
-    if isinstance(results_or_params, Mapping | pd.Series | np.ndarray | list | tuple):
-        return model.params_series(results_or_params), None, "parameters given", notes
-    raise TypeError(f"results_or_params must be EstimationResults or parameter values (a "
-                    f"pandas Series), got {type(results_or_params).__name__}")
 
 
 # ------------------------------------------------------------------------------ solving

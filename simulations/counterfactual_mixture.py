@@ -155,8 +155,8 @@ def mixture_counterfactual(
         Results of another mixture or model (their fingerprint differs; the difference is
         named), shares that depend on the first state, bad arguments.
     """
-    from estimators.results import EstimationResults, NotAvailableError
-    from simulations.draws import DEFAULT_DRAWS, _check_fingerprint, _draw_params, _ordered
+    from estimators.results import EstimationResults
+    from simulations.draws import DEFAULT_DRAWS, _draw_params, _ordered, _params_and_cov
 
     if engine is None:
         raise TypeError("mixture_counterfactual needs the one-type engine: call "
@@ -170,41 +170,15 @@ def mixture_counterfactual(
         raise ValueError(f"counterfactuals of a mixture whose shares depend on the first state "
                          f"({mix.shares_by}) are not supported: pooling needs constant type "
                          "shares (fit the mixture without shares_by)")
-    notes: list[str] = []
-    cov = None
-    if isinstance(results_or_params, EstimationResults):
-        res = results_or_params
-        if not isinstance(res.model, Mixture) and res.fingerprint is None:
-            raise ValueError("the results are not results of a mixture (their model is "
-                             f"{type(res.model).__name__}); pass results of NFXP(mix).fit")
-        _check_fingerprint(mix, res)
-        given = pd.concat([res.params, res.fixed_params])
-        unknown = [n for n in given.index if n not in mix.param_names]
-        if unknown:
-            raise ValueError(f"the results have parameter(s) {unknown} that the mixture "
-                             f"{mix.name!r} does not have (its parameters: "
-                             f"{mix.param_names}); pass the mixture the results were fitted to")
-        params = mix.params_series(given)
-        source = f"{res.estimator} estimate of {mix.name}"
-        if res.nobs:
-            source += f" ({res.nobs:,} observations"
-            source += f", {res.n_units:,} units)" if res.n_units else ")"
-        if not res.converged:
-            notes.append(f"The {res.estimator} estimation did not converge; the figures are at "
-                         "its last iterate.")
-            warnings.warn(f"the {res.estimator} results did not converge; the counterfactuals "
-                          "use the last iterate", RuntimeWarning, stacklevel=3)
-        try:
-            cov = res.cov if cov_type is None else res.cov_of(cov_type)
-            source += f"; covariance: {cov_type or res.cov_type}"
-        except NotAvailableError as exc:
-            notes.append(f"No intervals: the covariance is not available ({exc}).")
-    elif isinstance(results_or_params, Mapping | pd.Series | np.ndarray | list | tuple):
-        params = mix.params_series(results_or_params)
-        source = f"parameters given ({mix.name})"
-    else:
-        raise TypeError(f"results_or_params must be EstimationResults or parameter values (a "
-                        f"pandas Series), got {type(results_or_params).__name__}")
+    if isinstance(results_or_params, EstimationResults) and \
+            not isinstance(results_or_params.model, Mixture) and \
+            results_or_params.fingerprint is None:
+        raise ValueError("the results are not results of a mixture (their model is "
+                         f"{type(results_or_params.model).__name__}); pass results of "
+                         "NFXP(mix).fit")
+    params, cov, source, notes = _params_and_cov(mix, results_or_params, cov_type)
+    source = source.replace(" estimate", f" estimate of {mix.name}", 1) \
+        if isinstance(results_or_params, EstimationResults) else f"{source} ({mix.name})"
 
     K = mix.n_types
     w = mix.shares(params)

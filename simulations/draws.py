@@ -9,7 +9,7 @@ the same way; this module holds those pieces so that neither engine imports the 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -87,3 +87,51 @@ def _ordered(cols: Iterable[str], with_intervals: bool) -> list[str]:
     for c in cols:
         out += [c, f"{c}_lower", f"{c}_upper"] if with_intervals else [c]
     return out
+
+
+def _params_and_cov(model, results_or_params, cov_type: str | None
+                    ) -> tuple[pd.Series, pd.DataFrame | None, str, list[str]]:
+    """Point estimate over ``model.param_names``, the covariance of the estimated ones (or
+    None), a description of the source, and notes.
+
+    ``model`` is a :class:`ddc.Model` or a :class:`ddc.Mixture` (anything with ``name``,
+    ``param_names`` and ``params_series``); results of another model are refused (their
+    fingerprint differs)."""
+    from estimators.results import EstimationResults, NotAvailableError
+
+    notes: list[str] = []
+    if isinstance(results_or_params, EstimationResults):
+        res = results_or_params
+        _check_fingerprint(model, res)
+        given = pd.concat([res.params, res.fixed_params])
+        unknown = [n for n in given.index if n not in model.param_names]
+        if unknown:
+            raise KeyError(f"the results have parameter(s) {unknown} that the model "
+                           f"{model.name!r} does not have (its parameters: "
+                           f"{model.param_names}); pass the model the results were fitted to")
+        try:
+            params = model.params_series(given)
+        except KeyError as exc:
+            raise KeyError(f"the results do not fit the model {model.name!r}: "
+                           f"{exc.args[0]}") from None
+        source = f"{res.estimator} estimate"
+        if res.nobs:
+            source += f" ({res.nobs:,} observations"
+            source += f", {res.n_units:,} units)" if res.n_units else ")"
+        if not res.converged:
+            notes.append(f"The {res.estimator} estimation did not converge; the figures are at "
+                         "its last iterate.")
+            warnings.warn(f"the {res.estimator} results did not converge; the counterfactuals "
+                          "use the last iterate", RuntimeWarning, stacklevel=3)
+        try:
+            cov = res.cov if cov_type is None else res.cov_of(cov_type)
+            kind = cov_type or res.cov_type
+            source += f"; covariance: {kind}"
+        except NotAvailableError as exc:
+            cov = None
+            notes.append(f"No intervals: the covariance is not available ({exc}).")
+        return params, cov, source, notes
+    if isinstance(results_or_params, Mapping | pd.Series | np.ndarray | list | tuple):
+        return model.params_series(results_or_params), None, "parameters given", notes
+    raise TypeError(f"results_or_params must be EstimationResults or parameter values (a "
+                    f"pandas Series), got {type(results_or_params).__name__}")
