@@ -235,6 +235,26 @@ def _action_codes(model: Model, actions, what: str) -> list[int]:
         raise KeyError(f"{what}: {exc.args[0]}") from None
 
 
+def _masked_delta(model: Model, delta, where, actions, what: str) -> np.ndarray:
+    """:math:`\\delta(s, a) 1[s \\in W] 1[a \\in B]`, shape (S, A): ``delta`` a number, an (S,)
+    or an (S, A) array, ``where`` the states :math:`W`, ``actions`` the actions :math:`B`
+    (all when None)."""
+    S, A = model.n_states, model.n_actions
+    mask = _state_mask(where, model.space, A, what)
+    chosen = np.zeros(A, dtype=bool)
+    chosen[_action_codes(model, actions, what)] = True
+    mask &= chosen[None, :]
+    delta = np.asarray(delta, dtype=float)
+    if delta.shape == (S,):
+        delta = delta[:, None]
+    elif delta.shape not in ((), (S, A)):
+        raise ValueError(f"{what}: delta must be a number or an array of shape ({S},) or "
+                         f"({S}, {A}); got {delta.shape}")
+    if not np.all(np.isfinite(delta)):
+        raise ValueError(f"{what}: delta must be finite")
+    return np.where(mask, delta, 0.0)
+
+
 def _check_same_shape(before: Model, after: Model, what: str) -> None:
     if not isinstance(after, Model):
         raise TypeError(f"{what} must return a ddc.Model, got {type(after).__name__}")
@@ -431,20 +451,7 @@ class CovariateChange(Scenario):
     def change(self, model: Model) -> np.ndarray:
         """The change :math:`\\delta(s, a) 1[s \\in W] 1[a \\in B]` of the covariate, (S, A)."""
         what = f"CovariateChange {self.name!r}"
-        S, A = model.n_states, model.n_actions
-        mask = _state_mask(self.where, model.space, A, what)
-        chosen = np.zeros(A, dtype=bool)
-        chosen[_action_codes(model, self.actions, what)] = True
-        mask &= chosen[None, :]
-        delta = np.asarray(self.delta, dtype=float)
-        if delta.shape == (S,):
-            delta = delta[:, None]
-        elif delta.shape not in ((), (S, A)):
-            raise ValueError(f"{what}: delta must be a number or an array of shape ({S},) or "
-                             f"({S}, {A}); got {delta.shape}")
-        if not np.all(np.isfinite(delta)):
-            raise ValueError(f"{what}: delta must be finite")
-        return np.where(mask, delta, 0.0)
+        return _masked_delta(model, self.delta, self.where, self.actions, what)
 
     def apply(self, model: Model) -> Model:
         """The model with the covariate changed in its :class:`ddc.LinearUtility`."""
@@ -526,20 +533,7 @@ class UtilityShift(Scenario):
     def apply(self, model: Model) -> Model:
         """The model with the offset added to its utility."""
         what = f"UtilityShift {self.name!r}"
-        S, A = model.n_states, model.n_actions
-        mask = _state_mask(self.where, model.space, A, what)
-        chosen = np.zeros(A, dtype=bool)
-        chosen[_action_codes(model, self.actions, what)] = True
-        mask &= chosen[None, :]
-        delta = np.asarray(self.delta, dtype=float)
-        if delta.shape == (S,):
-            delta = delta[:, None]
-        elif delta.shape not in ((), (S, A)):
-            raise ValueError(f"{what}: delta must be a number or an array of shape ({S},) or "
-                             f"({S}, {A}); got {delta.shape}")
-        if not np.all(np.isfinite(delta)):
-            raise ValueError(f"{what}: delta must be finite")
-        offset = np.where(mask, delta, 0.0)
+        offset = _masked_delta(model, self.delta, self.where, self.actions, what)
         return model.replace(utility=_shift_utility(model.utility, offset))
 
 
