@@ -32,6 +32,7 @@ from simulations.sampling import (
     _state_codes_from_frame,
     allocate,
     id_column,
+    n_units,
 )
 from simulations.stationary import block_structure, block_weights, stationary_from_policy
 
@@ -99,15 +100,7 @@ def simulate_mixture(
     if isinstance(initial, str) and initial != "by_type":
         raise ValueError(f"initial={initial!r}: accepted are None, 'by_type', a probability "
                          "vector over states or a DataFrame of initial states")
-    if frame is not None:
-        if n_customers is not None and n_customers != len(frame):
-            raise ValueError(f"n_customers={n_customers} but the initial DataFrame has "
-                             f"{len(frame)} rows (one per customer)")
-        n_customers = len(frame)
-    elif n_customers is None:
-        n_customers = 1_000
-    if not isinstance(n_customers, (int, np.integer)) or n_customers < 1:
-        raise ValueError(f"n_customers must be a positive integer, got {n_customers!r}")
+    n_customers = n_units(n_customers, frame)
     if weights is not None and initial is not None and not isinstance(initial, str):
         raise ValueError("weights apply to the stationary initial distributions; with an "
                          "explicit initial=... leave weights out")

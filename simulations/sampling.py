@@ -16,7 +16,7 @@ from ddc.model import Model
 from ddc.panel import Columns
 from ddc.solver import Solution
 
-__all__ = ["allocate", "id_column", "output_columns"]
+__all__ = ["allocate", "id_column", "n_units", "output_columns"]
 
 CHUNK_CUSTOMERS = 65_536
 """Customers simulated per batch of uniforms (bounds memory; part of the seed's meaning)."""
@@ -201,3 +201,18 @@ def _panel(model: Model, ids: np.ndarray, states: np.ndarray, actions: np.ndarra
     cols[names.action_col] = pd.Categorical.from_codes(actions.ravel(),
                                                        categories=list(model.actions))
     return pd.DataFrame(cols)
+
+
+def n_units(n_customers: int | None, frame: pd.DataFrame | None) -> int:
+    """How many units to simulate: one per row of an initial-state ``frame`` (``n_customers``,
+    when given, must agree), else ``n_customers`` (1,000 by default), a positive integer."""
+    if frame is not None:
+        if n_customers is not None and n_customers != len(frame):
+            raise ValueError(f"n_customers={n_customers} but the initial DataFrame has "
+                             f"{len(frame)} rows (one per customer)")
+        n_customers = len(frame)
+    elif n_customers is None:
+        n_customers = 1_000
+    if not isinstance(n_customers, (int, np.integer)) or n_customers < 1:
+        raise ValueError(f"n_customers must be a positive integer, got {n_customers!r}")
+    return int(n_customers)

@@ -29,6 +29,7 @@ from simulations.sampling import (
     _state_codes_from_frame,
     allocate,
     id_column,
+    n_units,
     output_columns,
 )
 from simulations.stationary import block_structure, block_weights, stationary_from_policy
@@ -128,16 +129,7 @@ def simulate(
     names = output_columns(model, columns)
     id_name = names.id_col
     frame = initial if isinstance(initial, pd.DataFrame) else None
-    if frame is not None:
-        if n_customers is not None and n_customers != len(frame):
-            raise ValueError(f"n_customers={n_customers} but the initial DataFrame has "
-                             f"{len(frame)} rows (one per customer)")
-        n_customers = len(frame)
-    elif n_customers is None:
-        n_customers = 1_000
-    if not isinstance(n_customers, (int, np.integer)) or n_customers < 1:
-        raise ValueError(f"n_customers must be a positive integer, got {n_customers!r}")
-    n = int(n_customers)
+    n = n_units(n_customers, frame)
     T = int(n_periods)
     if weights is not None and initial is not None:
         raise ValueError("weights apply to the default (stationary) initial distribution; "
