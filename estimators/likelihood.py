@@ -224,3 +224,40 @@ def mle_inference(lik: ChoiceLikelihood, counts_rows: tuple[np.ndarray, np.ndarr
     if ev.cell_scores is not None:
         scores[rows] = ev.cell_scores[state, action]
     return 0.5 * (H + H.T), scores, ev
+
+
+def maximize_utility(lik: ChoiceLikelihood, base: pd.Series, optimizer):
+    """NFXP's stage 2: maximize the choice log-likelihood in the utility parameters, the
+    transition parameters held at their values in ``base``.
+
+    Parameters
+    ----------
+    lik : ChoiceLikelihood
+        The choice likelihood of the data.
+    base : pandas.Series
+        All parameters: the utility ones are the starting values, the others are held.
+    optimizer : estimators.Optimizer
+        The outer loop.
+
+    Returns
+    -------
+    tuple
+        ``(params, result)``: ``base`` with the utility parameters at the maximum, and the
+        optimizer's :class:`~estimators.optimize.OptimizeResult`.
+    """
+    from estimators.optimize import maximize
+
+    util = lik.model.utility_params
+    base_vec = base.to_numpy()
+    K = len(util)
+
+    def objective(x, need):
+        vec = base_vec.copy()
+        vec[:K] = x
+        ev = lik.evaluate(vec, need)
+        return ev.loglik, ev.grad, ev.bhhh
+
+    result = maximize(objective, base[util].to_numpy(), optimizer)
+    params = base.copy()
+    params[util] = result.x
+    return params, result

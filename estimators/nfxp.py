@@ -25,8 +25,8 @@ from ddc.model import Model
 from ddc.solver import ConvergenceError, Solver
 from estimators.base import Estimator, Fit, Inference, Prepared, register
 from estimators.first_stage import first_stage_covariances
-from estimators.likelihood import ChoiceLikelihood, mle_inference
-from estimators.optimize import Optimizer, maximize
+from estimators.likelihood import ChoiceLikelihood, maximize_utility, mle_inference
+from estimators.optimize import Optimizer
 
 __all__ = ["NFXP"]
 
@@ -91,20 +91,8 @@ class NFXP(Estimator):
     def _estimate(self, prep: Prepared, base: pd.Series) -> Fit:
         cd, ts = prep.data, prep.transitions
         model = ts.model  # the model with the first stage's transitions
-        util = model.utility_params
         lik = ChoiceLikelihood(model, cd.counts, self.solver)
-        base_vec = base.to_numpy()
-        K = len(util)
-
-        def objective(x, need):
-            vec = base_vec.copy()
-            vec[:K] = x
-            ev = lik.evaluate(vec, need)
-            return ev.loglik, ev.grad, ev.bhhh
-
-        res = maximize(objective, base[util].to_numpy(), self.optimizer)
-        params = base.copy()
-        params[util] = res.x
+        params, res = maximize_utility(lik, base, self.optimizer)
         notes = []
         iterations, converged, message = res.iterations, res.converged, res.message
         grad = res.grad

@@ -43,7 +43,7 @@ import pandas as pd
 from ddc.mixture import Mixture
 from ddc.solver import ConvergenceError, ConvergenceWarning, Solver, small_blas
 from estimators.data import setup
-from estimators.likelihood import ChoiceLikelihood
+from estimators.likelihood import ChoiceLikelihood, maximize_utility
 from estimators.mixture.likelihood import MixtureLikelihood, unit_counts
 from estimators.mixture.results import MixtureResults, TypesNotSeparatedWarning
 from estimators.optimize import Optimizer, maximize
@@ -285,20 +285,8 @@ class MixtureNFXP:
         mix, model = self.mix, self.mix.model
         cd, ts, base = setup(model, data, self.drop_first, "NFXP(mixture)", None,
                              needs_rows=True)
-        util = model.utility_params
         lik = ChoiceLikelihood(model, cd.counts, self.solver)
-        base_vec = base.to_numpy()
-        Ku = len(util)
-
-        def objective(x, need):
-            vec = base_vec.copy()
-            vec[:Ku] = x
-            ev = lik.evaluate(vec, need)
-            return ev.loglik, ev.grad, ev.bhhh
-
-        one = maximize(objective, base[util].to_numpy(), self.optimizer)
-        theta1 = base.copy()
-        theta1[util] = one.x
+        theta1, one = maximize_utility(lik, base, self.optimizer)
         full = np.empty(len(mix.param_names))
         for k in range(mix.n_types):
             full[mix.type_index[k]] = theta1.to_numpy()
