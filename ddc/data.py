@@ -40,7 +40,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ddc.model import Model
-from ddc.panel import Columns, Panel, PanelError, TransitionCounts, prepare
+from ddc.panel import Columns, Panel, PanelError, TransitionCounts, _fmt, prepare
 
 __all__ = ["ChoiceRows", "EstimationData", "PanelData", "RowsUnavailable", "StatisticsData",
            "estimation_data"]
@@ -354,10 +354,11 @@ class PanelData(EstimationData):
             if varies.size:
                 i = int(varies[0])
                 j = int(first_of_row[i])
+                unit = f"{p.id_col}={_fmt(p.ids[p.unit[i]])}"
                 raise ValueError(
                     f"column {col!r} ({who}: a time-invariant covariate) varies within unit "
-                    f"{p.id_col}={p.ids[p.unit[i]]!r}: {values.iloc[j]!r} at {self._where(j)} "
-                    f"but {values.iloc[i]!r} at {self._where(i)}; it must be constant within "
+                    f"{unit}: {_fmt(values.iloc[j])} at {self._where(j)} but "
+                    f"{_fmt(values.iloc[i])} at {self._where(i)}; it must be constant within "
                     f"each unit ({np.unique(p.unit[varies]).size} unit(s) vary)")
             out[name] = values.iloc[start].to_numpy()
         return pd.DataFrame(out, index=pd.Index(p.ids, name=p.id_col))

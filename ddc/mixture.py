@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from ddc.model import Model
+from ddc.panel import _fmt
 from ddc.solver import Solution, Solver
 
 __all__ = ["Mixture"]
@@ -327,7 +328,7 @@ class Mixture:
             col = covariates[name]
             na = col.isna().to_numpy()
             if na.any():
-                rows = [f"{label}={covariates.index[i]!r}" for i in np.flatnonzero(na)[:5]]
+                rows = [f"{label}={_fmt(covariates.index[i])}" for i in np.flatnonzero(na)[:5]]
                 raise ValueError(f"share covariate {name!r} is missing in {int(na.sum())} "
                                  f"row(s), e.g. {', '.join(rows)}; give every unit a value")
             if values is None:
@@ -336,10 +337,11 @@ class Mixture:
                     x.to_numpy(dtype=float, na_value=np.nan)))
                 if bad.size:
                     i = int(bad[0])
+                    at = f"{label}={_fmt(covariates.index[i])}"
                     raise ValueError(f"share covariate {name!r} is numeric (declared None) but "
-                                     f"holds {col.iloc[i]!r} at {label}={covariates.index[i]!r};"
-                                     f" declare its values, share_covariates={{{name!r}: "
-                                     "[...]}, to treat it as categorical")
+                                     f"holds {_fmt(col.iloc[i])} at {at}; declare its values, "
+                                     f"share_covariates={{{name!r}: [...]}}, to treat it as "
+                                     "categorical")
                 cols.append(x.to_numpy(dtype=float)[:, None])
                 continue
             lookup = {v: j for j, v in enumerate(values)}
@@ -347,8 +349,8 @@ class Mixture:
             bad = np.flatnonzero(codes.isna().to_numpy())
             if bad.size:
                 i = int(bad[0])
-                raise ValueError(f"share covariate {name!r} holds {col.iloc[i]!r} at "
-                                 f"{label}={covariates.index[i]!r}, which is not one of its "
+                raise ValueError(f"share covariate {name!r} holds {_fmt(col.iloc[i])} at "
+                                 f"{label}={_fmt(covariates.index[i])}, which is not one of its "
                                  f"declared values {list(values)}")
             code = codes.to_numpy(dtype=np.int64)
             cols.append((code[:, None] == np.arange(1, len(values))[None, :]).astype(float))
