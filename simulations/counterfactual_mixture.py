@@ -31,10 +31,18 @@ Intervals: one parametric bootstrap over all the mixture's parameters,
 the mixture's covariance (type-specific, shared and share parameters jointly); at every draw
 each type is solved at its drawn parameters (batched, as the one-type engine does) and pooled
 with the drawn shares, so the percentile intervals of the pooled figures carry the
-uncertainty of the type parameters and of the shares together. Draws whose shares leave the
-simplex (possible when a share is near 0 or 1, since the normal approximation is not bounded)
-cannot be pooled: they are left out, counted in the notes and warned about, as are draws that
-fail to solve for any type.
+uncertainty of the type parameters and of the shares together. The shares are drawn on the
+scale the estimator optimises, the multinomial logit :math:`\\gamma_l = \\log(w_l / w_0)`
+(:func:`draw_mixture_params`): the results hold the delta-method covariance
+:math:`\\hat\\Sigma_w = J \\hat\\Sigma_\\gamma J'` of the reported shares, with
+:math:`J = \\partial w / \\partial \\gamma' = \\mathrm{diag}(w) - w w'` over
+:math:`w_1, \\dots, w_{K-1}` (:func:`estimators.mixture.nfxp.mixture_results`), so the draws
+are :math:`(\\theta, \\gamma)_d \\sim N\\big((\\hat\\theta, \\hat\\gamma),
+T \\hat\\Sigma T'\\big)`, :math:`T = \\mathrm{diag}(I, J^{-1})`, mapped back by
+:math:`w_l = e^{\\gamma_l} / (1 + \\sum_j e^{\\gamma_j})`: every drawn share lies inside the
+simplex, however near 0 or 1 the estimate is (a normal draw of the shares themselves leaves it
+there and would have to be dropped). Draws that fail to solve for any type are left out,
+counted in the notes and warned about.
 
 Constant shares only: shares that depend on the first state (``shares_by``) are refused,
 since their pooled weight needs a distribution of first states.
@@ -56,7 +64,7 @@ from ddc.mixture import Mixture
 from ddc.scenarios import Scenario
 from simulations.report import CounterfactualReport
 
-__all__ = ["MixtureCounterfactualReport", "mixture_counterfactual"]
+__all__ = ["MixtureCounterfactualReport", "draw_mixture_params", "mixture_counterfactual"]
 
 _DEN = "mixture__"
 """Prefix of the extra outcomes the type models compute for pooling (ratio outcomes'
@@ -103,6 +111,61 @@ def _shares_at(mix: Mixture, TH: np.ndarray) -> np.ndarray:
     pos = [mix.param_names.index(n) for n in mix.share_names]
     rest = TH[:, pos]
     return np.column_stack([1.0 - rest.sum(axis=1), rest])
+
+
+def draw_mixture_params(mix: Mixture, params: pd.Series, cov: pd.DataFrame, n_draws: int,
+                        seed) -> np.ndarray:
+    """Parameter draws (D, P) over ``mix.param_names`` with the shares drawn on the logit scale.
+
+    The constant shares :math:`w_1, \\dots, w_{K-1}` (``share[1]``, ...) are carried to the
+    estimator's coordinates :math:`\\gamma_l = \\log(w_l / w_0)`, whose covariance is
+    :math:`J^{-1} \\hat\\Sigma_w J^{-T}` with
+    :math:`J = \\partial w / \\partial \\gamma' = \\mathrm{diag}(w) - w w'` (the Jacobian
+    the estimator used to report :math:`\\hat\\Sigma_w`; the covariances with the other
+    parameters are carried by the same :math:`J^{-1}`); the draws are normal there and
+    mapped back, :math:`w_l = e^{\\gamma_l} / (1 + \\sum_j e^{\\gamma_j})`, so they stay
+    inside the simplex. Parameters outside the covariance are held at their values; without
+    shares in the covariance (one type, shares held fixed) this is
+    :func:`simulations.draws._draw_params`.
+
+    Raises
+    ------
+    ValueError
+        A share at 0 or 1 (its logit is infinite; such shares cannot come from the estimator,
+        which optimises the logit), or only some shares in the covariance.
+    """
+    from simulations.draws import _draw_params
+
+    names = list(cov.index)
+    inside = [n for n in mix.share_names if n in names]
+    if mix.shares_by or not inside:
+        return _draw_params(params, cov, n_draws, seed)
+    if len(inside) != len(mix.share_names):
+        missing = [n for n in mix.share_names if n not in names]
+        raise ValueError(f"the covariance has some type shares but not {missing}; the shares "
+                         "are drawn jointly (pass results whose covariance has all of "
+                         f"{mix.share_names})")
+    w = mix.shares(params)
+    if np.any(w <= 0) or np.any(w >= 1):
+        k = int(np.flatnonzero((w <= 0) | (w >= 1))[0])
+        raise ValueError(f"share[{k}] = {w[k]:.6g} is on the boundary of [0, 1]: its logit is "
+                         "infinite, so no intervals can be drawn for it (use n_draws=0, or fewer "
+                         "types)")
+    wr = w[1:]
+    J = np.diag(wr) - np.outer(wr, wr)
+    T = np.eye(len(names))
+    pos = [names.index(n) for n in mix.share_names]
+    T[np.ix_(pos, pos)] = np.linalg.inv(J)
+    C = cov.loc[names, names].to_numpy(dtype=float)
+    x = params.copy()
+    x[mix.share_names] = np.log(wr / w[0])
+    cov_x = pd.DataFrame(T @ C @ T.T, index=names, columns=names)
+    TH = _draw_params(x, cov_x, n_draws, seed)
+    at = [mix.param_names.index(n) for n in mix.share_names]
+    e = np.exp(TH[:, at] - np.maximum(TH[:, at].max(axis=1, keepdims=True), 0.0))
+    base = np.exp(-np.maximum(TH[:, at].max(axis=1, keepdims=True), 0.0))
+    TH[:, at] = e / (base + e.sum(axis=1, keepdims=True))
+    return TH
 
 
 def _interval(x: np.ndarray, level: float):
@@ -156,7 +219,7 @@ def mixture_counterfactual(
         named), shares that depend on the first state, bad arguments.
     """
     from estimators.results import EstimationResults
-    from simulations.draws import DEFAULT_DRAWS, _draw_params, _ordered, _params_and_cov
+    from simulations.draws import DEFAULT_DRAWS, _ordered, _params_and_cov
 
     if engine is None:
         raise TypeError("mixture_counterfactual needs the one-type engine: call "
@@ -185,15 +248,12 @@ def mixture_counterfactual(
     TH = None
     valid = np.zeros(0, dtype=bool)
     if cov is not None and n_draws > 0:
-        TH = _draw_params(params, cov, int(n_draws), seed)
-        W = _shares_at(mix, TH)
-        valid = np.all((W >= 0) & (W <= 1), axis=1)
-        if not valid.all():
-            msg = (f"{int((~valid).sum())} of {n_draws} draws have type shares outside [0, 1] "
-                   "(the normal approximation to a share near 0 or 1) and are left out of the "
-                   "intervals")
-            notes.append(msg + ".")
-            warnings.warn(msg, RuntimeWarning, stacklevel=3)
+        TH = draw_mixture_params(mix, params, cov, int(n_draws), seed)
+        valid = np.ones(len(TH), dtype=bool)
+        if K > 1:
+            notes.append("Type shares drawn on the multinomial-logit scale the estimator "
+                         "optimises (log(w_k / w_0), covariance by the delta method), so every "
+                         "drawn share lies inside [0, 1].")
     draws_on = TH is not None
 
     # every ratio outcome's denominator is computed by the engine as an extra outcome

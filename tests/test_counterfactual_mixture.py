@@ -202,17 +202,68 @@ def test_heterogeneity_page_numbers(truth_report):
         assert float(annual) == round(100 * src["annual_share"], 1)
 
 
-def test_draws_with_shares_outside_the_simplex_are_left_out(segments, fit):
-    """A covariance inflated 400-fold (share s.e. about 0.27 around 0.6) draws shares outside
-    [0, 1]; those draws cannot be pooled and are left out, counted and warned about."""
+def test_share_draws_near_the_boundary_stay_in_the_simplex(segments, fit):
+    """A covariance inflated 400-fold (share s.e. about 0.27 around 0.6): normal draws of the
+    share itself leave [0, 1] (20 of 200 at seed 0; such draws were dropped before the shares
+    were drawn on the logit scale); logit-scale draws all stay inside and none is lost."""
     import copy
+    import warnings
+
+    from simulations.draws import _draw_params
 
     wide = copy.copy(fit)
     wide._stored_covs = {**fit._stored_covs, "inflated": 400.0 * fit.cov.to_numpy()}
-    with pytest.warns(RuntimeWarning, match=r"type shares outside \[0, 1\]"):
+    cov = wide.cov_of("inflated")
+    params = segments.params_series(pd.concat([fit.params, fit.fixed_params]))
+    linear = _draw_params(params, cov, 200, 0)[:, segments.param_names.index("share[1]")]
+    assert ((linear < 0) | (linear > 1)).sum() == 20  # what the old draws lost
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
         r = counterfactual(segments, wide, scenarios=["monthly_price_up"], n_draws=40, seed=1,
                            cov_type="inflated")
     s1 = r.param_draws["share[1]"]
-    assert ((s1 >= 0) & (s1 <= 1)).all()
-    assert r.n_used < 40
-    assert any("outside [0, 1]" in n for n in r.notes)
+    assert ((s1 > 0) & (s1 < 1)).all()
+    assert r.n_used == 40
+    lo, hi = r.by_type.loc[(1, "baseline"), ["share_lower", "share_upper"]]
+    assert 0 < lo < r.type_shares[1] < hi < 1
+    assert any("logit scale" in n for n in r.notes)
+
+
+def test_share_draws_away_from_the_boundary_agree_with_the_normal(segments, fit):
+    """At the fit's covariance (share[1] near 0.6, s.e. about 0.014) the logit-scale draws of
+    the share have the percentile interval of the normal approximation N(w, se^2) the old
+    draws used: the endpoints agree within three Monte Carlo standard errors of a quantile,
+    sqrt(q (1 - q) / D) / phi(z_q) standard errors of the share (20,000 draws); the logit's
+    curvature moves them by about w (1 - w) |1 - 2 w| (1.96 se_gamma)^2 / 2, 0.02 s.e. here."""
+    from scipy.stats import norm
+
+    from simulations.counterfactual_mixture import draw_mixture_params
+
+    params = segments.params_series(pd.concat([fit.params, fit.fixed_params]))
+    D = 20_000
+    TH = draw_mixture_params(segments, params, fit.cov, D, 7)
+    w1 = TH[:, segments.param_names.index("share[1]")]
+    se = fit.std_errors["share[1]"]
+    for q in (0.025, 0.975):
+        mc = np.sqrt(q * (1 - q) / D) / norm.pdf(norm.ppf(q)) * se
+        want = params["share[1]"] + norm.ppf(q) * se
+        got = np.quantile(w1, q, method="weibull")
+        assert abs(got - want) < 3 * mc, (q, got, want, mc)
+    # the other parameters are drawn as before: same mean and covariance
+    th = TH[:, segments.param_names.index("theta_ship[0]")]
+    assert abs(th.mean() - params["theta_ship[0]"]) < 4 * fit.std_errors["theta_ship[0]"] / \
+        np.sqrt(D)
+    assert np.std(th) == pytest.approx(fit.std_errors["theta_ship[0]"], rel=4 / np.sqrt(2 * D))
+    # and their correlation with the share is the reported one (delta method, to first order)
+    c = np.corrcoef(th, w1)[0, 1]
+    want_c = fit.cov.loc["theta_ship[0]", "share[1]"] / (fit.std_errors["theta_ship[0]"] * se)
+    assert abs(c - want_c) < 4 / np.sqrt(D)
+
+
+def test_share_draws_refuse_a_share_on_the_boundary(segments, fit):
+    from simulations.counterfactual_mixture import draw_mixture_params
+
+    params = segments.params_series(pd.concat([fit.params, fit.fixed_params]))
+    params["share[1]"] = 1.0
+    with pytest.raises(ValueError, match=r"share\[0\] = 0 is on the boundary"):
+        draw_mixture_params(segments, params, fit.cov, 10, 0)
