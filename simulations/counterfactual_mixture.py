@@ -44,8 +44,22 @@ simplex, however near 0 or 1 the estimate is (a normal draw of the shares themse
 there and would have to be dropped). Draws that fail to solve for any type are left out,
 counted in the notes and warned about.
 
-Constant shares only: shares that depend on the first state (``shares_by``) are refused,
-since their pooled weight needs a distribution of first states.
+Shares that vary over units (``shares_by``: the first state; ``share_covariates``:
+time-invariant covariates) pool with each estimation unit's own shares: the population is the
+estimation sample's distribution of first states and covariates, :math:`z_1, \\dots, z_N`
+(:attr:`estimators.mixture.MixtureResults.share_design`), so the pooled weight of type
+:math:`k` is
+
+.. math::
+
+    \\bar w_k(\\gamma) = \\frac{1}{N} \\sum_{i=1}^{N} w_k(z_i; \\gamma),
+
+the shares' logit coefficients :math:`\\gamma` are drawn with the other parameters (they are
+already on the logit scale) and every draw pools with :math:`\\bar w(\\gamma_d)`: the intervals
+carry the uncertainty of :math:`\\gamma`, the units' characteristics held at the sample's.
+Each type is still in its own stationary distribution :math:`\\mu_k` (the long run, where the
+first state no longer matters). Such mixtures need their results (which hold the units'
+:math:`z_i`); parameter values alone are refused.
 """
 
 from __future__ import annotations
@@ -85,7 +99,8 @@ class MixtureCounterfactualReport(CounterfactualReport):
         Each type's full one-type report (by block, curves, state shares), at the type's
         parameters; its intervals come from the mixture's joint draws (the type's columns).
     type_shares : pandas.Series
-        The shares :math:`w_k` at the estimate.
+        The shares :math:`w_k` at the estimate (with shares that vary over units, the pooled
+        weights :math:`\\bar w_k`, their mean over the estimation units).
     mixture : ddc.Mixture
     """
 
@@ -106,11 +121,29 @@ class MixtureCounterfactualReport(CounterfactualReport):
                 f"draws={self.n_used})")
 
 
-def _shares_at(mix: Mixture, TH: np.ndarray) -> np.ndarray:
-    """(D, K) shares of parameter draws (D, P) over ``mix.param_names``."""
+def _shares_at(mix: Mixture, TH: np.ndarray, design: np.ndarray | None = None) -> np.ndarray:
+    """(D, K) shares of parameter draws (D, P) over ``mix.param_names``; with varying shares,
+    the pooled weights :math:`\\bar w_k` over the units' share ``design`` (module docstring)."""
     pos = [mix.param_names.index(n) for n in mix.share_names]
     rest = TH[:, pos]
+    if mix.varying_shares:
+        return _pooled_weights(mix, rest, design)
     return np.column_stack([1.0 - rest.sum(axis=1), rest])
+
+
+def _pooled_weights(mix: Mixture, gammas: np.ndarray, design: np.ndarray) -> np.ndarray:
+    """(D, K) mean over the units of their type shares, for logit coefficients ``gammas``
+    (D, (K-1) C) over ``mix.share_names`` and the units' share ``design`` (N, C)."""
+    Z, n = np.unique(np.asarray(design, dtype=float), axis=0, return_counts=True)
+    wt = n / n.sum()  # the distinct rows of z_i with their frequencies
+    K = mix.n_types
+    out = np.empty((len(gammas), K))
+    for d, g in enumerate(np.asarray(gammas, dtype=float)):  # a loop over draws, not units
+        eta = np.column_stack([np.zeros(len(Z)), Z @ g.reshape(K - 1, -1).T])
+        eta -= eta.max(axis=1, keepdims=True)
+        w = np.exp(eta)
+        out[d] = wt @ (w / w.sum(axis=1, keepdims=True))
+    return out
 
 
 def draw_mixture_params(mix: Mixture, params: pd.Series, cov: pd.DataFrame, n_draws: int,
@@ -138,7 +171,7 @@ def draw_mixture_params(mix: Mixture, params: pd.Series, cov: pd.DataFrame, n_dr
 
     names = list(cov.index)
     inside = [n for n in mix.share_names if n in names]
-    if mix.shares_by or not inside:
+    if mix.varying_shares or not inside:  # logit coefficients are drawn as they are
         return _draw_params(params, cov, n_draws, seed)
     if len(inside) != len(mix.share_names):
         missing = [n for n in mix.share_names if n not in names]
@@ -216,7 +249,8 @@ def mixture_counterfactual(
     ------
     ValueError
         Results of another mixture or model (their fingerprint differs; the difference is
-        named), shares that depend on the first state, bad arguments.
+        named), shares that vary over units given as parameter values (without the units'
+        share design of results), bad arguments.
     """
     from estimators.results import EstimationResults
     from simulations.draws import DEFAULT_DRAWS, _ordered, _params_and_cov
@@ -229,10 +263,21 @@ def mixture_counterfactual(
     n_draws = DEFAULT_DRAWS if n_draws is None else n_draws
     if isinstance(n_draws, bool) or not isinstance(n_draws, (int, np.integer)) or n_draws < 0:
         raise ValueError(f"n_draws must be a non-negative integer, got {n_draws!r}")
-    if mix.shares_by:
-        raise ValueError(f"counterfactuals of a mixture whose shares depend on the first state "
-                         f"({mix.shares_by}) are not supported: pooling needs constant type "
-                         "shares (fit the mixture without shares_by)")
+    design = None
+    if mix.varying_shares:
+        design = getattr(results_or_params, "share_design", None)
+        if design is None:
+            raise ValueError(
+                f"the type shares of {mix.name!r} vary with {mix.shares_depend_on()}: pooling "
+                "weights each type by its mean share over the estimation sample's units, which "
+                "only the estimation results hold; pass the results of NFXP(mix).fit (or "
+                "CCP/NPL), not parameter values (results loaded from a file do not keep the "
+                "units' characteristics)")
+        design = np.asarray(design, dtype=float)
+        if design.ndim != 2 or design.shape[1] != len(mix.share_columns):
+            raise ValueError(f"the results' share design has shape {design.shape}; the mixture's "
+                             f"shares have the {len(mix.share_columns)} columns "
+                             f"{mix.share_columns}")
     if isinstance(results_or_params, EstimationResults) and \
             not isinstance(results_or_params.model, Mixture) and \
             results_or_params.fingerprint is None:
@@ -244,7 +289,16 @@ def mixture_counterfactual(
         if isinstance(results_or_params, EstimationResults) else f"{source} ({mix.name})"
 
     K = mix.n_types
-    w = mix.shares(params)
+    if mix.varying_shares:
+        w = _pooled_weights(mix, params[mix.share_names].to_numpy()[None, :], design)[0]
+        notes.append(
+            f"Type shares vary with {mix.shares_depend_on()}: each type is weighted by its mean "
+            f"share over the {len(design):,} estimation units, (1/N) sum_i w_k(z_i) (the "
+            "sample's distribution of first states and covariates); the intervals draw the "
+            "shares' logit coefficients with the other parameters, the units' characteristics "
+            "held fixed.")
+    else:
+        w = mix.shares(params)
     TH = None
     valid = np.zeros(0, dtype=bool)
     if cov is not None and n_draws > 0:
@@ -310,7 +364,7 @@ def mixture_counterfactual(
     n_used = int(use.sum()) if use is not None else 0
     intervals = n_used > 0
     idx = np.flatnonzero(use) if intervals else np.zeros(0, dtype=int)
-    Wd = _shares_at(mix, TH[idx]) if intervals else None  # (D, K)
+    Wd = _shares_at(mix, TH[idx], design) if intervals else None  # (D, K)
 
     def type_draws(k: int, scn: str, fig: str) -> np.ndarray:
         return reports[k].draws.loc[idx, (scn, fig)].to_numpy()

@@ -326,3 +326,57 @@ def test_ccp_with_first_state_shares():
     nfxp, npl = NFXP(mix).fit(panel), NPL(mix).fit(panel)
     diff = (npl.params - nfxp.params) / nfxp.std_errors
     assert npl.converged and diff.abs().max() < 1e-3, diff.to_dict()
+
+
+# ------------------------------------------------------------------------------ counterfactuals
+@pytest.fixture(scope="module")
+def cov_report(cov_fit):
+    from simulations import counterfactual
+
+    mix = cov_fit.model
+    return counterfactual(mix, cov_fit, scenarios=["video_benefit"], n_draws=200, seed=1)
+
+
+def test_counterfactual_pools_with_the_units_own_shares(cov_mix, cov_fit, cov_report):
+    mix, _ = cov_mix
+    params = pd.concat([cov_fit.params, cov_fit.fixed_params])[mix.param_names]
+    w_bar = mix.design_shares(params, cov_fit.share_design).mean(axis=0)
+    r = cov_report
+    np.testing.assert_allclose(r.type_shares.to_numpy(), w_bar, rtol=1e-12)
+    np.testing.assert_allclose(r.type_shares.to_numpy(), cov_fit.type_shares["share"],
+                               rtol=1e-12)
+    for scn in ("baseline", "video_benefit"):
+        by_type = [r.by_type.loc[(k, scn), "cv_per_customer"] for k in range(2)]
+        assert r.by_type.loc[(0, scn), "share"] == pytest.approx(w_bar[0], rel=1e-12)
+        assert r.summary.loc[scn, "cv_per_customer"] == pytest.approx(w_bar @ by_type,
+                                                                      rel=1e-10)
+    assert any("mean share over the 3,000 estimation units" in n for n in r.notes)
+
+
+def test_counterfactual_share_intervals_carry_the_gamma_uncertainty(cov_mix, cov_fit,
+                                                                    cov_report):
+    from simulations.draws import _interval
+
+    mix, _ = cov_mix
+    r = cov_report
+    assert r.n_used == 200
+    # every draw pools with the mean over the units of w_k(z_i; gamma_d), gamma_d its draw
+    Z = cov_fit.share_design
+    pooled = np.array([mix.design_shares(row, Z).mean(axis=0)
+                       for _, row in r.param_draws.iterrows()])
+    lo, hi = _interval(pooled[:, 1], 0.95)
+    row = r.by_type.loc[(1, "baseline")]
+    assert (row["share_lower"], row["share_upper"]) == pytest.approx((lo, hi), rel=1e-12)
+    # the interval's width against the delta-method standard error of the average share: the
+    # percentile width of 200 normal draws has a relative standard error of about 7%
+    se = cov_fit.type_shares["std_error"].iloc[1]
+    ratio = (hi - lo) / (2 * norm.ppf(0.975) * se)
+    assert abs(ratio - 1) < 4 * 0.07, ratio
+
+
+def test_counterfactual_with_varying_shares_needs_results(cov_mix):
+    from simulations import counterfactual
+
+    mix, truth = cov_mix
+    with pytest.raises(ValueError, match="covariates.*pass the results"):
+        counterfactual(mix, truth, scenarios=["video_benefit"])
