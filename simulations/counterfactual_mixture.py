@@ -23,8 +23,20 @@ the annual plan, a lapse rate among members), this is exactly the outcome of the
 population; an outcome without a denominator is an average per unit (:math:`d_k = 1`), pooled
 as :math:`\\sum_k w_k Y_k`. The CV in money divides each type's CV by its own money parameter
 before weighting (:math:`\\sum_k w_k CV_k / \\alpha_k`). State shares are pooled like choice
-shares (both with intervals); the blocks of the permanent variables and the declared curves are
-in each type's own report (``type_reports``).
+shares (both with intervals). By block of the permanent variables (``by_block``, e.g. by
+market) the same rule holds within each block, since every type's stationary distribution gives
+the block the same mass. A declared curve of a cohort (:class:`ddc.Curve` with a
+``denominator``, the cohort's size :math:`d_{kg}` per unit: the membership model's retention
+curves) is the curve of the pooled cohort, whose type-:math:`k` part is :math:`w_k d_{kg}` of the
+population and keeps :math:`w_k n_{kg}(t) = w_k d_{kg} c_{kg}(t)` at step :math:`t`:
+
+.. math::
+
+    c_g(t) = \\frac{\\sum_k w_k n_{kg}(t)}{\\sum_k w_k n_{kg}(0)}
+           = \\frac{\\sum_k w_k d_{kg} c_{kg}(t)}{\\sum_k w_k d_{kg}};
+
+a curve without a denominator is an average per unit, :math:`\\sum_k w_k c_{kg}(t)`. Every
+type's own tables are in ``type_reports``.
 
 Intervals: one parametric bootstrap over all the mixture's parameters,
 :math:`(\\theta^{(1)}, \\dots, \\theta^{(K)}, w)_d \\sim N(\\hat\\vartheta, \\hat\\Sigma)` with
@@ -88,7 +100,8 @@ denominators, choice shares); they are dropped from the type reports."""
 @dataclass(repr=False)
 class MixtureCounterfactualReport(CounterfactualReport):
     """A :class:`~simulations.CounterfactualReport` of a mixture: the summary, welfare,
-    changes, choice and state shares are **pooled** over the types (module docstring), and
+    changes, choice and state shares, the by-block table and the curves are **pooled** over
+    the types (module docstring), and
 
     Attributes
     ----------
@@ -325,6 +338,12 @@ def mixture_counterfactual(
                   for var in space.variables for i, label in enumerate(var.values)]
     extra += tuple(Outcome(on, _state_share(space.code_of(v) == i), vectorized=True)
                    for v, i, _, on in state_keys)
+    # and the declared curves' denominators (cohort sizes), one outcome per group
+    curve_dens = {c.name: [f"{_DEN}cden_{c.name}_{g}" for g in range(len(c.groups))]
+                  for c in mix.model.hooks.curves if c.denominator is not None}
+    extra += tuple(Outcome(on, _curve_denominator(c.denominator, g), vectorized=c.vectorized)
+                   for c in mix.model.hooks.curves if c.name in curve_dens
+                   for g, on in enumerate(curve_dens[c.name]))
     reports: list[CounterfactualReport] = []
     type_models = []
     for k in range(K):
@@ -441,12 +460,17 @@ def mixture_counterfactual(
                 sdata["share_upper"].append(float(hi))
     state_shares = pd.DataFrame(sdata, index=pd.MultiIndex.from_tuples(
         srows, names=["scenario", "variable", "value"]))
+    by_block = _pooled_by_block(reports, figures, dens, w, Wd, idx, level)
+    curves = _pooled_curves(mix.model.hooks.curves, reports, curve_dens, names, w, Wd, idx,
+                            level)
     notes.append("Pooled figures: CV and every declared outcome and share are the type-share "
                  "weighted sums of the types' figures, each type in its own stationary "
                  "distribution; an outcome that is a ratio (it declares a denominator) is "
                  "weighted by share times the type's denominator, which gives the figure of "
-                 "the pooled population (simulations.counterfactual_mixture). By block and "
-                 "curves are in each type's report (type_reports).")
+                 "the pooled population (simulations.counterfactual_mixture). By block the "
+                 "same within each block (every type has the block's mass); a curve of a "
+                 "cohort (it declares the cohort's size) is the curve of the pooled cohort, "
+                 "sum_k w_k n_k(t) / sum_k w_k n_k(0).")
 
     # ---------------------------------------------------------------- by type
     rows, data = [], {"share": []}
@@ -491,15 +515,14 @@ def mixture_counterfactual(
         std_errors = pd.Series(np.sqrt(np.clip(np.diag(cov.to_numpy(dtype=float)), 0, None)),
                                index=cov.index, name="std_error")
     report = MixtureCounterfactualReport(
-        summary=summary, welfare=welfare, changes=changes, by_block=None,
-        choice_shares=choice_shares, state_shares=state_shares, curves={},
+        summary=summary, welfare=welfare, changes=changes, by_block=by_block,
+        choice_shares=choice_shares, state_shares=state_shares, curves=curves,
         draws=draws_frame, param_draws=param_draws, scenarios=first.scenarios,
         params=params, std_errors=std_errors, source=source,
-        # curves and the application's figures (drawn from curves) are per type: type_reports
-        model=mix.model.replace(name=mix.name, hooks=dataclasses.replace(
-            mix.model.hooks, figures=None, curves=())),
+        model=mix.model.replace(name=mix.name),
         n_draws=int(n_draws) if draws_on else 0, n_used=n_used, seed=seed, level=level,
-        horizon=horizon, money=first.money, block_names=(), block_weights=np.ones(1),
+        horizon=horizon, money=first.money, block_names=first.block_names,
+        block_weights=first.block_weights,
         identification_note=first.identification_note, notes=notes,
         seconds=time.perf_counter() - start,
         by_type=by_type, type_reports=reports,
@@ -532,6 +555,116 @@ def _state_share(indicator: np.ndarray) -> Callable:
     return share
 
 
+def _curve_denominator(denominator: Callable, g: int) -> Callable:
+    """Group ``g``'s entry of a curve's denominator, as an outcome."""
+    def den(ctx) -> np.ndarray:
+        return np.asarray(denominator(ctx), dtype=float)[g]
+
+    return den
+
+
+def _positions(rep: CounterfactualReport, idx: np.ndarray) -> np.ndarray:
+    """Where the draws ``idx`` (draw numbers) sit in a type report's draw arrays."""
+    return np.searchsorted(rep.draws.index.to_numpy(), idx)
+
+
+def _pool_arrays(w: np.ndarray, values: list, denoms: list | None) -> np.ndarray:
+    """:math:`\\sum_k w_k Y_k`, or :math:`\\sum_k w_k d_k Y_k / \\sum_k w_k d_k` (a ratio;
+    a type without mass in the denominator adds nothing, NaN where no type has any). ``w``:
+    (K,) or (D, K) with the draws last in ``values``."""
+    K = len(values)
+    wk = [w[k] if np.ndim(w) == 1 else w[:, k] for k in range(K)]
+    if denoms is None:
+        return sum(a * np.asarray(y) for a, y in zip(wk, values, strict=True))
+    num = sum(np.where(d > 0, a * d * np.nan_to_num(np.asarray(y)), 0.0)
+              for a, d, y in zip(wk, denoms, values, strict=True))
+    den = sum(a * np.asarray(d) for a, d in zip(wk, denoms, strict=True))
+    out = np.full(np.shape(num), np.nan)
+    np.divide(num, den, out=out, where=np.asarray(den) > 0)
+    return out
+
+
+def _pooled_by_block(reports: list, figures: list[str], dens: dict, w: np.ndarray,
+                     Wd: np.ndarray | None, idx: np.ndarray, level: float
+                     ) -> pd.DataFrame | None:
+    """The by-block table pooled over the types.
+
+    Every type has the same mass in a block (the blocks of the permanent variables get fixed
+    weights in every stationary distribution), so within a block the types weigh
+    :math:`w_k` as in the whole population: :math:`CV_c = \\sum_k w_k CV_{kc}` and
+    :math:`Y_c = \\sum_k w_k d_{kc} Y_{kc} / \\sum_k w_k d_{kc}` with :math:`Y_{kc}` and
+    :math:`d_{kc}` type :math:`k`'s outcome and denominator under its steady state in block
+    :math:`c`."""
+    first = reports[0]
+    if first.by_block is None:
+        return None
+    names = list(first.summary.index)
+    intervals = Wd is not None
+    data: dict[str, np.ndarray] = {}
+    for c in figures:
+        den = dens.get(c)
+        point = []
+        lows, highs = [], []
+        for n in names:
+            vals = [r.by_block.loc[n, c].to_numpy(dtype=float) for r in reports]
+            ds = None if den is None else [r.by_block.loc[n, den].to_numpy(dtype=float)
+                                           for r in reports]
+            point.append(_pool_arrays(w, vals, ds))
+            if intervals:
+                pos = [_positions(r, idx) for r in reports]
+                vd = [r.block_draws[n][c][:, p] for r, p in zip(reports, pos, strict=True)]
+                dd = None if den is None else [r.block_draws[n][den][:, p]
+                                               for r, p in zip(reports, pos, strict=True)]
+                lo, hi = _interval(_pool_arrays(Wd, vd, dd), level)
+                lows.append(lo)
+                highs.append(hi)
+        data[c] = np.concatenate(point)
+        if intervals:
+            data[f"{c}_lower"], data[f"{c}_upper"] = np.concatenate(lows), np.concatenate(highs)
+    from simulations.draws import _ordered
+
+    return pd.DataFrame(data, index=first.by_block.index)[_ordered(figures, intervals)]
+
+
+def _pooled_curves(curves, reports: list, curve_dens: dict, names: list[str], w: np.ndarray,
+                   Wd: np.ndarray | None, idx: np.ndarray, level: float) -> dict:
+    """The declared curves pooled over the types.
+
+    A curve that declares its cohort's size :math:`d_g` (:attr:`ddc.Curve.denominator`) is
+    the curve of the pooled cohort: type :math:`k`'s cohort is :math:`w_k d_{kg}` of the
+    population and keeps :math:`w_k d_{kg} c_{kg}(t)` of it at step :math:`t`, so
+    :math:`c_g(t) = \\sum_k w_k n_{kg}(t) / \\sum_k w_k n_{kg}(0)
+    = \\sum_k w_k d_{kg} c_{kg}(t) / \\sum_k w_k d_{kg}`; a curve without one is an average
+    per unit, :math:`\\sum_k w_k c_{kg}(t)`."""
+    out = {}
+    intervals = Wd is not None
+    for c in curves:
+        frame0 = reports[0].curves[c.name]
+        M, G = len(names), len(c.groups)
+        shape = (M, G, -1)  # the frame's order: scenario, group, step
+        vals = [r.curves[c.name][c.name].to_numpy(dtype=float).reshape(shape)
+                for r in reports]
+        den_cols = curve_dens.get(c.name)
+        ds = None if den_cols is None else [
+            r.summary.loc[names, den_cols].to_numpy(dtype=float)[:, :, None] for r in reports]
+        frame = pd.DataFrame({c.name: _pool_arrays(w, vals, ds).ravel()}, index=frame0.index)
+        if intervals:
+            pos = [_positions(r, idx) for r in reports]
+            # (M, steps, G, D) -> (M, G, steps, D)
+            vd = [np.transpose(r.curve_draws[c.name][..., p], (0, 2, 1, 3))
+                  for r, p in zip(reports, pos, strict=True)]
+            dd = None
+            if den_cols is not None:
+                dd = [np.stack([np.stack([r.draws.loc[:, (n, col)].to_numpy()[p]
+                                          for col in den_cols]) for n in names])[:, :, None, :]
+                      for r, p in zip(reports, pos, strict=True)]
+            lo, hi = _interval(_pool_arrays(Wd, vd, dd), level)
+            frame[f"{c.name}_lower"] = lo.ravel()
+            frame[f"{c.name}_upper"] = hi.ravel()
+        out[c.name] = frame
+    return out
+
+
 def _summary_of(rep: CounterfactualReport) -> pd.DataFrame:
     return rep.summary
 
@@ -546,6 +679,9 @@ def _strip_denominators(rep: CounterfactualReport, model) -> None:
     if rep.draws is not None:
         rep.draws = rep.draws.loc[:, [c for c in rep.draws.columns
                                       if not str(c[1]).startswith(_DEN)]]
+    if rep.block_draws is not None:
+        rep.block_draws = {n: {c: v for c, v in figs.items() if not str(c).startswith(_DEN)}
+                           for n, figs in rep.block_draws.items()}
     rep.model = model
 
 
