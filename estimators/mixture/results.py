@@ -58,14 +58,20 @@ class MixtureResults(EstimationResults):
         :math:`q_{ik} = w_k L_{ik} / \\sum_j w_j L_{ij}`, indexed by unit id.
     classification : dict
         See :func:`classification`.
+    share_design : numpy.ndarray or None
+        With shares that vary over units (``shares_by``, ``share_covariates``): the ``(N, C)``
+        share covariates :math:`z_i` of the estimation units (columns ``mix.share_columns``).
+    first_states : numpy.ndarray or None
+        Each estimation unit's first observed (flat) state.
     """
 
     def __init__(self, *, n_types: int, posteriors: pd.DataFrame,
                  type_solutions: Sequence | None = None, share_design: np.ndarray | None = None,
-                 **kwargs):
+                 first_states: np.ndarray | None = None, **kwargs):
         super().__init__(**kwargs)
         self.n_types = int(n_types)
         self.share_design = share_design
+        self.first_states = first_states
         self.posteriors = posteriors
         self.type_solutions = list(type_solutions or [])
         self.classification = classification(posteriors.to_numpy())
