@@ -81,7 +81,10 @@ class MixtureResults(EstimationResults):
         """Type shares with standard errors (of :attr:`cov_type`): columns ``share`` and
         ``std_error``, one row per type; ``share[0] = 1 - sum`` has the delta-method variance
         :math:`\\mathbf{1}' V \\mathbf{1}` of the others' covariance :math:`V`. With shares
-        that depend on the first state (``shares_by``), their average over the units."""
+        that vary over units (``shares_by``, ``share_covariates``), their average over the
+        estimation units, :math:`\\bar w_k = \\frac1N \\sum_i w_k(z_i; \\hat\\gamma)`, with
+        delta-method standard errors from the covariance of :math:`\\hat\\gamma`, the units'
+        :math:`z_i` (:attr:`share_design`) held fixed."""
         K = self.n_types
         if self.share_design is not None:
             return self._average_shares()
