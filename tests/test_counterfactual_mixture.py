@@ -103,6 +103,57 @@ def test_pooled_is_share_weighted_types_at_the_truth(segments, truth_report):
                - r.by_type.loc[(1, "video_benefit"), "cv_per_customer"]) > 10
 
 
+def _joiner_masses(mix, params, k):
+    """Type k's baseline mass of a month's joiners per unit (all, monthly, annual): the
+    customers in a plan-"none" state choosing a plan, under the type's stationary
+    distribution."""
+    tm = mix.type_model(params, k)
+    tp = mix.type_params(params, k)
+    sol = tm.solve(tp)
+    mu = stationary_from_policy(tm, sol.pi, params=tp)
+    mu = mu / mu.sum()
+    plan = tm.space.variable("plan")
+    none = tm.space.code_of("plan") == list(plan.values).index("none")
+    a = {name: j for j, name in enumerate(tm.actions)}
+    monthly = mu[none] @ sol.pi[none, a["monthly"]]
+    annual = mu[none] @ sol.pi[none, a["annual"]]
+    return np.array([monthly + annual, monthly, annual])
+
+
+def test_pooled_by_block_and_curves_at_the_truth(segments, truth_report):
+    """By market: every type has the market's mass, so the CV pools as sum_k w_k CV_kc and the
+    annual share of members as sum_k w_k m_kc a_kc / sum_k w_k m_kc (m: member share); the
+    retention curve is that of the pooled cohort of joiners, sum_k w_k J_k S_k(t) /
+    sum_k w_k J_k with J_k the type's joiners per unit (computed by hand from the solution)."""
+    r = truth_report
+    w = segments.shares(segments.true_params)
+    types = [t.by_block for t in r.type_reports]
+    np.testing.assert_allclose(
+        r.by_block["cv_per_customer"],
+        sum(w[k] * types[k]["cv_per_customer"] for k in range(2)), rtol=1e-12)
+    # equal mass per market: the markets' mean is the whole population's CV
+    np.testing.assert_allclose(r.by_block["cv_per_customer"].groupby(level=0).mean()
+                               .loc[r.summary.index], r.summary["cv_per_customer"], rtol=1e-10)
+    m = [t["member_share"] for t in types]
+    a = [t["annual_share"] for t in types]
+    want = sum(w[k] * m[k] * a[k] for k in range(2)) / sum(w[k] * m[k] for k in range(2))
+    np.testing.assert_allclose(r.by_block["annual_share"], want, rtol=1e-10)
+    # retention: the pooled cohort
+    J = [_joiner_masses(segments, segments.true_params, k) for k in range(2)]
+    curves = [t.retention["retention"].xs("baseline") for t in r.type_reports]
+    got = r.retention["retention"].xs("baseline")
+    for g, group in enumerate(["all", "monthly", "annual"]):
+        want = (sum(w[k] * J[k][g] * curves[k].xs(group) for k in range(2))
+                / sum(w[k] * J[k][g] for k in range(2)))
+        np.testing.assert_allclose(got.xs(group), want, rtol=1e-8)
+    assert r.retention["retention"].xs(("baseline", "all", 12)) == pytest.approx(
+        r.summary.loc["baseline", "retention_12m"], rel=1e-12)
+    naive = sum(w[k] * curves[k].xs("all").loc[12] for k in range(2))
+    assert abs(got.xs("all").loc[12] - naive) > 0.05  # the cohort's rule matters here
+    md = r.to_markdown()
+    assert "## By market" in md and "## Retention" in md
+
+
 def test_report_documents(truth_report, tmp_path):
     truth_report.save(tmp_path / "out")
     saved = pd.read_csv(tmp_path / "out" / "by_type.csv", index_col=[0, 1])
@@ -110,6 +161,8 @@ def test_report_documents(truth_report, tmp_path):
                                truth_report.by_type["cv_per_customer"], rtol=1e-9)
     md = truth_report.to_markdown()
     assert "## By type" in md and "Figures by type" in md
+    for name in ("by_market.csv", "retention.csv", "retention.png", "welfare_by_market.png"):
+        assert (tmp_path / "out" / name).exists(), name
     assert "By type" in truth_report.to_html()
     assert not truth_report.has_intervals
 
@@ -123,6 +176,8 @@ def test_one_type_mixture_is_the_model():
     ref = counterfactual(model, model.true_params, scenarios=SCENARIOS)
     pd.testing.assert_frame_equal(got.summary, ref.summary)
     pd.testing.assert_frame_equal(got.welfare, ref.welfare)
+    pd.testing.assert_frame_equal(got.by_block, ref.by_block)
+    pd.testing.assert_frame_equal(got.retention, ref.retention)
     pd.testing.assert_frame_equal(got.changes, ref.changes)
     pd.testing.assert_frame_equal(got.choice_shares, ref.choice_shares)
 
@@ -144,6 +199,16 @@ def test_draws_carry_types_and_shares_jointly(segments, fit):
                 per[k][0], rel=1e-6)
     lo, hi = r.summary.loc["video_benefit", ["cv_per_customer_lower", "cv_per_customer_upper"]]
     assert lo < r.summary.loc["video_benefit", "cv_per_customer"] < hi
+    # pooled by market and curves from the same draws: the retention curve of the pooled
+    # cohort at 12 months is the pooled 12-month retention, draw by draw
+    ret = r.retention.xs(("all", 12), level=("joined", "k"))
+    np.testing.assert_allclose(
+        ret[["retention", "retention_lower", "retention_upper"]].to_numpy(),
+        r.summary[["retention_12m", "retention_12m_lower", "retention_12m_upper"]].to_numpy(),
+        rtol=1e-10)
+    b = r.by_block.loc["video_benefit"]
+    assert (b["cv_per_customer_lower"] < b["cv_per_customer"]).all()
+    assert (b["cv_per_customer"] < b["cv_per_customer_upper"]).all()
     assert "share_lower" in r.by_type.columns
     c = r.choice_shares.loc["video_benefit"]
     assert c["annual_lower"] < c["annual"] < c["annual_upper"]
@@ -162,9 +227,11 @@ def test_refuses_results_of_another_mixture(fit):
         counterfactual(ddc.models.membership(), fit, scenarios=["video_benefit"], n_draws=0)
 
 
-def test_refuses_shares_by():
+def test_shares_by_needs_results():
+    # shares that vary over units pool over the estimation units' first states, which only the
+    # results hold (tests/test_mixture_shares.py pools them)
     mix = ddc.Mixture(ddc.models.membership(), 2, ["theta_ship"], shares_by=["market"])
-    with pytest.raises(ValueError, match="first state"):
+    with pytest.raises(ValueError, match="first state.*pass the results"):
         counterfactual(mix, {}, scenarios=["video_benefit"])
 
 
@@ -180,7 +247,7 @@ def test_one_type_mixture_draws_are_the_models():
     th = got.param_draws.to_numpy()
     ref = counterfactual(model, mix.type_params(got.params, 0), scenarios=SCENARIOS,
                          _param_draws=th)
-    for name in ["summary", "welfare", "changes", "choice_shares"]:
+    for name in ["summary", "welfare", "changes", "choice_shares", "by_block", "retention"]:
         pd.testing.assert_frame_equal(getattr(got, name), getattr(ref, name), rtol=1e-12)
 
 
