@@ -136,9 +136,12 @@ def test_draws_carry_types_and_shares_jointly(segments, fit):
                                 for k in range(2)])
     np.testing.assert_allclose(r.draws[("video_benefit", "cv_per_customer")],
                                (W * per_type).sum(axis=1), rtol=1e-12)
-    # a few draws against exact per-type solutions at the drawn parameters
+    # a few draws against exact per-type solutions at the drawn parameters, with the
+    # transitions the fit estimated (res.transition_mixture), not the model's defaults
+    assert fit.transition_mixture.model is not segments.model
+    assert any("first stage" in n for n in r.notes)
     for d in r.param_draws.index[:3]:
-        per = _by_hand(segments, r.param_draws.loc[d], "video_benefit")
+        per = _by_hand(fit.transition_mixture, r.param_draws.loc[d], "video_benefit")
         for k in range(2):
             assert per_type[list(r.param_draws.index).index(d), k] == pytest.approx(
                 per[k][0], rel=1e-6)
@@ -178,8 +181,9 @@ def test_one_type_mixture_draws_are_the_models():
     got = counterfactual(mix, res, scenarios=SCENARIOS, n_draws=20, seed=4)
     assert got.has_intervals and got.n_used == 20
     th = got.param_draws.to_numpy()
-    ref = counterfactual(model, mix.type_params(got.params, 0), scenarios=SCENARIOS,
-                         _param_draws=th)
+    # the one-type engine on the model with the tables the fit's first stage estimated
+    ref = counterfactual(res.transition_mixture.model, mix.type_params(got.params, 0),
+                         scenarios=SCENARIOS, _param_draws=th)
     for name in ["summary", "welfare", "changes", "choice_shares"]:
         pd.testing.assert_frame_equal(getattr(got, name), getattr(ref, name), rtol=1e-12)
 

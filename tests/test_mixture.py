@@ -270,10 +270,13 @@ def test_ccp_em_close_to_the_mle(ccp_fits, segment_fit, segments, variant):
     assert any("understate" in n for n in res.notes)
 
 
-def test_one_type_ccp_mixture_equals_ccp(one_type_panel):
+@pytest.mark.parametrize("transitions", [pytest.param(None, id="estimated"),
+                                         pytest.param("known", id="known")])
+def test_one_type_ccp_mixture_equals_ccp(one_type_panel, transitions):
     model = ddc.models.membership()
-    res1 = CCP(ddc.Mixture(model, 1, ["theta_ship"])).fit(one_type_panel)
-    ref = CCP(model, transitions="known").fit(one_type_panel)
+    res1 = CCP(ddc.Mixture(model, 1, ["theta_ship"]), transitions=transitions).fit(
+        one_type_panel)
+    ref = CCP(model, transitions=transitions).fit(one_type_panel)
     renamed = res1.params.rename(lambda n: n.replace("[0]", ""))[ref.params.index]
     np.testing.assert_allclose(renamed.to_numpy(), ref.params.to_numpy(), rtol=1e-9)
 
