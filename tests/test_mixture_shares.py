@@ -114,6 +114,9 @@ def test_unit_shares_are_the_logit_of_the_covariates(cov_mix, units):
     np.testing.assert_allclose(w[:, 1], 1 / (1 + np.exp(-eta)), rtol=1e-12)
     with pytest.raises(ValueError, match="depend on the covariates"):
         mix.unit_shares(truth, first)
+    by_market = ddc.Mixture(mix.model, 2, ["theta_ship"], shares_by=["market"])
+    with pytest.raises(ValueError, match="no share_covariates"):
+        by_market.share_design(first, units)
 
 
 @pytest.mark.parametrize("edit, error, match", [
