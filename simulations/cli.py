@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -230,10 +229,10 @@ def _check_writable(path: str | Path, option: str = "--out", folder: bool = Fals
         where = where.parent
     if not where.is_dir():
         raise CLIError(f"cannot write {option} {str(path)!r}: {str(where)!r} is not a folder")
+    from ddc.io import probe_folder
+
     try:
-        fd, probe = tempfile.mkstemp(dir=where, prefix=".ddc-write-check.")
-        os.close(fd)
-        os.unlink(probe)
+        probe_folder(where)
     except OSError as exc:
         raise CLIError(f"cannot write {option} {str(path)!r}: {exc.strerror or exc} in "
                        f"{str(where)!r}; choose a writable location") from None

@@ -274,18 +274,18 @@ def test_unwritable_out_is_refused_before_any_work(capsys, tmp_path, monkeypatch
     """A read-only file system (EROFS on every file created under it) is found before the work,
     reported in one line, exit 1."""
     import errno
-    import tempfile
+    import os
 
     ro = tmp_path / "ro"
     ro.mkdir()
-    real = tempfile.mkstemp
+    real = os.open
 
-    def mkstemp(*args, dir=None, **kwargs):
-        if dir is not None and str(dir).startswith(str(ro)):
-            raise OSError(errno.EROFS, "Read-only file system", str(dir))
-        return real(*args, dir=dir, **kwargs)
+    def create(path, flags, *args, **kwargs):
+        if flags & os.O_CREAT and str(path).startswith(str(ro)):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(os, "open", create)
     import estimators as est
 
     monkeypatch.setattr(est.NFXP, "fit", lambda *a, **k: pytest.fail("fitted before the check"))
