@@ -70,8 +70,12 @@ the shares' logit coefficients :math:`\\gamma` are drawn with the other paramete
 already on the logit scale) and every draw pools with :math:`\\bar w(\\gamma_d)`: the intervals
 carry the uncertainty of :math:`\\gamma`, the units' characteristics held at the sample's.
 Each type is still in its own stationary distribution :math:`\\mu_k` (the long run, where the
-first state no longer matters). Such mixtures need their results (which hold the units'
-:math:`z_i`); parameter values alone are refused.
+first state no longer matters). By block of the permanent variables the weight is the mean share
+of the estimation units whose first state lies in the block (a unit's block for life), so a
+mixture whose shares depend on a permanent variable (the market) weighs the types by market in
+the by-block table; the summary keeps :math:`\\bar w_k` over all units and is then not the
+block-weighted average of the by-block table (a note says so). Such mixtures need their
+results (which hold the units' :math:`z_i`); parameter values alone are refused.
 """
 
 from __future__ import annotations
@@ -142,6 +146,41 @@ def _shares_at(mix: Mixture, TH: np.ndarray, design: np.ndarray | None = None) -
     if mix.varying_shares:
         return _pooled_weights(mix, rest, design)
     return np.column_stack([1.0 - rest.sum(axis=1), rest])
+
+
+def _block_weights_of_units(mix: Mixture, params: pd.Series, first_states: np.ndarray,
+                            design: np.ndarray, TH: np.ndarray | None, notes: list
+                            ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Pooled weights by block of the permanent variables, for shares that vary over units:
+    in block :math:`c`, the mean of :math:`w_k(z_i)` over the estimation units whose first
+    state lies in :math:`c` (their block for life). ``(C, K)`` at ``params`` and ``(C, D, K)``
+    at the draws ``TH``; NaN for a block without estimation units (noted)."""
+    from simulations.stationary import block_structure
+
+    structure = block_structure(mix.model, mix.type_params(params, 0).to_numpy())
+    unit_block = structure.block[np.asarray(first_states, dtype=np.int64)]
+    C, K = structure.n_blocks, mix.n_types
+    g0 = params[mix.share_names].to_numpy()[None, :]
+    pos = [mix.param_names.index(n) for n in mix.share_names]
+    w = np.full((C, K), np.nan)
+    Wd = None if TH is None else np.full((C, len(TH), K), np.nan)
+    empty = []
+    for c in range(C):
+        rows = unit_block == c
+        if not rows.any():
+            empty.append(structure.keys[c])
+            continue
+        w[c] = _pooled_weights(mix, g0, design[rows])[0]
+        if TH is not None:
+            Wd[c] = _pooled_weights(mix, TH[:, pos], design[rows])
+    notes.append("By block: each block pools the types with the mean share of the estimation "
+                 "units whose first state is in the block (the summary uses the mean over all "
+                 "units; when the shares vary with a permanent variable the summary is "
+                 "therefore not the block-weighted average of the by-block table).")
+    if empty:
+        notes.append(f"No estimation unit starts in block(s) {empty}: their pooled figures are "
+                     "NaN.")
+    return w, Wd
 
 
 def _pooled_weights(mix: Mixture, gammas: np.ndarray, design: np.ndarray) -> np.ndarray:
@@ -460,7 +499,12 @@ def mixture_counterfactual(
                 sdata["share_upper"].append(float(hi))
     state_shares = pd.DataFrame(sdata, index=pd.MultiIndex.from_tuples(
         srows, names=["scenario", "variable", "value"]))
-    by_block = _pooled_by_block(reports, figures, dens, w, Wd, idx, level)
+    w_blocks, Wd_blocks = w, Wd
+    if mix.varying_shares and first.by_block is not None:  # each block its own units' shares
+        w_blocks, Wd_blocks = _block_weights_of_units(
+            mix, params, results_or_params.first_states, design,
+            TH[idx] if intervals else None, notes)
+    by_block = _pooled_by_block(reports, figures, dens, w_blocks, Wd_blocks, idx, level)
     curves = _pooled_curves(mix.model.hooks.curves, reports, curve_dens, names, w, Wd, idx,
                             level)
     notes.append("Pooled figures: CV and every declared outcome and share are the type-share "
@@ -573,7 +617,7 @@ def _pool_arrays(w: np.ndarray, values: list, denoms: list | None) -> np.ndarray
     a type without mass in the denominator adds nothing, NaN where no type has any). ``w``:
     (K,) or (D, K) with the draws last in ``values``."""
     K = len(values)
-    wk = [w[k] if np.ndim(w) == 1 else w[:, k] for k in range(K)]
+    wk = [w[..., k] for k in range(K)]
     if denoms is None:
         return sum(a * np.asarray(y) for a, y in zip(wk, values, strict=True))
     num = sum(np.where(d > 0, a * d * np.nan_to_num(np.asarray(y)), 0.0)
