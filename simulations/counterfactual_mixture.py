@@ -200,6 +200,7 @@ def mixture_counterfactual(
     cov_type: str | None = None,
     money: Money | None = None,
     progress: Callable[[str], None] | None = None,
+    draw_transitions: bool = True,
     engine: Callable[..., CounterfactualReport] | None = None,
 ) -> MixtureCounterfactualReport:
     """Counterfactuals of a mixture of types, by type and pooled (module docstring).
