@@ -508,6 +508,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     columns = _columns(args)
     from simulations import simulate
 
+    if model.true_params is None:  # e.g. rust_bus with a cost that has no published estimates
+        import json
+
+        example = {**dict.fromkeys(model.utility_params, 1.0),
+                   **model.transition_params.round(4).to_dict()}
+        raise CLIError(f"the {args.model} model with these options has no default true "
+                       f"parameters; give all of {model.param_names} with --option "
+                       f"true_params='{json.dumps(example)}' (your values)")
     panel = simulate(model, model.true_params, n_customers=args.n_customers,
                      n_periods=args.n_periods, seed=args.seed, columns=columns)
     _write_table(panel, args.out)

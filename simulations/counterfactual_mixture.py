@@ -56,8 +56,26 @@ simplex, however near 0 or 1 the estimate is (a normal draw of the shares themse
 there and would have to be dropped). Draws that fail to solve for any type are left out,
 counted in the notes and warned about.
 
-Constant shares only: shares that depend on the first state (``shares_by``) are refused,
-since their pooled weight needs a distribution of first states.
+Shares that vary over units (``shares_by``: the first state; ``share_covariates``:
+time-invariant covariates) pool with each estimation unit's own shares: the population is the
+estimation sample's distribution of first states and covariates, :math:`z_1, \\dots, z_N`
+(:attr:`estimators.mixture.MixtureResults.share_design`), so the pooled weight of type
+:math:`k` is
+
+.. math::
+
+    \\bar w_k(\\gamma) = \\frac{1}{N} \\sum_{i=1}^{N} w_k(z_i; \\gamma),
+
+the shares' logit coefficients :math:`\\gamma` are drawn with the other parameters (they are
+already on the logit scale) and every draw pools with :math:`\\bar w(\\gamma_d)`: the intervals
+carry the uncertainty of :math:`\\gamma`, the units' characteristics held at the sample's.
+Each type is still in its own stationary distribution :math:`\\mu_k` (the long run, where the
+first state no longer matters). By block of the permanent variables the weight is the mean share
+of the estimation units whose first state lies in the block (a unit's block for life), so a
+mixture whose shares depend on a permanent variable (the market) weighs the types by market in
+the by-block table; the summary keeps :math:`\\bar w_k` over all units and is then not the
+block-weighted average of the by-block table (a note says so). Such mixtures need their
+results (which hold the units' :math:`z_i`); parameter values alone are refused.
 """
 
 from __future__ import annotations
@@ -98,7 +116,8 @@ class MixtureCounterfactualReport(CounterfactualReport):
         Each type's full one-type report (by block, curves, state shares), at the type's
         parameters; its intervals come from the mixture's joint draws (the type's columns).
     type_shares : pandas.Series
-        The shares :math:`w_k` at the estimate.
+        The shares :math:`w_k` at the estimate (with shares that vary over units, the pooled
+        weights :math:`\\bar w_k`, their mean over the estimation units).
     mixture : ddc.Mixture
     """
 
@@ -119,11 +138,64 @@ class MixtureCounterfactualReport(CounterfactualReport):
                 f"draws={self.n_used})")
 
 
-def _shares_at(mix: Mixture, TH: np.ndarray) -> np.ndarray:
-    """(D, K) shares of parameter draws (D, P) over ``mix.param_names``."""
+def _shares_at(mix: Mixture, TH: np.ndarray, design: np.ndarray | None = None) -> np.ndarray:
+    """(D, K) shares of parameter draws (D, P) over ``mix.param_names``; with varying shares,
+    the pooled weights :math:`\\bar w_k` over the units' share ``design`` (module docstring)."""
     pos = [mix.param_names.index(n) for n in mix.share_names]
     rest = TH[:, pos]
+    if mix.varying_shares:
+        return _pooled_weights(mix, rest, design)
     return np.column_stack([1.0 - rest.sum(axis=1), rest])
+
+
+def _block_weights_of_units(mix: Mixture, params: pd.Series, first_states: np.ndarray,
+                            design: np.ndarray, TH: np.ndarray | None, notes: list
+                            ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Pooled weights by block of the permanent variables, for shares that vary over units:
+    in block :math:`c`, the mean of :math:`w_k(z_i)` over the estimation units whose first
+    state lies in :math:`c` (their block for life). ``(C, K)`` at ``params`` and ``(C, D, K)``
+    at the draws ``TH``; NaN for a block without estimation units (noted)."""
+    from simulations.stationary import block_structure
+
+    structure = block_structure(mix.model, mix.type_params(params, 0).to_numpy())
+    unit_block = structure.block[np.asarray(first_states, dtype=np.int64)]
+    C, K = structure.n_blocks, mix.n_types
+    g0 = params[mix.share_names].to_numpy()[None, :]
+    pos = [mix.param_names.index(n) for n in mix.share_names]
+    w = np.full((C, K), np.nan)
+    Wd = None if TH is None else np.full((C, len(TH), K), np.nan)
+    empty = []
+    for c in range(C):
+        rows = unit_block == c
+        if not rows.any():
+            empty.append(structure.keys[c])
+            continue
+        w[c] = _pooled_weights(mix, g0, design[rows])[0]
+        if TH is not None:
+            Wd[c] = _pooled_weights(mix, TH[:, pos], design[rows])
+    notes.append("By block: each block pools the types with the mean share of the estimation "
+                 "units whose first state is in the block (the summary uses the mean over all "
+                 "units; when the shares vary with a permanent variable the summary is "
+                 "therefore not the block-weighted average of the by-block table).")
+    if empty:
+        notes.append(f"No estimation unit starts in block(s) {empty}: their pooled figures are "
+                     "NaN.")
+    return w, Wd
+
+
+def _pooled_weights(mix: Mixture, gammas: np.ndarray, design: np.ndarray) -> np.ndarray:
+    """(D, K) mean over the units of their type shares, for logit coefficients ``gammas``
+    (D, (K-1) C) over ``mix.share_names`` and the units' share ``design`` (N, C)."""
+    Z, n = np.unique(np.asarray(design, dtype=float), axis=0, return_counts=True)
+    wt = n / n.sum()  # the distinct rows of z_i with their frequencies
+    K = mix.n_types
+    out = np.empty((len(gammas), K))
+    for d, g in enumerate(np.asarray(gammas, dtype=float)):  # a loop over draws, not units
+        eta = np.column_stack([np.zeros(len(Z)), Z @ g.reshape(K - 1, -1).T])
+        eta -= eta.max(axis=1, keepdims=True)
+        w = np.exp(eta)
+        out[d] = wt @ (w / w.sum(axis=1, keepdims=True))
+    return out
 
 
 def draw_mixture_params(mix: Mixture, params: pd.Series, cov: pd.DataFrame, n_draws: int,
@@ -151,7 +223,7 @@ def draw_mixture_params(mix: Mixture, params: pd.Series, cov: pd.DataFrame, n_dr
 
     names = list(cov.index)
     inside = [n for n in mix.share_names if n in names]
-    if mix.shares_by or not inside:
+    if mix.varying_shares or not inside:  # logit coefficients are drawn as they are
         return _draw_params(params, cov, n_draws, seed)
     if len(inside) != len(mix.share_names):
         missing = [n for n in mix.share_names if n not in names]
@@ -230,7 +302,8 @@ def mixture_counterfactual(
     ------
     ValueError
         Results of another mixture or model (their fingerprint differs; the difference is
-        named), shares that depend on the first state, bad arguments.
+        named), shares that vary over units given as parameter values (without the units'
+        share design of results), bad arguments.
     """
     from estimators.results import EstimationResults
     from simulations.draws import DEFAULT_DRAWS, _ordered, _params_and_cov
@@ -243,10 +316,21 @@ def mixture_counterfactual(
     n_draws = DEFAULT_DRAWS if n_draws is None else n_draws
     if isinstance(n_draws, bool) or not isinstance(n_draws, (int, np.integer)) or n_draws < 0:
         raise ValueError(f"n_draws must be a non-negative integer, got {n_draws!r}")
-    if mix.shares_by:
-        raise ValueError(f"counterfactuals of a mixture whose shares depend on the first state "
-                         f"({mix.shares_by}) are not supported: pooling needs constant type "
-                         "shares (fit the mixture without shares_by)")
+    design = None
+    if mix.varying_shares:
+        design = getattr(results_or_params, "share_design", None)
+        if design is None:
+            raise ValueError(
+                f"the type shares of {mix.name!r} vary with {mix.shares_depend_on()}: pooling "
+                "weights each type by its mean share over the estimation sample's units, which "
+                "only the estimation results hold; pass the results of NFXP(mix).fit (or "
+                "CCP/NPL), not parameter values (results loaded from a file do not keep the "
+                "units' characteristics)")
+        design = np.asarray(design, dtype=float)
+        if design.ndim != 2 or design.shape[1] != len(mix.share_columns):
+            raise ValueError(f"the results' share design has shape {design.shape}; the mixture's "
+                             f"shares have the {len(mix.share_columns)} columns "
+                             f"{mix.share_columns}")
     if isinstance(results_or_params, EstimationResults) and \
             not isinstance(results_or_params.model, Mixture) and \
             results_or_params.fingerprint is None:
@@ -258,7 +342,16 @@ def mixture_counterfactual(
         if isinstance(results_or_params, EstimationResults) else f"{source} ({mix.name})"
 
     K = mix.n_types
-    w = mix.shares(params)
+    if mix.varying_shares:
+        w = _pooled_weights(mix, params[mix.share_names].to_numpy()[None, :], design)[0]
+        notes.append(
+            f"Type shares vary with {mix.shares_depend_on()}: each type is weighted by its mean "
+            f"share over the {len(design):,} estimation units, (1/N) sum_i w_k(z_i) (the "
+            "sample's distribution of first states and covariates); the intervals draw the "
+            "shares' logit coefficients with the other parameters, the units' characteristics "
+            "held fixed.")
+    else:
+        w = mix.shares(params)
     TH = None
     valid = np.zeros(0, dtype=bool)
     if cov is not None and n_draws > 0:
@@ -330,7 +423,7 @@ def mixture_counterfactual(
     n_used = int(use.sum()) if use is not None else 0
     intervals = n_used > 0
     idx = np.flatnonzero(use) if intervals else np.zeros(0, dtype=int)
-    Wd = _shares_at(mix, TH[idx]) if intervals else None  # (D, K)
+    Wd = _shares_at(mix, TH[idx], design) if intervals else None  # (D, K)
 
     def type_draws(k: int, scn: str, fig: str) -> np.ndarray:
         return reports[k].draws.loc[idx, (scn, fig)].to_numpy()
@@ -407,7 +500,12 @@ def mixture_counterfactual(
                 sdata["share_upper"].append(float(hi))
     state_shares = pd.DataFrame(sdata, index=pd.MultiIndex.from_tuples(
         srows, names=["scenario", "variable", "value"]))
-    by_block = _pooled_by_block(reports, figures, dens, w, Wd, idx, level)
+    w_blocks, Wd_blocks = w, Wd
+    if mix.varying_shares and first.by_block is not None:  # each block its own units' shares
+        w_blocks, Wd_blocks = _block_weights_of_units(
+            mix, params, results_or_params.first_states, design,
+            TH[idx] if intervals else None, notes)
+    by_block = _pooled_by_block(reports, figures, dens, w_blocks, Wd_blocks, idx, level)
     curves = _pooled_curves(mix.model.hooks.curves, reports, curve_dens, names, w, Wd, idx,
                             level)
     notes.append("Pooled figures: CV and every declared outcome and share are the type-share "
@@ -520,7 +618,7 @@ def _pool_arrays(w: np.ndarray, values: list, denoms: list | None) -> np.ndarray
     a type without mass in the denominator adds nothing, NaN where no type has any). ``w``:
     (K,) or (D, K) with the draws last in ``values``."""
     K = len(values)
-    wk = [w[k] if np.ndim(w) == 1 else w[:, k] for k in range(K)]
+    wk = [w[..., k] for k in range(K)]
     if denoms is None:
         return sum(a * np.asarray(y) for a, y in zip(wk, values, strict=True))
     num = sum(np.where(d > 0, a * d * np.nan_to_num(np.asarray(y)), 0.0)

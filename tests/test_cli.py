@@ -394,6 +394,24 @@ def test_model_options_reach_the_factory(capsys, tmp_path):
                                   check_categorical=False)
 
 
+def test_simulate_without_default_true_parameters_says_which_option_to_give(capsys, tmp_path):
+    """rust_bus with a non-linear cost has no published estimates to simulate at: the error
+    names ``--option true_params=...`` with every parameter, and that option works."""
+    out = str(tmp_path / "bus.csv")
+    args = ["simulate", "--model", "rust_bus", "--option", "cost=quadratic", "--n-customers",
+            "5", "--n-periods", "4", "--out", out]
+    code, _, err = run(capsys, *args)
+    assert code != 0
+    assert "no default true parameters" in err
+    given = err.split("--option ", 1)[1].split(" (your values)")[0]
+    assert given.startswith("true_params=")
+    truth = json.loads(given.split("=", 1)[1].strip("'"))
+    assert list(truth) == ["RC", "theta_11", "theta_12", "theta_30", "theta_31"]
+    code, _, err = run(capsys, *args, "--option", given.replace("'", ""))
+    assert code == 0, err
+    assert len(pd.read_csv(out)) == 20
+
+
 def test_a_users_model_from_simulate_to_counterfactual(capsys, tmp_path, monkeypatch):
     """A user's model (tests/models_entry.py) named as module:factory goes through simulate,
     estimate and counterfactual; the results record how to rebuild it (registry name and

@@ -227,9 +227,11 @@ def test_refuses_results_of_another_mixture(fit):
         counterfactual(ddc.models.membership(), fit, scenarios=["video_benefit"], n_draws=0)
 
 
-def test_refuses_shares_by():
+def test_shares_by_needs_results():
+    # shares that vary over units pool over the estimation units' first states, which only the
+    # results hold (tests/test_mixture_shares.py pools them)
     mix = ddc.Mixture(ddc.models.membership(), 2, ["theta_ship"], shares_by=["market"])
-    with pytest.raises(ValueError, match="first state"):
+    with pytest.raises(ValueError, match="first state.*pass the results"):
         counterfactual(mix, {}, scenarios=["video_benefit"])
 
 

@@ -316,13 +316,92 @@ def test_ccp_with_covariate_shares_close_to_the_mle(ccp_fits, cov_fit, variant):
     assert res.type_shares["share"].sum() == pytest.approx(1.0)
 
 
-def test_ccp_with_first_state_shares():
+@pytest.fixture(scope="module")
+def market_fit():
+    """Shares in the market of the first state (the design of tests/test_mixture.py)."""
     model = ddc.models.membership()
     mix = ddc.Mixture(model, 2, ["theta_ship", "theta_video"], shares_by=["market"])
     seg = ddc.models.membership_segments().true_params
     truth = {**seg.drop("share[1]").to_dict(), "gamma[1]:const": 0.4,
              "gamma[1]:market=1": -0.8, "gamma[1]:market=2": 0.8}
     panel = simulate(mix, truth, n_customers=1500, n_periods=36, seed=3)
-    nfxp, npl = NFXP(mix).fit(panel), NPL(mix).fit(panel)
+    return mix, panel, NFXP(mix).fit(panel)
+
+
+def test_npl_with_first_state_shares_equals_nfxp(market_fit):
+    mix, panel, nfxp = market_fit
+    npl = NPL(mix).fit(panel)
     diff = (npl.params - nfxp.params) / nfxp.std_errors
     assert npl.converged and diff.abs().max() < 1e-3, diff.to_dict()
+
+
+# ------------------------------------------------------------------------------ counterfactuals
+@pytest.fixture(scope="module")
+def cov_report(cov_fit):
+    from simulations import counterfactual
+
+    mix = cov_fit.model
+    return counterfactual(mix, cov_fit, scenarios=["video_benefit"], n_draws=200, seed=1)
+
+
+def test_counterfactual_pools_with_the_units_own_shares(cov_mix, cov_fit, cov_report):
+    mix, _ = cov_mix
+    params = pd.concat([cov_fit.params, cov_fit.fixed_params])[mix.param_names]
+    w_bar = mix.design_shares(params, cov_fit.share_design).mean(axis=0)
+    r = cov_report
+    np.testing.assert_allclose(r.type_shares.to_numpy(), w_bar, rtol=1e-12)
+    np.testing.assert_allclose(r.type_shares.to_numpy(), cov_fit.type_shares["share"],
+                               rtol=1e-12)
+    for scn in ("baseline", "video_benefit"):
+        by_type = [r.by_type.loc[(k, scn), "cv_per_customer"] for k in range(2)]
+        assert r.by_type.loc[(0, scn), "share"] == pytest.approx(w_bar[0], rel=1e-12)
+        assert r.summary.loc[scn, "cv_per_customer"] == pytest.approx(w_bar @ by_type,
+                                                                      rel=1e-10)
+    assert any("mean share over the 3,000 estimation units" in n for n in r.notes)
+
+
+def test_counterfactual_share_intervals_carry_the_gamma_uncertainty(cov_mix, cov_fit,
+                                                                    cov_report):
+    from simulations.draws import _interval
+
+    mix, _ = cov_mix
+    r = cov_report
+    assert r.n_used == 200
+    # every draw pools with the mean over the units of w_k(z_i; gamma_d), gamma_d its draw
+    Z = cov_fit.share_design
+    pooled = np.array([mix.design_shares(row, Z).mean(axis=0)
+                       for _, row in r.param_draws.iterrows()])
+    lo, hi = _interval(pooled[:, 1], 0.95)
+    row = r.by_type.loc[(1, "baseline")]
+    assert (row["share_lower"], row["share_upper"]) == pytest.approx((lo, hi), rel=1e-12)
+    # the interval's width against the delta-method standard error of the average share: the
+    # percentile width of 200 normal draws has a relative standard error of about 7%
+    se = cov_fit.type_shares["std_error"].iloc[1]
+    ratio = (hi - lo) / (2 * norm.ppf(0.975) * se)
+    assert abs(ratio - 1) < 4 * 0.07, ratio
+
+
+def test_counterfactual_with_varying_shares_needs_results(cov_mix):
+    from simulations import counterfactual
+
+    mix, truth = cov_mix
+    with pytest.raises(ValueError, match="covariates.*pass the results"):
+        counterfactual(mix, truth, scenarios=["video_benefit"])
+
+
+def test_counterfactual_by_block_pools_each_block_with_its_units_shares(market_fit):
+    from simulations import counterfactual
+
+    mix, panel, res = market_fit
+    r = counterfactual(mix, res, scenarios=["video_benefit"], n_draws=0)
+    params = pd.concat([res.params, res.fixed_params])[mix.param_names]
+    w_units = mix.design_shares(params, res.share_design)
+    market = panel.groupby("customer_id")["market"].first().to_numpy()
+    np.testing.assert_allclose(r.type_shares.to_numpy(), w_units.mean(axis=0), rtol=1e-12)
+    for m in range(3):  # market is permanent: its own units' mean shares weigh the types
+        w_m = w_units[market == m].mean(axis=0)
+        cv = [r.type_reports[k].by_block.loc[("video_benefit", m), "cv_per_customer"]
+              for k in range(2)]
+        assert r.by_block.loc[("video_benefit", m), "cv_per_customer"] == \
+            pytest.approx(w_m @ cv, rel=1e-10)
+    assert any("By block: each block pools" in n for n in r.notes)

@@ -200,6 +200,7 @@ def mixture_results(estimator: str, mix: Mixture, ml, x: np.ndarray, cd, ts, *, 
     extra = {**extra, "message": message}
     res = MixtureResults(
         n_types=K, posteriors=posteriors, type_solutions=ev.solutions, share_design=ml.Zc,
+        first_states=ml.counts.first_states,
         model=mix, estimator=estimator, params=params[names], hessian=H, scores=G,
         groups=np.arange(ml.counts.n_units), loglik=ev.loglik + ll_t,
         loglik_parts={loglik_label: ev.loglik, "transition": ll_t}, nobs=cd.nobs,

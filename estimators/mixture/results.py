@@ -58,14 +58,20 @@ class MixtureResults(EstimationResults):
         :math:`q_{ik} = w_k L_{ik} / \\sum_j w_j L_{ij}`, indexed by unit id.
     classification : dict
         See :func:`classification`.
+    share_design : numpy.ndarray or None
+        With shares that vary over units (``shares_by``, ``share_covariates``): the ``(N, C)``
+        share covariates :math:`z_i` of the estimation units (columns ``mix.share_columns``).
+    first_states : numpy.ndarray or None
+        Each estimation unit's first observed (flat) state.
     """
 
     def __init__(self, *, n_types: int, posteriors: pd.DataFrame,
                  type_solutions: Sequence | None = None, share_design: np.ndarray | None = None,
-                 **kwargs):
+                 first_states: np.ndarray | None = None, **kwargs):
         super().__init__(**kwargs)
         self.n_types = int(n_types)
         self.share_design = share_design
+        self.first_states = first_states
         self.posteriors = posteriors
         self.type_solutions = list(type_solutions or [])
         self.classification = classification(posteriors.to_numpy())
@@ -75,7 +81,10 @@ class MixtureResults(EstimationResults):
         """Type shares with standard errors (of :attr:`cov_type`): columns ``share`` and
         ``std_error``, one row per type; ``share[0] = 1 - sum`` has the delta-method variance
         :math:`\\mathbf{1}' V \\mathbf{1}` of the others' covariance :math:`V`. With shares
-        that depend on the first state (``shares_by``), their average over the units."""
+        that vary over units (``shares_by``, ``share_covariates``), their average over the
+        estimation units, :math:`\\bar w_k = \\frac1N \\sum_i w_k(z_i; \\hat\\gamma)`, with
+        delta-method standard errors from the covariance of :math:`\\hat\\gamma`, the units'
+        :math:`z_i` (:attr:`share_design`) held fixed."""
         K = self.n_types
         if self.share_design is not None:
             return self._average_shares()
