@@ -132,6 +132,15 @@ class MixtureCounterfactualReport(CounterfactualReport):
         out["by_type.csv"] = self.by_type
         return out
 
+    def as_text(self) -> str:
+        """The pooled summary (as a one-type report's) and the figures by type, as text."""
+        from estimators.tables import Table
+
+        blocks = _by_type_blocks(self)
+        _, caption, header, rows = blocks[1][:4]
+        return (super().as_text() + "\n(pooled over the types)\n\n"
+                + Table(header, rows, title=caption).as_text())
+
     def __repr__(self) -> str:
         return (f"MixtureCounterfactualReport({self.model_name!r}, types="
                 f"{len(self.type_reports)}, scenarios={list(self.summary.index)}, "
