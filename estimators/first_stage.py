@@ -60,8 +60,9 @@ from ddc.solver import ConvergenceError
 from ddc.transitions import Factor, FactoredTransitions
 
 __all__ = ["BOUNDARY", "FirstStageDraws", "TransitionEstimate", "TransitionOptions",
-           "check_possible", "draw_first_stage",
-           "estimate_transitions", "factor_counts", "first_stage_covariances", "support_params",
+           "check_possible", "draw_first_stage", "estimate_transitions", "factor_counts",
+           "first_stage_covariances", "first_stage_cross_derivative", "first_stage_view",
+           "murphy_topel", "support_params",
            "transition_log_probs", "transition_loglik", "transition_model"]
 
 #: Probabilities of a simplex group below this at the optimum are on the boundary: set to zero.
@@ -1235,43 +1236,83 @@ def first_stage_covariances(ts: TransitionEstimate, counts: np.ndarray, solver, 
         results' ``extra_covs`` (they replace the uncorrected built-in kinds).
     notes : list of str
     """
-    from estimators.inference import group_sums
     from estimators.likelihood import ChoiceLikelihood
 
-    util = list(ts.model.utility_params)
-    if ts.tables:
-        pmodel, psi, Vpsi, S = _cell_view(ts, panel)
-        full = pmodel.params_series(params[util].to_numpy())
-        what = f"{len(psi)} estimated transition cells"
-    elif len(ts.params) and ts.free:
-        pmodel, psi = ts.model, ts.params[ts.free]
-        where = [list(ts.params.index).index(n) for n in ts.free]
-        Vpsi = ts.cov[np.ix_(where, where)]
-        S = ts.row_scores[:, where] if panel is not None else None
-        full = params
-        what = f"{len(psi)} first-stage transition parameters"
-    else:
+    view = first_stage_view(ts, panel)
+    if view is None:
         return {}, []
+    pmodel, psi, Vpsi, S, what = view
     if len(psi) > MAX_CORRECTED:
         return {}, [f"standard errors do not account for the {what} (more than "
                     f"{MAX_CORRECTED}: the correction is not computed)"]
+    util = list(ts.model.utility_params)
+    full = pmodel.params_series(params[util].to_numpy()) if ts.tables else params
     lik = ChoiceLikelihood(pmodel, counts, solver)
-    C = np.zeros((len(util), len(psi)))
-    for k, name in enumerate(psi.index):
+
+    def grad(moved: pd.Series) -> np.ndarray | None:
+        return lik.evaluate(moved).grad
+
+    C = first_stage_cross_derivative(grad, full, psi.index, bool(ts.tables), len(util))
+    covs = murphy_topel(hessian, scores, groups, C, Vpsi, S)
+    ts.sensitivity = pd.DataFrame(np.linalg.solve(-np.asarray(hessian), C), index=util,
+                                  columns=list(psi.index))
+    return covs, [f"standard errors account for the {what} (Murphy-Topel)"]
+
+
+def first_stage_view(ts: TransitionEstimate, panel: Panel | None):
+    """The first stage as parameters :math:`\\psi` for a covariance correction: the free
+    transition parameters, or the free cells of a nonparametric estimate (:func:`_cell_view`).
+
+    Returns
+    -------
+    tuple or None
+        ``(pmodel, psi, Vpsi, S, what)``: the model with :math:`\\psi` as its transition
+        parameters, their values (Series), covariance, per-row transition scores (``None``
+        without a panel) and a phrase naming them; ``None`` when nothing was estimated.
+    """
+    if ts.tables:
+        pmodel, psi, Vpsi, S = _cell_view(ts, panel)
+        return pmodel, psi, Vpsi, S, f"{len(psi)} estimated transition cells"
+    if len(ts.params) and ts.free:
+        where = [list(ts.params.index).index(n) for n in ts.free]
+        S = ts.row_scores[:, where] if panel is not None else None
+        return (ts.model, ts.params[ts.free], ts.cov[np.ix_(where, where)], S,
+                f"{len(ts.free)} first-stage transition parameters")
+    return None
+
+
+def first_stage_cross_derivative(grad, full: pd.Series, names, cells: bool, n_out: int
+                                 ) -> np.ndarray:
+    """:math:`C = \\partial g / \\partial \\psi'` by central differences of the gradient
+    ``grad(params)`` (a vector of length ``n_out``) in the entries ``names`` of ``full``, step
+    :math:`10^{-6}\\max(1, |\\psi_j|)` (at most half a cell probability)."""
+    C = np.zeros((n_out, len(names)))
+    for k, name in enumerate(names):
         h = 1e-6 * max(1.0, abs(full[name]))
-        if ts.tables:
+        if cells:
             h = min(h, 0.5 * full[name])
         up, dn = full.copy(), full.copy()
         up[name] += h
         dn[name] -= h
-        g_up, g_dn = lik.evaluate(up).grad, lik.evaluate(dn).grad
+        g_up, g_dn = grad(up), grad(dn)
         if g_up is None or g_dn is None:
             raise RuntimeError(f"the choice likelihood is not finite near the first-stage "
                                f"estimate in {name}; cannot correct the standard errors")
         C[:, k] = (g_up - g_dn) / (2 * h)
+    return C
+
+
+def murphy_topel(hessian: np.ndarray, scores: np.ndarray | None, groups: np.ndarray | None,
+                 C: np.ndarray, Vpsi: np.ndarray, S: np.ndarray | None
+                 ) -> dict[str, np.ndarray]:
+    """Murphy-Topel covariances from the Hessian :math:`H = -A`, the scores :math:`G` (rows
+    grouped by ``groups``), the cross derivative :math:`C`, the first stage's covariance
+    :math:`V_\\psi` and its scores :math:`S` on the same rows (see
+    :func:`first_stage_covariances`)."""
+    from estimators.inference import group_sums
+
     A = -np.asarray(hessian)
     Ainv = np.linalg.inv(A)
-    ts.sensitivity = pd.DataFrame(Ainv @ C, index=util, columns=list(psi.index))
     CV = C @ Vpsi
     covs = {"hessian": Ainv + Ainv @ CV @ C.T @ Ainv}
     if scores is not None and S is not None:
@@ -1287,8 +1328,7 @@ def first_stage_covariances(ts: TransitionEstimate, counts: np.ndarray, solver, 
                 sums = group_sums(groups, Gt, n_groups)
                 factor = n_groups / (n_groups - 1.0) * (n - 1.0) / (n - k)
                 covs["cluster"] = factor * (Ainv @ (sums.T @ sums) @ Ainv)
-    covs = {kind: 0.5 * (v + v.T) for kind, v in covs.items()}
-    return covs, [f"standard errors account for the {what} (Murphy-Topel)"]
+    return {kind: 0.5 * (v + v.T) for kind, v in covs.items()}
 
 
 def reestimation_covariances(estimator, prep, fit, inf) -> tuple[dict[str, np.ndarray],

@@ -56,6 +56,11 @@ simplex, however near 0 or 1 the estimate is (a normal draw of the shares themse
 there and would have to be dropped). Draws that fail to solve for any type are left out,
 counted in the notes and warned about.
 
+Transitions: with estimation results, every type is solved with the transitions the estimate
+was made with (``res.transition_mixture``: the tables the first stage estimated, and each
+type's own tables when they differ by type), as the one-type engine does; with a parameter
+Series, with the mixture's own (each type's :attr:`ddc.Mixture.type_models`).
+
 Shares that vary over units (``shares_by``: the first state; ``share_covariates``:
 time-invariant covariates) pool with each estimation unit's own shares: the population is the
 estimation sample's distribution of first states and covariates, :math:`z_1, \\dots, z_N`
@@ -361,6 +366,7 @@ def mixture_counterfactual(
             "held fixed.")
     else:
         w = mix.shares(params)
+    solve_mix = _transition_mixture(mix, results_or_params, notes)
     TH = None
     valid = np.zeros(0, dtype=bool)
     if cov is not None and n_draws > 0:
@@ -396,7 +402,7 @@ def mixture_counterfactual(
     reports: list[CounterfactualReport] = []
     type_models = []
     for k in range(K):
-        plain = mix.type_model(params, k)
+        plain = solve_mix.type_model(params, k)
         type_models.append(plain)
         tm = plain.replace(hooks=dataclasses.replace(
             plain.hooks, outcomes=(*plain.hooks.outcomes, *extra)))
@@ -585,6 +591,26 @@ def mixture_counterfactual(
     )
     report.add_section("By type", _by_type_blocks(report), where="end")
     return report
+
+
+def _transition_mixture(mix: Mixture, results_or_params, notes: list[str]) -> Mixture:
+    """The mixture whose types are solved: the results' :attr:`transition_mixture` (the
+    transitions the estimate was made with), or ``mix`` for a parameter Series."""
+    est = getattr(results_or_params, "transition_mixture", None)
+    if not isinstance(est, Mixture) or est is mix or est is results_or_params.model:
+        return mix
+    shared = est.model is not mix.model
+    typed = list(est.transitions_by_type)
+    what = []
+    if shared:
+        what.append("the tables estimated in the first stage")
+    if typed:
+        what.append(f"each type's own tables of {typed} estimated in the EM")
+    notes.append(f"Transitions: {' and '.join(what) or 'those'} of the "
+                 f"{results_or_params.estimator} fit (not the model's defaults); intervals "
+                 "carry the uncertainty of the utility parameters and shares, not the "
+                 "tables'.")
+    return est
 
 
 def _choice_share(j: int) -> Callable:
