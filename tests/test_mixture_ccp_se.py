@@ -39,16 +39,17 @@ def _one_blas_thread():
 
 
 def stacked_at(mix, panel, res, two_stage: bool) -> StackedMoments:
-    """The estimating equations at a CCP(mix) estimate, rebuilt from public pieces."""
-    cd, _ts, base = setup(mix.model, panel, None, "test", None, needs_rows=True)
+    """The estimating equations at a CCP(mix) estimate, rebuilt from public pieces as
+    ``CCP(mix).fit`` builds them (first-stage transitions included)."""
+    cd, ts, base = setup(mix.model, panel, None, "test", None, needs_rows=True)
+    if ts.model is not mix.model:
+        mix = mix.with_transitions(ts.model.transitions())
     full = res.params if res.fixed_params is None else pd.concat([res.params,
                                                                    res.fixed_params])
     full = full[mix.param_names].to_numpy()
     ml = MixtureLikelihood(mix, unit_counts(mix, cd), full, Solver())
     pl = PseudoLikelihood(mix.model, base, Solver())
-    x = ml.internal(full)
-    P = len(ml.struct)
-    return StackedMoments(ml, pl, x[:P], ml.weights(x), res.extra["type_ccps"],
+    return StackedMoments(ml, pl, ml.internal(full), res.extra["type_ccps"],
                           res.extra["smoothing"], "latent_class" if two_stage else "structural")
 
 
@@ -128,7 +129,7 @@ def test_one_type_sandwich_equals_brute_force(bus, bus_panel):
     one = ddc.Mixture(bus.model, 1, ["theta_0"])
     res = CCP(one).fit(bus_panel)
     sm = stacked_at(one, bus_panel, res, False)
-    assert sm.d == 2 + sm.F
+    assert sm.d == 2 + sm.F and sm.n_share == 0
     V, Vn = sm.covariance(), sm.covariance(numerical_jacobian(sm))
     np.testing.assert_allclose(np.sqrt(np.diag(V)), np.sqrt(np.diag(Vn)), rtol=1e-6)
 

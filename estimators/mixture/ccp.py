@@ -11,7 +11,10 @@ of their CCP-EM algorithm:
 
 1. posteriors :math:`q_{ik} \\propto w_k \\prod_t \\Lambda(a_{it} \\mid s_{it}; \\theta_k, p_k)`
    (one pass over the per-unit counts);
-2. shares :math:`w_k = \\frac{1}{N} \\sum_i q_{ik}`;
+2. shares :math:`w_k = \\frac{1}{N} \\sum_i q_{ik}`, or with shares that vary over units
+   (``shares_by``, ``share_covariates``) the posterior-weighted multinomial logit
+   :math:`\\max_\\gamma \\sum_i \\sum_k q_{ik} \\log w_k(z_i; \\gamma)`, the M-step of
+   ``NFXP(mix)``'s EM (:meth:`estimators.mixture.likelihood.MixtureLikelihood.fit_shares`);
 3. CCPs: ``ccp_update="data"`` (CCP): the type-weighted cell frequencies
    :math:`p_k(a \\mid s) = (N_k(s,a) + \\alpha) / (N_k(s) + \\alpha |A(s)|)`, with
    :math:`N_k = \\sum_i q_{ik} n_i` (smoothed as
@@ -25,11 +28,12 @@ of :math:`\\Lambda` in :math:`p` vanishes (Aguirregabiria and Mira 2002), so the
 solves the first-order conditions of the mixture likelihood: ``NPL(mix)`` reports maximum
 likelihood standard errors (the mixture likelihood's Hessian at the estimate). With data-updated
 CCPs (``CCP(mix)``) the estimator is consistent but not efficient, and its limit solves a system
-of per-unit estimating equations in the structural parameters, the type CCPs and the shares; the
-default covariance (``"stacked"``) is that system's sandwich, which accounts for the estimated
-CCPs, shares and posteriors (:mod:`estimators.mixture.ccp_inference`). The kinds ``"hessian"``,
-``"opg"``, ``"sandwich"`` and ``"cluster"`` are those of the mixture pseudo-likelihood with the
-final CCPs held fixed, which ignore their estimation and may understate the uncertainty.
+of per-unit estimating equations in the structural parameters, the type CCPs and the share
+parameters; the default covariance (``"stacked"``) is that system's sandwich, which accounts for
+the estimated CCPs, shares and posteriors (:mod:`estimators.mixture.ccp_inference`). The kinds
+``"hessian"``, ``"opg"``, ``"sandwich"`` and ``"cluster"`` are those of the mixture
+pseudo-likelihood with the final CCPs held fixed, which ignore their estimation and may
+understate the uncertainty.
 
 ``two_stage=True`` (CCP only) is their two-stage variant: stage 1 estimates the
 shares and unrestricted type-specific CCPs by EM on the latent-class model
@@ -51,6 +55,7 @@ from ddc.solver import ConvergenceWarning, Solver, small_blas
 from ddc.utility import LinearUtility
 from estimators.ccp import PseudoLikelihood, frequency_ccps
 from estimators.data import setup
+from estimators.first_stage import TransitionOptions
 from estimators.mixture.ccp_inference import MAX_BYTES, StackedMoments
 from estimators.mixture.likelihood import (
     MixtureEvaluation,
@@ -58,7 +63,13 @@ from estimators.mixture.likelihood import (
     logsumexp,
     unit_counts,
 )
-from estimators.mixture.nfxp import mixture_results, order_types, split_starts
+from estimators.mixture.nfxp import (
+    mapped_data,
+    mixture_results,
+    one_type_start,
+    order_types,
+    split_starts,
+)
 
 __all__ = ["MixtureCCP", "PseudoMixtureLikelihood"]
 
@@ -122,27 +133,31 @@ class MixtureCCP:
         As in :class:`~estimators.NFXP`.
     on_failure : {"warn", "raise"}
         What non-convergence does.
+    transitions : {"estimate", "known"} or TransitionOptions
+        The first stage of the transitions, as for :class:`~estimators.CCP`: estimated from the
+        data (default; every type's CCP representation uses the estimated transitions) or
+        declared known.
 
     Notes
     -----
     Covariances (:mod:`estimators.mixture.ccp_inference`): ``CCP(mix)`` defaults to
     ``"stacked"``, the sandwich :math:`J^{-1}\\Omega J^{-T}` of CCP-EM's per-unit estimating
-    equations (pseudo-score, type CCPs as posterior-weighted frequencies, shares as mean
-    posteriors), and ``CCP(mix, two_stage=True)`` to ``"two_step"``, the same construction for
-    stage 1's latent-class EM and stage 2's pseudo-score, which is Newey and McFadden's (1994)
-    two-step formula; both account for the estimated CCPs, shares and posteriors, not for the
-    first-stage transitions. ``"hessian"``, ``"opg"``, ``"sandwich"`` and ``"cluster"`` hold the
-    final CCPs and posteriors fixed. The correction costs :math:`O(d^3)` time and
-    :math:`O(d^2 + S A F)` memory for :math:`F` free CCPs per type and :math:`d = P + K - 1 +
-    K F` (milliseconds for the built-in designs); above about 1 GB it is skipped with a warning
-    and the default falls back to ``"hessian"``. ``NPL(mix)`` reports maximum likelihood
+    equations (pseudo-score, type CCPs as posterior-weighted frequencies, share equations), and
+    ``CCP(mix, two_stage=True)`` to ``"two_step"``, the same construction for stage 1's
+    latent-class EM and stage 2's pseudo-score, which is Newey and McFadden's (1994) two-step
+    formula; both account for the estimated CCPs, shares and posteriors, not for the first-stage
+    transitions. ``"hessian"``, ``"opg"``, ``"sandwich"`` and ``"cluster"`` hold the final CCPs
+    and posteriors fixed. The correction costs :math:`O(d^3)` time and :math:`O(d^2 + S A F)`
+    memory for :math:`F` free CCPs per type and :math:`d = P + n_w + K F` (:math:`n_w` share
+    parameters; milliseconds for the built-in designs); above about 1 GB it is skipped with a
+    warning and the default falls back to ``"hessian"``. ``NPL(mix)`` reports maximum likelihood
     standard errors.
     """
 
     def __init__(self, mix: Mixture, first_stage: str = "frequency", smoothing: float = 0.5,
                  solver: Solver | None = None, *, method: str = "CCP", two_stage: bool = False,
                  tol: float = 1e-7, max_iter: int = 2000, n_starts: int = 3, seed: int = 0,
-                 drop_first: bool | None = None, on_failure: str = "warn"):
+                 drop_first: bool | None = None, on_failure: str = "warn", transitions=None):
         if not isinstance(mix, Mixture):
             raise TypeError(f"MixtureCCP needs a ddc.Mixture, got {type(mix).__name__}")
         if method not in ("CCP", "NPL"):
@@ -150,13 +165,13 @@ class MixtureCCP:
         if first_stage != "frequency":
             raise ValueError(f"{method}(mix) seeds the types' CCPs with smoothed frequencies; "
                              f"first_stage={first_stage!r} is not available for mixtures")
-        if mix.shares_by:
-            raise TypeError(f"{method}(mix) supports constant type shares only; shares that "
-                            f"depend on the first state ({mix.shares_by}) are estimated by "
-                            "NFXP(mix)")
         if not isinstance(mix.model.utility, LinearUtility):
             raise TypeError(f"{method}(mix) needs a utility linear in parameters "
                             "(LinearUtility); use NFXP(mix) for a CallableUtility")
+        if mix.transitions_by_type:
+            raise TypeError(f"{method}(mix) does not estimate type-specific transitions "
+                            f"({mix.transitions_by_type}); NFXP(mix) does (EM with the tables' "
+                            "closed-form M-step)")
         if two_stage and method != "CCP":
             raise ValueError("two_stage=True is the two-stage CCP variant; NPL iterates the "
                              "CCPs on the model instead")
@@ -175,12 +190,14 @@ class MixtureCCP:
         self.tol, self.max_iter = tol, int(max_iter)
         self.n_starts, self.seed = int(n_starts), seed
         self.drop_first, self.on_failure = drop_first, on_failure
+        self.transitions = TransitionOptions.of(transitions)
 
     def __repr__(self) -> str:
         variant = ", two_stage=True" if self.two_stage else ""
         return f"{self.name}({self.mix!r}{variant})"
 
-    def fit(self, data, start=None):
+    def fit(self, data, start=None, *, id_col: str | None = None, time_col: str | None = None,
+            action_col: str | None = None, columns=None):
         """Estimate on a long panel; returns :class:`~estimators.mixture.MixtureResults`.
 
         Parameters
@@ -189,7 +206,15 @@ class MixtureCCP:
             The panel.
         start : pandas.Series or mapping, optional
             One starting point over ``mix.param_names`` instead of the default starts.
+        id_col, time_col, action_col : str, optional
+            Column names of the unit id, the period and the action (default: the model's
+            layout).
+        columns : ddc.panel.Columns or mapping, optional
+            The column mapping, as for the one-type estimators' ``fit``; also maps a share
+            covariate to the column holding it (``{"channel": "signup_channel"}``).
         """
+        data = mapped_data(self.mix, data, self.drop_first, id_col=id_col, time_col=time_col,
+                           action_col=action_col, columns=columns)
         with small_blas(self.mix.model.n_states, self.solver):
             return self._fit(data, start)
 
@@ -236,11 +261,13 @@ class MixtureCCP:
 
     def _fit(self, data, start):
         t0 = time.perf_counter()
-        mix = self.mix
+        K = self.mix.n_types
+        cd, ts, base = setup(self.mix.model, data, self.drop_first, f"{self.name}(mixture)",
+                             None, needs_rows=True, transitions=self.transitions)
+        # every type solved with the first stage's transitions (the estimated tables)
+        mix = self.mix if ts.model is self.mix.model else \
+            self.mix.with_transitions(ts.model.transitions())
         model = mix.model
-        K = mix.n_types
-        cd, ts, base = setup(model, data, self.drop_first, f"{self.name}(mixture)", None,
-                             needs_rows=True)
         uc = unit_counts(mix, cd)
         pl = PseudoLikelihood(model, base, self.solver)
         p_pool = frequency_ccps(model, cd.counts, self.smoothing)
@@ -249,11 +276,7 @@ class MixtureCCP:
         one, ll1, *_ = pl.maximize(Z0, e0, cd.counts, np.zeros(Pu))
         theta1 = base.copy()
         theta1[model.utility_params] = one
-        full = np.empty(len(mix.param_names))
-        for k in range(K):
-            full[mix.type_index[k]] = theta1.to_numpy()
-        if K > 1:
-            full[-(K - 1):] = 1.0 / K
+        full = one_type_start(mix, theta1.to_numpy())
         ml = MixtureLikelihood(mix, uc, full, self.solver)  # names, maps and vectors
         if start is not None:
             vec = mix.params_series(start).to_numpy().copy()
@@ -290,7 +313,7 @@ class MixtureCCP:
         if self.name == "NPL":
             lik = MixtureLikelihood(mix, uc, full, self.solver)
             return mixture_results(
-                "NPL", mix, lik, x, cd, ts, notes=notes, converged=best["converged"],
+                "NPL", self.mix, lik, x, cd, ts, notes=notes, converged=best["converged"],
                 message=message, on_failure=self.on_failure, iterations=iterations,
                 seconds=time.perf_counter() - t0, extra=extra,
                 cov_note="standard errors of maximum likelihood (the mixture likelihood's "
@@ -303,18 +326,18 @@ class MixtureCCP:
                 "pseudo-likelihood at the final type CCPs and posteriors held fixed: they ignore "
                 "the estimation of the CCPs and may understate the uncertainty")
         return mixture_results(
-            "CCP", mix, pml, x, cd, ts, notes=notes + cov_notes, converged=best["converged"],
-            message=message, on_failure=self.on_failure, iterations=iterations,
-            seconds=time.perf_counter() - t0, extra=extra, loglik_label="choice (pseudo)",
-            cov_note=held, extra_covs=covs or None, cov_type=kind if covs else "hessian")
+            "CCP", self.mix, pml, x, cd, ts, notes=notes + cov_notes,
+            converged=best["converged"], message=message, on_failure=self.on_failure,
+            iterations=iterations, seconds=time.perf_counter() - t0, extra=extra,
+            loglik_label="choice (pseudo)", cov_note=held, extra_covs=covs or None,
+            cov_type=kind if covs else "hessian")
 
     def _corrected_cov(self, ml: MixtureLikelihood, pl: PseudoLikelihood, x: np.ndarray,
                        p: list, kind: str, extra: dict) -> tuple[dict, list[str]]:
         """The covariance of :mod:`estimators.mixture.ccp_inference` (``{kind: V}``) and its
         notes; empty with a warning when it would need more than
         :data:`~estimators.mixture.ccp_inference.MAX_BYTES` of memory."""
-        P = len(ml.struct)
-        sm = StackedMoments(ml, pl, x[:P], ml.weights(x), p, self.smoothing,
+        sm = StackedMoments(ml, pl, x, p, self.smoothing,
                             "latent_class" if self.two_stage else "structural")
         if sm.cost_bytes > MAX_BYTES:
             msg = (f"corrected standard errors not computed: the stacked estimating equations "
@@ -328,13 +351,13 @@ class MixtureCCP:
         V = sm.covariance()
         extra["se_seconds"] = time.process_time() - t0
         what = ("CCP-EM's fixed point as a system of per-unit estimating equations (pseudo-score, "
-                "type CCPs as posterior-weighted frequencies, shares as mean posteriors)"
+                "type CCPs as posterior-weighted frequencies, share equations)"
                 if kind == "stacked" else
                 "the two-step formula (Newey and McFadden 1994, Theorem 6.1): stage 1's "
                 "latent-class EM fixed point (shares, type CCPs) and stage 2's pseudo-score")
         note = (f"default covariance {kind!r}: sandwich J^-1 Omega J^-T of {what}, by unit; "
                 "it accounts for the estimated type CCPs, shares and posteriors "
-                f"({sm.d} stacked parameters); the transition parameters are held fixed")
+                f"({sm.d} stacked parameters); the transitions are held fixed")
         return {kind: V}, [note]
 
     def _posteriors(self, lp: list[np.ndarray], w: np.ndarray, B) -> tuple[np.ndarray, float]:
@@ -357,7 +380,12 @@ class MixtureCCP:
         maps = [m.T for m in ml.maps]  # (P, Pu): type k's parameters from theta
         p = [p_pool.copy() for _ in range(K)]
         theta = x[:P].copy()
-        w = ml.weights(x)
+        g = x[P:].copy()  # the shares' logit parameters
+        w = ml.unit_weights(x)  # (K,), or (N, K) when the shares vary over units
+
+        def fit_shares(q):  # the shares' M-step, NFXP(mix)'s
+            g_new = ml.fit_shares(q, np.concatenate([theta, g]))
+            return g_new, ml.unit_weights(np.concatenate([theta, g_new]))
 
         def log_lambda(Zk, ek, tk):
             v = np.where(feas, Zk @ tk + ek, -np.inf)
@@ -369,26 +397,26 @@ class MixtureCCP:
         objective = -np.inf
         if self.two_stage:
             # stage 1: EM on the latent-class model (penalized by the smoothing), from the
-            # posteriors at the start; stops when the shares and the CCPs stop changing, so
-            # that (w, p) is the fixed point w = mean q(p, w), p = freq(N(q(p, w)))
+            # posteriors at the start; it stops when the share parameters and the CCPs stop
+            # changing, at the fixed point of (shares, p) -> M-step(q(p, shares))
             q, _ = self._posteriors(lp, w, B)
-            w = np.maximum(q.mean(axis=0), 1e-300)
+            g, w = fit_shares(q)
             p = [frequency_ccps(model, Nk, self.smoothing) for Nk in ml.weighted_counts(q)]
             for it in range(1, self.max_iter + 1):  # noqa: B007
                 with np.errstate(divide="ignore"):
                     lp = [np.log(pk) for pk in p]
                 q, _ = self._posteriors(lp, w, B)
-                w_new = np.maximum(q.mean(axis=0), 1e-300)
+                g_new, w_new = fit_shares(q)
                 p_new = [frequency_ccps(model, Nk, self.smoothing)
                          for Nk in ml.weighted_counts(q)]
-                change = max(float(np.max(np.abs(w_new - w))),
+                change = max(float(np.max(np.abs(g_new - g), initial=0.0)),
                              max(float(np.max(np.abs(a - b))) for a, b in
                                  zip(p_new, p, strict=True)))
-                w, p = w_new, p_new
+                g, w, p = g_new, w_new, p_new
                 if change < self.tol:
                     converged = True
-                    message = (f"stage 1: shares and CCPs changed by {change:.2e} < tol in EM "
-                               f"iteration {it}")
+                    message = (f"stage 1: share parameters and CCPs changed by {change:.2e} "
+                               f"< tol in EM iteration {it}")
                     break
             with np.errstate(divide="ignore"):
                 q, _ = self._posteriors([np.log(pk) for pk in p], w, B)
@@ -401,7 +429,7 @@ class MixtureCCP:
         else:
             for it in range(1, self.max_iter + 1):  # noqa: B007
                 q, objective = self._posteriors(lp, w, B)  # step 1
-                w_new = np.maximum(q.mean(axis=0), 1e-300)  # step 2
+                g_new, w_new = fit_shares(q)  # step 2
                 Nk = ml.weighted_counts(q)
                 if self.name == "NPL":  # step 3, from the model
                     p_new = [np.exp(lp[k]) for k in range(K)]
@@ -414,7 +442,7 @@ class MixtureCCP:
                              float(np.max(np.abs(w_new - w))),
                              max(float(np.max(np.abs(a - b))) for a, b in
                                  zip(p_new, p, strict=True)) if self.name == "NPL" else 0.0)
-                theta, w, p = theta_new, w_new, p_new
+                theta, g, w, p = theta_new, g_new, w_new, p_new
                 lp = [log_lambda(Z[k], e[k], theta @ maps[k]) for k in range(K)]
                 if change < self.tol:
                     converged = True
@@ -424,7 +452,7 @@ class MixtureCCP:
         if not converged and self.on_failure == "warn":
             warnings.warn(f"{self.name}(mixture) start did not converge: {message}",
                           ConvergenceWarning, stacklevel=4)
-        x_out = np.concatenate([theta, np.log(w[1:] / w[0])])
+        x_out = np.concatenate([theta, g])
         return {"x": x_out, "p": p, "objective": objective, "iterations": it,
                 "converged": converged, "message": message}
 

@@ -1,23 +1,27 @@
 """Standard errors of CCP-EM (``CCP(mix)``) and its two-stage variant, corrected for the
 estimated type CCPs, shares and posteriors.
 
-Parameters :math:`\\beta = (\\theta, w, p)`: the estimated structural parameters :math:`\\theta`
-(type-specific and shared, :math:`P` of them), the shares :math:`w_1, \\dots, w_{K-1}`
-(:math:`w_0 = 1 - \\sum_{k \\ge 1} w_k`) and each type's *free* CCPs :math:`p_k(b \\mid s)`: in
-every state :math:`s` with more than one feasible action and at least one observation, the
-feasible actions :math:`b` other than the state's last feasible action :math:`r(s)`, whose
-probability is one minus the others' (:math:`F` per type). CCPs of states never observed are the
-smoothing's uniform distribution whatever the data, so they are not estimated.
+Parameters :math:`\\beta = (\\theta, \\gamma, p)`: the estimated structural parameters
+:math:`\\theta` (type-specific and shared, :math:`P` of them), the share parameters
+:math:`\\gamma` of the multinomial logit :math:`w_{ik} = e^{z_i'\\gamma_k} / \\sum_j
+e^{z_i'\\gamma_j}`, :math:`\\gamma_0 = 0` (:math:`z_i = 1` for constant shares; the first
+state's indicators and the unit's covariates with ``shares_by``/``share_covariates``), and each
+type's *free* CCPs :math:`p_k(b \\mid s)`: in every state :math:`s` with more than one feasible
+action and at least one observation, the feasible actions :math:`b` other than the state's last
+feasible action :math:`r(s)`, whose probability is one minus the others' (:math:`F` per type).
+CCPs of states never observed are the smoothing's uniform distribution whatever the data, so
+they are not estimated.
 
 **Estimating equations.** With unit :math:`i`'s counts :math:`n_i(s, a)`, type :math:`k`'s
 log-likelihood of the unit :math:`\\ell_{ik} = \\sum_{s,a} n_i(s,a)\\,\\ell_k(s, a)` and the
-posteriors :math:`q_{ik} = w_k e^{\\ell_{ik}} / \\sum_j w_j e^{\\ell_{ij}}`, the limit of CCP-EM
-(Arcidiacono and Miller 2011) solves :math:`\\sum_i g_i(\\beta) = 0` with the per-unit moments
+posteriors :math:`q_{ik} = w_{ik} e^{\\ell_{ik}} / \\sum_j w_{ij} e^{\\ell_{ij}}`, the limit of
+CCP-EM (Arcidiacono and Miller 2011) solves :math:`\\sum_i g_i(\\beta) = 0` with the per-unit
+moments
 
 .. math::
 
     g^{\\theta}_i = \\sum_k q_{ik}\\, M_k' \\sum_{s,a} n_i(s,a)\\, D_k(s,a), \\qquad
-    g^{w}_{im} = q_{im} - w_m \\; (m \\ge 1),
+    g^{\\gamma}_{im} = (q_{im} - w_{im})\\, z_i \\; (m \\ge 1),
 
     g^{p}_{ik}(s, b) = q_{ik}\\,[n_i(s,b) - p_k(b \\mid s)\\, n_i(s)]
       + \\tfrac{\\alpha}{N}\\,[1 - |A(s)|\\, p_k(b \\mid s)],
@@ -26,13 +30,15 @@ where :math:`D_k(s,a) = \\partial \\log\\Lambda(a \\mid s; \\theta_k, p_k) / \\p
 Z_{p_k}(s,a) - \\sum_b \\Lambda(b \\mid s) Z_{p_k}(s,b)` (the pseudo-likelihood's score,
 :class:`estimators.ccp.PseudoLikelihood`), :math:`M_k` maps type :math:`k`'s utility parameters
 to :math:`\\theta`, :math:`n_i(s) = \\sum_a n_i(s,a)` and :math:`\\alpha` the smoothing: the sums
-say that :math:`\\theta` maximizes the posterior-weighted pseudo-likelihood, that the shares are
-the mean posteriors and that each type's CCPs are its smoothed posterior-weighted frequencies
+say that :math:`\\theta` maximizes the posterior-weighted pseudo-likelihood, that :math:`\\gamma`
+maximizes :math:`\\sum_i \\sum_k q_{ik} \\log w_{ik}` (for constant shares: the shares are the
+mean posteriors) and that each type's CCPs are its smoothed posterior-weighted frequencies
 :math:`(N_k(s,b) + \\alpha) / (N_k(s) + \\alpha |A(s)|)`. In CCP-EM the posteriors come from the
 structural model, :math:`\\ell_k = \\log\\Lambda(\\theta_k, p_k)`. In the two-stage variant they
-come from the latent-class model of stage 1, :math:`\\ell_k = \\log p_k`: then :math:`g^w, g^p`
-do not involve :math:`\\theta` (stage 1 is the EM fixed point of the latent-class likelihood
-with a Dirichlet(:math:`\\alpha`) penalty) and :math:`g^\\theta` is stage 2.
+come from the latent-class model of stage 1, :math:`\\ell_k = \\log p_k`: then
+:math:`g^\\gamma, g^p` do not involve :math:`\\theta` (stage 1 is the EM fixed point of the
+latent-class likelihood with a Dirichlet(:math:`\\alpha`) penalty) and :math:`g^\\theta` is
+stage 2.
 
 **Covariance.** Units are independent, so the estimate is a just-identified M-estimator:
 
@@ -41,23 +47,27 @@ with a Dirichlet(:math:`\\alpha`) penalty) and :math:`g^\\theta` is stage 2.
     \\hat V = J^{-1}\\, \\Omega\\, J^{-T}, \\qquad J = \\sum_i \\frac{\\partial g_i}{\\partial
     \\beta'}, \\qquad \\Omega = \\sum_i g_i g_i'
 
-(Newey and McFadden 1994, Theorem 3.4 / 6.1), of which the :math:`(\\theta, w)` block is
-reported. For the two-stage variant :math:`J` is block triangular (stage 1 does not depend on
-:math:`\\theta`), and this block equals the two-step formula of Newey and McFadden's Theorem 6.1
-(Murphy and Topel 1985) with the stage-1 influence functions :math:`-J_{11}^{-1} g_{1i}`.
+(Newey and McFadden 1994, Theorem 3.4 / 6.1), of which the :math:`(\\theta, \\gamma)` block is
+reported -- with constant shares carried to the shares :math:`w_1, \\dots, w_{K-1}` by the
+delta method, :math:`\\partial w_j / \\partial\\gamma_l = w_j(1[j = l] - w_l)` (exact: the same
+equations in another parametrization). For the two-stage variant :math:`J` is block
+triangular (stage 1 does not depend on :math:`\\theta`), and this block equals the two-step
+formula of Newey and McFadden's Theorem 6.1 (Murphy and Topel 1985) with the stage-1 influence
+functions :math:`-J_{11}^{-1} g_{1i}`.
 
-**Jacobian**, analytic. Writing :math:`\\psi_{ik} = \\partial(\\ell_{ik} + \\log w_k) /
-\\partial\\beta` and :math:`\\gamma_{ik} = \\partial g_i / \\partial q_{ik}`,
+**Jacobian**, analytic. Writing :math:`\\psi_{ik} = \\partial(\\ell_{ik} + \\log w_{ik}) /
+\\partial\\beta` and :math:`\\chi_{ik} = \\partial g_i / \\partial q_{ik}`,
 :math:`\\partial q_{ik} / \\partial\\beta = \\sum_j q_{ik}(1[k=j] - q_{ij})\\,\\psi_{ij}`, so
 
 .. math::
 
-    J = \\sum_{k,j} \\sum_i q_{ik}(1[k=j] - q_{ij})\\, \\gamma_{ik}\\psi_{ij}'
+    J = \\sum_{k,j} \\sum_i q_{ik}(1[k=j] - q_{ij})\\, \\chi_{ik}\\psi_{ij}'
         + \\sum_i \\frac{\\partial g_i}{\\partial\\beta'}\\Big|_{q},
 
-computed through the sparse per-unit counts (a product :math:`\\Gamma_k' \\operatorname{diag}(c)
-B`, then the cell derivatives). The derivatives of the values in a CCP follow from
-:math:`V_p = (I - \\beta P_p)^{-1} \\sum_a p_a (u_a + \\gamma - \\log p_a)`: raising
+computed through the sparse per-unit counts (products :math:`X_k' \\operatorname{diag}(c) B`
+with :math:`X_k` the rows :math:`\\chi_{ik}`, then the cell derivatives). The derivatives of
+the values in a CCP follow from :math:`V_p = (I - \\beta P_p)^{-1} \\sum_a p_a (u_a + \\gamma_E -
+\\log p_a)` (Euler's constant :math:`\\gamma_E`): raising
 :math:`p(b \\mid s')` and lowering :math:`p(r \\mid s')` moves
 
 .. math::
@@ -73,7 +83,7 @@ in the bracket; the block of :math:`g^p` in its own CCPs (at fixed posteriors) i
 **Cost.** The columns of :math:`(I - \\beta P_p)^{-1}` at the :math:`S_o` observed
 multi-action states (one factorization, :math:`S_o` right-hand sides), the arrays
 :math:`\\partial v / \\partial p` of :math:`S \\cdot A \\cdot F` entries per type and the dense
-:math:`d \\times d` Jacobian, :math:`d = P + K - 1 + K F`, solved once: memory
+:math:`d \\times d` Jacobian, :math:`d = P + n_\\gamma + K F`, solved once: memory
 :math:`O(S A F + d^2)`, time :math:`O(d^3)`, both quadratic and more in the number of observed
 states. :func:`stacked_cost_bytes` estimates the memory; above :data:`MAX_BYTES` the correction
 is skipped with a warning and a note.
@@ -112,10 +122,11 @@ def free_ccps(feasible: np.ndarray, pooled: np.ndarray):
 
 
 def stacked_cost_bytes(n_states: int, n_actions: int, n_free: int, n_types: int,
-                       n_struct: int) -> int:
-    """Memory (bytes) of the corrected covariance: the stacked Jacobian (``d x d``), and per
-    type the value derivatives ``S x A x F`` (three arrays of that size at once)."""
-    d = n_struct + n_types - 1 + n_types * n_free
+                       n_params: int) -> int:
+    """Memory (bytes) of the corrected covariance: the stacked Jacobian (``d x d`` with
+    ``d = n_params + n_types * n_free``, ``n_params`` the structural and share parameters), and
+    per type the value derivatives ``S x A x F`` (three arrays of that size at once)."""
+    d = n_params + n_types * n_free
     return 8 * (2 * d * d + 3 * n_states * n_actions * n_free)
 
 
@@ -125,13 +136,12 @@ class StackedMoments:
     Parameters
     ----------
     ml : MixtureLikelihood
-        Supplies the mixture, the per-unit counts, the parameter maps ``M_k`` and names.
+        Supplies the mixture, the per-unit counts, the parameter maps ``M_k``, the share
+        design and names.
     pl : PseudoLikelihood
         The linearization :math:`v = Z_p\\theta + e_p` (with the first stage's transitions).
-    theta : numpy.ndarray
-        The estimated structural parameters (``ml.struct``).
-    w : numpy.ndarray
-        The ``K`` shares.
+    x : numpy.ndarray
+        The estimate in ``ml``'s internal parameters :math:`(\\theta, \\gamma)`.
     p : list of numpy.ndarray
         Each type's CCPs ``(S, A)`` at the estimate.
     smoothing : float
@@ -140,14 +150,11 @@ class StackedMoments:
         Where the posteriors come from: CCP-EM, or the two-stage variant's stage 1.
     """
 
-    def __init__(self, ml: MixtureLikelihood, pl: PseudoLikelihood, theta: np.ndarray,
-                 w: np.ndarray, p: list[np.ndarray], smoothing: float,
-                 posteriors: str = "structural"):
+    def __init__(self, ml: MixtureLikelihood, pl: PseudoLikelihood, x: np.ndarray,
+                 p: list[np.ndarray], smoothing: float, posteriors: str = "structural"):
         if posteriors not in ("structural", "latent_class"):
             raise ValueError(f"posteriors must be 'structural' or 'latent_class', got "
                              f"{posteriors!r}")
-        if ml.Zc is not None:
-            raise ValueError("the stacked covariance supports constant type shares only")
         self.ml, self.pl = ml, pl
         model = ml.mix.model
         self.K = ml.mix.n_types
@@ -165,37 +172,35 @@ class StackedMoments:
         self.obs_pos = np.searchsorted(self.obs, self.fs)
         self.ref_obs = self.feas.shape[1] - 1 - np.argmax(self.feas[self.obs, ::-1], axis=1)
         self.P = len(ml.struct)
+        self.n_share = ml.n_share
+        # share covariates z_i (N, C): a constant for constant shares
+        self.Zc = np.ones((self.N, 1)) if ml.Zc is None else np.asarray(ml.Zc, dtype=float)
         self.maps = ml.maps  # (K, Pu, P)
-        self.theta = np.asarray(theta, dtype=float)
-        self.w = np.asarray(w, dtype=float)
+        self.x = np.asarray(x, dtype=float).copy()
         self.p = [np.asarray(pk, dtype=float) for pk in p]
-        # d = P (theta) + K - 1 (shares) + K F (CCPs); moments in the same order
-        self.d = self.P + self.K - 1 + self.K * self.F
-        # M_k: (F, S A) with row f = 1[a = b_f] - p_k(b_f | s_f) on the feasible cells of s_f
+        # d = P (theta) + n_share (gamma) + K F (CCPs); moments in the same order
+        self.d = self.P + self.n_share + self.K * self.F
         self._cells = [np.flatnonzero(self.feas[s]) for s in range(self.S)]
 
     @property
     def cost_bytes(self) -> int:
         """Memory the covariance needs (:func:`stacked_cost_bytes`)."""
-        return stacked_cost_bytes(self.S, self.A, self.F, self.K, self.P)
+        return stacked_cost_bytes(self.S, self.A, self.F, self.K, self.P + self.n_share)
 
     # ---------------------------------------------------------------- parameter vector
     def pblock(self, k: int) -> slice:
         """Columns (and moment rows) of type ``k``'s free CCPs."""
-        start = self.P + self.K - 1 + k * self.F
+        start = self.P + self.n_share + k * self.F
         return slice(start, start + self.F)
 
     def pack(self) -> np.ndarray:
         """:math:`\\beta` at the estimate."""
-        return np.concatenate([self.theta, self.w[1:],
-                               *[pk[self.fs, self.fb] for pk in self.p]])
+        return np.concatenate([self.x, *[pk[self.fs, self.fb] for pk in self.p]])
 
     def unpack(self, beta: np.ndarray):
-        """``(theta, w, p)`` at ``beta``; the reference CCPs are one minus the free ones."""
+        """``(x, p)`` at ``beta``; the reference CCPs are one minus the free ones."""
         beta = np.asarray(beta, dtype=float)
-        theta = beta[: self.P]
-        w = np.concatenate([[1.0 - beta[self.P:self.P + self.K - 1].sum()],
-                            beta[self.P:self.P + self.K - 1]])
+        x = beta[: self.P + self.n_share]
         p = []
         for k in range(self.K):
             pk = self.p[k].copy()
@@ -204,7 +209,12 @@ class StackedMoments:
             pk[self.obs, self.ref_obs] = 0.0
             pk[self.obs, self.ref_obs] = 1.0 - pk[self.obs].sum(axis=1)
             p.append(pk)
-        return theta, w, p
+        return x, p
+
+    def unit_shares(self, x: np.ndarray) -> np.ndarray:
+        """``(N, K)`` shares of every unit at internal ``x``."""
+        w = self.ml.unit_weights(x)
+        return np.broadcast_to(w, (self.N, self.K)) if w.ndim == 1 else w
 
     # ---------------------------------------------------------------- pieces per type
     def _cell_terms(self, theta: np.ndarray, pk: np.ndarray, k: int):
@@ -225,14 +235,14 @@ class StackedMoments:
         with np.errstate(divide="ignore"):
             return np.where(self.feas & (pk > 0), np.log(np.where(pk > 0, pk, 1.0)), 0.0)
 
-    def _posteriors(self, ell: list[np.ndarray], w: np.ndarray) -> np.ndarray:
+    def _posteriors(self, ell: list[np.ndarray], W: np.ndarray) -> np.ndarray:
         lik = np.column_stack([self.B @ c.ravel() for c in ell])
         with np.errstate(divide="ignore"):
-            M = lik + np.log(w)
+            M = lik + np.log(W)
         return np.exp(M - logsumexp(M, axis=1, keepdims=True))
 
     def _frequency_map(self, pk: np.ndarray) -> sp.csr_matrix:
-        """:math:`M_k` of the docstring: ``(F, S A)``, :math:`(M_k n_i)_f = n_i(s_f, b_f) -
+        """:math:`M_k`: ``(F, S A)`` with :math:`(M_k n_i)_f = n_i(s_f, b_f) -
         p_k(b_f \\mid s_f)\\, n_i(s_f)`."""
         rows, cols, vals = [], [], []
         for f in range(self.F):
@@ -243,6 +253,24 @@ class StackedMoments:
                 vals.append((1.0 if a == b else 0.0) - pk[s, b])
         return sp.csr_matrix((vals, (rows, cols)), shape=(self.F, self.S * self.A))
 
+    def _share_rows(self, k: int) -> np.ndarray:
+        """``(N, n_share)``: :math:`\\partial g^\\gamma_i / \\partial q_{ik}`, i.e.
+        :math:`z_i` in type ``k``'s block (nothing for type 0)."""
+        out = np.zeros((self.N, self.n_share))
+        if k >= 1:
+            C = self.Zc.shape[1]
+            out[:, (k - 1) * C:k * C] = self.Zc
+        return out
+
+    def _log_share_derivatives(self, W: np.ndarray, j: int) -> np.ndarray:
+        """``(N, n_share)``: :math:`\\partial \\log w_{ij} / \\partial\\gamma_{mc} =
+        (1[j = m] - w_{im}) z_{ic}`."""
+        C = self.Zc.shape[1]
+        out = np.zeros((self.N, self.K - 1, C))
+        for m in range(1, self.K):
+            out[:, m - 1, :] = ((1.0 if j == m else 0.0) - W[:, m])[:, None] * self.Zc
+        return out.reshape(self.N, -1)
+
     # ---------------------------------------------------------------- moments
     def unit_moments(self, beta: np.ndarray | None = None):
         """Per-unit moments at ``beta`` (the estimate by default), from scratch.
@@ -250,64 +278,67 @@ class StackedMoments:
         Returns
         -------
         (scipy.sparse.csr_matrix, numpy.ndarray)
-            ``G`` of shape ``(N, d)`` and a constant ``c`` (the smoothing's share and the
-            shares' :math:`-w`) with :math:`g_i = G_i + c`; :math:`\\sum_i g_i = 0` at the
-            estimate up to the iterations' tolerance.
+            ``G`` of shape ``(N, d)`` and the smoothing's constant ``c`` with
+            :math:`g_i = G_i + c`; :math:`\\sum_i g_i = 0` at the estimate up to the iterations'
+            tolerance.
         """
-        theta, w, p = self.unpack(self.pack() if beta is None else beta)
+        x, p = self.unpack(self.pack() if beta is None else beta)
         K, P, SA = self.K, self.P, self.S * self.A
+        theta = x[:P]
         terms = [self._cell_terms(theta, p[k], k) for k in range(K)]
         ell = [self._type_loglik_cells(t[2], p[k]) for k, t in enumerate(terms)]
-        q = self._posteriors(ell, w)
+        W = self.unit_shares(x)
+        q = self._posteriors(ell, W)
         blocks = [sp.csr_matrix(sum(q[:, k:k + 1] * ((self.B @ t[4].reshape(SA, -1))
                                                       @ self.maps[k])
                                     for k, t in enumerate(terms)))]
-        if K > 1:
-            blocks.append(sp.csr_matrix(q[:, 1:]))
+        if self.n_share:
+            blocks.append(sp.csr_matrix(self.ml.share_scores(q, self.ml.unit_weights(x))))
         for k in range(K):
             blocks.append(sp.diags(q[:, k]) @ (self.B @ self._frequency_map(p[k]).T))
         G = sp.hstack(blocks, format="csr")
         c = np.zeros(self.d)
-        c[P:P + K - 1] = -w[1:]
         for k in range(K):
             pf = p[k][self.fs, self.fb]
             c[self.pblock(k)] = self.alpha / self.N * (1.0 - self.n_feas[self.fs] * pf)
         return G, c
 
     # ---------------------------------------------------------------- Jacobian
-    def _ccp_derivatives(self, Z, v, lam, D, pk):
-        """Per type: ``dv`` (S, A, F) of the choice values in the free CCPs, ``L`` =
-        d log Lambda / dp, ``E`` (S, A, S_o) and the reference differences of ``Z``."""
+    def _ccp_derivatives(self, Z, v, lam, pk):
+        """Per type: ``L`` = d log Lambda / dp (S, A, F), ``E`` (S, A, S_o) and the reference
+        differences of ``Z`` (F, Pu)."""
         system = PolicySystem(pk, self.beta, self.pl.ct, self.pl.solver)
         rhs = np.zeros((self.S, len(self.obs)))
         rhs[self.obs, np.arange(len(self.obs))] = 1.0
-        W = system.solve(rhs)  # columns of (I - beta P_p)^-1
-        E = self.pl.ct.expected(np.atleast_2d(W.reshape(self.S, -1)))  # (S, A, S_o)
+        Winv = system.solve(rhs)  # columns of (I - beta P_p)^-1
+        E = self.pl.ct.expected(np.atleast_2d(Winv.reshape(self.S, -1)))  # (S, A, S_o)
         fs, fb, fr = self.fs, self.fb, self.fr
         with np.errstate(divide="ignore"):
             logp = np.log(np.where(pk > 0, pk, 1.0))
         cv = (v[fs, fb] - logp[fs, fb]) - (v[fs, fr] - logp[fs, fr])
-        dv = self.beta * E[:, :, self.obs_pos] * cv  # (S, A, F)
-        dv = np.where(self.feas[:, :, None], dv, 0.0)
+        dv = np.where(self.feas[:, :, None], self.beta * E[:, :, self.obs_pos] * cv, 0.0)
         L = dv - np.einsum("sa,saf->sf", lam, dv)[:, None, :]
         L = np.where(self.feas[:, :, None], L, 0.0)
-        dZ = Z[fs, fb, :] - Z[fs, fr, :]  # (F, Pu)
+        dZ = Z[fs, fb, :] - Z[fs, fr, :]
         return L, E, dZ
 
     def jacobian(self) -> np.ndarray:
         """:math:`J = \\sum_i \\partial g_i / \\partial\\beta'` at the estimate, analytic."""
-        theta, w, p = self.theta, self.w, self.p
-        K, P, SA, F, d = self.K, self.P, self.S * self.A, self.F, self.d
+        x, p = self.x, self.p
+        K, P, SA, F, d, ns = self.K, self.P, self.S * self.A, self.F, self.d, self.n_share
         B = self.B
+        theta = x[:P]
         terms = [self._cell_terms(theta, p[k], k) for k in range(K)]
         ell = [self._type_loglik_cells(t[2], p[k]) for k, t in enumerate(terms)]
-        q = self._posteriors(ell, w)
+        W = self.unit_shares(x)
+        q = self._posteriors(ell, W)
         Nk = self.ml.weighted_counts(q)
         J = np.zeros((d, d))
-        # the pieces of each type: scores s_ik (N, P), d ell_ik / d p_k through the cells
+        sh = slice(P, P + ns)
+        # per type: scores s_ik (N, P), d ell_ik / d p_k through the cells, Gamma_k
         scores, Lell, Gam = [], [], []
         for k, (Z, v, _lp, lam, D) in enumerate(terms):
-            L, E, dZ = self._ccp_derivatives(Z, v, lam, D, p[k])
+            L, E, dZ = self._ccp_derivatives(Z, v, lam, p[k])
             Sk = (B @ D.reshape(SA, -1)) @ self.maps[k]
             scores.append(Sk)
             if self.kind == "structural":
@@ -318,13 +349,8 @@ class StackedMoments:
                 vals = np.concatenate([1.0 / p[k][self.fs, self.fb],
                                        -1.0 / p[k][self.fs, self.fr]])
                 Lell.append(sp.csr_matrix((vals, (rows, cols)), shape=(SA, F)))
-            # gamma_ik = d g_i / d q_ik as rows: [s_ik | e_k | M_k n_i in block k]
-            parts = [sp.csr_matrix(Sk)]
-            if K > 1:
-                ek = np.zeros((self.N, K - 1))
-                if k >= 1:
-                    ek[:, k - 1] = 1.0
-                parts.append(sp.csr_matrix(ek))
+            # gamma_ik = d g_i / d q_ik as rows: [s_ik | z_i in share block k | M_k n_i]
+            parts = [sp.csr_matrix(Sk), sp.csr_matrix(self._share_rows(k))]
             Mk = self._frequency_map(p[k])
             for j in range(K):
                 parts.append(B @ Mk.T if j == k else sp.csr_matrix((self.N, F)))
@@ -338,37 +364,42 @@ class StackedMoments:
             u = np.einsum("sa,sat->t", rho, E)[self.obs_pos]  # (F,)
             Ck = self.beta * (u[:, None] * dZ).T  # (Pu, F)
             Ck -= np.einsum("sb,sbk,sbf->kf", Ns[:, None] * lam, D, L)
-            J[:P, self.pblock(k)] += Mmap.T @ Ck
             pb = self.pblock(k)
+            J[:P, pb] += Mmap.T @ Ck
             J[pb, pb] -= np.diag(Ns[self.fs] + self.alpha * self.n_feas[self.fs])
-        if K > 1:
-            J[P:P + K - 1, P:P + K - 1] -= self.N * np.eye(K - 1)
+        # share equations in gamma at fixed posteriors: -sum_i w_im (1[m=l] - w_il) z_i z_i'
+        C = self.Zc.shape[1]
+        for m in range(1, K):
+            for l_ in range(1, K):
+                c = W[:, m] * ((1.0 if m == l_ else 0.0) - W[:, l_])
+                J[P + (m - 1) * C:P + m * C, P + (l_ - 1) * C:P + l_ * C] -= \
+                    (self.Zc * c[:, None]).T @ self.Zc
         # ---- through the posteriors: sum_{k,j} Gamma_k' diag(c_kj) Psi_j
-        # d log w_j / d w_m
-        omega = np.zeros((K, K - 1))
-        if K > 1:
-            omega[0, :] = -1.0 / w[0]
-            for j in range(1, K):
-                omega[j, j - 1] = 1.0 / w[j]
         for k in range(K):
             for j in range(K):
                 c = q[:, k] * ((1.0 if k == j else 0.0) - q[:, j])
                 Gc = Gam[k].T @ sp.diags(c)  # (d, N)
                 if self.kind == "structural":
                     J[:, :P] += np.asarray(Gc @ scores[j])
-                if K > 1:
-                    J[:, P:P + K - 1] += np.outer(np.asarray(Gc.sum(axis=1)).ravel(), omega[j])
+                if ns:
+                    J[:, sh] += np.asarray(Gc @ self._log_share_derivatives(W, j))
                 J[:, self.pblock(j)] += np.asarray(((Gc @ B) @ Lell[j]).todense())
         return J
 
     # ---------------------------------------------------------------- covariance
     def covariance(self, J: np.ndarray | None = None) -> np.ndarray:
-        """The ``(P + K - 1)`` square covariance of :math:`(\\theta, w_1, \\dots, w_{K-1})`:
-        the leading block of :math:`J^{-1} \\Omega J^{-T}`."""
+        """Covariance of the reported parameters: :math:`\\theta`, then the shares
+        :math:`w_1, \\dots, w_{K-1}` (constant shares; delta method from :math:`\\gamma`) or the
+        logit coefficients :math:`\\gamma`: the leading block of :math:`J^{-1} \\Omega J^{-T}`."""
         J = self.jacobian() if J is None else J
-        r = self.P + self.K - 1
+        r = self.P + self.n_share
         X = np.linalg.solve(J.T, np.eye(self.d)[:, :r])  # rows of J^-1, transposed
         G, c = self.unit_moments()
         h = np.asarray(G @ X) + c @ X
         V = h.T @ h
+        if self.ml.Zc is None and self.K > 1:  # to the shares w_1..w_{K-1}
+            w = self.ml.weights(self.x)[1:]
+            T = np.eye(r)
+            T[self.P:, self.P:] = np.diag(w) - np.outer(w, w)
+            V = T @ V @ T.T
         return 0.5 * (V + V.T)

@@ -23,6 +23,13 @@ and the per-unit scores are
 
 with :math:`\\partial \\log\\pi_k / \\partial\\theta` from the implicit function theorem at type
 :math:`k`'s fixed point (:meth:`ddc.Solution.dlogccp_dtheta`).
+
+Each type is solved with its own model (:attr:`ddc.Mixture.type_models`: the transitions the
+estimate is made with). With type-specific transition tables
+(:class:`estimators.mixture.transitions.TypeTransitions`, set by
+:meth:`MixtureLikelihood.set_type_tables`) the type's transition log-likelihood
+:math:`\\ell^{tr}_{ik}` is added to :math:`\\ell_{ik}`; the tables are held fixed in the
+derivatives (they are estimated by EM's closed-form M-step).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from ddc.mixture import Mixture
@@ -62,15 +70,20 @@ class UnitCounts(NamedTuple):
         Units N (all units of the panel, also those with no informative row).
     first_states : numpy.ndarray of int
         Each unit's first observed (flat) state.
+    covariates : pandas.DataFrame or None
+        Each unit's share covariates (``mix.share_covariates``; one row per unit, in unit-code
+        order), ``None`` when the mixture has none.
     """
 
     matrix: sp.csr_matrix
     n_units: int
     first_states: np.ndarray
+    covariates: pd.DataFrame | None = None
 
 
 def unit_counts(mix: Mixture, cd: ChoiceData) -> UnitCounts:
-    """The per-unit counts of a choice sample (one sort of the used rows)."""
+    """The per-unit counts of a choice sample (one sort of the used rows), with the units'
+    share covariates read from the data (:meth:`ddc.data.EstimationData.unit_covariates`)."""
     model = mix.model
     panel = cd.require_rows(f"a mixture of types ({mix!r})")
     S, A = model.n_states, model.n_actions
@@ -84,7 +97,11 @@ def unit_counts(mix: Mixture, cd: ChoiceData) -> UnitCounts:
     first[1:] = panel.unit[1:] != panel.unit[:-1]
     first_states = np.empty(N, dtype=np.int64)
     first_states[panel.unit[first]] = panel.state[first]
-    return UnitCounts(B, N, first_states)
+    covariates = None
+    if mix.share_covariates:
+        covariates = cd.unit_covariates(list(mix.share_covariates),
+                                        f"the type shares of {mix!r}")
+    return UnitCounts(B, N, first_states, covariates)
 
 
 class MixtureEvaluation(NamedTuple):
@@ -129,8 +146,10 @@ class MixtureLikelihood:
         pos = {n: i for i, n in enumerate(mix.param_names)}
         self.struct_pos = np.array([pos[n] for n in self.struct], dtype=np.int64)
         K = mix.n_types
-        # share covariates: a constant, or the first state's shares_by indicators
-        self.Zc = mix.share_design(counts.first_states) if mix.shares_by else None
+        # share covariates: a constant, or the first state's shares_by indicators and the
+        # units' covariates
+        self.Zc = (mix.share_design(counts.first_states, counts.covariates)
+                   if mix.varying_shares else None)
         self.n_share = (K - 1) * (1 if self.Zc is None else self.Zc.shape[1])
         self.names = self.struct + ([f"gamma[{k}]" for k in range(1, K)] if self.Zc is None
                                     else list(mix.share_names))
@@ -144,11 +163,33 @@ class MixtureLikelihood:
             for u in range(Pu):
                 self.maps[k, u, where[mix.type_index[k, u]]] = 1.0
         SA = model.n_states * model.n_actions
-        self.liks = [ChoiceLikelihood(model, np.zeros((model.n_states, model.n_actions)), solver)
-                     for _ in range(K)]
+        self.liks = [ChoiceLikelihood(tm, np.zeros((model.n_states, model.n_actions)), solver)
+                     for tm in mix.type_models]
+        self.type_trans = None  # TypeTransitions when transitions differ by type
+        self.tables: list[dict[str, np.ndarray]] | None = None
+        self._tr_loglik = None  # (N, K) transition log-likelihoods of the tables
         self.n_evaluations = 0
         self._SA = SA
         self._BT = None
+
+    # ----------------------------------------------------------------- type transitions
+    def set_type_tables(self, type_trans, tables: list[dict[str, np.ndarray]]) -> None:
+        """Solve type :math:`k` with ``tables[k]`` (its tables of the by-type variables) and add
+        its transition log-likelihood to the units' type likelihoods from now on."""
+        if not self.mix.transitions_by_type:
+            raise ValueError("set_type_tables needs a mixture with transitions_by_type")
+        mix = self.mix.with_transitions(type_transitions=tables)
+        self.type_trans, self.tables = type_trans, [dict(t) for t in tables]
+        self._tr_loglik = type_trans.unit_loglik(self.tables)
+        for lik, tm in zip(self.liks, mix.type_models, strict=True):
+            lik.model, lik._anchor = tm, None
+
+    @property
+    def transition_mixture(self) -> Mixture:
+        """The mixture with the transitions the likelihood solves each type with."""
+        if self.tables is None:
+            return self.mix
+        return self.mix.with_transitions(type_transitions=self.tables)
 
     # ----------------------------------------------------------------- vectors
     def full(self, x: np.ndarray) -> np.ndarray:
@@ -170,7 +211,7 @@ class MixtureLikelihood:
         return np.exp(g - logsumexp(g))
 
     def unit_weights(self, x: np.ndarray) -> np.ndarray:
-        """Type shares of every unit at internal ``x``: ``(N, K)`` with ``shares_by``, else
+        """Type shares of every unit at internal ``x``: ``(N, K)`` with varying shares, else
         the constant ``(K,)``."""
         if self.Zc is None:
             return self.weights(x)
@@ -187,7 +228,7 @@ class MixtureLikelihood:
 
     def fit_shares(self, q: np.ndarray, x: np.ndarray) -> np.ndarray:
         """EM's M-step for the share parameters at posteriors ``q``: the mean posterior
-        (constant shares), or the posterior-weighted multinomial logit (``shares_by``; Newton's
+        (constant shares), or the posterior-weighted multinomial logit (varying shares; Newton's
         method, concave)."""
         if self.Zc is None:
             w = np.maximum(q.mean(axis=0), 1e-12)
@@ -195,8 +236,14 @@ class MixtureLikelihood:
         P = len(self.struct)
         g = np.asarray(x, float)[P:].copy()
         K, C = self.mix.n_types, self.Zc.shape[1]
-        for _ in range(50):
+
+        def weights_and_value(g):
             w = self.unit_weights(np.concatenate([x[:P], g]))
+            with np.errstate(divide="ignore"):
+                return w, float(np.sum(q * np.log(np.maximum(w, 1e-300))))
+
+        w, f = weights_and_value(g)
+        for _ in range(50):
             grad = self.share_scores(q, w).sum(axis=0)
             H = np.zeros((K - 1, C, K - 1, C))
             for a in range(1, K):
@@ -205,9 +252,17 @@ class MixtureLikelihood:
                     H[a - 1, :, b - 1, :] = -(self.Zc * c[:, None]).T @ self.Zc
             H = H.reshape(len(g), len(g))
             step = np.linalg.lstsq(-H, grad, rcond=None)[0]
-            g = g + step
             if float(grad @ step) < 1e-12:
                 break
+            lam = 1.0  # step halving keeps each step an ascent (covariates of large scale)
+            while lam > 1e-8:
+                w_new, f_new = weights_and_value(g + lam * step)
+                if f_new >= f:
+                    break
+                lam *= 0.5
+            else:
+                break
+            g, w, f = g + lam * step, w_new, f_new
         return g
 
     def internal(self, full: np.ndarray) -> np.ndarray:
@@ -251,6 +306,8 @@ class MixtureLikelihood:
         B = self.counts.matrix
         lik = np.column_stack([B @ np.where(np.isfinite(lp), lp, 0.0).ravel()
                                for lp, _ in terms])
+        if self._tr_loglik is not None:
+            lik = lik + self._tr_loglik
         w = self.unit_weights(x)
         with np.errstate(divide="ignore"):
             M = lik + np.log(w)
