@@ -124,6 +124,35 @@ def test_sandwich_equals_brute_force(bus, bus_panel, bus_fits, two_stage):
     np.testing.assert_allclose(res.cov_of(kind).to_numpy(), V, rtol=1e-10, atol=0)
 
 
+def _bus_design(name: str):
+    """Variants of the coarse bus (our choice of numbers around the paper's): shares that
+    depend on the first state's ``z``, or three types."""
+    model = ddc.models.am_bus(n_mileage=8, n_z=2).model
+    if name == "shares_by":
+        mix = ddc.Mixture(model, 2, ["theta_0"], shares_by=["z"])
+        truth = {"theta_0[0]": 2.0, "theta_0[1]": 3.0, "theta_1": -0.15,
+                 "gamma[1]:const": 0.4, "gamma[1]:z=1.25": -0.8}
+    else:
+        mix = ddc.Mixture(model, 3, ["theta_0"])
+        truth = {"theta_0[0]": 0.0, "theta_0[1]": 3.0, "theta_0[2]": 6.0, "theta_1": -0.15,
+                 "share[1]": 0.3, "share[2]": 0.4}
+    return mix, mix.params_series(truth)
+
+
+@pytest.mark.parametrize("two_stage", VARIANTS)
+@pytest.mark.parametrize("design", ["shares_by", "three_types"])
+def test_share_designs_sandwich_equals_brute_force(design, two_stage):
+    mix, truth = _bus_design(design)
+    panel = simulate(mix, truth, n_customers=300, n_periods=20, seed=1)
+    res = CCP(mix, two_stage=two_stage, n_starts=1).fit(panel)
+    assert res.converged
+    sm = stacked_at(mix, panel, res, two_stage)
+    assert sm.n_share == 2  # gamma[1]:const and gamma[1]:z=1.25, or share[1] and share[2]
+    V, Vn = sm.covariance(), sm.covariance(numerical_jacobian(sm))
+    np.testing.assert_allclose(np.sqrt(np.diag(V)), np.sqrt(np.diag(Vn)), rtol=1e-6)
+    np.testing.assert_allclose(res.cov.to_numpy(), V, rtol=1e-10, atol=0)
+
+
 def test_one_type_sandwich_equals_brute_force(bus, bus_panel):
     # K = 1: no shares, posteriors identically one; the pseudo-score and the frequencies only
     one = ddc.Mixture(bus.model, 1, ["theta_0"])
