@@ -405,3 +405,13 @@ def test_counterfactual_by_block_pools_each_block_with_its_units_shares(market_f
         assert r.by_block.loc[("video_benefit", m), "cv_per_customer"] == \
             pytest.approx(w_m @ cv, rel=1e-10)
     assert any("By block: each block pools" in n for n in r.notes)
+
+
+def test_fit_reads_a_covariate_through_the_column_mapping(cov_mix, cov_panel, ccp_fits):
+    mix, _ = cov_mix
+    data = cov_panel.drop(columns="type").rename(columns={"channel": "signup",
+                                                          "customer_id": "member"})
+    res = CCP(mix).fit(data, id_col="member", columns={"channel": "signup"})
+    pd.testing.assert_series_equal(res.params, ccp_fits["CCP"].params, rtol=1e-10)
+    with pytest.raises(KeyError, match=r"\['channel'\].*not in the data"):
+        CCP(mix).fit(data, id_col="member")
