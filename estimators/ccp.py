@@ -37,6 +37,7 @@ from ddc.solver import ConvergenceError, PolicySystem, Solver
 from ddc.utility import LinearUtility
 from estimators.base import Estimator, Fit, Inference, Prepared, register
 from estimators.first_stage import first_stage_covariances
+from estimators.inference import row_scores
 from estimators.likelihood import ChoiceLikelihood, mle_inference
 from estimators.policy import flexible_logit, frequency_ccps, logit_ccps
 
@@ -218,8 +219,7 @@ class CCP(_CCPBase):
         scores = groups = None
         if cd.has_rows:
             r = cd.rows(self.name)
-            scores = np.zeros((r.n_panel_rows, len(util)))
-            scores[r.position] = cell[r.state, r.action]
+            scores = row_scores(cell, r.position, r.state, r.action, r.n_panel_rows)
             groups = cd.panel.unit
             if self.first_stage == "frequency":
                 extra_covs["murphy_topel"] = self._murphy_topel(st["pl"], cd, st["p"], theta, H,
@@ -415,7 +415,7 @@ class NPL(_CCPBase):
         if Hm is not None:  # correct the standard errors for the transitions' first stage
             covs, fs_notes = first_stage_covariances(
                 ts, cd.counts, self.solver, fit.params, Hm, scores,
-                cd.panel.unit if cd.has_rows else None, cd.panel)
+                cd.panel.unit if cd.has_rows else None, cd.panel, solution=ev.solution)
             notes += fs_notes
         if (len(ts.params) or ts.tables) and not covs:
             notes.append(f"transitions from a first stage ({ts.method}), held fixed; standard "

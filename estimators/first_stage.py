@@ -57,7 +57,7 @@ from ddc.hooks import TransitionFamily
 from ddc.model import Model
 from ddc.panel import ImpossibleTransitionError, Panel, PanelError, TransitionCounts
 from ddc.solver import ConvergenceError
-from ddc.transitions import Factor, FactoredTransitions
+from ddc.transitions import Factor, FactoredTransitions, TransitionDerivatives
 
 __all__ = ["BOUNDARY", "TransitionEstimate", "TransitionOptions", "check_possible",
            "estimate_transitions", "factor_counts", "first_stage_covariances", "support_params",
@@ -990,14 +990,85 @@ def _parametric(model: Model, panel: Panel | None, stats, n_rows: int,
 
 
 # ---------------------------------------------------------------------- inference
-def _cell_view(ts: TransitionEstimate, panel: Panel | None):
+@dataclass
+class CellView:
+    """The nonparametric first stage seen as parameters: the free cells of every estimated row
+    (:func:`_cell_view`).
+
+    Attributes
+    ----------
+    psi : pandas.Series
+        The free cells' estimates, named ``variable[given values]->next value``.
+    cov : numpy.ndarray
+        Their multinomial covariance (block diagonal by row).
+    layout : list of tuple
+        ``(variable, row, free cells, last cell, position in psi)`` per estimated row.
+    triple_scores : numpy.ndarray or None
+        ``(T + 1, P)``: the transition scores of each distinct observed :math:`(s, a, s')` of
+        the panel (:attr:`ddc.panel.Panel.transition_counts`), and a last row of zeros.
+    triple : numpy.ndarray or None
+        ``(n_rows,)``: each panel row's triple (``T`` for a row without a next state).
+    """
+
+    ts: TransitionEstimate
+    psi: pd.Series
+    cov: np.ndarray
+    layout: list
+    triple_scores: np.ndarray | None
+    triple: np.ndarray | None
+
+    @property
+    def model(self) -> Model:
+        """The parametric model: transition parameters = the cells, defaults = the estimates
+        (the moved tables of :func:`reestimation_covariances`)."""
+        ts, layout = self.ts, self.layout
+        base = ts.model.transitions()
+        by_var = {f.variable: f for f in base.factors}
+
+        def transitions(tp: pd.Series) -> FactoredTransitions:
+            x = tp.to_numpy(dtype=float)
+            tables = {v: by_var[v].table.reshape(-1, by_var[v].table.shape[-1]).copy()
+                      for v in ts.tables}
+            for var, r, free, last, start in layout:
+                row = tables[var][r]
+                row[free] = x[start:start + len(free)]
+                row[last] = 1.0 - row[free].sum()
+                if np.any(row < 0):
+                    raise ValueError(f"cell probabilities of {var} row {r} leave the simplex")
+            return FactoredTransitions([
+                Factor(f.variable, tables[f.variable].reshape(f.table.shape), given=f.given)
+                if f.variable in tables else f for f in base.factors])
+
+        return ts.model.replace(transitions=transitions, transition_params=self.psi,
+                                true_params=None)
+
+    def derivatives(self) -> TransitionDerivatives:
+        """The derivatives of the transitions in the cells, exact: moving free cell ``c`` of
+        row ``r`` by :math:`h` moves the row's last cell by :math:`-h`, so the derivative of the
+        factor's table is :math:`e_{r,c} - e_{r,\\mathrm{last}}` (the other factors unchanged);
+        compiled for :meth:`ddc.Solution.d2logccp_dtheta_dpsi`."""
+        model = self.ts.model
+        base = model.transitions()
+        by_var = {f.variable: f for f in base.factors}
+        first = []
+        for var, r, free, last, _start in self.layout:
+            shape = by_var[var].table.shape
+            for c in free:
+                d = np.zeros(shape).reshape(-1, shape[-1])
+                d[r, c], d[r, last] = 1.0, -1.0
+                first.append([base.compile(model.space, model.n_actions,
+                                           tables={var: d.reshape(shape)})])
+        return TransitionDerivatives(list(self.psi.index), np.zeros(len(first)), first, None,
+                                     model.n_states, model.n_actions)
+
+
+def _cell_view(ts: TransitionEstimate, panel: Panel | None) -> CellView:
     """The nonparametric estimate as parameters: the free cells of every estimated row.
 
     In each estimated row the positive cells are parameters except the largest one (one minus
-    the others); cells estimated at zero are on the boundary and left out. Returns the
-    parametric model (transition parameters = cells, defaults = the estimates), the cells,
-    their multinomial covariance and the per-row transition scores (``None`` without a
-    panel)."""
+    the others); cells estimated at zero are on the boundary and left out. Returns the cells,
+    their multinomial covariance and, with a panel, the transition scores per distinct observed
+    triple (a row's scores depend on its :math:`(s, a, s')` only)."""
     model = ts.model
     names, values, blocks, layout = [], [], [], []
     for var, table in ts.tables.items():
@@ -1022,30 +1093,10 @@ def _cell_view(ts: TransitionEstimate, panel: Panel | None):
     cov = np.zeros((P, P))
     for start, b in blocks:
         cov[start:start + len(b), start:start + len(b)] = b
-    base = model.transitions()
-    by_var = {f.variable: f for f in base.factors}
-
-    def transitions(tp: pd.Series) -> FactoredTransitions:
-        x = tp.to_numpy(dtype=float)
-        tables = {v: by_var[v].table.reshape(-1, by_var[v].table.shape[-1]).copy()
-                  for v in ts.tables}
-        for var, r, free, last, start in layout:
-            row = tables[var][r]
-            row[free] = x[start:start + len(free)]
-            row[last] = 1.0 - row[free].sum()
-            if np.any(row < 0):
-                raise ValueError(f"cell probabilities of {var} row {r} leave the simplex")
-        return FactoredTransitions([
-            Factor(f.variable, tables[f.variable].reshape(f.table.shape), given=f.given)
-            if f.variable in tables else f for f in base.factors])
-
-    pmodel = model.replace(transitions=transitions,
-                           transition_params=pd.Series(values, index=names, dtype=float),
-                           true_params=None)
-    scores = None
+    psi = pd.Series(values, index=names, dtype=float)
+    per_triple = which = None
     if panel is not None:
-        # a row's scores depend on its (s, a, s') only: computed per distinct observed triple
-        # and gathered to the rows (rows without a next state score zero)
+        by_var = {f.variable: f for f in model.transitions().factors}
         tc = panel.transition_counts
         rows, inverse = panel.triple_of_row
         per_triple = np.zeros((len(tc.n) + 1, P))
@@ -1058,27 +1109,28 @@ def _cell_view(ts: TransitionEstimate, panel: Panel | None):
                     - np.where(nxt == last, 1.0 / p[last], 0.0)
         which = np.full(panel.nobs, len(tc.n))
         which[rows] = inverse
-        scores = per_triple[which]
-    return pmodel, pd.Series(values, index=names, dtype=float), cov, scores
+    return CellView(ts, psi, cov, layout, per_triple, which)
 
 
-#: Largest number of first-stage parameters the covariance correction handles (it solves the
-#: model twice per parameter).
+#: Largest number of first-stage parameters the covariance correction handles.
 MAX_CORRECTED = 2_000
 
 
 def first_stage_covariances(ts: TransitionEstimate, counts: np.ndarray, solver, params: pd.Series,
                             hessian: np.ndarray, scores: np.ndarray | None,
-                            groups: np.ndarray | None, panel: Panel | None
-                            ) -> tuple[dict[str, np.ndarray], list[str]]:
+                            groups: np.ndarray | None, panel: Panel | None,
+                            solution=None) -> tuple[dict[str, np.ndarray], list[str]]:
     """Covariances of the utility parameters that account for the first stage (Murphy and
     Topel 1985).
 
     With :math:`A = -\\partial^2 \\ell_c / \\partial\\theta\\partial\\theta'`,
-    :math:`C = \\partial^2 \\ell_c / \\partial\\theta \\partial\\psi'` (central differences of the
-    analytic choice gradient in the first-stage parameters :math:`\\psi`: the free transition
-    parameters, or the free cells of a nonparametric estimate), :math:`V_\\psi` the first
-    stage's covariance and :math:`s_{\\psi i}` its per-row scores, the estimate expands as
+    :math:`C = \\partial^2 \\ell_c / \\partial\\theta \\partial\\psi' = \\sum_{s,a} n(s,a)\\,
+    \\partial^2 \\log\\pi(a \\mid s) / \\partial\\theta\\partial\\psi'` in the first-stage
+    parameters :math:`\\psi` (the free transition parameters, or the free cells of a
+    nonparametric estimate), analytic by the second-order implicit function theorem
+    (:meth:`ddc.Solution.d2logccp_dtheta_dpsi`: one solve of the factorized policy system,
+    no fixed point solved again), :math:`V_\\psi` the first stage's covariance and
+    :math:`s_{\\psi i}` its per-row scores, the estimate expands as
     :math:`\\hat\\theta - \\theta \\approx A^{-1} \\sum_i (s_{\\theta i} + C V_\\psi s_{\\psi i})`,
     the two stages' scores being uncorrelated (they are the choice and transition parts of one
     likelihood). So
@@ -1087,6 +1139,15 @@ def first_stage_covariances(ts: TransitionEstimate, counts: np.ndarray, solver, 
     * ``"opg"``, ``"sandwich"``, ``"cluster"``: the usual formulas with the corrected scores
       :math:`\\tilde s_i = s_{\\theta i} + C V_\\psi s_{\\psi i}` (``"opg"`` as
       :math:`B^{-1} \\tilde G'\\tilde G B^{-1}`, :math:`B = G'G`).
+
+    The transition scores of a nonparametric first stage depend on a row's
+    :math:`(s, a, s')` only: :math:`C V_\\psi s_{\\psi}` is formed once per distinct observed
+    triple and gathered to the rows.
+
+    Parameters
+    ----------
+    solution : ddc.Solution, optional
+        The solution at ``params`` of ``ts.model`` (solved here when not given).
 
     Returns
     -------
@@ -1098,47 +1159,44 @@ def first_stage_covariances(ts: TransitionEstimate, counts: np.ndarray, solver, 
     from estimators.inference import group_sums
     from estimators.likelihood import ChoiceLikelihood
 
-    util = list(ts.model.utility_params)
+    model = ts.model
     if ts.tables:
-        pmodel, psi, Vpsi, S = _cell_view(ts, panel)
-        full = pmodel.params_series(params[util].to_numpy())
+        view = _cell_view(ts, panel)
+        psi, Vpsi = view.psi, view.cov
         what = f"{len(psi)} estimated transition cells"
     elif len(ts.params) and ts.free:
-        pmodel, psi = ts.model, ts.params[ts.free]
+        psi = ts.params[ts.free]
         where = [list(ts.params.index).index(n) for n in ts.free]
         Vpsi = ts.cov[np.ix_(where, where)]
-        S = ts.row_scores[:, where] if panel is not None else None
-        full = params
         what = f"{len(psi)} first-stage transition parameters"
     else:
         return {}, []
     if len(psi) > MAX_CORRECTED:
         return {}, [f"standard errors do not account for the {what} (more than "
                     f"{MAX_CORRECTED}: the correction is not computed)"]
-    lik = ChoiceLikelihood(pmodel, counts, solver)
-    C = np.zeros((len(util), len(psi)))
-    for k, name in enumerate(psi.index):
-        h = 1e-6 * max(1.0, abs(full[name]))
-        if ts.tables:
-            h = min(h, 0.5 * full[name])
-        up, dn = full.copy(), full.copy()
-        up[name] += h
-        dn[name] -= h
-        g_up, g_dn = lik.evaluate(up).grad, lik.evaluate(dn).grad
-        if g_up is None or g_dn is None:
-            raise RuntimeError(f"the choice likelihood is not finite near the first-stage "
-                               f"estimate in {name}; cannot correct the standard errors")
-        C[:, k] = (g_up - g_dn) / (2 * h)
+    sol = solution
+    if sol is None:
+        sol = ChoiceLikelihood(model, counts, solver).solve(params)
+    if not sol.converged or not np.all(np.isfinite(sol.V)):
+        raise RuntimeError("the fixed point did not converge at the estimate; cannot correct "
+                           "the standard errors for the first stage")
+    dtrans = view.derivatives() if ts.tables else \
+        sol.transition_derivatives(list(psi.index))
+    C = np.einsum("sa,saij->ij", counts, sol.d2logccp_dtheta_dpsi(dtrans))
     A = -np.asarray(hessian)
     Ainv = np.linalg.inv(A)
     CV = C @ Vpsi
     covs = {"hessian": Ainv + Ainv @ CV @ C.T @ Ainv}
-    if scores is not None and S is not None:
+    if scores is not None and panel is not None:
         G = np.asarray(scores)
-        Gt = G + S @ CV.T
+        if ts.tables:  # per distinct triple, gathered to the rows
+            Gt = G + (view.triple_scores @ CV.T)[view.triple]
+        else:
+            Gt = G + ts.row_scores[:, where] @ CV.T
         Binv = np.linalg.inv(G.T @ G)
-        covs["opg"] = Binv @ (Gt.T @ Gt) @ Binv
-        covs["sandwich"] = Ainv @ (Gt.T @ Gt) @ Ainv
+        GtGt = Gt.T @ Gt
+        covs["opg"] = Binv @ GtGt @ Binv
+        covs["sandwich"] = Ainv @ GtGt @ Ainv
         if groups is not None:
             n, k = Gt.shape
             n_groups = int(np.max(groups)) + 1
@@ -1179,7 +1237,8 @@ def reestimation_covariances(estimator, prep, fit, inf) -> tuple[dict[str, np.nd
     ts = prep.transitions
     util = list(ts.model.utility_params)
     if ts.tables:
-        pmodel, psi, Vpsi, _ = _cell_view(ts, None)
+        view = _cell_view(ts, None)
+        pmodel, psi, Vpsi = view.model, view.psi, view.cov
         what = f"{len(psi)} estimated transition cells"
     elif len(ts.params) and ts.free:
         pmodel, psi = ts.model, ts.params[ts.free]

@@ -154,7 +154,7 @@ class NFXP(Estimator):
         if not full and H is not None:  # a first stage held fixed: correct for it
             covs, fs_notes = first_stage_covariances(
                 ts, cd.counts, self.solver, params, H, scores,
-                cd.panel.unit if cd.has_rows else None, cd.panel)
+                cd.panel.unit if cd.has_rows else None, cd.panel, solution=ev.solution)
             notes += fs_notes
         if len(ts.params) and not full and not covs:
             notes.append("transition parameters fixed at their first-stage estimates; "
@@ -273,10 +273,11 @@ class NFXP(Estimator):
             return H, scores
         try:
             if panel is None:
-                H, _, _ = mle_inference(lik, None, 0, params)
+                H, _, _ = mle_inference(lik, None, 0, params, ev)
                 return H, None
             rows = np.flatnonzero(cd.used)
-            H, scores, _ = mle_inference(lik, (rows, cd.state, cd.action), panel.nobs, params)
+            H, scores, _ = mle_inference(lik, (rows, cd.state, cd.action), panel.nobs, params,
+                                          ev)
         except ConvergenceError as exc:  # the likelihood is not finite near the estimate
             raise HessianUnavailable(str(exc)) from exc
         return H, scores
