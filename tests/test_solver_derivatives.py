@@ -145,7 +145,7 @@ def test_cell_derivatives_match_differences_of_full_solves():
     cross = pmodel.solve(params).d2logccp_dtheta_dpsi(view.derivatives())
     assert cross.shape == (model.n_states, model.n_actions, len(model.utility_params),
                            len(view.psi))
-    for k, name in enumerate(view.psi.index):
+    for k, name in list(enumerate(view.psi.index))[::4]:  # every fourth cell: a few seconds
         h = min(1e-5, 0.5 * params[name])
         fd = central_difference(pmodel, params, name, h, lambda s: s.dlogccp_dtheta())
         np.testing.assert_allclose(cross[:, :, :, k], fd, rtol=0,
