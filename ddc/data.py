@@ -20,7 +20,9 @@ implementations carry them:
 
 Columns beyond the states and the action (e.g. the odometer increments from which a transition
 family estimates itself) are reached with :meth:`EstimationData.column_counts` (value counts, on
-both kinds) and :meth:`EstimationData.column` (per row, in memory only).
+both kinds) and :meth:`EstimationData.column` (per row, in memory only); time-invariant unit
+characteristics (the covariates of a mixture's type shares) with
+:meth:`EstimationData.unit_covariates` (one row per unit, in memory only).
 
 :func:`estimation_data` turns whatever the user passed to ``fit`` into one of them; a value that
 already is an :class:`EstimationData` passes through.
@@ -38,7 +40,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ddc.model import Model
-from ddc.panel import Columns, Panel, PanelError, TransitionCounts, prepare
+from ddc.panel import Columns, Panel, PanelError, TransitionCounts, _fmt, prepare
 
 __all__ = ["ChoiceRows", "EstimationData", "PanelData", "RowsUnavailable", "StatisticsData",
            "estimation_data"]
@@ -150,6 +152,24 @@ class EstimationData(ABC):
             The data are sufficient statistics.
         """
         raise self._no_rows(who, "per-unit counts")
+
+    def unit_covariates(self, names, who: str = "this estimator") -> pd.DataFrame:
+        """Time-invariant columns ``names`` per unit: a DataFrame indexed by the unit ids in
+        unit-code order (the panel's :attr:`~ddc.panel.Panel.ids`), one column per name, with
+        each unit's value (as in the data: labels stay labels).
+
+        Raises
+        ------
+        KeyError
+            A column is not in the data (the message lists those there are), or the data are
+            a coded panel without its DataFrame.
+        ValueError
+            A column is missing in some row, or varies within a unit (naming the unit and the
+            two rows that differ).
+        RowsUnavailable
+            The data are sufficient statistics.
+        """
+        raise self._no_rows(who, f"the unit covariates {list(names)}")
 
     @abstractmethod
     def column_counts(self, name: str, size: int) -> np.ndarray:
@@ -303,6 +323,45 @@ class PanelData(EstimationData):
         A = self.model.n_actions
         return sp.csr_matrix((np.ones(r.state.size), (r.unit, r.state * A + r.action)),
                              shape=(self.n_units, self.model.n_states * A))
+
+    def unit_covariates(self, names, who: str = "this estimator") -> pd.DataFrame:
+        names = [str(n) for n in names]
+        p = self.panel
+        cols = {n: self._columns.get(n, self.model.hooks.layout.column(n)) for n in names}
+        have = [] if self.frame is None else list(self.frame.columns)
+        missing = [c for c in cols.values() if c not in have]
+        if missing:
+            if self.frame is None:
+                raise KeyError(f"{who} needs the column(s) {missing} per unit, but the data are "
+                               "a coded Panel without its DataFrame; pass the DataFrame")
+            raise KeyError(f"{who} needs the column(s) {missing} (time-invariant unit "
+                           f"covariates), which are not in the data; the data have {have}. "
+                           "Add them, or map them with columns={name: column}")
+        start = np.flatnonzero(np.r_[True, p.unit[1:] != p.unit[:-1]])  # rows sorted by unit
+        first_of_row = np.repeat(start, np.diff(np.r_[start, p.nobs]))
+        out = {}
+        for name, col in cols.items():
+            values = self.frame[col].iloc[p.position]
+            na = values.isna().to_numpy()
+            if na.any():
+                rows = np.flatnonzero(na)
+                shown = "; ".join(self._where(int(i)) for i in rows[:5])
+                raise ValueError(f"column {col!r} ({who}: a time-invariant covariate) is missing "
+                                 f"in {rows.size} row(s): {shown}; give every row of a unit "
+                                 "its value")
+            codes = pd.factorize(values)[0]
+            varies = np.flatnonzero(codes != codes[first_of_row])
+            if varies.size:
+                i = int(varies[0])
+                j = int(first_of_row[i])
+                unit = f"{p.id_col}={_fmt(p.ids[p.unit[i]])}"
+                raise ValueError(
+                    f"column {col!r} ({who}: a time-invariant covariate) varies within unit "
+                    f"{unit}: {_fmt(values.iloc[j])} at {self._where(j)} but "
+                    f"{_fmt(values.iloc[i])} at {self._where(i)}; it must be constant within "
+                    f"each unit ({np.unique(p.unit[varies]).size} unit(s) vary)")
+            out[name] = values.iloc[start].to_numpy()
+        return pd.DataFrame(out, index=pd.Index(p.ids, name=p.id_col))
 
     def check_transitions(self, params) -> None:
         self.panel.check_transitions(params)

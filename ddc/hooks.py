@@ -256,6 +256,15 @@ class Curve:
         One line for report legends.
     vectorized : bool
         As for :class:`Outcome`.
+    denominator : callable, optional
+        For a curve whose groups are ratios :math:`c_g(k) = n_g(k) / d_g` (the share of a
+        cohort still a member ``k`` months after joining: :math:`d_g` the cohort's size per
+        unit, :math:`n_g(k)` the part of it left), the sizes: ``denominator(ctx) ->
+        numpy.ndarray`` of shape (G,) (with ``vectorized=True`` and draws: (G, D)). It is what
+        pooling populations needs: populations :math:`k` with weights :math:`w_k` (the types of
+        a :class:`ddc.Mixture`) pool to the curve of the pooled cohort,
+        :math:`c_g(t) = \\sum_k w_k d_{kg} c_{kg}(t) / \\sum_k w_k d_{kg}`. ``None`` (the
+        default): the curve is an average per unit, pooled as :math:`\\sum_k w_k c_{kg}(t)`.
     """
 
     name: str
@@ -265,6 +274,7 @@ class Curve:
     step_name: str = "k"
     description: str = ""
     vectorized: bool = False
+    denominator: Callable[[OutcomeContext], np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -272,6 +282,8 @@ class Curve:
                              f"{self.name!r}")
         if not callable(self.compute):
             raise TypeError(f"Curve {self.name!r}: compute must be callable")
+        if self.denominator is not None and not callable(self.denominator):
+            raise TypeError(f"Curve {self.name!r}: denominator must be callable or None")
         groups = tuple(str(g) for g in self.groups)
         if not groups or len(set(groups)) != len(groups):
             raise ValueError(f"Curve {self.name!r}: groups must be unique names; got "

@@ -59,6 +59,7 @@ __all__ = [
     "check_folder_target",
     "check_file_target",
     "clean_leftovers",
+    "probe_folder",
     "dumps_json",
     "encode_json",
     "is_output_folder",
@@ -260,6 +261,30 @@ def check_file_target(path: str | os.PathLike) -> Path:
                                             f"{str(folder)!r} is not writable; choose another "
                                             "destination")
     return path
+
+
+def probe_folder(folder: str | os.PathLike) -> None:
+    """Check that ``folder`` takes a new file by creating and removing one.
+
+    This catches read-only file systems and full disks that permission bits do not show. The
+    probe is named like every temporary file of this module (``.ddc-write-check.ddc-tmp-<pid>-
+    <token>``), so a probe left by a process killed between creating and removing it is removed
+    by the next write into the folder (:func:`clean_leftovers`).
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        An existing folder.
+
+    Raises
+    ------
+    OSError
+        The file cannot be created (the error of the operating system).
+    """
+    probe = _temp_name(Path(folder) / "ddc-write-check")
+    fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(fd)
+    os.unlink(probe)
 
 
 @contextmanager

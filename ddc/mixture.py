@@ -11,21 +11,25 @@ choices :math:`a_{i1}, \\dots, a_{iT}` is
     L_i(\\theta, w) = \\sum_{k=1}^{K} w_k \\prod_{t} \\pi(a_{it} \\mid s_{it}; \\theta^{(k)}),
 
 the type being drawn once per unit and kept for life.
-Transitions are shared by all types in this version. The shares are constant, or (with
-``shares_by``) a multinomial logit in the values of some state variables in the unit's first
-observed state -- the usual answer to the initial conditions problem (Heckman 1981):
+Transitions are shared by all types in this version. The shares are constant, or a
+multinomial logit in the unit's characteristics that do not change over its observed life: the
+values of some state variables in the unit's first observed state (``shares_by``; the usual
+answer to the initial conditions problem, Heckman 1981) and time-invariant covariates read from
+the data (``share_covariates``, e.g. a customer's sign-up channel or region):
 
 .. math::
 
-    w_k(s_{i1}) = \\frac{\\exp(z_{i}'\\gamma_k)}{\\sum_j \\exp(z_{i}'\\gamma_j)}, \\qquad
+    w_k(z_i) = \\frac{\\exp(z_{i}'\\gamma_k)}{\\sum_j \\exp(z_{i}'\\gamma_j)}, \\qquad
     \\gamma_0 = 0,
 
-with :math:`z_i` a constant and the indicators of every value but the first of each variable
-named in ``shares_by`` at :math:`s_{i1}`.
+with :math:`z_i` a constant, the indicators of every value but the first of each variable named
+in ``shares_by`` at :math:`s_{i1}`, then per covariate the indicators of every declared value but
+the first (a categorical covariate) or its value as is (a numeric one).
 
 Parameter names: a type-specific parameter ``p`` becomes ``p[0], ..., p[K-1]``; the shares are
-``share[1], ..., share[K-1]`` (``share[0]`` is one minus their sum), or with ``shares_by`` the
-logit coefficients ``gamma[k]:const`` and ``gamma[k]:<variable>=<value>``, ``k = 1..K-1``.
+``share[1], ..., share[K-1]`` (``share[0]`` is one minus their sum), or with varying shares the
+logit coefficients ``gamma[k]:const``, ``gamma[k]:<variable>=<value>`` (state variables and
+categorical covariates) and ``gamma[k]:<covariate>`` (numeric covariates), ``k = 1..K-1``.
 :attr:`Mixture.param_names`
 lists, in order, the type-specific parameters (by parameter, then type), the shared utility
 parameters, the transition parameters and the shares.
@@ -40,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from ddc.model import Model
+from ddc.panel import _fmt
 from ddc.solver import Solution, Solver
 
 __all__ = ["Mixture"]
@@ -68,6 +73,16 @@ class Mixture:
     shares_by : sequence of str, optional
         State variables whose value in the unit's first observed state shifts the type shares
         (a multinomial logit; see the module docstring). Constant shares by default.
+    share_covariates : mapping of str to sequence or None, optional
+        Time-invariant covariates that shift the type shares: data columns (not state
+        variables) constant within each unit. Each maps to its values, first the base level
+        (a categorical covariate: indicators of every other value enter the logit), or to
+        ``None`` (a numeric covariate, entered as is). E.g.
+        ``{"channel": ["store", "web", "referral"], "age": None}`` gives the coefficients
+        ``gamma[k]:channel=web``, ``gamma[k]:channel=referral`` and ``gamma[k]:age``. The
+        estimators read them from the panel (a column varying within a unit, or missing in a
+        row, is an error naming it); :func:`simulations.simulate` takes them per unit and
+        writes them as columns.
 
     Raises
     ------
@@ -75,9 +90,11 @@ class Mixture:
         ``model`` is not a ``ddc.Model``.
     ValueError
         ``n_types`` is not an integer of at least 1, ``by_type`` is empty, repeats a name or
-        names a transition parameter.
+        names a transition parameter; varying shares with one type; a covariate that is a
+        state variable, or whose declared values are fewer than two or repeat.
     KeyError
-        ``by_type`` names a parameter the model does not have.
+        ``by_type`` names a parameter the model does not have, ``shares_by`` a variable that is
+        not a state variable.
 
     Examples
     --------
@@ -89,7 +106,8 @@ class Mixture:
 
     def __init__(self, model: Model, n_types: int, by_type: Sequence[str],
                  true_params: pd.Series | Mapping | None = None, name: str | None = None,
-                 shares_by: Sequence[str] = ()):
+                 shares_by: Sequence[str] = (),
+                 share_covariates: Mapping[str, Sequence | None] | None = None):
         if not isinstance(model, Model):
             raise TypeError(f"Mixture needs a ddc.Model to mix over, got {type(model).__name__}")
         if isinstance(n_types, (bool, np.bool_)) or not isinstance(n_types, (int, np.integer)) \
@@ -118,11 +136,15 @@ class Mixture:
         unknown = [v for v in shares_by if v not in model.space.names]
         if unknown:
             raise KeyError(f"shares_by names {unknown}, which are not state variables of the "
-                           f"model; its state variables are {list(model.space.names)}")
-        if shares_by and n_types < 2:
-            raise ValueError("shares_by needs at least two types (with one type there are no "
-                             "shares)")
+                           f"model; its state variables are {list(model.space.names)}. "
+                           "Time-invariant data columns go in share_covariates={name: values "
+                           "or None}")
+        covariates = _check_covariates(model, share_covariates)
+        if (shares_by or covariates) and n_types < 2:
+            raise ValueError("shares_by and share_covariates need at least two types (with one "
+                             "type there are no shares)")
         self.shares_by = [v for v in model.space.names if v in shares_by]
+        self.share_covariates = covariates
         self.model = model
         self.n_types = int(n_types)
         self.by_type = [p for p in model.utility_params if p in by_type]  # model order
@@ -132,7 +154,9 @@ class Mixture:
         typed = [f"{p}[{k}]" for p in self.by_type for k in range(K)]
         self.share_columns = ["const"] + [f"{v}={val}" for v in self.shares_by
                                           for val in model.space.variable(v).values[1:]]
-        if self.shares_by:
+        self.share_columns += [c for name, values in covariates.items()
+                               for c in _covariate_columns(name, values)]
+        if self.varying_shares:
             self.share_names = [f"gamma[{k}]:{c}" for k in range(1, K)
                                 for c in self.share_columns]
         else:
@@ -148,10 +172,17 @@ class Mixture:
 
     def __repr__(self) -> str:
         extra = f", shares_by={self.shares_by}" if self.shares_by else ""
+        if self.share_covariates:
+            extra += f", share_covariates={self.share_covariates}"
         return (f"Mixture({self.model.name!r}, n_types={self.n_types}, "
                 f"by_type={self.by_type}{extra})")
 
     # ----------------------------------------------------------------- names and values
+    @property
+    def varying_shares(self) -> bool:
+        """Whether the shares vary over units (``shares_by`` or ``share_covariates``)."""
+        return bool(self.shares_by or self.share_covariates)
+
     @property
     def param_names(self) -> list[str]:
         """All parameters: type-specific (``p[k]``), shared utility, transition, shares."""
@@ -224,7 +255,7 @@ class Mixture:
             bad = {n: float(x) for n, x in zip(names, vec, strict=True) if not np.isfinite(x)}
             raise ValueError(f"parameter(s) {list(bad)} are not finite: {bad}")
         out = pd.Series(vec, index=self._index, name="params")
-        if not self.shares_by:
+        if not self.varying_shares:
             self.shares(out)  # checks the simplex
         return out
 
@@ -234,12 +265,12 @@ class Mixture:
         Raises
         ------
         ValueError
-            A share outside ``[0, 1]``, or shares that depend on the first state
-            (``shares_by``; then see :meth:`unit_shares`).
+            A share outside ``[0, 1]``, or shares that vary over units (``shares_by``,
+            ``share_covariates``; then see :meth:`unit_shares`).
         """
-        if self.shares_by:
-            raise ValueError(f"the shares depend on the first state ({self.shares_by}); use "
-                             "unit_shares(params, first_states)")
+        if self.varying_shares:
+            raise ValueError(f"the shares vary over units (with {self.shares_depend_on()}); use "
+                             "unit_shares(params, first_states, covariates)")
         if isinstance(params, pd.Series):
             rest = params[self.share_names].to_numpy(dtype=float)
         else:
@@ -252,34 +283,120 @@ class Mixture:
                              f"{w[k]:.6g} (share[0] is one minus the sum of share[1..])")
         return w
 
-    def share_design(self, first_states: np.ndarray) -> np.ndarray:
+    def shares_depend_on(self) -> str:
+        """What the shares vary with, in words (for messages and notes)."""
+        parts = [f"the first state's {self.shares_by}"] if self.shares_by else []
+        if self.share_covariates:
+            parts.append(f"the covariates {list(self.share_covariates)}")
+        return " and ".join(parts)
+
+    def covariate_design(self, covariates: pd.DataFrame | None, n_units: int | None = None
+                         ) -> np.ndarray:
+        """``(N, C_x)`` columns of the share covariates: one row per unit of ``covariates``
+        (a DataFrame with a column per name of :attr:`share_covariates`, e.g.
+        :meth:`ddc.data.EstimationData.unit_covariates`), categorical ones as indicators of
+        every declared value but the first, numeric ones as they are.
+
+        Raises
+        ------
+        KeyError
+            A covariate column is absent (the message lists the columns there are).
+        ValueError
+            A missing value, a value not among a categorical covariate's declared values or a
+            non-number in a numeric one (naming the row and the value), or ``n_units`` rows
+            expected and another number given.
+        """
+        if not self.share_covariates:
+            return np.zeros((0 if covariates is None else len(covariates), 0))
+        names = list(self.share_covariates)
+        if covariates is None:
+            raise ValueError(f"the type shares depend on the covariates {names}; pass them, "
+                             "one row per unit (a DataFrame with those columns)")
+        if not isinstance(covariates, pd.DataFrame):
+            raise TypeError(f"covariates must be a pandas DataFrame with the columns {names}, "
+                            f"one row per unit; got {type(covariates).__name__}")
+        missing = [c for c in names if c not in covariates.columns]
+        if missing:
+            raise KeyError(f"the share covariate column(s) {missing} are not in the data; it "
+                           f"has {list(covariates.columns)}")
+        if n_units is not None and len(covariates) != n_units:
+            raise ValueError(f"the covariates have {len(covariates)} rows; one per unit "
+                             f"({n_units}) is needed")
+        label = covariates.index.name or "row"
+        cols = []
+        for name, values in self.share_covariates.items():
+            col = covariates[name]
+            na = col.isna().to_numpy()
+            if na.any():
+                rows = [f"{label}={_fmt(covariates.index[i])}" for i in np.flatnonzero(na)[:5]]
+                raise ValueError(f"share covariate {name!r} is missing in {int(na.sum())} "
+                                 f"row(s), e.g. {', '.join(rows)}; give every unit a value")
+            if values is None:
+                x = pd.to_numeric(col, errors="coerce")
+                bad = np.flatnonzero(x.isna().to_numpy() | ~np.isfinite(
+                    x.to_numpy(dtype=float, na_value=np.nan)))
+                if bad.size:
+                    i = int(bad[0])
+                    at = f"{label}={_fmt(covariates.index[i])}"
+                    raise ValueError(f"share covariate {name!r} is numeric (declared None) but "
+                                     f"holds {_fmt(col.iloc[i])} at {at}; declare its values, "
+                                     f"share_covariates={{{name!r}: [...]}}, to treat it as "
+                                     "categorical")
+                cols.append(x.to_numpy(dtype=float)[:, None])
+                continue
+            lookup = {v: j for j, v in enumerate(values)}
+            codes = col.astype(object).map(lookup)
+            bad = np.flatnonzero(codes.isna().to_numpy())
+            if bad.size:
+                i = int(bad[0])
+                raise ValueError(f"share covariate {name!r} holds {_fmt(col.iloc[i])} at "
+                                 f"{label}={_fmt(covariates.index[i])}, which is not one of its "
+                                 f"declared values {list(values)}")
+            code = codes.to_numpy(dtype=np.int64)
+            cols.append((code[:, None] == np.arange(1, len(values))[None, :]).astype(float))
+        return np.column_stack(cols)
+
+    def share_design(self, first_states: np.ndarray,
+                     covariates: pd.DataFrame | None = None) -> np.ndarray:
         """``(N, C)`` share covariates :math:`z_i` of units with first (flat) states
-        ``first_states``: a constant, then one indicator per value but the first of each
-        ``shares_by`` variable (columns :attr:`share_columns`)."""
+        ``first_states`` and (with :attr:`share_covariates`) the per-unit ``covariates``
+        (:meth:`covariate_design`): a constant, then one indicator per value but the first of
+        each ``shares_by`` variable, then the covariates' columns (columns
+        :attr:`share_columns`)."""
         s = np.asarray(first_states, dtype=np.int64)
         cols = [np.ones(len(s))]
         for v in self.shares_by:
             code = self.model.space.code_of(v)[s]
             cols.extend((code == j).astype(float)
                         for j in range(1, self.model.space.variable(v).size))
-        return np.column_stack(cols)
+        Z = np.column_stack(cols)
+        if self.share_covariates:
+            Z = np.column_stack([Z, self.covariate_design(covariates, len(s))])
+        return Z
 
     def share_coefficients(self, params) -> np.ndarray:
-        """``(K-1, C)`` logit coefficients of the shares (``shares_by`` only)."""
+        """``(K-1, C)`` logit coefficients of the shares (varying shares only)."""
         vec = self.params_series(params)[self.share_names].to_numpy()
         return vec.reshape(self.n_types - 1, len(self.share_columns))
 
-    def unit_shares(self, params, first_states: np.ndarray) -> np.ndarray:
-        """``(N, K)`` type probabilities of units with first (flat) states ``first_states``
-        (constant rows without ``shares_by``)."""
-        s = np.asarray(first_states, dtype=np.int64)
-        if not self.shares_by:
-            return np.tile(self.shares(self.params_series(params)), (len(s), 1))
-        eta = self.share_design(s) @ self.share_coefficients(params).T
-        eta = np.column_stack([np.zeros(len(s)), eta])
+    def design_shares(self, params, design: np.ndarray) -> np.ndarray:
+        """``(N, K)`` type probabilities of units with share covariates ``design``
+        (:meth:`share_design`): the multinomial logit of the module docstring."""
+        Z = np.asarray(design, dtype=float)
+        eta = np.column_stack([np.zeros(len(Z)), Z @ self.share_coefficients(params).T])
         eta -= eta.max(axis=1, keepdims=True)
         w = np.exp(eta)
         return w / w.sum(axis=1, keepdims=True)
+
+    def unit_shares(self, params, first_states: np.ndarray,
+                    covariates: pd.DataFrame | None = None) -> np.ndarray:
+        """``(N, K)`` type probabilities of units with first (flat) states ``first_states``
+        and per-unit ``covariates`` (with :attr:`share_covariates`; see
+        :meth:`covariate_design`); constant rows without varying shares."""
+        s = np.asarray(first_states, dtype=np.int64)
+        if not self.varying_shares:
+            return np.tile(self.shares(self.params_series(params)), (len(s), 1))
+        return self.design_shares(params, self.share_design(s, covariates))
 
     def type_params(self, params, k: int) -> pd.Series:
         """Parameters of type ``k`` as a Series over the one-type model's parameter names."""
@@ -305,6 +422,9 @@ class Mixture:
         fp = self.model.fingerprint()
         fp.update({"name": self.name, "params": self.param_names, "n_types": self.n_types,
                    "by_type": list(self.by_type), "shares_by": list(self.shares_by)})
+        if self.share_covariates:
+            fp["share_covariates"] = {k: None if v is None else list(v)
+                                      for k, v in self.share_covariates.items()}
         return fp
 
     # ----------------------------------------------------------------- solving
@@ -313,3 +433,43 @@ class Mixture:
         params = self.params_series(params)
         return [self.model.solve(self.type_params(params, k), solver=solver)
                 for k in range(self.n_types)]
+
+
+def _check_covariates(model: Model, covariates) -> dict[str, tuple | None]:
+    """``share_covariates`` checked: name -> tuple of values (categorical) or None (numeric)."""
+    if covariates is None:
+        return {}
+    if not isinstance(covariates, Mapping):
+        raise TypeError("share_covariates must map each covariate column to its values (first "
+                        "the base level) or to None (numeric), e.g. {'channel': ['store', "
+                        f"'web'], 'age': None}}; got {type(covariates).__name__}")
+    out: dict[str, tuple | None] = {}
+    for name, values in covariates.items():
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"share_covariates: covariate names must be non-empty strings, got "
+                            f"{name!r}")
+        if name in model.space.names:
+            raise ValueError(f"share_covariates names {name!r}, a state variable; a state "
+                             "variable enters the shares through its value in the first state: "
+                             f"name it in shares_by=[{name!r}]")
+        if values is None:
+            out[name] = None
+            continue
+        if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray,
+                                                                      pd.Index)):
+            raise TypeError(f"share_covariates[{name!r}] must be the covariate's values (a list, "
+                            f"first the base level) or None (numeric); got {values!r}")
+        vals = tuple(values)
+        if len(vals) < 2:
+            raise ValueError(f"share_covariates[{name!r}] declares {list(vals)}: a categorical "
+                             "covariate needs at least two values")
+        if len(set(vals)) < len(vals):
+            dup = sorted({repr(v) for v in vals if vals.count(v) > 1})
+            raise ValueError(f"share_covariates[{name!r}] repeats the value(s) {dup}")
+        out[name] = vals
+    return out
+
+
+def _covariate_columns(name: str, values: tuple | None) -> list[str]:
+    """The share design's columns of one covariate."""
+    return [name] if values is None else [f"{name}={v}" for v in values[1:]]

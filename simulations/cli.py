@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -230,10 +229,10 @@ def _check_writable(path: str | Path, option: str = "--out", folder: bool = Fals
         where = where.parent
     if not where.is_dir():
         raise CLIError(f"cannot write {option} {str(path)!r}: {str(where)!r} is not a folder")
+    from ddc.io import probe_folder
+
     try:
-        fd, probe = tempfile.mkstemp(dir=where, prefix=".ddc-write-check.")
-        os.close(fd)
-        os.unlink(probe)
+        probe_folder(where)
     except OSError as exc:
         raise CLIError(f"cannot write {option} {str(path)!r}: {exc.strerror or exc} in "
                        f"{str(where)!r}; choose a writable location") from None
@@ -509,6 +508,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     columns = _columns(args)
     from simulations import simulate
 
+    if model.true_params is None:  # e.g. rust_bus with a cost that has no published estimates
+        import json
+
+        example = {**dict.fromkeys(model.utility_params, 1.0),
+                   **model.transition_params.round(4).to_dict()}
+        raise CLIError(f"the {args.model} model with these options has no default true "
+                       f"parameters; give all of {model.param_names} with --option "
+                       f"true_params='{json.dumps(example)}' (your values)")
     panel = simulate(model, model.true_params, n_customers=args.n_customers,
                      n_periods=args.n_periods, seed=args.seed, columns=columns)
     _write_table(panel, args.out)

@@ -598,6 +598,13 @@ def counterfactual(
         param_draws = pd.DataFrame(TH[ok], columns=list(params.index),
                                    index=draws_frame.index)
 
+    block_draws = curve_draws = None
+    if Dd is not None:
+        if C > 1:
+            block_draws = {n: dict(Dd[n]["block"]) for n in names}
+        curve_draws = {c.name: np.stack([_subset(draws[n], ok).curves[c.name] for n in names])
+                       for c in model.hooks.curves}
+
     std_errors = None
     if cov is not None:
         std_errors = pd.Series(np.sqrt(np.clip(np.diag(cov.to_numpy(dtype=float)), 0, None)),
@@ -628,6 +635,8 @@ def counterfactual(
         identification_note=identification_note(model),
         notes=notes,
         seconds=time.perf_counter() - start,
+        block_draws=block_draws,
+        curve_draws=curve_draws,
     )
 
 

@@ -23,21 +23,55 @@ the annual plan, a lapse rate among members), this is exactly the outcome of the
 population; an outcome without a denominator is an average per unit (:math:`d_k = 1`), pooled
 as :math:`\\sum_k w_k Y_k`. The CV in money divides each type's CV by its own money parameter
 before weighting (:math:`\\sum_k w_k CV_k / \\alpha_k`). State shares are pooled like choice
-shares (both with intervals); the blocks of the permanent variables and the declared curves are
-in each type's own report (``type_reports``).
+shares (both with intervals). By block of the permanent variables (``by_block``, e.g. by
+market) the same rule holds within each block, since every type's stationary distribution gives
+the block the same mass. A declared curve of a cohort (:class:`ddc.Curve` with a
+``denominator``, the cohort's size :math:`d_{kg}` per unit: the membership model's retention
+curves) is the curve of the pooled cohort, whose type-:math:`k` part is :math:`w_k d_{kg}` of the
+population and keeps :math:`w_k n_{kg}(t) = w_k d_{kg} c_{kg}(t)` at step :math:`t`:
+
+.. math::
+
+    c_g(t) = \\frac{\\sum_k w_k n_{kg}(t)}{\\sum_k w_k n_{kg}(0)}
+           = \\frac{\\sum_k w_k d_{kg} c_{kg}(t)}{\\sum_k w_k d_{kg}};
+
+a curve without a denominator is an average per unit, :math:`\\sum_k w_k c_{kg}(t)`. Every
+type's own tables are in ``type_reports``.
 
 Intervals: one parametric bootstrap over all the mixture's parameters,
 :math:`(\\theta^{(1)}, \\dots, \\theta^{(K)}, w)_d \\sim N(\\hat\\vartheta, \\hat\\Sigma)` with
 the mixture's covariance (type-specific, shared and share parameters jointly); at every draw
 each type is solved at its drawn parameters (batched, as the one-type engine does) and pooled
 with the drawn shares, so the percentile intervals of the pooled figures carry the
-uncertainty of the type parameters and of the shares together. Draws whose shares leave the
-simplex (possible when a share is near 0 or 1, since the normal approximation is not bounded)
-cannot be pooled: they are left out, counted in the notes and warned about, as are draws that
-fail to solve for any type.
+uncertainty of the type parameters and of the shares together. The shares are drawn on the
+scale the estimator optimises, the multinomial logit :math:`\\gamma_l = \\log(w_l / w_0)`
+(:func:`draw_mixture_params`): the results hold the delta-method covariance
+:math:`\\hat\\Sigma_w = J \\hat\\Sigma_\\gamma J'` of the reported shares, with
+:math:`J = \\partial w / \\partial \\gamma' = \\mathrm{diag}(w) - w w'` over
+:math:`w_1, \\dots, w_{K-1}` (:func:`estimators.mixture.nfxp.mixture_results`), so the draws
+are :math:`(\\theta, \\gamma)_d \\sim N\\big((\\hat\\theta, \\hat\\gamma),
+T \\hat\\Sigma T'\\big)`, :math:`T = \\mathrm{diag}(I, J^{-1})`, mapped back by
+:math:`w_l = e^{\\gamma_l} / (1 + \\sum_j e^{\\gamma_j})`: every drawn share lies inside the
+simplex, however near 0 or 1 the estimate is (a normal draw of the shares themselves leaves it
+there and would have to be dropped). Draws that fail to solve for any type are left out,
+counted in the notes and warned about.
 
-Constant shares only: shares that depend on the first state (``shares_by``) are refused,
-since their pooled weight needs a distribution of first states.
+Shares that vary over units (``shares_by``: the first state; ``share_covariates``:
+time-invariant covariates) pool with each estimation unit's own shares: the population is the
+estimation sample's distribution of first states and covariates, :math:`z_1, \\dots, z_N`
+(:attr:`estimators.mixture.MixtureResults.share_design`), so the pooled weight of type
+:math:`k` is
+
+.. math::
+
+    \\bar w_k(\\gamma) = \\frac{1}{N} \\sum_{i=1}^{N} w_k(z_i; \\gamma),
+
+the shares' logit coefficients :math:`\\gamma` are drawn with the other parameters (they are
+already on the logit scale) and every draw pools with :math:`\\bar w(\\gamma_d)`: the intervals
+carry the uncertainty of :math:`\\gamma`, the units' characteristics held at the sample's.
+Each type is still in its own stationary distribution :math:`\\mu_k` (the long run, where the
+first state no longer matters). Such mixtures need their results (which hold the units'
+:math:`z_i`); parameter values alone are refused.
 """
 
 from __future__ import annotations
@@ -56,7 +90,7 @@ from ddc.mixture import Mixture
 from ddc.scenarios import Scenario
 from simulations.report import CounterfactualReport
 
-__all__ = ["MixtureCounterfactualReport", "mixture_counterfactual"]
+__all__ = ["MixtureCounterfactualReport", "draw_mixture_params", "mixture_counterfactual"]
 
 _DEN = "mixture__"
 """Prefix of the extra outcomes the type models compute for pooling (ratio outcomes'
@@ -66,7 +100,8 @@ denominators, choice shares); they are dropped from the type reports."""
 @dataclass(repr=False)
 class MixtureCounterfactualReport(CounterfactualReport):
     """A :class:`~simulations.CounterfactualReport` of a mixture: the summary, welfare,
-    changes, choice and state shares are **pooled** over the types (module docstring), and
+    changes, choice and state shares, the by-block table and the curves are **pooled** over
+    the types (module docstring), and
 
     Attributes
     ----------
@@ -77,7 +112,8 @@ class MixtureCounterfactualReport(CounterfactualReport):
         Each type's full one-type report (by block, curves, state shares), at the type's
         parameters; its intervals come from the mixture's joint draws (the type's columns).
     type_shares : pandas.Series
-        The shares :math:`w_k` at the estimate.
+        The shares :math:`w_k` at the estimate (with shares that vary over units, the pooled
+        weights :math:`\\bar w_k`, their mean over the estimation units).
     mixture : ddc.Mixture
     """
 
@@ -98,11 +134,84 @@ class MixtureCounterfactualReport(CounterfactualReport):
                 f"draws={self.n_used})")
 
 
-def _shares_at(mix: Mixture, TH: np.ndarray) -> np.ndarray:
-    """(D, K) shares of parameter draws (D, P) over ``mix.param_names``."""
+def _shares_at(mix: Mixture, TH: np.ndarray, design: np.ndarray | None = None) -> np.ndarray:
+    """(D, K) shares of parameter draws (D, P) over ``mix.param_names``; with varying shares,
+    the pooled weights :math:`\\bar w_k` over the units' share ``design`` (module docstring)."""
     pos = [mix.param_names.index(n) for n in mix.share_names]
     rest = TH[:, pos]
+    if mix.varying_shares:
+        return _pooled_weights(mix, rest, design)
     return np.column_stack([1.0 - rest.sum(axis=1), rest])
+
+
+def _pooled_weights(mix: Mixture, gammas: np.ndarray, design: np.ndarray) -> np.ndarray:
+    """(D, K) mean over the units of their type shares, for logit coefficients ``gammas``
+    (D, (K-1) C) over ``mix.share_names`` and the units' share ``design`` (N, C)."""
+    Z, n = np.unique(np.asarray(design, dtype=float), axis=0, return_counts=True)
+    wt = n / n.sum()  # the distinct rows of z_i with their frequencies
+    K = mix.n_types
+    out = np.empty((len(gammas), K))
+    for d, g in enumerate(np.asarray(gammas, dtype=float)):  # a loop over draws, not units
+        eta = np.column_stack([np.zeros(len(Z)), Z @ g.reshape(K - 1, -1).T])
+        eta -= eta.max(axis=1, keepdims=True)
+        w = np.exp(eta)
+        out[d] = wt @ (w / w.sum(axis=1, keepdims=True))
+    return out
+
+
+def draw_mixture_params(mix: Mixture, params: pd.Series, cov: pd.DataFrame, n_draws: int,
+                        seed) -> np.ndarray:
+    """Parameter draws (D, P) over ``mix.param_names`` with the shares drawn on the logit scale.
+
+    The constant shares :math:`w_1, \\dots, w_{K-1}` (``share[1]``, ...) are carried to the
+    estimator's coordinates :math:`\\gamma_l = \\log(w_l / w_0)`, whose covariance is
+    :math:`J^{-1} \\hat\\Sigma_w J^{-T}` with
+    :math:`J = \\partial w / \\partial \\gamma' = \\mathrm{diag}(w) - w w'` (the Jacobian
+    the estimator used to report :math:`\\hat\\Sigma_w`; the covariances with the other
+    parameters are carried by the same :math:`J^{-1}`); the draws are normal there and
+    mapped back, :math:`w_l = e^{\\gamma_l} / (1 + \\sum_j e^{\\gamma_j})`, so they stay
+    inside the simplex. Parameters outside the covariance are held at their values; without
+    shares in the covariance (one type, shares held fixed) this is
+    :func:`simulations.draws._draw_params`.
+
+    Raises
+    ------
+    ValueError
+        A share at 0 or 1 (its logit is infinite; such shares cannot come from the estimator,
+        which optimises the logit), or only some shares in the covariance.
+    """
+    from simulations.draws import _draw_params
+
+    names = list(cov.index)
+    inside = [n for n in mix.share_names if n in names]
+    if mix.varying_shares or not inside:  # logit coefficients are drawn as they are
+        return _draw_params(params, cov, n_draws, seed)
+    if len(inside) != len(mix.share_names):
+        missing = [n for n in mix.share_names if n not in names]
+        raise ValueError(f"the covariance has some type shares but not {missing}; the shares "
+                         "are drawn jointly (pass results whose covariance has all of "
+                         f"{mix.share_names})")
+    w = mix.shares(params)
+    if np.any(w <= 0) or np.any(w >= 1):
+        k = int(np.flatnonzero((w <= 0) | (w >= 1))[0])
+        raise ValueError(f"share[{k}] = {w[k]:.6g} is on the boundary of [0, 1]: its logit is "
+                         "infinite, so no intervals can be drawn for it (use n_draws=0, or fewer "
+                         "types)")
+    wr = w[1:]
+    J = np.diag(wr) - np.outer(wr, wr)
+    T = np.eye(len(names))
+    pos = [names.index(n) for n in mix.share_names]
+    T[np.ix_(pos, pos)] = np.linalg.inv(J)
+    C = cov.loc[names, names].to_numpy(dtype=float)
+    x = params.copy()
+    x[mix.share_names] = np.log(wr / w[0])
+    cov_x = pd.DataFrame(T @ C @ T.T, index=names, columns=names)
+    TH = _draw_params(x, cov_x, n_draws, seed)
+    at = [mix.param_names.index(n) for n in mix.share_names]
+    e = np.exp(TH[:, at] - np.maximum(TH[:, at].max(axis=1, keepdims=True), 0.0))
+    base = np.exp(-np.maximum(TH[:, at].max(axis=1, keepdims=True), 0.0))
+    TH[:, at] = e / (base + e.sum(axis=1, keepdims=True))
+    return TH
 
 
 def _interval(x: np.ndarray, level: float):
@@ -153,10 +262,11 @@ def mixture_counterfactual(
     ------
     ValueError
         Results of another mixture or model (their fingerprint differs; the difference is
-        named), shares that depend on the first state, bad arguments.
+        named), shares that vary over units given as parameter values (without the units'
+        share design of results), bad arguments.
     """
     from estimators.results import EstimationResults
-    from simulations.draws import DEFAULT_DRAWS, _draw_params, _ordered, _params_and_cov
+    from simulations.draws import DEFAULT_DRAWS, _ordered, _params_and_cov
 
     if engine is None:
         raise TypeError("mixture_counterfactual needs the one-type engine: call "
@@ -166,10 +276,21 @@ def mixture_counterfactual(
     n_draws = DEFAULT_DRAWS if n_draws is None else n_draws
     if isinstance(n_draws, bool) or not isinstance(n_draws, (int, np.integer)) or n_draws < 0:
         raise ValueError(f"n_draws must be a non-negative integer, got {n_draws!r}")
-    if mix.shares_by:
-        raise ValueError(f"counterfactuals of a mixture whose shares depend on the first state "
-                         f"({mix.shares_by}) are not supported: pooling needs constant type "
-                         "shares (fit the mixture without shares_by)")
+    design = None
+    if mix.varying_shares:
+        design = getattr(results_or_params, "share_design", None)
+        if design is None:
+            raise ValueError(
+                f"the type shares of {mix.name!r} vary with {mix.shares_depend_on()}: pooling "
+                "weights each type by its mean share over the estimation sample's units, which "
+                "only the estimation results hold; pass the results of NFXP(mix).fit (or "
+                "CCP/NPL), not parameter values (results loaded from a file do not keep the "
+                "units' characteristics)")
+        design = np.asarray(design, dtype=float)
+        if design.ndim != 2 or design.shape[1] != len(mix.share_columns):
+            raise ValueError(f"the results' share design has shape {design.shape}; the mixture's "
+                             f"shares have the {len(mix.share_columns)} columns "
+                             f"{mix.share_columns}")
     if isinstance(results_or_params, EstimationResults) and \
             not isinstance(results_or_params.model, Mixture) and \
             results_or_params.fingerprint is None:
@@ -181,19 +302,25 @@ def mixture_counterfactual(
         if isinstance(results_or_params, EstimationResults) else f"{source} ({mix.name})"
 
     K = mix.n_types
-    w = mix.shares(params)
+    if mix.varying_shares:
+        w = _pooled_weights(mix, params[mix.share_names].to_numpy()[None, :], design)[0]
+        notes.append(
+            f"Type shares vary with {mix.shares_depend_on()}: each type is weighted by its mean "
+            f"share over the {len(design):,} estimation units, (1/N) sum_i w_k(z_i) (the "
+            "sample's distribution of first states and covariates); the intervals draw the "
+            "shares' logit coefficients with the other parameters, the units' characteristics "
+            "held fixed.")
+    else:
+        w = mix.shares(params)
     TH = None
     valid = np.zeros(0, dtype=bool)
     if cov is not None and n_draws > 0:
-        TH = _draw_params(params, cov, int(n_draws), seed)
-        W = _shares_at(mix, TH)
-        valid = np.all((W >= 0) & (W <= 1), axis=1)
-        if not valid.all():
-            msg = (f"{int((~valid).sum())} of {n_draws} draws have type shares outside [0, 1] "
-                   "(the normal approximation to a share near 0 or 1) and are left out of the "
-                   "intervals")
-            notes.append(msg + ".")
-            warnings.warn(msg, RuntimeWarning, stacklevel=3)
+        TH = draw_mixture_params(mix, params, cov, int(n_draws), seed)
+        valid = np.ones(len(TH), dtype=bool)
+        if K > 1:
+            notes.append("Type shares drawn on the multinomial-logit scale the estimator "
+                         "optimises (log(w_k / w_0), covariance by the delta method), so every "
+                         "drawn share lies inside [0, 1].")
     draws_on = TH is not None
 
     # every ratio outcome's denominator is computed by the engine as an extra outcome
@@ -211,6 +338,12 @@ def mixture_counterfactual(
                   for var in space.variables for i, label in enumerate(var.values)]
     extra += tuple(Outcome(on, _state_share(space.code_of(v) == i), vectorized=True)
                    for v, i, _, on in state_keys)
+    # and the declared curves' denominators (cohort sizes), one outcome per group
+    curve_dens = {c.name: [f"{_DEN}cden_{c.name}_{g}" for g in range(len(c.groups))]
+                  for c in mix.model.hooks.curves if c.denominator is not None}
+    extra += tuple(Outcome(on, _curve_denominator(c.denominator, g), vectorized=c.vectorized)
+                   for c in mix.model.hooks.curves if c.name in curve_dens
+                   for g, on in enumerate(curve_dens[c.name]))
     reports: list[CounterfactualReport] = []
     type_models = []
     for k in range(K):
@@ -250,7 +383,7 @@ def mixture_counterfactual(
     n_used = int(use.sum()) if use is not None else 0
     intervals = n_used > 0
     idx = np.flatnonzero(use) if intervals else np.zeros(0, dtype=int)
-    Wd = _shares_at(mix, TH[idx]) if intervals else None  # (D, K)
+    Wd = _shares_at(mix, TH[idx], design) if intervals else None  # (D, K)
 
     def type_draws(k: int, scn: str, fig: str) -> np.ndarray:
         return reports[k].draws.loc[idx, (scn, fig)].to_numpy()
@@ -327,12 +460,17 @@ def mixture_counterfactual(
                 sdata["share_upper"].append(float(hi))
     state_shares = pd.DataFrame(sdata, index=pd.MultiIndex.from_tuples(
         srows, names=["scenario", "variable", "value"]))
+    by_block = _pooled_by_block(reports, figures, dens, w, Wd, idx, level)
+    curves = _pooled_curves(mix.model.hooks.curves, reports, curve_dens, names, w, Wd, idx,
+                            level)
     notes.append("Pooled figures: CV and every declared outcome and share are the type-share "
                  "weighted sums of the types' figures, each type in its own stationary "
                  "distribution; an outcome that is a ratio (it declares a denominator) is "
                  "weighted by share times the type's denominator, which gives the figure of "
-                 "the pooled population (simulations.counterfactual_mixture). By block and "
-                 "curves are in each type's report (type_reports).")
+                 "the pooled population (simulations.counterfactual_mixture). By block the "
+                 "same within each block (every type has the block's mass); a curve of a "
+                 "cohort (it declares the cohort's size) is the curve of the pooled cohort, "
+                 "sum_k w_k n_k(t) / sum_k w_k n_k(0).")
 
     # ---------------------------------------------------------------- by type
     rows, data = [], {"share": []}
@@ -377,15 +515,14 @@ def mixture_counterfactual(
         std_errors = pd.Series(np.sqrt(np.clip(np.diag(cov.to_numpy(dtype=float)), 0, None)),
                                index=cov.index, name="std_error")
     report = MixtureCounterfactualReport(
-        summary=summary, welfare=welfare, changes=changes, by_block=None,
-        choice_shares=choice_shares, state_shares=state_shares, curves={},
+        summary=summary, welfare=welfare, changes=changes, by_block=by_block,
+        choice_shares=choice_shares, state_shares=state_shares, curves=curves,
         draws=draws_frame, param_draws=param_draws, scenarios=first.scenarios,
         params=params, std_errors=std_errors, source=source,
-        # curves and the application's figures (drawn from curves) are per type: type_reports
-        model=mix.model.replace(name=mix.name, hooks=dataclasses.replace(
-            mix.model.hooks, figures=None, curves=())),
+        model=mix.model.replace(name=mix.name),
         n_draws=int(n_draws) if draws_on else 0, n_used=n_used, seed=seed, level=level,
-        horizon=horizon, money=first.money, block_names=(), block_weights=np.ones(1),
+        horizon=horizon, money=first.money, block_names=first.block_names,
+        block_weights=first.block_weights,
         identification_note=first.identification_note, notes=notes,
         seconds=time.perf_counter() - start,
         by_type=by_type, type_reports=reports,
@@ -418,6 +555,116 @@ def _state_share(indicator: np.ndarray) -> Callable:
     return share
 
 
+def _curve_denominator(denominator: Callable, g: int) -> Callable:
+    """Group ``g``'s entry of a curve's denominator, as an outcome."""
+    def den(ctx) -> np.ndarray:
+        return np.asarray(denominator(ctx), dtype=float)[g]
+
+    return den
+
+
+def _positions(rep: CounterfactualReport, idx: np.ndarray) -> np.ndarray:
+    """Where the draws ``idx`` (draw numbers) sit in a type report's draw arrays."""
+    return np.searchsorted(rep.draws.index.to_numpy(), idx)
+
+
+def _pool_arrays(w: np.ndarray, values: list, denoms: list | None) -> np.ndarray:
+    """:math:`\\sum_k w_k Y_k`, or :math:`\\sum_k w_k d_k Y_k / \\sum_k w_k d_k` (a ratio;
+    a type without mass in the denominator adds nothing, NaN where no type has any). ``w``:
+    (K,) or (D, K) with the draws last in ``values``."""
+    K = len(values)
+    wk = [w[k] if np.ndim(w) == 1 else w[:, k] for k in range(K)]
+    if denoms is None:
+        return sum(a * np.asarray(y) for a, y in zip(wk, values, strict=True))
+    num = sum(np.where(d > 0, a * d * np.nan_to_num(np.asarray(y)), 0.0)
+              for a, d, y in zip(wk, denoms, values, strict=True))
+    den = sum(a * np.asarray(d) for a, d in zip(wk, denoms, strict=True))
+    out = np.full(np.shape(num), np.nan)
+    np.divide(num, den, out=out, where=np.asarray(den) > 0)
+    return out
+
+
+def _pooled_by_block(reports: list, figures: list[str], dens: dict, w: np.ndarray,
+                     Wd: np.ndarray | None, idx: np.ndarray, level: float
+                     ) -> pd.DataFrame | None:
+    """The by-block table pooled over the types.
+
+    Every type has the same mass in a block (the blocks of the permanent variables get fixed
+    weights in every stationary distribution), so within a block the types weigh
+    :math:`w_k` as in the whole population: :math:`CV_c = \\sum_k w_k CV_{kc}` and
+    :math:`Y_c = \\sum_k w_k d_{kc} Y_{kc} / \\sum_k w_k d_{kc}` with :math:`Y_{kc}` and
+    :math:`d_{kc}` type :math:`k`'s outcome and denominator under its steady state in block
+    :math:`c`."""
+    first = reports[0]
+    if first.by_block is None:
+        return None
+    names = list(first.summary.index)
+    intervals = Wd is not None
+    data: dict[str, np.ndarray] = {}
+    for c in figures:
+        den = dens.get(c)
+        point = []
+        lows, highs = [], []
+        for n in names:
+            vals = [r.by_block.loc[n, c].to_numpy(dtype=float) for r in reports]
+            ds = None if den is None else [r.by_block.loc[n, den].to_numpy(dtype=float)
+                                           for r in reports]
+            point.append(_pool_arrays(w, vals, ds))
+            if intervals:
+                pos = [_positions(r, idx) for r in reports]
+                vd = [r.block_draws[n][c][:, p] for r, p in zip(reports, pos, strict=True)]
+                dd = None if den is None else [r.block_draws[n][den][:, p]
+                                               for r, p in zip(reports, pos, strict=True)]
+                lo, hi = _interval(_pool_arrays(Wd, vd, dd), level)
+                lows.append(lo)
+                highs.append(hi)
+        data[c] = np.concatenate(point)
+        if intervals:
+            data[f"{c}_lower"], data[f"{c}_upper"] = np.concatenate(lows), np.concatenate(highs)
+    from simulations.draws import _ordered
+
+    return pd.DataFrame(data, index=first.by_block.index)[_ordered(figures, intervals)]
+
+
+def _pooled_curves(curves, reports: list, curve_dens: dict, names: list[str], w: np.ndarray,
+                   Wd: np.ndarray | None, idx: np.ndarray, level: float) -> dict:
+    """The declared curves pooled over the types.
+
+    A curve that declares its cohort's size :math:`d_g` (:attr:`ddc.Curve.denominator`) is
+    the curve of the pooled cohort: type :math:`k`'s cohort is :math:`w_k d_{kg}` of the
+    population and keeps :math:`w_k d_{kg} c_{kg}(t)` of it at step :math:`t`, so
+    :math:`c_g(t) = \\sum_k w_k n_{kg}(t) / \\sum_k w_k n_{kg}(0)
+    = \\sum_k w_k d_{kg} c_{kg}(t) / \\sum_k w_k d_{kg}`; a curve without one is an average
+    per unit, :math:`\\sum_k w_k c_{kg}(t)`."""
+    out = {}
+    intervals = Wd is not None
+    for c in curves:
+        frame0 = reports[0].curves[c.name]
+        M, G = len(names), len(c.groups)
+        shape = (M, G, -1)  # the frame's order: scenario, group, step
+        vals = [r.curves[c.name][c.name].to_numpy(dtype=float).reshape(shape)
+                for r in reports]
+        den_cols = curve_dens.get(c.name)
+        ds = None if den_cols is None else [
+            r.summary.loc[names, den_cols].to_numpy(dtype=float)[:, :, None] for r in reports]
+        frame = pd.DataFrame({c.name: _pool_arrays(w, vals, ds).ravel()}, index=frame0.index)
+        if intervals:
+            pos = [_positions(r, idx) for r in reports]
+            # (M, steps, G, D) -> (M, G, steps, D)
+            vd = [np.transpose(r.curve_draws[c.name][..., p], (0, 2, 1, 3))
+                  for r, p in zip(reports, pos, strict=True)]
+            dd = None
+            if den_cols is not None:
+                dd = [np.stack([np.stack([r.draws.loc[:, (n, col)].to_numpy()[p]
+                                          for col in den_cols]) for n in names])[:, :, None, :]
+                      for r, p in zip(reports, pos, strict=True)]
+            lo, hi = _interval(_pool_arrays(Wd, vd, dd), level)
+            frame[f"{c.name}_lower"] = lo.ravel()
+            frame[f"{c.name}_upper"] = hi.ravel()
+        out[c.name] = frame
+    return out
+
+
 def _summary_of(rep: CounterfactualReport) -> pd.DataFrame:
     return rep.summary
 
@@ -432,6 +679,9 @@ def _strip_denominators(rep: CounterfactualReport, model) -> None:
     if rep.draws is not None:
         rep.draws = rep.draws.loc[:, [c for c in rep.draws.columns
                                       if not str(c[1]).startswith(_DEN)]]
+    if rep.block_draws is not None:
+        rep.block_draws = {n: {c: v for c, v in figs.items() if not str(c).startswith(_DEN)}
+                           for n, figs in rep.block_draws.items()}
     rep.model = model
 
 

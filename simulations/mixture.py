@@ -10,9 +10,12 @@ permanent variables, as in :func:`simulations.simulate`). Then the type is indep
 first state, and a likelihood that conditions on the first state with constant shares is
 correctly specified. With ``initial="by_type"`` each customer starts from its own type's
 stationary distribution :math:`\\mu_k`: the first state then carries information on the type
-(the initial conditions problem, Heckman 1981), which constant shares ignore. A mixture with
-``shares_by`` draws the first state first (from the types' stationary distributions averaged
-with equal weights) and then the type from its shares given that state.
+(the initial conditions problem, Heckman 1981), which constant shares ignore. A mixture whose
+shares vary (``shares_by``, ``share_covariates``) draws the first state first (from the types'
+stationary distributions averaged with equal weights) and then the type from its shares given
+that state and the customer's covariates. The covariates are given per customer
+(``covariates=``, a DataFrame) and written to the panel as columns, constant within a customer,
+so that the panel can be estimated again.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ def simulate_mixture(
     initial: pd.Series | np.ndarray | pd.DataFrame | str | None = None,
     weights: Mapping | pd.Series | None = None,
     type_col: str | None = None,
+    covariates: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Simulate a long panel from a mixture of types; see :func:`simulations.simulate`.
 
@@ -80,11 +84,27 @@ def simulate_mixture(
     type_col : str, optional
         Name of a column recording each customer's type (``0..K-1``); no such column by default
         (the type is unobserved).
+    covariates : pandas.DataFrame, optional
+        With ``mix.share_covariates``: one row per customer, in customer order (the rows of an
+        ``initial`` DataFrame, or ids ``0..n-1``), with a column per covariate (categorical ones
+        hold declared values, numeric ones numbers; other columns are not read). They set each
+        customer's type shares and are written to the panel, repeated over the customer's
+        months (categorical ones as a Categorical of the declared values). ``n_customers``
+        defaults to its number of rows.
 
     Returns
     -------
     pandas.DataFrame
-        The long panel, as :func:`simulations.simulate` returns it, plus ``type_col`` if asked.
+        The long panel, as :func:`simulations.simulate` returns it, plus the covariates'
+        columns and ``type_col`` if asked.
+
+    Raises
+    ------
+    ValueError
+        Covariates missing for a mixture that has share covariates, or given for one that has
+        none; a covariate column missing, with a missing or undeclared value, or named as a
+        column the panel already has; covariates whose number of rows is not the number of
+        customers.
     """
     if not isinstance(mix, Mixture):
         raise TypeError(f"simulate_mixture needs a ddc.Mixture, got {type(mix).__name__}")
@@ -100,18 +120,25 @@ def simulate_mixture(
     if isinstance(initial, str) and initial != "by_type":
         raise ValueError(f"initial={initial!r}: accepted are None, 'by_type', a probability "
                          "vector over states or a DataFrame of initial states")
-    n_customers = n_units(n_customers, frame)
+    _check_covariates_given(mix, covariates, type_col)
+    if frame is not None and covariates is not None and len(covariates) != len(frame):
+        raise ValueError(f"the covariates have {len(covariates)} rows but the initial states "
+                         f"{len(frame)}; one row per customer in both")
+    n_customers = n_units(n_customers, frame if frame is not None else covariates)
     if weights is not None and initial is not None and not isinstance(initial, str):
         raise ValueError("weights apply to the stationary initial distributions; with an "
                          "explicit initial=... leave weights out")
     n, T, K = int(n_customers), int(n_periods), mix.n_types
     params = mix.params_series(params)
-    if mix.shares_by and initial == "by_type":
+    if mix.varying_shares and initial == "by_type":
         raise ValueError("initial='by_type' draws the first state given the type, but with "
-                         "shares_by the type is drawn given the first state; leave initial out")
-    # with shares_by the types are drawn after the first states (from unit_shares); the
+                         "varying shares (shares_by, share_covariates) the type is drawn given "
+                         "the first state and the covariates; leave initial out")
+    if mix.share_covariates:
+        mix.covariate_design(covariates, n)  # checks them before anything is solved
+    # with varying shares the types are drawn after the first states (from unit_shares); the
     # initial distribution then mixes the types' stationary distributions with equal weights
-    w_types = np.full(K, 1.0 / K) if mix.shares_by else mix.shares(params)
+    w_types = np.full(K, 1.0 / K) if mix.varying_shares else mix.shares(params)
     sols = mix.solve(params)
     pis = [np.ascontiguousarray(s.pi, dtype=np.float64) for s in sols]
     tp0 = mix.type_params(params, 0)
@@ -149,8 +176,8 @@ def simulate_mixture(
                     s0[idx] = _stationary_start(structure, w, mus[k], u0[idx],
                                                 allocate(idx.size, w))
 
-    if mix.shares_by:  # the type given the first state
-        cdf = np.cumsum(mix.unit_shares(params, s0), axis=1)
+    if mix.varying_shares:  # the type given the first state and the covariates
+        cdf = np.cumsum(mix.unit_shares(params, s0, covariates), axis=1)
         types = np.minimum((u_type[:, None] >= cdf).sum(axis=1), K - 1)
     trans = tuple(ct)[2:]
     n_f = len(ct.f_stride)
@@ -166,6 +193,36 @@ def simulate_mixture(
                                         np.ascontiguousarray(U[idx]), pis[k], *trans)
                 states[lo + idx], actions[lo + idx] = st, ac
     out = _panel(model, ids, states, actions)
+    for name, values in mix.share_covariates.items():  # constant within each customer
+        col = covariates[name].to_numpy()
+        if values is None:
+            out[name] = np.repeat(col, T)
+        else:
+            codes = pd.Categorical(col, categories=list(values)).codes
+            out[name] = pd.Categorical.from_codes(np.repeat(codes, T), categories=list(values))
     if type_col is not None:
         out[type_col] = np.repeat(types, T)
     return out
+
+
+def _check_covariates_given(mix: Mixture, covariates, type_col: str | None) -> None:
+    """Covariates given exactly when the mixture has share covariates, with new names."""
+    names = list(mix.share_covariates)
+    if not names:
+        if covariates is not None:
+            raise ValueError(f"covariates were given, but the mixture {mix!r} has no share "
+                             "covariates (declare them: ddc.Mixture(..., share_covariates="
+                             "{name: values or None}))")
+        return
+    if covariates is None:
+        raise ValueError(f"the type shares of {mix!r} depend on the covariates {names}; pass "
+                         "covariates=DataFrame with those columns, one row per customer")
+    if not isinstance(covariates, pd.DataFrame):
+        raise TypeError(f"covariates must be a pandas DataFrame with the columns {names}, one "
+                        f"row per customer; got {type(covariates).__name__}")
+    reserved = [id_column(mix.model), "month", *mix.model.space.names, "action",
+                *([type_col] if type_col else [])]
+    clash = [c for c in names if c in reserved]
+    if clash:
+        raise ValueError(f"share covariate(s) {clash} would overwrite the panel's column(s) of "
+                         f"the same name ({reserved}); rename the covariate")

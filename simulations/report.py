@@ -228,6 +228,13 @@ class CounterfactualReport:
     sections : list
         Sections added by :meth:`add_section` (e.g. the data and the estimates, by
         ``ddc demo``): ``(title, blocks, figures, where)``.
+    block_draws : dict or None
+        The bootstrap draws of the by-block figures: scenario -> figure -> array (blocks,
+        draws used), the draws in the order of :attr:`draws`' rows; ``None`` without intervals
+        or blocks. (Pooling over the types of a mixture reads them.)
+    curve_draws : dict or None
+        The bootstrap draws of the curves: name -> array (scenarios, steps, groups, draws
+        used); ``None`` without intervals.
     """
 
     summary: pd.DataFrame
@@ -256,6 +263,8 @@ class CounterfactualReport:
     notes: list = field(default_factory=list)
     seconds: float = 0.0
     sections: list = field(default_factory=list)
+    block_draws: dict | None = field(default=None, repr=False)
+    curve_draws: dict | None = field(default=None, repr=False)
 
     # ---------------------------------------------------------------- basics
     def add_section(self, title: str, blocks: list, figures: dict | None = None,

@@ -46,6 +46,7 @@ def simulate(
     weights: Mapping | pd.Series | None = None,
     columns: Columns | Mapping[str, str] | None = None,
     type_col: str | None = None,
+    covariates: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Simulate a long panel of customers from the solved model.
 
@@ -89,6 +90,10 @@ def simulate(
     type_col : str, optional
         Only for a :class:`ddc.Mixture` (which :func:`simulations.mixture.simulate_mixture`
         simulates, drawing each customer's type): the name of a column recording the type.
+    covariates : pandas.DataFrame, optional
+        Only for a :class:`ddc.Mixture` with share covariates (``share_covariates``): one row
+        per customer with a column per covariate; they shift the customer's type shares and are
+        written to the panel as columns (see :func:`simulations.mixture.simulate_mixture`).
 
     Returns
     -------
@@ -113,7 +118,7 @@ def simulate(
         from simulations.mixture import simulate_mixture
 
         panel = simulate_mixture(model, params_or_solution, n_customers, n_periods, seed,
-                                 initial, weights, type_col)
+                                 initial, weights, type_col, covariates)
         if columns is None:
             return panel
         default, given = output_columns(model.model), output_columns(model.model, columns)
@@ -124,6 +129,9 @@ def simulate(
     if type_col is not None:
         raise ValueError("type_col records each customer's type in a ddc.Mixture; a one-type "
                          "model has no types")
+    if covariates is not None:
+        raise ValueError("covariates shift the type shares of a ddc.Mixture with "
+                         "share_covariates; a one-type model has no types")
     if not isinstance(n_periods, (int, np.integer)) or n_periods < 1:
         raise ValueError(f"n_periods must be a positive integer, got {n_periods!r}")
     names = output_columns(model, columns)

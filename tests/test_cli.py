@@ -274,18 +274,18 @@ def test_unwritable_out_is_refused_before_any_work(capsys, tmp_path, monkeypatch
     """A read-only file system (EROFS on every file created under it) is found before the work,
     reported in one line, exit 1."""
     import errno
-    import tempfile
+    import os
 
     ro = tmp_path / "ro"
     ro.mkdir()
-    real = tempfile.mkstemp
+    real = os.open
 
-    def mkstemp(*args, dir=None, **kwargs):
-        if dir is not None and str(dir).startswith(str(ro)):
-            raise OSError(errno.EROFS, "Read-only file system", str(dir))
-        return real(*args, dir=dir, **kwargs)
+    def create(path, flags, *args, **kwargs):
+        if flags & os.O_CREAT and str(path).startswith(str(ro)):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(os, "open", create)
     import estimators as est
 
     monkeypatch.setattr(est.NFXP, "fit", lambda *a, **k: pytest.fail("fitted before the check"))
@@ -392,6 +392,24 @@ def test_model_options_reach_the_factory(capsys, tmp_path):
     expected = simulate(model, model.true_params, n_customers=5, n_periods=4, seed=0)
     pd.testing.assert_frame_equal(frame, expected.astype({"action": str}), check_dtype=False,
                                   check_categorical=False)
+
+
+def test_simulate_without_default_true_parameters_says_which_option_to_give(capsys, tmp_path):
+    """rust_bus with a non-linear cost has no published estimates to simulate at: the error
+    names ``--option true_params=...`` with every parameter, and that option works."""
+    out = str(tmp_path / "bus.csv")
+    args = ["simulate", "--model", "rust_bus", "--option", "cost=quadratic", "--n-customers",
+            "5", "--n-periods", "4", "--out", out]
+    code, _, err = run(capsys, *args)
+    assert code != 0
+    assert "no default true parameters" in err
+    given = err.split("--option ", 1)[1].split(" (your values)")[0]
+    assert given.startswith("true_params=")
+    truth = json.loads(given.split("=", 1)[1].strip("'"))
+    assert list(truth) == ["RC", "theta_11", "theta_12", "theta_30", "theta_31"]
+    code, _, err = run(capsys, *args, "--option", given.replace("'", ""))
+    assert code == 0, err
+    assert len(pd.read_csv(out)) == 20
 
 
 def test_a_users_model_from_simulate_to_counterfactual(capsys, tmp_path, monkeypatch):

@@ -103,6 +103,57 @@ def test_pooled_is_share_weighted_types_at_the_truth(segments, truth_report):
                - r.by_type.loc[(1, "video_benefit"), "cv_per_customer"]) > 10
 
 
+def _joiner_masses(mix, params, k):
+    """Type k's baseline mass of a month's joiners per unit (all, monthly, annual): the
+    customers in a plan-"none" state choosing a plan, under the type's stationary
+    distribution."""
+    tm = mix.type_model(params, k)
+    tp = mix.type_params(params, k)
+    sol = tm.solve(tp)
+    mu = stationary_from_policy(tm, sol.pi, params=tp)
+    mu = mu / mu.sum()
+    plan = tm.space.variable("plan")
+    none = tm.space.code_of("plan") == list(plan.values).index("none")
+    a = {name: j for j, name in enumerate(tm.actions)}
+    monthly = mu[none] @ sol.pi[none, a["monthly"]]
+    annual = mu[none] @ sol.pi[none, a["annual"]]
+    return np.array([monthly + annual, monthly, annual])
+
+
+def test_pooled_by_block_and_curves_at_the_truth(segments, truth_report):
+    """By market: every type has the market's mass, so the CV pools as sum_k w_k CV_kc and the
+    annual share of members as sum_k w_k m_kc a_kc / sum_k w_k m_kc (m: member share); the
+    retention curve is that of the pooled cohort of joiners, sum_k w_k J_k S_k(t) /
+    sum_k w_k J_k with J_k the type's joiners per unit (computed by hand from the solution)."""
+    r = truth_report
+    w = segments.shares(segments.true_params)
+    types = [t.by_block for t in r.type_reports]
+    np.testing.assert_allclose(
+        r.by_block["cv_per_customer"],
+        sum(w[k] * types[k]["cv_per_customer"] for k in range(2)), rtol=1e-12)
+    # equal mass per market: the markets' mean is the whole population's CV
+    np.testing.assert_allclose(r.by_block["cv_per_customer"].groupby(level=0).mean()
+                               .loc[r.summary.index], r.summary["cv_per_customer"], rtol=1e-10)
+    m = [t["member_share"] for t in types]
+    a = [t["annual_share"] for t in types]
+    want = sum(w[k] * m[k] * a[k] for k in range(2)) / sum(w[k] * m[k] for k in range(2))
+    np.testing.assert_allclose(r.by_block["annual_share"], want, rtol=1e-10)
+    # retention: the pooled cohort
+    J = [_joiner_masses(segments, segments.true_params, k) for k in range(2)]
+    curves = [t.retention["retention"].xs("baseline") for t in r.type_reports]
+    got = r.retention["retention"].xs("baseline")
+    for g, group in enumerate(["all", "monthly", "annual"]):
+        want = (sum(w[k] * J[k][g] * curves[k].xs(group) for k in range(2))
+                / sum(w[k] * J[k][g] for k in range(2)))
+        np.testing.assert_allclose(got.xs(group), want, rtol=1e-8)
+    assert r.retention["retention"].xs(("baseline", "all", 12)) == pytest.approx(
+        r.summary.loc["baseline", "retention_12m"], rel=1e-12)
+    naive = sum(w[k] * curves[k].xs("all").loc[12] for k in range(2))
+    assert abs(got.xs("all").loc[12] - naive) > 0.05  # the cohort's rule matters here
+    md = r.to_markdown()
+    assert "## By market" in md and "## Retention" in md
+
+
 def test_report_documents(truth_report, tmp_path):
     truth_report.save(tmp_path / "out")
     saved = pd.read_csv(tmp_path / "out" / "by_type.csv", index_col=[0, 1])
@@ -110,6 +161,8 @@ def test_report_documents(truth_report, tmp_path):
                                truth_report.by_type["cv_per_customer"], rtol=1e-9)
     md = truth_report.to_markdown()
     assert "## By type" in md and "Figures by type" in md
+    for name in ("by_market.csv", "retention.csv", "retention.png", "welfare_by_market.png"):
+        assert (tmp_path / "out" / name).exists(), name
     assert "By type" in truth_report.to_html()
     assert not truth_report.has_intervals
 
@@ -123,6 +176,8 @@ def test_one_type_mixture_is_the_model():
     ref = counterfactual(model, model.true_params, scenarios=SCENARIOS)
     pd.testing.assert_frame_equal(got.summary, ref.summary)
     pd.testing.assert_frame_equal(got.welfare, ref.welfare)
+    pd.testing.assert_frame_equal(got.by_block, ref.by_block)
+    pd.testing.assert_frame_equal(got.retention, ref.retention)
     pd.testing.assert_frame_equal(got.changes, ref.changes)
     pd.testing.assert_frame_equal(got.choice_shares, ref.choice_shares)
 
@@ -144,6 +199,16 @@ def test_draws_carry_types_and_shares_jointly(segments, fit):
                 per[k][0], rel=1e-6)
     lo, hi = r.summary.loc["video_benefit", ["cv_per_customer_lower", "cv_per_customer_upper"]]
     assert lo < r.summary.loc["video_benefit", "cv_per_customer"] < hi
+    # pooled by market and curves from the same draws: the retention curve of the pooled
+    # cohort at 12 months is the pooled 12-month retention, draw by draw
+    ret = r.retention.xs(("all", 12), level=("joined", "k"))
+    np.testing.assert_allclose(
+        ret[["retention", "retention_lower", "retention_upper"]].to_numpy(),
+        r.summary[["retention_12m", "retention_12m_lower", "retention_12m_upper"]].to_numpy(),
+        rtol=1e-10)
+    b = r.by_block.loc["video_benefit"]
+    assert (b["cv_per_customer_lower"] < b["cv_per_customer"]).all()
+    assert (b["cv_per_customer"] < b["cv_per_customer_upper"]).all()
     assert "share_lower" in r.by_type.columns
     c = r.choice_shares.loc["video_benefit"]
     assert c["annual_lower"] < c["annual"] < c["annual_upper"]
@@ -162,9 +227,11 @@ def test_refuses_results_of_another_mixture(fit):
         counterfactual(ddc.models.membership(), fit, scenarios=["video_benefit"], n_draws=0)
 
 
-def test_refuses_shares_by():
+def test_shares_by_needs_results():
+    # shares that vary over units pool over the estimation units' first states, which only the
+    # results hold (tests/test_mixture_shares.py pools them)
     mix = ddc.Mixture(ddc.models.membership(), 2, ["theta_ship"], shares_by=["market"])
-    with pytest.raises(ValueError, match="first state"):
+    with pytest.raises(ValueError, match="first state.*pass the results"):
         counterfactual(mix, {}, scenarios=["video_benefit"])
 
 
@@ -180,7 +247,7 @@ def test_one_type_mixture_draws_are_the_models():
     th = got.param_draws.to_numpy()
     ref = counterfactual(model, mix.type_params(got.params, 0), scenarios=SCENARIOS,
                          _param_draws=th)
-    for name in ["summary", "welfare", "changes", "choice_shares"]:
+    for name in ["summary", "welfare", "changes", "choice_shares", "by_block", "retention"]:
         pd.testing.assert_frame_equal(getattr(got, name), getattr(ref, name), rtol=1e-12)
 
 
@@ -202,17 +269,68 @@ def test_heterogeneity_page_numbers(truth_report):
         assert float(annual) == round(100 * src["annual_share"], 1)
 
 
-def test_draws_with_shares_outside_the_simplex_are_left_out(segments, fit):
-    """A covariance inflated 400-fold (share s.e. about 0.27 around 0.6) draws shares outside
-    [0, 1]; those draws cannot be pooled and are left out, counted and warned about."""
+def test_share_draws_near_the_boundary_stay_in_the_simplex(segments, fit):
+    """A covariance inflated 400-fold (share s.e. about 0.27 around 0.6): normal draws of the
+    share itself leave [0, 1] (20 of 200 at seed 0; such draws were dropped before the shares
+    were drawn on the logit scale); logit-scale draws all stay inside and none is lost."""
     import copy
+    import warnings
+
+    from simulations.draws import _draw_params
 
     wide = copy.copy(fit)
     wide._stored_covs = {**fit._stored_covs, "inflated": 400.0 * fit.cov.to_numpy()}
-    with pytest.warns(RuntimeWarning, match=r"type shares outside \[0, 1\]"):
+    cov = wide.cov_of("inflated")
+    params = segments.params_series(pd.concat([fit.params, fit.fixed_params]))
+    linear = _draw_params(params, cov, 200, 0)[:, segments.param_names.index("share[1]")]
+    assert ((linear < 0) | (linear > 1)).sum() == 20  # what the old draws lost
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
         r = counterfactual(segments, wide, scenarios=["monthly_price_up"], n_draws=40, seed=1,
                            cov_type="inflated")
     s1 = r.param_draws["share[1]"]
-    assert ((s1 >= 0) & (s1 <= 1)).all()
-    assert r.n_used < 40
-    assert any("outside [0, 1]" in n for n in r.notes)
+    assert ((s1 > 0) & (s1 < 1)).all()
+    assert r.n_used == 40
+    lo, hi = r.by_type.loc[(1, "baseline"), ["share_lower", "share_upper"]]
+    assert 0 < lo < r.type_shares[1] < hi < 1
+    assert any("logit scale" in n for n in r.notes)
+
+
+def test_share_draws_away_from_the_boundary_agree_with_the_normal(segments, fit):
+    """At the fit's covariance (share[1] near 0.6, s.e. about 0.014) the logit-scale draws of
+    the share have the percentile interval of the normal approximation N(w, se^2) the old
+    draws used: the endpoints agree within three Monte Carlo standard errors of a quantile,
+    sqrt(q (1 - q) / D) / phi(z_q) standard errors of the share (20,000 draws); the logit's
+    curvature moves them by about w (1 - w) |1 - 2 w| (1.96 se_gamma)^2 / 2, 0.02 s.e. here."""
+    from scipy.stats import norm
+
+    from simulations.counterfactual_mixture import draw_mixture_params
+
+    params = segments.params_series(pd.concat([fit.params, fit.fixed_params]))
+    D = 20_000
+    TH = draw_mixture_params(segments, params, fit.cov, D, 7)
+    w1 = TH[:, segments.param_names.index("share[1]")]
+    se = fit.std_errors["share[1]"]
+    for q in (0.025, 0.975):
+        mc = np.sqrt(q * (1 - q) / D) / norm.pdf(norm.ppf(q)) * se
+        want = params["share[1]"] + norm.ppf(q) * se
+        got = np.quantile(w1, q, method="weibull")
+        assert abs(got - want) < 3 * mc, (q, got, want, mc)
+    # the other parameters are drawn as before: same mean and covariance
+    th = TH[:, segments.param_names.index("theta_ship[0]")]
+    assert abs(th.mean() - params["theta_ship[0]"]) < 4 * fit.std_errors["theta_ship[0]"] / \
+        np.sqrt(D)
+    assert np.std(th) == pytest.approx(fit.std_errors["theta_ship[0]"], rel=4 / np.sqrt(2 * D))
+    # and their correlation with the share is the reported one (delta method, to first order)
+    c = np.corrcoef(th, w1)[0, 1]
+    want_c = fit.cov.loc["theta_ship[0]", "share[1]"] / (fit.std_errors["theta_ship[0]"] * se)
+    assert abs(c - want_c) < 4 / np.sqrt(D)
+
+
+def test_share_draws_refuse_a_share_on_the_boundary(segments, fit):
+    from simulations.counterfactual_mixture import draw_mixture_params
+
+    params = segments.params_series(pd.concat([fit.params, fit.fixed_params]))
+    params["share[1]"] = 1.0
+    with pytest.raises(ValueError, match=r"share\[0\] = 0 is on the boundary"):
+        draw_mixture_params(segments, params, fit.cov, 10, 0)

@@ -547,3 +547,16 @@ def test_kill_cli_write(tmp_path, capsys):
     _kill_at_every_step(action, check)
     assert cli_main(argv) == 0
     assert _leftovers(tmp_path) == []
+
+
+def test_probe_of_a_killed_writer_is_cleaned_by_the_next_write(tmp_path, monkeypatch):
+    """The writability probe of a process killed between creating and removing it is a leftover
+    like any other (the CLI's --out check once left ``.ddc-write-check.*`` files behind)."""
+    def probe_and_die():
+        monkeypatch.setattr(dio.os, "unlink", lambda path: None)  # killed before the unlink
+        dio.probe_folder(tmp_path)
+
+    assert os.WEXITSTATUS(_wait(_fork(probe_and_die))) == 0
+    assert len(_leftovers(tmp_path)) == 1
+    write_text(tmp_path / "out.txt", "x")
+    assert _leftovers(tmp_path) == []

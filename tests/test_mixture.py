@@ -374,8 +374,7 @@ def test_shares_by_names_and_errors(market_mix):
         mix.shares(truth)
     with pytest.raises(ValueError, match="by_type"):
         simulate(mix, truth, n_customers=10, n_periods=2, initial="by_type")
-    with pytest.raises(TypeError, match="NFXP"):
-        CCP(mix)
+    # CCP(mix) and NPL(mix) take shares_by too (tests/test_mixture_shares.py)
 
 
 def test_simulated_types_follow_first_state_shares(market_mix, market_panel):

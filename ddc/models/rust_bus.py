@@ -102,12 +102,18 @@ RUST_COSTS: dict[str, RustCost] = {
 
 def increment_matrix(n_states: int, probs: np.ndarray) -> np.ndarray:
     """``(n, n)`` matrix of the mileage moving up by ``j`` bins with ``probs[j]``; the mass that
-    would pass the last bin stays in it."""
-    P = np.zeros((n_states, n_states))
-    for j, p in enumerate(probs):
-        rows = np.arange(n_states)
-        P[rows, np.minimum(rows + j, n_states - 1)] += p
-    return P
+    would pass the last bin stays in it.
+
+    :math:`P[x, \\min(x + j, n - 1)] \\mathrel{+}= p_j`, accumulated in the order of ``j`` (one
+    ``bincount`` over the flat indices, which sums each cell's weights in that order).
+    """
+    probs = np.asarray(probs, dtype=float)
+    rows = np.arange(n_states)
+    cols = np.minimum(rows[:, None] + np.arange(probs.size), n_states - 1)
+    flat = (rows[:, None] * n_states + cols).ravel()
+    weights = np.broadcast_to(probs, cols.shape).ravel()
+    return np.bincount(flat, weights=weights, minlength=n_states * n_states).reshape(
+        n_states, n_states)
 
 
 def rust_bus(
@@ -187,18 +193,19 @@ def rust_bus(
     if free.ndim != 1 or free.size < 1:
         raise ValueError("theta_3 must list at least one increment probability")
     names = [f"theta_3{j}" for j in range(free.size)]
-    _check_increments(pd.Series(free, index=names))
+    _check_increments(free, names)
     spec = _check_cost(cost)
     X = np.zeros((n_states, 2, 1 + len(spec.params)))
     X[:, 0, 1:] = -spec.features(n_states)  # keep: -c(x)
     X[:, 1, 0] = -1.0  # replace: -RC
 
     def transitions(tp: pd.Series) -> FactoredTransitions:
-        probs = _check_increments(tp)
-        keep = increment_matrix(n_states, probs)
-        replace = np.tile(keep[0], (n_states, 1))
-        return FactoredTransitions([Factor("mileage", np.stack([keep, replace]),
-                                           given=("action", "mileage"))])
+        # the hot path of first stages and full-information steps: NumPy only, labels for errors
+        probs = _check_increments(np.asarray(tp, dtype=float), names)
+        table = np.empty((2, n_states, n_states))
+        table[0] = increment_matrix(n_states, probs)  # keep: move up from x
+        table[1] = table[0, 0]  # replace: move up from 0, whatever x was
+        return FactoredTransitions([Factor("mileage", table, given=("action", "mileage"))])
 
     if true_params is None and spec.name == "linear":
         true_params = pd.Series({"RC": table["RC"], "theta_11": table["theta_11"],
@@ -227,12 +234,15 @@ def _check_cost(cost) -> RustCost:
     return RUST_COSTS[cost]
 
 
-def _check_increments(tp: pd.Series) -> np.ndarray:
-    free = tp.to_numpy(dtype=float)
+def _check_increments(free: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """The increment probabilities, the last (one minus the others) appended; ``names`` label
+    them in the error messages only (this runs on every evaluation of the transitions)."""
     bad = (free < 0) | (free > 1)
-    if bad.any():  # the labelled subset only when reporting: this runs on every evaluation
-        raise ValueError(f"increment probabilities must lie in [0, 1]: {tp[bad].to_dict()}")
+    if bad.any():
+        labelled = {n: float(v) for n, v, b in zip(names, free, bad, strict=True) if b}
+        raise ValueError(f"increment probabilities must lie in [0, 1]: {labelled}")
     last = 1.0 - free.sum()
     if last < -1e-12:
-        raise ValueError(f"increment probabilities {tp.to_dict()} sum to {free.sum():.6g} > 1")
+        labelled = {n: float(v) for n, v in zip(names, free, strict=True)}
+        raise ValueError(f"increment probabilities {labelled} sum to {free.sum():.6g} > 1")
     return np.append(free, max(last, 0.0))

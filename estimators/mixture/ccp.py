@@ -11,7 +11,10 @@ of their CCP-EM algorithm:
 
 1. posteriors :math:`q_{ik} \\propto w_k \\prod_t \\Lambda(a_{it} \\mid s_{it}; \\theta_k, p_k)`
    (one pass over the per-unit counts);
-2. shares :math:`w_k = \\frac{1}{N} \\sum_i q_{ik}`;
+2. shares :math:`w_k = \\frac{1}{N} \\sum_i q_{ik}`, or with shares that vary over units
+   (``shares_by``, ``share_covariates``) the posterior-weighted multinomial logit
+   :math:`\\max_\\gamma \\sum_i \\sum_k q_{ik} \\log w_k(z_i; \\gamma)`, the M-step of
+   ``NFXP(mix)``'s EM (:meth:`estimators.mixture.likelihood.MixtureLikelihood.fit_shares`);
 3. CCPs: ``ccp_update="data"`` (CCP): the type-weighted cell frequencies
    :math:`p_k(a \\mid s) = (N_k(s,a) + \\alpha) / (N_k(s) + \\alpha |A(s)|)`, with
    :math:`N_k = \\sum_i q_{ik} n_i` (smoothed as
@@ -53,7 +56,7 @@ from estimators.mixture.likelihood import (
     logsumexp,
     unit_counts,
 )
-from estimators.mixture.nfxp import mixture_results, order_types, split_starts
+from estimators.mixture.nfxp import mixture_results, one_type_start, order_types, split_starts
 
 __all__ = ["MixtureCCP", "PseudoMixtureLikelihood"]
 
@@ -130,10 +133,6 @@ class MixtureCCP:
         if first_stage != "frequency":
             raise ValueError(f"{method}(mix) seeds the types' CCPs with smoothed frequencies; "
                              f"first_stage={first_stage!r} is not available for mixtures")
-        if mix.shares_by:
-            raise TypeError(f"{method}(mix) supports constant type shares only; shares that "
-                            f"depend on the first state ({mix.shares_by}) are estimated by "
-                            "NFXP(mix)")
         if not isinstance(mix.model.utility, LinearUtility):
             raise TypeError(f"{method}(mix) needs a utility linear in parameters "
                             "(LinearUtility); use NFXP(mix) for a CallableUtility")
@@ -229,11 +228,7 @@ class MixtureCCP:
         one, ll1, *_ = pl.maximize(Z0, e0, cd.counts, np.zeros(Pu))
         theta1 = base.copy()
         theta1[model.utility_params] = one
-        full = np.empty(len(mix.param_names))
-        for k in range(K):
-            full[mix.type_index[k]] = theta1.to_numpy()
-        if K > 1:
-            full[-(K - 1):] = 1.0 / K
+        full = one_type_start(mix, theta1.to_numpy())
         ml = MixtureLikelihood(mix, uc, full, self.solver)  # names, maps and vectors
         if start is not None:
             vec = mix.params_series(start).to_numpy().copy()
@@ -306,7 +301,12 @@ class MixtureCCP:
         maps = [m.T for m in ml.maps]  # (P, Pu): type k's parameters from theta
         p = [p_pool.copy() for _ in range(K)]
         theta = x[:P].copy()
-        w = ml.weights(x)
+        g = x[P:].copy()  # the shares' logit parameters
+        w = ml.unit_weights(x)  # (K,), or (N, K) when the shares vary over units
+
+        def fit_shares(q):  # the shares' M-step, NFXP(mix)'s
+            g_new = ml.fit_shares(q, np.concatenate([theta, g]))
+            return g_new, ml.unit_weights(np.concatenate([theta, g_new]))
 
         def log_lambda(Zk, ek, tk):
             v = np.where(feas, Zk @ tk + ek, -np.inf)
@@ -319,7 +319,7 @@ class MixtureCCP:
         if self.two_stage:
             q, objective = self._posteriors(lp, w, B)
             for it in range(1, self.max_iter + 1):  # noqa: B007 - stage 1: latent classes
-                w = np.maximum(q.mean(axis=0), 1e-300)
+                g, w = fit_shares(q)
                 Nk = ml.weighted_counts(q)
                 p = [frequency_ccps(model, Nk[k], self.smoothing) for k in range(K)]
                 with np.errstate(divide="ignore"):
@@ -329,7 +329,7 @@ class MixtureCCP:
                     converged, message = True, f"stage 1 converged in {it} EM iterations"
                     break
                 objective = ll
-            w = np.maximum(q.mean(axis=0), 1e-300)
+            g, w = fit_shares(q)
             Nk = ml.weighted_counts(q)
             lin = [pl.linearize(pk) for pk in p]
             Z, e = [z for z, _ in lin], [v for _, v in lin]
@@ -339,7 +339,7 @@ class MixtureCCP:
         else:
             for it in range(1, self.max_iter + 1):  # noqa: B007
                 q, objective = self._posteriors(lp, w, B)  # step 1
-                w_new = np.maximum(q.mean(axis=0), 1e-300)  # step 2
+                g_new, w_new = fit_shares(q)  # step 2
                 Nk = ml.weighted_counts(q)
                 if self.name == "NPL":  # step 3, from the model
                     p_new = [np.exp(lp[k]) for k in range(K)]
@@ -352,7 +352,7 @@ class MixtureCCP:
                              float(np.max(np.abs(w_new - w))),
                              max(float(np.max(np.abs(a - b))) for a, b in
                                  zip(p_new, p, strict=True)) if self.name == "NPL" else 0.0)
-                theta, w, p = theta_new, w_new, p_new
+                theta, g, w, p = theta_new, g_new, w_new, p_new
                 lp = [log_lambda(Z[k], e[k], theta @ maps[k]) for k in range(K)]
                 if change < self.tol:
                     converged = True
@@ -362,7 +362,7 @@ class MixtureCCP:
         if not converged and self.on_failure == "warn":
             warnings.warn(f"{self.name}(mixture) start did not converge: {message}",
                           ConvergenceWarning, stacklevel=4)
-        x_out = np.concatenate([theta, np.log(w[1:] / w[0])])
+        x_out = np.concatenate([theta, g])
         return {"x": x_out, "p": p, "objective": objective, "iterations": it,
                 "converged": converged, "message": message}
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from ddc.mixture import Mixture
@@ -62,15 +63,20 @@ class UnitCounts(NamedTuple):
         Units N (all units of the panel, also those with no informative row).
     first_states : numpy.ndarray of int
         Each unit's first observed (flat) state.
+    covariates : pandas.DataFrame or None
+        Each unit's share covariates (``mix.share_covariates``; one row per unit, in unit-code
+        order), ``None`` when the mixture has none.
     """
 
     matrix: sp.csr_matrix
     n_units: int
     first_states: np.ndarray
+    covariates: pd.DataFrame | None = None
 
 
 def unit_counts(mix: Mixture, cd: ChoiceData) -> UnitCounts:
-    """The per-unit counts of a choice sample (one sort of the used rows)."""
+    """The per-unit counts of a choice sample (one sort of the used rows), with the units'
+    share covariates read from the data (:meth:`ddc.data.EstimationData.unit_covariates`)."""
     model = mix.model
     panel = cd.require_rows(f"a mixture of types ({mix!r})")
     S, A = model.n_states, model.n_actions
@@ -84,7 +90,11 @@ def unit_counts(mix: Mixture, cd: ChoiceData) -> UnitCounts:
     first[1:] = panel.unit[1:] != panel.unit[:-1]
     first_states = np.empty(N, dtype=np.int64)
     first_states[panel.unit[first]] = panel.state[first]
-    return UnitCounts(B, N, first_states)
+    covariates = None
+    if mix.share_covariates:
+        covariates = cd.unit_covariates(list(mix.share_covariates),
+                                        f"the type shares of {mix!r}")
+    return UnitCounts(B, N, first_states, covariates)
 
 
 class MixtureEvaluation(NamedTuple):
@@ -129,8 +139,10 @@ class MixtureLikelihood:
         pos = {n: i for i, n in enumerate(mix.param_names)}
         self.struct_pos = np.array([pos[n] for n in self.struct], dtype=np.int64)
         K = mix.n_types
-        # share covariates: a constant, or the first state's shares_by indicators
-        self.Zc = mix.share_design(counts.first_states) if mix.shares_by else None
+        # share covariates: a constant, or the first state's shares_by indicators and the
+        # units' covariates
+        self.Zc = (mix.share_design(counts.first_states, counts.covariates)
+                   if mix.varying_shares else None)
         self.n_share = (K - 1) * (1 if self.Zc is None else self.Zc.shape[1])
         self.names = self.struct + ([f"gamma[{k}]" for k in range(1, K)] if self.Zc is None
                                     else list(mix.share_names))
@@ -170,7 +182,7 @@ class MixtureLikelihood:
         return np.exp(g - logsumexp(g))
 
     def unit_weights(self, x: np.ndarray) -> np.ndarray:
-        """Type shares of every unit at internal ``x``: ``(N, K)`` with ``shares_by``, else
+        """Type shares of every unit at internal ``x``: ``(N, K)`` with varying shares, else
         the constant ``(K,)``."""
         if self.Zc is None:
             return self.weights(x)
@@ -187,7 +199,7 @@ class MixtureLikelihood:
 
     def fit_shares(self, q: np.ndarray, x: np.ndarray) -> np.ndarray:
         """EM's M-step for the share parameters at posteriors ``q``: the mean posterior
-        (constant shares), or the posterior-weighted multinomial logit (``shares_by``; Newton's
+        (constant shares), or the posterior-weighted multinomial logit (varying shares; Newton's
         method, concave)."""
         if self.Zc is None:
             w = np.maximum(q.mean(axis=0), 1e-12)
@@ -195,8 +207,14 @@ class MixtureLikelihood:
         P = len(self.struct)
         g = np.asarray(x, float)[P:].copy()
         K, C = self.mix.n_types, self.Zc.shape[1]
-        for _ in range(50):
+
+        def weights_and_value(g):
             w = self.unit_weights(np.concatenate([x[:P], g]))
+            with np.errstate(divide="ignore"):
+                return w, float(np.sum(q * np.log(np.maximum(w, 1e-300))))
+
+        w, f = weights_and_value(g)
+        for _ in range(50):
             grad = self.share_scores(q, w).sum(axis=0)
             H = np.zeros((K - 1, C, K - 1, C))
             for a in range(1, K):
@@ -205,9 +223,17 @@ class MixtureLikelihood:
                     H[a - 1, :, b - 1, :] = -(self.Zc * c[:, None]).T @ self.Zc
             H = H.reshape(len(g), len(g))
             step = np.linalg.lstsq(-H, grad, rcond=None)[0]
-            g = g + step
             if float(grad @ step) < 1e-12:
                 break
+            lam = 1.0  # step halving keeps each step an ascent (covariates of large scale)
+            while lam > 1e-8:
+                w_new, f_new = weights_and_value(g + lam * step)
+                if f_new >= f:
+                    break
+                lam *= 0.5
+            else:
+                break
+            g, w, f = g + lam * step, w_new, f_new
         return g
 
     def internal(self, full: np.ndarray) -> np.ndarray:

@@ -48,10 +48,24 @@ from estimators.mixture.likelihood import MixtureLikelihood, unit_counts
 from estimators.mixture.results import MixtureResults, TypesNotSeparatedWarning
 from estimators.optimize import Optimizer, maximize
 
-__all__ = ["MixtureNFXP", "check_separation", "mixture_results", "order_types", "split_starts"]
+__all__ = ["MixtureNFXP", "check_separation", "mixture_results", "one_type_start",
+           "order_types", "split_starts"]
 
 SHARE_NEAR_ZERO = 0.02
 FLAT_ENTROPY = 0.9
+
+
+def one_type_start(mix: Mixture, theta1: np.ndarray) -> np.ndarray:
+    """A full mixture vector with every type at the one-type parameters ``theta1`` (over
+    ``mix.model.param_names``) and equal shares (zero logit coefficients when they vary)."""
+    full = np.empty(len(mix.param_names))
+    for k in range(mix.n_types):
+        full[mix.type_index[k]] = np.asarray(theta1, dtype=float)
+    if mix.varying_shares:
+        full[-len(mix.share_names):] = 0.0
+    elif mix.n_types > 1:
+        full[-(mix.n_types - 1):] = 1.0 / mix.n_types
+    return full
 
 
 def split_starts(mix: Mixture, theta1: pd.Series, full: np.ndarray, n_starts: int, seed: int,
@@ -171,9 +185,10 @@ def mixture_results(estimator: str, mix: Mixture, ml, x: np.ndarray, cd, ts, *, 
                               columns=pd.RangeIndex(K, name="type"))
     if K > 1 and ml.Zc is not None:
         notes.append(f"{K} types, labelled in ascending order of {mix.by_type[0]}; shares a "
-                     f"multinomial logit in the first state's {mix.shares_by} (gamma[k]: "
-                     "coefficients of type k against type 0); type_shares averages them over "
-                     "the units")
+                     f"multinomial logit in {mix.shares_depend_on()} (gamma[k]: coefficients of "
+                     "type k against type 0); type_shares averages them over the estimation "
+                     "sample's units (delta-method standard errors, the units' characteristics "
+                     "held fixed)")
     elif K > 1:
         notes.append(f"{K} types, labelled in ascending order of {mix.by_type[0]}; shares "
                      "estimated as a multinomial logit, standard errors by the delta method")
@@ -287,14 +302,7 @@ class MixtureNFXP:
                              needs_rows=True)
         lik = ChoiceLikelihood(model, cd.counts, self.solver)
         theta1, one = maximize_utility(lik, base, self.optimizer)
-        full = np.empty(len(mix.param_names))
-        for k in range(mix.n_types):
-            full[mix.type_index[k]] = theta1.to_numpy()
-        if mix.shares_by:
-            full[-len(mix.share_names):] = 0.0  # equal shares
-        elif mix.n_types > 1:
-            full[-(mix.n_types - 1):] = 1.0 / mix.n_types
-        return cd, ts, theta1, one, full
+        return cd, ts, theta1, one, one_type_start(mix, theta1.to_numpy())
 
     def _starts(self, ml: MixtureLikelihood, theta1: pd.Series, full: np.ndarray, start):
         mix = self.mix

@@ -215,6 +215,13 @@ def _joiner_mass(ctx: OutcomeContext) -> np.ndarray:
     return surv[0, 0] + surv[0, 1]
 
 
+def _cohort_sizes(ctx: OutcomeContext) -> np.ndarray:
+    """Mass of a month's joiners at the steady state, (3, D): all, monthly, annual (the
+    retention curves' denominators)."""
+    surv = _survival(ctx, 0)
+    return np.stack([surv[0, 0] + surv[0, 1], surv[0, 0], surv[0, 1]])
+
+
 def _revenue(ctx: OutcomeContext) -> np.ndarray:
     p = price_covariate(ctx.model)
     return (_mu(ctx) * (ctx.ccp * p[:, :, None]).sum(axis=1)).sum(axis=0)
@@ -293,7 +300,8 @@ OUTCOMES = (
 RETENTION = Curve(
     "retention", _retention, groups=COHORTS, group_name="joined", step_name="k",
     description="S(k): share of a cohort joining at the steady state still a member k months "
-                "after joining, for all joiners and by plan joined", vectorized=True)
+                "after joining, for all joiners and by plan joined", vectorized=True,
+    denominator=_cohort_sizes)
 """The retention curves (:attr:`ddc.Hooks.curves`)."""
 
 
