@@ -22,11 +22,11 @@ Steps of :meth:`MixtureNFXP.fit`:
    likelihood wins.
 6. **Labels** ordered by a fixed rule: types sorted by their first ``by_type`` parameter,
    ascending (type 0 has the smallest).
-7. **Inference** from the mixture likelihood: the Hessian (central differences of the analytic
-   gradient) and the per-unit scores, transformed from the logit parametrisation of the shares
-   to the shares themselves (the delta method), so that every covariance kind (Hessian, OPG,
-   sandwich, cluster by unit) is available. The transition parameters are held at their
-   first-stage values (standard errors treat them as known).
+7. **Inference** from the mixture likelihood: the Hessian (Richardson-extrapolated central
+   differences of the analytic gradient) and the per-unit scores, transformed from the logit
+   parametrisation of the shares to the shares themselves (the delta method), so that every
+   covariance kind (Hessian, OPG, sandwich, cluster by unit) is available. The transition
+   parameters are held at their first-stage values (standard errors treat them as known).
 
 With ``n_types=1`` steps 3-5 are skipped: the estimate is the one-type estimate of step 2,
 which is what ``NFXP(model, full_information=False)`` computes.
@@ -113,20 +113,29 @@ def order_types(mix: Mixture, ml, x: np.ndarray) -> np.ndarray:
 
 
 def numerical_hessian(ml, x: np.ndarray) -> np.ndarray:
-    """Hessian of ``ml``'s log-likelihood at internal ``x``: central differences of the
-    analytic gradient, step ``1e-5 max(1, |x_k|)``."""
+    """Hessian of ``ml``'s log-likelihood at internal ``x``: Richardson-extrapolated central
+    differences of the analytic gradient, step :math:`h = 10^{-5} \\max(1, |x_k|)`,
+
+    .. math:: H_{\\cdot k} \\approx \\frac{8 [g(x + h e_k) - g(x - h e_k)] - [g(x + 2h e_k)
+              - g(x - 2h e_k)]}{12 h},
+
+    with truncation error :math:`O(h^4)` (plain central differences leave :math:`O(h^2)`,
+    about :math:`10^{-7}` of the standard errors here, more than the one-type mixture's
+    agreement with NFXP's analytic Hessian allows)."""
     n = len(x)
     H = np.empty((n, n))
     for k in range(n):
         h = 1e-5 * max(1.0, abs(x[k]))
-        up, dn = x.copy(), x.copy()
-        up[k] += h
-        dn[k] -= h
-        g_up, g_dn = ml.evaluate(up).grad, ml.evaluate(dn).grad
-        if g_up is None or g_dn is None:
-            raise RuntimeError(f"the mixture likelihood is not finite near the estimate in "
-                               f"{ml.names[k]}; cannot form the Hessian")
-        H[:, k] = (g_up - g_dn) / (2 * h)
+        grads = []
+        for step in (h, -h, 2 * h, -2 * h):
+            moved = x.copy()
+            moved[k] += step
+            g = ml.evaluate(moved).grad
+            if g is None:
+                raise RuntimeError(f"the mixture likelihood is not finite near the estimate in "
+                                   f"{ml.names[k]}; cannot form the Hessian")
+            grads.append(g)
+        H[:, k] = (8 * (grads[0] - grads[1]) - (grads[2] - grads[3])) / (12 * h)
     return 0.5 * (H + H.T)
 
 
