@@ -513,7 +513,8 @@ class NPL(_CCPBase):
         if Hm is not None:  # correct the standard errors for the transitions' first stage
             covs, fs_notes = first_stage_covariances(
                 ts, cd.counts, self.solver, fit.params, Hm, scores,
-                cd.panel.unit if cd.has_rows else None, cd.panel, solution=ev.solution)
+                cd.panel.unit if cd.has_rows else None, cd.panel, solution=ev.solution,
+                cell_scores=ev.cell_scores, used=cd.used if cd.has_rows else None)
             notes += fs_notes
         if (len(ts.params) or ts.tables) and not covs:
             notes.append(f"transitions from a first stage ({ts.method}), held fixed; standard "

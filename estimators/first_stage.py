@@ -1112,6 +1112,59 @@ def _cell_view(ts: TransitionEstimate, panel: Panel | None) -> CellView:
     return CellView(ts, psi, cov, layout, per_triple, which)
 
 
+@dataclass
+class _RowKinds:
+    """The rows of a panel by kind: ``key[i]`` is row ``i``'s kind, and a per-row quantity that
+    depends on the kind only is a table with a row per kind (:func:`_row_kinds`)."""
+
+    key: np.ndarray
+    count: np.ndarray
+    choice: np.ndarray
+    corrected: np.ndarray
+
+    def outer(self, table: np.ndarray) -> np.ndarray:
+        """:math:`\\sum_i x_i x_i'` over the panel's rows, :math:`x_i` = the row's ``table``
+        row."""
+        return (table * self.count[:, None]).T @ table
+
+    def group_sums(self, groups: np.ndarray, n_groups: int) -> np.ndarray:
+        """Within-group sums of the corrected scores (``n_groups x K``)."""
+        from estimators._kernels import keyed_group_sums
+
+        out = np.zeros((n_groups, self.corrected.shape[1]))
+        keyed_group_sums(np.ascontiguousarray(groups, dtype=np.int64), self.key,
+                         np.ascontiguousarray(self.corrected), out)
+        return out
+
+
+def _row_kinds(view: CellView, panel: Panel, cell_scores: np.ndarray, used: np.ndarray | None,
+               CV: np.ndarray) -> _RowKinds:
+    """The kinds of the panel's rows for the Murphy-Topel scores: a row with a next state is of
+    the kind of its triple :math:`(s, a, s')` (``0 .. T-1``), a unit's last row of the kind of
+    its cell :math:`(s, a)` (``T + s A + a``), and rows outside the choice sample (``used``
+    false) of the same kinds shifted by ``T + S A``, their choice score being zero. ``choice``
+    holds the choice scores :math:`s_\\theta` by kind, ``corrected`` the corrected scores
+    :math:`s_\\theta + C V_\\psi s_\\psi`."""
+    S, A, K = cell_scores.shape
+    tc = panel.transition_counts
+    T = len(tc.n)
+    n_kinds = T + S * A
+    triple = view.triple
+    key = np.where(triple < T, triple, T + panel.state * A + panel.action)
+    if used is not None and not used.all():
+        key[~used] += n_kinds
+    by_cell = np.ascontiguousarray(cell_scores, dtype=np.float64).reshape(S * A, K)
+    choice = np.zeros((2 * n_kinds, K))
+    choice[:T] = by_cell[tc.s * A + tc.a]
+    choice[T:n_kinds] = by_cell
+    corrected = choice.copy()
+    trans = view.triple_scores[:T] @ CV.T
+    corrected[:T] += trans
+    corrected[n_kinds:n_kinds + T] += trans
+    count = np.bincount(key, minlength=2 * n_kinds).astype(np.float64)
+    return _RowKinds(key.astype(np.int64, copy=False), count, choice, corrected)
+
+
 #: Largest number of first-stage parameters the covariance correction handles.
 MAX_CORRECTED = 2_000
 
@@ -1119,7 +1172,9 @@ MAX_CORRECTED = 2_000
 def first_stage_covariances(ts: TransitionEstimate, counts: np.ndarray, solver, params: pd.Series,
                             hessian: np.ndarray, scores: np.ndarray | None,
                             groups: np.ndarray | None, panel: Panel | None,
-                            solution=None) -> tuple[dict[str, np.ndarray], list[str]]:
+                            solution=None, cell_scores: np.ndarray | None = None,
+                            used: np.ndarray | None = None
+                            ) -> tuple[dict[str, np.ndarray], list[str]]:
     """Covariances of the utility parameters that account for the first stage (Murphy and
     Topel 1985).
 
@@ -1146,8 +1201,31 @@ def first_stage_covariances(ts: TransitionEstimate, counts: np.ndarray, solver, 
 
     Parameters
     ----------
+    ts : TransitionEstimate
+        The first stage.
+    counts : numpy.ndarray
+        The choice counts :math:`n(s, a)`.
+    solver : ddc.Solver
+        Solves the model when ``solution`` is not given.
+    params : pandas.Series
+        All parameters at the estimate.
+    hessian : numpy.ndarray
+        Hessian of the choice log-likelihood in the utility parameters.
+    scores : numpy.ndarray or None
+        Per-row choice scores :math:`s_{\\theta i}` (``n_rows x K``; ``None``: the
+        ``"hessian"`` kind only).
+    groups : numpy.ndarray or None
+        The unit of each row (``"cluster"``).
+    panel : ddc.panel.Panel or None
+        The coded panel (transition scores).
     solution : ddc.Solution, optional
         The solution at ``params`` of ``ts.model`` (solved here when not given).
+    cell_scores, used : numpy.ndarray, optional
+        The choice scores by state and action (S, A, K) and the mask of the panel's rows in the
+        choice sample, of which ``scores`` is the per-row form: given with a nonparametric
+        first stage, every product and group sum runs over the kinds of rows (a row's
+        corrected score depends on its state, action, next state and whether it is in the
+        choice sample only), not over the rows.
 
     Returns
     -------
@@ -1188,20 +1266,34 @@ def first_stage_covariances(ts: TransitionEstimate, counts: np.ndarray, solver, 
     CV = C @ Vpsi
     covs = {"hessian": Ainv + Ainv @ CV @ C.T @ Ainv}
     if scores is not None and panel is not None:
-        G = np.asarray(scores)
-        if ts.tables:  # per distinct triple, gathered to the rows
-            Gt = G + (view.triple_scores @ CV.T)[view.triple]
+        if ts.tables and cell_scores is not None:
+            # a row's corrected score depends on its kind only: products and group sums per
+            # kind of row, no (rows x K) arrays
+            kinds = _row_kinds(view, panel, cell_scores, used, CV)
+            n = kinds.key.size
+            GG, GtGt = kinds.outer(kinds.choice), kinds.outer(kinds.corrected)
+
+            def sums_by_group(n_groups):
+                return kinds.group_sums(groups, n_groups)
         else:
-            Gt = G + ts.row_scores[:, where] @ CV.T
-        Binv = np.linalg.inv(G.T @ G)
-        GtGt = Gt.T @ Gt
+            G = np.asarray(scores)
+            if ts.tables:  # per distinct triple, gathered to the rows
+                Gt = G + (view.triple_scores @ CV.T)[view.triple]
+            else:
+                Gt = G + ts.row_scores[:, where] @ CV.T
+            n = Gt.shape[0]
+            GG, GtGt = G.T @ G, Gt.T @ Gt
+
+            def sums_by_group(n_groups):
+                return group_sums(groups, Gt, n_groups)
+        Binv = np.linalg.inv(GG)
         covs["opg"] = Binv @ GtGt @ Binv
         covs["sandwich"] = Ainv @ GtGt @ Ainv
         if groups is not None:
-            n, k = Gt.shape
+            k = GG.shape[0]
             n_groups = int(np.max(groups)) + 1
             if n_groups >= 2 and n > k:
-                sums = group_sums(groups, Gt, n_groups)
+                sums = sums_by_group(n_groups)
                 factor = n_groups / (n_groups - 1.0) * (n - 1.0) / (n - k)
                 covs["cluster"] = factor * (Ainv @ (sums.T @ sums) @ Ainv)
     covs = {kind: 0.5 * (v + v.T) for kind, v in covs.items()}

@@ -154,7 +154,8 @@ class NFXP(Estimator):
         if not full and H is not None:  # a first stage held fixed: correct for it
             covs, fs_notes = first_stage_covariances(
                 ts, cd.counts, self.solver, params, H, scores,
-                cd.panel.unit if cd.has_rows else None, cd.panel, solution=ev.solution)
+                cd.panel.unit if cd.has_rows else None, cd.panel, solution=ev.solution,
+                cell_scores=ev.cell_scores, used=cd.used if cd.has_rows else None)
             notes += fs_notes
         if len(ts.params) and not full and not covs:
             notes.append("transition parameters fixed at their first-stage estimates; "

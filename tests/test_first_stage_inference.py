@@ -96,3 +96,44 @@ def test_group_sums_equal_per_column_bincounts(order):
     expected = np.stack([np.bincount(groups, weights=scores[:, k], minlength=45)
                          for k in range(3)], axis=1)
     np.testing.assert_allclose(group_sums(groups, scores, 45), expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("drop_first", [False, True], ids=["all-rows", "drop-first"])
+def test_murphy_topel_by_kinds_of_rows_equals_by_rows(drop_first):
+    """The corrected covariances from the kinds of rows (cell scores, no per-row arrays) equal
+    those from the per-row scores."""
+    from estimators import NFXP
+    from estimators.first_stage import first_stage_covariances
+    from estimators.likelihood import mle_inference
+
+    model = ddc.models.membership()
+    panel = simulate(model, model.true_params, n_customers=300, n_periods=10, seed=6)
+    est = NFXP(model, drop_first=drop_first)
+    prep = est._prepare(panel, {})
+    fit = est._estimate(prep, prep.params.copy())
+    cd = prep.data
+    rows = np.flatnonzero(cd.used)
+    H, scores, ev = mle_inference(fit.state["lik"], (rows, cd.state, cd.action), cd.panel.nobs,
+                                  fit.params, fit.state["ev"])
+    args = (prep.transitions, cd.counts, est.solver, fit.params, H, scores, cd.panel.unit,
+            cd.panel)
+    by_rows, _ = first_stage_covariances(*args, solution=ev.solution)
+    by_kinds, _ = first_stage_covariances(*args, solution=ev.solution,
+                                          cell_scores=ev.cell_scores, used=cd.used)
+    assert sorted(by_rows) == sorted(by_kinds) == ["cluster", "hessian", "opg", "sandwich"]
+    for kind in by_rows:
+        np.testing.assert_allclose(by_kinds[kind], by_rows[kind], rtol=1e-10,
+                                   atol=1e-13 * np.abs(by_rows[kind]).max(), err_msg=kind)
+
+
+def test_keyed_group_sums_kernel_equals_its_twin():
+    from estimators import _kernels, _kernels_numpy
+
+    rng = np.random.default_rng(3)
+    groups = rng.integers(0, 30, 400)
+    keys = rng.integers(0, 12, 400)
+    table = rng.normal(size=(12, 4))
+    out, twin = np.zeros((30, 4)), np.zeros((30, 4))
+    _kernels.keyed_group_sums(groups, keys, table, out)
+    _kernels_numpy.keyed_group_sums(groups, keys, table, twin)
+    np.testing.assert_allclose(out, twin, rtol=0, atol=1e-12)
