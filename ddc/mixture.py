@@ -11,7 +11,20 @@ choices :math:`a_{i1}, \\dots, a_{iT}` is
     L_i(\\theta, w) = \\sum_{k=1}^{K} w_k \\prod_{t} \\pi(a_{it} \\mid s_{it}; \\theta^{(k)}),
 
 the type being drawn once per unit and kept for life.
-Transitions are shared by all types in this version. The shares are constant, or a
+
+Transitions are shared by all types by default. With ``transitions_by_type`` the factors of the
+named state variables (:class:`ddc.Factor` tables) differ by type: type :math:`k` moves by its
+own tables :math:`f_k`, and the type is then informative about the transitions too,
+
+.. math::
+
+    L_i = \\sum_{k=1}^{K} w_k \\prod_{t} \\pi_k(a_{it} \\mid s_{it})
+          \\prod_{t} f_k(x_{i,t+1} \\mid s_{it}, a_{it}),
+
+with :math:`x` the by-type variables (the shared factors do not depend on the type and factor
+out of the sum). Each type's tables are set with ``type_transitions`` (e.g. a data-generating
+process) and estimated by the mixture estimators inside their EM (posterior-weighted cell
+frequencies). The shares are constant, or a
 multinomial logit in the unit's characteristics that do not change over its observed life: the
 values of some state variables in the unit's first observed state (``shares_by``; the usual
 answer to the initial conditions problem, Heckman 1981) and time-invariant covariates read from
@@ -63,9 +76,8 @@ class Mixture:
         Number of types :math:`K \\ge 1`. With ``n_types=1`` the mixture is the model itself
         (its parameters renamed ``p[0]`` for those in ``by_type``).
     by_type : sequence of str
-        Utility parameters of ``model`` that differ by type. Transition parameters cannot be
-        type-specific in this version (the transitions are estimated in a first stage shared by
-        all types).
+        Utility parameters of ``model`` that differ by type. Transition *parameters* cannot be
+        type-specific (use ``transitions_by_type`` for fixed transition tables).
     true_params : pandas.Series or mapping, optional
         Parameter values over :attr:`param_names`, e.g. to simulate from.
     name : str, optional
@@ -94,7 +106,7 @@ class Mixture:
         state variable, or whose declared values are fewer than two or repeat.
     KeyError
         ``by_type`` names a parameter the model does not have, ``shares_by`` a variable that is
-        not a state variable.
+        not a state variable, ``transitions_by_type`` a variable without a transition factor.
 
     Examples
     --------
@@ -107,7 +119,9 @@ class Mixture:
     def __init__(self, model: Model, n_types: int, by_type: Sequence[str],
                  true_params: pd.Series | Mapping | None = None, name: str | None = None,
                  shares_by: Sequence[str] = (),
-                 share_covariates: Mapping[str, Sequence | None] | None = None):
+                 share_covariates: Mapping[str, Sequence | None] | None = None,
+                 transitions_by_type: Sequence[str] | bool = (),
+                 type_transitions: Sequence[Mapping[str, np.ndarray]] | None = None):
         if not isinstance(model, Model):
             raise TypeError(f"Mixture needs a ddc.Model to mix over, got {type(model).__name__}")
         if isinstance(n_types, (bool, np.bool_)) or not isinstance(n_types, (int, np.integer)) \
@@ -126,8 +140,9 @@ class Mixture:
         transition = [p for p in by_type if p in model.transition_params.index]
         if transition:
             raise ValueError(f"by_type names transition parameter(s) {transition}; type-specific "
-                             "transitions are not supported (the transitions are shared by all "
-                             f"types). Choose among the utility parameters {model.utility_params}")
+                             "transition parameters are not supported (fixed transition tables "
+                             "can differ by type: transitions_by_type=[...]). Choose among the "
+                             f"utility parameters {model.utility_params}")
         unknown = [p for p in by_type if p not in model.utility_params]
         if unknown:
             raise KeyError(f"by_type names {unknown}, which the model {model.name!r} does not "
@@ -168,12 +183,16 @@ class Mixture:
         self._type_index = np.array([[pos[f"{p}[{k}]"] if p in self.by_type else pos[p]
                                       for p in model.param_names] for k in range(K)],
                                     dtype=np.int64)
+        self.transitions_by_type = _typed_variables(model, transitions_by_type)
+        self._type_models = _type_models(model, K, self.transitions_by_type, type_transitions)
         self.true_params = None if true_params is None else self.params_series(true_params)
 
     def __repr__(self) -> str:
         extra = f", shares_by={self.shares_by}" if self.shares_by else ""
         if self.share_covariates:
             extra += f", share_covariates={self.share_covariates}"
+        if self.transitions_by_type:
+            extra += f", transitions_by_type={self.transitions_by_type}"
         return (f"Mixture({self.model.name!r}, n_types={self.n_types}, "
                 f"by_type={self.by_type}{extra})")
 
@@ -370,6 +389,10 @@ class Mixture:
             cols.extend((code == j).astype(float)
                         for j in range(1, self.model.space.variable(v).size))
         Z = np.column_stack(cols)
+        if covariates is not None and not self.share_covariates:
+            raise ValueError(f"covariates were given, but the shares of {self!r} have no "
+                             "share_covariates; declare them in ddc.Mixture(..., "
+                             "share_covariates={name: values or None})")
         if self.share_covariates:
             Z = np.column_stack([Z, self.covariate_design(covariates, len(s))])
         return Z
@@ -405,10 +428,40 @@ class Mixture:
         return pd.Series(vec[self._type_index[k]], index=self.model._param_index, name="params")
 
     def type_model(self, params, k: int) -> Model:
-        """The one-type model of type ``k``, with its ``true_params`` set to type ``k``'s
-        parameters at ``params`` (e.g. to simulate that type alone)."""
+        """The one-type model of type ``k`` (with type ``k``'s transitions), with its
+        ``true_params`` set to type ``k``'s parameters at ``params`` (e.g. to simulate that
+        type alone)."""
         tp = self.type_params(params, k)
-        return self.model.replace(true_params=tp, name=f"{self.model.name}[type {k}]")
+        return self._type_models[k].replace(true_params=tp, name=f"{self.model.name}[type {k}]")
+
+    @property
+    def type_models(self) -> list[Model]:
+        """Each type's one-type model: :attr:`model` itself, or with the type's tables of the
+        ``transitions_by_type`` variables."""
+        return list(self._type_models)
+
+    def type_tables(self, k: int) -> dict[str, np.ndarray]:
+        """Type ``k``'s tables of the ``transitions_by_type`` variables (empty without)."""
+        k = self._check_type(k)
+        factors = {f.variable: f for f in self._type_models[k].transitions().factors}
+        return {v: factors[v].table.copy() for v in self.transitions_by_type}
+
+    def with_transitions(self, transitions=None,
+                         type_transitions: Sequence[Mapping[str, np.ndarray]] | None = None
+                         ) -> Mixture:
+        """The same mixture over other transitions: ``transitions`` replaces the model's (e.g.
+        the tables a first stage estimated; a :class:`ddc.FactoredTransitions` or a model's
+        transition function), ``type_transitions`` the types' tables of the
+        ``transitions_by_type`` variables (default: each type's current ones)."""
+        model = self.model if transitions is None else self.model.replace(transitions=transitions)
+        if type_transitions is None and self.transitions_by_type:
+            type_transitions = [self.type_tables(k) for k in range(self.n_types)]
+        new = Mixture(model, self.n_types, self.by_type, name=self.name,
+                      shares_by=self.shares_by, share_covariates=self.share_covariates or None,
+                      transitions_by_type=self.transitions_by_type,
+                      type_transitions=type_transitions)
+        new.true_params = self.true_params
+        return new
 
     def _check_type(self, k) -> int:
         if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) \
@@ -425,13 +478,16 @@ class Mixture:
         if self.share_covariates:
             fp["share_covariates"] = {k: None if v is None else list(v)
                                       for k, v in self.share_covariates.items()}
+        if self.transitions_by_type:
+            fp["transitions_by_type"] = list(self.transitions_by_type)
         return fp
 
     # ----------------------------------------------------------------- solving
     def solve(self, params, solver: Solver | None = None) -> list[Solution]:
-        """Solve every type's fixed point at ``params``: one :class:`ddc.Solution` per type."""
+        """Solve every type's fixed point at ``params`` (each with its own transitions): one
+        :class:`ddc.Solution` per type."""
         params = self.params_series(params)
-        return [self.model.solve(self.type_params(params, k), solver=solver)
+        return [self._type_models[k].solve(self.type_params(params, k), solver=solver)
                 for k in range(self.n_types)]
 
 
@@ -473,3 +529,86 @@ def _check_covariates(model: Model, covariates) -> dict[str, tuple | None]:
 def _covariate_columns(name: str, values: tuple | None) -> list[str]:
     """The share design's columns of one covariate."""
     return [name] if values is None else [f"{name}={v}" for v in values[1:]]
+def _typed_variables(model: Model, transitions_by_type) -> list[str]:
+    """The checked ``transitions_by_type`` variables, in the model's factor order."""
+    from ddc.transitions import FactoredTransitions
+
+    if isinstance(transitions_by_type, str):
+        transitions_by_type = [transitions_by_type]
+    if transitions_by_type is None or transitions_by_type is False or \
+            (transitions_by_type is not True and len(transitions_by_type) == 0):
+        return []
+    trans = model.transitions() if len(model.transition_params) == 0 else None
+    if not isinstance(trans, FactoredTransitions):
+        raise ValueError(
+            "transitions_by_type needs transitions given as fixed factored tables "
+            "(ddc.FactoredTransitions without transition parameters), estimated by cell "
+            f"frequencies; the model {model.name!r} has "
+            + (f"transition parameters {list(model.transition_params.index)}"
+               if len(model.transition_params) else "transitions given by a function")
+            + ". Type-specific transition parameters are not supported")
+    random = [f.variable for f in trans.factors
+              if ((f.table > 0).sum(axis=-1) > 1).any()]
+    if transitions_by_type is True:
+        if not random:
+            raise ValueError(f"transitions_by_type=True, but every transition factor of the "
+                             f"model {model.name!r} is deterministic")
+        return random
+    names = [str(v) for v in transitions_by_type]
+    dup = sorted({v for v in names if names.count(v) > 1})
+    if dup:
+        raise ValueError(f"transitions_by_type names {dup} more than once")
+    factors = [f.variable for f in trans.factors]
+    unknown = [v for v in names if v not in factors]
+    if unknown:
+        raise KeyError(f"transitions_by_type names {unknown}, which have no transition factor; "
+                       f"the model's factors are {factors}")
+    fixed = [v for v in names if v not in random]
+    if fixed:
+        raise ValueError(f"transitions_by_type names {fixed}, whose transitions are "
+                         "deterministic (nothing can differ by type); random factors: "
+                         f"{random}")
+    return [v for v in factors if v in names]
+
+
+def _type_models(model: Model, K: int, typed: list[str], type_transitions) -> list[Model]:
+    """Each type's model: the model, or a copy with the type's tables of ``typed``."""
+    from ddc.transitions import Factor, FactoredTransitions
+
+    if type_transitions is None:
+        return [model] * K
+    if not typed:
+        raise ValueError("type_transitions given without transitions_by_type: name the state "
+                         "variables whose transitions differ by type")
+    if isinstance(type_transitions, Mapping) or len(type_transitions) != K:
+        raise ValueError(f"type_transitions must be a sequence of {K} mappings (one per type, "
+                         "variable -> table)")
+    base = model.transitions()
+    out = []
+    for k, tables in enumerate(type_transitions):
+        if not isinstance(tables, Mapping):
+            raise TypeError(f"type_transitions[{k}] must be a mapping variable -> table, got "
+                            f"{type(tables).__name__}")
+        unknown = [v for v in tables if v not in typed]
+        if unknown:
+            raise KeyError(f"type_transitions[{k}] gives tables of {unknown}, which are not "
+                           f"among transitions_by_type {typed}")
+        factors = []
+        for f in base.factors:
+            if f.variable not in tables:
+                factors.append(f)
+                continue
+            t = np.asarray(tables[f.variable], dtype=float)
+            if t.shape != f.table.shape:
+                raise ValueError(f"type_transitions[{k}][{f.variable!r}] has shape {t.shape}; "
+                                 f"the model's table has shape {f.table.shape}")
+            extra = (t > 0) & ~(f.table > 0)
+            if extra.any():
+                where = tuple(int(i) for i in np.argwhere(extra)[0])
+                raise ValueError(f"type_transitions[{k}][{f.variable!r}] is positive at "
+                                 f"{where}, a structural zero of the model's table (types "
+                                 "share the support of the transitions)")
+            factors.append(Factor(f.variable, t, given=f.given))
+        out.append(model if not tables else
+                   model.replace(transitions=FactoredTransitions(factors)))
+    return out

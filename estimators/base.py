@@ -292,7 +292,9 @@ class Estimator:
         model = self.model
         prep = self._prepare(data, mapping)
         step[0] = "estimation"
-        points = self._starting_points(start, starts)
+        # a start not given (None) is the estimator's default, which may look at the data
+        points = [self._default_start(prep) if x0 is None else x0
+                  for x0 in self._starting_points(start, starts)]
         fits: list[Fit | None] = []
         for x0 in points:
             base = prep.params.copy()
@@ -359,7 +361,12 @@ class Estimator:
         return prepare(self.model, data, self.drop_first, self.name, self.needs_rows, mapping,
                        self.transitions)
 
-    def _starting_points(self, start, starts) -> list[pd.Series]:
+    def _default_start(self, prep: Prepared) -> pd.Series:
+        """Starting values of the utility parameters when none are given: zeros (an estimator
+        may do better from the prepared data, e.g. NFXP from a CCP estimate)."""
+        return starting_values(self.model)
+
+    def _starting_points(self, start, starts) -> list[pd.Series | None]:
         if start is not None and starts is not None:
             raise TypeError("give start= or starts=, not both")
         if not self.takes_start and (start is not None or starts is not None):
@@ -370,8 +377,9 @@ class Estimator:
                     not isinstance(starts, Sequence) or len(starts) == 0:
                 raise TypeError("starts must be a non-empty list of starting values (each a "
                                 "Series, mapping or array as start=)")
-            return [starting_values(self.model, s, f"starts[{i}]") for i, s in enumerate(starts)]
-        return [starting_values(self.model, start)]
+            return [None if s is None else starting_values(self.model, s, f"starts[{i}]")
+                    for i, s in enumerate(starts)]
+        return [None if start is None else starting_values(self.model, start)]
 
     def _compare_starts(self, points, fits, best, notes) -> pd.DataFrame:
         util = self.model.utility_params

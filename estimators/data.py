@@ -44,36 +44,28 @@ def choice_data(model: Model, data, drop_first: bool | None = None, **mapping) -
 
 
 def setup(model: Model, data, drop_first: bool | None, estimator: str, start=None,
-          needs_rows: bool = True):
-    """The shared start of a fit for code outside the template (the mixture estimator):
+          needs_rows: bool = True, transitions=None):
+    """The shared start of a fit for code outside the template (the mixture estimators):
     :func:`estimators.base.prepare` plus validated starting values.
+
+    Parameters
+    ----------
+    transitions : {"estimate", "known"} or TransitionOptions, optional
+        The first stage of the transitions, as for every estimator
+        (:mod:`estimators.first_stage`): estimated from the data by default (fixed tables by
+        cell frequencies, transition parameters by maximum likelihood), or declared known.
 
     Returns
     -------
     tuple
         ``(EstimationData, TransitionEstimate, params)`` with ``params`` a Series over
         ``model.param_names``: utility parameters from ``start`` (zeros by default), transition
-        parameters at their first-stage estimates.
-
-    Notes
-    -----
-    The mixture estimators solve ``mix.model`` itself, so a model whose transitions are fixed
-    tables keeps them here (declared known, said in the notes): the nonparametric first stage of
-    the one-type estimators is not wired into the mixtures yet. Transition parameters are
-    estimated as for every estimator.
+        parameters at their first-stage estimates. The estimate's ``.model`` is the model the
+        fit continues with (``model`` itself, or a copy with the estimated tables).
     """
-    from ddc.transitions import FactoredTransitions
     from estimators.base import prepare, starting_values
-    from estimators.first_stage import TransitionOptions
 
-    tables = len(model.transition_params) == 0 and \
-        isinstance(model.transitions(), FactoredTransitions)
-    prep = prepare(model, data, drop_first, estimator, needs_rows,
-                   transitions=TransitionOptions(known=True) if tables else None)
-    if tables:
-        prep.transitions.notes = [
-            "the model's transition tables are held as given (mixtures do not estimate fixed "
-            "tables from the data yet; the one-type estimators do)"]
+    prep = prepare(model, data, drop_first, estimator, needs_rows, transitions=transitions)
     params = prep.params.copy()
     start = starting_values(model, start)
     params[start.index] = start

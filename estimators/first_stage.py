@@ -59,8 +59,10 @@ from ddc.panel import ImpossibleTransitionError, Panel, PanelError, TransitionCo
 from ddc.solver import ConvergenceError
 from ddc.transitions import Factor, FactoredTransitions, TransitionDerivatives
 
-__all__ = ["BOUNDARY", "TransitionEstimate", "TransitionOptions", "check_possible",
-           "estimate_transitions", "factor_counts", "first_stage_covariances", "support_params",
+__all__ = ["BOUNDARY", "FirstStageDraws", "TransitionEstimate", "TransitionOptions",
+           "check_possible", "draw_first_stage", "estimate_transitions", "factor_counts",
+           "first_stage_covariances", "first_stage_cross_derivative", "first_stage_view",
+           "murphy_topel", "support_params",
            "transition_log_probs", "transition_loglik", "transition_model"]
 
 #: Probabilities of a simplex group below this at the optimum are on the boundary: set to zero.
@@ -171,6 +173,14 @@ class TransitionEstimate:
         Why a joint likelihood can move none of the transition parameters although not all
         are on the boundary (empty when it can): a full-information estimator then falls back
         to the two-step estimate and must say so.
+    sensitivity : pandas.DataFrame or None
+        :math:`B = \\partial\\hat\\theta / \\partial\\psi'`, how the utility estimate
+        that used this first stage moves with its free coordinates :math:`\\psi`
+        (rows: utility parameters; columns: :attr:`FirstStageDraws.names`), recorded by the
+        first-stage correction of the standard errors (:func:`first_stage_covariances`:
+        :math:`A^{-1} C`; :func:`reestimation_covariances`: :math:`D`); ``None`` when no
+        correction was computed. Counterfactual draws use it to move the utility parameters
+        with drawn transitions.
     notes : list of str
         What the results should say about the first stage.
     """
@@ -190,6 +200,7 @@ class TransitionEstimate:
     free: list[str] = field(default_factory=list)
     joint_fallback: str = ""
     notes: list[str] = field(default_factory=list)
+    sensitivity: pd.DataFrame | None = None
     _loglik_fn: Callable | None = field(default=None, repr=False)
     _scores_fn: Callable | None = field(default=None, repr=False)
     _hessian_fn: Callable | None = field(default=None, repr=False)
@@ -990,19 +1001,159 @@ def _parametric(model: Model, panel: Panel | None, stats, n_rows: int,
 
 
 # ---------------------------------------------------------------------- inference
+def _cell_layout(ts: TransitionEstimate) -> tuple[list[tuple], list[str]]:
+    """The free cells of a nonparametric estimate: in each estimated row (visited, more than
+    one positive cell) the positive cells except the largest (``last``, one minus the others).
+    Returns ``[(variable, row, free cells, last, start), ...]`` (``start``: the position of the
+    row's first free cell among all) and the cells' names ``"<var>[<given>]-><value>"``."""
+    model = ts.model
+    names, layout = [], []
+    for var, table in ts.tables.items():
+        K = table.shape[-1]
+        rows = table.reshape(-1, K)
+        N = ts.counts[var].reshape(-1, K).sum(axis=1)
+        factor = next(f for f in model.transitions().factors if f.variable == var)
+        vals = model.space.variable(var).values
+        for r in np.flatnonzero((N > 0) & ((rows > 0).sum(axis=1) > 1)):
+            p = rows[r]
+            pos = np.flatnonzero(p > 0)
+            last = int(pos[np.argmax(p[pos])])
+            free = [int(c) for c in pos if c != last]
+            label = ", ".join(f"{k}={v}" for k, v in _row_label(model, factor, int(r)).items())
+            layout.append((var, int(r), free, last, len(names)))
+            names += [f"{var}[{label}]->{vals[c]}" for c in free]
+    return layout, names
+
+
 @dataclass
-class CellView:
-    """The nonparametric first stage seen as parameters: the free cells of every estimated row
-    (:func:`_cell_view`).
+class FirstStageDraws:
+    """Draws of a first-stage transition estimate from its sampling distribution
+    (:func:`draw_first_stage`).
 
     Attributes
     ----------
+    names : list of str
+        The first stage's free coordinates :math:`\\psi`: the free cells of a nonparametric
+        estimate (:func:`_cell_layout`) or the free transition parameters.
+    estimate : numpy.ndarray
+        :math:`\\hat\\psi`, shape (P,).
+    delta : numpy.ndarray
+        :math:`\\psi_d - \\hat\\psi`, shape (D, P).
+    cov : numpy.ndarray
+        :math:`V_\\psi`, the first stage's covariance of :math:`\\hat\\psi` (P, P).
+    tables : list of dict or None
+        Nonparametric: per draw, every estimated variable's drawn table (the estimate's shape).
+    what : str
+        A phrase naming what is drawn.
+    """
+
+    names: list[str]
+    estimate: np.ndarray
+    delta: np.ndarray
+    cov: np.ndarray
+    tables: list[dict[str, np.ndarray]] | None
+    what: str
+
+    @property
+    def values(self) -> np.ndarray:
+        """:math:`\\psi_d`, shape (D, P)."""
+        return self.estimate[None, :] + self.delta
+
+    def transitions(self, base: FactoredTransitions, d: int) -> FactoredTransitions:
+        """``base`` with the estimated factors' tables of draw ``d`` (nonparametric)."""
+        drawn = self.tables[d]
+        return FactoredTransitions([Factor(f.variable, drawn[f.variable], given=f.given)
+                                    if f.variable in drawn else f for f in base.factors])
+
+
+def draw_first_stage(ts: TransitionEstimate, n_draws: int, seed=None
+                     ) -> FirstStageDraws | None:
+    """Draws of the first stage's estimate from its sampling distribution, or ``None`` when
+    nothing was estimated.
+
+    * Cell frequencies: each estimated row (its positive cells, with counts :math:`C_j`) is
+      drawn from the Dirichlet distribution :math:`\\mathrm{Dir}(C_1, \\dots, C_J)`, the
+      posterior of the multinomial cell probabilities under the improper prior
+      :math:`\\prod_j p_j^{-1}`: mean :math:`\\hat p = C / N`, covariance
+      :math:`(\\mathrm{diag}(\\hat p) - \\hat p \\hat p') / (N + 1)` (the estimate's
+      :math:`/N` to first order), every draw a probability distribution; cells never observed
+      stay zero and unvisited or deterministic rows at their value.
+    * Transition parameters: :math:`\\psi_d \\sim N(\\hat\\psi, V_\\psi)` over the free
+      parameters (the boundary ones held at zero). Draws outside the transition function's
+      domain (a probability below zero) are for the caller to count and leave out.
+
+    Parameters
+    ----------
+    ts : TransitionEstimate
+    n_draws : int
+    seed : int, numpy.random.SeedSequence or None
+        Seed of :func:`numpy.random.default_rng`.
+    """
+    rng = np.random.default_rng(seed)
+    if ts.tables:
+        layout, names = _cell_layout(ts)
+        P = len(names)
+        est = np.zeros(P)
+        delta = np.zeros((n_draws, P))
+        drawn = {var: np.repeat(t.reshape(1, -1, t.shape[-1]), n_draws, axis=0)
+                 for var, t in ts.tables.items()}
+        # one gamma variate per positive cell of every estimated row, draw after draw (so the
+        # first n of more draws are the n draws of the same seed)
+        alpha = np.concatenate([ts.counts[var].reshape(-1, ts.tables[var].shape[-1])[r][
+            [*free, last]] for var, r, free, last, _ in layout]).astype(float)
+        gammas = rng.standard_gamma(np.broadcast_to(alpha, (n_draws, len(alpha))))
+        at = 0
+        blocks = []
+        for var, r, free, last, start in layout:
+            K = ts.tables[var].shape[-1]
+            p = ts.tables[var].reshape(-1, K)[r]
+            c = ts.counts[var].reshape(-1, K)[r]
+            pos = [*free, last]
+            g = gammas[:, at:at + len(pos)]
+            at += len(pos)
+            drawn[var][:, r, pos] = g / g.sum(axis=1, keepdims=True)
+            est[start:start + len(free)] = p[free]
+            delta[:, start:start + len(free)] = drawn[var][:, r, free] - p[free]
+            pf = p[free]
+            blocks.append((start, (np.diag(pf) - np.outer(pf, pf)) / c.sum()))
+        cov = np.zeros((P, P))
+        for start, b in blocks:
+            cov[start:start + len(b), start:start + len(b)] = b
+        tables = [{var: drawn[var][d].reshape(ts.tables[var].shape) for var in drawn}
+                  for d in range(n_draws)]
+        return FirstStageDraws(names, est, delta, cov, tables,
+                               f"{P} estimated transition cells")
+    if len(ts.params) and ts.free:
+        where = [list(ts.params.index).index(n) for n in ts.free]
+        V = ts.cov[np.ix_(where, where)]
+        V = 0.5 * (V + V.T)
+        w, Q = np.linalg.eigh(V)
+        if w.min() < -1e-10 * max(1.0, w.max()):
+            raise ValueError(f"the first stage's covariance is not positive semi-definite "
+                             f"(smallest eigenvalue {w.min():.3g}); transitions cannot be drawn")
+        z = rng.standard_normal((n_draws, len(where)))
+        delta = (z * np.sqrt(np.clip(w, 0, None))) @ Q.T
+        return FirstStageDraws(list(ts.free), ts.params[ts.free].to_numpy(dtype=float), delta,
+                               V, None, f"{len(where)} first-stage transition parameters")
+    return None
+
+
+@dataclass
+class CellView:
+    """The nonparametric first stage seen as parameters: the free cells of every estimated row
+    (:func:`_cell_parts`).
+
+    Attributes
+    ----------
+    ts : TransitionEstimate
+        The first stage.
     psi : pandas.Series
         The free cells' estimates, named ``variable[given values]->next value``.
     cov : numpy.ndarray
         Their multinomial covariance (block diagonal by row).
     layout : list of tuple
-        ``(variable, row, free cells, last cell, position in psi)`` per estimated row.
+        ``(variable, row, free cells, last cell, position in psi)`` per estimated row
+        (:func:`_cell_layout`).
     triple_scores : numpy.ndarray or None
         ``(T + 1, P)``: the transition scores of each distinct observed :math:`(s, a, s')` of
         the panel (:attr:`ddc.panel.Panel.transition_counts`), and a last row of zeros.
@@ -1019,8 +1170,8 @@ class CellView:
 
     @property
     def model(self) -> Model:
-        """The parametric model: transition parameters = the cells, defaults = the estimates
-        (the moved tables of :func:`reestimation_covariances`)."""
+        """The parametric model: transition parameters = the cells, defaults = the
+        estimates."""
         ts, layout = self.ts, self.layout
         base = ts.model.transitions()
         by_var = {f.variable: f for f in base.factors}
@@ -1062,33 +1213,21 @@ class CellView:
                                      model.n_states, model.n_actions)
 
 
-def _cell_view(ts: TransitionEstimate, panel: Panel | None) -> CellView:
-    """The nonparametric estimate as parameters: the free cells of every estimated row.
-
-    In each estimated row the positive cells are parameters except the largest one (one minus
-    the others); cells estimated at zero are on the boundary and left out. Returns the cells,
-    their multinomial covariance and, with a panel, the transition scores per distinct observed
-    triple (a row's scores depend on its :math:`(s, a, s')` only)."""
+def _cell_parts(ts: TransitionEstimate, panel: Panel | None) -> CellView:
+    """The nonparametric estimate as parameters: the free cells of every estimated row
+    (:func:`_cell_layout`), their multinomial covariance and, with a panel, the transition
+    scores per distinct observed triple (a row's scores depend on its :math:`(s, a, s')`
+    only)."""
     model = ts.model
-    names, values, blocks, layout = [], [], [], []
-    for var, table in ts.tables.items():
-        K = table.shape[-1]
-        rows = table.reshape(-1, K)
-        N = ts.counts[var].reshape(-1, K).sum(axis=1)
-        factor = next(f for f in model.transitions().factors if f.variable == var)
-        for r in np.flatnonzero((N > 0) & ((rows > 0).sum(axis=1) > 1)):
-            p = rows[r]
-            pos = np.flatnonzero(p > 0)
-            last = int(pos[np.argmax(p[pos])])
-            free = [int(c) for c in pos if c != last]
-            label = ", ".join(f"{k}={v}" for k, v in _row_label(model, factor, int(r)).items())
-            vals = model.space.variable(var).values
-            start = len(names)
-            names += [f"{var}[{label}]->{vals[c]}" for c in free]
-            values += [float(p[c]) for c in free]
-            pf = p[free]
-            blocks.append((start, (np.diag(pf) - np.outer(pf, pf)) / N[r]))
-            layout.append((var, int(r), free, last, start))
+    layout, names = _cell_layout(ts)
+    values, blocks = [], []
+    for var, r, free, _, start in layout:
+        K = ts.tables[var].shape[-1]
+        p = ts.tables[var].reshape(-1, K)[r]
+        N = ts.counts[var].reshape(-1, K)[r].sum()
+        values += [float(p[c]) for c in free]
+        pf = p[free]
+        blocks.append((start, (np.diag(pf) - np.outer(pf, pf)) / N))
     P = len(names)
     cov = np.zeros((P, P))
     for start, b in blocks:
@@ -1110,6 +1249,15 @@ def _cell_view(ts: TransitionEstimate, panel: Panel | None) -> CellView:
         which = np.full(panel.nobs, len(tc.n))
         which[rows] = inverse
     return CellView(ts, psi, cov, layout, per_triple, which)
+
+
+def _cell_view(ts: TransitionEstimate, panel: Panel | None):
+    """The nonparametric estimate as parameters (:func:`_cell_parts`): the parametric model
+    (transition parameters = cells, defaults = the estimates), the cells, their multinomial
+    covariance and the per-row transition scores (``None`` without a panel)."""
+    view = _cell_parts(ts, panel)
+    scores = None if panel is None else view.triple_scores[view.triple]
+    return view.model, view.psi, view.cov, scores
 
 
 @dataclass
@@ -1195,9 +1343,8 @@ def first_stage_covariances(ts: TransitionEstimate, counts: np.ndarray, solver, 
       :math:`\\tilde s_i = s_{\\theta i} + C V_\\psi s_{\\psi i}` (``"opg"`` as
       :math:`B^{-1} \\tilde G'\\tilde G B^{-1}`, :math:`B = G'G`).
 
-    The transition scores of a nonparametric first stage depend on a row's
-    :math:`(s, a, s')` only: :math:`C V_\\psi s_{\\psi}` is formed once per distinct observed
-    triple and gathered to the rows.
+    Records :math:`B = A^{-1} C` (:math:`\\partial\\hat\\theta / \\partial\\psi'`) as
+    ``ts.sensitivity``.
 
     Parameters
     ----------
@@ -1234,53 +1381,113 @@ def first_stage_covariances(ts: TransitionEstimate, counts: np.ndarray, solver, 
         results' ``extra_covs`` (they replace the uncorrected built-in kinds).
     notes : list of str
     """
-    from estimators.inference import group_sums
     from estimators.likelihood import ChoiceLikelihood
 
-    model = ts.model
+    kinds = None
     if ts.tables:
-        view = _cell_view(ts, panel)
-        psi, Vpsi = view.psi, view.cov
-        what = f"{len(psi)} estimated transition cells"
-    elif len(ts.params) and ts.free:
-        psi = ts.params[ts.free]
-        where = [list(ts.params.index).index(n) for n in ts.free]
-        Vpsi = ts.cov[np.ix_(where, where)]
-        what = f"{len(psi)} first-stage transition parameters"
+        view = _cell_parts(ts, panel)
+        psi, Vpsi, what = view.psi, view.cov, f"{len(view.psi)} estimated transition cells"
+        S = None
+        if panel is not None and scores is not None:
+            if cell_scores is not None:  # by kinds of rows: no (rows x P) arrays
+
+                def kinds(CV):
+                    return _row_kinds(view, panel, cell_scores, used, CV)
+            else:
+                S = view.triple_scores[view.triple]
     else:
-        return {}, []
+        got = first_stage_view(ts, panel)
+        if got is None:
+            return {}, []
+        _, psi, Vpsi, S, what = got
     if len(psi) > MAX_CORRECTED:
         return {}, [f"standard errors do not account for the {what} (more than "
                     f"{MAX_CORRECTED}: the correction is not computed)"]
     sol = solution
     if sol is None:
-        sol = ChoiceLikelihood(model, counts, solver).solve(params)
+        sol = ChoiceLikelihood(ts.model, counts, solver).solve(params)
     if not sol.converged or not np.all(np.isfinite(sol.V)):
         raise RuntimeError("the fixed point did not converge at the estimate; cannot correct "
                            "the standard errors for the first stage")
     dtrans = view.derivatives() if ts.tables else \
         sol.transition_derivatives(list(psi.index))
     C = np.einsum("sa,saij->ij", counts, sol.d2logccp_dtheta_dpsi(dtrans))
+    covs = murphy_topel(hessian, scores, groups, C, Vpsi, S, kinds)
+    util = list(ts.model.utility_params)
+    ts.sensitivity = pd.DataFrame(np.linalg.solve(-np.asarray(hessian), C), index=util,
+                                  columns=list(psi.index))
+    return covs, [f"standard errors account for the {what} (Murphy-Topel)"]
+
+
+def first_stage_view(ts: TransitionEstimate, panel: Panel | None):
+    """The first stage as parameters :math:`\\psi` for a covariance correction: the free
+    transition parameters, or the free cells of a nonparametric estimate (:func:`_cell_view`).
+
+    Returns
+    -------
+    tuple or None
+        ``(pmodel, psi, Vpsi, S, what)``: the model with :math:`\\psi` as its transition
+        parameters, their values (Series), covariance, per-row transition scores (``None``
+        without a panel) and a phrase naming them; ``None`` when nothing was estimated.
+    """
+    if ts.tables:
+        pmodel, psi, Vpsi, S = _cell_view(ts, panel)
+        return pmodel, psi, Vpsi, S, f"{len(psi)} estimated transition cells"
+    if len(ts.params) and ts.free:
+        where = [list(ts.params.index).index(n) for n in ts.free]
+        S = ts.row_scores[:, where] if panel is not None else None
+        return (ts.model, ts.params[ts.free], ts.cov[np.ix_(where, where)], S,
+                f"{len(ts.free)} first-stage transition parameters")
+    return None
+
+
+def first_stage_cross_derivative(grad, full: pd.Series, names, cells: bool, n_out: int
+                                 ) -> np.ndarray:
+    """:math:`C = \\partial g / \\partial \\psi'` by central differences of the gradient
+    ``grad(params)`` (a vector of length ``n_out``) in the entries ``names`` of ``full``, step
+    :math:`10^{-6}\\max(1, |\\psi_j|)` (at most half a cell probability)."""
+    C = np.zeros((n_out, len(names)))
+    for k, name in enumerate(names):
+        h = 1e-6 * max(1.0, abs(full[name]))
+        if cells:
+            h = min(h, 0.5 * full[name])
+        up, dn = full.copy(), full.copy()
+        up[name] += h
+        dn[name] -= h
+        g_up, g_dn = grad(up), grad(dn)
+        if g_up is None or g_dn is None:
+            raise RuntimeError(f"the choice likelihood is not finite near the first-stage "
+                               f"estimate in {name}; cannot correct the standard errors")
+        C[:, k] = (g_up - g_dn) / (2 * h)
+    return C
+
+
+def murphy_topel(hessian: np.ndarray, scores: np.ndarray | None, groups: np.ndarray | None,
+                 C: np.ndarray, Vpsi: np.ndarray, S: np.ndarray | None,
+                 kinds: Callable[[np.ndarray], _RowKinds] | None = None
+                 ) -> dict[str, np.ndarray]:
+    """Murphy-Topel covariances from the Hessian :math:`H = -A`, the scores :math:`G` (rows
+    grouped by ``groups``), the cross derivative :math:`C`, the first stage's covariance
+    :math:`V_\\psi` and its scores :math:`S` on the same rows (see
+    :func:`first_stage_covariances`). Instead of ``S``, ``kinds(C V_psi)`` may give the rows by
+    kind (:func:`_row_kinds`): the products and group sums then run over the kinds."""
+    from estimators.inference import group_sums
+
     A = -np.asarray(hessian)
     Ainv = np.linalg.inv(A)
     CV = C @ Vpsi
     covs = {"hessian": Ainv + Ainv @ CV @ C.T @ Ainv}
-    if scores is not None and panel is not None:
-        if ts.tables and cell_scores is not None:
-            # a row's corrected score depends on its kind only: products and group sums per
-            # kind of row, no (rows x K) arrays
-            kinds = _row_kinds(view, panel, cell_scores, used, CV)
-            n = kinds.key.size
-            GG, GtGt = kinds.outer(kinds.choice), kinds.outer(kinds.corrected)
+    if scores is not None and (S is not None or kinds is not None):
+        if kinds is not None:
+            rk = kinds(CV)
+            n = rk.key.size
+            GG, GtGt = rk.outer(rk.choice), rk.outer(rk.corrected)
 
             def sums_by_group(n_groups):
-                return kinds.group_sums(groups, n_groups)
+                return rk.group_sums(groups, n_groups)
         else:
             G = np.asarray(scores)
-            if ts.tables:  # per distinct triple, gathered to the rows
-                Gt = G + (view.triple_scores @ CV.T)[view.triple]
-            else:
-                Gt = G + ts.row_scores[:, where] @ CV.T
+            Gt = G + S @ CV.T
             n = Gt.shape[0]
             GG, GtGt = G.T @ G, Gt.T @ Gt
 
@@ -1296,8 +1503,7 @@ def first_stage_covariances(ts: TransitionEstimate, counts: np.ndarray, solver, 
                 sums = sums_by_group(n_groups)
                 factor = n_groups / (n_groups - 1.0) * (n - 1.0) / (n - k)
                 covs["cluster"] = factor * (Ainv @ (sums.T @ sums) @ Ainv)
-    covs = {kind: 0.5 * (v + v.T) for kind, v in covs.items()}
-    return covs, [f"standard errors account for the {what} (Murphy-Topel)"]
+    return {kind: 0.5 * (v + v.T) for kind, v in covs.items()}
 
 
 def reestimation_covariances(estimator, prep, fit, inf) -> tuple[dict[str, np.ndarray],
@@ -1318,6 +1524,10 @@ def reestimation_covariances(estimator, prep, fit, inf) -> tuple[dict[str, np.nd
     for every covariance kind the estimator offers; the two terms are independent to first
     order, the choice and transition parts being separate factors of the likelihood.
 
+    Records :math:`D` as ``prep.transitions.sensitivity``.
+
+    Records :math:`D` as ``prep.transitions.sensitivity``.
+
     Returns
     -------
     covs : dict
@@ -1330,7 +1540,7 @@ def reestimation_covariances(estimator, prep, fit, inf) -> tuple[dict[str, np.nd
     ts = prep.transitions
     util = list(ts.model.utility_params)
     if ts.tables:
-        view = _cell_view(ts, None)
+        view = _cell_parts(ts, None)
         psi, Vpsi = view.psi, view.cov
         what = f"{len(psi)} estimated transition cells"
     elif len(ts.params) and ts.free:
@@ -1356,6 +1566,7 @@ def reestimation_covariances(estimator, prep, fit, inf) -> tuple[dict[str, np.nd
     else:
         D = _reestimated_jacobian(estimator, prep, fit, view, psi, util)
         how = f"{2 * len(psi)} re-estimations"
+    ts.sensitivity = pd.DataFrame(D, index=util, columns=list(psi.index))
     add = D @ Vpsi @ D.T
     groups = inf.groups
     ing = Ingredients(names=inf.names, hessian=inf.hessian, scores=inf.scores,

@@ -56,6 +56,11 @@ simplex, however near 0 or 1 the estimate is (a normal draw of the shares themse
 there and would have to be dropped). Draws that fail to solve for any type are left out,
 counted in the notes and warned about.
 
+Transitions: with estimation results, every type is solved with the transitions the estimate
+was made with (``res.transition_mixture``: the tables the first stage estimated, and each
+type's own tables when they differ by type), as the one-type engine does; with a parameter
+Series, with the mixture's own (each type's :attr:`ddc.Mixture.type_models`).
+
 Shares that vary over units (``shares_by``: the first state; ``share_covariates``:
 time-invariant covariates) pool with each estimation unit's own shares: the population is the
 estimation sample's distribution of first states and covariates, :math:`z_1, \\dots, z_N`
@@ -70,8 +75,12 @@ the shares' logit coefficients :math:`\\gamma` are drawn with the other paramete
 already on the logit scale) and every draw pools with :math:`\\bar w(\\gamma_d)`: the intervals
 carry the uncertainty of :math:`\\gamma`, the units' characteristics held at the sample's.
 Each type is still in its own stationary distribution :math:`\\mu_k` (the long run, where the
-first state no longer matters). Such mixtures need their results (which hold the units'
-:math:`z_i`); parameter values alone are refused.
+first state no longer matters). By block of the permanent variables the weight is the mean share
+of the estimation units whose first state lies in the block (a unit's block for life), so a
+mixture whose shares depend on a permanent variable (the market) weighs the types by market in
+the by-block table; the summary keeps :math:`\\bar w_k` over all units and is then not the
+block-weighted average of the by-block table (a note says so). Such mixtures need their
+results (which hold the units' :math:`z_i`); parameter values alone are refused.
 """
 
 from __future__ import annotations
@@ -128,6 +137,15 @@ class MixtureCounterfactualReport(CounterfactualReport):
         out["by_type.csv"] = self.by_type
         return out
 
+    def as_text(self) -> str:
+        """The pooled summary (as a one-type report's) and the figures by type, as text."""
+        from estimators.tables import Table
+
+        blocks = _by_type_blocks(self)
+        _, caption, header, rows = blocks[1][:4]
+        return (super().as_text() + "\n(pooled over the types)\n\n"
+                + Table(header, rows, title=caption).as_text())
+
     def __repr__(self) -> str:
         return (f"MixtureCounterfactualReport({self.model_name!r}, types="
                 f"{len(self.type_reports)}, scenarios={list(self.summary.index)}, "
@@ -142,6 +160,41 @@ def _shares_at(mix: Mixture, TH: np.ndarray, design: np.ndarray | None = None) -
     if mix.varying_shares:
         return _pooled_weights(mix, rest, design)
     return np.column_stack([1.0 - rest.sum(axis=1), rest])
+
+
+def _block_weights_of_units(mix: Mixture, params: pd.Series, first_states: np.ndarray,
+                            design: np.ndarray, TH: np.ndarray | None, notes: list
+                            ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Pooled weights by block of the permanent variables, for shares that vary over units:
+    in block :math:`c`, the mean of :math:`w_k(z_i)` over the estimation units whose first
+    state lies in :math:`c` (their block for life). ``(C, K)`` at ``params`` and ``(C, D, K)``
+    at the draws ``TH``; NaN for a block without estimation units (noted)."""
+    from simulations.stationary import block_structure
+
+    structure = block_structure(mix.model, mix.type_params(params, 0).to_numpy())
+    unit_block = structure.block[np.asarray(first_states, dtype=np.int64)]
+    C, K = structure.n_blocks, mix.n_types
+    g0 = params[mix.share_names].to_numpy()[None, :]
+    pos = [mix.param_names.index(n) for n in mix.share_names]
+    w = np.full((C, K), np.nan)
+    Wd = None if TH is None else np.full((C, len(TH), K), np.nan)
+    empty = []
+    for c in range(C):
+        rows = unit_block == c
+        if not rows.any():
+            empty.append(structure.keys[c])
+            continue
+        w[c] = _pooled_weights(mix, g0, design[rows])[0]
+        if TH is not None:
+            Wd[c] = _pooled_weights(mix, TH[:, pos], design[rows])
+    notes.append("By block: each block pools the types with the mean share of the estimation "
+                 "units whose first state is in the block (the summary uses the mean over all "
+                 "units; when the shares vary with a permanent variable the summary is "
+                 "therefore not the block-weighted average of the by-block table).")
+    if empty:
+        notes.append(f"No estimation unit starts in block(s) {empty}: their pooled figures are "
+                     "NaN.")
+    return w, Wd
 
 
 def _pooled_weights(mix: Mixture, gammas: np.ndarray, design: np.ndarray) -> np.ndarray:
@@ -233,6 +286,7 @@ def mixture_counterfactual(
     cov_type: str | None = None,
     money: Money | None = None,
     progress: Callable[[str], None] | None = None,
+    draw_transitions: bool = True,
     engine: Callable[..., CounterfactualReport] | None = None,
 ) -> MixtureCounterfactualReport:
     """Counterfactuals of a mixture of types, by type and pooled (module docstring).
@@ -312,6 +366,7 @@ def mixture_counterfactual(
             "held fixed.")
     else:
         w = mix.shares(params)
+    solve_mix = _transition_mixture(mix, results_or_params, notes)
     TH = None
     valid = np.zeros(0, dtype=bool)
     if cov is not None and n_draws > 0:
@@ -347,7 +402,7 @@ def mixture_counterfactual(
     reports: list[CounterfactualReport] = []
     type_models = []
     for k in range(K):
-        plain = mix.type_model(params, k)
+        plain = solve_mix.type_model(params, k)
         type_models.append(plain)
         tm = plain.replace(hooks=dataclasses.replace(
             plain.hooks, outcomes=(*plain.hooks.outcomes, *extra)))
@@ -460,7 +515,12 @@ def mixture_counterfactual(
                 sdata["share_upper"].append(float(hi))
     state_shares = pd.DataFrame(sdata, index=pd.MultiIndex.from_tuples(
         srows, names=["scenario", "variable", "value"]))
-    by_block = _pooled_by_block(reports, figures, dens, w, Wd, idx, level)
+    w_blocks, Wd_blocks = w, Wd
+    if mix.varying_shares and first.by_block is not None:  # each block its own units' shares
+        w_blocks, Wd_blocks = _block_weights_of_units(
+            mix, params, results_or_params.first_states, design,
+            TH[idx] if intervals else None, notes)
+    by_block = _pooled_by_block(reports, figures, dens, w_blocks, Wd_blocks, idx, level)
     curves = _pooled_curves(mix.model.hooks.curves, reports, curve_dens, names, w, Wd, idx,
                             level)
     notes.append("Pooled figures: CV and every declared outcome and share are the type-share "
@@ -533,6 +593,26 @@ def mixture_counterfactual(
     return report
 
 
+def _transition_mixture(mix: Mixture, results_or_params, notes: list[str]) -> Mixture:
+    """The mixture whose types are solved: the results' :attr:`transition_mixture` (the
+    transitions the estimate was made with), or ``mix`` for a parameter Series."""
+    est = getattr(results_or_params, "transition_mixture", None)
+    if not isinstance(est, Mixture) or est is mix or est is results_or_params.model:
+        return mix
+    shared = est.model is not mix.model
+    typed = list(est.transitions_by_type)
+    what = []
+    if shared:
+        what.append("the tables estimated in the first stage")
+    if typed:
+        what.append(f"each type's own tables of {typed} estimated in the EM")
+    notes.append(f"Transitions: {' and '.join(what) or 'those'} of the "
+                 f"{results_or_params.estimator} fit (not the model's defaults); intervals "
+                 "carry the uncertainty of the utility parameters and shares, not the "
+                 "tables'.")
+    return est
+
+
 def _choice_share(j: int) -> Callable:
     """The share of unit-periods choosing action ``j`` under the context's distribution
     (vectorized: arrays with a draws axis)."""
@@ -573,7 +653,7 @@ def _pool_arrays(w: np.ndarray, values: list, denoms: list | None) -> np.ndarray
     a type without mass in the denominator adds nothing, NaN where no type has any). ``w``:
     (K,) or (D, K) with the draws last in ``values``."""
     K = len(values)
-    wk = [w[k] if np.ndim(w) == 1 else w[:, k] for k in range(K)]
+    wk = [w[..., k] for k in range(K)]
     if denoms is None:
         return sum(a * np.asarray(y) for a, y in zip(wk, values, strict=True))
     num = sum(np.where(d > 0, a * d * np.nan_to_num(np.asarray(y)), 0.0)

@@ -2,7 +2,9 @@
 
 Each customer's type :math:`k` is drawn once, with probabilities the type shares
 :math:`w_k`, and kept for life; the customer then chooses and moves as
-:func:`simulations.simulate` does, with type :math:`k`'s choice probabilities.
+:func:`simulations.simulate` does, with type :math:`k`'s choice probabilities and type
+:math:`k`'s transitions (its own tables of the ``transitions_by_type`` variables, if any;
+:attr:`ddc.Mixture.type_models`).
 
 Initial states: by default drawn **independently of the type**, from the share-weighted average
 :math:`\\sum_k w_k \\mu_k` of the types' stationary distributions (equal numbers per block of
@@ -142,7 +144,9 @@ def simulate_mixture(
     sols = mix.solve(params)
     pis = [np.ascontiguousarray(s.pi, dtype=np.float64) for s in sols]
     tp0 = mix.type_params(params, 0)
-    ct = model.compiled_transitions(tp0)
+    type_models = mix.type_models
+    cts = [tm.compiled_transitions(mix.type_params(params, k))
+           for k, tm in enumerate(type_models)]
     rng = np.random.default_rng(seed)
     u_type = rng.random(n) if K > 1 else None  # one type: the stream of simulate(model)
     types = _inverse_cdf(w_types, u_type) if K > 1 else np.zeros(n, dtype=np.int64)
@@ -162,7 +166,8 @@ def simulate_mixture(
     else:
         structure = block_structure(model, tp0)
         w = block_weights(structure, weights)
-        mus = [stationary_from_policy(model, pi, weights=w, params=tp0) for pi in pis]
+        mus = [stationary_from_policy(tm, pi, weights=w, params=mix.type_params(params, k))
+               for k, (tm, pi) in enumerate(zip(type_models, pis, strict=True))]
         counts = allocate(n, w)
         u0 = rng.random(n)
         if initial is None:
@@ -179,8 +184,8 @@ def simulate_mixture(
     if mix.varying_shares:  # the type given the first state and the covariates
         cdf = np.cumsum(mix.unit_shares(params, s0, covariates), axis=1)
         types = np.minimum((u_type[:, None] >= cdf).sum(axis=1), K - 1)
-    trans = tuple(ct)[2:]
-    n_f = len(ct.f_stride)
+    trans = [tuple(ct)[2:] for ct in cts]
+    n_f = len(cts[0].f_stride)
     states = np.empty((n, T), dtype=np.int64)
     actions = np.empty((n, T), dtype=np.int64)
     for lo in range(0, n, CHUNK_CUSTOMERS):
@@ -190,7 +195,7 @@ def simulate_mixture(
             idx = np.flatnonzero(types[lo:hi] == k)
             if idx.size:
                 st, ac = simulate_codes(np.ascontiguousarray(s0[lo:hi][idx]),
-                                        np.ascontiguousarray(U[idx]), pis[k], *trans)
+                                        np.ascontiguousarray(U[idx]), pis[k], *trans[k])
                 states[lo + idx], actions[lo + idx] = st, ac
     out = _panel(model, ids, states, actions)
     for name, values in mix.share_covariates.items():  # constant within each customer

@@ -20,7 +20,7 @@ import pytest
 
 import ddc
 from estimators import CCP
-from estimators.first_stage import _cell_view, _reestimated_jacobian
+from estimators.first_stage import _cell_parts, _reestimated_jacobian
 from estimators.inference import group_sums, row_scores
 from simulations import simulate
 
@@ -37,7 +37,7 @@ def ccp_fit():
 
 def test_ccp_estimate_jacobian_matches_reestimation(ccp_fit):
     model, est, prep, fit = ccp_fit
-    view = _cell_view(prep.transitions, None)
+    view = _cell_parts(prep.transitions, None)
     analytic = est._estimate_jacobian(prep, fit, view.derivatives())
     assert analytic.shape == (len(model.utility_params), len(view.psi))
     some = slice(None, None, 4)  # every fourth cell (two re-estimations each)

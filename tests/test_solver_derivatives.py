@@ -133,13 +133,13 @@ def test_cell_derivatives_match_differences_of_full_solves():
     (exact table derivatives, :class:`estimators.first_stage.CellView`) against central
     differences of complete solves of the model whose transition parameters are the cells."""
     from estimators.base import prepare
-    from estimators.first_stage import _cell_view
+    from estimators.first_stage import _cell_parts
     from simulations import simulate
 
     model = ddc.models.membership()
     panel = simulate(model, model.true_params, n_customers=300, n_periods=12, seed=5)
     ts = prepare(model, panel, None, "test").transitions
-    view = _cell_view(ts, None)
+    view = _cell_parts(ts, None)
     pmodel = view.model
     params = pmodel.params_series(model.true_params[model.utility_params].to_numpy())
     cross = pmodel.solve(params).d2logccp_dtheta_dpsi(view.derivatives())

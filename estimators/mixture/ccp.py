@@ -50,13 +50,20 @@ from ddc.solver import ConvergenceWarning, Solver, small_blas
 from ddc.utility import LinearUtility
 from estimators.ccp import PseudoLikelihood, frequency_ccps
 from estimators.data import setup
+from estimators.first_stage import TransitionOptions
 from estimators.mixture.likelihood import (
     MixtureEvaluation,
     MixtureLikelihood,
     logsumexp,
     unit_counts,
 )
-from estimators.mixture.nfxp import mixture_results, one_type_start, order_types, split_starts
+from estimators.mixture.nfxp import (
+    mapped_data,
+    mixture_results,
+    one_type_start,
+    order_types,
+    split_starts,
+)
 
 __all__ = ["MixtureCCP", "PseudoMixtureLikelihood"]
 
@@ -120,12 +127,16 @@ class MixtureCCP:
         As in :class:`~estimators.NFXP`.
     on_failure : {"warn", "raise"}
         What non-convergence does.
+    transitions : {"estimate", "known"} or TransitionOptions
+        The first stage of the transitions, as for :class:`~estimators.CCP`: estimated from the
+        data (default; every type's CCP representation uses the estimated transitions) or
+        declared known.
     """
 
     def __init__(self, mix: Mixture, first_stage: str = "frequency", smoothing: float = 0.5,
                  solver: Solver | None = None, *, method: str = "CCP", two_stage: bool = False,
                  tol: float = 1e-7, max_iter: int = 2000, n_starts: int = 3, seed: int = 0,
-                 drop_first: bool | None = None, on_failure: str = "warn"):
+                 drop_first: bool | None = None, on_failure: str = "warn", transitions=None):
         if not isinstance(mix, Mixture):
             raise TypeError(f"MixtureCCP needs a ddc.Mixture, got {type(mix).__name__}")
         if method not in ("CCP", "NPL"):
@@ -136,6 +147,10 @@ class MixtureCCP:
         if not isinstance(mix.model.utility, LinearUtility):
             raise TypeError(f"{method}(mix) needs a utility linear in parameters "
                             "(LinearUtility); use NFXP(mix) for a CallableUtility")
+        if mix.transitions_by_type:
+            raise TypeError(f"{method}(mix) does not estimate type-specific transitions "
+                            f"({mix.transitions_by_type}); NFXP(mix) does (EM with the tables' "
+                            "closed-form M-step)")
         if two_stage and method != "CCP":
             raise ValueError("two_stage=True is the two-stage CCP variant; NPL iterates the "
                              "CCPs on the model instead")
@@ -154,12 +169,14 @@ class MixtureCCP:
         self.tol, self.max_iter = tol, int(max_iter)
         self.n_starts, self.seed = int(n_starts), seed
         self.drop_first, self.on_failure = drop_first, on_failure
+        self.transitions = TransitionOptions.of(transitions)
 
     def __repr__(self) -> str:
         variant = ", two_stage=True" if self.two_stage else ""
         return f"{self.name}({self.mix!r}{variant})"
 
-    def fit(self, data, start=None):
+    def fit(self, data, start=None, *, id_col: str | None = None, time_col: str | None = None,
+            action_col: str | None = None, columns=None):
         """Estimate on a long panel; returns :class:`~estimators.mixture.MixtureResults`.
 
         Parameters
@@ -168,7 +185,15 @@ class MixtureCCP:
             The panel.
         start : pandas.Series or mapping, optional
             One starting point over ``mix.param_names`` instead of the default starts.
+        id_col, time_col, action_col : str, optional
+            Column names of the unit id, the period and the action (default: the model's
+            layout).
+        columns : ddc.panel.Columns or mapping, optional
+            The column mapping, as for the one-type estimators' ``fit``; also maps a share
+            covariate to the column holding it (``{"channel": "signup_channel"}``).
         """
+        data = mapped_data(self.mix, data, self.drop_first, id_col=id_col, time_col=time_col,
+                           action_col=action_col, columns=columns)
         with small_blas(self.mix.model.n_states, self.solver):
             return self._fit(data, start)
 
@@ -215,11 +240,13 @@ class MixtureCCP:
 
     def _fit(self, data, start):
         t0 = time.perf_counter()
-        mix = self.mix
+        K = self.mix.n_types
+        cd, ts, base = setup(self.mix.model, data, self.drop_first, f"{self.name}(mixture)",
+                             None, needs_rows=True, transitions=self.transitions)
+        # every type solved with the first stage's transitions (the estimated tables)
+        mix = self.mix if ts.model is self.mix.model else \
+            self.mix.with_transitions(ts.model.transitions())
         model = mix.model
-        K = mix.n_types
-        cd, ts, base = setup(model, data, self.drop_first, f"{self.name}(mixture)", None,
-                             needs_rows=True)
         uc = unit_counts(mix, cd)
         pl = PseudoLikelihood(model, base, self.solver)
         p_pool = frequency_ccps(model, cd.counts, self.smoothing)
@@ -265,7 +292,7 @@ class MixtureCCP:
         if self.name == "NPL":
             lik = MixtureLikelihood(mix, uc, full, self.solver)
             return mixture_results(
-                "NPL", mix, lik, x, cd, ts, notes=notes, converged=best["converged"],
+                "NPL", self.mix, lik, x, cd, ts, notes=notes, converged=best["converged"],
                 message=message, on_failure=self.on_failure, iterations=iterations,
                 seconds=time.perf_counter() - t0, extra=extra,
                 cov_note="standard errors of maximum likelihood (the mixture likelihood's "
@@ -273,7 +300,7 @@ class MixtureCCP:
         Z, e = zip(*(pl.linearize(pk) for pk in p), strict=True)
         pml = PseudoMixtureLikelihood(mix, uc, full, self.solver, list(Z), list(e))
         return mixture_results(
-            "CCP", mix, pml, x, cd, ts, notes=notes, converged=best["converged"],
+            "CCP", self.mix, pml, x, cd, ts, notes=notes, converged=best["converged"],
             message=message, on_failure=self.on_failure, iterations=iterations,
             seconds=time.perf_counter() - t0, extra=extra, loglik_label="choice (pseudo)",
             cov_note="standard errors of the mixture pseudo-likelihood at the final type "

@@ -23,6 +23,13 @@ and the per-unit scores are
 
 with :math:`\\partial \\log\\pi_k / \\partial\\theta` from the implicit function theorem at type
 :math:`k`'s fixed point (:meth:`ddc.Solution.dlogccp_dtheta`).
+
+Each type is solved with its own model (:attr:`ddc.Mixture.type_models`: the transitions the
+estimate is made with). With type-specific transition tables
+(:class:`estimators.mixture.transitions.TypeTransitions`, set by
+:meth:`MixtureLikelihood.set_type_tables`) the type's transition log-likelihood
+:math:`\\ell^{tr}_{ik}` is added to :math:`\\ell_{ik}`; the tables are held fixed in the
+derivatives (they are estimated by EM's closed-form M-step).
 """
 
 from __future__ import annotations
@@ -156,11 +163,33 @@ class MixtureLikelihood:
             for u in range(Pu):
                 self.maps[k, u, where[mix.type_index[k, u]]] = 1.0
         SA = model.n_states * model.n_actions
-        self.liks = [ChoiceLikelihood(model, np.zeros((model.n_states, model.n_actions)), solver)
-                     for _ in range(K)]
+        self.liks = [ChoiceLikelihood(tm, np.zeros((model.n_states, model.n_actions)), solver)
+                     for tm in mix.type_models]
+        self.type_trans = None  # TypeTransitions when transitions differ by type
+        self.tables: list[dict[str, np.ndarray]] | None = None
+        self._tr_loglik = None  # (N, K) transition log-likelihoods of the tables
         self.n_evaluations = 0
         self._SA = SA
         self._BT = None
+
+    # ----------------------------------------------------------------- type transitions
+    def set_type_tables(self, type_trans, tables: list[dict[str, np.ndarray]]) -> None:
+        """Solve type :math:`k` with ``tables[k]`` (its tables of the by-type variables) and add
+        its transition log-likelihood to the units' type likelihoods from now on."""
+        if not self.mix.transitions_by_type:
+            raise ValueError("set_type_tables needs a mixture with transitions_by_type")
+        mix = self.mix.with_transitions(type_transitions=tables)
+        self.type_trans, self.tables = type_trans, [dict(t) for t in tables]
+        self._tr_loglik = type_trans.unit_loglik(self.tables)
+        for lik, tm in zip(self.liks, mix.type_models, strict=True):
+            lik.model, lik._anchor = tm, None
+
+    @property
+    def transition_mixture(self) -> Mixture:
+        """The mixture with the transitions the likelihood solves each type with."""
+        if self.tables is None:
+            return self.mix
+        return self.mix.with_transitions(type_transitions=self.tables)
 
     # ----------------------------------------------------------------- vectors
     def full(self, x: np.ndarray) -> np.ndarray:
@@ -277,6 +306,8 @@ class MixtureLikelihood:
         B = self.counts.matrix
         lik = np.column_stack([B @ np.where(np.isfinite(lp), lp, 0.0).ravel()
                                for lp, _ in terms])
+        if self._tr_loglik is not None:
+            lik = lik + self._tr_loglik
         w = self.unit_weights(x)
         with np.errstate(divide="ignore"):
             M = lik + np.log(w)

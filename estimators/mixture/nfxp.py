@@ -2,9 +2,12 @@
 
 Steps of :meth:`MixtureNFXP.fit`:
 
-1. **Data and first stage**, as for the one-type model (:func:`estimators.data.setup`): the
-   transition parameters are estimated once and shared by all types; the per-unit choice counts
-   :math:`n_i(s, a)` are built once (:func:`estimators.mixture.likelihood.unit_counts`).
+1. **Data and first stage**, as for the one-type model (:func:`estimators.data.setup`, the
+   same ``transitions=`` options): fixed transition tables are estimated by cell frequencies,
+   transition parameters by maximum likelihood (or both declared known with
+   ``transitions="known"``); every type is solved with the estimated transitions. The per-unit
+   choice counts :math:`n_i(s, a)` are built once
+   (:func:`estimators.mixture.likelihood.unit_counts`).
 2. **One-type estimate** :math:`\\hat\\theta_1` (the NFXP two-step estimate, from zeros).
 3. **Starting values**: type :math:`k`'s type-specific parameters start at
    :math:`\\hat\\theta_{1,j} + c_k \\sigma_m d_j` with :math:`c_k` evenly spaced in
@@ -15,21 +18,34 @@ Steps of :meth:`MixtureNFXP.fit`:
    E-step computes the posteriors :math:`q_{ik}` (one pass over the units' counts); the M-step
    sets :math:`w_k = \\frac{1}{N}\\sum_i q_{ik}` and takes a few BHHH steps on
    :math:`\\sum_k \\sum_{s,a} N_k(s,a) \\log\\pi_k(a \\mid s; \\theta)` with the weighted
-   counts :math:`N_k = \\sum_i q_{ik} n_i`, warm-starting each type's fixed point.
+   counts :math:`N_k = \\sum_i q_{ik} n_i`, warm-starting each type's fixed point. With
+   type-specific transitions (``transitions_by_type``) the E-step includes each type's
+   transition likelihood and the M-step sets each type's tables to the posterior-weighted cell
+   frequencies (:mod:`estimators.mixture.transitions`; they start at the pooled first stage).
 5. **Direct maximization** of the mixture log-likelihood from the EM point (BHHH on the
    per-unit scores, then BFGS updates), with the analytic gradient of
    :mod:`estimators.mixture.likelihood`, to the exact MLE. The start with the highest
-   likelihood wins.
+   likelihood wins. Type-specific tables are held in this step; it alternates with their
+   closed-form update (at the posteriors of the new estimate) until the tables move by less
+   than ``em_tol`` (each round raises the likelihood), which reaches the joint maximum in the
+   utility parameters, shares and tables.
 6. **Labels** ordered by a fixed rule: types sorted by their first ``by_type`` parameter,
    ascending (type 0 has the smallest).
-7. **Inference** from the mixture likelihood: the Hessian (Richardson-extrapolated central
-   differences of the analytic gradient) and the per-unit scores, transformed from the logit
-   parametrisation of the shares to the shares themselves (the delta method), so that every
-   covariance kind (Hessian, OPG, sandwich, cluster by unit) is available. The transition
-   parameters are held at their first-stage values (standard errors treat them as known).
+7. **Inference** from the mixture likelihood: the Hessian (central differences of the analytic
+   gradient) and the per-unit scores, transformed from the logit parametrisation of the shares
+   to the shares themselves (the delta method), so that every covariance kind (Hessian, OPG,
+   sandwich, cluster by unit) is available. A first stage shared by all types is accounted
+   for as in the one-type NFXP (Murphy and Topel 1985,
+   :func:`estimators.first_stage.murphy_topel`): the cross derivative
+   :math:`C = \\partial^2 \\ell / \\partial x \\partial\\psi'` of the mixture log-likelihood in the
+   internal parameters :math:`x` and the first-stage parameters :math:`\\psi` (free transition
+   parameters, or the free cells of the estimated tables) by central differences of the
+   analytic mixture gradient, carried to the reported parameters like the Hessian. Type-specific
+   tables are treated as known in the standard errors (a note says so).
 
 With ``n_types=1`` steps 3-5 are skipped: the estimate is the one-type estimate of step 2,
-which is what ``NFXP(model, full_information=False)`` computes.
+which is what ``NFXP(model, full_information=False)`` computes (with the same first stage and
+the same standard errors).
 """
 
 from __future__ import annotations
@@ -42,10 +58,18 @@ import pandas as pd
 
 from ddc.mixture import Mixture
 from ddc.solver import ConvergenceError, ConvergenceWarning, Solver, small_blas
-from estimators.data import setup
+from estimators.data import choice_data, setup
+from estimators.first_stage import (
+    MAX_CORRECTED,
+    TransitionOptions,
+    first_stage_cross_derivative,
+    first_stage_view,
+    murphy_topel,
+)
 from estimators.likelihood import ChoiceLikelihood, maximize_utility
 from estimators.mixture.likelihood import MixtureLikelihood, unit_counts
 from estimators.mixture.results import MixtureResults, TypesNotSeparatedWarning
+from estimators.mixture.transitions import TypeTransitions
 from estimators.optimize import Optimizer, maximize
 
 __all__ = ["MixtureNFXP", "check_separation", "mixture_results", "one_type_start",
@@ -53,6 +77,13 @@ __all__ = ["MixtureNFXP", "check_separation", "mixture_results", "one_type_start
 
 SHARE_NEAR_ZERO = 0.02
 FLAT_ENTROPY = 0.9
+
+
+def mapped_data(mix: Mixture, data, drop_first: bool | None, **mapping):
+    """``data`` coded with the column ``mapping`` (:func:`estimators.data.choice_data`) when
+    one is given, else ``data`` as is."""
+    given = {k: v for k, v in mapping.items() if v is not None}
+    return choice_data(mix.model, data, drop_first, **given) if given else data
 
 
 def one_type_start(mix: Mixture, theta1: np.ndarray) -> np.ndarray:
@@ -90,7 +121,8 @@ def split_starts(mix: Mixture, theta1: pd.Series, full: np.ndarray, n_starts: in
 
 
 def order_types(mix: Mixture, ml, x: np.ndarray) -> np.ndarray:
-    """Relabel the types of internal ``x``: ascending in the first ``by_type`` parameter."""
+    """Relabel the types of internal ``x``: ascending in the first ``by_type`` parameter (type
+    specific transition tables held by ``ml`` are relabelled alike)."""
     K = mix.n_types
     if K == 1:
         return x
@@ -102,6 +134,8 @@ def order_types(mix: Mixture, ml, x: np.ndarray) -> np.ndarray:
     for p in mix.by_type:
         for j in range(K):
             y[pos[f"{p}[{j}]"]] = x[pos[f"{p}[{perm[j]}]"]]
+    if getattr(ml, "tables", None) is not None:  # type-specific transition tables
+        ml.set_type_tables(ml.type_trans, [ml.tables[j] for j in perm])
     P = len(ml.struct)
     if ml.Zc is not None:  # logit coefficients relative to the new type 0
         G = np.vstack([np.zeros((1, ml.Zc.shape[1])), x[P:].reshape(K - 1, -1)])[perm]
@@ -113,29 +147,20 @@ def order_types(mix: Mixture, ml, x: np.ndarray) -> np.ndarray:
 
 
 def numerical_hessian(ml, x: np.ndarray) -> np.ndarray:
-    """Hessian of ``ml``'s log-likelihood at internal ``x``: Richardson-extrapolated central
-    differences of the analytic gradient, step :math:`h = 10^{-5} \\max(1, |x_k|)`,
-
-    .. math:: H_{\\cdot k} \\approx \\frac{8 [g(x + h e_k) - g(x - h e_k)] - [g(x + 2h e_k)
-              - g(x - 2h e_k)]}{12 h},
-
-    with truncation error :math:`O(h^4)` (plain central differences leave :math:`O(h^2)`,
-    about :math:`10^{-7}` of the standard errors here, more than the one-type mixture's
-    agreement with NFXP's analytic Hessian allows)."""
+    """Hessian of ``ml``'s log-likelihood at internal ``x``: central differences of the
+    analytic gradient, step ``1e-5 max(1, |x_k|)``."""
     n = len(x)
     H = np.empty((n, n))
     for k in range(n):
         h = 1e-5 * max(1.0, abs(x[k]))
-        grads = []
-        for step in (h, -h, 2 * h, -2 * h):
-            moved = x.copy()
-            moved[k] += step
-            g = ml.evaluate(moved).grad
-            if g is None:
-                raise RuntimeError(f"the mixture likelihood is not finite near the estimate in "
-                                   f"{ml.names[k]}; cannot form the Hessian")
-            grads.append(g)
-        H[:, k] = (8 * (grads[0] - grads[1]) - (grads[2] - grads[3])) / (12 * h)
+        up, dn = x.copy(), x.copy()
+        up[k] += h
+        dn[k] -= h
+        g_up, g_dn = ml.evaluate(up).grad, ml.evaluate(dn).grad
+        if g_up is None or g_dn is None:
+            raise RuntimeError(f"the mixture likelihood is not finite near the estimate in "
+                               f"{ml.names[k]}; cannot form the Hessian")
+        H[:, k] = (g_up - g_dn) / (2 * h)
     return 0.5 * (H + H.T)
 
 
@@ -183,10 +208,19 @@ def mixture_results(estimator: str, mix: Mixture, ml, x: np.ndarray, cd, ts, *, 
     names = ml.struct + mix.share_names
     params = pd.Series(ml.full(x), index=mix.param_names)
     trans = list(mix.model.transition_params.index)
-    if trans:
-        notes.append("transition parameters from the first stage, shared by all types and "
-                     "held fixed; standard errors treat them as known")
     notes.extend(str(n) for n in (getattr(ts, "notes", None) or []))
+    covs: dict = {}
+    if type(ml) is MixtureLikelihood and ml.tables is None and ts is not None:
+        covs, fs_notes = _first_stage_covariances(mix, ml, x, ts, cd, H, G, Jinv)
+        notes.extend(fs_notes)
+    estimated = ts is not None and (len(ts.params) or ts.tables)
+    if estimated and not covs:
+        notes.append("transitions from the first stage, shared by all types and held fixed; "
+                     "standard errors treat them as known")
+    if ml.tables is not None:
+        notes.append(f"transitions of {list(mix.transitions_by_type)} by type: each type's "
+                     "tables estimated by posterior-weighted cell frequencies inside the EM "
+                     "(res.type_tables); standard errors treat them as known")
     if cov_note:
         notes.append(cov_note)
     panel = cd.panel
@@ -205,21 +239,61 @@ def mixture_results(estimator: str, mix: Mixture, ml, x: np.ndarray, cd, ts, *, 
         q = ev.posteriors
         notes.append(f"classification: {np.mean(q.max(axis=1) > 0.9):.1%} of units with a "
                      f"posterior above 0.9; mean largest posterior {q.max(axis=1).mean():.3f}")
-    ll_t = ts.loglik
-    extra = {**extra, "message": message}
+    # the transition part of the likelihood: the first stage's, or (types with their own
+    # tables, whose part is inside ev.loglik) the factors shared by all types
+    ll_t = ts.loglik if ml.tables is None else \
+        ml.type_trans.other_loglik(ml.mix.model, cd.panel)
+    extra = {**extra, "message": message, "transitions": ts}
     res = MixtureResults(
         n_types=K, posteriors=posteriors, type_solutions=ev.solutions, share_design=ml.Zc,
+        first_states=ml.counts.first_states,
         model=mix, estimator=estimator, params=params[names], hessian=H, scores=G,
         groups=np.arange(ml.counts.n_units), loglik=ev.loglik + ll_t,
         loglik_parts={loglik_label: ev.loglik, "transition": ll_t}, nobs=cd.nobs,
         n_units=cd.n_units, converged=bool(converged), iterations=iterations,
         function_evals=ml.n_evaluations, seconds=seconds + time.perf_counter() - t0,
         cov_type="hessian", fixed_params=params[trans] if trans else None, notes=notes,
-        extra=extra,
+        extra=extra, extra_covs=covs or None, transition_mixture=ml.transition_mixture,
     )
     if K > 1:
         check_separation(mix, res)
     return res
+
+
+def _first_stage_covariances(mix: Mixture, ml: MixtureLikelihood, x: np.ndarray, ts, cd,
+                             H: np.ndarray, G: np.ndarray, Jinv: np.ndarray
+                             ) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Murphy-Topel covariances of the mixture estimate for a first stage shared by all types
+    (module docstring, step 7): :func:`estimators.first_stage.murphy_topel` with the cross
+    derivative of the mixture log-likelihood and the first stage's scores summed by unit."""
+    panel = cd.panel
+    view = first_stage_view(ts, panel)
+    if view is None:
+        return {}, []
+    pmodel, psi, Vpsi, S_rows, what = view
+    if len(psi) > MAX_CORRECTED:
+        return {}, [f"standard errors do not account for the {what} (more than "
+                    f"{MAX_CORRECTED}: the correction is not computed); they treat the "
+                    "transitions as known"]
+    # the same mixture over the model whose transition parameters are the first stage's
+    mix_p = Mixture(pmodel, mix.n_types, mix.by_type, shares_by=mix.shares_by,
+                    share_covariates=mix.share_covariates or None)
+    given = pd.Series(ml.full(x), index=mix.param_names)
+    full = pd.Series([given[n] if n in given.index else psi[n] for n in mix_p.param_names],
+                     index=mix_p.param_names)
+    ml_p = MixtureLikelihood(mix_p, ml.counts, full.to_numpy(), ml.solver)
+
+    def grad(moved: pd.Series) -> np.ndarray | None:
+        ml_p.base = moved.to_numpy()
+        return ml_p.evaluate(x).grad
+
+    Cx = first_stage_cross_derivative(grad, full, psi.index, bool(ts.tables), len(x))
+    C = Jinv.T @ Cx
+    S = np.zeros((ml.counts.n_units, len(psi)))
+    np.add.at(S, panel.unit, S_rows)
+    covs = murphy_topel(H, G, np.arange(ml.counts.n_units), C, Vpsi, S)
+    return covs, [f"standard errors account for the {what} (Murphy-Topel, the mixture "
+                  "log-likelihood's cross derivative)"]
 
 
 class MixtureNFXP:
@@ -250,6 +324,10 @@ class MixtureNFXP:
         As for :class:`~estimators.NFXP`.
     on_failure : {"warn", "raise"}
         What non-convergence does.
+    transitions : {"estimate", "known"} or TransitionOptions
+        The first stage of the transitions, as for :class:`~estimators.NFXP`: estimated from
+        the data (default) or declared known (the model's, and with ``transitions_by_type``
+        the mixture's type tables, held as given).
     """
 
     name = "NFXP"
@@ -257,7 +335,8 @@ class MixtureNFXP:
     def __init__(self, mix: Mixture, solver: Solver | None = None,
                  optimizer: Optimizer | None = None, *, n_starts: int = 3, em_max_iter: int = 200,
                  em_tol: float = 1e-5, m_step_iter: int = 3, seed: int = 0,
-                 drop_first: bool | None = None, on_failure: str = "warn", **unsupported):
+                 drop_first: bool | None = None, on_failure: str = "warn", transitions=None,
+                 **unsupported):
         if not isinstance(mix, Mixture):
             raise TypeError(f"MixtureNFXP needs a ddc.Mixture, got {type(mix).__name__}")
         if unsupported.pop("full_information", False) and len(mix.model.transition_params):
@@ -280,13 +359,15 @@ class MixtureNFXP:
         self.n_starts, self.em_max_iter, self.em_tol = int(n_starts), int(em_max_iter), em_tol
         self.m_step_iter, self.seed = int(m_step_iter), seed
         self.drop_first, self.on_failure = drop_first, on_failure
+        self.transitions = TransitionOptions.of(transitions)
 
     def __repr__(self) -> str:
         return (f"NFXP({self.mix!r}, n_starts={self.n_starts}, solver={self.solver!r}, "
                 f"optimizer={self.optimizer!r})")
 
     # ------------------------------------------------------------------ fit
-    def fit(self, data, start=None) -> MixtureResults:
+    def fit(self, data, start=None, *, id_col: str | None = None, time_col: str | None = None,
+            action_col: str | None = None, columns=None) -> MixtureResults:
         """Estimate the mixture on a long panel.
 
         Parameters
@@ -297,19 +378,27 @@ class MixtureNFXP:
         start : pandas.Series or mapping, optional
             One starting point over ``mix.param_names`` (shares strictly inside the simplex)
             instead of the default starts.
+        id_col, time_col, action_col : str, optional
+            Column names of the unit id, the period and the action (default: the model's
+            layout).
+        columns : ddc.panel.Columns or mapping, optional
+            The column mapping, as for the one-type estimators' ``fit``; also maps a share
+            covariate to the column holding it (``{"channel": "signup_channel"}``).
 
         Returns
         -------
         MixtureResults
         """
+        data = mapped_data(self.mix, data, self.drop_first, id_col=id_col, time_col=time_col,
+                           action_col=action_col, columns=columns)
         with small_blas(self.mix.model.n_states, self.solver):
             return self._fit(data, start)
 
     def _first_stage(self, data):
         mix, model = self.mix, self.mix.model
         cd, ts, base = setup(model, data, self.drop_first, "NFXP(mixture)", None,
-                             needs_rows=True)
-        lik = ChoiceLikelihood(model, cd.counts, self.solver)
+                             needs_rows=True, transitions=self.transitions)
+        lik = ChoiceLikelihood(ts.model, cd.counts, self.solver)
         theta1, one = maximize_utility(lik, base, self.optimizer)
         return cd, ts, theta1, one, one_type_start(mix, theta1.to_numpy())
 
@@ -334,9 +423,12 @@ class MixtureNFXP:
         m_opt = Optimizer(self.optimizer.method if self.optimizer.method == "bhhh" else "bhhh",
                           tol=self.optimizer.tol, max_iter=self.m_step_iter)
         it, done = 0, False
+        tables = self._estimates_tables(ml)
         for it in range(1, self.em_max_iter + 1):  # noqa: B007
             q = ev.posteriors
             gamma = ml.fit_shares(q, x)
+            if tables:  # type tables: closed-form M-step, before the utility step uses them
+                ml.set_type_tables(ml.type_trans, ml.type_trans.m_step(q, ml.tables))
             r = maximize(ml.m_step_objective(ml.weighted_counts(q)), x[:P], m_opt)
             x_new = np.concatenate([r.x, gamma])
             ev_new = ml.evaluate(x_new, False)
@@ -348,6 +440,29 @@ class MixtureNFXP:
                 done = True
                 break
         return x, ll, it, done
+
+    def _estimates_tables(self, ml: MixtureLikelihood) -> bool:
+        """Whether the fit estimates type-specific tables (not declared known)."""
+        return ml.tables is not None and not self.transitions.known
+
+    def _ml_with_tables(self, ml: MixtureLikelihood, x: np.ndarray):
+        """Direct ML holding the type tables, alternating with their closed-form update at the
+        new posteriors until they move by less than ``em_tol``. Returns the last ML run, the
+        rounds and whether the tables settled."""
+        r = self._ml(ml, x)
+        if not self._estimates_tables(ml):
+            return r, 0, True
+        for rounds in range(1, self.em_max_iter + 1):
+            q = ml.evaluate(r.x, False).posteriors
+            if q is None:
+                return r, rounds, False
+            new = ml.type_trans.m_step(q, ml.tables)
+            moved = ml.type_trans.change(new, ml.tables)
+            if moved < self.em_tol:
+                return r, rounds, True
+            ml.set_type_tables(ml.type_trans, new)
+            r = self._ml(ml, r.x)
+        return r, self.em_max_iter, False
 
     def _ml(self, ml: MixtureLikelihood, x: np.ndarray):
         def objective(z, need):
@@ -364,26 +479,35 @@ class MixtureNFXP:
         if not one.converged:
             warnings.warn(f"the one-type estimate that seeds the starting values did not "
                           f"converge ({one.message})", ConvergenceWarning, stacklevel=3)
-        ml = MixtureLikelihood(mix, unit_counts(mix, cd), full, self.solver)
+        est_mix, tables0 = _estimation_mixture(mix, ts, self.transitions)
+        ml = MixtureLikelihood(est_mix, unit_counts(mix, cd), full, self.solver)
+        type_trans = TypeTransitions(est_mix, cd.panel) if mix.transitions_by_type else None
         notes: list[str] = []
         runs = []
-        if K == 1 and start is None:
+        if K == 1 and start is None and type_trans is None:
             x = ml.internal(full)
             runs.append({"start": 0, "loglik": float(one.fun), "em_iterations": 0,
                          "converged": bool(one.converged), "x": x, "iterations": one.iterations,
-                         "message": one.message})
+                         "message": one.message, "tables": None})
         else:
             for m, x0 in enumerate(self._starts(ml, theta1, full, start)):
+                if type_trans is not None:  # every start from the first-stage tables
+                    ml.set_type_tables(type_trans, tables0)
                 x_em, ll_em, it_em, _ = self._em(ml, x0) if K > 1 else (x0, None, 0, True)
-                r = self._ml(ml, x_em)
+                r, rounds, settled = self._ml_with_tables(ml, x_em)
+                message = r.message if settled else \
+                    f"{r.message}; the type tables still moved after {rounds} rounds"
                 runs.append({"start": m, "loglik": float(r.fun), "em_iterations": it_em,
-                             "converged": bool(r.converged), "x": r.x,
-                             "iterations": r.iterations, "message": r.message})
+                             "converged": bool(r.converged and settled), "x": r.x,
+                             "iterations": r.iterations, "message": message,
+                             "tables": ml.tables})
         finite = [r for r in runs if np.isfinite(r["loglik"])]
         if not finite:
             raise ConvergenceError("the mixture likelihood was not finite at any start; give "
                                    "starting values with start=...")
         best = max(finite, key=lambda r: r["loglik"])
+        if best["tables"] is not None:
+            ml.set_type_tables(type_trans, best["tables"])
         others = [r["loglik"] for r in finite if r is not best
                   and best["loglik"] - r["loglik"] > 1e-3]
         if others:
@@ -393,13 +517,29 @@ class MixtureNFXP:
         x = order_types(mix, ml, best["x"])
         extra = {"optimizer": str(self.optimizer), "solver": str(self.solver),
                  "first_stage": ts.method, "one_type_loglik": float(one.fun) + ts.loglik,
-                 "starts": [{k: v for k, v in r.items() if k != "x"} for r in runs],
+                 "starts": [{k: v for k, v in r.items() if k not in ("x", "tables")}
+                            for r in runs],
                  "em_iterations": int(sum(r["em_iterations"] for r in runs))}
         return mixture_results(self.name, mix, ml, x, cd, ts, notes=notes,
                                converged=best["converged"], message=best["message"],
                                on_failure=self.on_failure,
                                iterations=int(sum(r["iterations"] for r in runs)),
                                seconds=time.perf_counter() - t0, extra=extra)
+
+
+def _estimation_mixture(mix: Mixture, ts, options: TransitionOptions):
+    """The mixture the likelihood solves: ``mix`` over the first stage's model (the estimated
+    tables), and with type-specific tables the types' starting tables -- the pooled first-stage
+    estimates (or, with known transitions, the mixture's own type tables)."""
+    if not mix.transitions_by_type:
+        est = mix if ts.model is mix.model else mix.with_transitions(ts.model.transitions())
+        return est, None
+    if options.known:
+        return mix, [mix.type_tables(k) for k in range(mix.n_types)]
+    pooled = {f.variable: f.table for f in ts.model.transitions().factors
+              if f.variable in mix.transitions_by_type}
+    tables = [dict(pooled) for _ in range(mix.n_types)]
+    return mix.with_transitions(ts.model.transitions(), type_transitions=tables), tables
 
 
 def check_separation(mix: Mixture, res: MixtureResults) -> None:

@@ -58,14 +58,29 @@ class MixtureResults(EstimationResults):
         :math:`q_{ik} = w_k L_{ik} / \\sum_j w_j L_{ij}`, indexed by unit id.
     classification : dict
         See :func:`classification`.
+    share_design : numpy.ndarray or None
+        With shares that vary over units (``shares_by``, ``share_covariates``): the ``(N, C)``
+        share covariates :math:`z_i` of the estimation units (columns ``mix.share_columns``).
+    first_states : numpy.ndarray or None
+        Each estimation unit's first observed (flat) state.
+    transition_mixture : ddc.Mixture
+        The mixture with the transitions the estimate was made with: the tables the first stage
+        estimated (shared by all types) and, with ``transitions_by_type``, each type's tables
+        estimated in the EM. Solve this one to reproduce the estimate; counterfactuals of these
+        results use it (``res.model`` is the mixture as given, whose fingerprint the results
+        keep). ``res.extra["transitions"]`` is the first stage
+        (:class:`estimators.first_stage.TransitionEstimate`).
     """
 
     def __init__(self, *, n_types: int, posteriors: pd.DataFrame,
                  type_solutions: Sequence | None = None, share_design: np.ndarray | None = None,
-                 **kwargs):
+                 first_states: np.ndarray | None = None, transition_mixture=None, **kwargs):
         super().__init__(**kwargs)
+        self.transition_mixture = transition_mixture if transition_mixture is not None \
+            else self.model
         self.n_types = int(n_types)
         self.share_design = share_design
+        self.first_states = first_states
         self.posteriors = posteriors
         self.type_solutions = list(type_solutions or [])
         self.classification = classification(posteriors.to_numpy())
@@ -75,7 +90,10 @@ class MixtureResults(EstimationResults):
         """Type shares with standard errors (of :attr:`cov_type`): columns ``share`` and
         ``std_error``, one row per type; ``share[0] = 1 - sum`` has the delta-method variance
         :math:`\\mathbf{1}' V \\mathbf{1}` of the others' covariance :math:`V`. With shares
-        that depend on the first state (``shares_by``), their average over the units."""
+        that vary over units (``shares_by``, ``share_covariates``), their average over the
+        estimation units, :math:`\\bar w_k = \\frac1N \\sum_i w_k(z_i; \\hat\\gamma)`, with
+        delta-method standard errors from the covariance of :math:`\\hat\\gamma`, the units'
+        :math:`z_i` (:attr:`share_design`) held fixed."""
         K = self.n_types
         if self.share_design is not None:
             return self._average_shares()
@@ -115,6 +133,13 @@ class MixtureResults(EstimationResults):
             se = np.full(K, np.nan)
         return pd.DataFrame({"share": w.mean(axis=0), "std_error": se},
                             index=pd.RangeIndex(K, name="type"))
+
+    @property
+    def type_tables(self) -> list[dict[str, np.ndarray]]:
+        """Each type's estimated tables of the ``transitions_by_type`` variables (variable ->
+        table; empty dicts when the transitions are shared)."""
+        mix = self.transition_mixture
+        return [mix.type_tables(k) for k in range(self.n_types)]
 
     def type_params(self, k: int) -> pd.Series:
         """Estimated parameters of type ``k`` over the one-type model's parameter names."""

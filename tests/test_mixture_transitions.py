@@ -1,0 +1,296 @@
+"""Transitions in finite mixtures (issue 12): the first stage of the one-type estimators, and
+optionally type-specific transition tables.
+
+Designs:
+
+* **other engagement**: the two-segment mixture of :func:`ddc.models.membership_segments`
+  simulated with engagement matrices other than the model's defaults -- the matrices of
+  ``tests/test_first_stage.py`` ("less persistent, members drifting up faster"; this package's
+  own design) -- and fitted with the default model, whose matrices are wrong;
+* **segment chains**: the same segments, whose members' shipping-engagement chains differ by
+  segment (our own design, below): the video-heavy segment's engagement drifts down
+  (``SHIP_LIGHT``), the shipping-heavy segment's up and stays (``SHIP_HEAVY``); the other
+  tables are the model's defaults.
+
+Statistical tolerances: each |z| below the two-sided Bonferroni bound at a family-wise level of
+1e-4 over the parameters compared (as in ``test_first_stage.py``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import norm
+
+import ddc
+from estimators import CCP, NFXP
+from estimators.first_stage import transition_model
+from simulations import counterfactual, simulate
+
+# tests/test_first_stage.py: engagement dynamics other than the defaults
+SHIP_NONMEMBER = np.array([[0.50, 0.30, 0.20], [0.40, 0.40, 0.20], [0.30, 0.30, 0.40]])
+SHIP_MEMBER = np.array([[0.20, 0.50, 0.30], [0.10, 0.30, 0.60], [0.05, 0.15, 0.80]])
+VIDEO_NONMEMBER = np.array([[0.80, 0.20], [0.70, 0.30]])
+VIDEO_MEMBER = np.array([[0.50, 0.50], [0.20, 0.80]])
+
+# our own design: members' shipping engagement by segment (rows: level now; columns: next)
+SHIP_LIGHT = np.array([[0.80, 0.17, 0.03], [0.30, 0.60, 0.10], [0.10, 0.40, 0.50]])
+SHIP_HEAVY = np.array([[0.40, 0.45, 0.15], [0.05, 0.55, 0.40], [0.01, 0.09, 0.90]])
+
+
+def z_max(k: int) -> float:
+    """Two-sided Bonferroni bound for ``k`` z-scores at a family-wise level of 1e-4."""
+    return float(norm.isf(1e-4 / (2 * k)))
+
+
+def ship_table(member: np.ndarray) -> np.ndarray:
+    """The membership model's ship factor (action x level x next level) with ``member`` as
+    the members' chain."""
+    model = ddc.models.membership(ship_member=member)
+    return next(f.table for f in model.transitions().factors if f.variable == "ship")
+
+
+# ------------------------------------------------------------------------- other engagement
+@pytest.fixture(scope="module")
+def other_engagement():
+    dgp = ddc.models.membership_segments(
+        ship_nonmember=SHIP_NONMEMBER, ship_member=SHIP_MEMBER,
+        video_nonmember=VIDEO_NONMEMBER, video_member=VIDEO_MEMBER)
+    panel = simulate(dgp, dgp.true_params, n_customers=3000, n_periods=36, seed=1)
+    return ddc.models.membership_segments(), panel
+
+
+@pytest.fixture(scope="module")
+def other_fit(other_engagement):
+    mix, panel = other_engagement
+    return NFXP(mix).fit(panel)
+
+
+def test_mixture_estimates_the_engagement_tables(other_engagement, other_fit):
+    """The default model's matrices are wrong; the first stage estimates them (as for one
+    type), so NFXP(mix) recovers the truth (measured max |z| 2.6 against the bound 4.4)."""
+    mix, _ = other_engagement
+    res = other_fit
+    assert res.converged
+    z = (res.params - mix.true_params[res.params.index]) / res.std_errors
+    assert np.all(np.abs(z) < z_max(len(z))), z.round(2).to_dict()
+    assert any("cell frequencies" in n for n in res.notes)
+    assert any("Murphy-Topel" in n for n in res.notes)
+    # the results carry the estimated tables: the first stage and the mixture solved
+    ship = transition_model(res).transitions().factors[1].table
+    assert res.transition_mixture.model.transitions().factors[1].table is ship
+    assert not np.allclose(ship[1], mix.model.transitions().factors[1].table[1], atol=0.02)
+    # and the type solutions are those of the estimated model
+    sols = res.transition_mixture.solve(pd.concat([res.params, res.fixed_params])
+                                        if res.fixed_params is not None else res.params)
+    np.testing.assert_allclose(sols[1].pi, res.type_solutions[1].pi, atol=1e-10)
+
+
+def test_mixture_with_wrong_known_tables_is_biased(other_engagement):
+    """The same data with the default matrices declared known: far off (measured max |z|
+    about 35)."""
+    mix, panel = other_engagement
+    res = NFXP(mix, transitions="known").fit(panel)
+    z = (res.params - mix.true_params[res.params.index]) / res.std_errors
+    assert np.max(np.abs(z)) > 3 * z_max(len(z)), z.round(2).to_dict()
+    assert any("declared known" in n for n in res.notes)
+
+
+def test_murphy_topel_widens_the_hessian_errors(other_engagement, other_fit):
+    """The corrected covariance adds a positive semi-definite term to the inverse Hessian."""
+    res = other_fit
+    V0 = np.linalg.inv(-res.hessian.to_numpy() if hasattr(res.hessian, "to_numpy")
+                       else -np.asarray(res.hessian))
+    V = res.cov.to_numpy()
+    assert np.all(np.diag(V) >= np.diag(V0) - 1e-12)
+    assert np.min(np.linalg.eigvalsh(V - V0)) > -1e-9 * np.max(np.diag(V0))
+    assert np.max(np.diag(V) / np.diag(V0)) > 1.05
+
+
+def test_counterfactual_uses_the_estimated_tables(other_engagement, other_fit):
+    mix, _ = other_engagement
+    res = other_fit
+    got = counterfactual(mix, res, scenarios=["video_benefit"], n_draws=0)
+    same = counterfactual(res.transition_mixture, res.params, scenarios=["video_benefit"],
+                          n_draws=0)
+    wrong = counterfactual(mix, res.params, scenarios=["video_benefit"], n_draws=0)
+    pd.testing.assert_frame_equal(got.summary, same.summary)
+    assert not np.allclose(got.summary.to_numpy(), wrong.summary.to_numpy(), rtol=1e-3)
+    assert any("first stage" in n for n in got.notes)
+
+
+@pytest.mark.parametrize("estimator", [pytest.param("CCP", id="CCP"),
+                                       pytest.param("NPL", id="NPL")])
+def test_ccp_mixtures_use_the_estimated_tables(other_engagement, estimator):
+    from estimators import NPL
+
+    mix, panel = other_engagement
+    cls = {"CCP": CCP, "NPL": NPL}[estimator]
+    res = cls(mix).fit(panel)
+    assert any("cell frequencies" in n for n in res.notes)
+    z = (res.params - mix.true_params[res.params.index]) / res.std_errors
+    assert np.all(np.abs(z) < z_max(len(z))), z.round(2).to_dict()
+    assert res.transition_mixture.model is not mix.model
+
+
+# ------------------------------------------------------------------------- segment chains
+@pytest.fixture(scope="module")
+def chains():
+    """(DGP mixture with each segment's ship chain, the mixture to estimate)."""
+    seg = ddc.models.membership_segments()
+    model = seg.model
+    dgp = ddc.Mixture(model, 2, seg.by_type, transitions_by_type=["ship"],
+                      type_transitions=[{"ship": ship_table(SHIP_LIGHT)},
+                                        {"ship": ship_table(SHIP_HEAVY)}],
+                      true_params=seg.true_params, name="segment chains")
+    est = ddc.Mixture(model, 2, seg.by_type, transitions_by_type=["ship"])
+    return dgp, est
+
+
+@pytest.fixture(scope="module")
+def chain_panel(chains):
+    dgp, _ = chains
+    return simulate(dgp, dgp.true_params, n_customers=3000, n_periods=36, seed=1,
+                    type_col="type")
+
+
+@pytest.fixture(scope="module")
+def chain_fit(chains, chain_panel):
+    _, est = chains
+    return NFXP(est).fit(chain_panel.drop(columns="type"))
+
+
+def test_type_specific_tables_in_the_specification(chains):
+    dgp, est = chains
+    assert dgp.transitions_by_type == ["ship"]
+    np.testing.assert_array_equal(dgp.type_tables(1)["ship"], ship_table(SHIP_HEAVY))
+    np.testing.assert_array_equal(est.type_tables(0)["ship"], est.type_tables(1)["ship"])
+    sols = dgp.solve(dgp.true_params)
+    for k in range(2):
+        tp = dgp.type_params(dgp.true_params, k)
+        own = dgp.type_models[k].solve(tp)
+        np.testing.assert_array_equal(sols[k].pi, own.pi)
+        assert not np.allclose(own.pi, dgp.model.solve(tp).pi, atol=1e-3)
+    assert "transitions_by_type" in dgp.fingerprint()
+    assert "transitions_by_type" in repr(dgp)
+
+
+def test_simulated_types_move_by_their_own_tables(chains, chain_panel):
+    """Each type's observed member transitions of ship are its table's rows, within four
+    multinomial standard errors per cell."""
+    dgp, _ = chains
+    p = chain_panel.sort_values(["customer_id", "month"])
+    nxt = p.groupby("customer_id")["ship"].shift(-1)
+    member = (p["action"] != "none") & nxt.notna()
+    for k, table in enumerate([SHIP_LIGHT, SHIP_HEAVY]):
+        rows = member & (p["type"] == k)
+        counts = pd.crosstab(p.loc[rows, "ship"], nxt[rows].astype(int)).to_numpy()
+        n = counts.sum(axis=1, keepdims=True)
+        se = np.sqrt(table * (1 - table) / n)
+        assert np.all(np.abs(counts / n - table) < 4 * se + 1e-12), (k, counts / n)
+
+
+def test_type_specific_chains_recovered(chains, chain_panel, chain_fit):
+    """NFXP(mix) with type-specific ship tables: the utility parameters and shares within the
+    Bonferroni bound (measured max |z| 2.96), and each type's estimated member chain near its
+    truth: within the bound of its multinomial standard errors at the posterior-weighted
+    counts (the classification is near certain here, so these are the complete-data ones)."""
+    dgp, _ = chains
+    res = chain_fit
+    assert res.converged
+    z = (res.params - dgp.true_params[res.params.index]) / res.std_errors
+    assert np.all(np.abs(z) < z_max(len(z))), z.round(2).to_dict()
+    assert res.classification["share_classified_090"] > 0.95
+    assert any("by type" in n and "treat them as known" in n for n in res.notes)
+    from ddc.panel import prepare
+    from estimators.mixture.transitions import TypeTransitions
+
+    coded = prepare(dgp.model, chain_panel.drop(columns="type"))
+    assert list(coded.ids) == list(res.posteriors.index)
+    tt = TypeTransitions(res.transition_mixture, coded)
+    W = tt.weighted_counts(res.posteriors.to_numpy())
+    for k, truth in enumerate([SHIP_LIGHT, SHIP_HEAVY]):
+        est = res.type_tables[k]["ship"][1]  # action "monthly": members
+        n = W[k]["ship"][1].sum(axis=1, keepdims=True)
+        se = np.sqrt(truth * (1 - truth) / n)
+        zt = (est - truth) / se
+        assert np.all(np.abs(zt) < z_max(9)), (k, zt.round(2))
+
+
+def test_shared_tables_on_chain_data_are_biased(chains, chain_panel, chain_fit):
+    """Ignoring the segments' different chains (one shared table) biases the estimates and
+    fits worse (measured max |z| about 6.4)."""
+    dgp, _ = chains
+    shared = NFXP(ddc.models.membership_segments()).fit(chain_panel.drop(columns="type"))
+    z = (shared.params - dgp.true_params[shared.params.index]) / shared.std_errors
+    assert np.max(np.abs(z)) > z_max(len(z)), z.round(2).to_dict()
+    assert chain_fit.loglik > shared.loglik
+
+
+def test_one_type_with_type_tables_is_the_one_type_fit(chain_panel):
+    """K = 1 with transitions_by_type: the EM's table is the pooled cell frequency, so the
+    estimate and the log-likelihood (choices plus every transition) are the one-type NFXP's."""
+    model = ddc.models.membership()
+    data = chain_panel.drop(columns="type")
+    mix = ddc.Mixture(model, 1, ["theta_ship"], transitions_by_type=["ship"])
+    res = NFXP(mix).fit(data)
+    ref = NFXP(model).fit(data)
+    renamed = res.params.rename(lambda n: n.replace("[0]", ""))[ref.params.index]
+    np.testing.assert_allclose(renamed.to_numpy(), ref.params.to_numpy(), rtol=1e-6)
+    assert res.loglik == pytest.approx(ref.loglik, abs=1e-4)
+    ship = next(f.table for f in transition_model(ref).transitions().factors
+                if f.variable == "ship")
+    np.testing.assert_allclose(res.type_tables[0]["ship"], ship, atol=1e-12)
+
+
+def test_counterfactual_uses_each_types_tables(chains, chain_fit):
+    _, est = chains
+    res = chain_fit
+    got = counterfactual(est, res, scenarios=["video_benefit"], n_draws=0)
+    same = counterfactual(res.transition_mixture, res.params, scenarios=["video_benefit"],
+                          n_draws=0)
+    pd.testing.assert_frame_equal(got.summary, same.summary)
+    assert any("each type's own tables" in n for n in got.notes)
+    pooled = counterfactual(est, res.params, scenarios=["video_benefit"], n_draws=0)
+    assert not np.allclose(got.summary.to_numpy(), pooled.summary.to_numpy(), rtol=1e-3)
+
+
+def test_known_type_tables_are_held(chains, chain_panel):
+    """transitions="known": the mixture's own type tables are held (here the truth's), and
+    still enter the posteriors."""
+    dgp, _ = chains
+    res = NFXP(dgp, transitions="known", n_starts=1).fit(chain_panel.drop(columns="type"))
+    for k in range(2):
+        np.testing.assert_array_equal(res.type_tables[k]["ship"], dgp.type_tables(k)["ship"])
+    z = (res.params - dgp.true_params[res.params.index]) / res.std_errors
+    assert np.all(np.abs(z) < z_max(len(z))), z.round(2).to_dict()
+    assert res.classification["share_classified_090"] > 0.95
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    pytest.param({"transitions_by_type": ["plan"]}, ValueError, "deterministic", id="plan"),
+    pytest.param({"transitions_by_type": ["region"]}, KeyError, "no transition factor",
+                 id="unknown"),
+    pytest.param({"type_transitions": [{}, {}]}, ValueError, "without transitions_by_type",
+                 id="tables-alone"),
+    pytest.param({"transitions_by_type": ["ship"], "type_transitions": [{}]}, ValueError,
+                 "2 mappings", id="count"),
+    pytest.param({"transitions_by_type": ["ship"], "type_transitions": [{}, {"video": 1}]},
+                 KeyError, "not among", id="other-variable"),
+    pytest.param({"transitions_by_type": ["ship"],
+                  "type_transitions": [{}, {"ship": np.ones((3, 3))}]}, ValueError, "shape",
+                 id="shape"),
+])
+def test_type_transition_errors(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        ddc.Mixture(ddc.models.membership(), 2, ["theta_ship"], **kwargs)
+
+
+def test_type_transitions_need_tables_and_nfxp():
+    with pytest.raises(ValueError, match="transition parameters"):
+        ddc.Mixture(ddc.models.rust_bus(n_states=20), 2, ["RC"], transitions_by_type=True)
+    mix = ddc.Mixture(ddc.models.membership(), 2, ["theta_ship"], transitions_by_type=True)
+    assert mix.transitions_by_type == ["ship", "video"]
+    with pytest.raises(TypeError, match="NFXP"):
+        CCP(mix)
