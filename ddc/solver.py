@@ -604,7 +604,7 @@ class Solution:
                 D[:, :, j, K:] += PVj
         c = np.where(feas[:, :, None], w - dV[:, None, :], 0.0)
         R = np.einsum("sa,saij->sij", pi, D) + np.einsum("sa,sai,saj->sij", pi, c, c)
-        iu, ju = np.triu_indices(n)
+        iu, ju = _triu_indices(n)
         Vij = np.asarray(self.policy_system.solve(R[:, iu, ju])).reshape(S, iu.size)
         d2 = D[:, :, iu, ju] + beta * self.expected(Vij) - Vij[:, None, :]
         out = np.empty((S, A, n, n))
@@ -612,6 +612,14 @@ class Solution:
         out[:, :, ju, iu] = d2
         out[~feas] = 0.0
         return out
+
+
+@lru_cache(maxsize=16)
+def _triu_indices(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``numpy.triu_indices(n)``, kept (it costs more than the rest of a small Hessian)."""
+    iu, ju = np.triu_indices(n)
+    iu.flags.writeable = ju.flags.writeable = False
+    return iu, ju
 
 
 def transition_derivatives(model, params, names: list[str] | None = None,

@@ -297,8 +297,7 @@ class Estimator:
                   for x0 in self._starting_points(start, starts)]
         fits: list[Fit | None] = []
         for x0 in points:
-            base = prep.params.copy()
-            base[x0.index] = x0
+            base = with_values(prep.params, x0)
             try:
                 fits.append(self._estimate(prep, base))
             except Exception as exc:  # one of several starts failing numerically is recorded
@@ -340,7 +339,8 @@ class Estimator:
                 raise ConvergenceError(msg)
             warnings.warn(msg, ConvergenceWarning, stacklevel=3)  # the summary says it too
         params = fit.params
-        fixed = params.drop(names) if len(params) > len(names) else None
+        fixed = subset(params, [n for n in params.index.tolist() if n not in set(names)]) \
+            if len(params) > len(names) else None
         # the first stage (its .model holds the estimated transitions: what the estimate means)
         extra = {"convergence": conv, "message": fit.message, "transitions": prep.transitions,
                  **inf.extra}
@@ -348,7 +348,7 @@ class Estimator:
             extra["starts"] = extra_starts
         data = prep.data
         return EstimationResults(
-            model=model, estimator=self.name, params=params[names], hessian=inf.hessian,
+            model=model, estimator=self.name, params=subset(params, names), hessian=inf.hessian,
             scores=inf.scores, groups=inf.groups, loglik=inf.loglik,
             loglik_parts=inf.loglik_parts, nobs=data.nobs, n_units=data.n_units,
             converged=bool(conv), iterations=fit.iterations, function_evals=fit.function_evals,
@@ -505,6 +505,22 @@ def prepare(model: Model, data, drop_first: bool | None, who: str, needs_rows: b
         raise PanelError(f"the transition log-likelihood is {ts.loglik} at the first-stage "
                          "estimates: some observed transition has probability zero")
     return Prepared(ed, ts, params)
+
+
+def subset(values: pd.Series, names: Sequence[str]) -> pd.Series:
+    """``values[names]``, selected by position: label indexing of a string index costs about
+    0.15 ms a time, a tenth of a stage-2 fit of Rust's model."""
+    where = {n: i for i, n in enumerate(values.index.tolist())}
+    return values.iloc[[where[n] for n in names]]
+
+
+def with_values(values: pd.Series, new: pd.Series) -> pd.Series:
+    """A copy of ``values`` with the entries named in ``new`` replaced (by position, see
+    :func:`subset`)."""
+    where = {n: i for i, n in enumerate(values.index.tolist())}
+    out = values.to_numpy(dtype=float, copy=True)
+    out[[where[n] for n in new.index.tolist()]] = new.to_numpy(dtype=float)
+    return pd.Series(out, index=values.index, name=values.name)
 
 
 def starting_values(model: Model, start=None, what: str = "start") -> pd.Series:

@@ -284,9 +284,8 @@ def maximize_utility(lik: ChoiceLikelihood, base: pd.Series, optimizer):
     """
     from estimators.optimize import maximize
 
-    util = lik.model.utility_params
-    base_vec = base.to_numpy()
-    K = len(util)
+    K = len(lik.model.utility_params)  # the utility parameters come first (model.param_names)
+    base_vec = base.to_numpy(dtype=float)
     newton = optimizer.method == "newton"
 
     def vector(x):
@@ -302,7 +301,5 @@ def maximize_utility(lik: ChoiceLikelihood, base: pd.Series, optimizer):
         # computed with the gradient at the point Newton just evaluated: taken from the memo
         return lik.evaluate(vector(x), True, hessian=True).hessian
 
-    result = maximize(objective, base[util].to_numpy(), optimizer, hessian if newton else None)
-    params = base.copy()
-    params[util] = result.x
-    return params, result
+    result = maximize(objective, base_vec[:K], optimizer, hessian if newton else None)
+    return pd.Series(vector(result.x), index=base.index, name=base.name), result

@@ -28,7 +28,7 @@ import pandas as pd
 from ddc.model import Model
 from ddc.solver import ConvergenceError, Solver
 from ddc.utility import LinearUtility
-from estimators.base import Estimator, Fit, Inference, Prepared, register
+from estimators.base import Estimator, Fit, Inference, Prepared, register, subset
 from estimators.first_stage import first_stage_covariances
 from estimators.inference import row_scores
 from estimators.likelihood import ChoiceLikelihood, maximize_utility
@@ -150,7 +150,8 @@ class NFXP(Estimator):
             notes.append(f"transition parameter(s) {at_bound} estimated on the boundary of the "
                          "simplex (an outcome never or always observed) are held at their "
                          "first-stage values in the full-information stage")
-        ts_full = dataclasses.replace(ts, params=ts.params[free])
+        ts_full = ts if free == list(ts.params.index) else \
+            dataclasses.replace(ts, params=subset(ts.params, free))
         if full:
             params, ok3, it3, msg3, g3 = self._full_information(lik, cd, ts_full, params)
             iterations += it3
@@ -329,7 +330,7 @@ class HessianUnavailable(ArithmeticError):
 def _transition_loglik(ts, params) -> float:
     """The transition log-likelihood at ``params``: the first stage's own value when they hold
     its estimates (stage 2), else evaluated (stage 3 moved them)."""
-    if not len(ts.params) or np.array_equal(params[ts.params.index].to_numpy(),
+    if not len(ts.params) or np.array_equal(subset(params, ts.params.index.tolist()).to_numpy(),
                                             ts.params.to_numpy()):
         return ts.loglik
     return ts.loglik_grad(params)[0]
