@@ -53,6 +53,12 @@ def stacked_at(mix, panel, res, two_stage: bool) -> StackedMoments:
                           res.extra["smoothing"], "latent_class" if two_stage else "structural")
 
 
+def first_stage_at(mix, panel, sm: StackedMoments):
+    """The transitions' first stage as the fit sees it (None when they are known)."""
+    cd, ts, _ = setup(mix.model, panel, None, "test", None, needs_rows=True)
+    return ccp_inference.transition_correction(sm, ts, cd.panel)
+
+
 def summed_moments(sm: StackedMoments, beta: np.ndarray) -> np.ndarray:
     G, c = sm.unit_moments(beta)
     return np.asarray(G.sum(axis=0)).ravel() + sm.N * c
@@ -121,7 +127,9 @@ def test_sandwich_equals_brute_force(bus, bus_panel, bus_fits, two_stage):
     # and it is what the results report by default
     kind = "two_step" if two_stage else "stacked"
     assert res.cov_type == kind
-    np.testing.assert_allclose(res.cov_of(kind).to_numpy(), V, rtol=1e-10, atol=0)
+    fs = first_stage_at(bus, bus_panel, sm)  # the mileage tables are estimated
+    np.testing.assert_allclose(res.cov_of(kind).to_numpy(), sm.covariance(J, fs), rtol=1e-8,
+                               atol=0)
 
 
 def _bus_design(name: str):
@@ -150,7 +158,9 @@ def test_share_designs_sandwich_equals_brute_force(design, two_stage):
     assert sm.n_share == 2  # gamma[1]:const and gamma[1]:z=1.25, or share[1] and share[2]
     V, Vn = sm.covariance(), sm.covariance(numerical_jacobian(sm))
     np.testing.assert_allclose(np.sqrt(np.diag(V)), np.sqrt(np.diag(Vn)), rtol=1e-6)
-    np.testing.assert_allclose(res.cov.to_numpy(), V, rtol=1e-10, atol=0)
+    np.testing.assert_allclose(res.cov.to_numpy(),
+                               sm.covariance(first_stage=first_stage_at(mix, panel, sm)),
+                               rtol=1e-8, atol=0)
 
 
 def test_one_type_sandwich_equals_brute_force(bus, bus_panel):
@@ -181,13 +191,36 @@ def test_membership_jacobian_along_directions(segments, segment_panel, two_stage
         np.testing.assert_allclose(J @ u, num, rtol=0, atol=1e-6 * np.abs(num).max())
 
 
+@pytest.mark.parametrize("two_stage", VARIANTS)
+def test_transition_first_stage_enters_the_covariance(segments, segment_panel, two_stage):
+    # the membership transitions (ship, video) are estimated by cell frequencies: the summed
+    # moments computed through the weighted counts equal the per-unit ones, the units' first-stage
+    # scores sum to zero at the first-stage estimate, and the default covariance adds the first
+    # stage's effect C V S_u to each unit's equations (Murphy-Topel)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TypesNotSeparatedWarning)
+        res = CCP(segments, two_stage=two_stage, n_starts=1).fit(segment_panel)
+    sm = stacked_at(segments, segment_panel, res, two_stage)
+    np.testing.assert_allclose(sm.summed_moments(), summed_moments(sm, sm.pack()), rtol=1e-9,
+                               atol=1e-9 * np.abs(summed_moments(sm, sm.pack())).max())
+    fs = first_stage_at(segments, segment_panel, sm)
+    assert isinstance(fs, ccp_inference.TransitionCorrection) and "transition cells" in fs.what
+    np.testing.assert_allclose(fs.S.sum(axis=0), 0.0, atol=1e-8 * np.abs(fs.S).sum())
+    V = sm.covariance(first_stage=fs)
+    np.testing.assert_allclose(res.cov.to_numpy(), V, rtol=1e-8, atol=0)
+    assert not np.allclose(V, sm.covariance(), rtol=1e-3)
+    assert any("transition cells" in n and "accounts for" in n for n in res.notes)
+    assert not any("treat them as known" in n for n in res.notes)
+
+
 # ----------------------------------------------------------------------------- the results
 @pytest.mark.parametrize("two_stage", VARIANTS)
 def test_summary_says_what_the_errors_account_for(bus_fits, two_stage):
     res = bus_fits[two_stage]
-    text = str(res.summary())
+    text = " ".join(str(res.summary()).split())  # the notes are wrapped
+    assert f"Covariance '{res.cov_type}'" in text
     assert "accounts for the estimated type CCPs, shares and posteriors" in text
-    assert "held fixed" in text
+    assert "transition cells (Murphy-Topel" in text and "held fixed" in text
     # the held-fixed kinds stay available
     assert {"hessian", "opg", "sandwich", "cluster"} <= set(res.cov_types)
     assert res.std_errors_of("hessian").notna().all()
