@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.special import ndtr
 
 import ddc
 from ddc.solver import Solver, small_blas
@@ -245,14 +246,15 @@ def test_size_guard_warns_and_falls_back(bus, bus_panel, monkeypatch):
 
 
 # ----------------------------------------------------------------------------- Monte Carlo
-def _monte_carlo(mix, R: int, n_customers: int, n_periods: int, two_stage: bool):
+def _monte_carlo(mix, R: int, n_customers: int, n_periods: int, two_stage: bool,
+                 transitions: str = "estimate"):
     truth = mix.true_params
     est, se, se_held = [], [], []
     for seed in range(1000, 1000 + R):
         panel = simulate(mix, truth, n_customers=n_customers, n_periods=n_periods, seed=seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", TypesNotSeparatedWarning)
-            res = CCP(mix, two_stage=two_stage, n_starts=1).fit(panel)
+            res = CCP(mix, two_stage=two_stage, n_starts=1, transitions=transitions).fit(panel)
         est.append(res.params)
         se.append(res.std_errors)
         se_held.append(res.std_errors_of("hessian"))
@@ -267,16 +269,22 @@ def _monte_carlo(mix, R: int, n_customers: int, n_periods: int, two_stage: bool)
 @pytest.mark.slow
 @pytest.mark.parametrize("two_stage", VARIANTS)
 def test_monte_carlo_corrected_errors_match_the_spread(segments, two_stage):
-    """R = 200 replications of 1,000 customers x 36 months of the two-segment design.
+    """R = 200 replications of 1,000 customers x 36 months of the two-segment design; the
+    transitions (ship, video) estimated by cell frequencies in the first stage, as by default.
 
     Tolerances from R: the sample standard deviation of R estimates has relative standard error
     about 1/sqrt(2(R-1)) = 0.050 and the mean of R standard errors varies far less (their
     spread across replications is under a tenth of their mean here), so the ratio
     mean(s.e.) / sd(estimates) lies within 1 +- 0.15 (three standard errors) when the standard
-    errors are right. A 95% coverage rate from R draws has standard error 0.015, so each
-    parameter's coverage lies above 0.95 - 3 x 0.015 = 0.90; the coverage pooled over the nine
-    parameters has a standard error of at most 0.015 (the nine perfectly correlated), so it lies
-    above 0.92. Measured (docs/heterogeneity.rst): ratios 0.99-1.05, coverage 0.92-0.965.
+    errors are right. Coverage also depends on the estimator's finite-sample bias, which no
+    standard error repairs (the two-stage variant's ``theta_ship[1]`` is biased by about half a
+    standard error at this size): with mean z-statistic b, intervals of the right width cover
+    with probability c(b) = Phi(1.96 - b) - Phi(-1.96 - b), and a rate from R draws has
+    standard error sqrt(c (1 - c) / R) (0.015 at 0.95), so each parameter's coverage lies above
+    c(b) minus three of those; the coverage pooled over the nine parameters has a standard error
+    of at most 0.015 (the nine perfectly correlated) and lies above 0.92. Measured
+    (docs/heterogeneity.rst): ratios 0.94-1.05, coverage 0.895-0.97; with the held-fixed
+    standard errors ratios down to 0.52 and coverage down to 0.665 (``theta_annual``).
     """
     R = 200
     est, se, held, truth = _monte_carlo(segments, R, 1000, 36, two_stage)
@@ -285,10 +293,14 @@ def test_monte_carlo_corrected_errors_match_the_spread(segments, two_stage):
     ratio_held = held.mean() / spread
     z = (est - truth[est.columns]) / se
     cover = (z.abs() < 1.959964).mean()
+    b = z.mean()
+    expected = ndtr(1.959964 - b) - ndtr(-1.959964 - b)
     print("\nratio corrected", ratio.round(3).to_dict(), "\nratio held fixed",
           ratio_held.round(3).to_dict(), "\ncoverage", cover.round(3).to_dict(),
-          "\nheld-fixed coverage",
+          "\nmean z", b.round(3).to_dict(), "\nheld-fixed coverage",
           (((est - truth[est.columns]) / held).abs() < 1.959964).mean().round(3).to_dict())
     bound = 3 / np.sqrt(2 * (R - 1))
     assert (ratio - 1).abs().max() < bound, ratio.round(3).to_dict()
-    assert (cover >= 0.90).all() and cover.mean() >= 0.92, cover.round(3).to_dict()
+    low = expected - 3 * np.sqrt(expected * (1 - expected) / R)
+    assert (cover >= low).all(), pd.DataFrame({"cover": cover, "bound": low}).round(3)
+    assert cover.mean() >= 0.92, cover.round(3).to_dict()
