@@ -392,3 +392,24 @@ def test_joint_scores_of_the_type_tables(chains, chain_panel, chain_fit):
     se = res.type_table_std_errors
     assert se is not None and se[1]["ship"].shape == tables[1]["ship"].shape
     assert any("joint information" in n for n in res.notes)
+
+
+def test_one_type_bus_mixture_has_the_two_step_murphy_topel_errors():
+    """Transition parameters (Rust's increment probabilities, a declared family): the one-type
+    mixture equals NFXP's two-step estimate, and its Murphy-Topel standard errors (cross
+    derivative from the analytic gradient in the transition parameters) equal NFXP's (from
+    differences of the choice gradient in them)."""
+    from simulations.studies import add_bus_increments
+
+    bus = ddc.models.rust_bus(n_states=30, beta=0.95)
+    truth = bus.params_series({"RC": 3.0, "theta_11": 20.0})
+    panel = add_bus_increments(simulate(bus, truth, n_customers=100, n_periods=40, seed=3),
+                               bus)
+    res = NFXP(ddc.Mixture(bus, 1, ["RC"])).fit(panel)
+    ref = NFXP(bus, full_information=False).fit(panel)
+    assert any("Murphy-Topel" in n for n in ref.notes)
+    assert any("Murphy-Topel" in n for n in res.notes)
+    renamed = res.params.rename(lambda n: n.replace("[0]", ""))[ref.params.index]
+    np.testing.assert_allclose(renamed.to_numpy(), ref.params.to_numpy(), rtol=1e-10)
+    se = res.std_errors.rename(lambda n: n.replace("[0]", ""))[ref.params.index]
+    np.testing.assert_allclose(se.to_numpy(), ref.std_errors.to_numpy(), rtol=1e-5)

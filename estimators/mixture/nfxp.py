@@ -40,8 +40,9 @@ Steps of :meth:`MixtureNFXP.fit`:
    :func:`estimators.first_stage.murphy_topel`): the cross derivative
    :math:`C = \\partial^2 \\ell / \\partial x \\partial\\psi'` of the mixture log-likelihood in the
    internal parameters :math:`x` and the first-stage parameters :math:`\\psi` (free transition
-   parameters, or the free cells of the estimated tables) by central differences of the
-   analytic mixture gradient, carried to the reported parameters like the Hessian. With
+   parameters, or the free cells of the estimated tables) by central differences in :math:`x`
+   of the analytic gradient in :math:`\\psi` (a few differences however many cells), carried
+   to the reported parameters like the Hessian. With
    type-specific tables the covariance is the inverse of the joint information of the
    parameters and the tables' free cells (:mod:`estimators.mixture.table_inference`; the
    cells' standard errors in ``res.type_table_std_errors``), with the same correction for the
@@ -66,14 +67,18 @@ from estimators.data import setup
 from estimators.first_stage import (
     MAX_CORRECTED,
     TransitionOptions,
-    first_stage_cross_derivative,
     first_stage_view,
     murphy_topel,
 )
 from estimators.likelihood import ChoiceLikelihood, maximize_utility
 from estimators.mixture.likelihood import MixtureLikelihood, unit_counts
 from estimators.mixture.results import MixtureResults, TypesNotSeparatedWarning
-from estimators.mixture.table_inference import joint_scores, joint_table_covariances
+from estimators.mixture.table_inference import (
+    cell_derivatives,
+    cell_layout,
+    joint_scores,
+    joint_table_covariances,
+)
 from estimators.mixture.transitions import TypeTransitions
 from estimators.optimize import Optimizer, maximize
 
@@ -287,18 +292,57 @@ def _first_stage_covariances(mix: Mixture, ml: MixtureLikelihood, x: np.ndarray,
     full = pd.Series([given[n] if n in given.index else psi[n] for n in mix_p.param_names],
                      index=mix_p.param_names)
     ml_p = MixtureLikelihood(mix_p, ml.counts, full.to_numpy(), ml.solver)
-
-    def grad(moved: pd.Series) -> np.ndarray | None:
-        ml_p.base = moved.to_numpy()
-        return ml_p.evaluate(x).grad
-
-    Cx = first_stage_cross_derivative(grad, full, psi.index, bool(ts.tables), len(x))
+    Cx = _cross_derivative(ml_p, x, list(psi.index), ts)
     C = Jinv.T @ Cx
     S = np.zeros((ml.counts.n_units, len(psi)))
     np.add.at(S, panel.unit, S_rows)
     covs = murphy_topel(H, G, np.arange(ml.counts.n_units), C, Vpsi, S)
     return covs, [f"standard errors account for the {what} (Murphy-Topel, the mixture "
                   "log-likelihood's cross derivative)"]
+
+
+def _cross_derivative(ml_p: MixtureLikelihood, x: np.ndarray, names: list[str], ts
+                      ) -> np.ndarray:
+    """:math:`C = \\partial^2 \\ell / \\partial x \\partial \\psi'` as the derivative in
+    :math:`x` of the analytic gradient in :math:`\\psi`,
+    :math:`\\partial \\ell / \\partial \\psi = \\sum_k \\sum_{s,a} N_k(s, a)
+    \\partial \\log\\pi_k(a \\mid s) / \\partial \\psi` with :math:`N_k = \\sum_i q_{ik} n_i`
+    (the transition part of the likelihood does not depend on :math:`x`): central differences
+    over the few coordinates of :math:`x`, not over the many first-stage cells. The tables'
+    derivatives in their cells are exact
+    (:func:`estimators.mixture.table_inference.cell_derivatives`); transition parameters'
+    come from the transition function."""
+    model = ml_p.mix.model
+    Pu = len(model.utility_params)
+    SA = model.n_states * model.n_actions
+    BT = ml_p.counts.matrix.T.tocsr()
+    dtrans = None
+    if ts.tables:
+        layout = cell_layout(ts.model, ts.tables, ts.counts)
+        if layout.names != names:
+            raise RuntimeError("the first stage's cells are not in the expected order")
+        dtrans = cell_derivatives(model, ts.model.transitions(), [layout])
+
+    def grad_psi(z: np.ndarray) -> np.ndarray:
+        ev = ml_p.evaluate(z, False)
+        if ev.posteriors is None or not all(s.converged for s in ev.solutions):
+            raise RuntimeError("the mixture likelihood is not finite near the estimate; "
+                               "cannot correct the standard errors for the first stage")
+        out = np.zeros(len(names))
+        for k, (sol, lik) in enumerate(zip(ev.solutions, ml_p.liks, strict=True)):
+            dt = dtrans if dtrans is not None else lik.transition_derivatives(sol, names)
+            d = sol.dlogccp_dparams(names, dt)[:, :, Pu:].reshape(SA, -1)
+            out += (BT @ ev.posteriors[:, k]) @ d
+        return out
+
+    C = np.empty((len(x), len(names)))
+    for j in range(len(x)):
+        h = 1e-5 * max(1.0, abs(x[j]))
+        up, dn = x.copy(), x.copy()
+        up[j] += h
+        dn[j] -= h
+        C[j] = (grad_psi(up) - grad_psi(dn)) / (2 * h)
+    return C
 
 
 class MixtureNFXP:
