@@ -82,6 +82,17 @@ class BandedStructure:
             self.moves.append((a, rows, cols, coo.data))
         self.lower, self.upper = lower, upper
         self.Q = np.column_stack(self.q) if self.q else np.zeros((S, 0))
+        # where each moving entry lands in gbtrf's column-major band storage (B[i, j] at
+        # ab[kl + ku + i - j, j]), fixed for all policies: a factorization then scatters the
+        # policy-weighted entries with one bincount
+        nrows = 2 * lower + upper + 1
+        self.band_shape = (nrows, S)
+        if self.moves:
+            self._slots = np.concatenate([c * nrows + (lower + upper + r - c)
+                                          for _, r, c, _ in self.moves])
+            self._rows = np.concatenate([r for _, r, _, _ in self.moves])
+            self._acts = np.concatenate([np.full(r.size, a) for a, r, _, _ in self.moves])
+            self._vals = np.concatenate([v for _, _, _, v in self.moves])
 
     @property
     def band(self) -> int:
@@ -142,21 +153,19 @@ class BandedSystem:
         S = st.n_states
         kl, ku = st.lower, st.upper
         # gbtrf's storage: kl extra rows for the fill-in, then the band; B[i, j] sits at
-        # ab[kl + ku + i - j, j]
-        ab = np.zeros((2 * kl + ku + 1, S), order="F")
-        ab[kl + ku, :] = 1.0
-        flat = ab.reshape(-1, order="F")  # column-major: entry (row, j) at j * nrows + row
-        nrows = ab.shape[0]
-        for a, rows, cols, vals in st.moves:
-            np.add.at(flat, cols * nrows + (kl + ku + rows - cols), -beta * pi[rows, a] * vals)
+        # ab[kl + ku + i - j, j] (column-major: entry (row, j) at j * nrows + row)
+        nrows = st.band_shape[0]
+        flat = np.bincount(st._slots, weights=(-beta) * pi[st._rows, st._acts] * st._vals,
+                           minlength=nrows * S)
+        ab = flat.reshape(st.band_shape, order="F")
+        ab[kl + ku, :] += 1.0
         lub, piv, info = lapack.dgbtrf(ab, kl, ku, overwrite_ab=True)
         if info != 0:
             raise np.linalg.LinAlgError(f"banded LU failed (info={info})")
         self._lu, self._piv = lub, piv
         self.U = beta * pi[:, st.reset] if st.reset else np.zeros((S, 0))
         self._W = self._B_solve(self.U, False) if st.reset else None
-        self._C = None if not st.reset else np.linalg.inv(np.eye(len(st.reset))
-                                                          - st.Q.T @ self._W)
+        self._C = None if not st.reset else _inverse(np.eye(len(st.reset)) - st.Q.T @ self._W)
         self._WT = self._CT = None
 
     def _B_solve(self, b: np.ndarray, transpose: bool) -> np.ndarray:
@@ -177,5 +186,15 @@ class BandedSystem:
             return y + self._W @ (self._C @ (Q.T @ y))
         if self._WT is None:
             self._WT = self._B_solve(Q, True)
-            self._CT = np.linalg.inv(np.eye(Q.shape[1]) - self.U.T @ self._WT)
+            self._CT = _inverse(np.eye(Q.shape[1]) - self.U.T @ self._WT)
         return y + self._WT @ (self._CT @ (self.U.T @ y))
+
+
+def _inverse(M: np.ndarray) -> np.ndarray:
+    """Inverse of the small Woodbury capacitance matrix (one entry per reset action: most often
+    a scalar, inverted without LAPACK's overhead)."""
+    if M.shape == (1, 1):
+        if M[0, 0] == 0.0 or not np.isfinite(M[0, 0]):
+            raise np.linalg.LinAlgError("singular Woodbury capacitance in the banded solve")
+        return np.array([[1.0 / M[0, 0]]])
+    return np.linalg.inv(M)

@@ -389,6 +389,10 @@ class Mixture:
             cols.extend((code == j).astype(float)
                         for j in range(1, self.model.space.variable(v).size))
         Z = np.column_stack(cols)
+        if covariates is not None and not self.share_covariates:
+            raise ValueError(f"covariates were given, but the shares of {self!r} have no "
+                             "share_covariates; declare them in ddc.Mixture(..., "
+                             "share_covariates={name: values or None})")
         if self.share_covariates:
             Z = np.column_stack([Z, self.covariate_design(covariates, len(s))])
         return Z

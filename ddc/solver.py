@@ -510,7 +510,8 @@ class Solution:
         return 0.5 * (out + out.transpose(0, 1, 3, 2))
 
     def d2logccp_dparams(self, names: list[str] | None = None,
-                         dtrans: TransitionDerivatives | None = None) -> np.ndarray:
+                         dtrans: TransitionDerivatives | None = None,
+                         first: Derivatives | None = None) -> np.ndarray:
         """Second derivatives :math:`\\partial^2 \\log \\pi(a \\mid s) / \\partial x_i
         \\partial x_j` over :math:`x = (\\theta, \\psi)`, shape (S, A, n, n), ``n = K + P``;
         0 where infeasible.
@@ -531,13 +532,17 @@ class Solution:
         (zero when it is linear). All :math:`n(n+1)/2` right-hand sides are solved with the one
         factorized :attr:`policy_system`; no fixed point is solved again. ``dtrans`` must hold
         second derivatives (``transition_derivatives(..., second=True)``) when there are
-        transition parameters.
+        transition parameters. ``first``, the result of :meth:`derivatives` at this solution in
+        the same parameters, saves solving for the first derivatives again.
         """
         model = self.model
         names = list(model.transition_params.index) if names is None else list(names)
         if names and dtrans is None:
             dtrans = self.transition_derivatives(names, second=True)
-        dV, w = self._param_derivatives(names, dtrans)
+        if first is None:
+            dV, w = self._param_derivatives(names, dtrans)
+        else:
+            dV, w = first.value, first.choice_values
         S, A, n = w.shape
         K, P = len(model.utility_params), len(names)
         beta = model.beta
@@ -555,7 +560,7 @@ class Solution:
                 D[:, :, j, K:] += PVj
         c = np.where(feas[:, :, None], w - dV[:, None, :], 0.0)
         R = np.einsum("sa,saij->sij", pi, D) + np.einsum("sa,sai,saj->sij", pi, c, c)
-        iu, ju = np.triu_indices(n)
+        iu, ju = _triu_indices(n)
         Vij = np.asarray(self.policy_system.solve(R[:, iu, ju])).reshape(S, iu.size)
         d2 = D[:, :, iu, ju] + beta * self.expected(Vij) - Vij[:, None, :]
         out = np.empty((S, A, n, n))
@@ -563,6 +568,14 @@ class Solution:
         out[:, :, ju, iu] = d2
         out[~feas] = 0.0
         return out
+
+
+@lru_cache(maxsize=16)
+def _triu_indices(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``numpy.triu_indices(n)``, kept (it costs more than the rest of a small Hessian)."""
+    iu, ju = np.triu_indices(n)
+    iu.flags.writeable = ju.flags.writeable = False
+    return iu, ju
 
 
 def transition_derivatives(model, params, names: list[str] | None = None,

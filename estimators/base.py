@@ -292,11 +292,12 @@ class Estimator:
         model = self.model
         prep = self._prepare(data, mapping)
         step[0] = "estimation"
-        points = self._starting_points(start, starts)
+        # a start not given (None) is the estimator's default, which may look at the data
+        points = [self._default_start(prep) if x0 is None else x0
+                  for x0 in self._starting_points(start, starts)]
         fits: list[Fit | None] = []
         for x0 in points:
-            base = prep.params.copy()
-            base[x0.index] = x0
+            base = with_values(prep.params, x0)
             try:
                 fits.append(self._estimate(prep, base))
             except Exception as exc:  # one of several starts failing numerically is recorded
@@ -338,7 +339,8 @@ class Estimator:
                 raise ConvergenceError(msg)
             warnings.warn(msg, ConvergenceWarning, stacklevel=3)  # the summary says it too
         params = fit.params
-        fixed = params.drop(names) if len(params) > len(names) else None
+        fixed = subset(params, [n for n in params.index.tolist() if n not in set(names)]) \
+            if len(params) > len(names) else None
         # the first stage (its .model holds the estimated transitions: what the estimate means)
         extra = {"convergence": conv, "message": fit.message, "transitions": prep.transitions,
                  **inf.extra}
@@ -346,7 +348,7 @@ class Estimator:
             extra["starts"] = extra_starts
         data = prep.data
         return EstimationResults(
-            model=model, estimator=self.name, params=params[names], hessian=inf.hessian,
+            model=model, estimator=self.name, params=subset(params, names), hessian=inf.hessian,
             scores=inf.scores, groups=inf.groups, loglik=inf.loglik,
             loglik_parts=inf.loglik_parts, nobs=data.nobs, n_units=data.n_units,
             converged=bool(conv), iterations=fit.iterations, function_evals=fit.function_evals,
@@ -359,7 +361,12 @@ class Estimator:
         return prepare(self.model, data, self.drop_first, self.name, self.needs_rows, mapping,
                        self.transitions)
 
-    def _starting_points(self, start, starts) -> list[pd.Series]:
+    def _default_start(self, prep: Prepared) -> pd.Series:
+        """Starting values of the utility parameters when none are given: zeros (an estimator
+        may do better from the prepared data, e.g. NFXP from a CCP estimate)."""
+        return starting_values(self.model)
+
+    def _starting_points(self, start, starts) -> list[pd.Series | None]:
         if start is not None and starts is not None:
             raise TypeError("give start= or starts=, not both")
         if not self.takes_start and (start is not None or starts is not None):
@@ -370,8 +377,9 @@ class Estimator:
                     not isinstance(starts, Sequence) or len(starts) == 0:
                 raise TypeError("starts must be a non-empty list of starting values (each a "
                                 "Series, mapping or array as start=)")
-            return [starting_values(self.model, s, f"starts[{i}]") for i, s in enumerate(starts)]
-        return [starting_values(self.model, start)]
+            return [None if s is None else starting_values(self.model, s, f"starts[{i}]")
+                    for i, s in enumerate(starts)]
+        return [None if start is None else starting_values(self.model, start)]
 
     def _compare_starts(self, points, fits, best, notes) -> pd.DataFrame:
         util = self.model.utility_params
@@ -497,6 +505,22 @@ def prepare(model: Model, data, drop_first: bool | None, who: str, needs_rows: b
         raise PanelError(f"the transition log-likelihood is {ts.loglik} at the first-stage "
                          "estimates: some observed transition has probability zero")
     return Prepared(ed, ts, params)
+
+
+def subset(values: pd.Series, names: Sequence[str]) -> pd.Series:
+    """``values[names]``, selected by position: label indexing of a string index costs about
+    0.15 ms a time, a tenth of a stage-2 fit of Rust's model."""
+    where = {n: i for i, n in enumerate(values.index.tolist())}
+    return values.iloc[[where[n] for n in names]]
+
+
+def with_values(values: pd.Series, new: pd.Series) -> pd.Series:
+    """A copy of ``values`` with the entries named in ``new`` replaced (by position, see
+    :func:`subset`)."""
+    where = {n: i for i, n in enumerate(values.index.tolist())}
+    out = values.to_numpy(dtype=float, copy=True)
+    out[[where[n] for n in new.index.tolist()]] = new.to_numpy(dtype=float)
+    return pd.Series(out, index=values.index, name=values.name)
 
 
 def starting_values(model: Model, start=None, what: str = "start") -> pd.Series:

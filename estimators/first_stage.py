@@ -59,9 +59,10 @@ from ddc.panel import ImpossibleTransitionError, Panel, PanelError, TransitionCo
 from ddc.solver import ConvergenceError
 from ddc.transitions import Factor, FactoredTransitions
 
-__all__ = ["BOUNDARY", "TransitionEstimate", "TransitionOptions", "check_possible",
-           "estimate_transitions", "factor_counts", "first_stage_covariances",
-           "first_stage_cross_derivative", "first_stage_view", "murphy_topel", "support_params",
+__all__ = ["BOUNDARY", "FirstStageDraws", "TransitionEstimate", "TransitionOptions",
+           "check_possible", "draw_first_stage", "estimate_transitions", "factor_counts",
+           "first_stage_covariances", "first_stage_cross_derivative", "first_stage_view",
+           "murphy_topel", "support_params",
            "transition_log_probs", "transition_loglik", "transition_model"]
 
 #: Probabilities of a simplex group below this at the optimum are on the boundary: set to zero.
@@ -172,6 +173,14 @@ class TransitionEstimate:
         Why a joint likelihood can move none of the transition parameters although not all
         are on the boundary (empty when it can): a full-information estimator then falls back
         to the two-step estimate and must say so.
+    sensitivity : pandas.DataFrame or None
+        :math:`B = \\partial\\hat\\theta / \\partial\\psi'`, how the utility estimate
+        that used this first stage moves with its free coordinates :math:`\\psi`
+        (rows: utility parameters; columns: :attr:`FirstStageDraws.names`), recorded by the
+        first-stage correction of the standard errors (:func:`first_stage_covariances`:
+        :math:`A^{-1} C`; :func:`reestimation_covariances`: :math:`D`); ``None`` when no
+        correction was computed. Counterfactual draws use it to move the utility parameters
+        with drawn transitions.
     notes : list of str
         What the results should say about the first stage.
     """
@@ -191,6 +200,7 @@ class TransitionEstimate:
     free: list[str] = field(default_factory=list)
     joint_fallback: str = ""
     notes: list[str] = field(default_factory=list)
+    sensitivity: pd.DataFrame | None = None
     _loglik_fn: Callable | None = field(default=None, repr=False)
     _scores_fn: Callable | None = field(default=None, repr=False)
     _hessian_fn: Callable | None = field(default=None, repr=False)
@@ -991,6 +1001,143 @@ def _parametric(model: Model, panel: Panel | None, stats, n_rows: int,
 
 
 # ---------------------------------------------------------------------- inference
+def _cell_layout(ts: TransitionEstimate) -> tuple[list[tuple], list[str]]:
+    """The free cells of a nonparametric estimate: in each estimated row (visited, more than
+    one positive cell) the positive cells except the largest (``last``, one minus the others).
+    Returns ``[(variable, row, free cells, last, start), ...]`` (``start``: the position of the
+    row's first free cell among all) and the cells' names ``"<var>[<given>]-><value>"``."""
+    model = ts.model
+    names, layout = [], []
+    for var, table in ts.tables.items():
+        K = table.shape[-1]
+        rows = table.reshape(-1, K)
+        N = ts.counts[var].reshape(-1, K).sum(axis=1)
+        factor = next(f for f in model.transitions().factors if f.variable == var)
+        vals = model.space.variable(var).values
+        for r in np.flatnonzero((N > 0) & ((rows > 0).sum(axis=1) > 1)):
+            p = rows[r]
+            pos = np.flatnonzero(p > 0)
+            last = int(pos[np.argmax(p[pos])])
+            free = [int(c) for c in pos if c != last]
+            label = ", ".join(f"{k}={v}" for k, v in _row_label(model, factor, int(r)).items())
+            layout.append((var, int(r), free, last, len(names)))
+            names += [f"{var}[{label}]->{vals[c]}" for c in free]
+    return layout, names
+
+
+@dataclass
+class FirstStageDraws:
+    """Draws of a first-stage transition estimate from its sampling distribution
+    (:func:`draw_first_stage`).
+
+    Attributes
+    ----------
+    names : list of str
+        The first stage's free coordinates :math:`\\psi`: the free cells of a nonparametric
+        estimate (:func:`_cell_layout`) or the free transition parameters.
+    estimate : numpy.ndarray
+        :math:`\\hat\\psi`, shape (P,).
+    delta : numpy.ndarray
+        :math:`\\psi_d - \\hat\\psi`, shape (D, P).
+    cov : numpy.ndarray
+        :math:`V_\\psi`, the first stage's covariance of :math:`\\hat\\psi` (P, P).
+    tables : list of dict or None
+        Nonparametric: per draw, every estimated variable's drawn table (the estimate's shape).
+    what : str
+        A phrase naming what is drawn.
+    """
+
+    names: list[str]
+    estimate: np.ndarray
+    delta: np.ndarray
+    cov: np.ndarray
+    tables: list[dict[str, np.ndarray]] | None
+    what: str
+
+    @property
+    def values(self) -> np.ndarray:
+        """:math:`\\psi_d`, shape (D, P)."""
+        return self.estimate[None, :] + self.delta
+
+    def transitions(self, base: FactoredTransitions, d: int) -> FactoredTransitions:
+        """``base`` with the estimated factors' tables of draw ``d`` (nonparametric)."""
+        drawn = self.tables[d]
+        return FactoredTransitions([Factor(f.variable, drawn[f.variable], given=f.given)
+                                    if f.variable in drawn else f for f in base.factors])
+
+
+def draw_first_stage(ts: TransitionEstimate, n_draws: int, seed=None
+                     ) -> FirstStageDraws | None:
+    """Draws of the first stage's estimate from its sampling distribution, or ``None`` when
+    nothing was estimated.
+
+    * Cell frequencies: each estimated row (its positive cells, with counts :math:`C_j`) is
+      drawn from the Dirichlet distribution :math:`\\mathrm{Dir}(C_1, \\dots, C_J)`, the
+      posterior of the multinomial cell probabilities under the improper prior
+      :math:`\\prod_j p_j^{-1}`: mean :math:`\\hat p = C / N`, covariance
+      :math:`(\\mathrm{diag}(\\hat p) - \\hat p \\hat p') / (N + 1)` (the estimate's
+      :math:`/N` to first order), every draw a probability distribution; cells never observed
+      stay zero and unvisited or deterministic rows at their value.
+    * Transition parameters: :math:`\\psi_d \\sim N(\\hat\\psi, V_\\psi)` over the free
+      parameters (the boundary ones held at zero). Draws outside the transition function's
+      domain (a probability below zero) are for the caller to count and leave out.
+
+    Parameters
+    ----------
+    ts : TransitionEstimate
+    n_draws : int
+    seed : int, numpy.random.SeedSequence or None
+        Seed of :func:`numpy.random.default_rng`.
+    """
+    rng = np.random.default_rng(seed)
+    if ts.tables:
+        layout, names = _cell_layout(ts)
+        P = len(names)
+        est = np.zeros(P)
+        delta = np.zeros((n_draws, P))
+        drawn = {var: np.repeat(t.reshape(1, -1, t.shape[-1]), n_draws, axis=0)
+                 for var, t in ts.tables.items()}
+        # one gamma variate per positive cell of every estimated row, draw after draw (so the
+        # first n of more draws are the n draws of the same seed)
+        alpha = np.concatenate([ts.counts[var].reshape(-1, ts.tables[var].shape[-1])[r][
+            [*free, last]] for var, r, free, last, _ in layout]).astype(float)
+        gammas = rng.standard_gamma(np.broadcast_to(alpha, (n_draws, len(alpha))))
+        at = 0
+        blocks = []
+        for var, r, free, last, start in layout:
+            K = ts.tables[var].shape[-1]
+            p = ts.tables[var].reshape(-1, K)[r]
+            c = ts.counts[var].reshape(-1, K)[r]
+            pos = [*free, last]
+            g = gammas[:, at:at + len(pos)]
+            at += len(pos)
+            drawn[var][:, r, pos] = g / g.sum(axis=1, keepdims=True)
+            est[start:start + len(free)] = p[free]
+            delta[:, start:start + len(free)] = drawn[var][:, r, free] - p[free]
+            pf = p[free]
+            blocks.append((start, (np.diag(pf) - np.outer(pf, pf)) / c.sum()))
+        cov = np.zeros((P, P))
+        for start, b in blocks:
+            cov[start:start + len(b), start:start + len(b)] = b
+        tables = [{var: drawn[var][d].reshape(ts.tables[var].shape) for var in drawn}
+                  for d in range(n_draws)]
+        return FirstStageDraws(names, est, delta, cov, tables,
+                               f"{P} estimated transition cells")
+    if len(ts.params) and ts.free:
+        where = [list(ts.params.index).index(n) for n in ts.free]
+        V = ts.cov[np.ix_(where, where)]
+        V = 0.5 * (V + V.T)
+        w, Q = np.linalg.eigh(V)
+        if w.min() < -1e-10 * max(1.0, w.max()):
+            raise ValueError(f"the first stage's covariance is not positive semi-definite "
+                             f"(smallest eigenvalue {w.min():.3g}); transitions cannot be drawn")
+        z = rng.standard_normal((n_draws, len(where)))
+        delta = (z * np.sqrt(np.clip(w, 0, None))) @ Q.T
+        return FirstStageDraws(list(ts.free), ts.params[ts.free].to_numpy(dtype=float), delta,
+                               V, None, f"{len(where)} first-stage transition parameters")
+    return None
+
+
 def _cell_view(ts: TransitionEstimate, panel: Panel | None):
     """The nonparametric estimate as parameters: the free cells of every estimated row.
 
@@ -1000,25 +1147,15 @@ def _cell_view(ts: TransitionEstimate, panel: Panel | None):
     their multinomial covariance and the per-row transition scores (``None`` without a
     panel)."""
     model = ts.model
-    names, values, blocks, layout = [], [], [], []
-    for var, table in ts.tables.items():
-        K = table.shape[-1]
-        rows = table.reshape(-1, K)
-        N = ts.counts[var].reshape(-1, K).sum(axis=1)
-        factor = next(f for f in model.transitions().factors if f.variable == var)
-        for r in np.flatnonzero((N > 0) & ((rows > 0).sum(axis=1) > 1)):
-            p = rows[r]
-            pos = np.flatnonzero(p > 0)
-            last = int(pos[np.argmax(p[pos])])
-            free = [int(c) for c in pos if c != last]
-            label = ", ".join(f"{k}={v}" for k, v in _row_label(model, factor, int(r)).items())
-            vals = model.space.variable(var).values
-            start = len(names)
-            names += [f"{var}[{label}]->{vals[c]}" for c in free]
-            values += [float(p[c]) for c in free]
-            pf = p[free]
-            blocks.append((start, (np.diag(pf) - np.outer(pf, pf)) / N[r]))
-            layout.append((var, int(r), free, last, start))
+    layout, names = _cell_layout(ts)
+    values, blocks = [], []
+    for var, r, free, _, start in layout:
+        K = ts.tables[var].shape[-1]
+        p = ts.tables[var].reshape(-1, K)[r]
+        N = ts.counts[var].reshape(-1, K)[r].sum()
+        values += [float(p[c]) for c in free]
+        pf = p[free]
+        blocks.append((start, (np.diag(pf) - np.outer(pf, pf)) / N))
     P = len(names)
     cov = np.zeros((P, P))
     for start, b in blocks:
@@ -1089,6 +1226,9 @@ def first_stage_covariances(ts: TransitionEstimate, counts: np.ndarray, solver, 
       :math:`\\tilde s_i = s_{\\theta i} + C V_\\psi s_{\\psi i}` (``"opg"`` as
       :math:`B^{-1} \\tilde G'\\tilde G B^{-1}`, :math:`B = G'G`).
 
+    Records :math:`B = A^{-1} C` (:math:`\\partial\\hat\\theta / \\partial\\psi'`) as
+    ``ts.sensitivity``.
+
     Returns
     -------
     covs : dict
@@ -1114,6 +1254,8 @@ def first_stage_covariances(ts: TransitionEstimate, counts: np.ndarray, solver, 
 
     C = first_stage_cross_derivative(grad, full, psi.index, bool(ts.tables), len(util))
     covs = murphy_topel(hessian, scores, groups, C, Vpsi, S)
+    ts.sensitivity = pd.DataFrame(np.linalg.solve(-np.asarray(hessian), C), index=util,
+                                  columns=list(psi.index))
     return covs, [f"standard errors account for the {what} (Murphy-Topel)"]
 
 
@@ -1204,6 +1346,8 @@ def reestimation_covariances(estimator, prep, fit, inf) -> tuple[dict[str, np.nd
     for every covariance kind the estimator offers; the two terms are independent to first
     order, the choice and transition parts being separate factors of the likelihood.
 
+    Records :math:`D` as ``prep.transitions.sensitivity``.
+
     Returns
     -------
     covs : dict
@@ -1251,6 +1395,7 @@ def reestimation_covariances(estimator, prep, fit, inf) -> tuple[dict[str, np.nd
                 base[util] = fit.params[util]
             thetas.append(estimator._estimate(prep_k, base).params[util].to_numpy())
         D[:, k] = (thetas[0] - thetas[1]) / (2 * h)
+    ts.sensitivity = pd.DataFrame(D, index=util, columns=list(psi.index))
     add = D @ Vpsi @ D.T
     groups = inf.groups
     ing = Ingredients(names=inf.names, hessian=inf.hessian, scores=inf.scores,

@@ -37,6 +37,8 @@ class Evaluation(NamedTuple):
     bhhh: np.ndarray | None
     cell_scores: np.ndarray | None
     solution: Solution
+    hessian: np.ndarray | None = None
+    """:math:`\\sum_{s,a} n(s,a) \\partial^2 \\log \\pi(a \\mid s)`, analytic, when asked for."""
 
 
 class ChoiceLikelihood:
@@ -60,6 +62,7 @@ class ChoiceLikelihood:
         self.inner_failures = 0
         self._dtrans: dict = {}
         self._anchor = None
+        self._last = None  # (params, transition names, Evaluation) of the last evaluation
 
     def solve(self, params: pd.Series | np.ndarray) -> Solution:
         """Solve at full parameters ``params`` (a Series or a vector in ``model.param_names``
@@ -100,8 +103,12 @@ class ChoiceLikelihood:
 
     def _remember(self, sol: Solution, dV: np.ndarray, names: Sequence[str]) -> None:
         K = len(self.model.utility_params)
-        every = list(self.model.transition_params.index)
-        cols = np.array(list(range(K)) + [K + every.index(n) for n in names], dtype=np.int64)
+        if names:
+            every = list(self.model.transition_params.index)
+            cols = np.array(list(range(K)) + [K + every.index(n) for n in names],
+                            dtype=np.int64)
+        else:
+            cols = np.arange(K)
         self._anchor = (sol.params.to_numpy().copy(), sol.V, dV, cols)
 
     def log_pi(self, sol: Solution) -> np.ndarray:
@@ -110,18 +117,34 @@ class ChoiceLikelihood:
             return np.where(self.model.feasible, sol.v - (sol.V - EULER_GAMMA)[:, None], -np.inf)
 
     def evaluate(self, params: pd.Series | np.ndarray, need_derivatives: bool = True,
-                 transition_names: Sequence[str] = ()) -> Evaluation:
+                 transition_names: Sequence[str] = (), hessian: bool = False) -> Evaluation:
         """Log-likelihood (and gradient, BHHH matrix, cell scores) at ``params``.
 
         The derivatives are in the utility parameters, followed by the transition parameters
         ``transition_names`` when given (the choice part of the full-information likelihood;
-        :meth:`ddc.Solution.dlogccp_dparams`, analytic in the fixed point).
+        :meth:`ddc.Solution.dlogccp_dparams`, analytic in the fixed point). With
+        ``hessian=True`` also the Hessian (:meth:`hessian`), its right-hand sides solved with
+        the factorization of the gradient's.
         """
         with small_blas(self.model.n_states, self.solver):
-            return self._evaluate(params, need_derivatives, tuple(transition_names))
+            return self._evaluate(params, need_derivatives or hessian, tuple(transition_names),
+                                  hessian)
 
-    def _evaluate(self, params, need_derivatives: bool, names: tuple[str, ...] = ()
-                  ) -> Evaluation:
+    def _evaluate(self, params, need_derivatives: bool, names: tuple[str, ...] = (),
+                  hessian: bool = False) -> Evaluation:
+        vec = params.to_numpy() if isinstance(params, pd.Series) else np.asarray(params, float)
+        memo = self._last
+        if memo is not None and memo[1] == names and np.array_equal(memo[0], vec) and \
+                (memo[2].grad is not None or not need_derivatives) and \
+                (memo[2].hessian is not None or not hessian):
+            return memo[2]  # asked again at the point just evaluated (Newton's Hessian, the
+            # estimate after the optimizer stopped): the same fixed point and derivatives
+        ev = self._evaluate_new(vec, need_derivatives, names, hessian)
+        self._last = (vec.copy(), names, ev)
+        return ev
+
+    def _evaluate_new(self, params, need_derivatives: bool, names: tuple[str, ...],
+                      hessian: bool) -> Evaluation:
         sol = self.solve(params)
         lp = self.log_pi(sol)
         ll = float(np.sum(self.counts[self.mask] * lp[self.mask]))
@@ -137,7 +160,11 @@ class ChoiceLikelihood:
         g = d.log_ccp
         grad = np.einsum("sa,sak->k", self.counts, g)
         bhhh = np.einsum("sa,sak,sal->kl", self.counts, g, g)
-        return Evaluation(ll, grad, bhhh, g, sol)
+        H = None
+        if hessian:
+            H = np.einsum("sa,saij->ij", self.counts,
+                          sol.d2logccp_dparams(list(names), dtrans, first=d))
+        return Evaluation(ll, grad, bhhh, g, sol, H)
 
     def transition_derivatives(self, sol: Solution, names: Sequence[str], second: bool = False
                                ) -> TransitionDerivatives:
@@ -243,21 +270,28 @@ def maximize_utility(lik: ChoiceLikelihood, base: pd.Series, optimizer):
     -------
     tuple
         ``(params, result)``: ``base`` with the utility parameters at the maximum, and the
-        optimizer's :class:`~estimators.optimize.OptimizeResult`.
+        optimizer's :class:`~estimators.optimize.OptimizeResult`. Under
+        ``Optimizer("newton")`` the likelihood keeps its last evaluation (with the Hessian), so
+        that :meth:`ChoiceLikelihood.evaluate` at the maximum costs nothing.
     """
     from estimators.optimize import maximize
 
-    util = lik.model.utility_params
-    base_vec = base.to_numpy()
-    K = len(util)
+    K = len(lik.model.utility_params)  # the utility parameters come first (model.param_names)
+    base_vec = base.to_numpy(dtype=float)
+    newton = optimizer.method == "newton"
 
-    def objective(x, need):
+    def vector(x):
         vec = base_vec.copy()
         vec[:K] = x
-        ev = lik.evaluate(vec, need)
+        return vec
+
+    def objective(x, need):
+        ev = lik.evaluate(vector(x), need, hessian=need and newton)
         return ev.loglik, ev.grad, ev.bhhh
 
-    result = maximize(objective, base[util].to_numpy(), optimizer)
-    params = base.copy()
-    params[util] = result.x
-    return params, result
+    def hessian(x):
+        # computed with the gradient at the point Newton just evaluated: taken from the memo
+        return lik.evaluate(vector(x), True, hessian=True).hessian
+
+    result = maximize(objective, base_vec[:K], optimizer, hessian if newton else None)
+    return pd.Series(vector(result.x), index=base.index, name=base.name), result

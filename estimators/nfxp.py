@@ -5,7 +5,11 @@
 2. **Choice likelihood**: :math:`\\hat\\theta = \\arg\\max_\\theta \\sum_{s,a} n(s,a)
    \\log\\pi(a \\mid s; \\theta, \\hat\\psi)`, solving the Bellman fixed point at every trial
    :math:`\\theta` (Newton-Kantorovich polyalgorithm, warm-started), with the analytic gradient
-   of the implicit function theorem and the BHHH outer loop.
+   and Hessian of the implicit function theorem and Newton's method outside (BHHH where the
+   Hessian is not negative definite). Without starting values, the outer loop starts from the
+   Hotz-Miller (CCP) estimate at smoothed frequency choice probabilities (a concave
+   pseudo-likelihood, one linear solve; :class:`estimators.CCP`), which estimates the same
+   parameters consistently, so that a few Newton steps finish the job.
 3. **Full information**: Newton steps on the joint likelihood
    :math:`\\ell_c(\\theta, \\psi) + \\ell_t(\\psi)` from :math:`(\\hat\\theta, \\hat\\psi)`, so
    that the inverse Hessian gives standard errors of all parameters that account for the
@@ -23,9 +27,10 @@ import pandas as pd
 
 from ddc.model import Model
 from ddc.solver import ConvergenceError, Solver
-from estimators.base import Estimator, Fit, Inference, Prepared, register
+from ddc.utility import LinearUtility
+from estimators.base import Estimator, Fit, Inference, Prepared, register, subset
 from estimators.first_stage import first_stage_covariances
-from estimators.likelihood import ChoiceLikelihood, maximize_utility, mle_inference
+from estimators.likelihood import ChoiceLikelihood, maximize_utility
 from estimators.optimize import Optimizer
 
 __all__ = ["NFXP"]
@@ -43,7 +48,8 @@ class NFXP(Estimator):
     solver : ddc.Solver, optional
         Inner fixed-point solver (Newton-Kantorovich polyalgorithm by default).
     optimizer : Optimizer, optional
-        Outer optimizer (BHHH by default).
+        Outer optimizer: ``Optimizer("newton")`` by default (Newton-Raphson on the analytic
+        Hessian, BHHH where it is not negative definite); ``Optimizer("bhhh")`` is Rust's.
     full_information : bool
         Run stage 3 (joint likelihood) when the model has transition parameters. It runs only
         when stage 2 converged.
@@ -82,11 +88,40 @@ class NFXP(Estimator):
         if optimizer is not None and not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be an estimators.Optimizer, got "
                             f"{type(optimizer).__name__}")
-        self.optimizer = optimizer or Optimizer()
+        self.optimizer = optimizer or Optimizer("newton")
         self.full_information = full_information
 
     def __repr__(self) -> str:
         return f"NFXP({self.model.name}, solver={self.solver!r}, optimizer={self.optimizer!r})"
+
+    def _default_start(self, prep: Prepared) -> pd.Series:
+        """The Hotz-Miller (CCP) estimate at smoothed frequency choice probabilities when the
+        utility is linear and that concave pseudo-likelihood has a finite maximum, else zeros:
+
+        .. math:: \\theta_0 = \\arg\\max_\\theta \\sum_{s,a} n(s,a) \\log
+                  \\Lambda(a \\mid s; \\theta, \\hat p),
+
+        :class:`estimators.ccp.PseudoLikelihood` at :func:`estimators.policy.frequency_ccps`
+        (one linear solve with the policy :math:`\\hat p`, then Newton's method on a
+        conditional logit). It estimates the same parameters consistently, so the outer loop
+        needs only a few Newton steps from it."""
+        zeros = super()._default_start(prep)
+        model = prep.transitions.model
+        if not isinstance(model.utility, LinearUtility):
+            return zeros
+        from estimators.ccp import PseudoLikelihood
+        from estimators.policy import frequency_ccps
+
+        counts = prep.data.counts
+        try:
+            pl = PseudoLikelihood(model, prep.params, self.solver)
+            Z, e = pl.linearize(frequency_ccps(model, counts))
+            theta, ll, _, ok, _ = pl.maximize(Z, e, counts, zeros.to_numpy())
+        except (ArithmeticError, ValueError, np.linalg.LinAlgError):
+            return zeros
+        if not ok or not np.isfinite(ll) or not np.all(np.isfinite(theta)):
+            return zeros
+        return pd.Series(theta, index=zeros.index)
 
     def _estimate(self, prep: Prepared, base: pd.Series) -> Fit:
         cd, ts = prep.data, prep.transitions
@@ -114,7 +149,8 @@ class NFXP(Estimator):
             notes.append(f"transition parameter(s) {at_bound} estimated on the boundary of the "
                          "simplex (an outcome never or always observed) are held at their "
                          "first-stage values in the full-information stage")
-        ts_full = dataclasses.replace(ts, params=ts.params[free])
+        ts_full = ts if free == list(ts.params.index) else \
+            dataclasses.replace(ts, params=subset(ts.params, free))
         if full:
             params, ok3, it3, msg3, g3 = self._full_information(lik, cd, ts_full, params)
             iterations += it3
@@ -271,14 +307,17 @@ class NFXP(Estimator):
             nxt = panel.next_row
             np.add.at(scores[:, len(util):], np.where(nxt >= 0, nxt, np.arange(panel.nobs)), tr)
             return H, scores
-        try:
-            if panel is None:
-                H, _, _ = mle_inference(lik, None, 0, params)
-                return H, None
-            rows = np.flatnonzero(cd.used)
-            H, scores, _ = mle_inference(lik, (rows, cd.state, cd.action), panel.nobs, params)
-        except ConvergenceError as exc:  # the likelihood is not finite near the estimate
-            raise HessianUnavailable(str(exc)) from exc
+        # the analytic Hessian (second-order implicit function theorem), from the likelihood's
+        # memo when the outer loop's last Newton step was taken at the estimate
+        ev = lik.evaluate(params, True, hessian=True)
+        H = ev.hessian
+        if H is None or not np.all(np.isfinite(H)):
+            raise HessianUnavailable("the choice log-likelihood or its Hessian is not finite at "
+                                     "the estimate")
+        if panel is None:  # sufficient statistics: no per-row scores
+            return H, None
+        scores = np.zeros((panel.nobs, len(util)))
+        scores[np.flatnonzero(cd.used)] = ev.cell_scores[cd.state, cd.action]
         return H, scores
 
 
@@ -287,4 +326,9 @@ class HessianUnavailable(ArithmeticError):
 
 
 def _transition_loglik(ts, params) -> float:
-    return ts.loglik_grad(params)[0] if len(ts.params) else ts.loglik
+    """The transition log-likelihood at ``params``: the first stage's own value when they hold
+    its estimates (stage 2), else evaluated (stage 3 moved them)."""
+    if not len(ts.params) or np.array_equal(subset(params, ts.params.index.tolist()).to_numpy(),
+                                            ts.params.to_numpy()):
+        return ts.loglik
+    return ts.loglik_grad(params)[0]

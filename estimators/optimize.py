@@ -1,4 +1,4 @@
-"""Outer-loop optimizers for (pseudo-)likelihoods: BHHH and scipy's quasi-Newton methods.
+"""Outer-loop optimizers for (pseudo-)likelihoods: BHHH, Newton and scipy's quasi-Newton methods.
 
 The objective is a log-likelihood to *maximize*. BHHH (Berndt, Hall, Hall and Hausman 1974),
 Rust's choice in NFXP, uses the outer product of the per-observation scores
@@ -9,6 +9,12 @@ Rust's choice in NFXP, uses the outer product of the per-observation scores
 with :math:`\\lambda_k` from a backtracking (Armijo) line search. Convergence is declared when the
 Newton decrement :math:`\\nabla\\ell' H_{BHHH}^{-1} \\nabla\\ell` is below ``tol`` (Rust's NFXP
 criterion).
+
+``"newton"`` takes the same steps with the negative analytic Hessian
+:math:`-\\nabla^2\\ell` in place of :math:`H_{BHHH}` wherever it is positive definite (a Cholesky
+factor exists), and BHHH steps elsewhere (far from the optimum, where the log-likelihood need not
+be concave); near the optimum it converges quadratically, where BHHH converges linearly at a rate
+set by how far :math:`H_{BHHH}` is from the information matrix.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ __all__ = ["Optimizer", "OptimizeResult", "maximize"]
 METHODS = {
     "bhhh": "BHHH, then BFGS updates near the optimum, with an Armijo line search (Rust's "
             "NFXP outer loop)",
+    "newton": "Newton-Raphson on the analytic Hessian where it is negative definite, BHHH "
+              "elsewhere, with an Armijo line search",
     "bfgs": "scipy BFGS on the analytic gradient",
     "l-bfgs-b": "scipy L-BFGS-B on the analytic gradient",
     "trust-exact": "Newton with a trust region on the BHHH matrix (scipy trust-exact)",
@@ -38,9 +46,11 @@ class Optimizer:
     Parameters
     ----------
     method : str
-        ``"bhhh"`` (default), ``"bfgs"``, ``"l-bfgs-b"`` or ``"trust-exact"``.
+        ``"bhhh"`` (default), ``"newton"`` (needs an objective with an analytic Hessian),
+        ``"bfgs"``, ``"l-bfgs-b"`` or ``"trust-exact"``.
     tol : float
-        BHHH: the Newton decrement :math:`g' H^{-1} g`; scipy methods: gradient tolerance.
+        BHHH and Newton: the Newton decrement :math:`g' H^{-1} g` (with :math:`H` the BHHH
+        matrix or the negative Hessian); scipy methods: gradient tolerance.
     max_iter : int
         Most iterations.
 
@@ -87,7 +97,9 @@ class OptimizeResult(NamedTuple):
 Objective = Callable[[np.ndarray, bool], tuple[float, np.ndarray | None, np.ndarray | None]]
 
 
-def maximize(objective: Objective, x0: np.ndarray, optimizer: Optimizer) -> OptimizeResult:
+def maximize(objective: Objective, x0: np.ndarray, optimizer: Optimizer,
+             hessian: Callable[[np.ndarray], np.ndarray | None] | None = None
+             ) -> OptimizeResult:
     """Maximize ``objective`` from ``x0``.
 
     Parameters
@@ -100,6 +112,10 @@ def maximize(objective: Objective, x0: np.ndarray, optimizer: Optimizer) -> Opti
         Starting values.
     optimizer : Optimizer
         Method and tolerances.
+    hessian : callable, optional
+        ``hessian(x) -> H``: the Hessian of the objective at a point where ``objective`` was
+        just evaluated with derivatives (``None`` where it is unavailable). Needed by
+        ``method="newton"``.
 
     Returns
     -------
@@ -109,12 +125,34 @@ def maximize(objective: Objective, x0: np.ndarray, optimizer: Optimizer) -> Opti
     x0 = np.asarray(x0, dtype=float)
     if optimizer.method == "bhhh":
         res = _bhhh(objective, x0, optimizer)
+    elif optimizer.method == "newton":
+        if hessian is None:
+            raise ValueError("Optimizer('newton') needs the objective's analytic Hessian, which "
+                             "this objective does not offer; use Optimizer('bhhh') (or one of "
+                             "'bfgs', 'l-bfgs-b', 'trust-exact')")
+        res = _bhhh(objective, x0, optimizer, hessian)
     else:
         res = _scipy(objective, x0, optimizer)
     return res._replace(seconds=time.perf_counter() - start)
 
 
-def _bhhh(objective: Objective, x: np.ndarray, opt: Optimizer) -> OptimizeResult:
+def _newton_direction(hessian, x, g):
+    """The Newton direction :math:`(-\\nabla^2 f)^{-1} g` when the Hessian at ``x`` is finite
+    and negative definite (a Cholesky factor of its negative exists), else ``None``."""
+    Hx = hessian(x)
+    if Hx is None or not np.all(np.isfinite(Hx)):
+        return None
+    try:
+        L = np.linalg.cholesky(-0.5 * (Hx + Hx.T))
+    except np.linalg.LinAlgError:
+        return None
+    d = np.linalg.solve(L.T, np.linalg.solve(L, g))
+    return d if np.all(np.isfinite(d)) else None
+
+
+def _bhhh(objective: Objective, x: np.ndarray, opt: Optimizer, hessian=None) -> OptimizeResult:
+    """BHHH (then BFGS updates) or, given ``hessian``, Newton-Raphson where the Hessian is
+    negative definite and BHHH elsewhere; Armijo line search either way."""
     f, g, H = objective(x, True)
     evals = 1
     if not np.isfinite(f) or g is None:
@@ -126,15 +164,31 @@ def _bhhh(objective: Objective, x: np.ndarray, opt: Optimizer) -> OptimizeResult
     quasi_newton = False
     it = 0
     for it in range(1, opt.max_iter + 1):  # noqa: B007
-        try:
-            d = np.linalg.solve(B, g)
-        except np.linalg.LinAlgError:
-            d = np.linalg.lstsq(B, g, rcond=None)[0]
+        d = None if hessian is None else _newton_direction(hessian, x, g)
+        newton = d is not None
+        if d is None:
+            try:
+                d = np.linalg.solve(B, g)
+            except np.linalg.LinAlgError:
+                d = np.linalg.lstsq(B, g, rcond=None)[0]
         decrement = float(g @ d)
         if decrement < opt.tol:
             converged = True
             message = f"Newton decrement {decrement:.2e} < tol"
             it -= 1
+            if newton and decrement > 0:
+                # the last Newton step too: the decrement bounds the error of x only by
+                # sqrt(tol / curvature), that of x + d by its square (quadratic convergence)
+                fn, gn, Hn = objective(x + d, True)
+                evals += 1
+                # (it cannot gain more than about the decrement, less than the rounding noise
+                # of a likelihood summed over many rows: only a gross loss refuses it)
+                if np.isfinite(fn) and gn is not None and \
+                        fn >= f - 1e-9 * max(1.0, abs(f)):
+                    x, f, g, H = x + d, fn, gn, Hn
+                    it += 1
+                    message = (f"Newton decrement {decrement:.2e} < tol, and the last Newton "
+                               "step taken")
             break
         if decrement < 0:  # B lost definiteness: restart from BHHH
             B, quasi_newton = H, False
@@ -155,7 +209,8 @@ def _bhhh(objective: Objective, x: np.ndarray, opt: Optimizer) -> OptimizeResult
             message = "line search failed: no ascent along the search direction"
             break
         step, dg = xn - x, g - gn
-        if not quasi_newton and lam == 1.0 and decrement < 1e-2 * max(1.0, abs(fn)):
+        if hessian is None and not quasi_newton and lam == 1.0 and \
+                decrement < 1e-2 * max(1.0, abs(fn)):
             quasi_newton = True  # close enough: switch to BFGS updates for superlinear steps
         x, f, g, H = xn, fn, gn, Hn
         if quasi_newton and step @ dg > 0:

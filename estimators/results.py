@@ -138,6 +138,17 @@ def _model_description(model: Any) -> dict[str, Any] | None:
 
     spec = spec_of(model)
     desc["registry"] = None if spec is None else spec.to_dict()
+    by_type = getattr(model, "by_type", None)
+    inner = getattr(model, "model", None)
+    if by_type is not None and inner is not None:  # a ddc.Mixture: how to rebuild it
+        base = spec_of(inner)
+        covs = getattr(model, "share_covariates", None) or None
+        desc["mixture"] = {
+            "n_types": int(model.n_types), "by_type": [str(p) for p in by_type],
+            "shares_by": [str(v) for v in getattr(model, "shares_by", ())],
+            "share_covariates": None if covs is None else {
+                str(k): None if v is None else list(v) for k, v in covs.items()},
+            "registry": None if base is None else base.to_dict()}
     return desc
 
 

@@ -118,8 +118,56 @@ def _build_model(name: str, options: dict[str, object], where: str = "--model"):
 
 
 def _model(args: argparse.Namespace):
-    """The model of ``--model`` and its options."""
-    return _build_model(args.model, _option_text(args))
+    """The model of ``--model`` and its options; a :class:`ddc.Mixture` of it with
+    ``--types K`` (``--by-type``, ``--shares-by``)."""
+    return _mixture_of(_build_model(args.model, _option_text(args)), args)
+
+
+def _names(text: str | None) -> list[str]:
+    return [] if not text else [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _mixture_of(model, args: argparse.Namespace, recorded: dict | None = None):
+    """``model`` itself, or the mixture of ``--types``/``--by-type``/``--shares-by`` (else of
+    the mixture ``recorded`` in a results file); errors name the option at fault."""
+    import ddc
+
+    types = getattr(args, "types", None)
+    by_type, shares_by = _names(getattr(args, "by_type", None)), \
+        _names(getattr(args, "shares_by", None))
+    if types is None:
+        given = [flag for flag, v in (("--by-type", by_type), ("--shares-by", shares_by)) if v]
+        if given:
+            raise CLIError(f"{' and '.join(given)} need --types K (the number of unobserved "
+                           "types)")
+        if not recorded:
+            return model
+        types, by_type = recorded["n_types"], list(recorded["by_type"])
+        shares_by = list(recorded.get("shares_by") or [])
+        share_covariates = recorded.get("share_covariates") or None
+        where = "the mixture the results recorded"
+    else:
+        share_covariates = None
+        where = "--by-type"
+        if not by_type:
+            raise CLIError(f"--types {types} needs --by-type p1,p2: the parameters that differ "
+                           f"by type (the model's parameters: {list(model.utility_params)})")
+    bad = [p for p in by_type if p not in model.param_names]
+    if bad:
+        raise CLIError(f"{where} names {bad}, which are not parameters of the model "
+                       f"{model.name!r}; choose among {list(model.utility_params)}")
+    bad = [v for v in shares_by if v not in model.space.names]
+    if bad:
+        raise CLIError(f"--shares-by names {bad}, which are not state variables of the model "
+                       f"{model.name!r}; choose among {list(model.space.names)}")
+    try:
+        return ddc.Mixture(model, int(types), by_type, shares_by=shares_by,
+                           share_covariates=share_covariates)
+    except (KeyError, ValueError, TypeError) as exc:
+        msg = exc.args[0] if exc.args else str(exc)
+        raise CLIError(f"--types {types} --by-type {','.join(by_type)}"
+                       + (f" --shares-by {','.join(shares_by)}" if shares_by else "")
+                       + f": {msg}") from None
 
 
 def _estimator_class(key: str):
@@ -429,7 +477,13 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     _estimator_class(args.estimator)
     model = _model(args)
     panel = _read_panel(args, model)
-    res = _fit(model, panel, args.estimator)
+    try:
+        res = _fit(model, panel, args.estimator)
+    except (TypeError, NotImplementedError) as exc:
+        if getattr(args, "types", None) is None:
+            raise
+        raise CLIError(f"--estimator {args.estimator} with --types {args.types}: "
+                       f"{exc}") from None
     _say(str(res.summary()))
     if args.out:
         res.save(args.out)
@@ -490,8 +544,10 @@ def cmd_counterfactual(args: argparse.Namespace) -> int:
         res.check_model(model)
     except ModelMismatchError as exc:
         raise CLIError(f"{exc} ({how}; give the model it was estimated with as --model NAME "
-                       "with its --option KEY=VALUE)") from None
-    scenarios = _scenario_names(args.scenario or ["default"], model)
+                       "with its --option KEY=VALUE, and for a mixture --types K --by-type "
+                       "p1,p2)") from None
+    base = getattr(model, "model", model)  # a mixture's scenarios are its model's
+    scenarios = _scenario_names(args.scenario or ["default"], base)
     report = counterfactual(model, res, scenarios=scenarios, n_draws=args.draws, seed=args.seed,
                             cov_type=args.cov_type)
     _say(report.as_text())
@@ -530,12 +586,25 @@ def _results_model(args: argparse.Namespace, res):
     Returns the model and a phrase saying where it came from."""
     import ddc
 
+    info = res.model_info or {}
+    recorded = info.get("mixture")
     if args.model is not None:
-        return _model(args), f"the model given, --model {args.model}"
+        model = _mixture_of(_build_model(args.model, _option_text(args)), args, recorded)
+        return model, f"the model given, --model {args.model}"
     if _option_text(args):
         raise CLIError("model options were given without --model; give --model NAME with them")
-    info = res.model_info or {}
+    if getattr(args, "types", None) is not None:
+        raise CLIError("--types was given without --model; give --model NAME with it (or "
+                       "neither: the results record their mixture)")
     spec = info.get("registry")
+    if recorded and not spec and recorded.get("registry"):  # a mixture of a registered model
+        spec = ddc.models.ModelSpec.from_dict(recorded["registry"]).to_dict()
+        base = _build_model(spec["name"], dict(spec["options"]),
+                            where=f"{args.results!r} records the model {spec['name']!r}")
+        opts = " ".join(f"--option {k}={v}" for k, v in spec["options"].items())
+        return (_mixture_of(base, args, recorded),
+                f"rebuilt as --model {spec['name']} {opts} --types {recorded['n_types']} "
+                f"--by-type {','.join(recorded['by_type'])}".replace("  ", " "))
     if spec:
         try:
             spec = ddc.models.ModelSpec.from_dict(spec)
@@ -824,6 +893,21 @@ def _add_model_args(p: argparse.ArgumentParser, required: bool = True,
                         "quadratic)" + nodefault)
 
 
+def _add_mixture_args(p: argparse.ArgumentParser, what: str = "") -> None:
+    """``--types K``, ``--by-type``, ``--shares-by``: a finite mixture of unobserved types of
+    the model (:class:`ddc.Mixture`)."""
+    g = p.add_argument_group(
+        "unobserved types", "a finite mixture of K types of the model (ddc.Mixture; "
+                            "docs/heterogeneity.rst)" + what)
+    g.add_argument("--types", type=_positive, default=None, metavar="K",
+                   help="number of types (1 reproduces the one-type fit)")
+    g.add_argument("--by-type", default=None, metavar="P1,P2",
+                   help="the parameters that differ by type, comma-separated")
+    g.add_argument("--shares-by", default=None, metavar="V1,V2",
+                   help="state variables of the first observed state that shift the type "
+                        "shares (a multinomial logit; constant shares by default)")
+
+
 def _add_montecarlo_args(parser: argparse.ArgumentParser) -> None:
     nodefault = "%(default).0s"
     _add_model_args(parser, required=False, default="membership",
@@ -902,11 +986,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  ddc estimate panel.csv --model membership --estimator nfxp "
                "--out nfxp.json\n  ddc estimate rust --model rust_bus --estimator nfxp\n"
                "  ddc estimate shop.csv --model membership --id-col client --time-col date "
-               "--column plan=tier")
+               "--column plan=tier\n"
+               "  ddc fit panel.csv --model membership --types 2 "
+               "--by-type theta_ship,theta_video --out mix.json", aliases=["fit"])
     _add_data_args(p)
     p.add_argument("--estimator", default="nfxp",
                    help="a key of the estimator registry: nfxp, ccp, npl, pqr, maxent, ...")
     p.add_argument("--out", default=None, metavar="FILE", help="save the results (.json)")
+    _add_mixture_args(p)
     p.set_defaults(func=cmd_estimate)
 
     p = sub.add_parser(
@@ -932,7 +1019,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  ddc counterfactual nfxp.json --scenario default --out out/cf\n"
                "  ddc counterfactual nfxp.json --scenario monthly_price_up,no_monthly\n"
                "  ddc counterfactual entry.json --model mypkg.models:entry_model "
-               "--option beta=0.9")
+               "--option beta=0.9\n"
+               "  ddc counterfactual mix.json --out out/mix   # a mixture: by type and pooled")
     p.add_argument("results", metavar="RESULTS", help="results JSON (ddc estimate --out)")
     p.add_argument("--scenario", action="append", default=None,
                    help="names of the model's scenarios (membership: monthly_price_up, "
@@ -944,6 +1032,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cov-type", default=None, help="covariance kind of the results to draw "
                                                      "from (default: the results' own)")
     _add_model_args(p, required=False, what=" (default: the one the results recorded)")
+    _add_mixture_args(p, " (default: the mixture the results recorded)")
     p.set_defaults(func=cmd_counterfactual)
 
     p = sub.add_parser(

@@ -67,10 +67,10 @@ from ddc.stationary import (
 from simulations.draws import (
     DEFAULT_DRAWS,
     QUANTILE_METHOD,
-    _draw_params,
     _interval,
     _ordered,
     _params_and_cov,
+    draw_with_transitions,
 )
 from simulations.report import CounterfactualReport
 
@@ -206,8 +206,7 @@ def _with_estimated_transitions(model: Model, results_or_params, notes: list[str
     if estimated is results_or_params.model or len(model.transition_params):
         return model
     notes.append("Transitions: the tables estimated in the first stage of the "
-                 f"{results_or_params.estimator} fit (not the model's defaults); intervals "
-                 "carry the utility parameters' uncertainty, not the tables'.")
+                 f"{results_or_params.estimator} fit (not the model's defaults).")
     return model.replace(transitions=estimated.transitions())
 
 
@@ -231,10 +230,12 @@ def _exact(model: Model, vec: np.ndarray, V0: np.ndarray, weights, solver: Solve
     return fp.V, fp.pi, mu
 
 
-def _solve_draws(model: Model, TH: np.ndarray, point, weights, varying: bool
+def _solve_draws(model: Model, TH: np.ndarray, point, weights, varying: bool,
+                 draw_models: list[Model] | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """V (S, D), pi (S, A, D), mu (S, D), usable (D,) and the number of draws solved one by
-    one."""
+    one. ``draw_models``: draw ``d`` is solved with ``draw_models[d]`` (drawn transition
+    tables; one by one)."""
     V0, pi0, mu0, vec0 = point
     S, A = pi0.shape
     D = TH.shape[0]
@@ -261,7 +262,8 @@ def _solve_draws(model: Model, TH: np.ndarray, point, weights, varying: bool
             good[np.flatnonzero(good)[~done]] = False
         todo = np.flatnonzero(~good)
     for d in todo:
-        got = _exact(model, TH[d], V0, weights, solver)
+        got = _exact(model if draw_models is None else draw_models[d], TH[d], V0, weights,
+                     solver)
         if got is None:  # left out; placeholders keep the arrays finite
             ok[d] = False
             got = (V0, pi0, mu0)
@@ -294,7 +296,9 @@ def counterfactual(
     cov_type: str | None = None,
     money: Money | None = None,
     progress: Callable[[str], None] | None = None,
+    draw_transitions: bool = True,
     _param_draws: np.ndarray | None = None,
+    _transition_draws=None,
 ) -> CounterfactualReport:
     """Welfare, choice and state shares and the model's declared outcomes under scenarios.
 
@@ -338,9 +342,18 @@ def counterfactual(
         (:attr:`ddc.Hooks.money`) by default. Without one, welfare is in utils only.
     progress : callable, optional
         Called with each model's name when its draws are done (the CLI's progress bar).
+    draw_transitions : bool
+        Whether the draws carry the uncertainty of the transitions the results' first stage
+        estimated (:func:`simulations.draws.draw_with_transitions`: cell-frequency tables drawn
+        from their counts, transition parameters from their covariance, the utility
+        parameters moving with them); True by default. Draws with drawn tables are solved one
+        by one (slower than the batched draws of the utility parameters alone).
     _param_draws : numpy.ndarray, optional
         Internal: parameter draws (D, P) over ``model.param_names`` made by the caller
         instead of drawn here (the mixture draws all types' parameters jointly).
+    _transition_draws : estimators.first_stage.FirstStageDraws, optional
+        Internal: the caller's draws of the estimated tables, row for row with
+        ``_param_draws``.
 
     Returns
     -------
@@ -373,6 +386,7 @@ def counterfactual(
         return mixture_counterfactual(model, results_or_params, scenarios, n_draws, seed,
                                       weights, level=level, horizon=horizon,
                                       cov_type=cov_type, money=money, progress=progress,
+                                      draw_transitions=draw_transitions,
                                       engine=counterfactual)
     if not isinstance(model, Model):
         raise TypeError(f"model must be a ddc.Model, got {type(model).__name__}")
@@ -427,22 +441,36 @@ def counterfactual(
     if _param_draws is not None:  # draws made by the caller (the mixture's, per type)
         n_draws = len(_param_draws)
     if (cov is not None or _param_draws is not None) and n_draws > 0:
-        TH = (_draw_params(params, cov, int(n_draws), seed) if _param_draws is None
-              else np.asarray(_param_draws, dtype=float))
+        first = _transition_draws
+        if _param_draws is None:
+            TH, first = draw_with_transitions(model, results_or_params, params, cov,
+                                              int(n_draws), seed, notes, draw_transitions)
+        else:
+            TH = np.asarray(_param_draws, dtype=float)
         pos_t = [model.param_names.index(n) for n in model.transition_params.index]
-        varying = bool(pos_t) and bool(np.any(np.ptp(TH[:, pos_t], axis=0) > 0))
+        varying = first is not None or (bool(pos_t) and
+                                        bool(np.any(np.ptp(TH[:, pos_t], axis=0) > 0)))
+        drawn_base = None
+        if first is not None:  # the estimated tables of each draw
+            base_trans = model.transitions()
+            drawn_base = [model.replace(transitions=first.transitions(base_trans, d))
+                          for d in range(len(TH))]
         ok = np.ones(len(TH), dtype=bool)
         frame = pd.DataFrame(TH.T, index=params.index)
         n_single = 0
-        for name, _, m in models:
-            V, pi, mu, good, single = _solve_draws(m, TH, solutions[name], weights, varying)
+        for name, scn, m in models:
+            per_draw = None if drawn_base is None else \
+                [b if scn is None else scn.apply(b) for b in drawn_base]
+            V, pi, mu, good, single = _solve_draws(m, TH, solutions[name], weights, varying,
+                                                   per_draw)
             n_single += single
             ok &= good
-            if varying:  # transitions differ by draw: one context per draw
-                parts = [_evaluate(m, frame.iloc[:, [d]], pi[:, :, [d]], V[:, [d]],
+            if varying:  # transitions differ by draw: one context per draw (and its blocks)
+                md = [m] * len(TH) if per_draw is None else per_draw
+                parts = [_evaluate(md[d], frame.iloc[:, [d]], pi[:, :, [d]], V[:, [d]],
                                    mu[:, [d]], structure, horizon,
-                                   m.compiled_transitions(TH[d] if good[d] else vec),
-                                   batched=False) for d in range(len(TH))]
+                                   md[d].compiled_transitions(TH[d] if good[d] else vec),
+                                   batched=True) for d in range(len(TH))]
                 draws[name] = _stack(parts, V, mu)
             else:
                 draws[name] = _evaluate(m, frame, pi, V, mu, structure, horizon,
@@ -454,8 +482,8 @@ def counterfactual(
             notes.append(f"{n_single} model solutions of the draws were computed one by one "
                          "(the batched iteration did not converge for them).")
         if varying:
-            notes.append("The draws move transition parameters, so every draw was solved on "
-                         "its own.")
+            notes.append("The draws move the transitions, so every draw was solved on its "
+                         "own.")
         if n_used < n_draws:
             msg = (f"{n_draws - n_used} of {n_draws} bootstrap draws failed to solve and are "
                    "left out of the intervals")

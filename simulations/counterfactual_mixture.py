@@ -137,6 +137,15 @@ class MixtureCounterfactualReport(CounterfactualReport):
         out["by_type.csv"] = self.by_type
         return out
 
+    def as_text(self) -> str:
+        """The pooled summary (as a one-type report's) and the figures by type, as text."""
+        from estimators.tables import Table
+
+        blocks = _by_type_blocks(self)
+        _, caption, header, rows = blocks[1][:4]
+        return (super().as_text() + "\n(pooled over the types)\n\n"
+                + Table(header, rows, title=caption).as_text())
+
     def __repr__(self) -> str:
         return (f"MixtureCounterfactualReport({self.model_name!r}, types="
                 f"{len(self.type_reports)}, scenarios={list(self.summary.index)}, "
@@ -277,6 +286,7 @@ def mixture_counterfactual(
     cov_type: str | None = None,
     money: Money | None = None,
     progress: Callable[[str], None] | None = None,
+    draw_transitions: bool = True,
     engine: Callable[..., CounterfactualReport] | None = None,
 ) -> MixtureCounterfactualReport:
     """Counterfactuals of a mixture of types, by type and pooled (module docstring).

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ddc.model import Model, fingerprint_diff
 
-__all__ = ["DEFAULT_DRAWS", "QUANTILE_METHOD"]
+__all__ = ["DEFAULT_DRAWS", "QUANTILE_METHOD", "draw_with_transitions"]
 
 DEFAULT_DRAWS = 200
 """Bootstrap draws by default. With the plotting position :data:`QUANTILE_METHOD`, percentile
@@ -135,3 +135,101 @@ def _params_and_cov(model, results_or_params, cov_type: str | None
         return model.params_series(results_or_params), None, "parameters given", notes
     raise TypeError(f"results_or_params must be EstimationResults or parameter values (a "
                     f"pandas Series), got {type(results_or_params).__name__}")
+
+
+def _first_stage_seed(seed):
+    """The transitions' own stream, independent of the utility draws' (``seed`` unchanged for
+    those, so the utility draws do not move when the transitions are drawn too)."""
+    return None if seed is None else np.random.SeedSequence(seed).spawn(1)[0]
+
+
+def draw_with_transitions(model: Model, results, params: pd.Series, cov: pd.DataFrame,
+                          n_draws: int, seed, notes: list[str], draw_transitions: bool = True):
+    """Parameter draws (D, P) over ``params.index`` and draws of the estimated transitions.
+
+    Without a first-stage estimate in the results (parameters given, transitions known, a
+    full-information fit whose covariance has the transition parameters already, results
+    loaded from a file), or with ``draw_transitions=False``, this is :func:`_draw_params`.
+    Otherwise the first stage is drawn from its sampling distribution
+    (:func:`estimators.first_stage.draw_first_stage`: Dirichlet draws of the cell-frequency
+    rows from their counts, normal draws of transition parameters), and the utility
+    parameters move with it: with :math:`B = \\partial\\hat\\theta / \\partial\\psi'` (recorded
+    by the first-stage correction of the standard errors) the draws are
+
+    .. math::
+
+        \\theta_d = \\hat\\theta + e_d + B (\\psi_d - \\hat\\psi), \\qquad
+        e_d \\sim N(0, V - B V_\\psi B'),
+
+    which has the corrected covariance :math:`V` (Murphy and Topel: for the ``hessian`` kind
+    :math:`V - B V_\\psi B' = A^{-1}`, the second stage's own part) and the covariance
+    :math:`B V_\\psi` with the transitions of the expansion
+    :math:`\\hat\\theta - \\theta \\approx A^{-1} s_\\theta + B (\\hat\\psi - \\psi)`. Without
+    :math:`B` the utility parameters are drawn from :math:`V` independently of the
+    transitions (said in the notes).
+
+    Returns
+    -------
+    TH : numpy.ndarray
+        (D, P); drawn transition parameters are in their columns.
+    first : estimators.first_stage.FirstStageDraws or None
+        The transition draws when the first stage estimated tables (solve draw ``d`` with
+        ``first.transitions(model.transitions(), d)``), else ``None``.
+    """
+    from estimators.first_stage import TransitionEstimate, draw_first_stage
+    from estimators.results import EstimationResults
+
+    ts = results.extra.get("transitions") if isinstance(results, EstimationResults) else None
+    estimated = isinstance(ts, TransitionEstimate) and (bool(ts.tables) or
+                                                       bool(len(ts.params) and ts.free))
+    if isinstance(results, EstimationResults) and not isinstance(ts, TransitionEstimate):
+        notes.append("The results carry no first-stage estimate of the transitions (loaded "
+                     "from a file, or built by hand): the intervals hold the transitions at "
+                     "the model's and carry the other parameters' uncertainty only.")
+    if not estimated:
+        return _draw_params(params, cov, n_draws, seed), None
+    if not ts.tables and any(n in cov.index for n in ts.free):
+        return _draw_params(params, cov, n_draws, seed), None  # drawn jointly already
+    if not draw_transitions:
+        notes.append("Intervals carry the uncertainty of the estimated parameters, not of the "
+                     "transitions estimated in the first stage (draw_transitions=False).")
+        return _draw_params(params, cov, n_draws, seed), None
+    first = draw_first_stage(ts, n_draws, _first_stage_seed(seed))
+    util = [n for n in cov.index if n in model.utility_params]
+    B = ts.sensitivity
+    joint = B is not None and list(B.columns) == first.names and set(util) <= set(B.index)
+    if joint:
+        Bu = B.loc[util, first.names].to_numpy(dtype=float)
+        own = cov.copy()
+        own.loc[util, util] = own.loc[util, util].to_numpy() - Bu @ first.cov @ Bu.T
+        w = np.linalg.eigvalsh(0.5 * (own.to_numpy() + own.to_numpy().T))
+        if w.min() < -1e-8 * max(1.0, abs(w).max()):
+            joint = False
+            notes.append(f"The covariance minus the first stage's part is not positive "
+                         f"semi-definite (smallest eigenvalue {w.min():.3g}): the utility "
+                         "parameters are drawn from the covariance independently of the "
+                         "transitions.")
+    if joint:
+        TH = _draw_params(params, own, n_draws, seed)
+        pos = [list(params.index).index(n) for n in util]
+        TH[:, pos] += first.delta @ Bu.T
+        how = ("the utility parameters move with them through the estimate's sensitivity to "
+               "the first stage, theta_d = theta + e_d + B (psi_d - psi), "
+               "e_d ~ N(0, V - B V_psi B')")
+    else:
+        TH = _draw_params(params, cov, n_draws, seed)
+        how = ("the utility parameters are drawn independently of them (the results record "
+               "no sensitivity of the estimate to the first stage)")
+        if B is None:
+            notes.append("The results record no sensitivity of the utility estimate to the "
+                         "first stage (no first-stage correction of the standard errors), so "
+                         "their draws do not move with the transitions'.")
+    kind = ("Dirichlet draws of each estimated row from its counts" if first.tables is not None
+            else "normal draws from the first stage's covariance")
+    notes.append(f"Intervals carry the uncertainty of the transitions estimated in the first "
+                 f"stage ({first.what}: {kind}); {how}.")
+    if first.tables is None:
+        pos = [list(params.index).index(n) for n in first.names]
+        TH[:, pos] = first.values
+        return TH, None
+    return TH, first

@@ -182,6 +182,20 @@ def test_estimate_rust_data(capsys):
                  id="unknown-scenario"),
     pytest.param(["simulate", "--model", "membership", "--out", "panel.xlsx"], "must end in",
                  id="simulate-extension"),
+    pytest.param(["estimate", "panel.txt", "--model", "membership", "--by-type", "theta_ship"],
+                 "--by-type need --types K", id="by-type-without-types"),
+    pytest.param(["estimate", "panel.txt", "--model", "membership", "--types", "2"],
+                 "--types 2 needs --by-type p1,p2", id="types-without-by-type"),
+    pytest.param(["estimate", "panel.txt", "--model", "membership", "--types", "2",
+                  "--by-type", "theta_shipping"], "--by-type names ['theta_shipping']",
+                 id="by-type-unknown"),
+    pytest.param(["estimate", "panel.txt", "--model", "membership", "--types", "2",
+                  "--by-type", "theta_ship", "--shares-by", "region"],
+                 "--shares-by names ['region']", id="shares-by-unknown"),
+    pytest.param(["counterfactual", "cf.json", "--types", "2", "--by-type", "theta_ship"],
+                 "--types was given without --model", id="types-without-model"),
+    pytest.param(["counterfactual", "cf.json", "--model", "membership", "--types", "2",
+                  "--by-type", "theta_ship"], "n_types", id="results-of-one-type"),
     pytest.param(["demo", "--out", "mine"], "not a ddc-econ output folder", id="foreign-folder"),
     pytest.param(["estimate", "bad.csv", "--model", "membership"], "plan", id="bad-column"),
     pytest.param(["estimate", "empty.csv", "--model", "membership"], "'empty.csv' is empty",
@@ -238,6 +252,8 @@ def test_montecarlo_runs(capsys, tmp_path):
                  "--n-states: needs at least 2", id="n-states"),
     pytest.param(["montecarlo", "--reps", "0"], "--reps: must be a positive integer",
                  id="reps"),
+    pytest.param(["estimate", "p.csv", "--model", "membership", "--types", "0", "--by-type",
+                  "theta_ship"], "--types: must be a positive integer", id="types-0"),
     pytest.param(["montecarlo", "--reps", "2", "--beta", "1.0"], "--beta: must be in [0, 1)",
                  id="beta"),
 ])
@@ -488,3 +504,54 @@ def test_monte_carlo_reads_the_registries():
     assert list(dict.fromkeys(mc.table["estimator"])) == ["NPL", "CCP"]
     with pytest.raises(ValueError, match="no estimator 'gmm'"):
         monte_carlo(model, model.true_params, ["gmm"], reps=1, n_customers=10, n_periods=2)
+
+
+@pytest.fixture(scope="module")
+def segments_csv(tmp_path_factory):
+    path = tmp_path_factory.mktemp("seg") / "segments.csv"
+    assert main(["simulate", "--model", "membership_segments", "--n-customers", "600",
+                 "--n-periods", "24", "--seed", "1", "--out", str(path)]) == 0
+    return path
+
+
+def test_a_mixture_from_fit_to_counterfactual(capsys, segments_csv, tmp_path):
+    """ddc fit --types 2 --by-type ... saves a mixture's results that record how to rebuild the
+    mixture; ddc counterfactual rebuilds it, checks the fingerprint and writes the report by
+    type and pooled; the same mixture given on the command line works too, another one is
+    refused naming the difference."""
+    import ddc
+
+    target = tmp_path / "mix.json"
+    code, out, err = run(capsys, "fit", str(segments_csv), "--model", "membership",
+                         "--types", "2", "--by-type", "theta_ship,theta_video",
+                         "--out", str(target))
+    assert code == 0, err
+    assert "theta_ship[1]" in out and "share[1]" in out
+    mix = ddc.Mixture(ddc.models.membership(), 2, ["theta_ship", "theta_video"])
+    loaded = estimators.load_results(target, mix)  # the fingerprint check passes
+    assert list(loaded.params.index) == mix.param_names
+    assert loaded.model_info["mixture"]["by_type"] == ["theta_ship", "theta_video"]
+    with pytest.raises(estimators.ModelMismatchError, match="by_type"):
+        estimators.load_results(target, ddc.Mixture(ddc.models.membership(), 2,
+                                                     ["theta_ship"]))
+    out_dir = tmp_path / "cf"
+    code, out, err = run(capsys, "counterfactual", str(target), "--scenario", "video_benefit",
+                         "--draws", "8", "--out", str(out_dir))
+    assert code == 0, err
+    assert "Figures by type" in out and "(pooled over the types)" in out
+    names = {p.name for p in out_dir.iterdir()}
+    assert {"by_type.csv", "summary.csv", "by_market.csv", "retention.csv", "report.md",
+            "report.html"} <= names
+    by_type = pd.read_csv(out_dir / "by_type.csv", index_col=[0, 1])
+    assert sorted(by_type.index.get_level_values(0).unique()) == [0, 1]
+    # the same mixture spelled out on the command line
+    code, out, err = run(capsys, "counterfactual", str(target), "--model", "membership",
+                         "--types", "2", "--by-type", "theta_ship,theta_video",
+                         "--scenario", "video_benefit", "--draws", "0",
+                         "--out", str(tmp_path / "cf2"))
+    assert code == 0, err
+    # another mixture is refused, naming the difference and the options
+    code, out, err = run(capsys, "counterfactual", str(target), "--model", "membership",
+                         "--types", "2", "--by-type", "theta_ship", "--draws", "0",
+                         "--out", str(tmp_path / "cf3"))
+    assert code == 1 and "by_type" in err and "--types K --by-type" in err

@@ -49,6 +49,7 @@ from simulations import (
     UtilityShift,
     counterfactual,
     simulate,
+    stationary_from_policy,
 )
 from simulations.report import MANIFEST, atomic_directory
 
@@ -329,25 +330,82 @@ def test_report_with_intervals_has_the_contract_columns(with_draws):
     assert list(with_draws.changes.index) == [s.name for s in default_scenarios()]
 
 
-def test_draws_equal_exact_solutions(model, fitted, with_draws):
-    """The batched engine against Model.solve + membership_figures, draw by draw, with the
-    transition tables the fit estimated (the engine uses them, not the model's defaults)."""
-    model = model.replace(transitions=transition_model(fitted).transitions())
-    assert any("estimated in the first stage" in n for n in with_draws.notes)
-    for d in (0, 17, 59):
-        theta = with_draws.param_draws.iloc[d]
-        base = model.solve(theta)
+def _check_draws_against_exact(model, report, draw_models, draws=(0, 17, 59)):
+    """Draw by draw, the report's figures against Model.solve + membership_figures with the
+    draw's parameters and the draw's model (its transition tables)."""
+    for d in draws:
+        theta = report.param_draws.loc[d]
+        m = draw_models(d)
+        base = m.solve(theta)
         fb = membership_figures(base)
         for name in ("baseline", "no_monthly", "video_benefit"):
-            cf = model if name == "baseline" else get_scenario(name).apply(model)
+            cf = m if name == "baseline" else get_scenario(name).apply(m)
             sol = cf.solve(theta)
             fig = membership_figures(sol)
             for col in FIGS:
-                assert with_draws.draws.loc[d, (name, col)] == pytest.approx(
+                assert report.draws.loc[d, (name, col)] == pytest.approx(
                     getattr(fig, col), abs=1e-9)
             cv = fb.mu.to_numpy() @ (sol.V - base.V) / theta["alpha_price"]
-            assert with_draws.draws.loc[d, (name, "cv_per_customer")] == pytest.approx(
+            assert report.draws.loc[d, (name, "cv_per_customer")] == pytest.approx(
                 cv, abs=1e-6)
+
+
+def test_draws_equal_exact_solutions(model, fitted):
+    """The batched engine (utility parameters drawn, draw_transitions=False) against
+    Model.solve + membership_figures, draw by draw, with the transition tables the fit
+    estimated (the engine uses them, not the model's defaults)."""
+    rep = counterfactual(model, fitted, scenarios=["no_monthly", "video_benefit"], n_draws=20,
+                         seed=3, draw_transitions=False)
+    assert any("estimated in the first stage" in n for n in rep.notes)
+    assert any("draw_transitions=False" in n for n in rep.notes)
+    estimated = model.replace(transitions=transition_model(fitted).transitions())
+    _check_draws_against_exact(model, rep, lambda d: estimated, draws=(0, 7, 19))
+
+
+def test_draws_with_transitions_equal_exact_solutions(model, fitted, with_draws):
+    """With the transition tables drawn too (the default): draw d is solved with its own
+    tables, the Dirichlet draws of draw_first_stage from the counts on the transitions' own
+    stream of the seed."""
+    from estimators.first_stage import draw_first_stage
+    from simulations.draws import _first_stage_seed
+
+    ts = fitted.extra["transitions"]
+    first = draw_first_stage(ts, 60, _first_stage_seed(3))
+    base = transition_model(fitted).transitions()
+    assert any("Dirichlet" in n for n in with_draws.notes)
+    _check_draws_against_exact(
+        model, with_draws,
+        lambda d: model.replace(transitions=first.transitions(base, d)))
+    # the draws do move the tables
+    video = np.array([first.tables[d]["video"] for d in range(60)])
+    assert np.ptp(video, axis=0).max() > 0
+
+
+def test_transition_draws_have_the_first_stage_covariance(model, fitted):
+    """The joint draws theta_d = theta + e_d + B (psi_d - psi), e_d ~ N(0, V - B V_psi B'):
+    over 4,000 draws (no solving) the utility draws have the results' (Murphy-Topel) covariance
+    V and the covariance B V_psi with the drawn cells (Dirichlet: V_psi N / (N + 1)), within
+    five Monte Carlo standard errors of a sample covariance, sqrt((s_ii s_jj + s_ij^2) / D)."""
+    from simulations.draws import draw_with_transitions
+
+    D = 4000
+    params = model.params_series(fitted.params)
+    notes: list[str] = []
+    TH, first = draw_with_transitions(model, fitted, params, fitted.cov, D, 5, notes)
+    ts = fitted.extra["transitions"]
+    util = list(fitted.cov.index)
+    B = ts.sensitivity.loc[util, first.names].to_numpy()
+    X = np.column_stack([TH[:, [list(params.index).index(n) for n in util]], first.values])
+    S = np.cov(X, rowvar=False)
+    P = len(util)
+    want = np.block([[fitted.cov.to_numpy(), B @ first.cov], [first.cov @ B.T, first.cov]])
+    sd = np.sqrt((np.outer(np.diag(want), np.diag(want)) + want ** 2) / D)
+    # rows of the utility parameters (the cells' own block is the Dirichlet's, V_psi N/(N+1))
+    assert (np.abs(S - want)[:P, :] <= 5 * sd[:P, :]).all()
+    assert np.abs(TH[:, [list(params.index).index(n) for n in util]].mean(axis=0)
+                  - params[util].to_numpy()).max() < 5 * np.sqrt(np.diag(fitted.cov)).max() \
+        / np.sqrt(D)
+    assert any("theta_d = theta + e_d + B (psi_d - psi)" in n for n in notes)
 
 
 def test_bootstrap_spread_matches_the_delta_method(model, fitted):
@@ -357,7 +415,8 @@ def test_bootstrap_spread_matches_the_delta_method(model, fitted):
     1 / sqrt(2 (D - 1)) (5% at D = 200); the tolerance is 4 of those.
     """
     D = 200
-    rep = counterfactual(model, fitted, scenarios=["monthly_price_up"], n_draws=D, seed=8)
+    rep = counterfactual(model, fitted, scenarios=["monthly_price_up"], n_draws=D, seed=8,
+                         draw_transitions=False)
     draws = rep.draws[("monthly_price_up", "cv_per_customer")]
     theta = fitted.params
     cf = get_scenario("monthly_price_up").apply(model)
@@ -380,11 +439,56 @@ def test_bootstrap_spread_matches_the_delta_method(model, fitted):
     assert abs(draws.std(ddof=1) / sd_delta - 1) <= 4 * rel_se
 
 
+def test_bootstrap_spread_with_transitions_matches_the_full_delta_method(model, fitted):
+    """With the transition tables drawn, the standard deviation of the CV draws against the
+    delta method over the utility parameters and the 24 estimated cells psi jointly,
+    sqrt(g' Sigma g) with Sigma = [[V, B V_psi], [V_psi B', V_psi]] (g by central differences,
+    the cells moved through the first stage's cell view); tolerance as above. The
+    utility-only delta method differs by more than the tolerance here, so the check
+    discriminates."""
+    from estimators.first_stage import _cell_view
+
+    D = 200
+    rep = counterfactual(model, fitted, scenarios=["monthly_price_up"], n_draws=D, seed=8)
+    draws = rep.draws[("monthly_price_up", "cv_per_customer")]
+    ts = fitted.extra["transitions"]
+    pmodel, psi, Vpsi, _ = _cell_view(ts, None)
+    util = list(fitted.cov.index)
+    x = pmodel.params_series(np.concatenate([fitted.params[util].to_numpy(),
+                                             psi.to_numpy()]))
+    cf = get_scenario("monthly_price_up").apply(pmodel)
+
+    def cv(th):
+        base = pmodel.solve(th)
+        mu = stationary_from_policy(pmodel, base.pi, params=th)
+        return mu @ (cf.solve(th).V - base.V) / mu.sum() / th["alpha_price"]
+
+    grad = []
+    for name in x.index:
+        h = (1e-4 * fitted.std_errors[name] / 1e-2 if name in util
+             else min(1e-5, 0.5 * x[name]))
+        up, dn = x.copy(), x.copy()
+        up[name] += h
+        dn[name] -= h
+        grad.append((cv(up) - cv(dn)) / (2 * h))
+    g = np.array(grad)
+    B = ts.sensitivity.loc[util, list(psi.index)].to_numpy()
+    V = fitted.cov.to_numpy()
+    Sigma = np.block([[V, B @ Vpsi], [Vpsi @ B.T, Vpsi]])
+    sd_delta = float(np.sqrt(g @ Sigma @ g))
+    rel_se = 1 / np.sqrt(2 * (D - 1))
+    assert abs(draws.std(ddof=1) / sd_delta - 1) <= 4 * rel_se
+    sd_utility = float(np.sqrt(g[:len(util)] @ V @ g[:len(util)]))
+    assert abs(sd_utility / sd_delta - 1) > 4 * rel_se
+
+
 def test_intervals_cover_in_a_small_monte_carlo(model, truth, at_truth):
     """R panels simulated at the truth, NFXP on each, 95% intervals of the four CVs and the
     baseline's five figures; pooled coverage of the R x 9 events at least 0.85 (nominal 0.95:
     under independence 0.85 is more than 4 binomial standard deviations below). In a 40-rep run
-    of this design with 100 draws the average coverage over all 28 figures was 0.94."""
+    of this design with 100 draws the average coverage over all 28 figures was 0.94. The
+    utility parameters only are drawn here (fast); the slow test below draws the transitions
+    too."""
     R = 10
     checks = [("baseline", c) for c in FIGS] + [(s.name, "cv_per_customer")
                                                 for s in default_scenarios()]
@@ -392,7 +496,7 @@ def test_intervals_cover_in_a_small_monte_carlo(model, truth, at_truth):
     for r in range(R):
         panel = simulate(model, truth, n_customers=1500, n_periods=24, seed=2000 + r)
         res = NFXP(model).fit(panel)
-        rep = counterfactual(model, res, n_draws=60, seed=r)
+        rep = counterfactual(model, res, n_draws=60, seed=r, draw_transitions=False)
         for name, col in checks:
             lo, hi = rep.summary.loc[name, [f"{col}_lower", f"{col}_upper"]]
             covered.append(lo <= at_truth.summary.loc[name, col] <= hi)
@@ -400,6 +504,24 @@ def test_intervals_cover_in_a_small_monte_carlo(model, truth, at_truth):
     assert n == R * len(checks)
     assert np.mean(covered) >= 0.85, np.mean(covered)
 
+
+
+@pytest.mark.slow
+def test_intervals_with_transition_draws_cover(model, truth, at_truth):
+    """As above with the transition tables drawn too (the default), R = 40 panels, 100 draws:
+    pooled coverage of the R x 9 events at least 0.85."""
+    R = 40
+    checks = [("baseline", c) for c in FIGS] + [(s.name, "cv_per_customer")
+                                                for s in default_scenarios()]
+    covered = []
+    for r in range(R):
+        panel = simulate(model, truth, n_customers=1500, n_periods=24, seed=2000 + r)
+        res = NFXP(model).fit(panel)
+        rep = counterfactual(model, res, n_draws=100, seed=r)
+        for name, col in checks:
+            lo, hi = rep.summary.loc[name, [f"{col}_lower", f"{col}_upper"]]
+            covered.append(lo <= at_truth.summary.loc[name, col] <= hi)
+    assert np.mean(covered) >= 0.85, np.mean(covered)
 
 def test_params_series_gives_no_intervals_and_results_need_the_model(model, fitted):
     rep = counterfactual(model, fitted.params, scenarios="no_monthly")
@@ -522,18 +644,30 @@ def test_draws_with_estimated_transitions_are_solved_one_by_one(model):
 
 
 def test_batched_and_one_by_one_paths_agree(model, fitted, with_draws, monkeypatch):
-    """With no batched iteration allowed, every draw is solved on its own: same numbers."""
+    """With no batched iteration allowed, every draw is solved on its own: same numbers (the
+    utility parameters drawn; with the transitions drawn every draw is solved on its own
+    anyway)."""
     import ddc.solver
 
+    fast = counterfactual(model, fitted, n_draws=12, seed=3, draw_transitions=False)
     monkeypatch.setattr(ddc.solver, "BATCH_MAX_ITER", 1)
-    slow = counterfactual(model, fitted, n_draws=12, seed=3)
+    slow = counterfactual(model, fitted, n_draws=12, seed=3, draw_transitions=False)
     assert any("one by one" in note for note in slow.notes)
-    # the first 12 of the 60 draws of the same seed are these 12
-    np.testing.assert_allclose(slow.param_draws, with_draws.param_draws.iloc[:12], rtol=0,
-                               atol=0)
-    np.testing.assert_allclose(slow.draws.to_numpy(float),
-                               with_draws.draws.iloc[:12].to_numpy(float),
+    np.testing.assert_allclose(slow.param_draws, fast.param_draws, rtol=0, atol=0)
+    np.testing.assert_allclose(slow.draws.to_numpy(float), fast.draws.to_numpy(float),
                                rtol=0, atol=1e-7, equal_nan=True)
+
+
+def test_fewer_draws_are_the_first_of_more(model, fitted, with_draws):
+    """The first 12 of the 60 draws of a seed are the 12 draws of that seed, transitions
+    included (the Dirichlet and normal variates are drawn draw after draw)."""
+    few = counterfactual(model, fitted, scenarios=list(with_draws.summary.index[1:]),
+                         n_draws=12, seed=3)
+    np.testing.assert_allclose(few.param_draws, with_draws.param_draws.iloc[:12], rtol=0,
+                               atol=0)
+    np.testing.assert_allclose(few.draws.to_numpy(float),
+                               with_draws.draws.iloc[:12].to_numpy(float),
+                               rtol=0, atol=1e-12, equal_nan=True)
 
 
 def test_market_weights_select_a_market(model, truth, at_truth):

@@ -146,10 +146,17 @@ def test_identities(model):
 
 
 def test_draws_equal_exact_solutions(model, fitted, report):
-    # the engine solves with the demand chain the fit estimated, not the model's default
-    model = model.replace(transitions=transition_model(fitted).transitions())
-    cf = SCENARIOS[1].apply(model)
+    # the engine solves with the demand chain the fit estimated, not the model's default, and
+    # (draw_transitions=True, the default) each draw with its own draw of the chain: the
+    # Dirichlet draws of draw_first_stage on the transitions' stream of the seed
+    from estimators.first_stage import draw_first_stage
+    from simulations.draws import _first_stage_seed
+
+    first = draw_first_stage(fitted.extra["transitions"], 60, _first_stage_seed(4))
+    chain = transition_model(fitted).transitions()
     for d in (0, 31, 59):
+        model = model.replace(transitions=first.transitions(chain, d))
+        cf = SCENARIOS[1].apply(model)
         theta = report.param_draws.iloc[d]
         base = model.solve(theta)
         mu_b = stationary_distribution(base).to_numpy()

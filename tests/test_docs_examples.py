@@ -102,6 +102,18 @@ def test_counterfactuals_prose_quotes_the_figures_at_the_truth(counterfactuals_t
     check_prose("counterfactuals.rst", quotes)
 
 
+# --- docs/irl.rst: Rust's bus, where the anchor is rarely chosen -------------------------------
+def test_irl_page_shows_the_bus_table():
+    ns, printed = run("irl_rust.py")
+    check_page_shows_output("irl_rust.py", "irl.rst", printed)
+    nfxp = ns["results"]["NFXP (Rust 1987, Table IX)"]
+    for name, res in ns["results"].items():  # the prose: theta_11 within two own s.e. of NFXP
+        if name.startswith(("two-step PQR", "PQR")):
+            assert abs(res.params["theta_11"] - nfxp.params["theta_11"]) < 2 * res.std_errors[
+                "theta_11"], name
+    assert ns["results"]["PQR fixed point, logit"].converged  # the prose says it converges
+
+
 # --- the slow ones -----------------------------------------------------------------------------
 @pytest.mark.slow
 def test_counterfactuals_page_shows_the_estimates_and_intervals():

@@ -57,7 +57,13 @@ from estimators.mixture.likelihood import (
     logsumexp,
     unit_counts,
 )
-from estimators.mixture.nfxp import mixture_results, one_type_start, order_types, split_starts
+from estimators.mixture.nfxp import (
+    mapped_data,
+    mixture_results,
+    one_type_start,
+    order_types,
+    split_starts,
+)
 
 __all__ = ["MixtureCCP", "PseudoMixtureLikelihood"]
 
@@ -169,7 +175,8 @@ class MixtureCCP:
         variant = ", two_stage=True" if self.two_stage else ""
         return f"{self.name}({self.mix!r}{variant})"
 
-    def fit(self, data, start=None):
+    def fit(self, data, start=None, *, id_col: str | None = None, time_col: str | None = None,
+            action_col: str | None = None, columns=None):
         """Estimate on a long panel; returns :class:`~estimators.mixture.MixtureResults`.
 
         Parameters
@@ -178,7 +185,15 @@ class MixtureCCP:
             The panel.
         start : pandas.Series or mapping, optional
             One starting point over ``mix.param_names`` instead of the default starts.
+        id_col, time_col, action_col : str, optional
+            Column names of the unit id, the period and the action (default: the model's
+            layout).
+        columns : ddc.panel.Columns or mapping, optional
+            The column mapping, as for the one-type estimators' ``fit``; also maps a share
+            covariate to the column holding it (``{"channel": "signup_channel"}``).
         """
+        data = mapped_data(self.mix, data, self.drop_first, id_col=id_col, time_col=time_col,
+                           action_col=action_col, columns=columns)
         with small_blas(self.mix.model.n_states, self.solver):
             return self._fit(data, start)
 

@@ -63,7 +63,7 @@ import pandas as pd
 
 from ddc.mixture import Mixture
 from ddc.solver import ConvergenceError, ConvergenceWarning, Solver, small_blas
-from estimators.data import setup
+from estimators.data import choice_data, setup
 from estimators.first_stage import (
     MAX_CORRECTED,
     TransitionOptions,
@@ -87,6 +87,13 @@ __all__ = ["MixtureNFXP", "check_separation", "mixture_results", "one_type_start
 
 SHARE_NEAR_ZERO = 0.02
 FLAT_ENTROPY = 0.9
+
+
+def mapped_data(mix: Mixture, data, drop_first: bool | None, **mapping):
+    """``data`` coded with the column ``mapping`` (:func:`estimators.data.choice_data`) when
+    one is given, else ``data`` as is."""
+    given = {k: v for k, v in mapping.items() if v is not None}
+    return choice_data(mix.model, data, drop_first, **given) if given else data
 
 
 def one_type_start(mix: Mixture, theta1: np.ndarray) -> np.ndarray:
@@ -415,7 +422,8 @@ class MixtureNFXP:
                 f"optimizer={self.optimizer!r})")
 
     # ------------------------------------------------------------------ fit
-    def fit(self, data, start=None) -> MixtureResults:
+    def fit(self, data, start=None, *, id_col: str | None = None, time_col: str | None = None,
+            action_col: str | None = None, columns=None) -> MixtureResults:
         """Estimate the mixture on a long panel.
 
         Parameters
@@ -426,11 +434,19 @@ class MixtureNFXP:
         start : pandas.Series or mapping, optional
             One starting point over ``mix.param_names`` (shares strictly inside the simplex)
             instead of the default starts.
+        id_col, time_col, action_col : str, optional
+            Column names of the unit id, the period and the action (default: the model's
+            layout).
+        columns : ddc.panel.Columns or mapping, optional
+            The column mapping, as for the one-type estimators' ``fit``; also maps a share
+            covariate to the column holding it (``{"channel": "signup_channel"}``).
 
         Returns
         -------
         MixtureResults
         """
+        data = mapped_data(self.mix, data, self.drop_first, id_col=id_col, time_col=time_col,
+                           action_col=action_col, columns=columns)
         with small_blas(self.mix.model.n_states, self.solver):
             return self._fit(data, start)
 
