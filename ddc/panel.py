@@ -964,13 +964,11 @@ def _code_frame(model: Model, data: pd.DataFrame, cols: _Resolved) -> dict:
     if not key_ok.all():
         key_ok &= ~np.isin(unit, unit[~key_ok])
     if key_ok.all():
-        order = _sort_order(unit, t)
+        # already in order (the usual case): no permuted copies
+        order, identity = _sort_order(unit, t)
     else:
         k_pos = np.flatnonzero(key_ok)
-        order = k_pos[_sort_order(unit[k_pos], t[k_pos])]
-    # already in order (the usual case): no permuted copies
-    identity = order.size == n and bool(order[0] == 0) and bool(order[-1] == n - 1) \
-        and bool(np.all(np.diff(order) == 1)) if n else True
+        order, identity = k_pos[_sort_order(unit[k_pos], t[k_pos])[0]], False
     u_o, t_o = (unit, t) if identity else (unit[order], t[order])
     same = u_o[1:] == u_o[:-1]
     dt = np.diff(t_o)
@@ -984,7 +982,7 @@ def _code_frame(model: Model, data: pd.DataFrame, cols: _Resolved) -> dict:
 
     # feasibility, among rows with a known state and action
     known = ~(any_na | label_bad | a_bad)
-    infeasible = known & ~model.feasible[state, action]
+    infeasible = known & ~np.take(model.feasible.ravel(), state * model.n_actions + action)
     bad = np.flatnonzero(infeasible)
     if bad.size:
         problems.append(_infeasible_message(model, bad, state, action, where))
@@ -1101,15 +1099,20 @@ def _code_labels(col: pd.Series, na: np.ndarray, values: tuple, name: str, what:
                 f"of one type ({accepted})")
     as_codes = string_values and kind in ("integer", "floating")
     lookup = pd.RangeIndex(len(values)) if as_codes else pd.Index(list(values), dtype=object)
-    # code the distinct values only: categories, or pandas' factorization of the column
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        value_codes, distinct = col.cat.codes.to_numpy(), col.cat.categories
-    else:
-        value_codes, distinct = pd.factorize(col)
-    mapping = np.append(lookup.get_indexer(distinct), -1).astype(np.int64)
-    codes = mapping[value_codes]  # value code -1 (missing) -> mapping[-1] = -1
-    bad = (codes < 0) & ~na
-    codes = np.where(codes < 0, 0, codes)
+    codes = _integer_codes(col, lookup)
+    if codes is None:
+        # code the distinct values only: categories, or pandas' factorization of the column
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            value_codes, distinct = col.cat.codes.to_numpy(), col.cat.categories
+        else:
+            value_codes, distinct = pd.factorize(col)
+        mapping = np.append(lookup.get_indexer(distinct), -1).astype(np.int64)
+        codes = mapping[value_codes]  # value code -1 (missing) -> mapping[-1] = -1
+    unknown = codes < 0
+    if not unknown.any():
+        return codes, unknown, None
+    bad = unknown & ~na
+    codes = np.where(unknown, 0, codes)
     if not bad.any():
         return codes, bad, None
     pos = np.flatnonzero(bad)
@@ -1126,6 +1129,32 @@ def _code_labels(col: pd.Series, na: np.ndarray, values: tuple, name: str, what:
         head = f"column {name!r}: {_n_rows(pos.size, 'holds', 'hold')} {what} ({shown}){hint}"
     return codes, bad, _rows_message(head, pos, lambda p: f"{where(p)}: {_fmt(col.iloc[p])}",
                                      accepted)
+
+
+#: Widest range of an integer column coded through a lookup table (wider: hashing).
+_TABLE_SPAN = 1 << 16
+
+
+def _integer_codes(col: pd.Series, lookup: pd.Index) -> np.ndarray | None:
+    """The codes (position in ``lookup``, -1 where absent) of a column of NumPy integers,
+    through a table over the column's range: the same codes as hashing the column
+    (``pd.factorize``) and looking its distinct values up, at a fraction of the cost. ``None``
+    when it does not apply (another dtype, values that are not integers, a wide range)."""
+    if not (isinstance(col.dtype, np.dtype) and np.issubdtype(col.dtype, np.integer)) \
+            or len(col) == 0:
+        return None
+    values = list(lookup)
+    if not all(isinstance(v, (int, np.integer)) for v in values):
+        return None
+    arr = col.to_numpy()
+    lo, hi = int(arr.min()), int(arr.max())
+    if hi - lo >= _TABLE_SPAN:
+        return None
+    table = np.full(hi - lo + 1, -1, dtype=np.int64)
+    for i, v in reversed(list(enumerate(values))):  # the first position of a repeated value
+        if lo <= int(v) <= hi:
+            table[int(v) - lo] = i
+    return table[arr - lo]
 
 
 def _code_time(col: pd.Series, na: np.ndarray, name: str, where: _RowDescriber,
@@ -1259,20 +1288,32 @@ def _period_label(col: pd.Series, cols: _Resolved) -> Callable[[int], str]:
     return lambda k: str(pd.Period(ordinal=int(k), freq=cols.period))
 
 
-def _sort_order(unit: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Stable order by unit, then period (the identity when already sorted, as usual)."""
+def _sort_order(unit: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Stable order by unit, then period, and whether it is the identity (rows already sorted,
+    as usual)."""
     if unit.size == 0:
-        return np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.int64), True
+    if bool(np.all(unit[1:] >= unit[:-1])):
+        same = unit[1:] == unit[:-1]
+        if bool(np.all(t[1:][same] >= t[:-1][same])):
+            return np.arange(unit.size), True
     t_min, t_span = int(t.min()), int(t.max()) - int(t.min()) + 1
     if (int(unit.max()) + 1) * t_span < 2**62:
         key = unit * t_span + (t - t_min)
-        if np.all(key[1:] >= key[:-1]):
-            return np.arange(unit.size)
-        return np.argsort(key, kind="stable")
-    return np.lexsort((t, unit))
+        return np.argsort(key, kind="stable"), False
+    return np.lexsort((t, unit)), False
 
 
 def _factorize(ids: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Codes of the ids in sorted order of the distinct ids, and those ids."""
+    if isinstance(ids.dtype, np.dtype) and np.issubdtype(ids.dtype, np.integer) and len(ids):
+        arr = ids.to_numpy()
+        change = arr[1:] != arr[:-1]
+        if bool(np.all(arr[1:] >= arr[:-1])):  # ids in order (a sorted panel): no hashing
+            codes = np.empty(arr.size, dtype=np.int64)
+            codes[0] = 0
+            np.cumsum(change, out=codes[1:])
+            return codes, pd.Index(arr[np.r_[True, change]])
     try:
         codes, uniques = pd.factorize(ids, sort=True)
     except TypeError:  # ids of types that do not sort together

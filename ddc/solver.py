@@ -492,6 +492,50 @@ class Solution:
         :meth:`dlogccp_dparams`."""
         return self.dlogccp_dparams(names, dtrans)[:, :, len(self.model.utility_params):]
 
+    def d2logccp_dtheta_dpsi(self, dtrans: TransitionDerivatives) -> np.ndarray:
+        """Cross derivatives :math:`\\partial^2 \\log \\pi(a \\mid s) / \\partial \\theta_i
+        \\partial \\psi_j` of the log CCPs in the utility parameters and the transition
+        parameters of ``dtrans``, shape (S, A, K, P); 0 where infeasible.
+
+        The utility-by-transition block of :meth:`d2logccp_dparams`, which needs first
+        derivatives of the transitions only: the utility does not depend on :math:`\\psi` and
+        the transitions not on :math:`\\theta`, so :math:`D_{ij} = \\beta P_j \\bar V_i` and
+
+        .. math::
+
+            (I - \\beta P_\\pi) \\bar V_{ij} = \\sum_a \\pi_a \\big(D_{ij,a}
+            + (w_{i,a} - \\bar V_i)(w_{j,a} - \\bar V_j)\\big), \\qquad
+            \\partial^2 \\log \\pi_a = D_{ij,a} + \\beta P_a \\bar V_{ij} - \\bar V_{ij},
+
+        all :math:`K P` right-hand sides solved with the one factorized :attr:`policy_system`.
+        ``dtrans`` may be any :class:`~ddc.transitions.TransitionDerivatives` (for example
+        derivatives in the cells of estimated transition tables), not only those of the model's
+        named transition parameters.
+        """
+        model = self.model
+        beta = model.beta
+        feas = model.feasible
+        K = len(model.utility_params)
+        direct = np.concatenate([self.utility_jacobian(), beta * dtrans.expected(self.V)],
+                                axis=2)
+        pi = np.where(feas, self.pi, 0.0)
+        rhs = np.einsum("sa,sak->sk", pi, direct)
+        dV = np.asarray(self.policy_system.solve(rhs)).reshape(rhs.shape)
+        w = direct + beta * self.expected(dV)
+        S, A, n = w.shape
+        P = n - K
+        D = np.empty((S, A, K, P))
+        for i in range(K):
+            D[:, :, i, :] = beta * dtrans.expected(dV[:, i])
+        c = np.where(feas[:, :, None], w - dV[:, None, :], 0.0)
+        R = np.einsum("sa,saij->sij", pi, D) + np.einsum("sa,sai,saj->sij", pi, c[:, :, :K],
+                                                          c[:, :, K:])
+        Vij = np.asarray(self.policy_system.solve(R.reshape(S, K * P))).reshape(S, K * P)
+        out = (D.reshape(S, A, K * P) + beta * self.expected(Vij)
+               - Vij[:, None, :]).reshape(S, A, K, P)
+        out[~feas] = 0.0
+        return out
+
     def _utility_hessian(self) -> np.ndarray | None:
         """:math:`\\partial^2 u / \\partial \\theta^2` (S, A, K, K), ``None`` when zero
         (linear utility); central differences of the utility's Jacobian otherwise."""

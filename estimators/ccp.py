@@ -36,6 +36,7 @@ from ddc.solver import ConvergenceError, PolicySystem, Solver
 from ddc.utility import LinearUtility
 from estimators.base import Estimator, Fit, Inference, Prepared, register
 from estimators.first_stage import first_stage_covariances
+from estimators.inference import row_scores
 from estimators.likelihood import ChoiceLikelihood, mle_inference
 from estimators.policy import flexible_logit, frequency_ccps, logit_ccps
 
@@ -64,19 +65,124 @@ class PseudoLikelihood:
         self.X = model.utility.features
         self.feas = model.feasible
 
-    def linearize(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(Z, e)`` with ``v = Z @ theta + e``, shapes (S, A, K) and (S, A)."""
-        beta = self.model.beta
-        system = PolicySystem(p, beta, self.ct, self.solver)
+    def policy_values(self, p: np.ndarray) -> tuple[PolicySystem, np.ndarray]:
+        """The factorized :math:`I - \\beta P_p` and :math:`[A_p, c_p]` (S, K + 1): the value
+        of following ``p`` is :math:`A_p \\theta + c_p`."""
+        system = PolicySystem(p, self.model.beta, self.ct, self.solver)
         with np.errstate(divide="ignore", invalid="ignore"):
             logp = np.where(p > 0, np.log(np.where(p > 0, p, 1.0)), 0.0)
         B = np.einsum("sa,sak->sk", p, self.X)
         ent = np.sum(p * (EULER_GAMMA - logp), axis=1)
-        sol = system.solve(np.column_stack([B, ent]))
-        E = self.ct.expected(sol)
+        Ac = np.asarray(system.solve(np.column_stack([B, ent]))).reshape(B.shape[0], -1)
+        return system, Ac
+
+    def linearize(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(Z, e)`` with ``v = Z @ theta + e``, shapes (S, A, K) and (S, A)."""
+        beta = self.model.beta
+        E = self.ct.expected(self.policy_values(p)[1])
         Z = self.X + beta * E[:, :, :-1]
         e = beta * E[:, :, -1]
         return Z, e
+
+    def hessian(self, Z: np.ndarray, e: np.ndarray, counts: np.ndarray,
+                theta: np.ndarray) -> np.ndarray:
+        """Hessian of the pseudo-log-likelihood in :math:`\\theta` at ``theta``:
+        :math:`-\\sum_s N_s \\sum_a \\Lambda_a (Z_a - \\bar Z)(Z_a - \\bar Z)'`."""
+        q = self.choice_probs(Z, e, theta)
+        Zbar = np.einsum("sa,sak->sk", q, Z)
+        D = np.where(self.feas[:, :, None], Z - Zbar[:, None, :], 0.0)
+        return -np.einsum("s,sa,sak,sal->kl", counts.sum(axis=1), q, D, D)
+
+    def score_derivative(self, Z: np.ndarray, e: np.ndarray, counts: np.ndarray,
+                         theta: np.ndarray, dZ: np.ndarray, de: np.ndarray) -> np.ndarray:
+        """Derivative of the pseudo-score :math:`g = \\sum_{s,a} n(s,a) (Z_a - \\sum_b
+        \\Lambda_b Z_b)` at ``theta`` when ``(Z, e)`` move by ``dZ`` (S, A, K, m) and ``de``
+        (S, A, m) per unit of ``m`` parameters: with :math:`dv = dZ\\,\\theta + de` and
+        :math:`d\\Lambda_b = \\Lambda_b (dv_b - \\sum_c \\Lambda_c dv_c)`,
+
+        .. math:: dg = \\sum_{s,a} n(s,a)\\, dZ_a - \\sum_s N_s \\sum_b (\\Lambda_b dZ_b
+                  + d\\Lambda_b Z_b).
+
+        Returns the (K, m) matrix."""
+        feas = self.feas
+        q = self.choice_probs(Z, e, theta)
+        N = counts.sum(axis=1)
+        dZ = np.where(feas[:, :, None, None], dZ, 0.0)
+        dv = np.where(feas[:, :, None], np.einsum("sakm,k->sam", dZ, theta) + de, 0.0)
+        dq = q[:, :, None] * (dv - np.einsum("sa,sam->sm", q, dv)[:, None, :])
+        Zf = np.where(feas[:, :, None], Z, 0.0)
+        return (np.einsum("sa,sakm->km", counts, dZ)
+                - np.einsum("s,sa,sakm->km", N, q, dZ)
+                - np.einsum("s,sam,sak->km", N, dq, Zf))
+
+    def transition_score_derivative(self, p: np.ndarray, theta: np.ndarray, counts: np.ndarray,
+                                    dtrans) -> tuple[np.ndarray, np.ndarray]:
+        """``(dg, H)``: the derivative (K, P) of the pseudo-score at ``theta`` in the transition
+        parameters of ``dtrans`` (:class:`ddc.transitions.TransitionDerivatives`), ``p`` held,
+        and the pseudo-log-likelihood's Hessian (K, K) there.
+
+        With :math:`M = I - \\beta P_p` and :math:`[A, c] = M^{-1} [B, h]`, moving the
+        transitions by :math:`dP_a` gives :math:`d[A, c] = M^{-1} \\beta \\sum_a p_a\\, dP_a
+        [A, c]` and :math:`d[Z, e]_a = \\beta\\, dP_a [A, c] + \\beta P_a\\, d[A, c]`: one
+        solve of the factorized system for all parameters (implicit function theorem)."""
+        beta = self.model.beta
+        system, Ac = self.policy_values(p)
+        S, K1 = Ac.shape
+        P = len(dtrans.names)
+        Y = np.stack([dtrans.expected(Ac[:, k]) for k in range(K1)], axis=3)  # (S, A, P, K+1)
+        rhs = beta * np.einsum("sa,sajk->sjk", np.where(self.feas, p, 0.0), Y)
+        dAc = np.asarray(system.solve(rhs.reshape(S, P * K1))).reshape(S, P * K1)
+        dZe = beta * (Y + self.ct.expected(dAc).reshape(S, -1, P, K1))
+        E = self.ct.expected(Ac)
+        Z = self.X + beta * E[:, :, :-1]
+        e = beta * E[:, :, -1]
+        dg = self.score_derivative(Z, e, counts, theta, dZe[:, :, :, :-1].transpose(0, 1, 3, 2),
+                                   dZe[:, :, :, -1])
+        return dg, self.hessian(Z, e, counts, theta)
+
+    def ccp_score_derivative(self, p: np.ndarray, theta: np.ndarray, counts: np.ndarray,
+                             free: list[tuple[int, int]], ref: np.ndarray) -> np.ndarray:
+        """Derivative (K, m) of the pseudo-score at ``theta`` in the free choice probabilities
+        ``free`` = [(s, b), ...]: moving :math:`p(b \\mid s)` up and the state's reference
+        action ``ref[s]`` down by the same amount.
+
+        That move changes row :math:`s` of the policy system only: with :math:`M = I - \\beta
+        P_p`, :math:`[A, c] = M^{-1}[B, h]` (:math:`B = \\sum_a p_a X_a`, :math:`h = \\sum_a
+        p_a (\\gamma - \\log p_a)`),
+
+        .. math:: d[A, c] = M^{-1} e_s\\, r', \\qquad r = [X_b(s) - X_{ref}(s),\\;
+                  \\log p_{ref} - \\log p_b] + \\beta (P_b - P_{ref})(s)\\,[A, c],
+
+        so :math:`d[Z, e]_a = \\beta P_a M^{-1} e_s\\, r'`: one solve of the factorized
+        system per distinct state (implicit function theorem; no system is factorized
+        again)."""
+        beta = self.model.beta
+        system, Ac = self.policy_values(p)
+        S, K1 = Ac.shape
+        K = K1 - 1
+        m = len(free)
+        states = np.unique([s for s, _ in free])
+        col = {int(s): i for i, s in enumerate(states)}
+        unit = np.zeros((S, states.size))
+        unit[states, np.arange(states.size)] = 1.0
+        Em = self.ct.expected(np.asarray(system.solve(unit)).reshape(S, states.size))
+        EAc = self.ct.expected(Ac)
+        with np.errstate(divide="ignore"):
+            logp = np.log(p)
+        dZ = np.empty((*p.shape, K, m))
+        de = np.empty((*p.shape, m))
+        for j, (s, b) in enumerate(free):
+            r0 = ref[s]
+            r = beta * (EAc[s, b] - EAc[s, r0])
+            r[:K] += self.X[s, b] - self.X[s, r0]
+            r[K] += logp[s, r0] - logp[s, b]
+            Ej = beta * Em[:, :, col[int(s)]]
+            dZ[:, :, :, j] = Ej[:, :, None] * r[:K]
+            de[:, :, j] = Ej * r[K]
+        Z = self.X + beta * EAc[:, :, :-1]
+        e = beta * EAc[:, :, -1]
+        return self.score_derivative(Z, e, counts, theta, dZ, de)
+
 
     def choice_probs(self, Z: np.ndarray, e: np.ndarray, theta: np.ndarray) -> np.ndarray:
         """:math:`\\Lambda(\\theta, p)`: logit probabilities of ``v = Z theta + e``."""
@@ -211,6 +317,17 @@ class CCP(_CCPBase):
         return Fit(params, ll_c, grad, ok, msg, it, None, [],
                    {"pl": pl, "p": p, "H": H, "cell": cell, "ll_c": ll_c})
 
+    def _estimate_jacobian(self, prep: Prepared, fit: Fit, dtrans) -> np.ndarray:
+        """:math:`\\partial \\hat\\theta / \\partial \\psi'` (K, P) in the first-stage
+        transition parameters of ``dtrans``, by the implicit function theorem on the
+        pseudo-score: :math:`-H^{-1} \\partial g / \\partial \\psi'` at the estimate, the
+        CCPs held (they come from the choice data alone). Used by
+        :func:`estimators.first_stage.reestimation_covariances` instead of re-estimating."""
+        st = fit.state
+        theta = fit.params[self.model.utility_params].to_numpy()
+        dg, H = st["pl"].transition_score_derivative(st["p"], theta, prep.data.counts, dtrans)
+        return -np.linalg.solve(H, dg)
+
     def _inference(self, prep: Prepared, fit: Fit) -> Inference:
         cd, ts = prep.data, prep.transitions
         model = ts.model
@@ -223,12 +340,11 @@ class CCP(_CCPBase):
         scores = groups = None
         if cd.has_rows:
             r = cd.rows(self.name)
-            scores = np.zeros((r.n_panel_rows, len(util)))
-            scores[r.position] = cell[r.state, r.action]
+            scores = row_scores(cell, r.position, r.state, r.action, r.n_panel_rows)
             groups = cd.panel.unit
             if self.first_stage == "frequency":
                 extra_covs["murphy_topel"] = self._murphy_topel(st["pl"], cd, st["p"], theta, H,
-                                                                scores)
+                                                                cell)
                 notes.append("default covariance: Murphy-Topel, corrected for the first-stage "
                              "CCPs")
             else:
@@ -246,13 +362,16 @@ class CCP(_CCPBase):
                    "ccp_first_stage": st["p"]})
 
     def _murphy_topel(self, pl: PseudoLikelihood, cd: EstimationData, p: np.ndarray,
-                      theta: np.ndarray, H: np.ndarray, scores2: np.ndarray) -> np.ndarray:
+                      theta: np.ndarray, H: np.ndarray, cell: np.ndarray) -> np.ndarray:
         """Murphy-Topel covariance with the CCPs' free probabilities as first-stage parameters.
 
         :math:`V = V_2 + V_2 (C V_1 C' + R V_1 C' + C V_1 R') V_2`, with :math:`V_2 = -H^{-1}`,
         :math:`V_1` the multinomial covariance of the frequencies, :math:`C = \\partial^2
-        \\ell_2 / \\partial\\theta \\partial p'` (central differences) and :math:`R = \\sum_i
-        g_{2i} g_{1i}'` the cross-products of the per-row scores. (Murphy and Topel write the
+        \\ell_2 / \\partial\\theta \\partial p'` (analytic:
+        :meth:`PseudoLikelihood.ccp_score_derivative`) and :math:`R = \\sum_i g_{2i} g_{1i}'`
+        the cross-products of the per-row scores (formed from the choice counts: both scores of
+        a row depend on its state and action only; ``cell`` holds the pseudo-scores by
+        state and action). (Murphy and Topel write the
         cross terms with minus signs for :math:`C` defined as an outer product of scores, which
         is minus the derivative used here: expanding the pseudo-score in the first stage gives
         :math:`\\hat\\theta - \\theta \\approx V_2 (s_2 + C V_1 s_1)`.)
@@ -281,40 +400,19 @@ class CCP(_CCPBase):
             ps = p[s, acts]
             scale = (N[s] / (N[s] + alpha * feas[s].sum())) ** 2
             V1[np.ix_(idx, idx)] = scale * (np.diag(ps) - np.outer(ps, ps)) / N[s]
-        # C: derivative of the pseudo-score in each free probability
-        K = len(theta)
-        C = np.zeros((K, P))
-
-        def score(pp):
-            Z, e = pl.linearize(pp)
-            q = pl.choice_probs(Z, e, theta)
-            Zbar = np.einsum("sa,sak->sk", q, Z)
-            D = np.where(feas[:, :, None], Z - Zbar[:, None, :], 0.0)
-            return np.einsum("sa,sak->k", counts, D)
-
-        for i, (s, a) in enumerate(free):
-            h = 1e-6
-            up, dn = p.copy(), p.copy()
-            up[s, a] += h
-            up[s, ref[s]] -= h
-            dn[s, a] -= h
-            dn[s, ref[s]] += h
-            C[:, i] = (score(up) - score(dn)) / (2 * h)
+        # C: derivative of the pseudo-score in each free probability (analytic, see
+        # PseudoLikelihood.ccp_score_derivative)
+        C = pl.ccp_score_derivative(p, theta, counts, free, ref)
         # R: cross products of per-row scores; first-stage score of row (s, a) in p(b|s):
-        # 1[a = b] / p_b - 1[a = ref] / p_ref
-        R = np.zeros((K, P))
-        rows = np.flatnonzero(cd.used)
-        st, ac = cd.state, cd.action
-        g2 = scores2[rows]
-        # the rows of each state in their original order (one stable sort, not a scan of every
-        # row per probability)
-        by_state = np.argsort(st, kind="stable")
-        bounds = np.searchsorted(st[by_state], np.arange(feas.shape[0] + 1))
-        for i, (s, b) in enumerate(free):
-            at = by_state[bounds[s]:bounds[s + 1]]
-            g1 = np.where(ac[at] == b, 1.0 / p[s, b], 0.0) - np.where(ac[at] == ref[s],
-                                                                       1.0 / p[s, ref[s]], 0.0)
-            R[:, i] = g2[at].T @ g1
+        # 1[a = b] / p_b - 1[a = ref] / p_ref, and a row's pseudo-score depends on its (s, a)
+        # only, so R[:, i] = n(s, b) g2(s, b) / p_b - n(s, ref) g2(s, ref) / p_ref
+        fs, fb = np.array([f[0] for f in free]), np.array([f[1] for f in free])
+        fr = ref[fs]
+        def weight(s, a):  # n(s, a) / p(a | s), zero where no row chose it
+            n = counts[s, a]
+            return np.where(n > 0, n / np.where(n > 0, p[s, a], 1.0), 0.0)[:, None]
+
+        R = (cell[fs, fb] * weight(fs, fb) - cell[fs, fr] * weight(fs, fr)).T
         V2 = -np.linalg.inv(H)
         middle = C @ V1 @ C.T + R @ V1 @ C.T + C @ V1 @ R.T
         V = V2 + V2 @ middle @ V2
@@ -420,7 +518,8 @@ class NPL(_CCPBase):
         if Hm is not None:  # correct the standard errors for the transitions' first stage
             covs, fs_notes = first_stage_covariances(
                 ts, cd.counts, self.solver, fit.params, Hm, scores,
-                cd.panel.unit if cd.has_rows else None, cd.panel)
+                cd.panel.unit if cd.has_rows else None, cd.panel, solution=ev.solution,
+                cell_scores=ev.cell_scores, used=cd.used if cd.has_rows else None)
             notes += fs_notes
         if (len(ts.params) or ts.tables) and not covs:
             notes.append(f"transitions from a first stage ({ts.method}), held fixed; standard "

@@ -57,7 +57,7 @@ from ddc.hooks import TransitionFamily
 from ddc.model import Model
 from ddc.panel import ImpossibleTransitionError, Panel, PanelError, TransitionCounts
 from ddc.solver import ConvergenceError
-from ddc.transitions import Factor, FactoredTransitions
+from ddc.transitions import Factor, FactoredTransitions, TransitionDerivatives
 
 __all__ = ["BOUNDARY", "FirstStageDraws", "TransitionEstimate", "TransitionOptions",
            "check_possible", "draw_first_stage", "estimate_transitions", "factor_counts",
@@ -1138,14 +1138,86 @@ def draw_first_stage(ts: TransitionEstimate, n_draws: int, seed=None
     return None
 
 
-def _cell_view(ts: TransitionEstimate, panel: Panel | None):
-    """The nonparametric estimate as parameters: the free cells of every estimated row.
+@dataclass
+class CellView:
+    """The nonparametric first stage seen as parameters: the free cells of every estimated row
+    (:func:`_cell_parts`).
 
-    In each estimated row the positive cells are parameters except the largest one (one minus
-    the others); cells estimated at zero are on the boundary and left out. Returns the
-    parametric model (transition parameters = cells, defaults = the estimates), the cells,
-    their multinomial covariance and the per-row transition scores (``None`` without a
-    panel)."""
+    Attributes
+    ----------
+    ts : TransitionEstimate
+        The first stage.
+    psi : pandas.Series
+        The free cells' estimates, named ``variable[given values]->next value``.
+    cov : numpy.ndarray
+        Their multinomial covariance (block diagonal by row).
+    layout : list of tuple
+        ``(variable, row, free cells, last cell, position in psi)`` per estimated row
+        (:func:`_cell_layout`).
+    triple_scores : numpy.ndarray or None
+        ``(T + 1, P)``: the transition scores of each distinct observed :math:`(s, a, s')` of
+        the panel (:attr:`ddc.panel.Panel.transition_counts`), and a last row of zeros.
+    triple : numpy.ndarray or None
+        ``(n_rows,)``: each panel row's triple (``T`` for a row without a next state).
+    """
+
+    ts: TransitionEstimate
+    psi: pd.Series
+    cov: np.ndarray
+    layout: list
+    triple_scores: np.ndarray | None
+    triple: np.ndarray | None
+
+    @property
+    def model(self) -> Model:
+        """The parametric model: transition parameters = the cells, defaults = the
+        estimates."""
+        ts, layout = self.ts, self.layout
+        base = ts.model.transitions()
+        by_var = {f.variable: f for f in base.factors}
+
+        def transitions(tp: pd.Series) -> FactoredTransitions:
+            x = tp.to_numpy(dtype=float)
+            tables = {v: by_var[v].table.reshape(-1, by_var[v].table.shape[-1]).copy()
+                      for v in ts.tables}
+            for var, r, free, last, start in layout:
+                row = tables[var][r]
+                row[free] = x[start:start + len(free)]
+                row[last] = 1.0 - row[free].sum()
+                if np.any(row < 0):
+                    raise ValueError(f"cell probabilities of {var} row {r} leave the simplex")
+            return FactoredTransitions([
+                Factor(f.variable, tables[f.variable].reshape(f.table.shape), given=f.given)
+                if f.variable in tables else f for f in base.factors])
+
+        return ts.model.replace(transitions=transitions, transition_params=self.psi,
+                                true_params=None)
+
+    def derivatives(self) -> TransitionDerivatives:
+        """The derivatives of the transitions in the cells, exact: moving free cell ``c`` of
+        row ``r`` by :math:`h` moves the row's last cell by :math:`-h`, so the derivative of the
+        factor's table is :math:`e_{r,c} - e_{r,\\mathrm{last}}` (the other factors unchanged);
+        compiled for :meth:`ddc.Solution.d2logccp_dtheta_dpsi`."""
+        model = self.ts.model
+        base = model.transitions()
+        by_var = {f.variable: f for f in base.factors}
+        first = []
+        for var, r, free, last, _start in self.layout:
+            shape = by_var[var].table.shape
+            for c in free:
+                d = np.zeros(shape).reshape(-1, shape[-1])
+                d[r, c], d[r, last] = 1.0, -1.0
+                first.append([base.compile(model.space, model.n_actions,
+                                           tables={var: d.reshape(shape)})])
+        return TransitionDerivatives(list(self.psi.index), np.zeros(len(first)), first, None,
+                                     model.n_states, model.n_actions)
+
+
+def _cell_parts(ts: TransitionEstimate, panel: Panel | None) -> CellView:
+    """The nonparametric estimate as parameters: the free cells of every estimated row
+    (:func:`_cell_layout`), their multinomial covariance and, with a panel, the transition
+    scores per distinct observed triple (a row's scores depend on its :math:`(s, a, s')`
+    only)."""
     model = ts.model
     layout, names = _cell_layout(ts)
     values, blocks = [], []
@@ -1160,30 +1232,10 @@ def _cell_view(ts: TransitionEstimate, panel: Panel | None):
     cov = np.zeros((P, P))
     for start, b in blocks:
         cov[start:start + len(b), start:start + len(b)] = b
-    base = model.transitions()
-    by_var = {f.variable: f for f in base.factors}
-
-    def transitions(tp: pd.Series) -> FactoredTransitions:
-        x = tp.to_numpy(dtype=float)
-        tables = {v: by_var[v].table.reshape(-1, by_var[v].table.shape[-1]).copy()
-                  for v in ts.tables}
-        for var, r, free, last, start in layout:
-            row = tables[var][r]
-            row[free] = x[start:start + len(free)]
-            row[last] = 1.0 - row[free].sum()
-            if np.any(row < 0):
-                raise ValueError(f"cell probabilities of {var} row {r} leave the simplex")
-        return FactoredTransitions([
-            Factor(f.variable, tables[f.variable].reshape(f.table.shape), given=f.given)
-            if f.variable in tables else f for f in base.factors])
-
-    pmodel = model.replace(transitions=transitions,
-                           transition_params=pd.Series(values, index=names, dtype=float),
-                           true_params=None)
-    scores = None
+    psi = pd.Series(values, index=names, dtype=float)
+    per_triple = which = None
     if panel is not None:
-        # a row's scores depend on its (s, a, s') only: computed per distinct observed triple
-        # and gathered to the rows (rows without a next state score zero)
+        by_var = {f.variable: f for f in model.transitions().factors}
         tc = panel.transition_counts
         rows, inverse = panel.triple_of_row
         per_triple = np.zeros((len(tc.n) + 1, P))
@@ -1196,27 +1248,92 @@ def _cell_view(ts: TransitionEstimate, panel: Panel | None):
                     - np.where(nxt == last, 1.0 / p[last], 0.0)
         which = np.full(panel.nobs, len(tc.n))
         which[rows] = inverse
-        scores = per_triple[which]
-    return pmodel, pd.Series(values, index=names, dtype=float), cov, scores
+    return CellView(ts, psi, cov, layout, per_triple, which)
 
 
-#: Largest number of first-stage parameters the covariance correction handles (it solves the
-#: model twice per parameter).
+def _cell_view(ts: TransitionEstimate, panel: Panel | None):
+    """The nonparametric estimate as parameters (:func:`_cell_parts`): the parametric model
+    (transition parameters = cells, defaults = the estimates), the cells, their multinomial
+    covariance and the per-row transition scores (``None`` without a panel)."""
+    view = _cell_parts(ts, panel)
+    scores = None if panel is None else view.triple_scores[view.triple]
+    return view.model, view.psi, view.cov, scores
+
+
+@dataclass
+class _RowKinds:
+    """The rows of a panel by kind: ``key[i]`` is row ``i``'s kind, and a per-row quantity that
+    depends on the kind only is a table with a row per kind (:func:`_row_kinds`)."""
+
+    key: np.ndarray
+    count: np.ndarray
+    choice: np.ndarray
+    corrected: np.ndarray
+
+    def outer(self, table: np.ndarray) -> np.ndarray:
+        """:math:`\\sum_i x_i x_i'` over the panel's rows, :math:`x_i` = the row's ``table``
+        row."""
+        return (table * self.count[:, None]).T @ table
+
+    def group_sums(self, groups: np.ndarray, n_groups: int) -> np.ndarray:
+        """Within-group sums of the corrected scores (``n_groups x K``)."""
+        from estimators._kernels import keyed_group_sums
+
+        out = np.zeros((n_groups, self.corrected.shape[1]))
+        keyed_group_sums(np.ascontiguousarray(groups, dtype=np.int64), self.key,
+                         np.ascontiguousarray(self.corrected), out)
+        return out
+
+
+def _row_kinds(view: CellView, panel: Panel, cell_scores: np.ndarray, used: np.ndarray | None,
+               CV: np.ndarray) -> _RowKinds:
+    """The kinds of the panel's rows for the Murphy-Topel scores: a row with a next state is of
+    the kind of its triple :math:`(s, a, s')` (``0 .. T-1``), a unit's last row of the kind of
+    its cell :math:`(s, a)` (``T + s A + a``), and rows outside the choice sample (``used``
+    false) of the same kinds shifted by ``T + S A``, their choice score being zero. ``choice``
+    holds the choice scores :math:`s_\\theta` by kind, ``corrected`` the corrected scores
+    :math:`s_\\theta + C V_\\psi s_\\psi`."""
+    S, A, K = cell_scores.shape
+    tc = panel.transition_counts
+    T = len(tc.n)
+    n_kinds = T + S * A
+    triple = view.triple
+    key = np.where(triple < T, triple, T + panel.state * A + panel.action)
+    if used is not None and not used.all():
+        key[~used] += n_kinds
+    by_cell = np.ascontiguousarray(cell_scores, dtype=np.float64).reshape(S * A, K)
+    choice = np.zeros((2 * n_kinds, K))
+    choice[:T] = by_cell[tc.s * A + tc.a]
+    choice[T:n_kinds] = by_cell
+    corrected = choice.copy()
+    trans = view.triple_scores[:T] @ CV.T
+    corrected[:T] += trans
+    corrected[n_kinds:n_kinds + T] += trans
+    count = np.bincount(key, minlength=2 * n_kinds).astype(np.float64)
+    return _RowKinds(key.astype(np.int64, copy=False), count, choice, corrected)
+
+
+#: Largest number of first-stage parameters the covariance correction handles.
 MAX_CORRECTED = 2_000
 
 
 def first_stage_covariances(ts: TransitionEstimate, counts: np.ndarray, solver, params: pd.Series,
                             hessian: np.ndarray, scores: np.ndarray | None,
-                            groups: np.ndarray | None, panel: Panel | None
+                            groups: np.ndarray | None, panel: Panel | None,
+                            solution=None, cell_scores: np.ndarray | None = None,
+                            used: np.ndarray | None = None
                             ) -> tuple[dict[str, np.ndarray], list[str]]:
     """Covariances of the utility parameters that account for the first stage (Murphy and
     Topel 1985).
 
     With :math:`A = -\\partial^2 \\ell_c / \\partial\\theta\\partial\\theta'`,
-    :math:`C = \\partial^2 \\ell_c / \\partial\\theta \\partial\\psi'` (central differences of the
-    analytic choice gradient in the first-stage parameters :math:`\\psi`: the free transition
-    parameters, or the free cells of a nonparametric estimate), :math:`V_\\psi` the first
-    stage's covariance and :math:`s_{\\psi i}` its per-row scores, the estimate expands as
+    :math:`C = \\partial^2 \\ell_c / \\partial\\theta \\partial\\psi' = \\sum_{s,a} n(s,a)\\,
+    \\partial^2 \\log\\pi(a \\mid s) / \\partial\\theta\\partial\\psi'` in the first-stage
+    parameters :math:`\\psi` (the free transition parameters, or the free cells of a
+    nonparametric estimate), analytic by the second-order implicit function theorem
+    (:meth:`ddc.Solution.d2logccp_dtheta_dpsi`: one solve of the factorized policy system,
+    no fixed point solved again), :math:`V_\\psi` the first stage's covariance and
+    :math:`s_{\\psi i}` its per-row scores, the estimate expands as
     :math:`\\hat\\theta - \\theta \\approx A^{-1} \\sum_i (s_{\\theta i} + C V_\\psi s_{\\psi i})`,
     the two stages' scores being uncorrelated (they are the choice and transition parts of one
     likelihood). So
@@ -1229,6 +1346,34 @@ def first_stage_covariances(ts: TransitionEstimate, counts: np.ndarray, solver, 
     Records :math:`B = A^{-1} C` (:math:`\\partial\\hat\\theta / \\partial\\psi'`) as
     ``ts.sensitivity``.
 
+    Parameters
+    ----------
+    ts : TransitionEstimate
+        The first stage.
+    counts : numpy.ndarray
+        The choice counts :math:`n(s, a)`.
+    solver : ddc.Solver
+        Solves the model when ``solution`` is not given.
+    params : pandas.Series
+        All parameters at the estimate.
+    hessian : numpy.ndarray
+        Hessian of the choice log-likelihood in the utility parameters.
+    scores : numpy.ndarray or None
+        Per-row choice scores :math:`s_{\\theta i}` (``n_rows x K``; ``None``: the
+        ``"hessian"`` kind only).
+    groups : numpy.ndarray or None
+        The unit of each row (``"cluster"``).
+    panel : ddc.panel.Panel or None
+        The coded panel (transition scores).
+    solution : ddc.Solution, optional
+        The solution at ``params`` of ``ts.model`` (solved here when not given).
+    cell_scores, used : numpy.ndarray, optional
+        The choice scores by state and action (S, A, K) and the mask of the panel's rows in the
+        choice sample, of which ``scores`` is the per-row form: given with a nonparametric
+        first stage, every product and group sum runs over the kinds of rows (a row's
+        corrected score depends on its state, action, next state and whether it is in the
+        choice sample only), not over the rows.
+
     Returns
     -------
     covs : dict
@@ -1238,22 +1383,37 @@ def first_stage_covariances(ts: TransitionEstimate, counts: np.ndarray, solver, 
     """
     from estimators.likelihood import ChoiceLikelihood
 
-    view = first_stage_view(ts, panel)
-    if view is None:
-        return {}, []
-    pmodel, psi, Vpsi, S, what = view
+    kinds = None
+    if ts.tables:
+        view = _cell_parts(ts, panel)
+        psi, Vpsi, what = view.psi, view.cov, f"{len(view.psi)} estimated transition cells"
+        S = None
+        if panel is not None and scores is not None:
+            if cell_scores is not None:  # by kinds of rows: no (rows x P) arrays
+
+                def kinds(CV):
+                    return _row_kinds(view, panel, cell_scores, used, CV)
+            else:
+                S = view.triple_scores[view.triple]
+    else:
+        got = first_stage_view(ts, panel)
+        if got is None:
+            return {}, []
+        _, psi, Vpsi, S, what = got
     if len(psi) > MAX_CORRECTED:
         return {}, [f"standard errors do not account for the {what} (more than "
                     f"{MAX_CORRECTED}: the correction is not computed)"]
+    sol = solution
+    if sol is None:
+        sol = ChoiceLikelihood(ts.model, counts, solver).solve(params)
+    if not sol.converged or not np.all(np.isfinite(sol.V)):
+        raise RuntimeError("the fixed point did not converge at the estimate; cannot correct "
+                           "the standard errors for the first stage")
+    dtrans = view.derivatives() if ts.tables else \
+        sol.transition_derivatives(list(psi.index))
+    C = np.einsum("sa,saij->ij", counts, sol.d2logccp_dtheta_dpsi(dtrans))
+    covs = murphy_topel(hessian, scores, groups, C, Vpsi, S, kinds)
     util = list(ts.model.utility_params)
-    full = pmodel.params_series(params[util].to_numpy()) if ts.tables else params
-    lik = ChoiceLikelihood(pmodel, counts, solver)
-
-    def grad(moved: pd.Series) -> np.ndarray | None:
-        return lik.evaluate(moved).grad
-
-    C = first_stage_cross_derivative(grad, full, psi.index, bool(ts.tables), len(util))
-    covs = murphy_topel(hessian, scores, groups, C, Vpsi, S)
     ts.sensitivity = pd.DataFrame(np.linalg.solve(-np.asarray(hessian), C), index=util,
                                   columns=list(psi.index))
     return covs, [f"standard errors account for the {what} (Murphy-Topel)"]
@@ -1303,29 +1463,44 @@ def first_stage_cross_derivative(grad, full: pd.Series, names, cells: bool, n_ou
 
 
 def murphy_topel(hessian: np.ndarray, scores: np.ndarray | None, groups: np.ndarray | None,
-                 C: np.ndarray, Vpsi: np.ndarray, S: np.ndarray | None
+                 C: np.ndarray, Vpsi: np.ndarray, S: np.ndarray | None,
+                 kinds: Callable[[np.ndarray], _RowKinds] | None = None
                  ) -> dict[str, np.ndarray]:
     """Murphy-Topel covariances from the Hessian :math:`H = -A`, the scores :math:`G` (rows
     grouped by ``groups``), the cross derivative :math:`C`, the first stage's covariance
     :math:`V_\\psi` and its scores :math:`S` on the same rows (see
-    :func:`first_stage_covariances`)."""
+    :func:`first_stage_covariances`). Instead of ``S``, ``kinds(C V_psi)`` may give the rows by
+    kind (:func:`_row_kinds`): the products and group sums then run over the kinds."""
     from estimators.inference import group_sums
 
     A = -np.asarray(hessian)
     Ainv = np.linalg.inv(A)
     CV = C @ Vpsi
     covs = {"hessian": Ainv + Ainv @ CV @ C.T @ Ainv}
-    if scores is not None and S is not None:
-        G = np.asarray(scores)
-        Gt = G + S @ CV.T
-        Binv = np.linalg.inv(G.T @ G)
-        covs["opg"] = Binv @ (Gt.T @ Gt) @ Binv
-        covs["sandwich"] = Ainv @ (Gt.T @ Gt) @ Ainv
+    if scores is not None and (S is not None or kinds is not None):
+        if kinds is not None:
+            rk = kinds(CV)
+            n = rk.key.size
+            GG, GtGt = rk.outer(rk.choice), rk.outer(rk.corrected)
+
+            def sums_by_group(n_groups):
+                return rk.group_sums(groups, n_groups)
+        else:
+            G = np.asarray(scores)
+            Gt = G + S @ CV.T
+            n = Gt.shape[0]
+            GG, GtGt = G.T @ G, Gt.T @ Gt
+
+            def sums_by_group(n_groups):
+                return group_sums(groups, Gt, n_groups)
+        Binv = np.linalg.inv(GG)
+        covs["opg"] = Binv @ GtGt @ Binv
+        covs["sandwich"] = Ainv @ GtGt @ Ainv
         if groups is not None:
-            n, k = Gt.shape
+            k = GG.shape[0]
             n_groups = int(np.max(groups)) + 1
             if n_groups >= 2 and n > k:
-                sums = group_sums(groups, Gt, n_groups)
+                sums = sums_by_group(n_groups)
                 factor = n_groups / (n_groups - 1.0) * (n - 1.0) / (n - k)
                 covs["cluster"] = factor * (Ainv @ (sums.T @ sums) @ Ainv)
     return {kind: 0.5 * (v + v.T) for kind, v in covs.items()}
@@ -1338,13 +1513,18 @@ def reestimation_covariances(estimator, prep, fit, inf) -> tuple[dict[str, np.nd
 
     With :math:`\\hat\\theta(\\psi)` the estimator's estimate on the same choice data when the
     first-stage parameters :math:`\\psi` (free transition parameters, or the free cells of a
-    nonparametric estimate) are moved, :math:`D = \\partial\\hat\\theta/\\partial\\psi'` by
-    central differences (two re-estimations per parameter) and
+    nonparametric estimate) are moved, :math:`D = \\partial\\hat\\theta/\\partial\\psi'` --
+    from the estimator's own ``_estimate_jacobian(prep, fit, dtrans)`` when it has one (CCP:
+    the implicit function theorem on its first-order condition, given the derivatives
+    ``dtrans`` of the transitions), else by central differences (two re-estimations per
+    parameter) -- and
 
     .. math:: V = V_{own} + D V_\\psi D',
 
     for every covariance kind the estimator offers; the two terms are independent to first
     order, the choice and transition parts being separate factors of the likelihood.
+
+    Records :math:`D` as ``prep.transitions.sensitivity``.
 
     Records :math:`D` as ``prep.transitions.sensitivity``.
 
@@ -1355,17 +1535,16 @@ def reestimation_covariances(estimator, prep, fit, inf) -> tuple[dict[str, np.nd
         ``extra_covs``; empty when nothing was estimated.
     notes : list of str
     """
-    import dataclasses
-
     from estimators.inference import Ingredients, NotAvailableError, covariance
 
     ts = prep.transitions
     util = list(ts.model.utility_params)
     if ts.tables:
-        pmodel, psi, Vpsi, _ = _cell_view(ts, None)
+        view = _cell_parts(ts, None)
+        psi, Vpsi = view.psi, view.cov
         what = f"{len(psi)} estimated transition cells"
     elif len(ts.params) and ts.free:
-        pmodel, psi = ts.model, ts.params[ts.free]
+        view, psi = None, ts.params[ts.free]
         where = [list(ts.params.index).index(n) for n in ts.free]
         Vpsi = ts.cov[np.ix_(where, where)]
         what = f"{len(psi)} first-stage transition parameters"
@@ -1374,8 +1553,46 @@ def reestimation_covariances(estimator, prep, fit, inf) -> tuple[dict[str, np.nd
     if len(psi) > MAX_CORRECTED:
         return {}, [f"standard errors do not account for the {what} (more than "
                     f"{MAX_CORRECTED}: the correction is not computed)"]
-    D = np.zeros((len(util), len(psi)))
-    for k, name in enumerate(psi.index):
+    jacobian = getattr(estimator, "_estimate_jacobian", None)
+    if jacobian is not None:  # the estimator differentiates its own estimate
+        from ddc.solver import transition_derivatives
+
+        base = prep.params.copy()
+        base[util] = fit.params[util]
+        dtrans = view.derivatives() if ts.tables else \
+            transition_derivatives(ts.model, base, list(psi.index))
+        D = jacobian(prep, fit, dtrans)
+        how = "its derivative in them by the implicit function theorem"
+    else:
+        D = _reestimated_jacobian(estimator, prep, fit, view, psi, util)
+        how = f"{2 * len(psi)} re-estimations"
+    ts.sensitivity = pd.DataFrame(D, index=util, columns=list(psi.index))
+    add = D @ Vpsi @ D.T
+    groups = inf.groups
+    ing = Ingredients(names=inf.names, hessian=inf.hessian, scores=inf.scores,
+                      group_codes=None if groups is None else np.asarray(groups),
+                      n_groups=None if groups is None else int(np.max(groups)) + 1,
+                      precomputed=dict(inf.extra_covs or {}))
+    covs = {}
+    for kind in ("hessian", "opg", "sandwich", "cluster", *(inf.extra_covs or {})):
+        try:
+            covs[kind] = covariance(kind, ing) + add
+        except (NotAvailableError, ValueError, np.linalg.LinAlgError):
+            continue
+    return covs, [f"standard errors account for the {what} (delta method, {how})"]
+
+
+def _reestimated_jacobian(estimator, prep, fit, view: CellView | None, psi: pd.Series,
+                          util: list[str], names: list[str] | None = None) -> np.ndarray:
+    """:math:`\\partial\\hat\\theta / \\partial\\psi'` by central differences: two
+    re-estimations per first-stage parameter (the columns of ``names``, all by default)."""
+    import dataclasses
+
+    ts = prep.transitions
+    pmodel = view.model if ts.tables else ts.model
+    names = list(psi.index) if names is None else list(names)
+    D = np.zeros((len(util), len(names)))
+    for k, name in enumerate(names):
         h = 1e-6 * max(1.0, abs(psi[name]))
         if ts.tables or name in {n for g in _simplex(ts.model) for n in g}:
             h = min(h, 0.5 * psi[name])
@@ -1395,21 +1612,7 @@ def reestimation_covariances(estimator, prep, fit, inf) -> tuple[dict[str, np.nd
                 base[util] = fit.params[util]
             thetas.append(estimator._estimate(prep_k, base).params[util].to_numpy())
         D[:, k] = (thetas[0] - thetas[1]) / (2 * h)
-    ts.sensitivity = pd.DataFrame(D, index=util, columns=list(psi.index))
-    add = D @ Vpsi @ D.T
-    groups = inf.groups
-    ing = Ingredients(names=inf.names, hessian=inf.hessian, scores=inf.scores,
-                      group_codes=None if groups is None else np.asarray(groups),
-                      n_groups=None if groups is None else int(np.max(groups)) + 1,
-                      precomputed=dict(inf.extra_covs or {}))
-    covs = {}
-    for kind in ("hessian", "opg", "sandwich", "cluster", *(inf.extra_covs or {})):
-        try:
-            covs[kind] = covariance(kind, ing) + add
-        except (NotAvailableError, ValueError, np.linalg.LinAlgError):
-            continue
-    return covs, [f"standard errors account for the {what} (delta method over "
-                  f"{2 * len(psi)} re-estimations)"]
+    return D
 
 
 def _simplex(model: Model) -> list[list[str]]:

@@ -40,6 +40,7 @@ __all__ = [
     "check_information",
     "covariance",
     "join_names",
+    "row_scores",
 ]
 
 #: The covariance kinds computed from the Hessian and the scores.
@@ -312,10 +313,39 @@ def group_sums(groups: np.ndarray, scores: np.ndarray, n_groups: int) -> np.ndar
     """Column sums of ``scores`` within groups: :math:`\\sum_{i: g_i = g} s_{ik}`, shape
     ``(n_groups, K)``.
 
-    One ``np.bincount`` per column: it adds the rows in order as ``np.add.at`` does (the same
-    sums to the last bit), an order of magnitude faster on long panels."""
+    Groups in ascending order (a panel sorted by unit, the usual case) are summed segment by
+    segment with ``np.add.reduceat`` (groups without rows sum to zero); otherwise one
+    ``np.bincount`` per column, which adds the rows in order as ``np.add.at`` does, an order of
+    magnitude faster than it on long panels."""
     scores = np.asarray(scores, dtype=np.float64)
+    groups = np.asarray(groups)
+    n = groups.shape[0]
+    if n and n == scores.shape[0] and bool(np.all(groups[1:] >= groups[:-1])) \
+            and groups[0] >= 0 and groups[-1] < n_groups:
+        starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+        out = np.zeros((n_groups, scores.shape[1]))
+        out[groups[starts]] = np.add.reduceat(scores, starts, axis=0)
+        return out
     out = np.empty((n_groups, scores.shape[1]))
     for k in range(scores.shape[1]):
         out[:, k] = np.bincount(groups, weights=scores[:, k], minlength=n_groups)
+    return out
+
+
+def row_scores(cell: np.ndarray, rows: np.ndarray, state: np.ndarray, action: np.ndarray,
+               n_rows: int) -> np.ndarray:
+    """Per-row scores from per-cell ones: row ``rows[i]`` gets ``cell[state[i], action[i]]``,
+    the other rows of the ``(n_rows, K)`` result are zero.
+
+    A row's score depends on its :math:`(s, a)` only, so it is gathered from the ``(S, A, K)``
+    cell scores through the flat cell index (one ``np.take``; about four times faster than
+    indexing by the pair on long panels)."""
+    S, A, K = cell.shape
+    flat = np.ascontiguousarray(cell, dtype=np.float64).reshape(S * A, K)
+    gathered = np.take(flat, np.asarray(state) * A + np.asarray(action), axis=0)
+    rows = np.asarray(rows)
+    if rows.shape[0] == n_rows and (n_rows == 0 or (rows[0] == 0 and rows[-1] == n_rows - 1)):
+        return gathered  # every row is in the sample, in order (rows are ascending)
+    out = np.zeros((n_rows, K))
+    out[rows] = gathered
     return out

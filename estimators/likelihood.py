@@ -217,9 +217,15 @@ class ChoiceLikelihood:
 
 
 def mle_inference(lik: ChoiceLikelihood, counts_rows: tuple[np.ndarray, np.ndarray, np.ndarray],
-                  n_rows: int, params: pd.Series) -> tuple[np.ndarray, np.ndarray, Evaluation]:
-    """Hessian (central differences of the analytic gradient) and per-row scores of the choice
-    log-likelihood in the utility parameters at ``params``.
+                  n_rows: int, params: pd.Series, evaluation: Evaluation | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, Evaluation]:
+    """Hessian (analytic) and per-row scores of the choice log-likelihood in the utility
+    parameters at ``params``.
+
+    The Hessian is :math:`\\sum_{s,a} n(s,a)\\, \\partial^2 \\log \\pi(a \\mid s) /
+    \\partial\\theta \\partial\\theta'` by the second-order implicit function theorem
+    (:meth:`ddc.Solution.d2logccp_dparams`) at the one solution of the evaluation: no fixed
+    point is solved again.
 
     Parameters
     ----------
@@ -232,6 +238,8 @@ def mle_inference(lik: ChoiceLikelihood, counts_rows: tuple[np.ndarray, np.ndarr
         Rows of the panel (score rows outside the choice sample are zero).
     params : pandas.Series
         All parameters; the utility ones are differentiated.
+    evaluation : Evaluation, optional
+        ``lik.evaluate(params, True)`` when already computed.
 
     Returns
     -------
@@ -239,27 +247,27 @@ def mle_inference(lik: ChoiceLikelihood, counts_rows: tuple[np.ndarray, np.ndarr
     scores : numpy.ndarray (n_rows, K)
     evaluation : Evaluation
         At ``params``.
+
+    Raises
+    ------
+    ConvergenceError
+        The likelihood is not finite (or the fixed point failed) at ``params``.
     """
-    util = lik.model.utility_params
-    K = len(util)
-    H = np.empty((K, K))
-    for k in range(K):
-        h = 1e-5 * max(1.0, abs(params[util[k]]))
-        up, dn = params.copy(), params.copy()
-        up[util[k]] += h
-        dn[util[k]] -= h
-        g_up, g_dn = lik.evaluate(up).grad, lik.evaluate(dn).grad
-        if g_up is None or g_dn is None:
-            raise ConvergenceError(f"the likelihood is not finite near the estimate in "
-                                   f"{util[k]}; cannot form the Hessian")
-        H[:, k] = (g_up - g_dn) / (2 * h)
-    ev = lik.evaluate(params, True)
+    ev = lik.evaluate(params, True) if evaluation is None else evaluation
+    if ev.grad is None:
+        raise ConvergenceError("the likelihood is not finite at the estimate (or its fixed "
+                               "point failed); cannot form the Hessian")
+    with small_blas(lik.model.n_states, lik.solver):
+        d2 = ev.solution.d2logccp_dparams([], None)
+    H = np.einsum("sa,saij->ij", lik.counts, d2)
+    if not np.all(np.isfinite(H)):
+        raise ConvergenceError("the Hessian of the likelihood is not finite at the estimate")
     if counts_rows is None:  # counts only (sufficient statistics): no per-row scores
         return 0.5 * (H + H.T), None, ev
+    from estimators.inference import row_scores
+
     rows, state, action = counts_rows
-    scores = np.zeros((n_rows, K))
-    if ev.cell_scores is not None:
-        scores[rows] = ev.cell_scores[state, action]
+    scores = row_scores(ev.cell_scores, rows, state, action, n_rows)
     return 0.5 * (H + H.T), scores, ev
 
 

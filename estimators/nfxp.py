@@ -30,6 +30,7 @@ from ddc.solver import ConvergenceError, Solver
 from ddc.utility import LinearUtility
 from estimators.base import Estimator, Fit, Inference, Prepared, register, subset
 from estimators.first_stage import first_stage_covariances
+from estimators.inference import row_scores
 from estimators.likelihood import ChoiceLikelihood, maximize_utility
 from estimators.optimize import Optimizer
 
@@ -190,7 +191,8 @@ class NFXP(Estimator):
         if not full and H is not None:  # a first stage held fixed: correct for it
             covs, fs_notes = first_stage_covariances(
                 ts, cd.counts, self.solver, params, H, scores,
-                cd.panel.unit if cd.has_rows else None, cd.panel)
+                cd.panel.unit if cd.has_rows else None, cd.panel, solution=ev.solution,
+                cell_scores=ev.cell_scores, used=cd.used if cd.has_rows else None)
             notes += fs_notes
         if len(ts.params) and not full and not covs:
             notes.append("transition parameters fixed at their first-stage estimates; "
@@ -316,8 +318,8 @@ class NFXP(Estimator):
                                      "the estimate")
         if panel is None:  # sufficient statistics: no per-row scores
             return H, None
-        scores = np.zeros((panel.nobs, len(util)))
-        scores[np.flatnonzero(cd.used)] = ev.cell_scores[cd.state, cd.action]
+        scores = row_scores(ev.cell_scores, np.flatnonzero(cd.used), cd.state, cd.action,
+                            panel.nobs)
         return H, scores
 
 

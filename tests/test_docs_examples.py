@@ -132,6 +132,8 @@ def test_irl_page_shows_the_cross_validation():
     with pytest.warns(ddc.ConvergenceWarning, match="MaxEntIRL did not converge"):
         ns, printed = run("irl_crossval.py")
     assert not ns["more"].results["MaxEntIRL horizon"].converged
+    # the prose: NFXP, NPL and MaxEntIRL are one estimate (below 1e-4 NFXP s.e.)
+    assert max(ns["in_mle_se"]("NPL"), ns["in_mle_se"]("MaxEntIRL")) < 1e-4
     check_page_shows_output("irl_crossval.py", "irl.rst", printed)
 
 

@@ -160,7 +160,7 @@ def test_csv_files_directory_and_dask_frame(membership, frame, reference, tmp_pa
 
 
 def test_sparse_accumulation_equals_dense(membership, parquet_file, reference, monkeypatch):
-    monkeypatch.setattr(ooc, "DENSE_TRANSITIONS_MAX", 0)
+    monkeypatch.setattr(ooc.statistics, "DENSE_TRANSITIONS_MAX", 0)
     assert_same(sufficient_statistics(membership, parquet_file.path, chunk_rows=3_000),
                 reference)
 

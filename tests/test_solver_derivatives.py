@@ -114,6 +114,44 @@ def test_second_derivatives_match_differences_of_first(make):
                                    err_msg=name)
 
 
+@pytest.mark.parametrize("make", MODELS[1:3])
+def test_cross_derivatives_are_the_utility_by_transition_block(make):
+    """The cross block (first derivatives of the transitions only) equals that block of the
+    full second derivatives."""
+    model, params = make()
+    sol = model.solve(params)
+    K = len(model.utility_params)
+    dtrans = sol.transition_derivatives(None, second=True)
+    cross = sol.d2logccp_dtheta_dpsi(dtrans)
+    full = sol.d2logccp_dparams(None, dtrans)
+    np.testing.assert_allclose(cross, full[:, :, :K, K:], rtol=0,
+                               atol=1e-12 * np.abs(full[:, :, :K, K:]).max())
+
+
+def test_cell_derivatives_match_differences_of_full_solves():
+    """The Murphy-Topel cross derivative in the cells of a nonparametric first stage
+    (exact table derivatives, :class:`estimators.first_stage.CellView`) against central
+    differences of complete solves of the model whose transition parameters are the cells."""
+    from estimators.base import prepare
+    from estimators.first_stage import _cell_parts
+    from simulations import simulate
+
+    model = ddc.models.membership()
+    panel = simulate(model, model.true_params, n_customers=300, n_periods=12, seed=5)
+    ts = prepare(model, panel, None, "test").transitions
+    view = _cell_parts(ts, None)
+    pmodel = view.model
+    params = pmodel.params_series(model.true_params[model.utility_params].to_numpy())
+    cross = pmodel.solve(params).d2logccp_dtheta_dpsi(view.derivatives())
+    assert cross.shape == (model.n_states, model.n_actions, len(model.utility_params),
+                           len(view.psi))
+    for k, name in list(enumerate(view.psi.index))[::4]:  # every fourth cell: a few seconds
+        h = min(1e-5, 0.5 * params[name])
+        fd = central_difference(pmodel, params, name, h, lambda s: s.dlogccp_dtheta())
+        np.testing.assert_allclose(cross[:, :, :, k], fd, rtol=0,
+                                   atol=1e-6 * np.abs(fd).max(), err_msg=name)
+
+
 def test_table_derivatives_exact_for_a_known_function():
     """Richardson-extrapolated differences of the tables against the closed form: the ship
     factor is (1 - a) T + a I with a = logistic(psi_1), the video factor (1 - c) T + c I with

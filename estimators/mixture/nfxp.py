@@ -292,6 +292,9 @@ def _first_stage_covariances(mix: Mixture, ml: MixtureLikelihood, x: np.ndarray,
     S = np.zeros((ml.counts.n_units, len(psi)))
     np.add.at(S, panel.unit, S_rows)
     covs = murphy_topel(H, G, np.arange(ml.counts.n_units), C, Vpsi, S)
+    # dtheta/dpsi' in the reported coordinates, for counterfactual draws of the first stage
+    ts.sensitivity = pd.DataFrame(np.linalg.solve(-np.asarray(H), C),
+                                  index=ml.struct + mix.share_names, columns=list(psi.index))
     return covs, [f"standard errors account for the {what} (Murphy-Topel, the mixture "
                   "log-likelihood's cross derivative)"]
 
