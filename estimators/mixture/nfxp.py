@@ -167,7 +167,8 @@ def numerical_hessian(ml, x: np.ndarray) -> np.ndarray:
 def mixture_results(estimator: str, mix: Mixture, ml, x: np.ndarray, cd, ts, *, notes: list,
                     converged: bool, message: str, on_failure: str, iterations: int,
                     seconds: float, extra: dict, loglik_label: str = "choice",
-                    cov_note: str | None = None) -> MixtureResults:
+                    cov_note: str | None = None, extra_covs: dict | None = None,
+                    cov_type: str = "hessian") -> MixtureResults:
     """Inference and the results object at the (labelled) internal estimate ``x``.
 
     The Hessian and per-unit scores of ``ml`` (a :class:`MixtureLikelihood` or a likelihood
@@ -176,7 +177,9 @@ def mixture_results(estimator: str, mix: Mixture, ml, x: np.ndarray, cd, ts, *, 
     :math:`J = \\partial(\\theta, w) / \\partial(\\theta, \\gamma)`,
     :math:`\\partial w_j / \\partial\\gamma_l = w_j (1[j = l] - w_l)`:
     :math:`H_w = J^{-T} H_x J^{-1}` (exact at a maximum, where the gradient is zero) and
-    :math:`G_w = G_x J^{-1}`, so every covariance kind is the delta-method one.
+    :math:`G_w = G_x J^{-1}`, so every covariance kind is the delta-method one. An estimator
+    may add covariances it computed itself over the reported parameters (``extra_covs``) and
+    make one of them the default (``cov_type``).
     """
     K = mix.n_types
     t0 = time.perf_counter()
@@ -252,8 +255,9 @@ def mixture_results(estimator: str, mix: Mixture, ml, x: np.ndarray, cd, ts, *, 
         loglik_parts={loglik_label: ev.loglik, "transition": ll_t}, nobs=cd.nobs,
         n_units=cd.n_units, converged=bool(converged), iterations=iterations,
         function_evals=ml.n_evaluations, seconds=seconds + time.perf_counter() - t0,
-        cov_type="hessian", fixed_params=params[trans] if trans else None, notes=notes,
-        extra=extra, extra_covs=covs or None, transition_mixture=ml.transition_mixture,
+        cov_type=cov_type, fixed_params=params[trans] if trans else None, notes=notes,
+        extra=extra, extra_covs={**covs, **(extra_covs or {})} or None,
+        transition_mixture=ml.transition_mixture,
     )
     if K > 1:
         check_separation(mix, res)
