@@ -59,7 +59,14 @@ counted in the notes and warned about.
 Transitions: with estimation results, every type is solved with the transitions the estimate
 was made with (``res.transition_mixture``: the tables the first stage estimated, and each
 type's own tables when they differ by type), as the one-type engine does; with a parameter
-Series, with the mixture's own (each type's :attr:`ddc.Mixture.type_models`).
+Series, with the mixture's own (each type's :attr:`ddc.Mixture.type_models`). The draws carry
+the first stage's uncertainty too (``draw_transitions=True``, as in the one-type engine,
+:func:`simulations.draws.draw_with_transitions`): every draw takes the shared tables from the
+Dirichlet distribution of their counts (or the transition parameters from their covariance),
+the mixture's parameters move with them through the sensitivity
+:math:`B = \\partial\\hat\\vartheta / \\partial\\psi'` the mixture's Murphy-Topel correction
+records (shares on the logit scale as above), and each type is solved at the draw with the drawn
+tables; the type-specific tables estimated in the EM are held at their estimates.
 
 Shares that vary over units (``shares_by``: the first state; ``share_covariates``:
 time-invariant covariates) pool with each estimation unit's own shares: the population is the
@@ -213,7 +220,7 @@ def _pooled_weights(mix: Mixture, gammas: np.ndarray, design: np.ndarray) -> np.
 
 
 def draw_mixture_params(mix: Mixture, params: pd.Series, cov: pd.DataFrame, n_draws: int,
-                        seed) -> np.ndarray:
+                        seed, shift: np.ndarray | None = None) -> np.ndarray:
     """Parameter draws (D, P) over ``mix.param_names`` with the shares drawn on the logit scale.
 
     The constant shares :math:`w_1, \\dots, w_{K-1}` (``share[1]``, ...) are carried to the
@@ -225,7 +232,10 @@ def draw_mixture_params(mix: Mixture, params: pd.Series, cov: pd.DataFrame, n_dr
     mapped back, :math:`w_l = e^{\\gamma_l} / (1 + \\sum_j e^{\\gamma_j})`, so they stay
     inside the simplex. Parameters outside the covariance are held at their values; without
     shares in the covariance (one type, shares held fixed) this is
-    :func:`simulations.draws._draw_params`.
+    :func:`simulations.draws._draw_params`. ``shift`` (D, P) over ``cov.index``, in the
+    reported coordinates, is added to the draws (carried to the logit scale by the same
+    :math:`J^{-1}`): the first stage's part :math:`B (\\psi_d - \\hat\\psi)` of
+    :func:`simulations.draws._first_stage_part`.
 
     Raises
     ------
@@ -238,7 +248,10 @@ def draw_mixture_params(mix: Mixture, params: pd.Series, cov: pd.DataFrame, n_dr
     names = list(cov.index)
     inside = [n for n in mix.share_names if n in names]
     if mix.varying_shares or not inside:  # logit coefficients are drawn as they are
-        return _draw_params(params, cov, n_draws, seed)
+        TH = _draw_params(params, cov, n_draws, seed)
+        if shift is not None:
+            TH[:, [mix.param_names.index(n) for n in names]] += shift
+        return TH
     if len(inside) != len(mix.share_names):
         missing = [n for n in mix.share_names if n not in names]
         raise ValueError(f"the covariance has some type shares but not {missing}; the shares "
@@ -260,6 +273,8 @@ def draw_mixture_params(mix: Mixture, params: pd.Series, cov: pd.DataFrame, n_dr
     x[mix.share_names] = np.log(wr / w[0])
     cov_x = pd.DataFrame(T @ C @ T.T, index=names, columns=names)
     TH = _draw_params(x, cov_x, n_draws, seed)
+    if shift is not None:
+        TH[:, [mix.param_names.index(n) for n in names]] += shift @ T.T
     at = [mix.param_names.index(n) for n in mix.share_names]
     e = np.exp(TH[:, at] - np.maximum(TH[:, at].max(axis=1, keepdims=True), 0.0))
     base = np.exp(-np.maximum(TH[:, at].max(axis=1, keepdims=True), 0.0))
@@ -320,7 +335,7 @@ def mixture_counterfactual(
         share design of results), bad arguments.
     """
     from estimators.results import EstimationResults
-    from simulations.draws import DEFAULT_DRAWS, _ordered, _params_and_cov
+    from simulations.draws import DEFAULT_DRAWS, _first_stage_part, _ordered, _params_and_cov
 
     if engine is None:
         raise TypeError("mixture_counterfactual needs the one-type engine: call "
@@ -367,10 +382,27 @@ def mixture_counterfactual(
     else:
         w = mix.shares(params)
     solve_mix = _transition_mixture(mix, results_or_params, notes)
-    TH = None
+    TH = fs_draws = None
     valid = np.zeros(0, dtype=bool)
     if cov is not None and n_draws > 0:
-        TH = draw_mixture_params(mix, params, cov, int(n_draws), seed)
+        part = _first_stage_part(list(cov.index), results_or_params, cov, int(n_draws), seed,
+                                 notes, draw_transitions)
+        if part is None:
+            TH = draw_mixture_params(mix, params, cov, int(n_draws), seed)
+        else:
+            fs_draws, own, shift = part
+            TH = draw_mixture_params(mix, params, own, int(n_draws), seed, shift)
+            if fs_draws.tables is None:  # transition parameters: in the draws' columns
+                TH[:, [mix.param_names.index(n) for n in fs_draws.names]] = fs_draws.values
+                fs_draws = None
+            else:  # tables shared by the types (the EM's type-specific ones stay as estimated)
+                typed = set(getattr(solve_mix, "transitions_by_type", ()) or ())
+                if typed:
+                    notes.append(f"The type-specific tables of {sorted(typed)} estimated in "
+                                 "the EM are held at their estimates in the draws.")
+                fs_draws = dataclasses.replace(fs_draws, tables=[
+                    {v: t for v, t in tab.items() if v not in typed}
+                    for tab in fs_draws.tables])
         valid = np.ones(len(TH), dtype=bool)
         if K > 1:
             notes.append("Type shares drawn on the multinomial-logit scale the estimator "
@@ -412,7 +444,8 @@ def mixture_counterfactual(
                       f"type {k}: {n}")))
         if draws_on:
             rep = engine(tm, mix.type_params(params, k), n_draws=int(n_draws),
-                         _param_draws=TH[:, mix.type_index[k]], **kw)
+                         _param_draws=TH[:, mix.type_index[k]], _transition_draws=fs_draws,
+                         **kw)
         else:
             rep = engine(tm, mix.type_params(params, k), n_draws=0, **kw)
         reports.append(rep)
@@ -607,9 +640,7 @@ def _transition_mixture(mix: Mixture, results_or_params, notes: list[str]) -> Mi
     if typed:
         what.append(f"each type's own tables of {typed} estimated in the EM")
     notes.append(f"Transitions: {' and '.join(what) or 'those'} of the "
-                 f"{results_or_params.estimator} fit (not the model's defaults); intervals "
-                 "carry the uncertainty of the utility parameters and shares, not the "
-                 "tables'.")
+                 f"{results_or_params.estimator} fit (not the model's defaults).")
     return est
 
 

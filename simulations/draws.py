@@ -143,6 +143,72 @@ def _first_stage_seed(seed):
     return None if seed is None else np.random.SeedSequence(seed).spawn(1)[0]
 
 
+def _first_stage_part(utility: list[str], results, cov: pd.DataFrame, n_draws: int, seed,
+                      notes: list[str], draw_transitions: bool):
+    """The first stage's part of the draws (:func:`draw_with_transitions`), or ``None``.
+
+    Returns ``None`` (no transition draws: nothing estimated, drawn jointly already, or
+    ``draw_transitions=False``; the notes say why where it matters) or ``(first, own, shift)``:
+    the transition draws (:class:`estimators.first_stage.FirstStageDraws`), the covariance to
+    draw the other parameters from (:math:`V - B V_\\psi B'`, or ``cov`` without a usable
+    :math:`B`) and the (D, P) shift :math:`B (\\psi_d - \\hat\\psi)` over ``cov.index``
+    (zeros without :math:`B`). ``utility``: the parameters :math:`B` may move.
+    """
+    from estimators.first_stage import TransitionEstimate, draw_first_stage
+    from estimators.results import EstimationResults
+
+    ts = results.extra.get("transitions") if isinstance(results, EstimationResults) else None
+    estimated = isinstance(ts, TransitionEstimate) and (bool(ts.tables) or
+                                                       bool(len(ts.params) and ts.free))
+    if isinstance(results, EstimationResults) and not isinstance(ts, TransitionEstimate):
+        notes.append("The results carry no first-stage estimate of the transitions (loaded "
+                     "from a file, or built by hand): the intervals hold the transitions at "
+                     "the model's and carry the other parameters' uncertainty only.")
+    if not estimated:
+        return None
+    if not ts.tables and any(n in cov.index for n in ts.free):
+        return None  # a full-information fit: drawn jointly with the others already
+    if not draw_transitions:
+        notes.append("Intervals carry the uncertainty of the estimated parameters, not of the "
+                     "transitions estimated in the first stage (draw_transitions=False).")
+        return None
+    first = draw_first_stage(ts, n_draws, _first_stage_seed(seed))
+    names = list(cov.index)
+    moved = [n for n in names if n in utility]
+    B = ts.sensitivity
+    joint = B is not None and list(B.columns) == first.names and set(moved) <= set(B.index)
+    own, shift = cov, np.zeros((n_draws, len(names)))
+    if joint:
+        Bu = B.loc[moved, first.names].to_numpy(dtype=float)
+        own = cov.copy()
+        own.loc[moved, moved] = own.loc[moved, moved].to_numpy() - Bu @ first.cov @ Bu.T
+        w = np.linalg.eigvalsh(0.5 * (own.to_numpy() + own.to_numpy().T))
+        if w.min() < -1e-8 * max(1.0, abs(w).max()):
+            joint, own = False, cov
+            notes.append(f"The covariance minus the first stage's part is not positive "
+                         f"semi-definite (smallest eigenvalue {w.min():.3g}): the other "
+                         "parameters are drawn from the covariance independently of the "
+                         "transitions.")
+        else:
+            shift[:, [names.index(n) for n in moved]] = first.delta @ Bu.T
+    if joint:
+        how = ("the other parameters move with them through the estimate's sensitivity to "
+               "the first stage, theta_d = theta + e_d + B (psi_d - psi), "
+               "e_d ~ N(0, V - B V_psi B')")
+    else:
+        how = ("the other parameters are drawn independently of them (the results record "
+               "no sensitivity of the estimate to the first stage)")
+        if B is None:
+            notes.append("The results record no sensitivity of the estimate to the first "
+                         "stage (no first-stage correction of the standard errors), so the "
+                         "other parameters' draws do not move with the transitions'.")
+    kind = ("Dirichlet draws of each estimated row from its counts" if first.tables is not None
+            else "normal draws from the first stage's covariance")
+    notes.append(f"Intervals carry the uncertainty of the transitions estimated in the first "
+                 f"stage ({first.what}: {kind}); {how}.")
+    return first, own, shift
+
+
 def draw_with_transitions(model: Model, results, params: pd.Series, cov: pd.DataFrame,
                           n_draws: int, seed, notes: list[str], draw_transitions: bool = True):
     """Parameter draws (D, P) over ``params.index`` and draws of the estimated transitions.
@@ -176,60 +242,14 @@ def draw_with_transitions(model: Model, results, params: pd.Series, cov: pd.Data
         The transition draws when the first stage estimated tables (solve draw ``d`` with
         ``first.transitions(model.transitions(), d)``), else ``None``.
     """
-    from estimators.first_stage import TransitionEstimate, draw_first_stage
-    from estimators.results import EstimationResults
-
-    ts = results.extra.get("transitions") if isinstance(results, EstimationResults) else None
-    estimated = isinstance(ts, TransitionEstimate) and (bool(ts.tables) or
-                                                       bool(len(ts.params) and ts.free))
-    if isinstance(results, EstimationResults) and not isinstance(ts, TransitionEstimate):
-        notes.append("The results carry no first-stage estimate of the transitions (loaded "
-                     "from a file, or built by hand): the intervals hold the transitions at "
-                     "the model's and carry the other parameters' uncertainty only.")
-    if not estimated:
+    part = _first_stage_part(list(model.utility_params), results, cov, n_draws, seed, notes,
+                             draw_transitions)
+    if part is None:
         return _draw_params(params, cov, n_draws, seed), None
-    if not ts.tables and any(n in cov.index for n in ts.free):
-        return _draw_params(params, cov, n_draws, seed), None  # drawn jointly already
-    if not draw_transitions:
-        notes.append("Intervals carry the uncertainty of the estimated parameters, not of the "
-                     "transitions estimated in the first stage (draw_transitions=False).")
-        return _draw_params(params, cov, n_draws, seed), None
-    first = draw_first_stage(ts, n_draws, _first_stage_seed(seed))
-    util = [n for n in cov.index if n in model.utility_params]
-    B = ts.sensitivity
-    joint = B is not None and list(B.columns) == first.names and set(util) <= set(B.index)
-    if joint:
-        Bu = B.loc[util, first.names].to_numpy(dtype=float)
-        own = cov.copy()
-        own.loc[util, util] = own.loc[util, util].to_numpy() - Bu @ first.cov @ Bu.T
-        w = np.linalg.eigvalsh(0.5 * (own.to_numpy() + own.to_numpy().T))
-        if w.min() < -1e-8 * max(1.0, abs(w).max()):
-            joint = False
-            notes.append(f"The covariance minus the first stage's part is not positive "
-                         f"semi-definite (smallest eigenvalue {w.min():.3g}): the utility "
-                         "parameters are drawn from the covariance independently of the "
-                         "transitions.")
-    if joint:
-        TH = _draw_params(params, own, n_draws, seed)
-        pos = [list(params.index).index(n) for n in util]
-        TH[:, pos] += first.delta @ Bu.T
-        how = ("the utility parameters move with them through the estimate's sensitivity to "
-               "the first stage, theta_d = theta + e_d + B (psi_d - psi), "
-               "e_d ~ N(0, V - B V_psi B')")
-    else:
-        TH = _draw_params(params, cov, n_draws, seed)
-        how = ("the utility parameters are drawn independently of them (the results record "
-               "no sensitivity of the estimate to the first stage)")
-        if B is None:
-            notes.append("The results record no sensitivity of the utility estimate to the "
-                         "first stage (no first-stage correction of the standard errors), so "
-                         "their draws do not move with the transitions'.")
-    kind = ("Dirichlet draws of each estimated row from its counts" if first.tables is not None
-            else "normal draws from the first stage's covariance")
-    notes.append(f"Intervals carry the uncertainty of the transitions estimated in the first "
-                 f"stage ({first.what}: {kind}); {how}.")
+    first, own, shift = part
+    TH = _draw_params(params, own, n_draws, seed)
+    TH[:, [list(params.index).index(n) for n in cov.index]] += shift
     if first.tables is None:
-        pos = [list(params.index).index(n) for n in first.names]
-        TH[:, pos] = first.values
+        TH[:, [list(params.index).index(n) for n in first.names]] = first.values
         return TH, None
     return TH, first

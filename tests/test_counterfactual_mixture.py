@@ -192,11 +192,22 @@ def test_draws_carry_types_and_shares_jointly(segments, fit):
     np.testing.assert_allclose(r.draws[("video_benefit", "cv_per_customer")],
                                (W * per_type).sum(axis=1), rtol=1e-12)
     # a few draws against exact per-type solutions at the drawn parameters, with the
-    # transitions the fit estimated (res.transition_mixture), not the model's defaults
+    # transitions the fit estimated (res.transition_mixture), not the model's defaults, each
+    # draw with its own draw of the first stage's tables (draw_transitions=True, the default:
+    # the Dirichlet draws of draw_first_stage on the transitions' stream of the seed)
+    from estimators.first_stage import draw_first_stage
+    from simulations.draws import _first_stage_seed
+
     assert fit.transition_mixture.model is not segments.model
     assert any("first stage" in n for n in r.notes)
+    assert any("Dirichlet" in n for n in r.notes)
+    tables = draw_first_stage(fit.extra["transitions"], 30, _first_stage_seed(5))
+    estimated = fit.transition_mixture.model.transitions()
     for d in r.param_draws.index[:3]:
-        per = _by_hand(fit.transition_mixture, r.param_draws.loc[d], "video_benefit")
+        drawn = fit.transition_mixture.model.replace(
+            transitions=tables.transitions(estimated, int(d)))
+        per = _by_hand(ddc.Mixture(drawn, 2, segments.by_type), r.param_draws.loc[d],
+                       "video_benefit")
         for k in range(2):
             assert per_type[list(r.param_draws.index).index(d), k] == pytest.approx(
                 per[k][0], rel=1e-6)
@@ -248,9 +259,14 @@ def test_one_type_mixture_draws_are_the_models():
     got = counterfactual(mix, res, scenarios=SCENARIOS, n_draws=20, seed=4)
     assert got.has_intervals and got.n_used == 20
     th = got.param_draws.to_numpy()
-    # the one-type engine on the model with the tables the fit's first stage estimated
+    # the one-type engine on the model with the tables the fit's first stage estimated, and
+    # the same draws of those tables
+    from estimators.first_stage import draw_first_stage
+    from simulations.draws import _first_stage_seed
+
+    tables = draw_first_stage(res.extra["transitions"], 20, _first_stage_seed(4))
     ref = counterfactual(res.transition_mixture.model, mix.type_params(got.params, 0),
-                         scenarios=SCENARIOS, _param_draws=th)
+                         scenarios=SCENARIOS, _param_draws=th, _transition_draws=tables)
     for name in ["summary", "welfare", "changes", "choice_shares", "by_block", "retention"]:
         pd.testing.assert_frame_equal(getattr(got, name), getattr(ref, name), rtol=1e-12)
 
