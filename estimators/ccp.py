@@ -199,28 +199,31 @@ class PseudoLikelihood:
         """
         theta = np.asarray(theta0, dtype=float).copy()
         N = counts.sum(axis=1)
+        mask = counts > 0
         ll_old = -np.inf
+        q = None  # the choice probabilities at theta, when the line search left them
         for it in range(1, max_iter + 1):
-            q = self.choice_probs(Z, e, theta)
+            if q is None:
+                q = self.choice_probs(Z, e, theta)
             Zbar = np.einsum("sa,sak->sk", q, Z)
             D = np.where(self.feas[:, :, None], Z - Zbar[:, None, :], 0.0)
             g = np.einsum("sa,sak->k", counts, D)
             H = -np.einsum("s,sa,sak,sal->kl", N, q, D, D)
             step = np.linalg.solve(H, -g)
-            mask = counts > 0
             with np.errstate(divide="ignore"):
                 ll = float(np.sum(counts[mask] * np.log(q[mask])))
-            lam = 1.0
+            lam, accepted = 1.0, False
             while lam > 1e-8:
                 q_new = self.choice_probs(Z, e, theta + lam * step)
                 with np.errstate(divide="ignore"):
                     ll_new = float(np.sum(counts[mask] * np.log(q_new[mask])))
                 if ll_new >= ll - 1e-12 * max(1.0, abs(ll)):
+                    accepted = True
                     break
                 lam *= 0.5
             theta = theta + lam * step
+            q = q_new if accepted else None  # the same arithmetic: theta + lam * step
             if float(g @ step) < tol or abs(ll_new - ll_old) < 1e-14 * max(1.0, abs(ll)):
-                q = self.choice_probs(Z, e, theta)
                 return theta, ll_new, H, True, it
             ll_old = ll_new
         return theta, ll_new, H, False, max_iter

@@ -54,6 +54,10 @@ COV_DESCRIPTIONS = {
     "cluster": ("cluster-robust by unit, H^-1 C H^-1 with C the outer product of the units' "
                 "score sums, times U/(U-1) (n-1)/(n-K)"),
     "murphy_topel": "Murphy-Topel, corrected for the first-stage estimation",
+    "stacked": ("sandwich of CCP-EM's stacked per-unit estimating equations (structural "
+                "parameters, type CCPs, shares), corrected for the estimated CCPs and posteriors"),
+    "two_step": ("two-step sandwich (Newey-McFadden 1994, Theorem 6.1) of the two-stage CCP "
+                 "estimator, corrected for stage 1's estimated type CCPs, shares and posteriors"),
     "full_information": "inverse information of the full (choice and transition) likelihood",
 }
 

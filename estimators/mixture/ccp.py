@@ -27,15 +27,20 @@ With model-updated CCPs a fixed point has :math:`p_k = \\pi_k(\\theta_k)`; there
 of :math:`\\Lambda` in :math:`p` vanishes (Aguirregabiria and Mira 2002), so the fixed point
 solves the first-order conditions of the mixture likelihood: ``NPL(mix)`` reports maximum
 likelihood standard errors (the mixture likelihood's Hessian at the estimate). With data-updated
-CCPs (``CCP(mix)``) the estimator is consistent but not efficient; its reported standard errors
-are those of the mixture pseudo-likelihood with the final CCPs held fixed, which ignore the
-estimation of the CCPs and may understate the uncertainty (a note says so); use ``NPL(mix)`` or
-``NFXP(mix)`` for inference.
+CCPs (``CCP(mix)``) the estimator is consistent but not efficient, and its limit solves a system
+of per-unit estimating equations in the structural parameters, the type CCPs and the share
+parameters; the default covariance (``"stacked"``) is that system's sandwich, which accounts for
+the estimated CCPs, shares and posteriors (:mod:`estimators.mixture.ccp_inference`). The kinds
+``"hessian"``, ``"opg"``, ``"sandwich"`` and ``"cluster"`` are those of the mixture
+pseudo-likelihood with the final CCPs held fixed, which ignore their estimation and may
+understate the uncertainty.
 
 ``two_stage=True`` (CCP only) is their two-stage variant: stage 1 estimates the
 shares and unrestricted type-specific CCPs by EM on the latent-class model
 :math:`\\sum_k w_k \\prod_t p_k(a_{it} \\mid s_{it})`; stage 2 maximizes the posterior-weighted
-pseudo-likelihood once at those CCPs and posteriors.
+pseudo-likelihood once at those CCPs and posteriors; its default covariance (``"two_step"``) is
+the two-step formula of Newey and McFadden (1994, Theorem 6.1), stage 1 being the EM fixed point
+of the latent-class model.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from ddc.utility import LinearUtility
 from estimators.ccp import PseudoLikelihood, frequency_ccps
 from estimators.data import setup
 from estimators.first_stage import TransitionOptions
+from estimators.mixture.ccp_inference import MAX_BYTES, StackedMoments
 from estimators.mixture.likelihood import (
     MixtureEvaluation,
     MixtureLikelihood,
@@ -131,6 +137,21 @@ class MixtureCCP:
         The first stage of the transitions, as for :class:`~estimators.CCP`: estimated from the
         data (default; every type's CCP representation uses the estimated transitions) or
         declared known.
+
+    Notes
+    -----
+    Covariances (:mod:`estimators.mixture.ccp_inference`): ``CCP(mix)`` defaults to
+    ``"stacked"``, the sandwich :math:`J^{-1}\\Omega J^{-T}` of CCP-EM's per-unit estimating
+    equations (pseudo-score, type CCPs as posterior-weighted frequencies, share equations), and
+    ``CCP(mix, two_stage=True)`` to ``"two_step"``, the same construction for stage 1's
+    latent-class EM and stage 2's pseudo-score, which is Newey and McFadden's (1994) two-step
+    formula; both account for the estimated CCPs, shares and posteriors, not for the first-stage
+    transitions. ``"hessian"``, ``"opg"``, ``"sandwich"`` and ``"cluster"`` hold the final CCPs
+    and posteriors fixed. The correction costs :math:`O(d^3)` time and :math:`O(d^2 + S A F)`
+    memory for :math:`F` free CCPs per type and :math:`d = P + n_w + K F` (:math:`n_w` share
+    parameters; milliseconds for the built-in designs); above about 1 GB it is skipped with a
+    warning and the default falls back to ``"hessian"``. ``NPL(mix)`` reports maximum likelihood
+    standard errors.
     """
 
     def __init__(self, mix: Mixture, first_stage: str = "frequency", smoothing: float = 0.5,
@@ -299,14 +320,45 @@ class MixtureCCP:
                          "Hessian at the NPL fixed point, where NPL equals the MLE)")
         Z, e = zip(*(pl.linearize(pk) for pk in p), strict=True)
         pml = PseudoMixtureLikelihood(mix, uc, full, self.solver, list(Z), list(e))
+        kind = "two_step" if self.two_stage else "stacked"
+        covs, cov_notes = self._corrected_cov(ml, pl, x, p, kind, extra)
+        held = ("the kinds 'hessian', 'opg', 'sandwich' and 'cluster' are those of the mixture "
+                "pseudo-likelihood at the final type CCPs and posteriors held fixed: they ignore "
+                "the estimation of the CCPs and may understate the uncertainty")
         return mixture_results(
-            "CCP", self.mix, pml, x, cd, ts, notes=notes, converged=best["converged"],
-            message=message, on_failure=self.on_failure, iterations=iterations,
-            seconds=time.perf_counter() - t0, extra=extra, loglik_label="choice (pseudo)",
-            cov_note="standard errors of the mixture pseudo-likelihood at the final type "
-                     "CCPs, held fixed: they ignore the estimation of the CCPs and may "
-                     "understate the uncertainty; NPL(mix) or NFXP(mix) give maximum likelihood "
-                     "ones")
+            "CCP", self.mix, pml, x, cd, ts, notes=notes + cov_notes,
+            converged=best["converged"], message=message, on_failure=self.on_failure,
+            iterations=iterations, seconds=time.perf_counter() - t0, extra=extra,
+            loglik_label="choice (pseudo)", cov_note=held, extra_covs=covs or None,
+            cov_type=kind if covs else "hessian")
+
+    def _corrected_cov(self, ml: MixtureLikelihood, pl: PseudoLikelihood, x: np.ndarray,
+                       p: list, kind: str, extra: dict) -> tuple[dict, list[str]]:
+        """The covariance of :mod:`estimators.mixture.ccp_inference` (``{kind: V}``) and its
+        notes; empty with a warning when it would need more than
+        :data:`~estimators.mixture.ccp_inference.MAX_BYTES` of memory."""
+        sm = StackedMoments(ml, pl, x, p, self.smoothing,
+                            "latent_class" if self.two_stage else "structural")
+        if sm.cost_bytes > MAX_BYTES:
+            msg = (f"corrected standard errors not computed: the stacked estimating equations "
+                   f"have {sm.d} parameters ({sm.F} free CCPs per type) and would need about "
+                   f"{sm.cost_bytes / 1e9:.1f} GB (dense Jacobian, value derivatives per CCP); "
+                   "the default covariance holds the CCPs fixed. NFXP(mix) or NPL(mix) give "
+                   "maximum likelihood standard errors")
+            warnings.warn(msg, stacklevel=4)
+            return {}, [msg]
+        t0 = time.process_time()
+        V = sm.covariance()
+        extra["se_seconds"] = time.process_time() - t0
+        what = ("CCP-EM's fixed point as a system of per-unit estimating equations (pseudo-score, "
+                "type CCPs as posterior-weighted frequencies, share equations)"
+                if kind == "stacked" else
+                "the two-step formula (Newey and McFadden 1994, Theorem 6.1): stage 1's "
+                "latent-class EM fixed point (shares, type CCPs) and stage 2's pseudo-score")
+        note = (f"default covariance {kind!r}: sandwich J^-1 Omega J^-T of {what}, by unit; "
+                "it accounts for the estimated type CCPs, shares and posteriors "
+                f"({sm.d} stacked parameters); the transitions are held fixed")
+        return {kind: V}, [note]
 
     def _posteriors(self, lp: list[np.ndarray], w: np.ndarray, B) -> tuple[np.ndarray, float]:
         lik = np.column_stack([B @ np.where(np.isfinite(x), x, 0.0).ravel() for x in lp])
@@ -344,20 +396,31 @@ class MixtureCCP:
         converged, message, it = False, f"reached max_iter={self.max_iter}", 0
         objective = -np.inf
         if self.two_stage:
-            q, objective = self._posteriors(lp, w, B)
-            for it in range(1, self.max_iter + 1):  # noqa: B007 - stage 1: latent classes
-                g, w = fit_shares(q)
-                Nk = ml.weighted_counts(q)
-                p = [frequency_ccps(model, Nk[k], self.smoothing) for k in range(K)]
+            # stage 1: EM on the latent-class model (penalized by the smoothing), from the
+            # posteriors at the start; it stops when the share parameters and the CCPs stop
+            # changing, at the fixed point of (shares, p) -> M-step(q(p, shares))
+            q, _ = self._posteriors(lp, w, B)
+            g, w = fit_shares(q)
+            p = [frequency_ccps(model, Nk, self.smoothing) for Nk in ml.weighted_counts(q)]
+            for it in range(1, self.max_iter + 1):  # noqa: B007
                 with np.errstate(divide="ignore"):
                     lp = [np.log(pk) for pk in p]
-                q, ll = self._posteriors(lp, w, B)
-                if ll - objective < self.tol * max(1.0, abs(ll)):
-                    converged, message = True, f"stage 1 converged in {it} EM iterations"
+                q, _ = self._posteriors(lp, w, B)
+                g_new, w_new = fit_shares(q)
+                p_new = [frequency_ccps(model, Nk, self.smoothing)
+                         for Nk in ml.weighted_counts(q)]
+                change = max(float(np.max(np.abs(g_new - g), initial=0.0)),
+                             max(float(np.max(np.abs(a - b))) for a, b in
+                                 zip(p_new, p, strict=True)))
+                g, w, p = g_new, w_new, p_new
+                if change < self.tol:
+                    converged = True
+                    message = (f"stage 1: share parameters and CCPs changed by {change:.2e} "
+                               f"< tol in EM iteration {it}")
                     break
-                objective = ll
-            g, w = fit_shares(q)
-            Nk = ml.weighted_counts(q)
+            with np.errstate(divide="ignore"):
+                q, _ = self._posteriors([np.log(pk) for pk in p], w, B)
+            Nk = ml.weighted_counts(q)  # stage 2 at the stage-1 posteriors
             lin = [pl.linearize(pk) for pk in p]
             Z, e = [z for z, _ in lin], [v for _, v in lin]
             theta = self._logit_newton(pl, Z, e, Nk, theta, maps, Pu)
