@@ -198,25 +198,29 @@ class PseudoLikelihood:
         Returns ``(theta, loglik, hessian, converged, iterations)``.
         """
         theta = np.asarray(theta0, dtype=float).copy()
+        S, A, K = Z.shape
         N = counts.sum(axis=1)
         mask = counts > 0
+        n_obs = counts[mask]
+        feas = self.feas[:, :, None]
         ll_old = -np.inf
         q = None  # the choice probabilities at theta, when the line search left them
         for it in range(1, max_iter + 1):
             if q is None:
                 q = self.choice_probs(Z, e, theta)
             Zbar = np.einsum("sa,sak->sk", q, Z)
-            D = np.where(self.feas[:, :, None], Z - Zbar[:, None, :], 0.0)
-            g = np.einsum("sa,sak->k", counts, D)
-            H = -np.einsum("s,sa,sak,sal->kl", N, q, D, D)
+            D = np.where(feas, Z - Zbar[:, None, :], 0.0).reshape(S * A, K)
+            g = counts.reshape(-1) @ D
+            # -sum_s N(s) sum_a q(a|s) D D': one matrix product over the cells
+            H = -(D.T * (N[:, None] * q).reshape(-1)) @ D
             step = np.linalg.solve(H, -g)
             with np.errstate(divide="ignore"):
-                ll = float(np.sum(counts[mask] * np.log(q[mask])))
+                ll = float(np.sum(n_obs * np.log(q[mask])))
             lam, accepted = 1.0, False
             while lam > 1e-8:
                 q_new = self.choice_probs(Z, e, theta + lam * step)
                 with np.errstate(divide="ignore"):
-                    ll_new = float(np.sum(counts[mask] * np.log(q_new[mask])))
+                    ll_new = float(np.sum(n_obs * np.log(q_new[mask])))
                 if ll_new >= ll - 1e-12 * max(1.0, abs(ll)):
                     accepted = True
                     break
