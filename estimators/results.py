@@ -1062,9 +1062,9 @@ def _group_codes(labels: np.ndarray) -> tuple[np.ndarray, int]:
     if labels.size and np.issubdtype(labels.dtype, np.integer):
         change = labels[1:] != labels[:-1]
         if bool(np.all(labels[1:] >= labels[:-1])):
-            codes = np.empty(labels.size, dtype=np.intp)
-            codes[0] = 0
-            np.cumsum(change, out=codes[1:])
-            return codes, int(codes[-1]) + 1
+            starts = np.r_[0, np.flatnonzero(change) + 1]
+            codes = np.repeat(np.arange(starts.size, dtype=np.intp),
+                              np.diff(np.r_[starts, labels.size]))
+            return codes, starts.size
     codes, uniques = pd.factorize(labels, use_na_sentinel=True)
     return codes, len(uniques)
