@@ -1152,6 +1152,7 @@ def _integer_codes(col: pd.Series, lookup: pd.Index) -> np.ndarray | None:
     lo, hi = int(arr.min()), int(arr.max())
     if hi - lo >= _TABLE_SPAN:
         return None
+    arr = arr.astype(np.int64, copy=False)  # narrow integers: arr - lo must not wrap
     table = np.full(hi - lo + 1, -1, dtype=np.int64)
     for i, v in reversed(list(enumerate(values))):  # the first position of a repeated value
         if lo <= int(v) <= hi:
