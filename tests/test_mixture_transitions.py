@@ -423,8 +423,9 @@ def test_monte_carlo_type_tables(chains):
     type-specific ship tables: the z-statistics of the parameters and shares (standard errors
     from the joint information) have mean near 0 and standard deviation near 1, and the 95%
     intervals cover near 95% (measured: means -0.36..0.31, standard deviations 0.85..1.17,
-    coverage 0.93..0.97; with the tables treated as known instead, standard deviations up to
-    1.23 and coverage down to 0.90).
+    coverage 0.93..0.97; a two-step version, tables from the transitions alone and treated as
+    known in the standard errors, had standard deviations up to 1.23 and coverage down to
+    0.90).
 
     Tolerances from the replications, as in ``test_mixture.py``: the mean of 30 z-statistics
     has standard error 0.18 (bound 4 x that); the standard deviation of 30 standard normals
