@@ -297,7 +297,7 @@ class NFXP(Estimator):
             H = self._full_hessian(lik, cd, ts, params, names)
             if panel is None:  # sufficient statistics: no per-row scores
                 return H, None
-            rows = np.flatnonzero(cd.used)
+            rows = cd.rows(self.name).position
             dpsi = lik.log_pi_derivative_transition(params, list(ts.params.index))
             cell = np.concatenate([ev.cell_scores, dpsi], axis=2)
             scores = np.zeros((panel.nobs, len(names)))
@@ -318,7 +318,7 @@ class NFXP(Estimator):
                                      "the estimate")
         if panel is None:  # sufficient statistics: no per-row scores
             return H, None
-        scores = row_scores(ev.cell_scores, np.flatnonzero(cd.used), cd.state, cd.action,
+        scores = row_scores(ev.cell_scores, cd.rows(self.name).position, cd.state, cd.action,
                             panel.nobs)
         return H, scores
 

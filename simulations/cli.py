@@ -546,6 +546,7 @@ def cmd_counterfactual(args: argparse.Namespace) -> int:
         raise CLIError(f"{exc} ({how}; give the model it was estimated with as --model NAME "
                        "with its --option KEY=VALUE, and for a mixture --types K --by-type "
                        "p1,p2)") from None
+    res = load_results(path, model)  # with the model: the saved first stage is attached
     base = getattr(model, "model", model)  # a mixture's scenarios are its model's
     scenarios = _scenario_names(args.scenario or ["default"], base)
     report = counterfactual(model, res, scenarios=scenarios, n_draws=args.draws, seed=args.seed,

@@ -355,3 +355,16 @@ def test_share_draws_refuse_a_share_on_the_boundary(segments, fit):
     params["share[1]"] = 1.0
     with pytest.raises(ValueError, match=r"share\[0\] = 0 is on the boundary"):
         draw_mixture_params(segments, params, fit.cov, 10, 0)
+
+
+def test_saved_mixture_results_give_the_same_report(segments, fit, tmp_path):
+    """A mixture's results saved and loaded with the mixture (the fingerprint checked) keep the
+    first stage's tables: the report equals the one of the results in memory."""
+    from estimators import load_results
+
+    path = fit.save(tmp_path / "mix.json")
+    loaded = load_results(path, segments)
+    a = counterfactual(segments, fit, scenarios=["video_benefit"], n_draws=5, seed=2)
+    b = counterfactual(segments, loaded, scenarios=["video_benefit"], n_draws=5, seed=2)
+    for name in ["summary", "by_type", "by_block", "retention"]:
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name))

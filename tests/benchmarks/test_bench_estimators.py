@@ -17,10 +17,15 @@ Groups (pytest-benchmark prints one table per group):
   transition probabilities fixed at their frequencies, which is what other packages time -- and
   with Rust's three stages (the default). Both include everything ``fit`` does: coding the
   panel, the first stage, the outer loop, and the Hessian and scores for the standard errors.
-  ``outer-loop`` times the outer loop alone (BHHH then BFGS updates, the nested fixed point
-  warm-started) on the choice counts and first-stage estimates prepared beforehand, and
-  ``scipy_nfxp`` the same outer loop in plain NumPy/SciPy (dense policy iteration, the
-  gradient by the implicit function theorem, ``scipy.optimize`` BFGS): its baseline. Issue 13's
+  ``outer-loop`` times the outer loop alone on the choice counts and first-stage estimates
+  prepared beforehand, ending with the Hessian for the standard errors: NFXP's default (the
+  CCP estimate as the start, then Newton's method on the analytic Hessian, the nested fixed
+  point warm-started to second order; the Hessian at the estimate is the last Newton step's)
+  and, for comparison, the former default (BHHH then BFGS updates from zero, the Hessian by
+  central differences of the analytic gradient). ``scipy_nfxp`` is the same computation in
+  plain NumPy/SciPy (dense policy iteration, the gradient by the implicit function theorem,
+  ``scipy.optimize`` BFGS from zero, the Hessian by central differences of that gradient):
+  the baseline. Issue 13's
   targets (:data:`TARGET_MS`, in ``extra_info``): stage 2 under 10 ms at 90 states and 20 ms
   at 175, three stages under 40 ms and 150 ms; the best Python peer measured 190 ms and 740 ms
   for stage 2 (:data:`PEER_MS`).
@@ -51,10 +56,10 @@ from ddc.kernels import bellman_numpy as kn
 from ddc.kernels.bellman import EULER_GAMMA
 from ddc.solver import Solver, small_blas
 from estimators import CCP, NFXP, NPL, Optimizer
+from estimators.base import with_values
 from estimators.data import choice_data
 from estimators.first_stage import estimate_transitions
-from estimators.likelihood import ChoiceLikelihood
-from estimators.optimize import maximize
+from estimators.likelihood import ChoiceLikelihood, maximize_utility
 from simulations import simulate
 
 BETA = 0.9999
@@ -107,34 +112,41 @@ def test_nfxp_rust(benchmark, rust, stages):
                                 iterations=res.iterations, inner_solves=res.extra["inner_solves"])
 
 
-def test_nfxp_rust_outer_loop(benchmark, rust):
-    """The outer loop alone: a fresh likelihood (no warm start from an earlier fit) maximized
-    from zero on counts and transition estimates prepared beforehand, one BLAS thread (as
-    ``NFXP.fit`` runs it)."""
+@pytest.mark.parametrize("loop", ["newton-from-ccp", "bhhh-from-zero"])
+def test_nfxp_rust_outer_loop(benchmark, rust, loop):
+    """The outer loop alone, with the Hessian for the standard errors at its end: a fresh
+    likelihood (no warm start from an earlier fit) on counts and transition estimates prepared
+    beforehand, one BLAS thread (as ``NFXP.fit`` runs it). ``newton-from-ccp`` is NFXP's
+    default (its start, :meth:`NFXP._default_start`, included in the time);
+    ``bhhh-from-zero`` the former default, BHHH then BFGS from zero with the Hessian by central
+    differences of the analytic gradient (:func:`estimators.likelihood.mle_inference`)."""
+    from estimators.likelihood import mle_inference
+
     model, data = rust
     n = model.n_states
     benchmark.group = f"rust-{n}"
-    cd = choice_data(model, data)
-    ts = estimate_transitions(model, cd.panel, cd.frame)
+    newton = loop == "newton-from-ccp"
+    estimator = NFXP(model, full_information=False,
+                     optimizer=None if newton else Optimizer("bhhh"))
+    prep = estimator._prepare(data, {})
+    m = prep.transitions.model
     util = model.utility_params
-    base = model.params_series(np.zeros(len(util)))
-    base[ts.params.index] = ts.params
-    solver, optimizer = Solver(), Optimizer()
 
     def outer_loop():
-        lik = ChoiceLikelihood(model, cd.counts, solver)
+        lik = ChoiceLikelihood(m, prep.data.counts, estimator.solver)
+        start = estimator._default_start(prep) if newton else \
+            pd.Series(np.zeros(len(util)), index=util)
+        params, res = maximize_utility(lik, with_values(prep.params, start), estimator.optimizer)
+        if newton:  # the Hessian of the last Newton step, at the estimate
+            H = lik.evaluate(params, True, hessian=True).hessian
+        else:
+            H = mle_inference(lik, None, 0, params)[0]
+        return res, lik, H
 
-        def objective(x, need):
-            p = base.copy()
-            p[util] = x
-            ev = lik.evaluate(p, need)
-            return ev.loglik, ev.grad, ev.bhhh
-
-        return maximize(objective, base[util].to_numpy(), optimizer), lik
-
-    with small_blas(model.n_states, solver):
-        res, lik = benchmark.pedantic(outer_loop, rounds=40 if n == 90 else 25, warmup_rounds=1)
-    assert res.converged
+    with small_blas(model.n_states, estimator.solver):
+        res, lik, H = benchmark.pedantic(outer_loop, rounds=40 if n == 90 else 25,
+                                         warmup_rounds=1)
+    assert res.converged and np.all(np.linalg.eigvalsh(H) < 0)
     check_rust(dict(zip(util, res.x, strict=True)), n)
     benchmark.extra_info.update(peer_ms=PEER_MS[n], target_ms=TARGET_MS["stage-2", n],
                                 iterations=res.iterations, inner_solves=lik.n_solves)
@@ -143,7 +155,9 @@ def test_nfxp_rust_outer_loop(benchmark, rust):
 def scipy_nfxp(counts, X, feasible, beta, P, x0):
     """Plain NumPy/SciPy NFXP stage 2: logit policy iteration with the dense ``P[a]`` prebuilt
     (warm-started at the last solution), the gradient by the implicit function theorem with
-    ``numpy.linalg.solve``, and ``scipy.optimize.minimize(method="BFGS")`` outside."""
+    ``numpy.linalg.solve``, ``scipy.optimize.minimize(method="BFGS")`` outside, and the Hessian
+    for the standard errors by central differences of the gradient at the optimum (returned
+    as ``res.hessian``)."""
     S, A, K = X.shape
     state = {"V": np.zeros(S)}
     eye = np.eye(S)
@@ -169,12 +183,22 @@ def scipy_nfxp(counts, X, feasible, beta, P, x0):
         dlogpi = dv - np.einsum("sa,sak->sk", pi, dv)[:, None, :]
         return -float(np.sum(counts * logpi)), -np.einsum("sa,sak->k", counts, dlogpi)
 
-    return so.minimize(negative, x0, jac=True, method="BFGS", options={"gtol": 1e-6})
+    res = so.minimize(negative, x0, jac=True, method="BFGS", options={"gtol": 1e-6})
+    H = np.empty((x0.size, x0.size))
+    for k in range(x0.size):
+        h = 1e-5 * max(1.0, abs(res.x[k]))
+        up, dn = res.x.copy(), res.x.copy()
+        up[k] += h
+        dn[k] -= h
+        H[:, k] = -(negative(up)[1] - negative(dn)[1]) / (2 * h)
+    res.hessian = 0.5 * (H + H.T)
+    return res
 
 
 def test_scipy_nfxp_rust_outer_loop(benchmark, rust):
-    """The same outer loop by plain NumPy/SciPy (:func:`scipy_nfxp`), on the same counts and
-    first-stage estimates, one BLAS thread: the baseline of ``test_nfxp_rust_outer_loop``."""
+    """The same outer loop and Hessian by plain NumPy/SciPy (:func:`scipy_nfxp`), on the same
+    counts and first-stage estimates, one BLAS thread: the baseline of
+    ``test_nfxp_rust_outer_loop``."""
     model, data = rust
     n = model.n_states
     benchmark.group = f"rust-{n}"
@@ -190,6 +214,7 @@ def test_scipy_nfxp_rust_outer_loop(benchmark, rust):
                                                    np.zeros(X.shape[2])),
                                  rounds=10 if n == 90 else 5, warmup_rounds=1)
     assert res.success, res.message
+    assert np.all(np.linalg.eigvalsh(res.hessian) < 0)
     check_rust(dict(zip(model.utility_params, res.x, strict=True)), n)
     benchmark.extra_info.update(iterations=int(res.nit), function_evals=int(res.nfev))
 
