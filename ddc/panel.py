@@ -770,7 +770,9 @@ class Panel:
         tc, rows, inverse = self._triples
         ct = self.model.compiled_transitions(params)
         prob, zero = _triple_probabilities(self.model, ct, tc)
-        bad_rows = rows[(prob <= 0.0)[inverse]]
+        impossible = prob <= 0.0
+        # per distinct triple first: the rows are looked at only when some triple is impossible
+        bad_rows = rows[impossible[inverse]] if impossible.any() else rows[:0]
 
         def zero_in(i: int) -> str:
             t = inverse[np.searchsorted(rows, i)]

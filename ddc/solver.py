@@ -524,9 +524,7 @@ class Solution:
         w = direct + beta * self.expected(dV)
         S, A, n = w.shape
         P = n - K
-        D = np.empty((S, A, K, P))
-        for i in range(K):
-            D[:, :, i, :] = beta * dtrans.expected(dV[:, i])
+        D = np.ascontiguousarray((beta * dtrans.expected(dV[:, :K])).transpose(0, 1, 3, 2))
         c = np.where(feas[:, :, None], w - dV[:, None, :], 0.0)
         R = np.einsum("sa,saij->sij", pi, D) + np.einsum("sa,sai,saj->sij", pi, c[:, :, :K],
                                                           c[:, :, K:])

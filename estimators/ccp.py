@@ -129,7 +129,7 @@ class PseudoLikelihood:
         system, Ac = self.policy_values(p)
         S, K1 = Ac.shape
         P = len(dtrans.names)
-        Y = np.stack([dtrans.expected(Ac[:, k]) for k in range(K1)], axis=3)  # (S, A, P, K+1)
+        Y = dtrans.expected(Ac)  # (S, A, P, K+1)
         rhs = beta * np.einsum("sa,sajk->sjk", np.where(self.feas, p, 0.0), Y)
         dAc = np.asarray(system.solve(rhs.reshape(S, P * K1))).reshape(S, P * K1)
         dZe = beta * (Y + self.ct.expected(dAc).reshape(S, -1, P, K1))
@@ -341,11 +341,18 @@ class CCP(_CCPBase):
         H, cell = st["H"], st["cell"]
         notes = []
         extra_covs = {}
-        scores = groups = None
+        scores = groups = kinds = None
         if cd.has_rows:
             r = cd.rows(self.name)
             scores = row_scores(cell, r.position, r.state, r.action, r.n_panel_rows)
             groups = cd.panel.unit
+            # the same scores by kind of row: a row's pseudo-score depends on its (s, a) only
+            # (rows outside the choice sample score zero: the extra last kind)
+            S, A, K = cell.shape
+            key = cd.panel.state * A + cd.panel.action
+            if not cd.used.all():
+                key = np.where(cd.used, key, S * A)
+            kinds = (key, np.vstack([cell.reshape(S * A, K), np.zeros((1, K))]))
             if self.first_stage == "frequency":
                 extra_covs["murphy_topel"] = self._murphy_topel(st["pl"], cd, st["p"], theta, H,
                                                                 cell)
@@ -361,7 +368,7 @@ class CCP(_CCPBase):
             names=util, hessian=H, loglik=ll_c + ts.loglik,
             loglik_parts={"choice (pseudo)": ll_c, "transition": ts.loglik}, scores=scores,
             groups=groups, cov_type="murphy_topel" if extra_covs else "hessian",
-            extra_covs=extra_covs or None, notes=notes,
+            extra_covs=extra_covs or None, notes=notes, score_kinds=kinds,
             extra={"first_stage": self.first_stage, "smoothing": self.smoothing,
                    "ccp_first_stage": st["p"]})
 

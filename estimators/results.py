@@ -347,14 +347,14 @@ class EstimationResults:
             if self._scores is not None and labels.shape[0] != self._scores.shape[0]:
                 raise ValueError(f"groups has {labels.shape[0]} entries but scores has "
                                  f"{self._scores.shape[0]} rows; give the unit of each score row")
-            codes, uniques = pd.factorize(labels, use_na_sentinel=True)
+            codes, n_groups = _group_codes(labels)
             if (codes < 0).any():
                 row = int(np.flatnonzero(codes < 0)[0])
                 raise ValueError(f"groups has a missing unit at score row {row}; every score row "
                                  "needs the code of its unit")
             self._groups_labels = labels
-            self._group_codes = codes.astype(np.intp)
-            self._n_groups = len(uniques)
+            self._group_codes = codes.astype(np.intp, copy=False)
+            self._n_groups = n_groups
 
         try:
             self._loglik = float(loglik)
@@ -1053,3 +1053,18 @@ def _attach_first_stage(res: EstimationResults, saved: dict, model, where: str) 
         sensitivity=saved["sensitivity"])
     if base is not model and saved["tables"]:
         res.transition_mixture = model.with_transitions(ts_model.transitions())
+
+
+def _group_codes(labels: np.ndarray) -> tuple[np.ndarray, int]:
+    """Codes ``0 .. n_groups - 1`` of the group labels in order of first appearance (-1 where
+    missing), as ``pd.factorize`` gives them, and the number of groups. Integer labels already
+    in ascending order (a panel's unit codes, sorted by unit) are coded without hashing."""
+    if labels.size and np.issubdtype(labels.dtype, np.integer):
+        change = labels[1:] != labels[:-1]
+        if bool(np.all(labels[1:] >= labels[:-1])):
+            codes = np.empty(labels.size, dtype=np.intp)
+            codes[0] = 0
+            np.cumsum(change, out=codes[1:])
+            return codes, int(codes[-1]) + 1
+    codes, uniques = pd.factorize(labels, use_na_sentinel=True)
+    return codes, len(uniques)
