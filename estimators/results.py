@@ -990,7 +990,8 @@ def load_results(path: str | os.PathLike, model: Model | None = None) -> Estimat
         the results refer to it (:attr:`EstimationResults.model`); the saved first stage
         becomes ``extra["transitions"]`` (its ``model`` holds the estimated tables; for a
         mixture also ``transition_mixture``, with the type-specific tables the EM estimated),
-        so that counterfactuals solve with the estimated transitions and draw them. Without it ``model`` is ``None`` and nothing is checked.
+        so that counterfactuals solve with the estimated transitions and draw them. Without
+        it ``model`` is ``None`` and nothing is checked.
 
     Returns
     -------
