@@ -48,6 +48,7 @@ from estimators.inference import (
 from estimators.results_file import (
     FORMAT_VERSION,
     decode_results,
+    encode_arrays,
     encode_first_stage,
     encode_results,
 )
@@ -151,6 +152,7 @@ def _model_description(model: Any) -> dict[str, Any] | None:
         desc["mixture"] = {
             "n_types": int(model.n_types), "by_type": [str(p) for p in by_type],
             "shares_by": [str(v) for v in getattr(model, "shares_by", ())],
+            "transitions_by_type": [str(v) for v in getattr(model, "transitions_by_type", ())],
             "share_covariates": None if covs is None else {
                 str(k): None if v is None else list(v) for k, v in covs.items()},
             "registry": None if base is None else base.to_dict()}
@@ -926,7 +928,16 @@ class EstimationResults:
             "seconds": self._seconds,
             "notes": list(self._notes),
             "first_stage": encode_first_stage(self._extra.get("transitions")),
+            "type_tables": self._type_tables_doc(),
         })
+
+    def _type_tables_doc(self) -> list | None:
+        """A mixture's type-specific tables estimated in the EM, for the file (``None``
+        without)."""
+        tables = getattr(self, "type_tables", None)
+        if not tables or not any(tables):
+            return None
+        return [encode_arrays(t) for t in tables]
 
     def save(self, path: str | os.PathLike) -> Path:
         """Save the results as JSON, completely or not at all.
@@ -978,8 +989,9 @@ def load_results(path: str | os.PathLike, model: Model | None = None) -> Estimat
         The model the results belong to. Its fingerprint is compared with the one saved and
         the results refer to it (:attr:`EstimationResults.model`); the saved first stage
         becomes ``extra["transitions"]`` (its ``model`` holds the estimated tables; for a
-        mixture also ``transition_mixture``), so that counterfactuals solve with the estimated
-        transitions and draw them. Without it ``model`` is ``None`` and nothing is checked.
+        mixture also ``transition_mixture``, with the type-specific tables the EM estimated),
+        so that counterfactuals solve with the estimated transitions and draw them. Without
+        it ``model`` is ``None`` and nothing is checked.
 
     Returns
     -------
@@ -1019,6 +1031,12 @@ def load_results(path: str | os.PathLike, model: Model | None = None) -> Estimat
         res._model = model
         if saved.first_stage is not None:
             _attach_first_stage(res, saved.first_stage, model, where)
+        if saved.type_tables is not None and getattr(model, "transitions_by_type", None):
+            if len(saved.type_tables) != model.n_types:
+                raise ValueError(f"{where} has type tables for {len(saved.type_tables)} types; "
+                                 f"the mixture has {model.n_types}")
+            est = getattr(res, "transition_mixture", None) or model
+            res.transition_mixture = est.with_transitions(type_transitions=saved.type_tables)
     return res
 
 

@@ -22,7 +22,7 @@ import pandas as pd
 from ddc.io import JSONFieldError, encode_json, json_float, json_floats, json_int, json_str
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "SavedResults", "decode_first_stage",
-           "decode_results", "encode_first_stage", "encode_results"]
+           "decode_results", "encode_arrays", "encode_first_stage", "encode_results"]
 
 FORMAT_VERSION = 1
 """Version of the results file format."""
@@ -87,6 +87,8 @@ class SavedResults:
     n_groups: int | None
     first_stage: dict[str, Any] | None = None
     """The decoded first stage (:func:`decode_first_stage`), ``None`` if the file has none."""
+    type_tables: list[dict[str, np.ndarray]] | None = None
+    """A mixture's type-specific tables estimated in the EM (one dict per type), if saved."""
 
 
 def decode_results(doc: Any, where: str) -> SavedResults:
@@ -215,7 +217,40 @@ def _decode(doc: dict) -> SavedResults:
         fingerprint=fingerprint,
         n_groups=json_int(doc.get("n_groups"), "n_groups", minimum=1, optional=True),
         first_stage=decode_first_stage(doc.get("first_stage")),
+        type_tables=_decode_type_tables(doc.get("type_tables")),
     )
+
+
+def encode_arrays(d: dict) -> dict[str, Any]:
+    """``{name: array}`` as ``{name: {"shape": [...], "values": [...]}}`` (flat, row-major)."""
+    return {str(k): {"shape": list(np.shape(v)), "values": np.asarray(v, float).ravel()}
+            for k, v in d.items()}
+
+
+def _decode_arrays(block: Any, field: str) -> dict[str, np.ndarray]:
+    """The inverse of :func:`encode_arrays`, each entry checked and named when bad."""
+    block = block or {}
+    if not isinstance(block, dict):
+        raise JSONFieldError(f"{field} must be an object {{name: array}}", field)
+    out = {}
+    for var, a in block.items():
+        where = f"{field}.{var}"
+        shape = a.get("shape") if isinstance(a, dict) else None
+        if not isinstance(shape, list) or not all(isinstance(k, int) and k >= 0
+                                                  for k in shape):
+            raise JSONFieldError(f"{where}.shape must be a list of sizes", where)
+        values = json_floats(a.get("values"), f"{where}.values", length=int(np.prod(shape)))
+        out[str(var)] = np.asarray(values, dtype=float).reshape(shape)
+    return out
+
+
+def _decode_type_tables(doc: Any) -> list[dict[str, np.ndarray]] | None:
+    if doc is None:
+        return None
+    if not isinstance(doc, list):
+        raise JSONFieldError("type_tables must be a list (one object of tables per type)",
+                             "type_tables")
+    return [_decode_arrays(t, f"type_tables[{k}]") for k, t in enumerate(doc)]
 
 
 def encode_first_stage(ts: Any) -> dict[str, Any] | None:
@@ -228,14 +263,10 @@ def encode_first_stage(ts: Any) -> dict[str, Any] | None:
     if ts is None or not (getattr(ts, "tables", None) or len(getattr(ts, "params", ()))):
         return None
 
-    def arrays(d: dict) -> dict:
-        return {str(k): {"shape": list(np.shape(v)), "values": np.asarray(v, float).ravel()}
-                for k, v in d.items()}
-
     B = ts.sensitivity
     return {
         "method": str(ts.method), "nobs": int(ts.nobs), "loglik": float(ts.loglik),
-        "tables": arrays(ts.tables), "counts": arrays(ts.counts),
+        "tables": encode_arrays(ts.tables), "counts": encode_arrays(ts.counts),
         "params": {"names": [str(n) for n in ts.params.index],
                    "values": ts.params.to_numpy(dtype=float)},
         "cov": np.asarray(ts.cov, dtype=float).reshape(len(ts.params), len(ts.params)),
@@ -257,21 +288,7 @@ def decode_first_stage(doc: Any) -> dict[str, Any] | None:
                              "first_stage")
 
     def arrays(name: str) -> dict[str, np.ndarray]:
-        block = doc.get(name) or {}
-        if not isinstance(block, dict):
-            raise JSONFieldError(f"first_stage.{name} must be an object {{variable: array}}",
-                                 f"first_stage.{name}")
-        out = {}
-        for var, a in block.items():
-            field = f"first_stage.{name}.{var}"
-            shape = a.get("shape") if isinstance(a, dict) else None
-            if not isinstance(shape, list) or not all(isinstance(k, int) and k >= 0
-                                                      for k in shape):
-                raise JSONFieldError(f"{field}.shape must be a list of sizes", field)
-            values = json_floats(a.get("values"), f"{field}.values",
-                                 length=int(np.prod(shape)))
-            out[str(var)] = np.asarray(values, dtype=float).reshape(shape)
-        return out
+        return _decode_arrays(doc.get(name), f"first_stage.{name}")
 
     params = (_named_floats({"first_stage.params": doc["params"]}, "first_stage.params")
               if "params" in doc else pd.Series(dtype=float))
