@@ -239,6 +239,7 @@ class PanelData(EstimationData):
             first[1:] = panel.unit[1:] != panel.unit[:-1]
             used &= ~first
         self.used = used
+        self._all_used = bool(used.all())  # every row in the choice sample: no masked copies
 
     def __repr__(self) -> str:
         return (f"PanelData({self.model.name!r}: {self.nobs:,} choice rows of {self.panel.nobs:,}"
@@ -247,8 +248,8 @@ class PanelData(EstimationData):
     @cached_property
     def counts(self) -> np.ndarray:
         S, A = self.model.n_states, self.model.n_actions
-        p = self.panel
-        c = np.bincount(p.state[self.used] * A + p.action[self.used], minlength=S * A)
+        rows = self._rows
+        c = np.bincount(rows.state * A + rows.action, minlength=S * A)
         return c.astype(np.int64).reshape(S, A)
 
     @property
@@ -261,12 +262,14 @@ class PanelData(EstimationData):
 
     @property
     def nobs(self) -> int:
-        return int(self.used.sum())
+        return self.panel.nobs if self._all_used else int(self.used.sum())
 
     # in-memory extras -----------------------------------------------------------------
     @cached_property
     def _rows(self) -> ChoiceRows:
         p = self.panel
+        if self._all_used:  # the panel's own (read-only) arrays
+            return ChoiceRows(p.state, p.action, p.unit, np.arange(p.nobs), p.nobs)
         return ChoiceRows(p.state[self.used], p.action[self.used], p.unit[self.used],
                           np.flatnonzero(self.used), p.nobs)
 

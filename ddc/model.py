@@ -281,8 +281,8 @@ class Model:
         """Transitions packed for the kernels (cached by transition-parameter values)."""
         if params is None or len(self.transition_params) == 0:
             key = tuple(self.transition_params.to_numpy().tolist())
-        elif isinstance(params, np.ndarray) and params.shape == (len(self.param_names),):
-            key = tuple(params[len(self.utility_params):].tolist())  # the hot path: no pandas
+        elif isinstance(params, np.ndarray) and params.shape == (len(self._param_index),):
+            key = tuple(params[len(self.utility.names):].tolist())  # the hot path: no pandas
         else:
             key = tuple(self.params_series(params).to_numpy()[len(self.utility_params):]
                         .tolist())

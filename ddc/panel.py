@@ -770,7 +770,9 @@ class Panel:
         tc, rows, inverse = self._triples
         ct = self.model.compiled_transitions(params)
         prob, zero = _triple_probabilities(self.model, ct, tc)
-        bad_rows = rows[(prob <= 0.0)[inverse]]
+        impossible = prob <= 0.0
+        # per distinct triple first: the rows are looked at only when some triple is impossible
+        bad_rows = rows[impossible[inverse]] if impossible.any() else rows[:0]
 
         def zero_in(i: int) -> str:
             t = inverse[np.searchsorted(rows, i)]
@@ -1150,6 +1152,7 @@ def _integer_codes(col: pd.Series, lookup: pd.Index) -> np.ndarray | None:
     lo, hi = int(arr.min()), int(arr.max())
     if hi - lo >= _TABLE_SPAN:
         return None
+    arr = arr.astype(np.int64, copy=False)  # narrow integers: arr - lo must not wrap
     table = np.full(hi - lo + 1, -1, dtype=np.int64)
     for i, v in reversed(list(enumerate(values))):  # the first position of a repeated value
         if lo <= int(v) <= hi:
@@ -1293,10 +1296,9 @@ def _sort_order(unit: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, bool]:
     as usual)."""
     if unit.size == 0:
         return np.zeros(0, dtype=np.int64), True
-    if bool(np.all(unit[1:] >= unit[:-1])):
-        same = unit[1:] == unit[:-1]
-        if bool(np.all(t[1:][same] >= t[:-1][same])):
-            return np.arange(unit.size), True
+    du = np.diff(unit)
+    if bool(np.all(du >= 0)) and bool(np.all((np.diff(t) >= 0) | (du != 0))):
+        return np.arange(unit.size), True
     t_min, t_span = int(t.min()), int(t.max()) - int(t.min()) + 1
     if (int(unit.max()) + 1) * t_span < 2**62:
         key = unit * t_span + (t - t_min)
@@ -1310,10 +1312,10 @@ def _factorize(ids: pd.Series) -> tuple[np.ndarray, pd.Index]:
         arr = ids.to_numpy()
         change = arr[1:] != arr[:-1]
         if bool(np.all(arr[1:] >= arr[:-1])):  # ids in order (a sorted panel): no hashing
-            codes = np.empty(arr.size, dtype=np.int64)
-            codes[0] = 0
-            np.cumsum(change, out=codes[1:])
-            return codes, pd.Index(arr[np.r_[True, change]])
+            starts = np.r_[0, np.flatnonzero(change) + 1]
+            codes = np.repeat(np.arange(starts.size, dtype=np.int64),
+                              np.diff(np.r_[starts, arr.size]))
+            return codes, pd.Index(arr[starts])
     try:
         codes, uniques = pd.factorize(ids, sort=True)
     except TypeError:  # ids of types that do not sort together

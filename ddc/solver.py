@@ -524,9 +524,7 @@ class Solution:
         w = direct + beta * self.expected(dV)
         S, A, n = w.shape
         P = n - K
-        D = np.empty((S, A, K, P))
-        for i in range(K):
-            D[:, :, i, :] = beta * dtrans.expected(dV[:, i])
+        D = np.ascontiguousarray((beta * dtrans.expected(dV[:, :K])).transpose(0, 1, 3, 2))
         c = np.where(feas[:, :, None], w - dV[:, None, :], 0.0)
         R = np.einsum("sa,saij->sij", pi, D) + np.einsum("sa,sai,saj->sij", pi, c[:, :, :K],
                                                           c[:, :, K:])
@@ -555,7 +553,8 @@ class Solution:
 
     def d2logccp_dparams(self, names: list[str] | None = None,
                          dtrans: TransitionDerivatives | None = None,
-                         first: Derivatives | None = None) -> np.ndarray:
+                         first: Derivatives | None = None,
+                         value_out: np.ndarray | None = None) -> np.ndarray:
         """Second derivatives :math:`\\partial^2 \\log \\pi(a \\mid s) / \\partial x_i
         \\partial x_j` over :math:`x = (\\theta, \\psi)`, shape (S, A, n, n), ``n = K + P``;
         0 where infeasible.
@@ -577,7 +576,9 @@ class Solution:
         factorized :attr:`policy_system`; no fixed point is solved again. ``dtrans`` must hold
         second derivatives (``transition_derivatives(..., second=True)``) when there are
         transition parameters. ``first``, the result of :meth:`derivatives` at this solution in
-        the same parameters, saves solving for the first derivatives again.
+        the same parameters, saves solving for the first derivatives again; ``value_out``, an
+        array of shape (S, n, n), receives :math:`\\bar V_{ij}` (a warm start of the fixed
+        point to second order, for example).
         """
         model = self.model
         names = list(model.transition_params.index) if names is None else list(names)
@@ -594,6 +595,7 @@ class Solution:
         pi = np.where(feas, self.pi, 0.0)
         D = np.zeros((S, A, n, n))
         uh = self._utility_hessian()
+        direct = uh is not None or P > 0  # D is zero for a linear utility alone
         if uh is not None:
             D[:, :, :K, :K] = uh
         if P:
@@ -603,9 +605,14 @@ class Solution:
                 D[:, :, K:, j] += PVj
                 D[:, :, j, K:] += PVj
         c = np.where(feas[:, :, None], w - dV[:, None, :], 0.0)
-        R = np.einsum("sa,saij->sij", pi, D) + np.einsum("sa,sai,saj->sij", pi, c, c)
+        R = np.einsum("sa,sai,saj->sij", pi, c, c)
+        if direct:
+            R += np.einsum("sa,saij->sij", pi, D)
         iu, ju = _triu_indices(n)
         Vij = np.asarray(self.policy_system.solve(R[:, iu, ju])).reshape(S, iu.size)
+        if value_out is not None:
+            value_out[:, iu, ju] = Vij
+            value_out[:, ju, iu] = Vij
         d2 = D[:, :, iu, ju] + beta * self.expected(Vij) - Vij[:, None, :]
         out = np.empty((S, A, n, n))
         out[:, :, iu, ju] = d2

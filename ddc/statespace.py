@@ -124,9 +124,9 @@ class StateSpace:
         """Number of values of each variable."""
         return tuple(v.size for v in self.variables)
 
-    @property
+    @cached_property
     def size(self) -> int:
-        """Number of states, the product of :attr:`shape`."""
+        """Number of states, the product of :attr:`shape` (kept: hot paths ask for it)."""
         return int(np.prod(self.shape, dtype=np.int64))
 
     @cached_property

@@ -122,7 +122,7 @@ class CompiledTransitions(NamedTuple):
     def expected(self, W: np.ndarray) -> np.ndarray:
         """:math:`E[W(s') \\mid s, a]`: a vector (S,) gives (S, A); a matrix (S, K) gives
         (S, A, K). Factor by factor (numba kernel), never through a dense matrix."""
-        from ddc.kernels.bellman import expected_values
+        from ddc.kernels.bellman import expected_values, expected_values_columns
 
         trans = tuple(self)[2:]
         S, A = self.n_states, self.n_actions
@@ -132,10 +132,7 @@ class CompiledTransitions(NamedTuple):
             expected_values(np.ascontiguousarray(W), out, *trans)
             return out
         out = np.empty((S, A, W.shape[1]))
-        tmp = np.empty((S, A))
-        for k in range(W.shape[1]):
-            expected_values(np.ascontiguousarray(W[:, k]), tmp, *trans)
-            out[:, :, k] = tmp
+        expected_values_columns(np.ascontiguousarray(W), out, *trans)
         return out
 
     def push(self, w: np.ndarray) -> np.ndarray:
@@ -506,15 +503,21 @@ class TransitionDerivatives:
 
     def expected(self, W: np.ndarray) -> np.ndarray:
         """:math:`\\sum_{s'} \\partial P(s' \\mid s, a) / \\partial \\psi_k \\, W(s')`, shape
-        (S, A, P), for a vector ``W`` of shape (S,).
+        (S, A, P), for a vector ``W`` of shape (S,); shape (S, A, P, m) for a matrix ``W`` of
+        shape (S, m) (each column as a vector would give it).
 
         The rows of a derivative of distributions sum to zero, so ``W`` is centered first
-        (:math:`W - (\\max W + \\min W)/2`): mathematically the same, it keeps the rounding
-        error of the differenced tables from being multiplied by the level of ``W`` (values
-        are in the thousands at :math:`\\beta` near one).
+        (:math:`W - (\\max W + \\min W)/2`, column by column): mathematically the same, it
+        keeps the rounding error of the differenced tables from being multiplied by the level
+        of ``W`` (values are in the thousands at :math:`\\beta` near one).
         """
-        W = _centered(W)
-        out = np.zeros((self.n_states, self.n_actions, len(self.names)))
+        W = np.asarray(W, dtype=np.float64)
+        if W.ndim == 2:
+            W = W - 0.5 * (W.max(axis=0) + W.min(axis=0))
+            out = np.zeros((self.n_states, self.n_actions, len(self.names), W.shape[1]))
+        else:
+            W = _centered(W)
+            out = np.zeros((self.n_states, self.n_actions, len(self.names)))
         for k, terms in enumerate(self.first):
             for ct in terms:
                 out[:, :, k] += ct.expected(W)

@@ -143,7 +143,9 @@ class Inference:
     """What an estimator's inference step returns (the results object is built from it).
 
     ``curvature`` is the Hessian of the maximized objective in the estimated parameters for the
-    convergence check (default: ``hessian``); ``gradient`` overrides the fit's gradient.
+    convergence check (default: ``hessian``); ``gradient`` overrides the fit's gradient;
+    ``score_kinds`` optionally gives the scores by kind of row
+    (:class:`estimators.inference.Ingredients`), for the covariances computed during the fit.
     """
 
     names: list[str]
@@ -160,6 +162,7 @@ class Inference:
     curvature: np.ndarray | None = None
     gradient: np.ndarray | None = None
     check_curvature: bool = True
+    score_kinds: tuple[np.ndarray, np.ndarray] | None = None
 
 
 class Estimator:

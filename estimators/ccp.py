@@ -129,7 +129,7 @@ class PseudoLikelihood:
         system, Ac = self.policy_values(p)
         S, K1 = Ac.shape
         P = len(dtrans.names)
-        Y = np.stack([dtrans.expected(Ac[:, k]) for k in range(K1)], axis=3)  # (S, A, P, K+1)
+        Y = dtrans.expected(Ac)  # (S, A, P, K+1)
         rhs = beta * np.einsum("sa,sajk->sjk", np.where(self.feas, p, 0.0), Y)
         dAc = np.asarray(system.solve(rhs.reshape(S, P * K1))).reshape(S, P * K1)
         dZe = beta * (Y + self.ct.expected(dAc).reshape(S, -1, P, K1))
@@ -198,29 +198,36 @@ class PseudoLikelihood:
         Returns ``(theta, loglik, hessian, converged, iterations)``.
         """
         theta = np.asarray(theta0, dtype=float).copy()
+        S, A, K = Z.shape
         N = counts.sum(axis=1)
+        mask = counts > 0
+        n_obs = counts[mask]
+        feas = self.feas[:, :, None]
         ll_old = -np.inf
+        q = None  # the choice probabilities at theta, when the line search left them
         for it in range(1, max_iter + 1):
-            q = self.choice_probs(Z, e, theta)
+            if q is None:
+                q = self.choice_probs(Z, e, theta)
             Zbar = np.einsum("sa,sak->sk", q, Z)
-            D = np.where(self.feas[:, :, None], Z - Zbar[:, None, :], 0.0)
-            g = np.einsum("sa,sak->k", counts, D)
-            H = -np.einsum("s,sa,sak,sal->kl", N, q, D, D)
+            D = np.where(feas, Z - Zbar[:, None, :], 0.0).reshape(S * A, K)
+            g = counts.reshape(-1) @ D
+            # -sum_s N(s) sum_a q(a|s) D D': one matrix product over the cells
+            H = -(D.T * (N[:, None] * q).reshape(-1)) @ D
             step = np.linalg.solve(H, -g)
-            mask = counts > 0
             with np.errstate(divide="ignore"):
-                ll = float(np.sum(counts[mask] * np.log(q[mask])))
-            lam = 1.0
+                ll = float(np.sum(n_obs * np.log(q[mask])))
+            lam, accepted = 1.0, False
             while lam > 1e-8:
                 q_new = self.choice_probs(Z, e, theta + lam * step)
                 with np.errstate(divide="ignore"):
-                    ll_new = float(np.sum(counts[mask] * np.log(q_new[mask])))
+                    ll_new = float(np.sum(n_obs * np.log(q_new[mask])))
                 if ll_new >= ll - 1e-12 * max(1.0, abs(ll)):
+                    accepted = True
                     break
                 lam *= 0.5
             theta = theta + lam * step
+            q = q_new if accepted else None  # the same arithmetic: theta + lam * step
             if float(g @ step) < tol or abs(ll_new - ll_old) < 1e-14 * max(1.0, abs(ll)):
-                q = self.choice_probs(Z, e, theta)
                 return theta, ll_new, H, True, it
             ll_old = ll_new
         return theta, ll_new, H, False, max_iter
@@ -334,11 +341,18 @@ class CCP(_CCPBase):
         H, cell = st["H"], st["cell"]
         notes = []
         extra_covs = {}
-        scores = groups = None
+        scores = groups = kinds = None
         if cd.has_rows:
             r = cd.rows(self.name)
             scores = row_scores(cell, r.position, r.state, r.action, r.n_panel_rows)
             groups = cd.panel.unit
+            # the same scores by kind of row: a row's pseudo-score depends on its (s, a) only
+            # (rows outside the choice sample score zero: the extra last kind)
+            S, A, K = cell.shape
+            key = cd.panel.state * A + cd.panel.action
+            if not cd.used.all():
+                key = np.where(cd.used, key, S * A)
+            kinds = (key, np.vstack([cell.reshape(S * A, K), np.zeros((1, K))]))
             if self.first_stage == "frequency":
                 extra_covs["murphy_topel"] = self._murphy_topel(st["pl"], cd, st["p"], theta, H,
                                                                 cell)
@@ -354,7 +368,7 @@ class CCP(_CCPBase):
             names=util, hessian=H, loglik=ll_c + ts.loglik,
             loglik_parts={"choice (pseudo)": ll_c, "transition": ts.loglik}, scores=scores,
             groups=groups, cov_type="murphy_topel" if extra_covs else "hessian",
-            extra_covs=extra_covs or None, notes=notes,
+            extra_covs=extra_covs or None, notes=notes, score_kinds=kinds,
             extra={"first_stage": self.first_stage, "smoothing": self.smoothing,
                    "ccp_first_stage": st["p"]})
 

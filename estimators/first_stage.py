@@ -1572,7 +1572,7 @@ def reestimation_covariances(estimator, prep, fit, inf) -> tuple[dict[str, np.nd
     ing = Ingredients(names=inf.names, hessian=inf.hessian, scores=inf.scores,
                       group_codes=None if groups is None else np.asarray(groups),
                       n_groups=None if groups is None else int(np.max(groups)) + 1,
-                      precomputed=dict(inf.extra_covs or {}))
+                      precomputed=dict(inf.extra_covs or {}), score_kinds=inf.score_kinds)
     covs = {}
     for kind in ("hessian", "opg", "sandwich", "cluster", *(inf.extra_covs or {})):
         try:

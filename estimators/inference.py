@@ -220,6 +220,10 @@ class Ingredients:
         :math:`U`.
     precomputed : dict of str to numpy.ndarray
         Covariances the estimator computed itself, by kind (they take precedence).
+    score_kinds : tuple of numpy.ndarray, optional
+        ``(key, table)``: the same scores by kind of row, ``scores[i] = table[key[i]]`` (a
+        row's score that depends on its state and action only); :math:`G'G` and the groups'
+        sums then run over the kinds, not the rows.
     """
 
     names: Sequence[str]
@@ -228,6 +232,30 @@ class Ingredients:
     group_codes: np.ndarray | None = None
     n_groups: int | None = None
     precomputed: Mapping[str, np.ndarray] = field(default_factory=dict)
+    score_kinds: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def _gram(ing: Ingredients) -> np.ndarray:
+    """:math:`G'G`, from the kinds of rows when known."""
+    if ing.score_kinds is not None:
+        key, table = ing.score_kinds
+        count = np.bincount(key, minlength=table.shape[0]).astype(np.float64)
+        return (table * count[:, None]).T @ table
+    return ing.scores.T @ ing.scores
+
+
+def _group_sums(ing: Ingredients, n_groups: int) -> np.ndarray:
+    """The groups' score sums, from the kinds of rows when known."""
+    if ing.score_kinds is not None:
+        from estimators._kernels import keyed_group_sums
+
+        key, table = ing.score_kinds
+        out = np.zeros((n_groups, table.shape[1]))
+        keyed_group_sums(np.ascontiguousarray(ing.group_codes, dtype=np.int64),
+                         np.ascontiguousarray(key, dtype=np.int64),
+                         np.ascontiguousarray(table, dtype=np.float64), out)
+        return out
+    return group_sums(ing.group_codes, ing.scores, n_groups)
 
 
 def _missing(kind: str, needs: str) -> NotAvailableError:
@@ -278,8 +306,7 @@ def covariance(kind: str, ing: Ingredients) -> np.ndarray:
     if kind == "opg":
         if ing.scores is None:
             raise _missing("opg", "per-row scores (scores=None)")
-        g = ing.scores
-        info = g.T @ g
+        info = _gram(ing)
         check_information(
             info, ing.names, what="outer product of the scores (G'G)",
             remedy="The scores of the parameters named are (nearly) collinear in the data")
@@ -288,8 +315,7 @@ def covariance(kind: str, ing: Ingredients) -> np.ndarray:
         if ing.scores is None:
             raise _missing("sandwich", "per-row scores (scores=None)")
         bread = _bread("sandwich", ing)
-        g = ing.scores
-        return bread @ (g.T @ g) @ bread
+        return bread @ _gram(ing) @ bread
     if kind == "cluster":
         if ing.scores is None:
             raise _missing("cluster", "per-row scores (scores=None)")
@@ -305,7 +331,7 @@ def covariance(kind: str, ing: Ingredients) -> np.ndarray:
                                     "parameters: the small-sample factor (n-1)/(n-K) needs "
                                     "n > K")
         bread = _bread("cluster", ing)
-        sums = group_sums(ing.group_codes, ing.scores, n_groups)
+        sums = _group_sums(ing, n_groups)
         factor = n_groups / (n_groups - 1.0) * (n - 1.0) / (n - k)
         return factor * (bread @ (sums.T @ sums) @ bread)
     known = list(BUILTIN_COV_TYPES) + [c for c in ing.precomputed if c not in BUILTIN_COV_TYPES]

@@ -89,19 +89,26 @@ class ChoiceLikelihood:
         (x - x_0)` from the last point :math:`x_0` whose derivatives were computed (when only
         parameters it differentiated moved), else the last solution. The prediction is off by
         :math:`O(\\|x - x_0\\|^2)`, which saves Newton steps (at beta = 0.9999 the value
-        moves by about :math:`\\Delta u / (1 - \\beta)`)."""
+        moves by about :math:`\\Delta u / (1 - \\beta)`); with the second derivatives of the
+        last Hessian, :math:`+ \\tfrac12 (x - x_0)' \\partial^2 \\bar V(x_0) (x - x_0)`, off by
+        :math:`O(\\|x - x_0\\|^3)`."""
         if self._anchor is not None and self.V is not None:
-            x0, V0, dV, cols = self._anchor
+            x0, V0, dV, cols, d2V = self._anchor
             step = vec - x0
             rest = np.ones(step.size, dtype=bool)
             rest[cols] = False
             if not np.any(step[rest]):
-                V = V0 + dV @ step[cols]
+                dx = step[cols]
+                with np.errstate(over="ignore", invalid="ignore"):  # far steps: checked below
+                    V = V0 + dV @ dx
+                    if d2V is not None:
+                        V += 0.5 * (d2V @ dx) @ dx
                 if np.all(np.isfinite(V)):
                     return V
         return self.V
 
-    def _remember(self, sol: Solution, dV: np.ndarray, names: Sequence[str]) -> None:
+    def _remember(self, sol: Solution, dV: np.ndarray, names: Sequence[str],
+                  d2V: np.ndarray | None = None) -> None:
         K = len(self.model.utility_params)
         if names:
             every = list(self.model.transition_params.index)
@@ -109,7 +116,7 @@ class ChoiceLikelihood:
                             dtype=np.int64)
         else:
             cols = np.arange(K)
-        self._anchor = (sol.params.to_numpy().copy(), sol.V, dV, cols)
+        self._anchor = (sol.params.to_numpy().copy(), sol.V, dV, cols, d2V)
 
     def log_pi(self, sol: Solution) -> np.ndarray:
         """``log pi`` with ``-inf`` where infeasible."""
@@ -162,8 +169,11 @@ class ChoiceLikelihood:
         bhhh = np.einsum("sa,sak,sal->kl", self.counts, g, g)
         H = None
         if hessian:
+            n = d.value.shape[1]
+            d2V = np.empty((d.value.shape[0], n, n))
             H = np.einsum("sa,saij->ij", self.counts,
-                          sol.d2logccp_dparams(list(names), dtrans, first=d))
+                          sol.d2logccp_dparams(list(names), dtrans, first=d, value_out=d2V))
+            self._remember(sol, d.value, names, d2V)
         return Evaluation(ll, grad, bhhh, g, sol, H)
 
     def transition_derivatives(self, sol: Solution, names: Sequence[str], second: bool = False

@@ -58,7 +58,7 @@ from estimators.data import ChoiceData
 from estimators.first_stage import first_stage_covariances
 from estimators.likelihood import ChoiceLikelihood, mle_inference
 from estimators.optimize import Optimizer, maximize
-from estimators.pqr import _expected, _push
+from estimators.pqr_rewards import _expected, _push
 
 __all__ = ["MaxEntIRL", "decision_measure", "discounted_occupancy", "horizon_visits"]
 

@@ -161,8 +161,9 @@ class NFXP(Estimator):
         # the solution at the estimate, built once: inference and the results reuse it
         ev = lik.evaluate(params, True)
         state = {"lik": lik, "full": full, "ts_full": ts_full, "at_bound": at_bound,
-                 "free": free, "ev": ev, "fallback": fallback}
-        objective_value = ev.loglik + _transition_loglik(ts, params)
+                 "free": free, "ev": ev, "fallback": fallback,
+                 "ll_t": _transition_loglik(ts, params)}
+        objective_value = ev.loglik + state["ll_t"]
         return Fit(params, objective_value, grad, converged, message, iterations,
                    res.function_evals, notes, state)
 
@@ -186,7 +187,7 @@ class NFXP(Estimator):
             notes.append(f"no Hessian at the estimate: {exc}")
         if not ev.solution.converged:
             notes.append("the fixed point did not converge at the estimate")
-        ll_t = _transition_loglik(ts, params)
+        ll_t = st["ll_t"]
         covs: dict = {}
         if not full and H is not None:  # a first stage held fixed: correct for it
             covs, fs_notes = first_stage_covariances(
@@ -297,7 +298,7 @@ class NFXP(Estimator):
             H = self._full_hessian(lik, cd, ts, params, names)
             if panel is None:  # sufficient statistics: no per-row scores
                 return H, None
-            rows = np.flatnonzero(cd.used)
+            rows = cd.rows(self.name).position
             dpsi = lik.log_pi_derivative_transition(params, list(ts.params.index))
             cell = np.concatenate([ev.cell_scores, dpsi], axis=2)
             scores = np.zeros((panel.nobs, len(names)))
@@ -318,7 +319,7 @@ class NFXP(Estimator):
                                      "the estimate")
         if panel is None:  # sufficient statistics: no per-row scores
             return H, None
-        scores = row_scores(ev.cell_scores, np.flatnonzero(cd.used), cd.state, cd.action,
+        scores = row_scores(ev.cell_scores, cd.rows(self.name).position, cd.state, cd.action,
                             panel.nobs)
         return H, scores
 
@@ -330,7 +331,10 @@ class HessianUnavailable(ArithmeticError):
 def _transition_loglik(ts, params) -> float:
     """The transition log-likelihood at ``params``: the first stage's own value when they hold
     its estimates (stage 2), else evaluated (stage 3 moved them)."""
-    if not len(ts.params) or np.array_equal(subset(params, ts.params.index.tolist()).to_numpy(),
-                                            ts.params.to_numpy()):
+    if not len(ts.params):
+        return ts.loglik
+    where = {n: i for i, n in enumerate(params.index.tolist())}
+    held = params.to_numpy()[[where[n] for n in ts.params.index.tolist()]]
+    if np.array_equal(held, ts.params.to_numpy()):
         return ts.loglik
     return ts.loglik_grad(params)[0]

@@ -45,7 +45,13 @@ from estimators.inference import (
     covariance,
     join_names,
 )
-from estimators.results_file import FORMAT_VERSION, decode_results, encode_results
+from estimators.results_file import (
+    FORMAT_VERSION,
+    decode_results,
+    encode_arrays,
+    encode_first_stage,
+    encode_results,
+)
 from estimators.summary import Summary
 from estimators.tables import (
     format_number,
@@ -146,6 +152,7 @@ def _model_description(model: Any) -> dict[str, Any] | None:
         desc["mixture"] = {
             "n_types": int(model.n_types), "by_type": [str(p) for p in by_type],
             "shares_by": [str(v) for v in getattr(model, "shares_by", ())],
+            "transitions_by_type": [str(v) for v in getattr(model, "transitions_by_type", ())],
             "share_covariates": None if covs is None else {
                 str(k): None if v is None else list(v) for k, v in covs.items()},
             "registry": None if base is None else base.to_dict()}
@@ -342,14 +349,14 @@ class EstimationResults:
             if self._scores is not None and labels.shape[0] != self._scores.shape[0]:
                 raise ValueError(f"groups has {labels.shape[0]} entries but scores has "
                                  f"{self._scores.shape[0]} rows; give the unit of each score row")
-            codes, uniques = pd.factorize(labels, use_na_sentinel=True)
+            codes, n_groups = _group_codes(labels)
             if (codes < 0).any():
                 row = int(np.flatnonzero(codes < 0)[0])
                 raise ValueError(f"groups has a missing unit at score row {row}; every score row "
                                  "needs the code of its unit")
             self._groups_labels = labels
-            self._group_codes = codes.astype(np.intp)
-            self._n_groups = len(uniques)
+            self._group_codes = codes.astype(np.intp, copy=False)
+            self._n_groups = n_groups
 
         try:
             self._loglik = float(loglik)
@@ -920,7 +927,17 @@ class EstimationResults:
             "function_evals": self._function_evals,
             "seconds": self._seconds,
             "notes": list(self._notes),
+            "first_stage": encode_first_stage(self._extra.get("transitions")),
+            "type_tables": self._type_tables_doc(),
         })
+
+    def _type_tables_doc(self) -> list | None:
+        """A mixture's type-specific tables estimated in the EM, for the file (``None``
+        without)."""
+        tables = getattr(self, "type_tables", None)
+        if not tables or not any(tables):
+            return None
+        return [encode_arrays(t) for t in tables]
 
     def save(self, path: str | os.PathLike) -> Path:
         """Save the results as JSON, completely or not at all.
@@ -929,8 +946,11 @@ class EstimationResults:
         with its kind (and why the others are unavailable), the Hessian, the log-likelihood and
         its parts, nobs, n_units, convergence, iterations, time, the estimator, a description of
         the model (name, parameter names, beta, actions, state variables) and its
-        :attr:`fingerprint`, the notes and a format version. Per-row scores, the solution and
-        ``extra`` are not saved. The file is written through :func:`ddc.io.write_json`: a
+        :attr:`fingerprint`, the notes and a format version, and the first stage's estimate
+        (``extra["transitions"]``: estimated tables with their counts, transition parameters
+        with their covariance, the estimate's sensitivity to them), which :func:`load_results`
+        attaches when given the model. Per-row scores, the solution and the rest of ``extra``
+        are not saved. The file is written through :func:`ddc.io.write_json`: a
         temporary file in the same folder renamed over ``path``, so an interrupted save leaves
         no partial file; non-finite numbers are the strings ``"nan"``, ``"inf"``, ``"-inf"``.
 
@@ -965,10 +985,13 @@ def load_results(path: str | os.PathLike, model: Model | None = None) -> Estimat
     ----------
     path : str or os.PathLike
         A JSON file written by :meth:`EstimationResults.save`.
-    model : ddc.Model, optional
+    model : ddc.Model or ddc.Mixture, optional
         The model the results belong to. Its fingerprint is compared with the one saved and
-        the results refer to it (:attr:`EstimationResults.model`); without it ``model`` is
-        ``None`` and nothing is checked.
+        the results refer to it (:attr:`EstimationResults.model`); the saved first stage
+        becomes ``extra["transitions"]`` (its ``model`` holds the estimated tables; for a
+        mixture also ``transition_mixture``, with the type-specific tables the EM estimated),
+        so that counterfactuals solve with the estimated transitions and draw them. Without
+        it ``model`` is ``None`` and nothing is checked.
 
     Returns
     -------
@@ -1006,4 +1029,60 @@ def load_results(path: str | os.PathLike, model: Model | None = None) -> Estimat
     if model is not None:
         res.check_model(model)
         res._model = model
+        if saved.first_stage is not None:
+            _attach_first_stage(res, saved.first_stage, model, where)
+        if saved.type_tables is not None and getattr(model, "transitions_by_type", None):
+            if len(saved.type_tables) != model.n_types:
+                raise ValueError(f"{where} has type tables for {len(saved.type_tables)} types; "
+                                 f"the mixture has {model.n_types}")
+            est = getattr(res, "transition_mixture", None) or model
+            res.transition_mixture = est.with_transitions(type_transitions=saved.type_tables)
     return res
+
+
+def _attach_first_stage(res: EstimationResults, saved: dict, model, where: str) -> None:
+    """The saved first stage as ``res.extra["transitions"]`` (a
+    :class:`~estimators.first_stage.TransitionEstimate` whose ``model`` holds the estimated
+    tables), so that the loaded results solve with the estimated transitions and their
+    counterfactuals can draw them; for a mixture also ``res.transition_mixture`` (the
+    mixture over those tables; type-specific tables estimated in the EM are not saved)."""
+    from ddc.transitions import Factor, FactoredTransitions
+    from estimators.first_stage import TransitionEstimate
+
+    base = getattr(model, "model", model)  # a ddc.Mixture's one-type model
+    ts_model = base
+    if saved["tables"]:
+        trans = base.transitions()
+        factors = getattr(trans, "factors", ())
+        known = {f.variable: f for f in factors}
+        for var, table in saved["tables"].items():
+            if var not in known or known[var].table.shape != table.shape:
+                raise ValueError(f"{where}: the saved first stage has a table for {var!r} of "
+                                 f"shape {table.shape}, which the model's transitions do not "
+                                 "have; the file does not belong to this model")
+        ts_model = base.replace(transitions=FactoredTransitions([
+            Factor(f.variable, saved["tables"][f.variable], given=f.given)
+            if f.variable in saved["tables"] else f for f in factors]))
+    P = len(saved["params"])
+    res._extra["transitions"] = TransitionEstimate(
+        params=saved["params"], cov=saved["cov"], loglik=saved["loglik"], nobs=saved["nobs"],
+        row_scores=np.zeros((0, P)), method=saved["method"], model=ts_model,
+        tables=saved["tables"], counts=saved["counts"], free=saved["free"],
+        sensitivity=saved["sensitivity"])
+    if base is not model and saved["tables"]:
+        res.transition_mixture = model.with_transitions(ts_model.transitions())
+
+
+def _group_codes(labels: np.ndarray) -> tuple[np.ndarray, int]:
+    """Codes ``0 .. n_groups - 1`` of the group labels in order of first appearance (-1 where
+    missing), as ``pd.factorize`` gives them, and the number of groups. Integer labels already
+    in ascending order (a panel's unit codes, sorted by unit) are coded without hashing."""
+    if labels.size and np.issubdtype(labels.dtype, np.integer):
+        change = labels[1:] != labels[:-1]
+        if bool(np.all(labels[1:] >= labels[:-1])):
+            starts = np.r_[0, np.flatnonzero(change) + 1]
+            codes = np.repeat(np.arange(starts.size, dtype=np.intp),
+                              np.diff(np.r_[starts, labels.size]))
+            return codes, starts.size
+    codes, uniques = pd.factorize(labels, use_na_sentinel=True)
+    return codes, len(uniques)

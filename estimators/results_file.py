@@ -21,7 +21,8 @@ import pandas as pd
 
 from ddc.io import JSONFieldError, encode_json, json_float, json_floats, json_int, json_str
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "SavedResults", "decode_results", "encode_results"]
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "SavedResults", "decode_first_stage",
+           "decode_results", "encode_arrays", "encode_first_stage", "encode_results"]
 
 FORMAT_VERSION = 1
 """Version of the results file format."""
@@ -84,6 +85,10 @@ class SavedResults:
     model_info: dict[str, Any] | None
     fingerprint: dict[str, Any] | None
     n_groups: int | None
+    first_stage: dict[str, Any] | None = None
+    """The decoded first stage (:func:`decode_first_stage`), ``None`` if the file has none."""
+    type_tables: list[dict[str, np.ndarray]] | None = None
+    """A mixture's type-specific tables estimated in the EM (one dict per type), if saved."""
 
 
 def decode_results(doc: Any, where: str) -> SavedResults:
@@ -211,4 +216,106 @@ def _decode(doc: dict) -> SavedResults:
         model_info=model,
         fingerprint=fingerprint,
         n_groups=json_int(doc.get("n_groups"), "n_groups", minimum=1, optional=True),
+        first_stage=decode_first_stage(doc.get("first_stage")),
+        type_tables=_decode_type_tables(doc.get("type_tables")),
     )
+
+
+def encode_arrays(d: dict) -> dict[str, Any]:
+    """``{name: array}`` as ``{name: {"shape": [...], "values": [...]}}`` (flat, row-major)."""
+    return {str(k): {"shape": list(np.shape(v)), "values": np.asarray(v, float).ravel()}
+            for k, v in d.items()}
+
+
+def _decode_arrays(block: Any, field: str) -> dict[str, np.ndarray]:
+    """The inverse of :func:`encode_arrays`, each entry checked and named when bad."""
+    block = block or {}
+    if not isinstance(block, dict):
+        raise JSONFieldError(f"{field} must be an object {{name: array}}", field)
+    out = {}
+    for var, a in block.items():
+        where = f"{field}.{var}"
+        shape = a.get("shape") if isinstance(a, dict) else None
+        if not isinstance(shape, list) or not all(isinstance(k, int) and k >= 0
+                                                  for k in shape):
+            raise JSONFieldError(f"{where}.shape must be a list of sizes", where)
+        values = json_floats(a.get("values"), f"{where}.values", length=int(np.prod(shape)))
+        out[str(var)] = np.asarray(values, dtype=float).reshape(shape)
+    return out
+
+
+def _decode_type_tables(doc: Any) -> list[dict[str, np.ndarray]] | None:
+    if doc is None:
+        return None
+    if not isinstance(doc, list):
+        raise JSONFieldError("type_tables must be a list (one object of tables per type)",
+                             "type_tables")
+    return [_decode_arrays(t, f"type_tables[{k}]") for k, t in enumerate(doc)]
+
+
+def encode_first_stage(ts: Any) -> dict[str, Any] | None:
+    """What a results file keeps of the first stage (:class:`estimators.first_stage.
+    TransitionEstimate`), so that loaded results solve with the estimated transitions and can
+    draw them: the estimated tables and their counts (cell frequencies), the transition
+    parameters with their covariance and which are free (parametric), the estimate's
+    sensitivity :math:`B = \\partial\\hat\\theta / \\partial\\psi'`; ``None`` when nothing
+    was estimated (per-row scores and the likelihood functions are not kept)."""
+    if ts is None or not (getattr(ts, "tables", None) or len(getattr(ts, "params", ()))):
+        return None
+
+    B = ts.sensitivity
+    return {
+        "method": str(ts.method), "nobs": int(ts.nobs), "loglik": float(ts.loglik),
+        "tables": encode_arrays(ts.tables), "counts": encode_arrays(ts.counts),
+        "params": {"names": [str(n) for n in ts.params.index],
+                   "values": ts.params.to_numpy(dtype=float)},
+        "cov": np.asarray(ts.cov, dtype=float).reshape(len(ts.params), len(ts.params)),
+        "free": [str(n) for n in ts.free],
+        "sensitivity": None if B is None else {
+            "rows": [str(n) for n in B.index], "columns": [str(n) for n in B.columns],
+            "values": B.to_numpy(dtype=float)},
+    }
+
+
+def decode_first_stage(doc: Any) -> dict[str, Any] | None:
+    """Check and decode the ``first_stage`` field (:func:`encode_first_stage`): a dict of
+    ``method``, ``nobs``, ``loglik``, ``tables`` and ``counts`` (variable -> array),
+    ``params`` (Series), ``cov``, ``free`` and ``sensitivity`` (DataFrame or None)."""
+    if doc is None:
+        return None
+    if not isinstance(doc, dict):
+        raise JSONFieldError("first_stage must be an object (the first stage's estimate)",
+                             "first_stage")
+
+    def arrays(name: str) -> dict[str, np.ndarray]:
+        return _decode_arrays(doc.get(name), f"first_stage.{name}")
+
+    params = (_named_floats({"first_stage.params": doc["params"]}, "first_stage.params")
+              if "params" in doc else pd.Series(dtype=float))
+    names = list(params.index)
+    free = doc.get("free") or []
+    if not isinstance(free, list) or any(n not in names for n in free):
+        raise JSONFieldError(f"first_stage.free must list some of {names}", "first_stage.free")
+    sens = doc.get("sensitivity")
+    B = None
+    if sens is not None:
+        rows, cols = sens.get("rows"), sens.get("columns")
+        if not (isinstance(rows, list) and isinstance(cols, list)):
+            raise JSONFieldError("first_stage.sensitivity needs rows and columns (names)",
+                                 "first_stage.sensitivity")
+        vals = sens.get("values")
+        if not isinstance(vals, list) or len(vals) != len(rows):
+            raise JSONFieldError(f"first_stage.sensitivity.values must have {len(rows)} rows",
+                                 "first_stage.sensitivity.values")
+        B = pd.DataFrame([json_floats(v, f"first_stage.sensitivity.values[{i}]",
+                                      length=len(cols)) for i, v in enumerate(vals)],
+                         index=rows, columns=cols, dtype=float)
+    return {
+        "method": json_str(doc.get("method"), "first_stage.method"),
+        "nobs": json_int(doc.get("nobs"), "first_stage.nobs"),
+        "loglik": json_float(doc.get("loglik"), "first_stage.loglik"),
+        "tables": arrays("tables"), "counts": arrays("counts"), "params": params,
+        "cov": (_json_matrix(doc.get("cov"), len(names), "first_stage.cov", names)
+                if names else np.zeros((0, 0))),
+        "free": [str(n) for n in free], "sensitivity": B,
+    }

@@ -145,9 +145,10 @@ def _mixture_of(model, args: argparse.Namespace, recorded: dict | None = None):
         types, by_type = recorded["n_types"], list(recorded["by_type"])
         shares_by = list(recorded.get("shares_by") or [])
         share_covariates = recorded.get("share_covariates") or None
+        by_type_tables = list(recorded.get("transitions_by_type") or [])
         where = "the mixture the results recorded"
     else:
-        share_covariates = None
+        share_covariates, by_type_tables = None, []
         where = "--by-type"
         if not by_type:
             raise CLIError(f"--types {types} needs --by-type p1,p2: the parameters that differ "
@@ -162,7 +163,8 @@ def _mixture_of(model, args: argparse.Namespace, recorded: dict | None = None):
                        f"{model.name!r}; choose among {list(model.space.names)}")
     try:
         return ddc.Mixture(model, int(types), by_type, shares_by=shares_by,
-                           share_covariates=share_covariates)
+                           share_covariates=share_covariates,
+                           transitions_by_type=by_type_tables)
     except (KeyError, ValueError, TypeError) as exc:
         msg = exc.args[0] if exc.args else str(exc)
         raise CLIError(f"--types {types} --by-type {','.join(by_type)}"
@@ -546,6 +548,7 @@ def cmd_counterfactual(args: argparse.Namespace) -> int:
         raise CLIError(f"{exc} ({how}; give the model it was estimated with as --model NAME "
                        "with its --option KEY=VALUE, and for a mixture --types K --by-type "
                        "p1,p2)") from None
+    res = load_results(path, model)  # with the model: the saved first stage is attached
     base = getattr(model, "model", model)  # a mixture's scenarios are its model's
     scenarios = _scenario_names(args.scenario or ["default"], base)
     report = counterfactual(model, res, scenarios=scenarios, n_draws=args.draws, seed=args.seed,

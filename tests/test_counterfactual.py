@@ -676,3 +676,28 @@ def test_market_weights_select_a_market(model, truth, at_truth):
         for col in ALL:
             assert rep.summary.loc[name, col] == pytest.approx(
                 at_truth.by_market.loc[(name, 1), col], abs=1e-9), (name, col)
+
+
+def test_saved_results_keep_the_first_stage(model, fitted, tmp_path):
+    """A results file keeps the first stage (tables, counts, sensitivity): loaded with the
+    model, the results solve with the estimated tables and draw them, giving the report of
+    the results in memory exactly; a damaged first stage is refused naming the field."""
+    from ddc.io import JSONFieldError
+    from estimators import load_results
+
+    path = fitted.save(tmp_path / "nfxp.json")
+    loaded = load_results(path, model)
+    ts, ts2 = fitted.extra["transitions"], loaded.extra["transitions"]
+    for var in ts.tables:
+        np.testing.assert_array_equal(ts2.tables[var], ts.tables[var])
+        np.testing.assert_array_equal(ts2.counts[var], ts.counts[var])
+    pd.testing.assert_frame_equal(ts2.sensitivity, ts.sensitivity)
+    a = counterfactual(model, fitted, scenarios=["video_benefit"], n_draws=6, seed=2)
+    b = counterfactual(model, loaded, scenarios=["video_benefit"], n_draws=6, seed=2)
+    pd.testing.assert_frame_equal(a.summary, b.summary)
+    pd.testing.assert_frame_equal(a.param_draws, b.param_draws)
+    doc = json.loads(path.read_text())
+    doc["first_stage"]["counts"]["video"]["values"][3] = None
+    path.write_text(json.dumps(doc))
+    with pytest.raises(JSONFieldError, match="first_stage.counts.video.values"):
+        load_results(path, model)

@@ -137,3 +137,20 @@ def test_keyed_group_sums_kernel_equals_its_twin():
     _kernels.keyed_group_sums(groups, keys, table, out)
     _kernels_numpy.keyed_group_sums(groups, keys, table, twin)
     np.testing.assert_allclose(out, twin, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["opg", "sandwich", "cluster"])
+def test_covariance_from_kinds_of_rows_equals_from_rows(kind):
+    from estimators.inference import Ingredients, covariance
+
+    rng = np.random.default_rng(8)
+    table = rng.normal(size=(9, 3))
+    table[-1] = 0.0  # rows outside the sample
+    key = rng.integers(0, 9, 600)
+    groups = np.sort(rng.integers(0, 50, 600))
+    a = rng.normal(size=(3, 3))
+    common = dict(names=["a", "b", "c"], hessian=-(a @ a.T + 3 * np.eye(3)),
+                  scores=table[key], group_codes=groups, n_groups=50)
+    by_rows = covariance(kind, Ingredients(**common))
+    by_kinds = covariance(kind, Ingredients(**common, score_kinds=(key, table)))
+    np.testing.assert_allclose(by_kinds, by_rows, rtol=1e-12, atol=1e-15)

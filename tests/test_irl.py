@@ -382,9 +382,9 @@ def test_bus_pqr(bus):
     model, data = bus
     nfxp = NFXP(model).fit(data)
     util = ["RC", "theta_11"]
-    # two-step PQR (fixed_point=False since the fixed point became the default; the values of
-    # docs/irl.rst's bus table): the logit's extrapolated log-odds where replacement is never
-    # seen have no fixed point near them (see test_pqr_bias.py)
+    # two-step PQR (fixed_point=False since the fixed point became the default; a row of
+    # docs/irl.rst's bus table, where the fixed point with the logit now converges too: that
+    # table is checked by tests/test_docs_examples.py)
     res = PQR(model, policy="logit", fixed_point=False).fit(data)
     # Hausman scale: NFXP is efficient, so Var(PQR - NFXP) = Var(PQR) - Var(NFXP)
     scale = np.sqrt(res.std_errors[util] ** 2 - nfxp.std_errors[util] ** 2)

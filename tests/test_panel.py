@@ -543,6 +543,14 @@ BAD_INPUTS = [
                  id="unknown-plan-label"),
     pytest.param(_set(2, "ship", 3), r"column 'ship': 1 row holds a value that is not a value "
                  r"of state variable 'ship' \(3\).*Accepted: \[0, 1, 2\]", id="ship-out-of-range"),
+    # int8: 55 - (-100) wraps around in int8 arithmetic, onto the table entry of 0
+    pytest.param(lambda df: _set(2, "ship", -100)(_set(5, "ship", 100)(_set(7, "ship", 55)(
+        df))).astype({"ship": np.int8}), r"column 'ship': 3 rows hold a value that is not a "
+        r"value of state variable 'ship' \(-100, 100, 55\); first: row 2 .*: -100",
+        id="ship-int8-out-of-range"),
+    pytest.param(lambda df: _set(3, "video", 250)(df).astype({"video": np.uint8}),
+                 r"column 'video': 1 row holds a value that is not a value of state variable "
+                 r"'video' \(250\)", id="video-uint8-out-of-range"),
     pytest.param(_astype("market", str), r"column 'market': 11 rows hold a value.*\('0', "
                  r"'2', '1'\).*the column holds strings", id="market-as-strings"),
     pytest.param(_set(2, "market", "0"), r"column 'market' mixes values of different types "

@@ -233,6 +233,13 @@ def test_kernels_equal_numpy_twins(make):
     EV = np.empty((S, A))
     kb.expected_values(V, EV, *trans)
     np.testing.assert_allclose(EV, kn.expected_values(V, ct), atol=1e-12)
+    W = rng.normal(size=(S, 3))
+    EW = np.empty((S, A, 3))
+    kb.expected_values_columns(W, EW, *trans)
+    np.testing.assert_allclose(EW, kn.expected_values_columns(W, ct), atol=1e-12)
+    for k in range(3):  # the columns' arithmetic is the vector kernel's, to the last bit
+        kb.expected_values(np.ascontiguousarray(W[:, k]), EV, *trans)
+        np.testing.assert_array_equal(EW[:, :, k], EV)
     w = rng.random((S, A))
     out = np.empty(S)
     kb.push_forward(w, out, *trans)

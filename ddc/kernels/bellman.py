@@ -84,6 +84,47 @@ def expected_values(V, out, f_stride, f_size, f_action_mult, row_offset, g_ptr, 
 
 
 @njit(cache=True)
+def _apply_factor_columns(inp, out, a, f, f_stride, f_size, f_action_mult, row_offset, g_ptr,
+                          g_stride, g_size, g_mult, indptr, indices, data):
+    """:func:`_apply_factor` on every column of ``inp`` (S, m) at once: each row's index work
+    is done once for all columns, the sums taken in the same order."""
+    stride = f_stride[f]
+    size = f_size[f]
+    m = inp.shape[1]
+    for i in range(inp.shape[0]):
+        base = i - ((i // stride) % size) * stride
+        r = _row_of(i, a, f, f_action_mult, row_offset, g_ptr, g_stride, g_size, g_mult)
+        for c in range(m):
+            out[i, c] = 0.0
+        for k in range(indptr[r], indptr[r + 1]):
+            w = data[k]
+            j = base + indices[k] * stride
+            for c in range(m):
+                out[i, c] += w * inp[j, c]
+
+
+@njit(cache=True)
+def expected_values_columns(W, out, f_stride, f_size, f_action_mult, row_offset, g_ptr, g_stride,
+                            g_size, g_mult, indptr, indices, data):
+    """``out[s, a, k] = E[W(s', k) | s, a]`` for every column ``k`` of ``W`` (S, m), with the
+    arithmetic of :func:`expected_values` on each column (``out``: (S, A, m))."""
+    S, m = W.shape
+    buf_a = np.empty((S, m))
+    buf_b = np.empty((S, m))
+    n_f = f_stride.shape[0]
+    for a in range(out.shape[1]):
+        src = W
+        for f in range(n_f):
+            dst = buf_a if f % 2 == 0 else buf_b
+            _apply_factor_columns(src, dst, a, f, f_stride, f_size, f_action_mult, row_offset,
+                                  g_ptr, g_stride, g_size, g_mult, indptr, indices, data)
+            src = dst
+        for i in range(S):
+            for k in range(m):
+                out[i, a, k] = src[i, k]
+
+
+@njit(cache=True)
 def push_forward(w, out, f_stride, f_size, f_action_mult, row_offset, g_ptr, g_stride, g_size,
                  g_mult, indptr, indices, data):
     """``out[s'] = sum_{s, a} w[s, a] P(s' | s, a)``: one step of a distribution (``w``: (S, A))."""

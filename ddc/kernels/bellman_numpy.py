@@ -42,6 +42,11 @@ def expected_values(V: np.ndarray, ct: CompiledTransitions) -> np.ndarray:
     return np.column_stack([transition_matrix(ct, a) @ V for a in range(ct.n_actions)])
 
 
+def expected_values_columns(W: np.ndarray, ct: CompiledTransitions) -> np.ndarray:
+    """``E[W(s', k) | s, a]`` for every column of ``W`` with dense matrices, shape (S, A, m)."""
+    return np.stack([transition_matrix(ct, a) @ W for a in range(ct.n_actions)], axis=1)
+
+
 def push_forward(w: np.ndarray, ct: CompiledTransitions) -> np.ndarray:
     """``sum_{s, a} w[s, a] P(s' | s, a)`` with dense matrices."""
     return sum(w[:, a] @ transition_matrix(ct, a) for a in range(ct.n_actions))

@@ -25,10 +25,11 @@ Steps of :meth:`MixtureNFXP.fit`:
 5. **Direct maximization** of the mixture log-likelihood from the EM point (BHHH on the
    per-unit scores, then BFGS updates), with the analytic gradient of
    :mod:`estimators.mixture.likelihood`, to the exact MLE. The start with the highest
-   likelihood wins. Type-specific tables are held in this step; it alternates with their
-   closed-form update (at the posteriors of the new estimate) until the tables move by less
-   than ``em_tol`` (each round raises the likelihood), which reaches the joint maximum in the
-   utility parameters, shares and tables.
+   likelihood wins. With type-specific tables this step maximizes jointly in the parameters
+   and the tables' free cells (the tables enter both the transition likelihood and each type's
+   value function, so the EM's closed-form table update -- the transition part alone -- is
+   only a starting point; :mod:`estimators.mixture.table_inference`): the exact MLE in the
+   parameters, shares and type tables, the shared first-stage tables held.
 6. **Labels** ordered by a fixed rule: types sorted by their first ``by_type`` parameter,
    ascending (type 0 has the smallest).
 7. **Inference** from the mixture likelihood: the Hessian (central differences of the analytic
@@ -39,9 +40,13 @@ Steps of :meth:`MixtureNFXP.fit`:
    :func:`estimators.first_stage.murphy_topel`): the cross derivative
    :math:`C = \\partial^2 \\ell / \\partial x \\partial\\psi'` of the mixture log-likelihood in the
    internal parameters :math:`x` and the first-stage parameters :math:`\\psi` (free transition
-   parameters, or the free cells of the estimated tables) by central differences of the
-   analytic mixture gradient, carried to the reported parameters like the Hessian. Type-specific
-   tables are treated as known in the standard errors (a note says so).
+   parameters, or the free cells of the estimated tables) by central differences in :math:`x`
+   of the analytic gradient in :math:`\\psi` (a few differences however many cells), carried
+   to the reported parameters like the Hessian. With
+   type-specific tables the covariance is the inverse of the joint information of the
+   parameters and the tables' free cells (:mod:`estimators.mixture.table_inference`; the
+   cells' standard errors in ``res.type_table_std_errors``), with the same correction for the
+   shared first-stage tables on top.
 
 With ``n_types=1`` steps 3-5 are skipped: the estimate is the one-type estimate of step 2,
 which is what ``NFXP(model, full_information=False)`` computes (with the same first stage and
@@ -62,13 +67,18 @@ from estimators.data import choice_data, setup
 from estimators.first_stage import (
     MAX_CORRECTED,
     TransitionOptions,
-    first_stage_cross_derivative,
     first_stage_view,
     murphy_topel,
 )
 from estimators.likelihood import ChoiceLikelihood, maximize_utility
 from estimators.mixture.likelihood import MixtureLikelihood, unit_counts
 from estimators.mixture.results import MixtureResults, TypesNotSeparatedWarning
+from estimators.mixture.table_inference import (
+    cell_derivatives,
+    cell_layout,
+    joint_scores,
+    joint_table_covariances,
+)
 from estimators.mixture.transitions import TypeTransitions
 from estimators.optimize import Optimizer, maximize
 
@@ -215,17 +225,23 @@ def mixture_results(estimator: str, mix: Mixture, ml, x: np.ndarray, cd, ts, *, 
     trans = list(mix.model.transition_params.index)
     notes.extend(str(n) for n in (getattr(ts, "notes", None) or []))
     covs: dict = {}
+    table_se = None
+    estimated = ts is not None and (len(ts.params) or ts.tables)
     if type(ml) is MixtureLikelihood and ml.tables is None and ts is not None:
         covs, fs_notes = _first_stage_covariances(mix, ml, x, ts, cd, H, G, Jinv)
         notes.extend(fs_notes)
-    estimated = ts is not None and (len(ts.params) or ts.tables)
+    elif ml.tables is not None and estimated:
+        notes.append(f"transitions of {list(mix.transitions_by_type)} by type: each type's "
+                     "tables estimated by posterior-weighted cell frequencies inside the EM "
+                     "(res.type_tables, res.type_table_std_errors)")
+        covs, table_se, fs_notes = joint_table_covariances(ml, x, ts, cd.panel, J)
+        notes.extend(fs_notes)
+    elif ml.tables is not None:
+        notes.append(f"transitions of {list(mix.transitions_by_type)} by type: the mixture's "
+                     "type tables declared known")
     if estimated and not covs and not transitions_corrected:
         notes.append("transitions from the first stage, shared by all types and held fixed; "
                      "standard errors treat them as known")
-    if ml.tables is not None:
-        notes.append(f"transitions of {list(mix.transitions_by_type)} by type: each type's "
-                     "tables estimated by posterior-weighted cell frequencies inside the EM "
-                     "(res.type_tables); standard errors treat them as known")
     if cov_note:
         notes.append(cov_note)
     panel = cd.panel
@@ -261,6 +277,7 @@ def mixture_results(estimator: str, mix: Mixture, ml, x: np.ndarray, cd, ts, *, 
         extra=extra, extra_covs={**covs, **(extra_covs or {})} or None,
         transition_mixture=ml.transition_mixture,
     )
+    res.type_table_std_errors = table_se
     if K > 1:
         check_separation(mix, res)
     return res
@@ -288,12 +305,7 @@ def _first_stage_covariances(mix: Mixture, ml: MixtureLikelihood, x: np.ndarray,
     full = pd.Series([given[n] if n in given.index else psi[n] for n in mix_p.param_names],
                      index=mix_p.param_names)
     ml_p = MixtureLikelihood(mix_p, ml.counts, full.to_numpy(), ml.solver)
-
-    def grad(moved: pd.Series) -> np.ndarray | None:
-        ml_p.base = moved.to_numpy()
-        return ml_p.evaluate(x).grad
-
-    Cx = first_stage_cross_derivative(grad, full, psi.index, bool(ts.tables), len(x))
+    Cx = _cross_derivative(ml_p, x, list(psi.index), ts)
     C = Jinv.T @ Cx
     S = np.zeros((ml.counts.n_units, len(psi)))
     np.add.at(S, panel.unit, S_rows)
@@ -303,6 +315,50 @@ def _first_stage_covariances(mix: Mixture, ml: MixtureLikelihood, x: np.ndarray,
                                   index=ml.struct + mix.share_names, columns=list(psi.index))
     return covs, [f"standard errors account for the {what} (Murphy-Topel, the mixture "
                   "log-likelihood's cross derivative)"]
+
+
+def _cross_derivative(ml_p: MixtureLikelihood, x: np.ndarray, names: list[str], ts
+                      ) -> np.ndarray:
+    """:math:`C = \\partial^2 \\ell / \\partial x \\partial \\psi'` as the derivative in
+    :math:`x` of the analytic gradient in :math:`\\psi`,
+    :math:`\\partial \\ell / \\partial \\psi = \\sum_k \\sum_{s,a} N_k(s, a)
+    \\partial \\log\\pi_k(a \\mid s) / \\partial \\psi` with :math:`N_k = \\sum_i q_{ik} n_i`
+    (the transition part of the likelihood does not depend on :math:`x`): central differences
+    over the few coordinates of :math:`x`, not over the many first-stage cells. The tables'
+    derivatives in their cells are exact
+    (:func:`estimators.mixture.table_inference.cell_derivatives`); transition parameters'
+    come from the transition function."""
+    model = ml_p.mix.model
+    Pu = len(model.utility_params)
+    SA = model.n_states * model.n_actions
+    BT = ml_p.counts.matrix.T.tocsr()
+    dtrans = None
+    if ts.tables:
+        layout = cell_layout(ts.model, ts.tables, ts.counts)
+        if layout.names != names:
+            raise RuntimeError("the first stage's cells are not in the expected order")
+        dtrans = cell_derivatives(model, ts.model.transitions(), [layout])
+
+    def grad_psi(z: np.ndarray) -> np.ndarray:
+        ev = ml_p.evaluate(z, False)
+        if ev.posteriors is None or not all(s.converged for s in ev.solutions):
+            raise RuntimeError("the mixture likelihood is not finite near the estimate; "
+                               "cannot correct the standard errors for the first stage")
+        out = np.zeros(len(names))
+        for k, (sol, lik) in enumerate(zip(ev.solutions, ml_p.liks, strict=True)):
+            dt = dtrans if dtrans is not None else lik.transition_derivatives(sol, names)
+            d = sol.dlogccp_dparams(names, dt)[:, :, Pu:].reshape(SA, -1)
+            out += (BT @ ev.posteriors[:, k]) @ d
+        return out
+
+    C = np.empty((len(x), len(names)))
+    for j in range(len(x)):
+        h = 1e-5 * max(1.0, abs(x[j]))
+        up, dn = x.copy(), x.copy()
+        up[j] += h
+        dn[j] -= h
+        C[j] = (grad_psi(up) - grad_psi(dn)) / (2 * h)
+    return C
 
 
 class MixtureNFXP:
@@ -454,24 +510,27 @@ class MixtureNFXP:
         """Whether the fit estimates type-specific tables (not declared known)."""
         return ml.tables is not None and not self.transitions.known
 
-    def _ml_with_tables(self, ml: MixtureLikelihood, x: np.ndarray):
-        """Direct ML holding the type tables, alternating with their closed-form update at the
-        new posteriors until they move by less than ``em_tol``. Returns the last ML run, the
-        rounds and whether the tables settled."""
-        r = self._ml(ml, x)
+    def _ml_with_tables(self, ml: MixtureLikelihood, x: np.ndarray, ts, panel):
+        """Direct ML; with estimated type tables, jointly in the parameters and the tables'
+        free cells (:func:`estimators.mixture.table_inference.joint_scores`: analytic per-unit
+        scores, BHHH then BFGS), the shared first-stage tables held. Returns the run with
+        ``x`` the internal parameters (the tables are left in ``ml``)."""
         if not self._estimates_tables(ml):
-            return r, 0, True
-        for rounds in range(1, self.em_max_iter + 1):
-            q = ml.evaluate(r.x, False).posteriors
-            if q is None:
-                return r, rounds, False
-            new = ml.type_trans.m_step(q, ml.tables)
-            moved = ml.type_trans.change(new, ml.tables)
-            if moved < self.em_tol:
-                return r, rounds, True
-            ml.set_type_tables(ml.type_trans, new)
-            r = self._ml(ml, r.x)
-        return r, self.em_max_iter, False
+            return self._ml(ml, x)
+        js = joint_scores(ml, x, ts, panel)
+        n_a = int(js.phi_offsets[-1])
+        psi0 = js.z0[n_a:]
+
+        def objective(za, need):
+            ll, G = js.evaluate(np.concatenate([za, psi0]))
+            if G is None:
+                return -np.inf, None, None
+            Ga = G[:, :n_a]
+            return ll, Ga.sum(axis=0), Ga.T @ Ga
+
+        r = maximize(objective, js.z0[:n_a], self.optimizer)
+        ml.set_type_tables(ml.type_trans, js.tables(np.concatenate([r.x, psi0])))
+        return r._replace(x=r.x[:js.n_x])
 
     def _ml(self, ml: MixtureLikelihood, x: np.ndarray):
         def objective(z, need):
@@ -503,12 +562,10 @@ class MixtureNFXP:
                 if type_trans is not None:  # every start from the first-stage tables
                     ml.set_type_tables(type_trans, tables0)
                 x_em, ll_em, it_em, _ = self._em(ml, x0) if K > 1 else (x0, None, 0, True)
-                r, rounds, settled = self._ml_with_tables(ml, x_em)
-                message = r.message if settled else \
-                    f"{r.message}; the type tables still moved after {rounds} rounds"
+                r = self._ml_with_tables(ml, x_em, ts, cd.panel)
                 runs.append({"start": m, "loglik": float(r.fun), "em_iterations": it_em,
-                             "converged": bool(r.converged and settled), "x": r.x,
-                             "iterations": r.iterations, "message": message,
+                             "converged": bool(r.converged), "x": r.x,
+                             "iterations": r.iterations, "message": r.message,
                              "tables": ml.tables})
         finite = [r for r in runs if np.isfinite(r["loglik"])]
         if not finite:

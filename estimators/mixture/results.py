@@ -70,6 +70,10 @@ class MixtureResults(EstimationResults):
         results use it (``res.model`` is the mixture as given, whose fingerprint the results
         keep). ``res.extra["transitions"]`` is the first stage
         (:class:`estimators.first_stage.TransitionEstimate`).
+    type_table_std_errors : list of dict or None
+        With type-specific tables estimated: per type, variable -> standard errors of the
+        table's cells (same shape as :attr:`type_tables`; zero where not estimated), from the
+        joint information (:mod:`estimators.mixture.table_inference`).
     """
 
     def __init__(self, *, n_types: int, posteriors: pd.DataFrame,
@@ -78,6 +82,7 @@ class MixtureResults(EstimationResults):
         super().__init__(**kwargs)
         self.transition_mixture = transition_mixture if transition_mixture is not None \
             else self.model
+        self.type_table_std_errors = None
         self.n_types = int(n_types)
         self.share_design = share_design
         self.first_states = first_states
