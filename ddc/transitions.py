@@ -79,13 +79,16 @@ class Factor:
             )
         if len(set(given)) != len(given):
             raise ValueError(f"transition factor of {self.variable!r}: repeated names in {given}")
-        if not np.all(np.isfinite(table)) or np.any(table < 0):
+        # one pass in the common case: no entry NaN or negative, and finite row sums (so no
+        # entry infinite); otherwise the entry at fault is named below
+        sums = table.sum(axis=-1) if (table >= 0).all() else None
+        if (sums is None or not np.isfinite(sums).all()) and \
+                (not np.all(np.isfinite(table)) or np.any(table < 0)):
             bad = np.argwhere(~np.isfinite(table) | (table < 0))[0]
             raise ValueError(
                 f"transition factor of {self.variable!r}: probabilities must be finite and "
                 f">= 0; entry {tuple(int(i) for i in bad)} is {float(table[tuple(bad)])!r}"
             )
-        sums = table.sum(axis=-1)
         if np.any(np.abs(sums - 1.0) > ROW_SUM_TOL):
             bad = np.argwhere(np.abs(sums - 1.0) > ROW_SUM_TOL)[0]
             where = ", ".join(f"{g}={int(i)}" for g, i in zip(given, bad, strict=True))
