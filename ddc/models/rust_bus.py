@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ddc.hooks import DataLayout, Hooks
+from ddc.hooks import DataLayout, Hooks, TransitionJacobian
 from ddc.model import Model
 from ddc.statespace import StateVariable
 from ddc.transition_families import IncrementTransitions
@@ -222,6 +222,18 @@ def rust_bus(
         table[1] = table[0, 0]  # replace: move up from 0, whatever x was
         return FactoredTransitions([Factor("mileage", table, given=("action", "mileage"))])
 
+    def jacobian(tp: np.ndarray) -> list[dict[str, np.ndarray]]:
+        # theta_3j moves p_j up and the last probability (one minus the others) down
+        out = []
+        for j in range(free.size):
+            d = np.zeros((2, n_states, n_states))
+            flat = d[0].reshape(-1)
+            flat[cells[j]] += 1.0
+            flat[cells[-1]] -= 1.0
+            d[1] = d[0, 0]
+            out.append({"mileage": d})
+        return out
+
     if true_params is None and spec.name == "linear":
         true_params = pd.Series({"RC": table["RC"], "theta_11": table["theta_11"],
                                  **dict(zip(names, free, strict=True))})
@@ -235,7 +247,9 @@ def rust_bus(
                                       drop_first_period=True),
                     # transitions are counted from the `increment` column (bins moved in the
                     # month, measured from the replacement reading in a replacement month)
-                    transition_family=IncrementTransitions("increment")),
+                    transition_family=IncrementTransitions("increment"),
+                    # the tables are linear in the increment probabilities
+                    transition_jacobian=TransitionJacobian(jacobian, affine=True)),
     )
 
 
