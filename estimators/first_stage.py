@@ -610,7 +610,10 @@ def _nonparametric(model: Model, tc: TransitionCounts, n_rows: int,
 def _from_family(model: Model, panel, frame, stats, n_rows, data=None) -> TransitionEstimate:
     fam = _family(model)
     names = list(model.transition_params.index)
-    st = family_statistics(model, panel, frame, stats, data)
+    # the family's columns read once: for the statistics and for the rows' scores
+    fframe = _family_frame(model, panel, frame, data) if panel is not None else None
+    st = fam.statistics(model, fframe) if fframe is not None else \
+        family_statistics(model, panel, frame, stats, data)
     est, cov = fam.estimate(model, st)
     ll, _ = fam.loglik(model, est, st)
     p = np.append(est.to_numpy(), 1.0 - est.sum()) if [names] == fam.simplex_groups(model) \
@@ -632,7 +635,6 @@ def _from_family(model: Model, panel, frame, stats, n_rows, data=None) -> Transi
     else:
         free, boundary = names, []
     where = [names.index(n) for n in free]
-    fframe = _family_frame(model, panel, frame, data) if panel is not None else None
 
     def loglik_fn(params):
         val, g = fam.loglik(model, params[names], st)
