@@ -968,6 +968,15 @@ def _parametric(model: Model, panel: Panel | None, stats, n_rows: int,
             held.update(g_)
     free = [nm for nm in names if nm not in held]
     where = [names.index(nm) for nm in free]
+    # these groups are held whole (this first stage's central differences cannot step along
+    # the boundary, unlike a family's closed-form likelihood): when that holds every transition
+    # parameter, a joint stage is the two-step estimator and must say so
+    fallback = ""
+    if held - set(boundary) and not free:
+        fallback = ("the implied last probability of the simplex group(s) "
+                    f"{[g_ for g_ in groups if 1.0 - est[g_].sum() < FD_MARGIN]} is on the "
+                    "boundary (that outcome was never observed), and a parametric first stage "
+                    "holds such a group whole, so no transition parameter can move")
     notes = []
     if boundary:
         notes.append(f"transition parameter(s) {boundary} estimated on the simplex boundary "
@@ -1030,6 +1039,7 @@ def _parametric(model: Model, panel: Panel | None, stats, n_rows: int,
         (f" ({len(groups)} simplex group(s), softmax)" if groups else "")
     return TransitionEstimate(est, cov, f, int(n.sum()), row_scores, method, model=model,
                               boundary=boundary, free=free, notes=notes,
+                              joint_fallback=fallback,
                               _loglik_fn=loglik_fn, _scores_fn=scores_fn)
 
 
