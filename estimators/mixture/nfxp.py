@@ -156,24 +156,6 @@ def order_types(mix: Mixture, ml, x: np.ndarray) -> np.ndarray:
     return y
 
 
-def numerical_hessian(ml, x: np.ndarray) -> np.ndarray:
-    """Hessian of ``ml``'s log-likelihood at internal ``x``: central differences of the
-    analytic gradient, step ``1e-5 max(1, |x_k|)``."""
-    n = len(x)
-    H = np.empty((n, n))
-    for k in range(n):
-        h = 1e-5 * max(1.0, abs(x[k]))
-        up, dn = x.copy(), x.copy()
-        up[k] += h
-        dn[k] -= h
-        g_up, g_dn = ml.evaluate(up).grad, ml.evaluate(dn).grad
-        if g_up is None or g_dn is None:
-            raise RuntimeError(f"the mixture likelihood is not finite near the estimate in "
-                               f"{ml.names[k]}; cannot form the Hessian")
-        H[:, k] = (g_up - g_dn) / (2 * h)
-    return 0.5 * (H + H.T)
-
-
 def mixture_results(estimator: str, mix: Mixture, ml, x: np.ndarray, cd, ts, *, notes: list,
                     converged: bool, message: str, on_failure: str, iterations: int,
                     seconds: float, extra: dict, loglik_label: str = "choice",
@@ -209,7 +191,7 @@ def mixture_results(estimator: str, mix: Mixture, ml, x: np.ndarray, cd, ts, *, 
             raise ConvergenceError(msg)
         warnings.warn(msg, ConvergenceWarning, stacklevel=4)
         notes.append(msg)
-    Hx = numerical_hessian(ml, x)
+    Hx, ev = ml.hessian(x)
     P = len(ml.struct)
     J = np.eye(P + ml.n_share)
     if K > 1 and ml.Zc is None:  # shares reported as probabilities; logit coefficients as is
@@ -317,46 +299,25 @@ def _first_stage_covariances(mix: Mixture, ml: MixtureLikelihood, x: np.ndarray,
 
 def _cross_derivative(ml_p: MixtureLikelihood, x: np.ndarray, names: list[str], ts
                       ) -> np.ndarray:
-    """:math:`C = \\partial^2 \\ell / \\partial x \\partial \\psi'` as the derivative in
-    :math:`x` of the analytic gradient in :math:`\\psi`,
-    :math:`\\partial \\ell / \\partial \\psi = \\sum_k \\sum_{s,a} N_k(s, a)
-    \\partial \\log\\pi_k(a \\mid s) / \\partial \\psi` with :math:`N_k = \\sum_i q_{ik} n_i`
-    (the transition part of the likelihood does not depend on :math:`x`): central differences
-    over the few coordinates of :math:`x`, not over the many first-stage cells. The tables'
-    derivatives in their cells are exact
-    (:func:`estimators.mixture.table_inference.cell_derivatives`); transition parameters'
-    come from the transition function."""
+    """:math:`C = \\partial^2 \\ell / \\partial x \\partial \\psi'`, analytic
+    (:meth:`~estimators.mixture.likelihood.MixtureLikelihood.cross_hessian`: Louis' identity
+    with the types' cross second derivatives of the log CCPs). The tables' derivatives in
+    their cells are exact (:func:`estimators.mixture.table_inference.cell_derivatives`, one set
+    for all types); transition parameters' come from the transition function at each type's
+    solution."""
     model = ml_p.mix.model
-    Pu = len(model.utility_params)
-    SA = model.n_states * model.n_actions
-    BT = ml_p.counts.matrix.T.tocsr()
-    dtrans = None
     if ts.tables:
         layout = cell_layout(ts.model, ts.tables, ts.counts)
         if layout.names != names:
             raise RuntimeError("the first stage's cells are not in the expected order")
-        dtrans = cell_derivatives(model, ts.model.transitions(), [layout])
+        cells = cell_derivatives(model, ts.model.transitions(), [layout])
 
-    def grad_psi(z: np.ndarray) -> np.ndarray:
-        ev = ml_p.evaluate(z, False)
-        if ev.posteriors is None or not all(s.converged for s in ev.solutions):
-            raise RuntimeError("the mixture likelihood is not finite near the estimate; "
-                               "cannot correct the standard errors for the first stage")
-        out = np.zeros(len(names))
-        for k, (sol, lik) in enumerate(zip(ev.solutions, ml_p.liks, strict=True)):
-            dt = dtrans if dtrans is not None else lik.transition_derivatives(sol, names)
-            d = sol.dlogccp_dparams(names, dt)[:, :, Pu:].reshape(SA, -1)
-            out += (BT @ ev.posteriors[:, k]) @ d
-        return out
-
-    C = np.empty((len(x), len(names)))
-    for j in range(len(x)):
-        h = 1e-5 * max(1.0, abs(x[j]))
-        up, dn = x.copy(), x.copy()
-        up[j] += h
-        dn[j] -= h
-        C[j] = (grad_psi(up) - grad_psi(dn)) / (2 * h)
-    return C
+        def dtrans_of(k, sol):
+            return cells
+    else:
+        def dtrans_of(k, sol):
+            return ml_p.liks[k].transition_derivatives(sol, names)
+    return ml_p.cross_hessian(x, dtrans_of)
 
 
 class MixtureNFXP:
