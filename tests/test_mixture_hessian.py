@@ -119,3 +119,33 @@ def test_pseudo_likelihood_hessian_matches_richardson_differences(likelihood):
     pml = PseudoMixtureLikelihood(mix, ml.counts, ml.base, ml.solver, Z, e)
     H, _ = pml.hessian(x)
     _assert_agrees(H, richardson_hessian(pml, x))
+
+
+def test_cross_derivative_matches_richardson_differences():
+    # Rust's bus (beta lowered to 0.95 for a small fast design) with two types of RC: the
+    # cross derivative of the gradient in the internal parameters by the transition
+    # parameters theta_30, theta_31 held in the likelihood's base vector (Murphy-Topel's C)
+    bus = ddc.models.rust_bus(n_states=30, beta=0.95)
+    mix = ddc.Mixture(bus, 2, ["RC"])
+    truth = mix.params_series({"RC[0]": 6.0, "RC[1]": 10.0, "theta_11": 2.6275,
+                               "theta_30": 0.3489, "theta_31": 0.6394, "share[1]": 0.4})
+    panel = simulate(mix, truth, n_customers=200, n_periods=40, seed=4)
+    cd = choice_data(bus, panel)
+    base = truth.to_numpy()
+    ml = MixtureLikelihood(mix, unit_counts(mix, cd), base, ddc.Solver())
+    x = ml.internal(base) + 0.05 * np.linspace(-1.0, 1.0, len(ml.names))
+    names = ["theta_30", "theta_31"]
+    C = ml.cross_hessian(x, lambda k, sol: ml.liks[k].transition_derivatives(sol, names))
+    ref = np.empty_like(C)
+    for j, name in enumerate(names):
+        pos = mix.param_names.index(name)
+
+        def diff(h, pos=pos):
+            ml.base[pos] = base[pos] + h
+            up = ml.evaluate(x).grad
+            ml.base[pos] = base[pos] - h
+            dn = ml.evaluate(x).grad
+            ml.base[pos] = base[pos]
+            return (up - dn) / (2 * h)
+        ref[:, j] = (4 * diff(5e-5) - diff(1e-4)) / 3
+    _assert_agrees(C, ref)

@@ -32,21 +32,24 @@ Steps of :meth:`MixtureNFXP.fit`:
    parameters, shares and type tables, the shared first-stage tables held.
 6. **Labels** ordered by a fixed rule: types sorted by their first ``by_type`` parameter,
    ascending (type 0 has the smallest).
-7. **Inference** from the mixture likelihood: the Hessian (central differences of the analytic
-   gradient) and the per-unit scores, transformed from the logit parametrisation of the shares
-   to the shares themselves (the delta method), so that every covariance kind (Hessian, OPG,
-   sandwich, cluster by unit) is available. A first stage shared by all types is accounted
-   for as in the one-type NFXP (Murphy and Topel 1985,
-   :func:`estimators.first_stage.murphy_topel`): the cross derivative
-   :math:`C = \\partial^2 \\ell / \\partial x \\partial\\psi'` of the mixture log-likelihood in the
-   internal parameters :math:`x` and the first-stage parameters :math:`\\psi` (free transition
-   parameters, or the free cells of the estimated tables) by central differences in :math:`x`
-   of the analytic gradient in :math:`\\psi` (a few differences however many cells), carried
-   to the reported parameters like the Hessian. With
-   type-specific tables the covariance is the inverse of the joint information of the
-   parameters and the tables' free cells (:mod:`estimators.mixture.table_inference`; the
-   cells' standard errors in ``res.type_table_std_errors``), with the same correction for the
-   shared first-stage tables on top.
+7. **Inference** from the mixture likelihood: the Hessian, analytic by Louis' identity
+   (:meth:`estimators.mixture.likelihood.MixtureLikelihood.hessian`: each type's second
+   derivatives of the log CCPs on its posterior-weighted counts, the share logits' curvature
+   and the posterior covariance of the complete-data scores; no fixed point solved again), and
+   the per-unit scores, transformed from the logit parametrisation of the shares to the shares
+   themselves (the delta method), so that every covariance kind (Hessian, OPG, sandwich,
+   cluster by unit) is available. A first stage shared by all types is accounted for as in
+   the one-type NFXP (Murphy and Topel 1985, :func:`estimators.first_stage.murphy_topel`):
+   the cross derivative :math:`C = \\partial^2 \\ell / \\partial x \\partial\\psi'` of the
+   mixture log-likelihood in the internal parameters :math:`x` and the first-stage parameters
+   :math:`\\psi` (free transition parameters, or the free cells of the estimated tables),
+   analytic by the same identity
+   (:meth:`~estimators.mixture.likelihood.MixtureLikelihood.cross_hessian`), carried to the
+   reported parameters like the Hessian. With type-specific tables the covariance is the
+   inverse of the joint information of the parameters and the tables' free cells
+   (:mod:`estimators.mixture.table_inference`, still central differences of the analytic
+   joint gradient; the cells' standard errors in ``res.type_table_std_errors``), with the
+   same correction for the shared first-stage tables on top.
 
 With ``n_types=1`` steps 3-5 are skipped: the estimate is the one-type estimate of step 2,
 which is what ``NFXP(model, full_information=False)`` computes (with the same first stage and
