@@ -56,7 +56,12 @@ from ddc.utility import LinearUtility
 from estimators.ccp import PseudoLikelihood, frequency_ccps
 from estimators.data import setup
 from estimators.first_stage import TransitionOptions
-from estimators.mixture.ccp_inference import MAX_BYTES, StackedMoments
+from estimators.mixture.ccp_inference import (
+    MAX_BYTES,
+    StackedMoments,
+    TransitionCorrection,
+    transition_correction,
+)
 from estimators.mixture.likelihood import (
     MixtureEvaluation,
     MixtureLikelihood,
@@ -333,22 +338,25 @@ class MixtureCCP:
         Z, e = zip(*(pl.linearize(pk) for pk in p), strict=True)
         pml = PseudoMixtureLikelihood(mix, uc, full, self.solver, list(Z), list(e))
         kind = "two_step" if self.two_stage else "stacked"
-        covs, cov_notes = self._corrected_cov(ml, pl, x, p, kind, extra)
+        covs, cov_notes, fs_done = self._corrected_cov(ml, pl, x, p, kind, extra, ts, cd.panel)
         held = ("the kinds 'hessian', 'opg', 'sandwich' and 'cluster' are those of the mixture "
-                "pseudo-likelihood at the final type CCPs and posteriors held fixed: they ignore "
-                "the estimation of the CCPs and may understate the uncertainty")
+                "pseudo-likelihood at the final type CCPs and posteriors (and transitions) held "
+                "fixed: they ignore the estimation of the CCPs and may understate the "
+                "uncertainty")
         return mixture_results(
             "CCP", self.mix, pml, x, cd, ts, notes=notes + cov_notes,
             converged=best["converged"], message=message, on_failure=self.on_failure,
             iterations=iterations, seconds=time.perf_counter() - t0, extra=extra,
             loglik_label="choice (pseudo)", cov_note=held, extra_covs=covs or None,
-            cov_type=kind if covs else "hessian")
+            cov_type=kind if covs else "hessian", transitions_corrected=fs_done)
 
     def _corrected_cov(self, ml: MixtureLikelihood, pl: PseudoLikelihood, x: np.ndarray,
-                       p: list, kind: str, extra: dict) -> tuple[dict, list[str]]:
-        """The covariance of :mod:`estimators.mixture.ccp_inference` (``{kind: V}``) and its
-        notes; empty with a warning when it would need more than
-        :data:`~estimators.mixture.ccp_inference.MAX_BYTES` of memory."""
+                       p: list, kind: str, extra: dict, ts, panel
+                       ) -> tuple[dict, list[str], bool]:
+        """The covariance of :mod:`estimators.mixture.ccp_inference` (``{kind: V}``), its
+        notes and whether it accounts for the transitions' first stage; empty with a warning
+        when it would need more than :data:`~estimators.mixture.ccp_inference.MAX_BYTES` of
+        memory."""
         sm = StackedMoments(ml, pl, x, p, self.smoothing,
                             "latent_class" if self.two_stage else "structural")
         if sm.cost_bytes > MAX_BYTES:
@@ -358,19 +366,23 @@ class MixtureCCP:
                    "the default covariance holds the CCPs fixed. NFXP(mix) or NPL(mix) give "
                    "maximum likelihood standard errors")
             warnings.warn(msg, stacklevel=4)
-            return {}, [msg]
+            return {}, [msg], False
         t0 = time.process_time()
-        V = sm.covariance()
+        fs = transition_correction(sm, ts, panel)
+        V = sm.covariance(first_stage=fs if isinstance(fs, TransitionCorrection) else None)
         extra["se_seconds"] = time.process_time() - t0
-        what = ("CCP-EM's fixed point as a system of per-unit estimating equations (pseudo-score, "
-                "type CCPs as posterior-weighted frequencies, share equations)"
-                if kind == "stacked" else
-                "the two-step formula (Newey and McFadden 1994, Theorem 6.1): stage 1's "
-                "latent-class EM fixed point (shares, type CCPs) and stage 2's pseudo-score")
-        note = (f"default covariance {kind!r}: sandwich J^-1 Omega J^-T of {what}, by unit; "
-                "it accounts for the estimated type CCPs, shares and posteriors "
-                f"({sm.d} stacked parameters); the transitions are held fixed")
-        return {kind: V}, [note]
+        what = ("CCP-EM's fixed point (pseudo-score, type CCPs as posterior-weighted "
+                "frequencies, share equations)" if kind == "stacked" else
+                "stage 1's latent-class EM (shares, type CCPs) and stage 2's pseudo-score")
+        if isinstance(fs, TransitionCorrection):
+            trans = (f"; and for the first stage's {fs.what} (Murphy-Topel: each unit's "
+                     "equations plus their derivative times the first stage's influence)")
+        else:
+            trans = "" if fs is None else f"; {fs}"
+        note = (f"covariance {kind!r} accounts for the estimated type CCPs, shares and "
+                f"posteriors: J^-1 Omega J^-T by unit over the {sm.d} stacked parameters of "
+                f"{what}{trans}")
+        return {kind: V}, [note], isinstance(fs, TransitionCorrection)
 
     def _posteriors(self, lp: list[np.ndarray], w: np.ndarray, B) -> tuple[np.ndarray, float]:
         lik = np.column_stack([B @ np.where(np.isfinite(x), x, 0.0).ravel() for x in lp])

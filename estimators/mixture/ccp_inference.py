@@ -91,14 +91,23 @@ is skipped with a warning and a note.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from ddc.solver import PolicySystem
 from estimators.ccp import PseudoLikelihood
+from estimators.first_stage import (
+    MAX_CORRECTED,
+    first_stage_cross_derivative,
+    first_stage_view,
+)
 from estimators.mixture.likelihood import MixtureLikelihood, logsumexp
 
-__all__ = ["MAX_BYTES", "StackedMoments", "stacked_cost_bytes"]
+__all__ = ["MAX_BYTES", "StackedMoments", "TransitionCorrection", "stacked_cost_bytes",
+           "transition_correction"]
 
 #: Memory above which the corrected covariance is not computed (bytes).
 MAX_BYTES = 1_000_000_000
@@ -128,6 +137,45 @@ def stacked_cost_bytes(n_states: int, n_actions: int, n_free: int, n_types: int,
     per type the value derivatives ``S x A x F`` (three arrays of that size at once)."""
     d = n_params + n_types * n_free
     return 8 * (2 * d * d + 3 * n_states * n_actions * n_free)
+
+
+class TransitionCorrection(NamedTuple):
+    """A first stage of the transitions as seen by the stacked equations: ``C`` (d x n_psi) the
+    derivative of the summed moments in the first-stage parameters :math:`\\psi`, ``Vpsi``
+    their covariance, ``S`` (units x n_psi) the units' first-stage scores (so that
+    :math:`\\hat\\psi - \\psi \\approx V_\\psi \\sum_u S_u`) and ``what`` a phrase naming them."""
+
+    C: np.ndarray
+    Vpsi: np.ndarray
+    S: np.ndarray
+    what: str
+
+
+def transition_correction(sm: StackedMoments, ts, panel) -> TransitionCorrection | str | None:
+    """The first stage of the transitions (:func:`estimators.first_stage.first_stage_view`:
+    free transition parameters or free cells of the estimated tables) for
+    :meth:`StackedMoments.covariance`: ``C`` by central differences of
+    :meth:`StackedMoments.summed_moments` with the transitions moved
+    (:func:`estimators.first_stage.first_stage_cross_derivative`). ``None`` when the transitions
+    are known; a note (str) when there are more than
+    :data:`estimators.first_stage.MAX_CORRECTED` of them."""
+    view = first_stage_view(ts, panel)
+    if view is None:
+        return None
+    pmodel, psi, Vpsi, S_rows, what = view
+    if len(psi) > MAX_CORRECTED:
+        return (f"standard errors do not account for the {what} (more than {MAX_CORRECTED}: "
+                "the correction is not computed); they treat the transitions as known")
+    full = pd.Series(0.0, index=pmodel.param_names)
+    full[psi.index] = psi.to_numpy()
+
+    def moments(moved: pd.Series) -> np.ndarray:
+        return sm.summed_moments(PseudoLikelihood(pmodel, moved, sm.pl.solver))
+
+    C = first_stage_cross_derivative(moments, full, psi.index, bool(ts.tables), sm.d)
+    S = np.zeros((sm.N, len(psi)))
+    np.add.at(S, panel.unit, S_rows)
+    return TransitionCorrection(C, np.asarray(Vpsi), S, what)
 
 
 class StackedMoments:
@@ -217,9 +265,10 @@ class StackedMoments:
         return np.broadcast_to(w, (self.N, self.K)) if w.ndim == 1 else w
 
     # ---------------------------------------------------------------- pieces per type
-    def _cell_terms(self, theta: np.ndarray, pk: np.ndarray, k: int):
+    def _cell_terms(self, theta: np.ndarray, pk: np.ndarray, k: int,
+                    pl: PseudoLikelihood | None = None):
         """``(Z, v, log Lambda, Lambda, D)`` of type ``k`` at ``(theta, p_k)``."""
-        Z, e = self.pl.linearize(pk)
+        Z, e = (pl or self.pl).linearize(pk)
         tk = self.maps[k] @ theta
         v = np.where(self.feas, Z @ tk + e, -np.inf)
         lp = v - logsumexp(v, axis=1, keepdims=True)
@@ -302,6 +351,28 @@ class StackedMoments:
             pf = p[k][self.fs, self.fb]
             c[self.pblock(k)] = self.alpha / self.N * (1.0 - self.n_feas[self.fs] * pf)
         return G, c
+
+    def summed_moments(self, pl: PseudoLikelihood | None = None,
+                       beta: np.ndarray | None = None) -> np.ndarray:
+        """:math:`\\sum_i g_i` at ``beta`` (the estimate by default) through the weighted
+        counts, with the linearization ``pl`` (another first-stage transition estimate, for
+        :func:`transition_correction`)."""
+        x, p = self.unpack(self.pack() if beta is None else beta)
+        K, P = self.K, self.P
+        terms = [self._cell_terms(x[:P], p[k], k, pl) for k in range(K)]
+        ell = [self._type_loglik_cells(t[2], p[k]) for k, t in enumerate(terms)]
+        q = self._posteriors(ell, self.unit_shares(x))
+        Nk = self.ml.weighted_counts(q)
+        out = np.zeros(self.d)
+        for k, t in enumerate(terms):
+            out[:P] += self.maps[k].T @ np.einsum("sa,sak->k", Nk[k], t[4])
+            pf = p[k][self.fs, self.fb]
+            Ns = Nk[k].sum(axis=1)[self.fs]
+            out[self.pblock(k)] = (Nk[k][self.fs, self.fb] - pf * Ns
+                                   + self.alpha * (1.0 - self.n_feas[self.fs] * pf))
+        if self.n_share:
+            out[P:P + self.n_share] = self.ml.share_scores(q, self.ml.unit_weights(x)).sum(0)
+        return out
 
     # ---------------------------------------------------------------- Jacobian
     def _ccp_derivatives(self, Z, v, lam, pk):
@@ -387,15 +458,20 @@ class StackedMoments:
         return J
 
     # ---------------------------------------------------------------- covariance
-    def covariance(self, J: np.ndarray | None = None) -> np.ndarray:
+    def covariance(self, J: np.ndarray | None = None,
+                   first_stage: TransitionCorrection | None = None) -> np.ndarray:
         """Covariance of the reported parameters: :math:`\\theta`, then the shares
         :math:`w_1, \\dots, w_{K-1}` (constant shares; delta method from :math:`\\gamma`) or the
-        logit coefficients :math:`\\gamma`: the leading block of :math:`J^{-1} \\Omega J^{-T}`."""
+        logit coefficients :math:`\\gamma`: the leading block of :math:`J^{-1} \\Omega J^{-T}`.
+        With a transition ``first_stage``, unit :math:`u`'s moments are augmented by
+        :math:`C V_\\psi S_u`, its first-order effect through the first-stage estimate."""
         J = self.jacobian() if J is None else J
         r = self.P + self.n_share
         X = np.linalg.solve(J.T, np.eye(self.d)[:, :r])  # rows of J^-1, transposed
         G, c = self.unit_moments()
         h = np.asarray(G @ X) + c @ X
+        if first_stage is not None:
+            h += first_stage.S @ (first_stage.C @ first_stage.Vpsi).T @ X
         V = h.T @ h
         if self.ml.Zc is None and self.K > 1:  # to the shares w_1..w_{K-1}
             w = self.ml.weights(self.x)[1:]

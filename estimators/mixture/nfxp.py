@@ -163,7 +163,8 @@ def mixture_results(estimator: str, mix: Mixture, ml, x: np.ndarray, cd, ts, *, 
                     converged: bool, message: str, on_failure: str, iterations: int,
                     seconds: float, extra: dict, loglik_label: str = "choice",
                     cov_note: str | None = None, extra_covs: dict | None = None,
-                    cov_type: str = "hessian") -> MixtureResults:
+                    cov_type: str = "hessian",
+                    transitions_corrected: bool = False) -> MixtureResults:
     """Inference and the results object at the (labelled) internal estimate ``x``.
 
     The Hessian and per-unit scores of ``ml`` (a :class:`MixtureLikelihood` or a likelihood
@@ -174,7 +175,8 @@ def mixture_results(estimator: str, mix: Mixture, ml, x: np.ndarray, cd, ts, *, 
     :math:`H_w = J^{-T} H_x J^{-1}` (exact at a maximum, where the gradient is zero) and
     :math:`G_w = G_x J^{-1}`, so every covariance kind is the delta-method one. An estimator
     may add covariances it computed itself over the reported parameters (``extra_covs``) and
-    make one of them the default (``cov_type``).
+    make one of them the default (``cov_type``); ``transitions_corrected`` says that they account
+    for the transitions' first stage.
     """
     K = mix.n_types
     t0 = time.perf_counter()
@@ -222,7 +224,7 @@ def mixture_results(estimator: str, mix: Mixture, ml, x: np.ndarray, cd, ts, *, 
     elif ml.tables is not None:
         notes.append(f"transitions of {list(mix.transitions_by_type)} by type: the mixture's "
                      "type tables declared known")
-    if estimated and not covs:
+    if estimated and not covs and not transitions_corrected:
         notes.append("transitions from the first stage, shared by all types and held fixed; "
                      "standard errors treat them as known")
     if cov_note:
