@@ -631,7 +631,8 @@ def _triu_indices(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def transition_derivatives(model, params, names: list[str] | None = None,
-                           second: bool = False) -> TransitionDerivatives:
+                           second: bool = False, directions: pd.DataFrame | None = None
+                           ) -> TransitionDerivatives:
     """Derivatives of ``model``'s transitions in its transition parameters at ``params``.
 
     The transition function is the user's code: its tables (not the fixed point) are
@@ -639,7 +640,8 @@ def transition_derivatives(model, params, names: list[str] | None = None,
     (:func:`ddc.transitions.differentiate_transitions`; exact up to rounding, about
     :math:`10^{-13}`, for tables linear in the parameters), unless the model declares them in
     closed form (``model.hooks.transition_jacobian``, a
-    :class:`ddc.hooks.TransitionJacobian`). Models whose transitions are fixed
+    :class:`ddc.hooks.TransitionJacobian`; used for named parameters, not ``directions``).
+    Models whose transitions are fixed
     have no transition parameters, and ``names`` must then be empty.
 
     Parameters
@@ -648,32 +650,54 @@ def transition_derivatives(model, params, names: list[str] | None = None,
     params : pandas.Series, mapping or array
         All parameters (utility parameters are ignored).
     names : list of str, optional
-        Transition parameters to differentiate in (all by default).
+        Transition parameters to differentiate in (all by default). Ignored when
+        ``directions`` is given.
     second : bool
         Also the second derivatives.
+    directions : pandas.DataFrame, optional
+        Directional derivatives instead: rows are transition parameters, each column a
+        direction :math:`d_k`, and the result is over the coordinates :math:`z_k` of
+        :math:`\\psi = \\psi_0 + \\sum_k z_k d_k` at :math:`z = 0` (named by the columns).
+        The stencil then stays on the affine set the directions span: a point on the edge of
+        the parameters' domain (for example an implied probability :math:`1 - \\sum_j
+        \\psi_j = 0`) can be differentiated along the edge, where the coordinate steps would
+        leave the domain.
     """
     every = list(model.transition_params.index)
-    names = every if names is None else list(names)
-    unknown = [n for n in names if n not in every]
-    if unknown:
-        raise KeyError(f"{unknown} are not transition parameters of the model; they are {every}")
+    if directions is not None:
+        unknown = [n for n in directions.index if n not in every]
+        if unknown:
+            raise KeyError(f"directions name {unknown}, which are not transition parameters of "
+                           f"the model; they are {every}")
+        rows = list(directions.index)
+        D = directions.to_numpy(dtype=float)
+        labels = [str(c) for c in directions.columns]
+    else:
+        rows = every if names is None else list(names)
+        unknown = [n for n in rows if n not in every]
+        if unknown:
+            raise KeyError(f"{unknown} are not transition parameters of the model; they are "
+                           f"{every}")
+        D, labels = None, rows
     vec = model.params_series(params).to_numpy()
     K = len(model.utility_params)
-    idx = [K + every.index(n) for n in names]
+    idx = [K + every.index(n) for n in rows]
     index = model.transition_params.index
+    psi0 = vec[idx]
 
-    def evaluate(psi):
-        x = vec.copy()
-        x[idx] = psi
+    def evaluate(x):
+        out = vec.copy()
+        out[idx] = x if D is None else psi0 + D @ x
         # the model's own transition function, called as Model.transitions does (a Series of
         # the transition parameters), without re-validating all parameters at every point
-        return model._transition_fn(pd.Series(x[K:], index=index, dtype=float))
+        return model._transition_fn(pd.Series(out[K:], index=index, dtype=float))
 
+    at = psi0 if D is None else np.zeros(D.shape[1])
     hooks = getattr(model, "hooks", None)
     declared = getattr(hooks, "transition_jacobian", None)
     jacobian = None
-    if declared is not None:  # closed form, for all parameters: keep those asked for
-        pos = [every.index(n) for n in names]
+    if declared is not None and D is None:  # closed form, for all parameters: keep those asked
+        pos = [every.index(n) for n in rows]
 
         def first(psi):
             x = vec[K:].copy()
@@ -685,7 +709,7 @@ def transition_derivatives(model, params, names: list[str] | None = None,
             return [every_d[i] for i in pos]
 
         jacobian = dataclasses.replace(declared, first=first)
-    return differentiate_transitions(evaluate, vec[idx], names, model.space, model.n_actions,
+    return differentiate_transitions(evaluate, at, labels, model.space, model.n_actions,
                                      second=second, jacobian=jacobian)
 
 

@@ -144,6 +144,9 @@ class Inference:
 
     ``curvature`` is the Hessian of the maximized objective in the estimated parameters for the
     convergence check (default: ``hessian``); ``gradient`` overrides the fit's gradient;
+    ``curvature_names`` name the coordinates of ``curvature`` and ``gradient`` when they are
+    not ``names`` (an estimate maximized along directions, the parameters a linear function of
+    them);
     ``score_kinds`` optionally gives the scores by kind of row
     (:class:`estimators.inference.Ingredients`), for the covariances computed during the fit.
     """
@@ -163,6 +166,7 @@ class Inference:
     gradient: np.ndarray | None = None
     check_curvature: bool = True
     score_kinds: tuple[np.ndarray, np.ndarray] | None = None
+    curvature_names: list[str] | None = None
 
 
 class Estimator:
@@ -328,7 +332,8 @@ class Estimator:
         conv = check_convergence(
             fit.objective, inf.gradient if inf.gradient is not None else fit.grad,
             inf.curvature if inf.curvature is not None else inf.hessian,
-            fit.optimizer_converged, fit.message, names)
+            fit.optimizer_converged, fit.message,
+            names if inf.curvature_names is None else inf.curvature_names)
         if not inf.check_curvature and not conv.hessian:
             conv = Convergence(conv.optimizer, conv.finite, conv.gradient, True, conv.decrement,
                                conv.min_eigenvalue, conv.message,

@@ -62,7 +62,7 @@ from ddc.transitions import Factor, FactoredTransitions, TransitionDerivatives
 __all__ = ["BOUNDARY", "FirstStageDraws", "TransitionEstimate", "TransitionOptions",
            "check_possible", "draw_first_stage", "estimate_transitions", "factor_counts",
            "first_stage_covariances", "first_stage_cross_derivative", "first_stage_view",
-           "murphy_topel", "support_params",
+           "murphy_topel", "sum_zero_directions", "support_params",
            "transition_log_probs", "transition_loglik", "transition_model"]
 
 #: Probabilities of a simplex group below this at the optimum are on the boundary: set to zero.
@@ -169,6 +169,15 @@ class TransitionEstimate:
         Parametric: parameters estimated on the simplex boundary (set to zero, held fixed).
     free : list of str
         Transition parameters a joint (full-information) likelihood may move.
+    directions : pandas.DataFrame or None
+        When not ``None``, a joint likelihood moves the :attr:`free` parameters only along
+        these directions (rows: :attr:`free`; columns: the directions' labels; orthonormal
+        columns :math:`D`, so :math:`\\psi = \\hat\\psi + D z`). Set when a distribution's
+        implied last probability :math:`1 - \\sum_j \\psi_j` is on the simplex boundary: the
+        directions :math:`\\sum_j d_j = 0` hold it there while the others move jointly.
+    implied_held : str
+        The implied last probability held on the boundary (e.g. ``"1 - (theta_30 + theta_31)
+        = 0"``), when :attr:`directions` is set; empty otherwise.
     joint_fallback : str
         Why a joint likelihood can move none of the transition parameters although not all
         are on the boundary (empty when it can): a full-information estimator then falls back
@@ -198,6 +207,8 @@ class TransitionEstimate:
         {"variable": pd.Series(dtype=object), "given": pd.Series(dtype=object)}))
     boundary: list[str] = field(default_factory=list)
     free: list[str] = field(default_factory=list)
+    directions: pd.DataFrame | None = None
+    implied_held: str = ""
     joint_fallback: str = ""
     notes: list[str] = field(default_factory=list)
     sensitivity: pd.DataFrame | None = None
@@ -619,19 +630,23 @@ def _from_family(model: Model, panel, frame, stats, n_rows, data=None) -> Transi
     p = np.append(est.to_numpy(), 1.0 - est.sum()) if [names] == fam.simplex_groups(model) \
         else None
     # NFXP's joint stage differentiates with steps of FD_MARGIN: keep clear of the boundary
-    fallback = ""
+    fallback, directions, implied = "", None, ""
     if p is not None:
         free = [n for n, pj in zip(names, p[:-1], strict=True) if pj > FD_MARGIN]
         boundary = [n for n in names if n not in free]
         if p[-1] <= FD_MARGIN * len(p):
-            # the implied last probability 1 - sum(psi) is on the boundary: in this
-            # parametrisation every step of a parameter moves it, and a step up leaves the
-            # simplex, so no transition parameter can move in a joint likelihood
-            fallback = (f"the implied last probability 1 - sum({', '.join(names)}) = "
-                        f"{p[-1]:.3g} is on the simplex boundary (that outcome was never "
-                        "observed), so no transition parameter can move without leaving the "
-                        "simplex")
-            free = []
+            # the implied last probability 1 - sum(psi) is on the boundary: every step of one
+            # parameter moves it, and a step up leaves the simplex. Steps that keep the sum of
+            # the free parameters fixed hold it there and move the others jointly.
+            implied = f"1 - ({' + '.join(names)}) = {p[-1]:.3g}"
+            if len(free) >= 2:
+                directions = sum_zero_directions(free)
+            else:
+                fallback = (f"the implied last probability {implied} is on the simplex "
+                            "boundary (that outcome was never observed) and at most one other "
+                            "probability is inside it, so no transition parameter can move "
+                            "without leaving the simplex")
+                free, implied = [], ""
     else:
         free, boundary = names, []
     where = [names.index(n) for n in free]
@@ -652,9 +667,27 @@ def _from_family(model: Model, panel, frame, stats, n_rows, data=None) -> Transi
 
     scores = fam.row_scores(model, est, fframe) if fframe is not None else np.zeros((0, len(names)))
     return TransitionEstimate(est, cov, ll, int(np.sum(st)), scores, fam.describe(), model=model,
-                              boundary=boundary, free=free, joint_fallback=fallback,
+                              boundary=boundary, free=free, directions=directions,
+                              implied_held=implied, joint_fallback=fallback,
                               _loglik_fn=loglik_fn, _scores_fn=scores_fn,
                               _hessian_fn=hessian_fn)
+
+
+def sum_zero_directions(names: list[str]) -> pd.DataFrame:
+    """An orthonormal basis of the directions :math:`d` with :math:`\\sum_j d_j = 0` over
+    ``names`` (rows) -- the moves of probabilities that keep their sum, and so the implied
+    last probability :math:`1 - \\sum_j \\psi_j`, fixed. Columns are labelled
+    ``"sum-zero direction k of (names)"``."""
+    m = len(names)
+    if m < 2:
+        raise ValueError(f"sum-zero directions need at least two parameters, got {names}")
+    span = np.eye(m)[:, : m - 1] - 1.0 / m  # e_k - 1/m: independent, each sums to zero
+    Q, _ = np.linalg.qr(span)
+    Q -= Q.mean(axis=0)  # exact zero sums (QR leaves rounding)
+    Q /= np.linalg.norm(Q, axis=0)
+    what = f"({names[0]}..{names[-1]})" if m > 2 else f"({names[0]}, {names[1]})"
+    return pd.DataFrame(Q, index=list(names),
+                        columns=[f"sum-zero direction {k + 1} of {what}" for k in range(m - 1)])
 
 
 # ---------------------------------------------------------------------- parametric
@@ -941,6 +974,15 @@ def _parametric(model: Model, panel: Panel | None, stats, n_rows: int,
             held.update(g_)
     free = [nm for nm in names if nm not in held]
     where = [names.index(nm) for nm in free]
+    # these groups are held whole (this first stage's central differences cannot step along
+    # the boundary, unlike a family's closed-form likelihood): when that holds every transition
+    # parameter, a joint stage is the two-step estimator and must say so
+    fallback = ""
+    if held - set(boundary) and not free:
+        fallback = ("the implied last probability of the simplex group(s) "
+                    f"{[g_ for g_ in groups if 1.0 - est[g_].sum() < FD_MARGIN]} is on the "
+                    "boundary (that outcome was never observed), and a parametric first stage "
+                    "holds such a group whole, so no transition parameter can move")
     notes = []
     if boundary:
         notes.append(f"transition parameter(s) {boundary} estimated on the simplex boundary "
@@ -1003,6 +1045,7 @@ def _parametric(model: Model, panel: Panel | None, stats, n_rows: int,
         (f" ({len(groups)} simplex group(s), softmax)" if groups else "")
     return TransitionEstimate(est, cov, f, int(n.sum()), row_scores, method, model=model,
                               boundary=boundary, free=free, notes=notes,
+                              joint_fallback=fallback,
                               _loglik_fn=loglik_fn, _scores_fn=scores_fn)
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "check_information",
     "covariance",
     "join_names",
+    "mapped_covariances",
     "row_scores",
 ]
 
@@ -337,6 +338,41 @@ def covariance(kind: str, ing: Ingredients) -> np.ndarray:
     known = list(BUILTIN_COV_TYPES) + [c for c in ing.precomputed if c not in BUILTIN_COV_TYPES]
     raise ValueError(f"unknown covariance kind {kind!r}; accepted: "
                      + ", ".join(repr(c) for c in known))
+
+
+def mapped_covariances(ing: Ingredients, M: np.ndarray,
+                       kinds: Sequence[str] = BUILTIN_COV_TYPES
+                       ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Covariances of parameters :math:`x = x_0 + M z` that are a linear function of the
+    coordinates :math:`z` actually estimated (``ing`` holds the Hessian and scores in
+    :math:`z`): by the delta method, exact for a linear map,
+
+    .. math:: V_x = M V_z M',
+
+    for each kind :math:`V_z` of :func:`covariance`. :math:`V_x` is singular when :math:`M`
+    has fewer columns than rows (the parameters move only along its columns: an estimate held
+    on a linear constraint).
+
+    Returns
+    -------
+    covs : dict of str to numpy.ndarray
+        The kinds available.
+    unavailable : dict of str to str
+        Why the others are not.
+    """
+    covs, unavailable = {}, {}
+    for kind in kinds:
+        try:
+            with warnings.catch_warnings():
+                if kind != "hessian":  # warned about when the kind is asked for, not here
+                    warnings.simplefilter("ignore", HessianWarning)
+                V = covariance(kind, ing)
+        except NotAvailableError as exc:
+            unavailable[kind] = str(exc)
+            continue
+        out = M @ V @ M.T
+        covs[kind] = 0.5 * (out + out.T)
+    return covs, unavailable
 
 
 def group_sums(groups: np.ndarray, scores: np.ndarray, n_groups: int) -> np.ndarray:

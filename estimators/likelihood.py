@@ -52,10 +52,18 @@ class ChoiceLikelihood:
         Choice counts.
     solver : ddc.Solver
         Inner fixed-point solver.
+    directions : pandas.DataFrame, optional
+        Directions in the transition parameters (rows: transition parameters; columns: their
+        labels; orthonormal columns). Asked for derivatives in ``transition_names`` equal to
+        the columns, the likelihood differentiates along them
+        (:func:`ddc.solver.transition_derivatives` with ``directions``), for a joint
+        likelihood held on an edge of the parameters' domain.
     """
 
-    def __init__(self, model: Model, counts: np.ndarray, solver: Solver):
+    def __init__(self, model: Model, counts: np.ndarray, solver: Solver,
+                 directions: pd.DataFrame | None = None):
         self.model, self.counts, self.solver = model, counts, solver
+        self.directions = directions
         self.mask = counts > 0
         self.V = None
         self.n_solves = 0
@@ -110,13 +118,30 @@ class ChoiceLikelihood:
     def _remember(self, sol: Solution, dV: np.ndarray, names: Sequence[str],
                   d2V: np.ndarray | None = None) -> None:
         K = len(self.model.utility_params)
+        every = list(self.model.transition_params.index)
+        if names and self._directional(names):
+            # derivatives along directions D: the prediction in the parameters' own
+            # coordinates, dV D' (exact for steps in the span of D, the only ones taken)
+            D = self.directions.to_numpy(dtype=float)
+            M = np.zeros((K + D.shape[1], K + D.shape[0]))
+            M[:K, :K] = np.eye(K)
+            M[K:, K:] = D.T
+            dV = dV @ M
+            if d2V is not None:
+                d2V = np.einsum("ki,skl,lj->sij", M, d2V, M)
+            names = list(self.directions.index)
         if names:
-            every = list(self.model.transition_params.index)
             cols = np.array(list(range(K)) + [K + every.index(n) for n in names],
                             dtype=np.int64)
         else:
             cols = np.arange(K)
         self._anchor = (sol.params.to_numpy().copy(), sol.V, dV, cols, d2V)
+
+    def _directional(self, names: Sequence[str]) -> bool:
+        """Whether ``names`` are the labels of :attr:`directions` (else transition
+        parameters)."""
+        return self.directions is not None and \
+            tuple(names) == tuple(str(c) for c in self.directions.columns)
 
     def log_pi(self, sol: Solution) -> np.ndarray:
         """``log pi`` with ``-inf`` where infeasible."""
@@ -185,7 +210,14 @@ class ChoiceLikelihood:
         if found is None or (second and found.second is None):
             if len(self._dtrans) >= 8:
                 self._dtrans.pop(next(iter(self._dtrans)))
-            self._dtrans[key] = found = sol.transition_derivatives(list(names), second)
+            if self._directional(names):
+                from ddc.solver import transition_derivatives
+
+                found = transition_derivatives(self.model, sol.params, second=second,
+                                               directions=self.directions)
+            else:
+                found = sol.transition_derivatives(list(names), second)
+            self._dtrans[key] = found
         return found
 
     def hessian(self, params: pd.Series | np.ndarray, transition_names: Sequence[str] = ()
@@ -208,8 +240,8 @@ class ChoiceLikelihood:
     def log_pi_derivative_transition(self, params: pd.Series, names: list[str] | None = None
                                      ) -> np.ndarray:
         """:math:`\\partial \\log \\pi / \\partial \\psi` over the transition parameters
-        ``names`` (all by default), shape (S, A, P), by the implicit function theorem
-        (:meth:`ddc.Solution.dlogccp_dpsi`)."""
+        ``names`` (all by default; or the labels of :attr:`directions`), shape (S, A, P), by
+        the implicit function theorem (:meth:`ddc.Solution.dlogccp_dpsi`)."""
         names = list(self.model.transition_params.index) if names is None else list(names)
         with small_blas(self.model.n_states, self.solver):
             sol = self.solve(params)

@@ -127,7 +127,8 @@ class NFXP(Estimator):
     def _estimate(self, prep: Prepared, base: pd.Series) -> Fit:
         cd, ts = prep.data, prep.transitions
         model = ts.model  # the model with the first stage's transitions
-        lik = ChoiceLikelihood(model, cd.counts, self.solver)
+        directions = getattr(ts, "directions", None) if self.full_information else None
+        lik = ChoiceLikelihood(model, cd.counts, self.solver, directions=directions)
         params, res = maximize_utility(lik, base, self.optimizer)
         notes = []
         iterations, converged, message = res.iterations, res.converged, res.message
@@ -150,6 +151,14 @@ class NFXP(Estimator):
             notes.append(f"transition parameter(s) {at_bound} estimated on the boundary of the "
                          "simplex (an outcome never or always observed) are held at their "
                          "first-stage values in the full-information stage")
+        if full and directions is not None:
+            notes.append(
+                f"the implied last probability {ts.implied_held} is on the simplex boundary "
+                "(that outcome was never observed) and is held there (standard error 0): full "
+                f"information estimates {free} jointly with the utility parameters along the "
+                f"{directions.shape[1]} direction(s) that keep their sum fixed, and their "
+                "covariance is that of the directions mapped back (delta method; singular, "
+                "since their sum is fixed)")
         ts_full = ts if free == list(ts.params.index) else \
             dataclasses.replace(ts, params=subset(ts.params, free))
         if full:
@@ -180,6 +189,7 @@ class NFXP(Estimator):
             notes.append(f"the inner fixed point failed to converge {lik.inner_failures} time(s) "
                          "at trial parameters (treated as infeasible points)")
         names = util + (list(ts_full.params.index) if full else [])
+        labels, D = self._coordinates(ts_full) if full else ([], None)
         try:
             H, scores = self._inference_matrices(lik, cd, ts_full, params, ev, full)
         except HessianUnavailable as exc:
@@ -201,16 +211,73 @@ class NFXP(Estimator):
         if st["at_bound"] and not st["fallback"]:
             notes.append("standard errors treat the boundary transition parameters as known")
         grad = fit.grad if full else ev.grad
+        extra = {"optimizer": str(self.optimizer), "solver": str(self.solver),
+                 "inner_solves": lik.n_solves, "first_stage": ts.method,
+                 "nobs_transition": ts.nobs, "fallback": st["fallback"]}
+        groups = None if not cd.has_rows else cd.panel.unit
+        curvature, curvature_names = None, None
+        if D is not None:
+            # estimated along directions z (psi = psi_hat + D z): every covariance kind in z,
+            # mapped to the named parameters; the Hessian and scores in z check convergence
+            covs, unavailable = self._directional_covariances(H, scores, groups, D,
+                                                              util + labels)
+            notes += [f"no {k!r} covariance: {why}" for k, why in unavailable.items()
+                      if k == "hessian"]
+            curvature, curvature_names = H, util + labels
+            H, scores = None, None
+            extra["implied_held"] = ts.implied_held
+            extra["directions"] = pd.DataFrame(D, index=list(ts_full.params.index),
+                                               columns=labels)
         return Inference(
             names=names, hessian=H, loglik=ev.loglik + ll_t,
             loglik_parts={"choice": ev.loglik, "transition": ll_t}, scores=scores,
-            groups=None if not cd.has_rows else cd.panel.unit, cov_type="hessian",
+            groups=groups, cov_type="hessian",
             extra_covs=covs or None, solution=ev.solution, notes=notes, gradient=grad,
-            extra={"optimizer": str(self.optimizer), "solver": str(self.solver),
-                   "inner_solves": lik.n_solves, "first_stage": ts.method,
-                   "nobs_transition": ts.nobs, "fallback": st["fallback"]})
+            curvature=curvature, curvature_names=curvature_names, extra=extra)
+
+    @staticmethod
+    def _directional_covariances(H, scores, groups, D, coord_names):
+        """Covariances of the utility and free transition parameters from those of the
+        coordinates :math:`(\\theta, z)` maximized, :math:`\\psi = \\hat\\psi + D z`:
+        :math:`V = M V_z M'` with :math:`M = \\mathrm{diag}(I, D)`
+        (:func:`estimators.inference.mapped_covariances`)."""
+        from estimators.inference import Ingredients, mapped_covariances
+        from estimators.results import _group_codes
+
+        if H is None:
+            return {}, {"hessian": "no Hessian at the estimate"}
+        K = len(coord_names) - D.shape[1]
+        M = np.zeros((K + D.shape[0], K + D.shape[1]))
+        M[:K, :K] = np.eye(K)
+        M[K:, K:] = D
+        codes, n_groups = (None, None) if groups is None or scores is None else \
+            _group_codes(np.asarray(groups))
+        ing = Ingredients(names=coord_names, hessian=H, scores=scores, group_codes=codes,
+                          n_groups=n_groups)
+        return mapped_covariances(ing, M)
 
     # ------------------------------------------------------------------ full information
+    @staticmethod
+    def _coordinates(ts) -> tuple[list[str], np.ndarray | None]:
+        """The joint stage's transition coordinates: the free transition parameters
+        themselves (``D`` is ``None``), or directions :math:`D` in them
+        (:attr:`TransitionEstimate.directions`: :math:`\\psi = \\hat\\psi + D z`, labels
+        of the columns)."""
+        directions = getattr(ts, "directions", None)
+        if directions is None:
+            return list(ts.params.index), None
+        return [str(c) for c in directions.columns], directions.to_numpy(dtype=float)
+
+    def _moved(self, ts, params: pd.Series, step: np.ndarray) -> pd.Series:
+        """``params`` moved by a step in the joint stage's coordinates."""
+        _, D = self._coordinates(ts)
+        K = len(self.model.utility_params)
+        names = self.model.utility_params + list(ts.params.index)
+        dx = step if D is None else np.concatenate([step[:K], D @ step[K:]])
+        out = params.copy()
+        out[names] = params[names].to_numpy() + dx
+        return out
+
     def _full_grad(self, lik: ChoiceLikelihood, cd, ts, params):
         # transition part first: a trial point outside the transition parameters' domain is
         # infeasible (-inf), before the model's transition function is asked to build it
@@ -218,21 +285,23 @@ class NFXP(Estimator):
         if not np.isfinite(llt):
             return -np.inf, None, None
         # choice part: analytic in every parameter (implicit function theorem)
+        labels, D = self._coordinates(ts)
         try:
-            ev = lik.evaluate(params, True, transition_names=list(ts.params.index))
+            ev = lik.evaluate(params, True, transition_names=labels)
         except ValueError:  # the model's transition function refuses these parameters
             return -np.inf, None, None
         if not np.isfinite(ev.loglik):
             return -np.inf, None, ev
         g = ev.grad.copy()
-        g[len(self.model.utility_params):] += gt
+        g[len(self.model.utility_params):] += gt if D is None else D.T @ gt
         return ev.loglik + llt, g, ev
 
     def _full_hessian(self, lik, cd, ts, params, names):
         """Hessian of the joint log-likelihood: the choice part analytic (second-order implicit
         function theorem, :meth:`ChoiceLikelihood.hessian`), the transition part by central
-        differences of its gradient (no fixed point involved)."""
-        tnames = list(ts.params.index)
+        differences of its gradient (no fixed point involved). Along directions :math:`D`
+        (:meth:`_coordinates`) the transition block is :math:`D' H_t D`."""
+        tnames, D = self._coordinates(ts)
         x = params.to_numpy()
         memo = getattr(self, "_hessian_memo", None)
         if memo is not None and memo[0] == tuple(names) and np.array_equal(memo[1], x):
@@ -242,7 +311,8 @@ class NFXP(Estimator):
         except ConvergenceError as exc:  # the fixed point failed at the point
             raise HessianUnavailable(str(exc)) from exc
         K = len(names) - len(tnames)
-        H[K:, K:] += self._transition_hessian(cd, ts, params)
+        Ht = self._transition_hessian(cd, ts, params)
+        H[K:, K:] += Ht if D is None else D.T @ Ht @ D
         if not np.all(np.isfinite(H)):
             raise HessianUnavailable("the joint log-likelihood's Hessian is not finite at the "
                                      "point")
@@ -259,7 +329,7 @@ class NFXP(Estimator):
     def _full_information(self, lik, cd, ts, params):
         """Newton steps on the joint likelihood; returns ``(params, ok, iterations, message,
         gradient)``. A singular or non-finite Hessian stops it (not converged) with a message."""
-        names = self.model.utility_params + list(ts.params.index)
+        names = self.model.utility_params + self._coordinates(ts)[0]
         f, g, _ = self._full_grad(lik, cd, ts, params)
         if g is None:
             return params, False, 0, "the joint likelihood is not finite at the stage-2 " \
@@ -277,8 +347,7 @@ class NFXP(Estimator):
                 return params, True, it - 1, f"Newton decrement {decrement:.2e} < tol", g
             lam = 1.0
             for _ in range(30):
-                trial = params.copy()
-                trial[names] = params[names].to_numpy() + lam * d
+                trial = self._moved(ts, params, lam * d)
                 ft, gt, _ = self._full_grad(lik, cd, ts, trial)
                 if np.isfinite(ft) and ft >= f + 1e-4 * lam * decrement:
                     break
@@ -294,19 +363,20 @@ class NFXP(Estimator):
         util = model.utility_params
         panel = cd.panel
         if full:
-            names = util + list(ts.params.index)
+            labels, D = self._coordinates(ts)
+            names = util + labels
             H = self._full_hessian(lik, cd, ts, params, names)
             if panel is None:  # sufficient statistics: no per-row scores
                 return H, None
             rows = cd.rows(self.name).position
-            dpsi = lik.log_pi_derivative_transition(params, list(ts.params.index))
+            dpsi = lik.log_pi_derivative_transition(params, labels)
             cell = np.concatenate([ev.cell_scores, dpsi], axis=2)
             scores = np.zeros((panel.nobs, len(names)))
             scores[rows] = cell[cd.state, cd.action]
             # Rust's (1987) likelihood is prod_t P(d_t | x_t) p(x_t | x_{t-1}, d_{t-1}): the
             # score of the move out of a row goes to the unit's next row (the grouping of his
             # BHHH standard errors, which it reproduces; see docs/estimation.rst)
-            tr = ts.scores_at(params)
+            tr = ts.scores_at(params) if D is None else ts.scores_at(params) @ D
             nxt = panel.next_row
             np.add.at(scores[:, len(util):], np.where(nxt >= 0, nxt, np.arange(panel.nobs)), tr)
             return H, scores

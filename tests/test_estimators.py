@@ -209,39 +209,143 @@ def test_transition_probability_estimated_at_zero_is_held_at_the_boundary():
     assert any("boundary" in n for n in res.notes)
 
 
-def test_full_information_falls_back_to_two_step_when_the_last_increment_is_never_seen():
-    """Rust's layout makes the last increment probability 1 - sum of the parameters. When that
-    increment is never observed its estimate is 0, on the simplex boundary, and every step of
-    any parameter moves it (a step up leaves the simplex): full information cannot move a
-    transition parameter. NFXP then is the two-step estimator, and says so plainly (notes,
-    message, ``res.extra["fallback"]``, which the Monte Carlo table records) instead of calling
-    four held parameters "estimated on the boundary" (issue 11, Su-Judd design)."""
+def _bus_joint_loglik(model, n_sa, n_inc, x):
+    """Rust's joint log-likelihood and its gradient at ``x = (RC, theta_11, p0, p1)`` with
+    three increments (``p2 = 1 - p0 - p1``), written from scratch for the tests: the bus's
+    transition matrices, a Newton solve of the integrated Bellman equation and the implicit
+    function theorem (only the utility's features are read from the model)."""
+    S, beta = model.n_states, model.beta
+    X = model.utility.jacobian(x[:2])  # (S, A, 2): the features of RC and theta_11
+    u = X @ x[:2]
+    rows = np.arange(S)
+
+    def mats(q):  # keep: up by j bins w.p. q_j, piled at the top; replace: as from bin 0
+        keep = np.zeros((S, S))
+        for j, qj in enumerate(q):
+            np.add.at(keep, (rows, np.minimum(rows + j, S - 1)), qj)
+        return np.stack([keep, np.broadcast_to(keep[0], (S, S))])
+
+    p = np.array([x[2], x[3], 1.0 - x[2] - x[3]])
+    P = mats(p)
+    dP = [mats([1.0, 0.0, -1.0]), mats([0.0, 1.0, -1.0])]  # d/dp0, d/dp1
+    V = np.zeros(S)
+    for _ in range(100):
+        v = u + beta * np.einsum("axy,y->xa", P, V)
+        top = v.max(axis=1)
+        V_new = top + np.log(np.exp(v - top[:, None]).sum(axis=1))
+        resid = V_new - V
+        if np.abs(resid).max() < 1e-13 * max(1.0, np.abs(V).max()):
+            break
+        pi = np.exp(v - V_new[:, None])
+        V = V + np.linalg.solve(np.eye(S) - beta * np.einsum("xa,axy->xy", pi, P), resid)
+    v = u + beta * np.einsum("axy,y->xa", P, V)
+    top = v.max(axis=1)
+    V = top + np.log(np.exp(v - top[:, None]).sum(axis=1))
+    pi = np.exp(v - V[:, None])
+    seen = n_inc > 0
+    ll = float(np.sum(n_sa * np.log(pi)) + n_inc[seen] @ np.log(p[seen]))
+    direct = np.concatenate([X, beta * np.stack([np.einsum("axy,y->xa", d, V) for d in dP],
+                                                axis=2)], axis=2)
+    Ppi = np.einsum("xa,axy->xy", pi, P)
+    dV = np.linalg.solve(np.eye(S) - beta * Ppi, np.einsum("xa,xak->xk", pi, direct))
+    dv = direct + beta * np.einsum("axy,yk->xak", P, dV)
+    dlogpi = dv - np.einsum("xa,xak->xk", pi, dv)[:, None, :]
+    g = np.einsum("xa,xak->k", n_sa, dlogpi)
+    g[2:] += [n_inc[j] / p[j] - (n_inc[2] / p[2] if seen[2] else 0.0) for j in (0, 1)]
+    return ll, g
+
+
+@pytest.fixture(scope="module")
+def never_seen_last_increment():
+    """A Rust-bus panel whose last (implied) increment is never observed: theta_3 = (.4, .6)."""
     from simulations.studies import add_bus_increments
 
     truth_model = ddc.models.rust_bus(n_states=90, beta=0.99, theta_3=(0.4, 0.6))
     panel = simulate(truth_model, truth_model.true_params, n_customers=60, n_periods=80, seed=3)
     panel = add_bus_increments(panel, truth_model)
+    model = ddc.models.rust_bus(n_states=90, beta=0.99)
     counts = np.bincount(panel["increment"].dropna().astype(int), minlength=3)
     assert counts[2] == 0 and counts[:2].min() > 0
-    model = ddc.models.rust_bus(n_states=90, beta=0.99)
-    res = NFXP(model, drop_first=False).fit(panel)
+    n_sa = np.zeros((model.n_states, 2))
+    np.add.at(n_sa, (panel["mileage"].to_numpy(int),
+                     (panel["action"] == "replace").to_numpy(int)), 1.0)
+    return model, panel, counts, n_sa, NFXP(model, drop_first=False).fit(panel)
+
+
+def test_full_information_holds_only_the_implied_last_increment_when_never_seen(
+        never_seen_last_increment):
+    """Rust's layout makes the last increment probability 1 - sum of the parameters. When that
+    increment is never observed its estimate is 0, on the simplex boundary: full information
+    holds it there (it is not a parameter; the notes say so) and estimates everything else
+    jointly, moving the increment probabilities only along directions that keep their sum at 1.
+    This replaces the fallback to two-step of issue 11 (its test asserted the fallback; the
+    API deliberately changed): ``res.extra["fallback"]`` is now empty here."""
+    model, panel, counts, _, res = never_seen_last_increment
     two = NFXP(model, drop_first=False, full_information=False).fit(panel)
     assert res.converged
-    fallback = res.extra["fallback"]
-    assert fallback.startswith("full information fell back to two-step because the implied "
-                               "last probability")
-    assert "['theta_30', 'theta_31']" in fallback
-    assert fallback in res.notes and fallback in res.extra["message"]
-    assert "fell back to two-step" in str(res.summary()).replace("\n    ", " ")
-    assert not any("estimated on the boundary" in n for n in res.notes)
-    # the transition parameters are the first-stage frequencies, held (no standard error)
-    assert list(res.params.index) == ["RC", "theta_11"]
-    np.testing.assert_allclose(res.fixed_params[["theta_30", "theta_31"]].to_numpy(),
-                               counts[:2] / counts.sum(), rtol=1e-12)
-    # ... and the utility parameters are the two-step estimator's, to the last digit
-    np.testing.assert_array_equal(res.params.to_numpy(), two.params.to_numpy())
-    np.testing.assert_array_equal(res.std_errors.to_numpy(), two.std_errors.to_numpy())
+    assert res.extra["fallback"] == ""
+    assert not any("fell back" in n for n in res.notes)
+    assert res.extra["implied_held"] == "1 - (theta_30 + theta_31) = 0"
+    assert any("implied last probability 1 - (theta_30 + theta_31) = 0" in n
+               and "held there" in n for n in res.notes)
+    assert list(res.params.index) == ["RC", "theta_11", "theta_30", "theta_31"]
+    assert len(res.fixed_params) == 0
+    assert res.params["theta_30"] + res.params["theta_31"] == pytest.approx(1.0, abs=1e-13)
+    # the covariance is that of the one free direction: the two probabilities move together
+    V = res.cov.to_numpy()
+    assert V[2, 2] == pytest.approx(V[3, 3], rel=1e-10)
+    assert V[2, 3] == pytest.approx(-V[2, 2], rel=1e-10)
+    assert np.all(np.isfinite(res.std_errors)) and np.all(res.std_errors > 0)
+    for kind in ("opg", "sandwich", "cluster"):
+        assert np.all(np.isfinite(res.std_errors_of(kind)))
+    # full information moved the estimate from two-step and raised the joint likelihood
+    assert res.loglik > two.loglik
+    assert not np.allclose(res.params[["RC", "theta_11"]], two.params, rtol=1e-8)
     assert two.extra["fallback"] == ""  # two-step asked for: nothing fell back
+
+
+def test_boundary_full_information_equals_a_constrained_scipy_maximum(
+        never_seen_last_increment):
+    """The estimate with the implied last increment held at 0 is the maximum of the joint
+    likelihood on {p0 + p1 = 1}: the gradient of a from-scratch likelihood
+    (:func:`_bus_joint_loglik`) is ~0 in the free directions there, and scipy's SLSQP with that
+    equality constraint, started elsewhere, finds the same point (parameters and log-likelihood
+    to ~1e-8) and the same standard errors (its Hessian on the constraint by differences of
+    the exact gradient)."""
+    from scipy.optimize import minimize
+
+    model, _, counts, n_sa, res = never_seen_last_increment
+    names = ["RC", "theta_11", "theta_30", "theta_31"]
+    x_hat = res.params[names].to_numpy()
+    ll, g = _bus_joint_loglik(model, n_sa, counts, x_hat)
+    assert ll == pytest.approx(res.loglik, abs=1e-8)
+    D = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1 / np.sqrt(2)], [0, 0, -1 / np.sqrt(2)]])
+    g_free = D.T @ g
+    assert np.max(np.abs(g_free)) < 1e-6, g_free  # first-order conditions on the constraint
+    assert abs(g[2] - g[3]) < 1e-6 and abs(g[2]) > 1.0  # ...with a multiplier off it
+
+    def negative(x):
+        f, grad = _bus_joint_loglik(model, n_sa, counts, x)
+        return -f, -grad
+
+    x0 = np.array([x_hat[0] + 1.0, x_hat[1] - 0.5, 0.45, 0.55])
+    sol = minimize(negative, x0, jac=True, method="SLSQP",
+                   bounds=[(None, None), (None, None), (1e-9, 1.0), (1e-9, 1.0)],
+                   constraints=[{"type": "eq", "fun": lambda x: x[2] + x[3] - 1.0,
+                                 "jac": lambda x: np.array([0.0, 0.0, 1.0, 1.0])}],
+                   options={"ftol": 1e-16, "maxiter": 500})
+    assert sol.success, sol.message
+    np.testing.assert_allclose(sol.x, x_hat, rtol=0, atol=1e-8)
+    assert -sol.fun == pytest.approx(res.loglik, abs=1e-8)
+    # standard errors: -(D' H D)^-1 mapped back, H by central differences of the gradient
+    Hz = np.empty((3, 3))
+    for k in range(3):
+        h = 1e-5 * D[:, k] * max(1.0, abs(x_hat @ D[:, k]))
+        Hz[:, k] = (D.T @ (_bus_joint_loglik(model, n_sa, counts, x_hat + h)[1]
+                           - _bus_joint_loglik(model, n_sa, counts, x_hat - h)[1])
+                    / (2 * np.linalg.norm(h)))
+    se = np.sqrt(np.diag(D @ np.linalg.inv(-0.5 * (Hz + Hz.T)) @ D.T))
+    np.testing.assert_allclose(res.std_errors[names].to_numpy(), se, rtol=1e-5)
 
 
 def test_nfxp_from_out_of_core_sufficient_statistics(tmp_path):

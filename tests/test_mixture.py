@@ -148,10 +148,9 @@ def test_one_type_mixture_reproduces_nfxp(one_type_panel, transitions):
     renamed = res1.params.rename(lambda n: n.replace("[0]", ""))[ref.params.index]
     np.testing.assert_array_equal(renamed.to_numpy(), ref.params.to_numpy())
     se = res1.std_errors.rename(lambda n: n.replace("[0]", ""))[ref.params.index]
-    # the mixture's Hessian is central differences (step 1e-5 relative) of the analytic
-    # gradient, NFXP's the analytic one: they differ by the differences' rounding error,
-    # eps |g| / h, about 1e-7 relative here (4e-7 measured in the standard errors)
-    np.testing.assert_allclose(se.to_numpy(), ref.std_errors.to_numpy(), rtol=1e-6)
+    # both Hessians analytic (the mixture's by Louis' identity, which with one type is the
+    # one-type Hessian on the same counts)
+    np.testing.assert_allclose(se.to_numpy(), ref.std_errors.to_numpy(), rtol=1e-7)
     assert res1.loglik == pytest.approx(ref.loglik, abs=1e-6)
     assert (res1.posteriors.to_numpy() == 1.0).all()
     fs = [n for n in ref.notes if "Murphy-Topel" in n or "declared known" in n]

@@ -281,3 +281,33 @@ def test_bad_declared_jacobian_names_the_fault(bad, match):
         transition_derivatives(model.replace(hooks=hooks), params)
     with pytest.raises(TypeError, match="must be callable"):
         ddc.hooks.TransitionJacobian(None)
+
+
+def test_directional_transition_derivatives_stay_on_the_simplex_edge():
+    """Derivatives along directions D (``transition_derivatives(..., directions=D)``) are the
+    named derivatives combined by D at an interior point, to rounding; on the edge where the
+    implied last increment probability is 0, where a step in any one parameter leaves the
+    simplex (the named stencil shrinks to the rounding level of the domain check), the sum-zero
+    directions differentiate with their full step."""
+    from estimators.first_stage import sum_zero_directions
+
+    bus = ddc.models.rust_bus(n_states=30, beta=0.99, theta_3=(0.3, 0.5, 0.15))
+    names = list(bus.transition_params.index)
+    D = sum_zero_directions(names)
+    assert D.shape == (3, 2)
+    np.testing.assert_allclose(D.to_numpy().sum(axis=0), 0.0, atol=1e-15)
+    np.testing.assert_allclose(D.to_numpy().T @ D.to_numpy(), np.eye(2), atol=1e-14)
+    W = np.random.default_rng(0).normal(size=bus.n_states)
+    named = transition_derivatives(bus, bus.true_params, names).expected(W)
+    along = transition_derivatives(bus, bus.true_params, directions=D)
+    assert along.names == tuple(D.columns)
+    np.testing.assert_allclose(along.expected(W), named @ D.to_numpy(), rtol=0, atol=1e-10)
+
+    edge = bus.true_params.copy()
+    edge[names] = [0.3, 0.5, 0.2]  # implied last probability 0
+    assert transition_derivatives(bus, edge, names).steps.max() < 1e-11
+    dir_edge = transition_derivatives(bus, edge, directions=D, second=True)
+    np.testing.assert_allclose(dir_edge.steps, 1e-4)
+    on_edge = dir_edge.expected(W)
+    # the tables are linear in the probabilities: the same derivative as inside
+    np.testing.assert_allclose(on_edge, named @ D.to_numpy(), rtol=0, atol=1e-10)

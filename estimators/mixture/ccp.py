@@ -105,6 +105,18 @@ class PseudoMixtureLikelihood(MixtureLikelihood):
             terms.append((lp, d))
         return terms, None
 
+    def type_hessians(self, x: np.ndarray, sols) -> list[np.ndarray]:
+        """Per type, :math:`\\partial^2 \\log\\Lambda_k(a \\mid s) / \\partial\\theta
+        \\partial\\theta' = -\\sum_b \\Lambda_k(b \\mid s) (Z_b - \\bar Z)
+        (Z_b - \\bar Z)'` (the logit in values linear in :math:`\\theta`; the same for every
+        feasible action), for :meth:`MixtureLikelihood.hessian`."""
+        out = []
+        for lp, d in self.type_terms(x, True)[0]:
+            lam = np.where(self.feas, np.exp(lp), 0.0)
+            h = -np.einsum("sb,sbi,sbj->sij", lam, d, d)
+            out.append(np.where(self.feas[:, :, None, None], h[:, None], 0.0))
+        return out
+
     def evaluate(self, x: np.ndarray, need_derivatives: bool = True) -> MixtureEvaluation:
         """As :meth:`MixtureLikelihood.evaluate` (no fixed point is solved)."""
         return self._evaluate(np.asarray(x, dtype=float), need_derivatives)

@@ -41,7 +41,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ddc.mixture import Mixture
-from ddc.solver import Solution, Solver, small_blas
+from ddc.solver import ConvergenceError, Solution, Solver, small_blas
 from estimators.data import ChoiceData
 from estimators.likelihood import ChoiceLikelihood
 
@@ -301,6 +301,10 @@ class MixtureLikelihood:
     def _evaluate(self, x, need):
         self.n_evaluations += 1
         terms, sols = self.type_terms(x, need)
+        return self._assemble(x, terms, sols, need)
+
+    def _assemble(self, x, terms, sols, need):
+        """The evaluation from the types' ``(log pi_k, d log pi_k)`` terms."""
         if terms is None:
             return MixtureEvaluation(-np.inf, None, None, None, None, None, sols)
         B = self.counts.matrix
@@ -333,6 +337,164 @@ class MixtureLikelihood:
         if K > 1:
             G[:, P:] = self.share_scores(q, w)
         return G
+
+    # ----------------------------------------------------------------- second derivatives
+    def type_hessians(self, x: np.ndarray, sols: list[Solution]) -> list[np.ndarray]:
+        """Per type, :math:`\\partial^2 \\log\\pi_k(a \\mid s) / \\partial\\theta
+        \\partial\\theta'` (S, A, Pu, Pu) in the model's utility parameters at type
+        :math:`k`'s solution: the second-order implicit function theorem of the one-type
+        likelihood (:meth:`ddc.Solution.d2logccp_dparams`)."""
+        return [s.d2logccp_dparams([], None) for s in sols]
+
+    def complete_scores(self, dlogpi: list[np.ndarray], w: np.ndarray) -> list[np.ndarray]:
+        """Per type, the ``(N, P + n_share)`` complete-data scores :math:`s_{ik}`: unit
+        :math:`i`'s score were it known to be of type :math:`k`,
+        :math:`(M_k' \\sum_{s,a} n_i(s,a) \\partial\\log\\pi_k(a \\mid s),\\;
+        (1[k = l] - w_{il}) z_i)`; the unit scores are :math:`\\sum_k q_{ik} s_{ik}`."""
+        B = self.counts.matrix
+        K, P, N = len(dlogpi), len(self.struct), self.counts.n_units
+        Z = np.ones((N, 1)) if self.Zc is None else self.Zc
+        W = np.broadcast_to(w, (N, K))
+        out = []
+        for k, d in enumerate(dlogpi):
+            S = np.empty((N, P + self.n_share))
+            S[:, :P] = (B @ d.reshape(self._SA, -1)) @ self.maps[k]
+            if K > 1:
+                D = (np.arange(1, K) == k) - W[:, 1:]
+                S[:, P:] = (D[:, :, None] * Z[:, None, :]).reshape(N, -1)
+            out.append(S)
+        return out
+
+    def share_hessian(self, w: np.ndarray) -> np.ndarray:
+        """:math:`\\sum_i \\partial^2 \\log w_{ik} / \\partial\\gamma \\partial\\gamma'`
+        (the same for every :math:`k`): :math:`-\\sum_i w_{il}(1[l = m] - w_{im})
+        z_i z_i'` in the block of the coefficients of types :math:`l, m \\geq 1`."""
+        K, N = self.mix.n_types, self.counts.n_units
+        Z = np.ones((N, 1)) if self.Zc is None else self.Zc
+        W = np.broadcast_to(w, (N, K))[:, 1:]
+        T = W[:, :, None] * (np.eye(K - 1)[None] - W[:, None, :])
+        return -np.einsum("ilm,ic,id->lcmd", T, Z, Z).reshape(self.n_share, self.n_share)
+
+    def hessian(self, x: np.ndarray) -> tuple[np.ndarray, MixtureEvaluation]:
+        """The Hessian of the mixture log-likelihood in the internal parameters at ``x``,
+        analytic, by Louis' (1982) identity; and the evaluation at ``x``.
+
+        Write :math:`\\ell_i = \\log\\sum_k w_{ik} e^{\\ell_{ik}}` and
+        :math:`s_{ik} = \\partial(\\ell_{ik} + \\log w_{ik}) / \\partial x` (type
+        :math:`k`'s complete-data score, :meth:`complete_scores`). Differentiating
+        :math:`\\partial\\ell_i / \\partial x = \\sum_k q_{ik} s_{ik}` with
+        :math:`\\partial q_{ik} / \\partial x = q_{ik}(s_{ik} - s_i)`, :math:`s_i = \\sum_k
+        q_{ik} s_{ik}`,
+
+        .. math::
+
+            H = \\sum_i \\Big[\\sum_k q_{ik} \\big(H_{ik} + s_{ik} s_{ik}'\\big)
+            - s_i s_i'\\Big], \\qquad
+            H_{ik} = \\frac{\\partial^2 (\\ell_{ik} + \\log w_{ik})}{\\partial x
+            \\partial x'} .
+
+        :math:`H_{ik}` is block diagonal: in the structural parameters :math:`\\theta`,
+        :math:`M_k' \\sum_{s,a} n_i(s,a) \\partial^2\\log\\pi_k(a \\mid s) M_k` (the
+        shares do not enter :math:`\\ell_{ik}`), so that
+        :math:`\\sum_i q_{ik} H^{\\theta}_{ik} = M_k' \\sum_{s,a} N_k(s,a)
+        \\partial^2\\log\\pi_k(a \\mid s) M_k` with the posterior-weighted counts
+        :math:`N_k = \\sum_i q_{ik} n_i` (:meth:`weighted_counts`; one pass, nothing per
+        row), the second derivatives those of the one-type likelihood (:meth:`type_hessians`);
+        in the share logits (multinomial logit :math:`w_{ik} = e^{\\gamma_k' z_i} / \\sum_j
+        e^{\\gamma_j' z_i}`, :math:`\\gamma_0 = 0`, :math:`z_i = 1` for constant shares),
+        :math:`\\partial^2 \\log w_{ik} / \\partial\\gamma_l \\partial\\gamma_m' =
+        -w_{il}(1[l = m] - w_{im}) z_i z_i'`, the same for every :math:`k`, so that its
+        posterior mean is itself (:meth:`share_hessian`); the cross block
+        :math:`\\theta\\gamma` of :math:`H_{ik}` is zero. The outer-product terms are the
+        posterior covariance of the complete-data scores, one ``(N, P + n_share)`` product per
+        type. With type-specific tables their transition log-likelihood is part of
+        :math:`\\ell_{ik}` but does not depend on :math:`x` (held).
+
+        Raises
+        ------
+        ConvergenceError
+            A type's fixed point failed, or the likelihood is not finite, at ``x``.
+        """
+        x = np.asarray(x, dtype=float)
+        with small_blas(self.mix.model.n_states, self.solver):
+            self.n_evaluations += 1
+            terms, sols = self.type_terms(x, True)
+            ev = self._assemble(x, terms, sols, True)
+            if ev.grad is None:
+                raise ConvergenceError("the mixture likelihood is not finite (or a type's fixed "
+                                       "point failed) where the Hessian is needed")
+            d2 = self.type_hessians(x, sols)
+        q, w = ev.posteriors, self.unit_weights(x)
+        P = len(self.struct)
+        Nk = self.weighted_counts(q)
+        H = np.zeros((P + self.n_share, P + self.n_share))
+        for k, S in enumerate(self.complete_scores([d for _, d in terms], w)):
+            Hk = np.einsum("sa,saij->ij", Nk[k], d2[k])
+            H[:P, :P] += self.maps[k].T @ Hk @ self.maps[k]
+            H += (S * q[:, k:k + 1]).T @ S
+        H -= ev.unit_scores.T @ ev.unit_scores
+        if self.n_share:
+            H[P:, P:] += self.share_hessian(w)
+        return 0.5 * (H + H.T), ev
+
+    def cross_hessian(self, x: np.ndarray, dtrans_of) -> np.ndarray:
+        """:math:`\\partial^2 \\ell / \\partial x \\partial\\psi'` at ``x``, analytic:
+        the derivative of the gradient in the internal parameters :math:`x` in the transition
+        parameters :math:`\\psi` the types are solved with (held in the estimate; for
+        Murphy and Topel's correction of a first stage shared by all types).
+
+        By the identity of :meth:`hessian` with :math:`t_{ik} = \\sum_{s,a} n_i(s,a)
+        \\partial\\log\\pi_k(a \\mid s) / \\partial\\psi` in place of the second
+        score (the shares do not depend on :math:`\\psi`),
+
+        .. math::
+
+            C = \\sum_k \\begin{pmatrix} M_k' \\sum_{s,a} N_k(s,a)
+            \\partial^2 \\log\\pi_k(a \\mid s) / \\partial\\theta \\partial\\psi'
+            \\\\ 0 \\end{pmatrix} + \\sum_i \\Big[\\sum_k q_{ik} s_{ik} t_{ik}'
+            - s_i t_i'\\Big], \\qquad t_i = \\sum_k q_{ik} t_{ik},
+
+        the cross second derivatives from :meth:`ddc.Solution.d2logccp_dtheta_dpsi` (first
+        derivatives of the transitions only).
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            Internal parameters.
+        dtrans_of : callable
+            ``dtrans_of(k, solution)``: the :class:`~ddc.transitions.TransitionDerivatives`
+            of type ``k``'s transitions in :math:`\\psi` (the same names for every type).
+
+        Returns
+        -------
+        numpy.ndarray, shape (P + n_share, len(psi))
+        """
+        x = np.asarray(x, dtype=float)
+        Pu = len(self.mix.model.utility_params)
+        P = len(self.struct)
+        B = self.counts.matrix
+        with small_blas(self.mix.model.n_states, self.solver):
+            self.n_evaluations += 1
+            terms, sols = self.type_terms(x, True)
+            ev = self._assemble(x, terms, sols, True)
+            if ev.grad is None:
+                raise ConvergenceError("the mixture likelihood is not finite (or a type's fixed "
+                                       "point failed) where its cross derivative is needed")
+            q = ev.posteriors
+            Nk = self.weighted_counts(q)
+            C, T = None, None
+            scores = self.complete_scores([d for _, d in terms], self.unit_weights(x))
+            for k, (S, sol) in enumerate(zip(scores, sols, strict=True)):
+                dt = dtrans_of(k, sol)
+                d1 = sol.dlogccp_dparams(list(dt.names), dt)[:, :, Pu:]
+                Tk = B @ d1.reshape(self._SA, -1)
+                if C is None:
+                    C, T = np.zeros((S.shape[1], Tk.shape[1])), np.zeros_like(Tk)
+                d2 = sol.d2logccp_dtheta_dpsi(dt)
+                C[:P] += self.maps[k].T @ np.einsum("sa,saij->ij", Nk[k], d2)
+                C += (S * q[:, k:k + 1]).T @ Tk
+                T += q[:, k:k + 1] * Tk
+        return C - ev.unit_scores.T @ T
 
     def weighted_counts(self, q: np.ndarray) -> list[np.ndarray]:
         """:math:`N_k(s, a) = \\sum_i q_{ik} n_i(s, a)`, one ``(S, A)`` array per type."""

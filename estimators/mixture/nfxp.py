@@ -32,21 +32,24 @@ Steps of :meth:`MixtureNFXP.fit`:
    parameters, shares and type tables, the shared first-stage tables held.
 6. **Labels** ordered by a fixed rule: types sorted by their first ``by_type`` parameter,
    ascending (type 0 has the smallest).
-7. **Inference** from the mixture likelihood: the Hessian (central differences of the analytic
-   gradient) and the per-unit scores, transformed from the logit parametrisation of the shares
-   to the shares themselves (the delta method), so that every covariance kind (Hessian, OPG,
-   sandwich, cluster by unit) is available. A first stage shared by all types is accounted
-   for as in the one-type NFXP (Murphy and Topel 1985,
-   :func:`estimators.first_stage.murphy_topel`): the cross derivative
-   :math:`C = \\partial^2 \\ell / \\partial x \\partial\\psi'` of the mixture log-likelihood in the
-   internal parameters :math:`x` and the first-stage parameters :math:`\\psi` (free transition
-   parameters, or the free cells of the estimated tables) by central differences in :math:`x`
-   of the analytic gradient in :math:`\\psi` (a few differences however many cells), carried
-   to the reported parameters like the Hessian. With
-   type-specific tables the covariance is the inverse of the joint information of the
-   parameters and the tables' free cells (:mod:`estimators.mixture.table_inference`; the
-   cells' standard errors in ``res.type_table_std_errors``), with the same correction for the
-   shared first-stage tables on top.
+7. **Inference** from the mixture likelihood: the Hessian, analytic by Louis' identity
+   (:meth:`estimators.mixture.likelihood.MixtureLikelihood.hessian`: each type's second
+   derivatives of the log CCPs on its posterior-weighted counts, the share logits' curvature
+   and the posterior covariance of the complete-data scores; no fixed point solved again), and
+   the per-unit scores, transformed from the logit parametrisation of the shares to the shares
+   themselves (the delta method), so that every covariance kind (Hessian, OPG, sandwich,
+   cluster by unit) is available. A first stage shared by all types is accounted for as in
+   the one-type NFXP (Murphy and Topel 1985, :func:`estimators.first_stage.murphy_topel`):
+   the cross derivative :math:`C = \\partial^2 \\ell / \\partial x \\partial\\psi'` of the
+   mixture log-likelihood in the internal parameters :math:`x` and the first-stage parameters
+   :math:`\\psi` (free transition parameters, or the free cells of the estimated tables),
+   analytic by the same identity
+   (:meth:`~estimators.mixture.likelihood.MixtureLikelihood.cross_hessian`), carried to the
+   reported parameters like the Hessian. With type-specific tables the covariance is the
+   inverse of the joint information of the parameters and the tables' free cells
+   (:mod:`estimators.mixture.table_inference`, still central differences of the analytic
+   joint gradient; the cells' standard errors in ``res.type_table_std_errors``), with the
+   same correction for the shared first-stage tables on top.
 
 With ``n_types=1`` steps 3-5 are skipped: the estimate is the one-type estimate of step 2,
 which is what ``NFXP(model, full_information=False)`` computes (with the same first stage and
@@ -156,24 +159,6 @@ def order_types(mix: Mixture, ml, x: np.ndarray) -> np.ndarray:
     return y
 
 
-def numerical_hessian(ml, x: np.ndarray) -> np.ndarray:
-    """Hessian of ``ml``'s log-likelihood at internal ``x``: central differences of the
-    analytic gradient, step ``1e-5 max(1, |x_k|)``."""
-    n = len(x)
-    H = np.empty((n, n))
-    for k in range(n):
-        h = 1e-5 * max(1.0, abs(x[k]))
-        up, dn = x.copy(), x.copy()
-        up[k] += h
-        dn[k] -= h
-        g_up, g_dn = ml.evaluate(up).grad, ml.evaluate(dn).grad
-        if g_up is None or g_dn is None:
-            raise RuntimeError(f"the mixture likelihood is not finite near the estimate in "
-                               f"{ml.names[k]}; cannot form the Hessian")
-        H[:, k] = (g_up - g_dn) / (2 * h)
-    return 0.5 * (H + H.T)
-
-
 def mixture_results(estimator: str, mix: Mixture, ml, x: np.ndarray, cd, ts, *, notes: list,
                     converged: bool, message: str, on_failure: str, iterations: int,
                     seconds: float, extra: dict, loglik_label: str = "choice",
@@ -211,7 +196,7 @@ def mixture_results(estimator: str, mix: Mixture, ml, x: np.ndarray, cd, ts, *, 
             raise ConvergenceError(msg)
         warnings.warn(msg, ConvergenceWarning, stacklevel=4)
         notes.append(msg)
-    Hx = numerical_hessian(ml, x)
+    Hx, ev = ml.hessian(x)
     P = len(ml.struct)
     J = np.eye(P + ml.n_share)
     if K > 1 and ml.Zc is None:  # shares reported as probabilities; logit coefficients as is
@@ -319,46 +304,25 @@ def _first_stage_covariances(mix: Mixture, ml: MixtureLikelihood, x: np.ndarray,
 
 def _cross_derivative(ml_p: MixtureLikelihood, x: np.ndarray, names: list[str], ts
                       ) -> np.ndarray:
-    """:math:`C = \\partial^2 \\ell / \\partial x \\partial \\psi'` as the derivative in
-    :math:`x` of the analytic gradient in :math:`\\psi`,
-    :math:`\\partial \\ell / \\partial \\psi = \\sum_k \\sum_{s,a} N_k(s, a)
-    \\partial \\log\\pi_k(a \\mid s) / \\partial \\psi` with :math:`N_k = \\sum_i q_{ik} n_i`
-    (the transition part of the likelihood does not depend on :math:`x`): central differences
-    over the few coordinates of :math:`x`, not over the many first-stage cells. The tables'
-    derivatives in their cells are exact
-    (:func:`estimators.mixture.table_inference.cell_derivatives`); transition parameters'
-    come from the transition function."""
+    """:math:`C = \\partial^2 \\ell / \\partial x \\partial \\psi'`, analytic
+    (:meth:`~estimators.mixture.likelihood.MixtureLikelihood.cross_hessian`: Louis' identity
+    with the types' cross second derivatives of the log CCPs). The tables' derivatives in
+    their cells are exact (:func:`estimators.mixture.table_inference.cell_derivatives`, one set
+    for all types); transition parameters' come from the transition function at each type's
+    solution."""
     model = ml_p.mix.model
-    Pu = len(model.utility_params)
-    SA = model.n_states * model.n_actions
-    BT = ml_p.counts.matrix.T.tocsr()
-    dtrans = None
     if ts.tables:
         layout = cell_layout(ts.model, ts.tables, ts.counts)
         if layout.names != names:
             raise RuntimeError("the first stage's cells are not in the expected order")
-        dtrans = cell_derivatives(model, ts.model.transitions(), [layout])
+        cells = cell_derivatives(model, ts.model.transitions(), [layout])
 
-    def grad_psi(z: np.ndarray) -> np.ndarray:
-        ev = ml_p.evaluate(z, False)
-        if ev.posteriors is None or not all(s.converged for s in ev.solutions):
-            raise RuntimeError("the mixture likelihood is not finite near the estimate; "
-                               "cannot correct the standard errors for the first stage")
-        out = np.zeros(len(names))
-        for k, (sol, lik) in enumerate(zip(ev.solutions, ml_p.liks, strict=True)):
-            dt = dtrans if dtrans is not None else lik.transition_derivatives(sol, names)
-            d = sol.dlogccp_dparams(names, dt)[:, :, Pu:].reshape(SA, -1)
-            out += (BT @ ev.posteriors[:, k]) @ d
-        return out
-
-    C = np.empty((len(x), len(names)))
-    for j in range(len(x)):
-        h = 1e-5 * max(1.0, abs(x[j]))
-        up, dn = x.copy(), x.copy()
-        up[j] += h
-        dn[j] -= h
-        C[j] = (grad_psi(up) - grad_psi(dn)) / (2 * h)
-    return C
+        def dtrans_of(k, sol):
+            return cells
+    else:
+        def dtrans_of(k, sol):
+            return ml_p.liks[k].transition_derivatives(sol, names)
+    return ml_p.cross_hessian(x, dtrans_of)
 
 
 class MixtureNFXP:

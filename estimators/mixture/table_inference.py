@@ -5,7 +5,13 @@ the internal parameters :math:`x` (utility parameters and share logits) and the 
 :math:`\\phi = (\\phi_1, \\dots, \\phi_K)` of the types' tables (EM and the alternation of
 :class:`~estimators.mixture.nfxp.MixtureNFXP`). Its covariance is the inverse of the joint
 information, not the :math:`x` block alone: here the joint Hessian is formed by central
-differences of the analytic joint gradient. Unit :math:`i`'s score in type :math:`k`'s cells is
+differences of the analytic joint gradient. (The parameters-only case has an analytic Hessian,
+:meth:`~estimators.mixture.likelihood.MixtureLikelihood.hessian`; the joint one would in
+addition need the second derivatives of the log CCPs in the cells and the posterior
+covariance of the cell scores with their transition part; not done: this path's cost is in the
+differences over the many cells, each an evaluation of every type.)
+
+Unit :math:`i`'s score in type :math:`k`'s cells is
 
 .. math::
 
