@@ -1488,9 +1488,11 @@ def first_stage_view(ts: TransitionEstimate, panel: Panel | None):
         pmodel, psi, Vpsi, S = _cell_view(ts, panel)
         return pmodel, psi, Vpsi, S, f"{len(psi)} estimated transition cells"
     if len(ts.params) and ts.free:
-        where = [list(ts.params.index).index(n) for n in ts.free]
+        names = ts.params.index.tolist()
+        where = [names.index(n) for n in ts.free]
         S = ts.row_scores[:, where] if panel is not None else None
-        return (ts.model, ts.params[ts.free], ts.cov[np.ix_(where, where)], S,
+        # by position (label indexing of a string index costs a tenth of a millisecond)
+        return (ts.model, ts.params.iloc[where], ts.cov[np.ix_(where, where)], S,
                 f"{len(ts.free)} first-stage transition parameters")
     return None
 
