@@ -457,3 +457,43 @@ def test_data_protocol_names_a_bad_extra_column_value():
         data.column("fuel")
     with pytest.raises(TypeError, match="data must be a long panel"):
         estimation_data(bus, frame.to_numpy())
+
+
+def test_full_information_falls_back_when_a_parametric_simplex_group_is_held_whole():
+    """The generic parametric first stage (``SimplexParameters`` groups) holds a group whose
+    implied last probability is on the boundary whole (its central differences cannot step
+    along the edge). When that leaves no transition parameter free, NFXP's full information is
+    the two-step estimator, and ``res.extra["fallback"]`` says so (the family case above no
+    longer falls back)."""
+    from models_entry import entry_model
+
+    from ddc.transition_families import SimplexParameters
+
+    chain = np.tile([0.3, 0.4, 0.3, 0.0], (4, 1))  # demand level 3 is never reached
+
+    def transitions(tp):
+        q = tp[["q0", "q1", "q2"]].to_numpy(dtype=float)
+        if np.any(q < 0) or q.sum() > 1 + 1e-12:
+            raise ValueError(f"q must lie in the simplex, got {q}")
+        row = np.append(q, max(0.0, 1.0 - q.sum()))
+        return ddc.FactoredTransitions([base.transitions().factors[0],
+                                        ddc.Factor("demand", np.tile(row, (4, 1)))])
+
+    base = entry_model(demand_chain=chain)
+    model = base.replace(transitions=transitions,
+                         transition_params=pd.Series({"q0": 0.25, "q1": 0.25, "q2": 0.25}),
+                         true_params=pd.concat([base.true_params,
+                                                pd.Series({"q0": 0.3, "q1": 0.4, "q2": 0.3})]),
+                         hooks=base.hooks.replace(
+                             transition_family=SimplexParameters(["q0", "q1", "q2"])))
+    panel = simulate(base, base.true_params, n_customers=300, n_periods=20, seed=1)
+    assert not (panel["demand"] == 3).any()
+    res = NFXP(model).fit(panel)
+    two = NFXP(model, full_information=False).fit(panel)
+    assert res.converged
+    assert res.extra["fallback"].startswith(
+        "full information fell back to two-step because the implied last probability of the "
+        "simplex group(s) [['q0', 'q1', 'q2']] is on the boundary")
+    assert list(res.params.index) == ["theta_d", "FC"]
+    np.testing.assert_array_equal(res.params.to_numpy(), two.params.to_numpy())
+    assert two.extra["fallback"] == ""
