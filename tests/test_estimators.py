@@ -5,6 +5,8 @@ Table X (175 states), as listed in ddc/datasets/rust1987/PROVENANCE.md. Rust's t
 four significant digits for RC and theta_11, three decimals for log-likelihoods.
 """
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -273,7 +275,7 @@ def never_seen_last_increment():
 
 
 def test_full_information_holds_only_the_implied_last_increment_when_never_seen(
-        never_seen_last_increment):
+        never_seen_last_increment, tmp_path):
     """Rust's layout makes the last increment probability 1 - sum of the parameters. When that
     increment is never observed its estimate is 0, on the simplex boundary: full information
     holds it there (it is not a parameter; the notes say so) and estimates everything else
@@ -290,6 +292,15 @@ def test_full_information_holds_only_the_implied_last_increment_when_never_seen(
                and "held there" in n for n in res.notes)
     assert list(res.params.index) == ["RC", "theta_11", "theta_30", "theta_31"]
     assert len(res.fixed_params) == 0
+    # three directions moved (RC, theta_11 and one along theta_30 - theta_31): AIC/BIC count 3
+    assert res.df_model == 3 and res.n_params == 4
+    assert res.aic == pytest.approx(-2 * res.loglik + 6, rel=1e-14)
+    assert re.search(r"No\. parameters: +4 \(3 free\)", str(res.summary()))
+    from estimators.results import load_results
+
+    back = load_results(res.save(tmp_path / "boundary.json"), model)
+    assert back.df_model == 3 and back.aic == res.aic
+    np.testing.assert_array_equal(back.cov.to_numpy(), res.cov.to_numpy())
     assert res.params["theta_30"] + res.params["theta_31"] == pytest.approx(1.0, abs=1e-13)
     # the covariance is that of the one free direction: the two probabilities move together
     V = res.cov.to_numpy()
