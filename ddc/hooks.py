@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from ddc.model import Model
 
 __all__ = ["Curve", "DataLayout", "Hooks", "Money", "Outcome", "OutcomeContext",
-           "TransitionFamily"]
+           "TransitionFamily", "TransitionJacobian"]
 
 
 @dataclass(frozen=True)
@@ -426,6 +426,58 @@ class TransitionFamily:
 
 
 @dataclass(frozen=True)
+class TransitionJacobian:
+    """The derivatives of a model's transition tables in its transition parameters, in closed
+    form.
+
+    Without it the engine differentiates the model's transition function numerically
+    (:func:`ddc.transitions.differentiate_transitions`: four evaluations per parameter); with
+    it, the tables' derivatives
+
+    .. math:: \\frac{\\partial F_j(\\psi)}{\\partial \\psi_k}
+
+    come from ``first`` in one call, and the derivatives of the transition probabilities
+    :math:`P = \\prod_j F_j` are assembled from them by the product rule as before.
+
+    Parameters
+    ----------
+    first : callable
+        ``first(psi) -> sequence of mapping``: for each transition parameter :math:`\\psi_k`
+        (the model's order; ``psi`` is the array of all of them), a mapping from the variable
+        of a factor of the transition function's
+        :class:`~ddc.transitions.FactoredTransitions` to :math:`\\partial F_j / \\partial
+        \\psi_k`, an array of that factor's table's shape (factors the parameter does not move
+        may be left out).
+    affine : bool
+        Whether every table is affine in the parameters (for example probabilities that are
+        the parameters themselves, or one minus their sum): then the second derivatives of
+        each table are zero and the second derivatives of :math:`P` need no differencing
+        either. Otherwise second derivatives are taken numerically, as without the hook.
+
+    Examples
+    --------
+    A Markov chain over two values that leaves the first with probability ``p``:
+
+    >>> import numpy as np
+    >>> jac = TransitionJacobian(lambda psi: [{"x": np.array([[-1.0, 1.0], [0.0, 0.0]])}],
+    ...                          affine=True)
+    >>> jac.affine
+    True
+    """
+
+    first: Callable[[np.ndarray], Sequence[Mapping[str, np.ndarray]]]
+    affine: bool = False
+
+    def __post_init__(self) -> None:
+        if not callable(self.first):
+            raise TypeError("TransitionJacobian(first=...) must be callable: psi -> one mapping "
+                            f"(factor variable -> table derivative) per parameter; got "
+                            f"{type(self.first).__name__}")
+        if not isinstance(self.affine, bool):
+            raise TypeError(f"TransitionJacobian(affine=...) must be a bool; got {self.affine!r}")
+
+
+@dataclass(frozen=True)
 class Hooks:
     """Everything an application declares to the generic engine (all optional).
 
@@ -446,6 +498,9 @@ class Hooks:
     transition_family : TransitionFamily, optional
         How the transition parameters are estimated from the data (default: maximum likelihood
         over the observed transitions).
+    transition_jacobian : TransitionJacobian, optional
+        The transition tables' derivatives in the transition parameters in closed form
+        (default: numerical differences of the transition function's tables).
     default_scenarios : callable, optional
         ``default_scenarios(model) -> list of scenarios`` run by ``scenarios="default"``.
     figures : callable, optional
@@ -461,6 +516,7 @@ class Hooks:
     unit: str = "unit"
     layout: DataLayout = field(default_factory=DataLayout)
     transition_family: TransitionFamily | None = None
+    transition_jacobian: TransitionJacobian | None = None
     default_scenarios: Callable[[Model], Sequence[Any]] | None = None
     figures: Callable[[Any], Mapping[str, Any]] | None = None
     description: str = ""
@@ -499,6 +555,10 @@ class Hooks:
                 not isinstance(self.transition_family, TransitionFamily):
             raise TypeError("hooks.transition_family must be a ddc.hooks.TransitionFamily; got "
                             f"{type(self.transition_family).__name__}")
+        if self.transition_jacobian is not None and \
+                not isinstance(self.transition_jacobian, TransitionJacobian):
+            raise TypeError("hooks.transition_jacobian must be a ddc.hooks.TransitionJacobian; "
+                            f"got {type(self.transition_jacobian).__name__}")
         for attr in ("default_scenarios", "figures"):
             value = getattr(self, attr)
             if value is not None and not callable(value):

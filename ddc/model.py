@@ -351,7 +351,9 @@ class Model:
 
     def replace(self, **changes) -> Model:
         """A copy of the model with some constructor arguments changed (``beta=...``,
-        ``utility=...``, ``feasible=...``, ``transitions=...``, ``name=...``)."""
+        ``utility=...``, ``feasible=...``, ``transitions=...``, ``name=...``). New
+        ``transitions`` drop the hooks' closed-form ``transition_jacobian`` (it differentiates
+        the transition function replaced) unless ``hooks`` are given too."""
         args = dict(
             states=self.space, actions=self.actions, utility=self.utility,
             transitions=self._transition_fn or self._fixed_transitions, beta=self.beta,
@@ -363,6 +365,11 @@ class Model:
         if unknown:
             raise TypeError(f"Model.replace got unknown argument(s) {sorted(unknown)}; "
                             f"accepted: {sorted(args)}")
+        new_fn = "transitions" in changes and \
+            changes["transitions"] is not (self._transition_fn or self._fixed_transitions)
+        if new_fn and "hooks" not in changes and self.hooks.transition_jacobian is not None:
+            # the declared Jacobian is that of the transition function being replaced
+            args["hooks"] = self.hooks.replace(transition_jacobian=None)
         args.update(changes)
         return Model(**args)
 

@@ -42,6 +42,7 @@ Derivatives (implicit function theorem):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 import warnings
@@ -637,7 +638,10 @@ def transition_derivatives(model, params, names: list[str] | None = None,
     The transition function is the user's code: its tables (not the fixed point) are
     differentiated by Richardson-extrapolated central differences
     (:func:`ddc.transitions.differentiate_transitions`; exact up to rounding, about
-    :math:`10^{-13}`, for tables linear in the parameters). Models whose transitions are fixed
+    :math:`10^{-13}`, for tables linear in the parameters), unless the model declares them in
+    closed form (``model.hooks.transition_jacobian``, a
+    :class:`ddc.hooks.TransitionJacobian`; used for named parameters, not ``directions``).
+    Models whose transitions are fixed
     have no transition parameters, and ``names`` must then be empty.
 
     Parameters
@@ -689,8 +693,24 @@ def transition_derivatives(model, params, names: list[str] | None = None,
         return model._transition_fn(pd.Series(out[K:], index=index, dtype=float))
 
     at = psi0 if D is None else np.zeros(D.shape[1])
+    hooks = getattr(model, "hooks", None)
+    declared = getattr(hooks, "transition_jacobian", None)
+    jacobian = None
+    if declared is not None and D is None:  # closed form, for all parameters: keep those asked
+        pos = [every.index(n) for n in rows]
+
+        def first(psi):
+            x = vec[K:].copy()
+            x[pos] = psi
+            every_d = list(declared.first(x))
+            if len(every_d) != len(every):
+                raise ValueError(f"the transition Jacobian gave {len(every_d)} derivative(s) "
+                                 f"for the {len(every)} transition parameters {every}")
+            return [every_d[i] for i in pos]
+
+        jacobian = dataclasses.replace(declared, first=first)
     return differentiate_transitions(evaluate, at, labels, model.space, model.n_actions,
-                                     second=second)
+                                     second=second, jacobian=jacobian)
 
 
 class Derivatives(NamedTuple):

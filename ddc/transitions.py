@@ -79,13 +79,16 @@ class Factor:
             )
         if len(set(given)) != len(given):
             raise ValueError(f"transition factor of {self.variable!r}: repeated names in {given}")
-        if not np.all(np.isfinite(table)) or np.any(table < 0):
+        # one pass in the common case: no entry NaN or negative, and finite row sums (so no
+        # entry infinite); otherwise the entry at fault is named below
+        sums = table.sum(axis=-1) if (table >= 0).all() else None
+        if (sums is None or not np.isfinite(sums).all()) and \
+                (not np.all(np.isfinite(table)) or np.any(table < 0)):
             bad = np.argwhere(~np.isfinite(table) | (table < 0))[0]
             raise ValueError(
                 f"transition factor of {self.variable!r}: probabilities must be finite and "
                 f">= 0; entry {tuple(int(i) for i in bad)} is {float(table[tuple(bad)])!r}"
             )
-        sums = table.sum(axis=-1)
         if np.any(np.abs(sums - 1.0) > ROW_SUM_TOL):
             bad = np.argwhere(np.abs(sums - 1.0) > ROW_SUM_TOL)[0]
             where = ", ".join(f"{g}={int(i)}" for g, i in zip(given, bad, strict=True))
@@ -549,6 +552,7 @@ def differentiate_transitions(
     n_actions: int,
     second: bool = False,
     rel_step: float = 1e-4,
+    jacobian=None,
 ) -> TransitionDerivatives:
     """Derivatives of the transition tables in the transition parameters.
 
@@ -591,6 +595,12 @@ def differentiate_transitions(
         The step :math:`h_k` is ``rel_step * max(1, |psi_k|)``, halved (up to 30 times) while
         ``evaluate`` rejects a point of the stencil with a ``ValueError`` (a parameter near the
         edge of its domain).
+    jacobian : ddc.hooks.TransitionJacobian, optional
+        The tables' first derivatives in closed form: ``jacobian.first(psi)`` replaces the
+        differences (no step; ``steps`` are then zero), for the entries of ``psi`` in order.
+        With ``second=True`` it is used only when ``jacobian.affine`` (the tables' second
+        derivatives are then zero, the products of first derivatives of different factors
+        remain); otherwise everything is differenced as without it.
 
     Returns
     -------
@@ -601,6 +611,8 @@ def differentiate_transitions(
     base = evaluate(psi)
     comp0 = _components(base)
     keys = list(comp0)
+    if jacobian is not None and (not second or jacobian.affine):
+        return _from_jacobian(base, comp0, jacobian, psi, names, space, n_actions, second)
 
     def at(x):
         comp = _components(evaluate(x))
@@ -667,3 +679,51 @@ def differentiate_transitions(
                         terms.append(compiled({c: d1[k][c], c2: d1[l][c2]}))
             sec[(k, l)] = terms
     return TransitionDerivatives(names, steps, first, sec, space.size, n_actions)
+
+
+def _from_jacobian(base, comp0: dict, jacobian, psi: np.ndarray, names: Sequence[str],
+                   space: StateSpace, n_actions: int, second: bool) -> TransitionDerivatives:
+    """:func:`differentiate_transitions` from a closed-form Jacobian of the tables (affine
+    tables when ``second``: no second derivative of a table, only products of first
+    derivatives of two different factors)."""
+    if not isinstance(base, FactoredTransitions):
+        raise TypeError("a TransitionJacobian differentiates FactoredTransitions; the transition "
+                        f"function returned {type(base).__name__}")
+    P = psi.size
+    got = list(jacobian.first(psi.copy()))
+    if len(got) != P:
+        raise ValueError(f"the transition Jacobian gave {len(got)} derivative(s) for the "
+                         f"{P} transition parameters {list(names)}")
+    d1 = []
+    for k, dk in enumerate(got):
+        unknown = [c for c in dk if c not in comp0]
+        if unknown:
+            raise ValueError(f"the transition Jacobian's derivative in {names[k]!r} names "
+                             f"{unknown}, which are not factors of the transitions "
+                             f"({list(comp0)})")
+        row = {}
+        for c in comp0:
+            if c not in dk:
+                continue
+            t = np.asarray(dk[c], dtype=np.float64)
+            if t.shape != comp0[c].shape:
+                raise ValueError(f"the transition Jacobian's derivative of factor {c!r} in "
+                                 f"{names[k]!r} has shape {t.shape}; the table has "
+                                 f"{comp0[c].shape}")
+            if not np.all(np.isfinite(t)):
+                raise ValueError(f"the transition Jacobian's derivative of factor {c!r} in "
+                                 f"{names[k]!r} is not finite")
+            if np.any(t):
+                row[c] = t
+        d1.append(row)
+
+    def compiled(replace: dict):
+        return base.compile(space, n_actions, tables=replace)
+
+    first = [[compiled({c: t}) for c, t in dk.items()] for dk in d1]
+    sec = None
+    if second:
+        sec = {(k, l): [compiled({c: d1[k][c], c2: d1[l][c2]})
+                        for c in d1[k] for c2 in d1[l] if c != c2]
+               for k in range(P) for l in range(k, P)}
+    return TransitionDerivatives(names, np.zeros(P), first, sec, space.size, n_actions)

@@ -508,8 +508,11 @@ def prepare(model: Model, data, drop_first: bool | None, who: str, needs_rows: b
     ts = estimate_transitions(model, ed, options=options)
     ts.notes = [*dropped, *ts.notes]
     params = model.params_series(np.zeros(len(model.param_names)))
-    if len(ts.params):
-        params[ts.params.index] = ts.params
+    if len(ts.params):  # by position: label indexing costs a tenth of a millisecond a time
+        where = {n: i for i, n in enumerate(params.index.tolist())}
+        values = params.to_numpy(dtype=float, copy=True)
+        values[[where[n] for n in ts.params.index.tolist()]] = ts.params.to_numpy(dtype=float)
+        params = pd.Series(values, index=params.index, name=params.name)
     if not np.isfinite(ts.loglik):
         ed.check_transitions(params)  # names the rows of the impossible transitions
         raise PanelError(f"the transition log-likelihood is {ts.loglik} at the first-stage "

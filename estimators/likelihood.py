@@ -118,7 +118,6 @@ class ChoiceLikelihood:
     def _remember(self, sol: Solution, dV: np.ndarray, names: Sequence[str],
                   d2V: np.ndarray | None = None) -> None:
         K = len(self.model.utility_params)
-        every = list(self.model.transition_params.index)
         if names and self._directional(names):
             # derivatives along directions D: the prediction in the parameters' own
             # coordinates, dV D' (exact for steps in the span of D, the only ones taken)
@@ -131,6 +130,7 @@ class ChoiceLikelihood:
                 d2V = np.einsum("ki,skl,lj->sij", M, d2V, M)
             names = list(self.directions.index)
         if names:
+            every = list(self.model.transition_params.index)
             cols = np.array(list(range(K)) + [K + every.index(n) for n in names],
                             dtype=np.int64)
         else:

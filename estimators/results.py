@@ -110,17 +110,20 @@ def _as_series(values: Any, name: str) -> pd.Series:
         raise TypeError(f"{name} must be a pandas Series with the parameter names as index, "
                         f"e.g. pd.Series([1.0, 2.0], index=['theta_0', 'RC']); got "
                         f"{type(values).__name__}")
-    bad = [v for v in values.index if not isinstance(v, str)]
+    labels = values.index.tolist()
+    bad = [v for v in labels if not isinstance(v, str)]
     if bad:
         raise TypeError(f"{name} must be indexed by parameter names (str); index has {bad[0]!r}")
-    dup = values.index[values.index.duplicated()].unique().tolist()
-    if dup:
+    if len(set(labels)) != len(labels):
+        dup = values.index[values.index.duplicated()].unique().tolist()
         raise ValueError(f"{name} has duplicated parameter names: {dup}")
+    if values.dtype == np.float64:  # the common case, without pandas' astype machinery
+        return pd.Series(values.to_numpy(copy=True), index=pd.Index(labels, dtype=object))
     try:
         out = values.astype(float)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name} must hold numbers: {exc}") from None
-    out.index = pd.Index(list(values.index), dtype=object)
+    out.index = pd.Index(labels, dtype=object)
     out.name = None
     return out
 

@@ -217,6 +217,72 @@ def test_unknown_transition_parameter():
         model.solve(params).dlogccp_dparams(["RC"])
 
 
+# ------------------------------------------------------------ a Jacobian declared in closed form
+def numerical(model, params, second=False):
+    """The transition derivatives by differences of the tables (the engine's route without
+    the model's ``transition_jacobian`` hook): the twin of the closed form."""
+    names = list(model.transition_params.index)
+
+    def evaluate(x):
+        return model.transitions(pd.concat([params[:2], pd.Series(x, index=names)]))
+
+    return differentiate_transitions(evaluate, params[names].to_numpy(), names, model.space,
+                                     model.n_actions, second=second)
+
+
+@pytest.mark.parametrize("n_states", [90, 175])
+def test_declared_jacobian_matches_the_differences(n_states):
+    """Rust's bus declares its tables' derivatives in the increment probabilities (linear
+    tables): the same as the Richardson differences up to their rounding (1e-9 of the spread of
+    the vector they are applied to), second derivatives zero, and no step taken."""
+    model, params = bus(n_states)
+    assert model.hooks.transition_jacobian is not None
+    W = model.solve(params).V
+    scale = np.abs(W - W.mean()).max()
+    closed = transition_derivatives(model, params, second=True)
+    diff = numerical(model, params, second=True)
+    assert np.all(closed.steps == 0) and np.all(diff.steps > 0)
+    np.testing.assert_allclose(closed.expected(W), diff.expected(W), rtol=0, atol=1e-9 * scale)
+    np.testing.assert_allclose(closed.expected_second(W), diff.expected_second(W), rtol=0,
+                               atol=1e-9 * scale)
+    assert not np.any(closed.expected_second(W))
+    # a subset of the parameters, in another order
+    names = list(model.transition_params.index)[::-1][:2]
+    sub = transition_derivatives(model, params, names)
+    full = closed.expected(W)
+    np.testing.assert_array_equal(sub.expected(W),
+                                  full[:, :, [closed.names.index(n) for n in names]])
+
+
+def test_new_transitions_drop_the_declared_jacobian():
+    """The hook differentiates the transition function it was declared with: a model copy with
+    other transitions falls back to differences, a copy with other parameters keeps it."""
+    model, _ = bus(90)
+    assert model.replace(beta=0.99).hooks.transition_jacobian is not None
+    other = model.replace(transitions=lambda tp: model._transition_fn(tp))
+    assert other.hooks.transition_jacobian is None
+    assert other.hooks.transition_family is model.hooks.transition_family
+
+
+@pytest.mark.parametrize("bad, match", [
+    pytest.param(lambda d: d[:1], "1 derivative\\(s\\) for the 2 transition parameters",
+                 id="count"),
+    pytest.param(lambda d: [{"mileage": d[0]["mileage"][0]}, d[1]],
+                 "factor 'mileage' in 'theta_30' has shape \\(90, 90\\)", id="shape"),
+    pytest.param(lambda d: [d[0], {"engine": d[1]["mileage"]}],
+                 "in 'theta_31' names \\['engine'\\]", id="factor"),
+])
+def test_bad_declared_jacobian_names_the_fault(bad, match):
+    model, params = bus(90)
+    declared = model.hooks.transition_jacobian
+    hooks = model.hooks.replace(transition_jacobian=ddc.hooks.TransitionJacobian(
+        lambda psi: bad(list(declared.first(psi))), affine=True))
+    with pytest.raises(ValueError, match=match):
+        transition_derivatives(model.replace(hooks=hooks), params)
+    with pytest.raises(TypeError, match="must be callable"):
+        ddc.hooks.TransitionJacobian(None)
+
+
 def test_directional_transition_derivatives_stay_on_the_simplex_edge():
     """Derivatives along directions D (``transition_derivatives(..., directions=D)``) are the
     named derivatives combined by D at an interior point, to rounding; on the edge where the

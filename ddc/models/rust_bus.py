@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ddc.hooks import DataLayout, Hooks
+from ddc.hooks import DataLayout, Hooks, TransitionJacobian
 from ddc.model import Model
 from ddc.statespace import StateVariable
 from ddc.transition_families import IncrementTransitions
@@ -104,16 +104,29 @@ def increment_matrix(n_states: int, probs: np.ndarray) -> np.ndarray:
     """``(n, n)`` matrix of the mileage moving up by ``j`` bins with ``probs[j]``; the mass that
     would pass the last bin stays in it.
 
-    :math:`P[x, \\min(x + j, n - 1)] \\mathrel{+}= p_j`, accumulated in the order of ``j`` (one
-    ``bincount`` over the flat indices, which sums each cell's weights in that order).
+    :math:`P[x, \\min(x + j, n - 1)] \\mathrel{+}= p_j`, accumulated in the order of ``j`` from
+    zero (each cell's sum is formed in that order, so the table does not depend on how the
+    cells are visited).
     """
     probs = np.asarray(probs, dtype=float)
+    out = np.zeros((n_states, n_states))
+    _add_increments(out.reshape(-1), _increment_cells(n_states, probs.size), probs)
+    return out
+
+
+def _increment_cells(n_states: int, n_increments: int) -> np.ndarray:
+    """``(n_increments, n_states)`` flat indices of the cells :math:`(x, \\min(x + j, n - 1))`
+    of an ``(n, n)`` matrix; row ``j`` visits each row :math:`x` once."""
     rows = np.arange(n_states)
-    cols = np.minimum(rows[:, None] + np.arange(probs.size), n_states - 1)
-    flat = (rows[:, None] * n_states + cols).ravel()
-    weights = np.broadcast_to(probs, cols.shape).ravel()
-    return np.bincount(flat, weights=weights, minlength=n_states * n_states).reshape(
-        n_states, n_states)
+    cols = np.minimum(rows[None, :] + np.arange(n_increments)[:, None], n_states - 1)
+    return rows[None, :] * n_states + cols
+
+
+def _add_increments(flat: np.ndarray, cells: np.ndarray, probs: np.ndarray) -> None:
+    """``flat[cells[j]] += probs[j]`` for ``j = 0, 1, ...`` in order (no cell repeats within
+    one ``j``, so the fancy-indexed sum is exact)."""
+    for j in range(probs.size):
+        flat[cells[j]] += probs[j]
 
 
 def rust_bus(
@@ -199,13 +212,27 @@ def rust_bus(
     X[:, 0, 1:] = -spec.features(n_states)  # keep: -c(x)
     X[:, 1, 0] = -1.0  # replace: -RC
 
+    cells = _increment_cells(n_states, free.size + 1)
+
     def transitions(tp: pd.Series) -> FactoredTransitions:
         # the hot path of first stages and full-information steps: NumPy only, labels for errors
         probs = _check_increments(np.asarray(tp, dtype=float), names)
-        table = np.empty((2, n_states, n_states))
-        table[0] = increment_matrix(n_states, probs)  # keep: move up from x
+        table = np.zeros((2, n_states, n_states))
+        _add_increments(table[0].reshape(-1), cells, probs)  # keep: move up from x
         table[1] = table[0, 0]  # replace: move up from 0, whatever x was
         return FactoredTransitions([Factor("mileage", table, given=("action", "mileage"))])
+
+    def jacobian(tp: np.ndarray) -> list[dict[str, np.ndarray]]:
+        # theta_3j moves p_j up and the last probability (one minus the others) down
+        out = []
+        for j in range(free.size):
+            d = np.zeros((2, n_states, n_states))
+            flat = d[0].reshape(-1)
+            flat[cells[j]] += 1.0
+            flat[cells[-1]] -= 1.0
+            d[1] = d[0, 0]
+            out.append({"mileage": d})
+        return out
 
     if true_params is None and spec.name == "linear":
         true_params = pd.Series({"RC": table["RC"], "theta_11": table["theta_11"],
@@ -220,7 +247,9 @@ def rust_bus(
                                       drop_first_period=True),
                     # transitions are counted from the `increment` column (bins moved in the
                     # month, measured from the replacement reading in a replacement month)
-                    transition_family=IncrementTransitions("increment")),
+                    transition_family=IncrementTransitions("increment"),
+                    # the tables are linear in the increment probabilities
+                    transition_jacobian=TransitionJacobian(jacobian, affine=True)),
     )
 
 
