@@ -146,7 +146,7 @@ class Inference:
     convergence check (default: ``hessian``); ``gradient`` overrides the fit's gradient;
     ``curvature_names`` name the coordinates of ``curvature`` and ``gradient`` when they are
     not ``names`` (an estimate maximized along directions, the parameters a linear function of
-    them);
+    them), and ``df_model`` the number of those directions (for AIC and BIC);
     ``score_kinds`` optionally gives the scores by kind of row
     (:class:`estimators.inference.Ingredients`), for the covariances computed during the fit.
     """
@@ -167,6 +167,7 @@ class Inference:
     check_curvature: bool = True
     score_kinds: tuple[np.ndarray, np.ndarray] | None = None
     curvature_names: list[str] | None = None
+    df_model: int | None = None
 
 
 class Estimator:
@@ -361,7 +362,8 @@ class Estimator:
             loglik_parts=inf.loglik_parts, nobs=data.nobs, n_units=data.n_units,
             converged=bool(conv), iterations=fit.iterations, function_evals=fit.function_evals,
             seconds=time.perf_counter() - t0, cov_type=inf.cov_type, extra_covs=inf.extra_covs,
-            fixed_params=fixed, notes=notes, solution=inf.solution, extra=extra)
+            fixed_params=fixed, notes=notes, solution=inf.solution, extra=extra,
+            df_model=inf.df_model)
 
     # ------------------------------------------------------------------ shared steps
     def _prepare(self, data, mapping) -> Prepared:

@@ -233,7 +233,8 @@ class NFXP(Estimator):
             loglik_parts={"choice": ev.loglik, "transition": ll_t}, scores=scores,
             groups=groups, cov_type="hessian",
             extra_covs=covs or None, solution=ev.solution, notes=notes, gradient=grad,
-            curvature=curvature, curvature_names=curvature_names, extra=extra)
+            curvature=curvature, curvature_names=curvature_names, extra=extra,
+            df_model=None if curvature_names is None else len(curvature_names))
 
     @staticmethod
     def _directional_covariances(H, scores, groups, D, coord_names):

@@ -235,6 +235,11 @@ class EstimationResults:
         The model solved at the estimate.
     extra : dict, optional
         Free-form estimator-specific information (not shown, not saved).
+    df_model : int, optional
+        Degrees of freedom of the estimate: the number of directions it was maximized in, used
+        by :attr:`aic` and :attr:`bic` (default: the number of estimated parameters; fewer when
+        the estimated parameters are held on linear constraints, e.g. probabilities whose sum
+        is fixed).
 
     Raises
     ------
@@ -295,6 +300,7 @@ class EstimationResults:
         notes: Sequence[str] | str | None = None,
         solution: Solution | None = None,
         extra: Mapping[str, Any] | None = None,
+        df_model: int | None = None,
     ):
         if not isinstance(estimator, str) or not estimator:
             raise TypeError(f"estimator must be a non-empty string such as 'NFXP', got "
@@ -382,6 +388,11 @@ class EstimationResults:
         self._function_evals = _as_int(function_evals, "function_evals", minimum=0,
                                        optional=True)
         self._seconds = None if seconds is None else float(seconds)
+        self._df_model = k if df_model is None else _as_int(df_model, "df_model", minimum=0,
+                                                             optional=False)
+        if self._df_model > k:
+            raise ValueError(f"df_model is {self._df_model} but there are only {k} estimated "
+                             f"parameters {names}; it counts the directions they moved in")
 
         self._stored_covs: dict[str, np.ndarray] = {}
         for kind, mat in dict(extra_covs or {}).items():
@@ -772,14 +783,21 @@ class EstimationResults:
         return self._seconds
 
     @property
+    def df_model(self) -> int:
+        """Degrees of freedom of the estimate :math:`K`: the number of estimated parameters, or
+        fewer when they were held on linear constraints (the directions they moved in)."""
+        return self._df_model
+
+    @property
     def aic(self) -> float:
-        """Akaike information criterion :math:`-2\\ell + 2K`, :math:`K` estimated parameters."""
-        return -2.0 * self._loglik + 2.0 * self.n_params
+        """Akaike information criterion :math:`-2\\ell + 2K`, :math:`K` = :attr:`df_model`."""
+        return -2.0 * self._loglik + 2.0 * self._df_model
 
     @property
     def bic(self) -> float:
-        """Bayesian information criterion :math:`-2\\ell + K \\log(\\text{nobs})`."""
-        return -2.0 * self._loglik + self.n_params * math.log(self._nobs)
+        """Bayesian information criterion :math:`-2\\ell + K \\log(\\text{nobs})`,
+        :math:`K` = :attr:`df_model`."""
+        return -2.0 * self._loglik + self._df_model * math.log(self._nobs)
 
     @property
     def notes(self) -> list[str]:
@@ -923,6 +941,7 @@ class EstimationResults:
             "loglik": self._loglik,
             "loglik_parts": dict(self._loglik_parts),
             "nobs": self._nobs,
+            "df_model": self._df_model,
             "n_units": self._n_units,
             "n_groups": self._n_groups,
             "converged": self._converged,

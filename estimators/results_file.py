@@ -193,6 +193,7 @@ def _decode(doc: dict) -> SavedResults:
         loglik_parts={str(a): json_float(b, f"loglik_parts.{a}") for a, b in parts.items()},
         nobs=json_int(_field(doc, "nobs"), "nobs", minimum=1),
         n_units=json_int(doc.get("n_units"), "n_units", minimum=1, optional=True),
+        df_model=json_int(doc.get("df_model"), "df_model", minimum=0, optional=True),
         converged=converged,
         iterations=json_int(doc.get("iterations"), "iterations", optional=True),
         function_evals=json_int(doc.get("function_evals"), "function_evals", optional=True),

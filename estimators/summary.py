@@ -102,7 +102,8 @@ class Summary(TableView):
         for part, value in results.loglik_parts.items():
             right.append((f"  {part}:", format_number(value)))
         right += [("AIC:", format_number(results.aic)), ("BIC:", format_number(results.bic)),
-                  ("No. parameters:", str(results.n_params)),
+                  ("No. parameters:", str(results.n_params) if results.df_model ==
+                   results.n_params else f"{results.n_params} ({results.df_model} free)"),
                   ("Covariance:", cov_type)]
         self.left, self.right = left, right
         self.header = left + right

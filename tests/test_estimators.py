@@ -5,6 +5,8 @@ Table X (175 states), as listed in ddc/datasets/rust1987/PROVENANCE.md. Rust's t
 four significant digits for RC and theta_11, three decimals for log-likelihoods.
 """
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -273,7 +275,7 @@ def never_seen_last_increment():
 
 
 def test_full_information_holds_only_the_implied_last_increment_when_never_seen(
-        never_seen_last_increment):
+        never_seen_last_increment, tmp_path):
     """Rust's layout makes the last increment probability 1 - sum of the parameters. When that
     increment is never observed its estimate is 0, on the simplex boundary: full information
     holds it there (it is not a parameter; the notes say so) and estimates everything else
@@ -290,6 +292,15 @@ def test_full_information_holds_only_the_implied_last_increment_when_never_seen(
                and "held there" in n for n in res.notes)
     assert list(res.params.index) == ["RC", "theta_11", "theta_30", "theta_31"]
     assert len(res.fixed_params) == 0
+    # three directions moved (RC, theta_11 and one along theta_30 - theta_31): AIC/BIC count 3
+    assert res.df_model == 3 and res.n_params == 4
+    assert res.aic == pytest.approx(-2 * res.loglik + 6, rel=1e-14)
+    assert re.search(r"No\. parameters: +4 \(3 free\)", str(res.summary()))
+    from estimators.results import load_results
+
+    back = load_results(res.save(tmp_path / "boundary.json"), model)
+    assert back.df_model == 3 and back.aic == res.aic
+    np.testing.assert_array_equal(back.cov.to_numpy(), res.cov.to_numpy())
     assert res.params["theta_30"] + res.params["theta_31"] == pytest.approx(1.0, abs=1e-13)
     # the covariance is that of the one free direction: the two probabilities move together
     V = res.cov.to_numpy()
@@ -457,3 +468,43 @@ def test_data_protocol_names_a_bad_extra_column_value():
         data.column("fuel")
     with pytest.raises(TypeError, match="data must be a long panel"):
         estimation_data(bus, frame.to_numpy())
+
+
+def test_full_information_falls_back_when_a_parametric_simplex_group_is_held_whole():
+    """The generic parametric first stage (``SimplexParameters`` groups) holds a group whose
+    implied last probability is on the boundary whole (its central differences cannot step
+    along the edge). When that leaves no transition parameter free, NFXP's full information is
+    the two-step estimator, and ``res.extra["fallback"]`` says so (the family case above no
+    longer falls back)."""
+    from models_entry import entry_model
+
+    from ddc.transition_families import SimplexParameters
+
+    chain = np.tile([0.3, 0.4, 0.3, 0.0], (4, 1))  # demand level 3 is never reached
+
+    def transitions(tp):
+        q = tp[["q0", "q1", "q2"]].to_numpy(dtype=float)
+        if np.any(q < 0) or q.sum() > 1 + 1e-12:
+            raise ValueError(f"q must lie in the simplex, got {q}")
+        row = np.append(q, max(0.0, 1.0 - q.sum()))
+        return ddc.FactoredTransitions([base.transitions().factors[0],
+                                        ddc.Factor("demand", np.tile(row, (4, 1)))])
+
+    base = entry_model(demand_chain=chain)
+    model = base.replace(transitions=transitions,
+                         transition_params=pd.Series({"q0": 0.25, "q1": 0.25, "q2": 0.25}),
+                         true_params=pd.concat([base.true_params,
+                                                pd.Series({"q0": 0.3, "q1": 0.4, "q2": 0.3})]),
+                         hooks=base.hooks.replace(
+                             transition_family=SimplexParameters(["q0", "q1", "q2"])))
+    panel = simulate(base, base.true_params, n_customers=300, n_periods=20, seed=1)
+    assert not (panel["demand"] == 3).any()
+    res = NFXP(model).fit(panel)
+    two = NFXP(model, full_information=False).fit(panel)
+    assert res.converged
+    assert res.extra["fallback"].startswith(
+        "full information fell back to two-step because the implied last probability of the "
+        "simplex group(s) [['q0', 'q1', 'q2']] is on the boundary")
+    assert list(res.params.index) == ["theta_d", "FC"]
+    np.testing.assert_array_equal(res.params.to_numpy(), two.params.to_numpy())
+    assert two.extra["fallback"] == ""
