@@ -63,6 +63,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from ddc.mixture import Mixture
 from ddc.solver import ConvergenceError, ConvergenceWarning, Solver, small_blas
@@ -70,9 +71,11 @@ from estimators.data import choice_data, setup
 from estimators.first_stage import (
     MAX_CORRECTED,
     TransitionOptions,
+    _cell_parts,
     first_stage_view,
     murphy_topel,
 )
+from estimators.inference import group_sums
 from estimators.likelihood import ChoiceLikelihood, maximize_utility
 from estimators.mixture.likelihood import MixtureLikelihood, unit_counts
 from estimators.mixture.results import MixtureResults, TypesNotSeparatedWarning
@@ -275,7 +278,8 @@ def _first_stage_covariances(mix: Mixture, ml: MixtureLikelihood, x: np.ndarray,
     (module docstring, step 7): :func:`estimators.first_stage.murphy_topel` with the cross
     derivative of the mixture log-likelihood and the first stage's scores summed by unit."""
     panel = cd.panel
-    view = first_stage_view(ts, panel)
+    # estimated tables: the per-row scores are not materialized (_unit_cell_scores)
+    view = first_stage_view(ts, None if ts.tables else panel)
     if view is None:
         return {}, []
     pmodel, psi, Vpsi, S_rows, what = view
@@ -292,14 +296,25 @@ def _first_stage_covariances(mix: Mixture, ml: MixtureLikelihood, x: np.ndarray,
     ml_p = MixtureLikelihood(mix_p, ml.counts, full.to_numpy(), ml.solver)
     Cx = _cross_derivative(ml_p, x, list(psi.index), ts)
     C = Jinv.T @ Cx
-    S = np.zeros((ml.counts.n_units, len(psi)))
-    np.add.at(S, panel.unit, S_rows)
+    S = _unit_cell_scores(ts, panel, ml.counts.n_units) if ts.tables else \
+        group_sums(panel.unit, S_rows, ml.counts.n_units)
     covs = murphy_topel(H, G, np.arange(ml.counts.n_units), C, Vpsi, S)
     # dtheta/dpsi' in the reported coordinates, for counterfactual draws of the first stage
     ts.sensitivity = pd.DataFrame(np.linalg.solve(-np.asarray(H), C),
                                   index=ml.struct + mix.share_names, columns=list(psi.index))
     return covs, [f"standard errors account for the {what} (Murphy-Topel, the mixture "
                   "log-likelihood's cross derivative)"]
+
+
+def _unit_cell_scores(ts, panel, n_units: int) -> np.ndarray:
+    """The first stage's scores in its free cells summed by unit, ``(n_units, cells)``: a row's
+    scores depend on its :math:`(s, a, s')` only (:func:`estimators.first_stage._cell_parts`),
+    so the sums are the units' counts of each observed triple times the triples' scores (one
+    sparse product; the ``rows x cells`` matrix is never formed)."""
+    cv = _cell_parts(ts, panel)
+    M = sp.csr_matrix((np.ones(panel.nobs), (panel.unit, cv.triple)),
+                      shape=(n_units, len(cv.triple_scores)))
+    return np.asarray(M @ cv.triple_scores)
 
 
 def _cross_derivative(ml_p: MixtureLikelihood, x: np.ndarray, names: list[str], ts

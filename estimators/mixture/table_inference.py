@@ -44,6 +44,7 @@ import scipy.sparse as sp
 from ddc.model import Model
 from ddc.transitions import Factor, FactoredTransitions, TransitionDerivatives
 from estimators.first_stage import _cell_view, _row_label, murphy_topel
+from estimators.inference import group_sums
 from estimators.likelihood import ChoiceLikelihood
 from estimators.mixture.likelihood import logsumexp
 
@@ -351,10 +352,8 @@ def joint_table_covariances(ml, x: np.ndarray, ts, panel, J: np.ndarray):
     C = Jinv.T @ H[:n_a, n_a:]
     Ga = G0[:, :n_a] @ Jinv
     N = ml.counts.n_units
-    S = np.zeros((N, m_psi))
-    if m_psi:
-        np.add.at(S, panel.unit, S_rows)
-    full = murphy_topel(Ha, Ga, np.arange(N), C, Vpsi, S if m_psi else np.zeros((N, 0)))
+    S = group_sums(panel.unit, S_rows, N) if m_psi else np.zeros((N, 0))
+    full = murphy_topel(Ha, Ga, np.arange(N), C, Vpsi, S)
     covs = {kind: V[:nx, :nx] for kind, V in full.items()}
     Vphi = full["hessian"][nx:, nx:]
     table_se = []
