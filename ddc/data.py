@@ -300,8 +300,11 @@ class PanelData(EstimationData):
                            + ", which is not in the data" + have
                            + ". Pass the DataFrame (not a coded Panel) with that column, or name "
                            "it with columns={...}")
-        values = pd.to_numeric(self.frame[col], errors="coerce")
-        bad = values.isna() & self.frame[col].notna()
+        raw = self.frame[col]
+        if isinstance(raw.dtype, np.dtype) and raw.dtype.kind in "fiu":  # numeric already
+            return raw.to_numpy(dtype=float)[self.panel.position]
+        values = pd.to_numeric(raw, errors="coerce")
+        bad = values.isna() & raw.notna()
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
             from ddc.panel import _fmt

@@ -146,9 +146,13 @@ class IncrementTransitions(TransitionFamily):
                            f"{col!r} (bins moved each period); the data have no such column "
                            f"(columns: {list(frame.columns)}). Pass the DataFrame with {col!r} "
                            "(not a Panel)")
-        numeric = pd.to_numeric(frame[col], errors="coerce")
-        text = numeric.isna() & frame[col].notna()
-        if text.any():
+        raw = frame[col]
+        if isinstance(raw.dtype, np.dtype) and raw.dtype.kind in "fiu":  # numeric already
+            numeric = raw
+        else:
+            numeric = pd.to_numeric(raw, errors="coerce")
+        text = None if numeric is raw else numeric.isna() & raw.notna()
+        if text is not None and text.any():
             pos = np.flatnonzero(text.to_numpy())
             shown = "; ".join(f"row {frame.index[p]!r}: {frame[col].iloc[p]!r}" for p in pos[:5])
             raise ValueError(f"column {col!r}: {pos.size} row(s) hold a value that is not a "
@@ -218,10 +222,9 @@ class IncrementTransitions(TransitionFamily):
         with np.errstate(divide="ignore"):
             table[:P] = np.diag(np.where(p[:P] > 0, 1.0 / np.where(p[:P] > 0, p[:P], 1.0), 0.0))
             table[P] = -1.0 / p[P] if p[P] > 0 else 0.0
-        out = np.zeros((len(v), P))
-        ok = ~np.isnan(v)
-        out[ok] = table[v[ok].astype(np.int64)]
-        return out
+        # one gather: a missing increment reads an extra row of zeros
+        table = np.vstack([table, np.zeros((1, P))])
+        return table[np.where(np.isnan(v), P + 1, v).astype(np.int64)]
 
     def hessian(self, model: Model, params: pd.Series, statistics: np.ndarray) -> np.ndarray:
         """:math:`-\\mathrm{diag}(n_j / p_j^2) - n_{J-1} / p_{J-1}^2` over the free
