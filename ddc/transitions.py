@@ -188,13 +188,23 @@ def _compile(
             g_size.append(gn)
             g_mult.append(gm)
         g_ptr.append(len(g_stride))
-        csr = sp.csr_matrix(rows)
-        csr.sort_indices()
-        indptr_parts.append(csr.indptr[:-1] + nnz)
-        indices_parts.append(csr.indices)
-        data_parts.append(csr.data)
-        n_rows += csr.shape[0]
-        nnz += csr.nnz
+        if isinstance(rows, np.ndarray) and rows.ndim == 2:
+            # dense rows: the nonzeros in row-major order (what scipy's conversion gives, sorted
+            # indices), without its COO detour
+            r, c = np.nonzero(rows)
+            counts = np.bincount(r, minlength=rows.shape[0])
+            indptr = np.zeros(rows.shape[0] + 1, dtype=np.int64)
+            np.cumsum(counts, out=indptr[1:])
+            indices, values, m = c, rows[r, c], rows.shape[0]
+        else:
+            csr = sp.csr_matrix(rows)
+            csr.sort_indices()
+            indptr, indices, values, m = csr.indptr, csr.indices, csr.data, csr.shape[0]
+        indptr_parts.append(indptr[:-1] + nnz)
+        indices_parts.append(indices)
+        data_parts.append(values)
+        n_rows += m
+        nnz += int(indptr[-1])
     indptr_parts.append(np.array([nnz]))
 
     def i64(x):

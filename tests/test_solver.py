@@ -293,3 +293,22 @@ def test_precompile_exercises_every_solver_path():
     from ddc.precompile import precompile
 
     assert precompile() > 0.0
+
+
+@pytest.mark.parametrize("shape", [(180, 90), (5, 7), (1, 1), (4, 3)], ids=str)
+def test_compile_dense_rows_as_scipy_converts_them(shape):
+    """The kernels' CSR layout of a dense table (built from its nonzeros directly) equals the
+    layout from scipy's conversion of the same table, array for array and dtype for dtype."""
+    import scipy.sparse as sp
+
+    from ddc.transitions import _compile
+
+    rng = np.random.default_rng(1)
+    table = rng.normal(size=shape) * (rng.random(shape) < 0.3)
+    table[0] = 0.0  # an empty row
+    dense = _compile(10, 2, [(1, shape[1], 0, [], table)])
+    converted = _compile(10, 2, [(1, shape[1], 0, [], sp.csr_matrix(table))])
+    for field in dense._fields:
+        a, b = getattr(dense, field), getattr(converted, field)
+        assert np.array_equal(a, b), field
+        assert np.asarray(a).dtype == np.asarray(b).dtype, field
