@@ -1041,9 +1041,16 @@ class _RowDescriber:
 
     def __init__(self, data: pd.DataFrame, id_col: str, time_col: str):
         self.index = data.index
-        self.ids = data[id_col]
-        self.times = data[time_col]
+        self._data = data
         self.id_col, self.time_col = id_col, time_col
+
+    @cached_property
+    def ids(self) -> pd.Series:
+        return self._data[self.id_col]  # read when a row is described (rarely: errors)
+
+    @cached_property
+    def times(self) -> pd.Series:
+        return self._data[self.time_col]
 
     def __call__(self, pos: int) -> str:
         return (f"row {_fmt(self.index[pos])} ({self.id_col}={_fmt(self.ids.iloc[pos])}, "
@@ -1057,7 +1064,7 @@ def _column_kind(col: pd.Series) -> str:
     """``integer``, ``floating``, ``string``, ``boolean``, ``mixed`` or ``other``; for a
     categorical column, the kind of its categories."""
     if isinstance(col.dtype, pd.CategoricalDtype):
-        return _index_kind(col.cat.categories)
+        return _index_kind(col.dtype.categories)
     return _index_kind(col)
 
 
@@ -1108,10 +1115,17 @@ def _code_labels(col: pd.Series, na: np.ndarray, values: tuple, name: str, what:
     if codes is None:
         # code the distinct values only: categories, or pandas' factorization of the column
         if isinstance(col.dtype, pd.CategoricalDtype):
-            value_codes, distinct = col.cat.codes.to_numpy(), col.cat.categories
+            value_codes, distinct = col.array.codes, col.dtype.categories
         else:
             value_codes, distinct = pd.factorize(col)
-        mapping = np.append(lookup.get_indexer(distinct), -1).astype(np.int64)
+        if kind == "string" and string_values and len(distinct) <= 64:
+            # a few labels: looked up in a dict (as the object index would hash them)
+            first: dict = {}
+            for i, v in enumerate(values):
+                first.setdefault(v, i)
+            mapping = np.array([first.get(c, -1) for c in distinct] + [-1], dtype=np.int64)
+        else:
+            mapping = np.append(lookup.get_indexer(distinct), -1).astype(np.int64)
         codes = mapping[value_codes]  # value code -1 (missing) -> mapping[-1] = -1
     unknown = codes < 0
     if not unknown.any():
