@@ -51,6 +51,7 @@ from estimators.results_file import (
     encode_arrays,
     encode_first_stage,
     encode_results,
+    encode_share_units,
 )
 from estimators.summary import Summary
 from estimators.tables import (
@@ -951,7 +952,19 @@ class EstimationResults:
             "notes": list(self._notes),
             "first_stage": encode_first_stage(self._extra.get("transitions")),
             "type_tables": self._type_tables_doc(),
+            "share_units": self._share_units_doc(),
         })
+
+    def _share_units_doc(self) -> dict | None:
+        """With a mixture's shares varying over units, the units' share covariates and first
+        states (distinct pairs with counts), which pooling counterfactuals needs; else
+        ``None``."""
+        design = getattr(self, "share_design", None)
+        if design is None:
+            return None
+        columns = getattr(self.model, "share_columns", None) or \
+            [f"z{c}" for c in range(np.shape(design)[1])]
+        return encode_share_units(design, getattr(self, "first_states", None), columns)
 
     def _type_tables_doc(self) -> list | None:
         """A mixture's type-specific tables estimated in the EM, for the file (``None``
@@ -971,7 +984,10 @@ class EstimationResults:
         :attr:`fingerprint`, the notes and a format version, and the first stage's estimate
         (``extra["transitions"]``: estimated tables with their counts, transition parameters
         with their covariance, the estimate's sensitivity to them), which :func:`load_results`
-        attaches when given the model. Per-row scores, the solution and the rest of ``extra``
+        attaches when given the model; for a mixture whose shares vary over units, the units'
+        share covariates and first states (distinct pairs with counts,
+        :func:`~estimators.results_file.encode_share_units`), which pooled counterfactuals
+        need. Per-row scores, the solution and the rest of ``extra``
         are not saved. The file is written through :func:`ddc.io.write_json`: a
         temporary file in the same folder renamed over ``path``, so an interrupted save leaves
         no partial file; non-finite numbers are the strings ``"nan"``, ``"inf"``, ``"-inf"``.
@@ -1059,7 +1075,27 @@ def load_results(path: str | os.PathLike, model: Model | None = None) -> Estimat
                                  f"the mixture has {model.n_types}")
             est = getattr(res, "transition_mixture", None) or model
             res.transition_mixture = est.with_transitions(type_transitions=saved.type_tables)
+    if saved.share_units is not None:
+        _attach_share_units(res, saved.share_units, model, where)
     return res
+
+
+def _attach_share_units(res: EstimationResults, units: dict, model, where: str) -> None:
+    """The saved estimation units' share covariates as ``res.share_design`` and
+    ``res.first_states`` (as a fitted mixture's results hold them), checked against the
+    mixture's share columns when it is given."""
+    columns = getattr(model, "share_columns", None) if model is not None else None
+    if columns is not None and list(columns) != units["columns"]:
+        raise ValueError(f"{where}: share_units.columns {units['columns']} differ from the "
+                         f"mixture's share columns {list(columns)}; the file was edited or "
+                         "belongs to another mixture")
+    n_units = res.n_units
+    if n_units is not None and len(units["first_states"]) != n_units:
+        raise ValueError(f"{where}: share_units.counts sum to {len(units['first_states'])} "
+                         f"units; the results have n_units {n_units}; the file was edited or "
+                         "damaged")
+    res.share_design = units["share_design"]
+    res.first_states = units["first_states"]
 
 
 def _attach_first_stage(res: EstimationResults, saved: dict, model, where: str) -> None:

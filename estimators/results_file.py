@@ -22,7 +22,8 @@ import pandas as pd
 from ddc.io import JSONFieldError, encode_json, json_float, json_floats, json_int, json_str
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "SavedResults", "decode_first_stage",
-           "decode_results", "encode_arrays", "encode_first_stage", "encode_results"]
+           "decode_results", "decode_share_units", "encode_arrays", "encode_first_stage",
+           "encode_results", "encode_share_units"]
 
 FORMAT_VERSION = 1
 """Version of the results file format."""
@@ -89,6 +90,9 @@ class SavedResults:
     """The decoded first stage (:func:`decode_first_stage`), ``None`` if the file has none."""
     type_tables: list[dict[str, np.ndarray]] | None = None
     """A mixture's type-specific tables estimated in the EM (one dict per type), if saved."""
+    share_units: dict[str, Any] | None = None
+    """With shares that vary over units: the estimation units' ``share_design``, their
+    ``first_states`` and the design's ``columns`` (:func:`decode_share_units`)."""
 
 
 def decode_results(doc: Any, where: str) -> SavedResults:
@@ -219,6 +223,7 @@ def _decode(doc: dict) -> SavedResults:
         n_groups=json_int(doc.get("n_groups"), "n_groups", minimum=1, optional=True),
         first_stage=decode_first_stage(doc.get("first_stage")),
         type_tables=_decode_type_tables(doc.get("type_tables")),
+        share_units=decode_share_units(doc.get("share_units")),
     )
 
 
@@ -320,3 +325,81 @@ def decode_first_stage(doc: Any) -> dict[str, Any] | None:
                 if names else np.zeros((0, 0))),
         "free": [str(n) for n in free], "sensitivity": B,
     }
+
+
+def encode_share_units(design: np.ndarray | None, first_states: np.ndarray | None,
+                       columns: Sequence[str]) -> dict[str, Any] | None:
+    """What a results file keeps of the estimation units when a mixture's shares vary over
+    them (``shares_by``, ``share_covariates``): the distinct pairs (first state :math:`s_{i1}`,
+    share covariates :math:`z_i`) with their counts :math:`n_j`.
+
+    Pooling a counterfactual over the types needs only these: the pooled weight of type
+    :math:`k` is :math:`\\bar w_k = \\sum_j (n_j / N) w_k(z_j)` overall and the same sum over
+    the pairs whose first state lies in a block by block
+    (:mod:`simulations.counterfactual_mixture`). ``None`` when the shares are constant.
+
+    Parameters
+    ----------
+    design : numpy.ndarray or None
+        ``(N, C)`` share covariates of the units (``MixtureResults.share_design``).
+    first_states : numpy.ndarray or None
+        ``(N,)`` each unit's first observed flat state.
+    columns : sequence of str
+        The design's columns (``mix.share_columns``).
+
+    Returns
+    -------
+    dict or None
+        ``{"columns": [...], "first_states": [...], "rows": [[...], ...], "counts": [...]}``.
+    """
+    if design is None:
+        return None
+    Z = np.asarray(design, dtype=float)
+    if first_states is None:
+        raise ValueError("the share design of the estimation units comes without their first "
+                         "states; both are needed to pool counterfactuals by block")
+    s = np.asarray(first_states, dtype=np.int64)
+    if Z.ndim != 2 or len(s) != len(Z) or Z.shape[1] != len(columns):
+        raise ValueError(f"share design of shape {Z.shape} does not match {len(s)} first "
+                         f"states and the columns {list(columns)}")
+    pairs, counts = np.unique(np.column_stack([s.astype(float), Z]), axis=0,
+                              return_counts=True)
+    return {"columns": [str(c) for c in columns],
+            "first_states": [int(v) for v in pairs[:, 0]],
+            "rows": pairs[:, 1:], "counts": [int(n) for n in counts]}
+
+
+def decode_share_units(doc: Any) -> dict[str, Any] | None:
+    """Check and decode the ``share_units`` field (:func:`encode_share_units`): the units
+    expanded from the distinct pairs and their counts, ``share_design`` ``(N, C)``,
+    ``first_states`` ``(N,)`` and ``columns``; ``None`` if the file has none."""
+    if doc is None:
+        return None
+    if not isinstance(doc, dict):
+        raise JSONFieldError("share_units must be an object {columns, first_states, rows, "
+                             "counts} (the estimation units' share covariates)", "share_units")
+    columns = doc.get("columns")
+    if not isinstance(columns, list) or not columns or \
+            not all(isinstance(c, str) for c in columns):
+        raise JSONFieldError("share_units.columns must be a list of the share design's column "
+                             "names (strings)", "share_units.columns")
+    for name in ("first_states", "rows", "counts"):
+        if not isinstance(doc.get(name), list):
+            got = "missing" if name not in doc else json.dumps(doc[name])[:40]
+            raise JSONFieldError(f"share_units.{name} is {got}; expected a list (one entry per "
+                                 "distinct unit profile)", f"share_units.{name}")
+    n = len(doc["counts"])
+    for name in ("first_states", "rows"):
+        if len(doc[name]) != n:
+            raise JSONFieldError(f"share_units.{name} has {len(doc[name])} entries; "
+                                 f"share_units.counts has {n}", f"share_units.{name}")
+    first = np.array([json_int(v, f"share_units.first_states[{j}]")
+                      for j, v in enumerate(doc["first_states"])], dtype=np.int64)
+    counts = np.array([json_int(v, f"share_units.counts[{j}]", minimum=1)
+                       for j, v in enumerate(doc["counts"])], dtype=np.int64)
+    rows = np.array([json_floats(r, f"share_units.rows[{j}]", labels=columns,
+                                 length=len(columns))
+                     for j, r in enumerate(doc["rows"])], dtype=float).reshape(n, len(columns))
+    return {"columns": [str(c) for c in columns],
+            "first_states": np.repeat(first, counts),
+            "share_design": np.repeat(rows, counts, axis=0)}

@@ -353,8 +353,8 @@ def mixture_counterfactual(
                 f"the type shares of {mix.name!r} vary with {mix.shares_depend_on()}: pooling "
                 "weights each type by its mean share over the estimation sample's units, which "
                 "only the estimation results hold; pass the results of NFXP(mix).fit (or "
-                "CCP/NPL), not parameter values (results loaded from a file do not keep the "
-                "units' characteristics)")
+                "CCP/NPL, or their file loaded with estimators.load_results), not parameter "
+                "values")
         design = np.asarray(design, dtype=float)
         if design.ndim != 2 or design.shape[1] != len(mix.share_columns):
             raise ValueError(f"the results' share design has shape {design.shape}; the mixture's "

@@ -448,3 +448,56 @@ def test_monte_carlo_coverage_of_share_coefficients():
     assert (covered.mean() > 0.95 - 4 * 0.034).all(), covered.mean().to_dict()
     assert covered.to_numpy().mean() > 0.90, covered.to_numpy().mean()
     assert (z.mean().abs() < 4 * 0.16).all(), z.mean().to_dict()
+
+
+# ------------------------------------------------------------------------------ saved results
+def test_saved_covariate_shares_give_the_same_report(cov_fit, tmp_path):
+    """The file keeps the units' share covariates (distinct rows with counts): loaded with the
+    mixture, the pooled report equals the one in memory, figures and intervals (same seed)."""
+    from estimators import load_results
+    from simulations import counterfactual
+
+    mix = cov_fit.model
+    loaded = load_results(cov_fit.save(tmp_path / "mix.json"), mix)
+    assert loaded.share_design.shape == cov_fit.share_design.shape
+    np.testing.assert_array_equal(np.sort(loaded.first_states), np.sort(cov_fit.first_states))
+    a = counterfactual(mix, cov_fit, scenarios=["video_benefit"], n_draws=20, seed=4)
+    b = counterfactual(mix, loaded, scenarios=["video_benefit"], n_draws=20, seed=4)
+    for name in ["summary", "by_type", "choice_shares", "type_shares"]:
+        x, y = getattr(a, name), getattr(b, name)
+        (pd.testing.assert_series_equal if isinstance(x, pd.Series)
+         else pd.testing.assert_frame_equal)(x, y, rtol=1e-12)
+
+
+def test_saved_first_state_shares_give_the_same_report_by_block(market_fit, tmp_path):
+    from estimators import load_results
+    from simulations import counterfactual
+
+    mix, _, res = market_fit
+    loaded = load_results(res.save(tmp_path / "mix.json"), mix)
+    a = counterfactual(mix, res, scenarios=["video_benefit"], n_draws=10, seed=1)
+    b = counterfactual(mix, loaded, scenarios=["video_benefit"], n_draws=10, seed=1)
+    for name in ["summary", "by_type", "by_block"]:
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name), rtol=1e-12)
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda u: u.pop("counts"), r"share_units\.counts is missing"),
+    (lambda u: u["rows"][0].__setitem__(0, None), r"share_units\.rows\[0\]"),
+    (lambda u: u["first_states"].pop(), r"share_units\.first_states has"),
+    (lambda u: u.__setitem__("columns", ["const", "market=9", "market=2"]),
+     r"share_units\.columns"),
+    (lambda u: u["counts"].__setitem__(0, u["counts"][0] + 1), r"n_units"),
+])
+def test_damaged_share_units_are_named(market_fit, tmp_path, edit, match):
+    import json
+
+    from estimators import load_results
+
+    mix, _, res = market_fit
+    path = res.save(tmp_path / "mix.json")
+    doc = json.loads(path.read_text())
+    edit(doc["share_units"])
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match=match):
+        load_results(path, mix)

@@ -104,6 +104,7 @@ from estimators.first_stage import (
     first_stage_cross_derivative,
     first_stage_view,
 )
+from estimators.inference import group_sums
 from estimators.mixture.likelihood import MixtureLikelihood, logsumexp
 
 __all__ = ["MAX_BYTES", "StackedMoments", "TransitionCorrection", "stacked_cost_bytes",
@@ -173,8 +174,7 @@ def transition_correction(sm: StackedMoments, ts, panel) -> TransitionCorrection
         return sm.summed_moments(PseudoLikelihood(pmodel, moved, sm.pl.solver))
 
     C = first_stage_cross_derivative(moments, full, psi.index, bool(ts.tables), sm.d)
-    S = np.zeros((sm.N, len(psi)))
-    np.add.at(S, panel.unit, S_rows)
+    S = group_sums(panel.unit, S_rows, sm.N)  # per-unit sums of the first stage's scores
     return TransitionCorrection(C, np.asarray(Vpsi), S, what)
 
 
