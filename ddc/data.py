@@ -303,6 +303,10 @@ class PanelData(EstimationData):
         raw = self.frame[col]
         if isinstance(raw.dtype, np.dtype) and raw.dtype.kind in "fiu":  # numeric already
             return raw.to_numpy(dtype=float)[self.panel.position]
+        if getattr(raw.dtype, "kind", "O") in "fiu":
+            # a numeric extension column (Int64, Float64, Arrow numbers): numeric already, its
+            # missing values NaN (what pandas.to_numeric would give, at a tenth of the cost)
+            return raw.to_numpy(dtype=float, na_value=np.nan)[self.panel.position]
         values = pd.to_numeric(raw, errors="coerce")
         bad = values.isna() & raw.notna()
         if bad.any():

@@ -906,7 +906,8 @@ def _code_frame(model: Model, data: pd.DataFrame, cols: _Resolved) -> dict:
             f"{required}{how} (the id and period, one per state variable, and the action; other "
             f"columns are ignored; map other names with id_col=, time_col=, action_col=, "
             f"columns={{variable: column}}). The frame has {columns}")
-    dup = sorted({str(c) for c in required if np.count_nonzero(data.columns == c) > 1})
+    dup = [] if data.columns.is_unique else \
+        sorted({str(c) for c in required if np.count_nonzero(data.columns == c) > 1})
     if dup:
         raise PanelError(f"column(s) {dup} appear more than once in the frame; keep one of each")
     if len(set(required)) != len(required):
@@ -921,8 +922,10 @@ def _code_frame(model: Model, data: pd.DataFrame, cols: _Resolved) -> dict:
     where = _RowDescriber(data, id_col, time_col)
     problems: list[str] = []
 
-    # missing values
-    na = {c: data[c].isna().to_numpy() for c in required}
+    # missing values (none in a NumPy column of integers or booleans: no Series built)
+    series = {c: data[c] for c in required}
+    na = {c: np.zeros(n, dtype=bool) if isinstance(s.dtype, np.dtype) and s.dtype.kind in "iub"
+          else s.isna().to_numpy() for c, s in series.items()}
     any_na = np.zeros(n, dtype=bool)
     for c in required:
         bad = np.flatnonzero(na[c])
@@ -934,20 +937,20 @@ def _code_frame(model: Model, data: pd.DataFrame, cols: _Resolved) -> dict:
                 "explicitly before preparing the panel)"))
 
     # periods
-    t, t_bad, msg = _code_time(data[time_col], na[time_col], time_col, where, cols.period,
+    t, t_bad, msg = _code_time(series[time_col], na[time_col], time_col, where, cols.period,
                                cols.time_format)
     if msg:
         problems.append(msg)
 
     # ids
-    unit, ids = _factorize(data[id_col])
+    unit, ids = _factorize(series[id_col])
 
     # state variables and action
     state = np.zeros(n, dtype=np.int64)  # sum_j code_j * stride_j, accumulated per variable
     label_bad = np.zeros(n, dtype=bool)
     for j, var in enumerate(space.variables):
         col = state_cols[var.name]
-        c, bad, msg = _code_labels(data[col], na[col], var.values, col,
+        c, bad, msg = _code_labels(series[col], na[col], var.values, col,
                                    f"a value that is not a value of state variable {var.name!r}",
                                    where)
         state += c * np.int64(space.strides[j])
@@ -955,7 +958,7 @@ def _code_frame(model: Model, data: pd.DataFrame, cols: _Resolved) -> dict:
         if msg:
             problems.append(msg)
     action, a_bad, msg = _code_labels(
-        data[action_col], na[action_col], model.actions, action_col,
+        series[action_col], na[action_col], model.actions, action_col,
         "an action that is not one of the model's actions", where)
     if msg:
         problems.append(msg)
@@ -1038,9 +1041,16 @@ class _RowDescriber:
 
     def __init__(self, data: pd.DataFrame, id_col: str, time_col: str):
         self.index = data.index
-        self.ids = data[id_col]
-        self.times = data[time_col]
+        self._data = data
         self.id_col, self.time_col = id_col, time_col
+
+    @cached_property
+    def ids(self) -> pd.Series:
+        return self._data[self.id_col]  # read when a row is described (rarely: errors)
+
+    @cached_property
+    def times(self) -> pd.Series:
+        return self._data[self.time_col]
 
     def __call__(self, pos: int) -> str:
         return (f"row {_fmt(self.index[pos])} ({self.id_col}={_fmt(self.ids.iloc[pos])}, "
@@ -1054,7 +1064,7 @@ def _column_kind(col: pd.Series) -> str:
     """``integer``, ``floating``, ``string``, ``boolean``, ``mixed`` or ``other``; for a
     categorical column, the kind of its categories."""
     if isinstance(col.dtype, pd.CategoricalDtype):
-        return _index_kind(col.cat.categories)
+        return _index_kind(col.dtype.categories)
     return _index_kind(col)
 
 
@@ -1105,10 +1115,17 @@ def _code_labels(col: pd.Series, na: np.ndarray, values: tuple, name: str, what:
     if codes is None:
         # code the distinct values only: categories, or pandas' factorization of the column
         if isinstance(col.dtype, pd.CategoricalDtype):
-            value_codes, distinct = col.cat.codes.to_numpy(), col.cat.categories
+            value_codes, distinct = col.array.codes, col.dtype.categories
         else:
             value_codes, distinct = pd.factorize(col)
-        mapping = np.append(lookup.get_indexer(distinct), -1).astype(np.int64)
+        if kind == "string" and string_values and len(distinct) <= 64:
+            # a few labels: looked up in a dict (as the object index would hash them)
+            first: dict = {}
+            for i, v in enumerate(values):
+                first.setdefault(v, i)
+            mapping = np.array([first.get(c, -1) for c in distinct] + [-1], dtype=np.int64)
+        else:
+            mapping = np.append(lookup.get_indexer(distinct), -1).astype(np.int64)
         codes = mapping[value_codes]  # value code -1 (missing) -> mapping[-1] = -1
     unknown = codes < 0
     if not unknown.any():
