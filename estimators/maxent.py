@@ -60,7 +60,8 @@ from estimators.likelihood import ChoiceLikelihood, mle_inference
 from estimators.optimize import Optimizer, maximize
 from estimators.pqr_rewards import _expected, _push
 
-__all__ = ["MaxEntIRL", "decision_measure", "discounted_occupancy", "horizon_visits"]
+__all__ = ["MaxEntIRL", "decision_measure", "discounted_occupancy", "horizon_root_status",
+           "horizon_visits"]
 
 FEATURE_COUNTS = {
     "likelihood": "discounted occupancy seeded at every observed decision (the causal "
@@ -70,6 +71,14 @@ FEATURE_COUNTS = {
 #: Whitened gradient (roughly: standard errors from the maximum) below which a BFGS stop for
 #: "precision loss" (the line search at the rounding level of the log-likelihood) is convergence.
 ROUNDING_GRADIENT = 1e-3
+
+#: Largest whitened window moment (:math:`T'm`, roughly standard errors of the score) at which
+#: the textbook variant's root counts as found.
+MOMENT_TOL = 1e-6
+#: MINPACK hybrd stops (``scipy.optimize.root(method="hybr")`` status) that mean "no further
+#: progress" (3: xtol too small; 4, 5: no progress over five Jacobians / ten iterations). At a
+#: root whose moments are at their rounding level these are the expected stop, not a failure.
+HYBR_NO_PROGRESS = (3, 4, 5)
 
 FORWARD = {"solve": "closed form (I - beta P_pi)' d = m", "iterate": "push_forward steps"}
 
@@ -180,6 +189,44 @@ def horizon_visits(solution: Solution, initial: np.ndarray, horizon: np.ndarray)
     for t in range(Tmax - 2, -1, -1):
         y = nu[t] + _push(ct, solution.pi * y[:, None])
     return y
+
+
+def horizon_root_status(success: bool, status: int, message: str, moment: float
+                        ) -> tuple[bool, str]:
+    """Whether hybr's stop on the window moments is a root, and a message saying why.
+
+    The root is found when the largest whitened moment :math:`\\max_k |(T'm)_k|` is below
+    :data:`MOMENT_TOL`, and hybr either stopped by its ``xtol`` rule or stopped making progress
+    (:data:`HYBR_NO_PROGRESS`). The moments are sums over every row of the panel: near the root
+    they are differences of numbers of order :math:`10^5`-:math:`10^7`, so hybr's steps there
+    change them only by rounding, and it reports "not making good progress" although the point
+    is a root to :data:`MOMENT_TOL` (this is what happens on the 720,000-row membership panel
+    with estimated transitions; with known transitions the same panel ends by ``xtol``).
+
+    Parameters
+    ----------
+    success, status, message
+        ``scipy.optimize.root``'s ``success``, ``status`` and ``message``.
+    moment : float
+        :math:`\\max_k |(T'm)_k|` at hybr's last point.
+
+    Returns
+    -------
+    converged : bool
+    message : str
+    """
+    text = "hybr root of the window moments: " + " ".join(message.split())
+    if not moment < MOMENT_TOL:
+        return False, (f"{text}; largest whitened window moment {moment:.1e}, not below "
+                       f"{MOMENT_TOL:g}: no root found (try start=... near a root, or "
+                       "feature_counts='likelihood')")
+    if success:
+        return True, text
+    if status in HYBR_NO_PROGRESS:
+        return True, (f"{text} (status {status}); the largest whitened window moment is "
+                      f"{moment:.1e}, below {MOMENT_TOL:g}: the moments are at their rounding "
+                      "level, a root")
+    return False, f"{text} (status {status}; largest whitened window moment {moment:.1e})"
 
 
 @register
@@ -376,11 +423,15 @@ class MaxEntIRL(Estimator):
             notes.append("textbook feature matching over each unit's window: a method-of-moments "
                          "estimator (not the MLE); covariance 'cluster': the sandwich of the "
                          "unit-level moments")
-            # a root of the moments: their size is checked, there is no objective to be concave
+            # a root of the moments, no objective to be concave: the template's gradient check
+            # runs on the moments m with "curvature" -S (S = sum_i g_i g_i'), so its Newton
+            # decrement m'S^-1 m is the squared remaining step J^-1 m in the sandwich's
+            # standard errors
+            extra = st["extra"]
             return Inference(**common, hessian=None, cov_type="cluster",
                              extra_covs={"cluster": st["cov"]}, notes=notes,
-                             gradient=np.zeros(len(util)), curvature=-np.eye(len(util)),
-                             check_curvature=False)
+                             gradient=extra["moments"].to_numpy(),
+                             curvature=-extra["moment_covariance"], check_curvature=False)
         notes.append("maximum causal entropy = maximum likelihood: covariance from the Hessian "
                      "of the causal log-likelihood")
         try:
@@ -458,7 +509,8 @@ class MaxEntIRL(Estimator):
         out = base.copy()
         out[util] = params[util].to_numpy() + T @ sol.x
         m, s = self.horizon_moments(lik, out, initial, horizon)
-        ok = bool(sol.success) and bool(np.max(np.abs(scale @ m)) < 1e-6)
+        ok, message = horizon_root_status(sol.success, sol.status, sol.message,
+                                          float(np.max(np.abs(scale @ m))))
         # sandwich: J^-1 (sum_i g_i g_i') J^-T with J = d(sum_i g_i)/d theta
         K = len(util)
         J = np.empty((K, K))
@@ -477,6 +529,5 @@ class MaxEntIRL(Estimator):
         Jinv = np.linalg.inv(J)
         cov = Jinv @ (g.T @ g) @ Jinv.T
         extra = {"moments": pd.Series(m, index=util), "moment_jacobian": J,
-                 "horizons": np.unique(horizon)}
-        return out, ok, f"hybr root of the window moments: {sol.message}", 0.5 * (cov + cov.T), \
-            extra
+                 "moment_covariance": g.T @ g, "horizons": np.unique(horizon)}
+        return out, ok, message, 0.5 * (cov + cov.T), extra

@@ -963,6 +963,7 @@ class EstimationResults:
         if design is None:
             return None
         columns = getattr(self.model, "share_columns", None) or \
+            getattr(self, "share_columns", None) or \
             [f"z{c}" for c in range(np.shape(design)[1])]
         return encode_share_units(design, getattr(self, "first_states", None), columns)
 
@@ -1095,6 +1096,7 @@ def _attach_share_units(res: EstimationResults, units: dict, model, where: str) 
                          f"units; the results have n_units {n_units}; the file was edited or "
                          "damaged")
     res.share_design = units["share_design"]
+    res.share_columns = units["columns"]
     res.first_states = units["first_states"]
 
 

@@ -127,16 +127,63 @@ def _names(text: str | None) -> list[str]:
     return [] if not text else [t.strip() for t in text.split(",") if t.strip()]
 
 
+def _share_covariates(items: list[str] | None) -> dict[str, list | None] | None:
+    """``--share-covariate NAME[=v1,v2,...]`` (repeatable) as ``share_covariates``: a
+    categorical covariate with its declared values (the first is the base level; values that
+    are all integers are read as integers, as a CSV column of integers is), a numeric one
+    without; ``None`` when not given."""
+    if not items:
+        return None
+    out: dict[str, list | None] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not name:
+            raise CLIError(f"--share-covariate {item!r}: give NAME (numeric) or "
+                           "NAME=v1,v2,... (categorical, first the base level)")
+        if name in out:
+            raise CLIError(f"--share-covariate names {name!r} twice")
+        if not sep:
+            out[name] = None
+            continue
+        values = _names(text)
+        if not values:
+            raise CLIError(f"--share-covariate {item!r}: no values after '='; give "
+                           f"{name}=v1,v2,... (categorical) or {name} alone (numeric)")
+        try:
+            out[name] = [int(v) for v in values]
+        except ValueError:
+            out[name] = values
+    return out
+
+
+def _transitions_by_type(text: str | None) -> list[str] | bool:
+    """``--transitions-by-type VAR[,VAR]|all``: the variables whose transition tables differ
+    by type (``all``: every random factor)."""
+    if text is not None and text.strip().lower() == "all":
+        return True
+    names = _names(text)
+    if text is not None and not names:
+        raise CLIError(f"--transitions-by-type {text!r}: give VAR[,VAR] (state variables with "
+                       "a transition factor) or all")
+    return names
+
+
 def _mixture_of(model, args: argparse.Namespace, recorded: dict | None = None):
-    """``model`` itself, or the mixture of ``--types``/``--by-type``/``--shares-by`` (else of
-    the mixture ``recorded`` in a results file); errors name the option at fault."""
+    """``model`` itself, or the mixture of ``--types``/``--by-type``/``--shares-by``/
+    ``--share-covariate``/``--transitions-by-type`` (else of the mixture ``recorded`` in a
+    results file); errors name the option at fault."""
     import ddc
 
     types = getattr(args, "types", None)
     by_type, shares_by = _names(getattr(args, "by_type", None)), \
         _names(getattr(args, "shares_by", None))
+    cov_items = getattr(args, "share_covariate", None) or []
+    typed_text = getattr(args, "transitions_by_type", None)
     if types is None:
-        given = [flag for flag, v in (("--by-type", by_type), ("--shares-by", shares_by)) if v]
+        given = [flag for flag, v in (("--by-type", by_type), ("--shares-by", shares_by),
+                                      ("--share-covariate", cov_items),
+                                      ("--transitions-by-type", typed_text)) if v]
         if given:
             raise CLIError(f"{' and '.join(given)} need --types K (the number of unobserved "
                            "types)")
@@ -148,7 +195,8 @@ def _mixture_of(model, args: argparse.Namespace, recorded: dict | None = None):
         by_type_tables = list(recorded.get("transitions_by_type") or [])
         where = "the mixture the results recorded"
     else:
-        share_covariates, by_type_tables = None, []
+        share_covariates = _share_covariates(cov_items)
+        by_type_tables = _transitions_by_type(typed_text)
         where = "--by-type"
         if not by_type:
             raise CLIError(f"--types {types} needs --by-type p1,p2: the parameters that differ "
@@ -167,9 +215,13 @@ def _mixture_of(model, args: argparse.Namespace, recorded: dict | None = None):
                            transitions_by_type=by_type_tables)
     except (KeyError, ValueError, TypeError) as exc:
         msg = exc.args[0] if exc.args else str(exc)
-        raise CLIError(f"--types {types} --by-type {','.join(by_type)}"
-                       + (f" --shares-by {','.join(shares_by)}" if shares_by else "")
-                       + f": {msg}") from None
+        options = f"--types {types} --by-type {','.join(by_type)}"
+        if shares_by:
+            options += f" --shares-by {','.join(shares_by)}"
+        options += "".join(f" --share-covariate {c}" for c in cov_items)
+        if typed_text:
+            options += f" --transitions-by-type {typed_text}"
+        raise CLIError(f"{options}: {msg}") from None
 
 
 def _estimator_class(key: str):
@@ -897,8 +949,9 @@ def _add_model_args(p: argparse.ArgumentParser, required: bool = True,
 
 
 def _add_mixture_args(p: argparse.ArgumentParser, what: str = "") -> None:
-    """``--types K``, ``--by-type``, ``--shares-by``: a finite mixture of unobserved types of
-    the model (:class:`ddc.Mixture`)."""
+    """``--types K``, ``--by-type``, ``--shares-by``, ``--share-covariate``,
+    ``--transitions-by-type``: a finite mixture of unobserved types of the model
+    (:class:`ddc.Mixture`)."""
     g = p.add_argument_group(
         "unobserved types", "a finite mixture of K types of the model (ddc.Mixture; "
                             "docs/heterogeneity.rst)" + what)
@@ -909,6 +962,14 @@ def _add_mixture_args(p: argparse.ArgumentParser, what: str = "") -> None:
     g.add_argument("--shares-by", default=None, metavar="V1,V2",
                    help="state variables of the first observed state that shift the type "
                         "shares (a multinomial logit; constant shares by default)")
+    g.add_argument("--share-covariate", action="append", default=None,
+                   metavar="NAME[=V1,V2,...]",
+                   help="a time-invariant data column that shifts the type shares (repeat for "
+                        "several): categorical with its values declared, the first the base "
+                        "level (channel=store,web,referral), numeric without (age)")
+    g.add_argument("--transitions-by-type", default=None, metavar="VAR[,VAR]|all",
+                   help="state variables whose transition tables differ by type, estimated "
+                        "by type in the EM (all: every random transition factor)")
 
 
 def _add_montecarlo_args(parser: argparse.ArgumentParser) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -15,6 +16,10 @@ import estimators
 from simulations.cli import build_parser, main
 
 COMMANDS = ["demo", "estimate", "compare", "counterfactual", "simulate", "montecarlo", "models"]
+
+
+MIXTURE_ESTIMATE = ["estimate", "panel.txt", "--model", "membership", "--types", "2",
+                    "--by-type", "theta_ship"]
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -192,6 +197,28 @@ def test_estimate_rust_data(capsys):
     pytest.param(["estimate", "panel.txt", "--model", "membership", "--types", "2",
                   "--by-type", "theta_ship", "--shares-by", "region"],
                  "--shares-by names ['region']", id="shares-by-unknown"),
+    pytest.param(["estimate", "panel.txt", "--model", "membership", "--share-covariate",
+                  "channel=a,b"], "--share-covariate need --types K",
+                 id="share-covariate-without-types"),
+    pytest.param([*MIXTURE_ESTIMATE, "--share-covariate", "=a,b"],
+                 "--share-covariate '=a,b': give NAME",
+                 id="share-covariate-no-name"),
+    pytest.param([*MIXTURE_ESTIMATE, "--share-covariate", "channel="], "no values after '='",
+                 id="share-covariate-no-values"),
+    pytest.param([*MIXTURE_ESTIMATE, "--share-covariate", "age", "--share-covariate", "age=1,2"],
+                 "--share-covariate names 'age' twice", id="share-covariate-twice"),
+    pytest.param([*MIXTURE_ESTIMATE, "--share-covariate", "market"],
+                 "--share-covariate market: share_covariates names 'market', a state variable",
+                 id="share-covariate-state"),
+    pytest.param([*MIXTURE_ESTIMATE, "--share-covariate", "channel=web"],
+                 "needs at least two values",
+                 id="share-covariate-one-value"),
+    pytest.param([*MIXTURE_ESTIMATE, "--transitions-by-type", "colour"],
+                 "--transitions-by-type colour: ",
+                 id="transitions-by-type-unknown"),
+    pytest.param([*MIXTURE_ESTIMATE, "--transitions-by-type", ","],
+                 "--transitions-by-type ',': give VAR",
+                 id="transitions-by-type-empty"),
     pytest.param(["counterfactual", "cf.json", "--types", "2", "--by-type", "theta_ship"],
                  "--types was given without --model", id="types-without-model"),
     pytest.param(["counterfactual", "cf.json", "--model", "membership", "--types", "2",
@@ -555,3 +582,51 @@ def test_a_mixture_from_fit_to_counterfactual(capsys, segments_csv, tmp_path):
                          "--types", "2", "--by-type", "theta_ship", "--draws", "0",
                          "--out", str(tmp_path / "cf3"))
     assert code == 1 and "by_type" in err and "--types K --by-type" in err
+
+
+def test_mixture_options_map_to_the_mixture():
+    """--share-covariate and --transitions-by-type give ddc.Mixture's share_covariates and
+    transitions_by_type (integers read as integers, all for every random factor)."""
+    import argparse
+
+    import ddc
+    from simulations.cli import _mixture_of
+
+    model = ddc.models.membership()
+
+    def mixture(**kw):
+        args = argparse.Namespace(types=2, by_type="theta_ship", shares_by=None,
+                                  share_covariate=None, transitions_by_type=None)
+        return _mixture_of(model, argparse.Namespace(**{**vars(args), **kw}))
+
+    mix = mixture(share_covariate=["channel=store,web,referral", "age", "region=1,2"])
+    assert mix.share_covariates == {"channel": ("store", "web", "referral"), "age": None,
+                                    "region": (1, 2)}
+    assert mixture(transitions_by_type="video").transitions_by_type == ["video"]
+    everything = ddc.Mixture(model, 2, ["theta_ship"], transitions_by_type=True)
+    assert mixture(transitions_by_type="all").transitions_by_type == \
+        everything.transitions_by_type
+
+
+def test_covariate_shares_from_fit_to_counterfactual(capsys, segments_csv, tmp_path):
+    """ddc fit --share-covariate saves a mixture whose shares vary over customers; the file
+    keeps their covariates, so ddc counterfactual pools the types with the units' own
+    shares."""
+    frame = pd.read_csv(segments_csv)
+    ids = frame["customer_id"].unique()
+    channel = dict(zip(ids, np.random.default_rng(0).choice(["store", "web"], len(ids)),
+                       strict=True))
+    frame["channel"] = frame["customer_id"].map(channel)
+    data = tmp_path / "panel.csv"
+    frame.to_csv(data, index=False)
+    target = tmp_path / "mix.json"
+    code, out, err = run(capsys, "fit", str(data), "--model", "membership", "--types", "2",
+                         "--by-type", "theta_ship,theta_video", "--share-covariate",
+                         "channel=store,web", "--out", str(target))
+    assert code == 0, err
+    assert "gamma[1]:channel=web" in out
+    code, out, err = run(capsys, "counterfactual", str(target), "--scenario", "video_benefit",
+                         "--draws", "4", "--out", str(tmp_path / "cf"))
+    assert code == 0, err
+    assert "mean share over the 600 estimation units" in (tmp_path / "cf" / "report.md"
+                                                          ).read_text()

@@ -479,6 +479,10 @@ def test_saved_first_state_shares_give_the_same_report_by_block(market_fit, tmp_
     b = counterfactual(mix, loaded, scenarios=["video_benefit"], n_draws=10, seed=1)
     for name in ["summary", "by_type", "by_block"]:
         pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name), rtol=1e-12)
+    # saved again without the mixture, the units and their column names survive
+    again = load_results(load_results(tmp_path / "mix.json").save(tmp_path / "again.json"), mix)
+    np.testing.assert_array_equal(again.share_design, loaded.share_design)
+    np.testing.assert_array_equal(again.first_states, loaded.first_states)
 
 
 @pytest.mark.parametrize("edit, match", [
