@@ -994,8 +994,9 @@ class EstimationResults:
         attaches when given the model; for a mixture whose shares vary over units, the units'
         share covariates and first states (distinct pairs with counts,
         :func:`~estimators.results_file.encode_share_units`), which pooled counterfactuals
-        need. Per-row scores, the solution and the rest of ``extra``
-        are not saved. The file is written through :func:`ddc.io.write_json`: a
+        need; for a mixture its number of types, share names and the units' posteriors
+        (:func:`~estimators.results_file.encode_mixture`). Per-row scores, the solution and the
+        rest of ``extra`` are not saved. The file is written through :func:`ddc.io.write_json`: a
         temporary file in the same folder renamed over ``path``, so an interrupted save leaves
         no partial file; non-finite numbers are the strings ``"nan"``, ``"inf"``, ``"-inf"``.
 
@@ -1041,7 +1042,8 @@ def load_results(path: str | os.PathLike, model: Model | None = None) -> Estimat
     Returns
     -------
     EstimationResults
-        The results.
+        The results; a mixture's are :class:`~estimators.mixture.MixtureResults` (type shares
+        with standard errors, posteriors and classification as saved).
 
     Raises
     ------
