@@ -953,7 +953,13 @@ class EstimationResults:
             "first_stage": encode_first_stage(self._extra.get("transitions")),
             "type_tables": self._type_tables_doc(),
             "share_units": self._share_units_doc(),
+            "mixture": self._mixture_doc(),
         })
+
+    def _mixture_doc(self) -> dict | None:
+        """A mixture's types, share names and posteriors for the file (``None`` here; see
+        :class:`estimators.mixture.MixtureResults`)."""
+        return None
 
     def _share_units_doc(self) -> dict | None:
         """With a mixture's shares varying over units, the units' share covariates and first
@@ -988,8 +994,9 @@ class EstimationResults:
         attaches when given the model; for a mixture whose shares vary over units, the units'
         share covariates and first states (distinct pairs with counts,
         :func:`~estimators.results_file.encode_share_units`), which pooled counterfactuals
-        need. Per-row scores, the solution and the rest of ``extra``
-        are not saved. The file is written through :func:`ddc.io.write_json`: a
+        need; for a mixture its number of types, share names and the units' posteriors
+        (:func:`~estimators.results_file.encode_mixture`). Per-row scores, the solution and the
+        rest of ``extra`` are not saved. The file is written through :func:`ddc.io.write_json`: a
         temporary file in the same folder renamed over ``path``, so an interrupted save leaves
         no partial file; non-finite numbers are the strings ``"nan"``, ``"inf"``, ``"-inf"``.
 
@@ -1035,7 +1042,8 @@ def load_results(path: str | os.PathLike, model: Model | None = None) -> Estimat
     Returns
     -------
     EstimationResults
-        The results.
+        The results; a mixture's are :class:`~estimators.mixture.MixtureResults` (type shares
+        with standard errors, posteriors and classification as saved).
 
     Raises
     ------
@@ -1053,8 +1061,16 @@ def load_results(path: str | os.PathLike, model: Model | None = None) -> Estimat
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", HessianWarning)
         # the default kind is set below, once the unavailable kinds are known
-        res = EstimationResults(model=None, scores=None, groups=None, cov_type="hessian",
-                                **saved.arguments)
+        if saved.mixture is None:
+            res = EstimationResults(model=None, scores=None, groups=None, cov_type="hessian",
+                                    **saved.arguments)
+        else:
+            from estimators.mixture.results import MixtureResults  # it builds on this module
+
+            res = MixtureResults(model=None, scores=None, groups=None, cov_type="hessian",
+                                 n_types=saved.mixture["n_types"],
+                                 posteriors=saved.mixture["posteriors"],
+                                 share_names=saved.mixture["share_names"], **saved.arguments)
     res._model_info = saved.model_info
     res._fingerprint = saved.fingerprint
     res._unavailable = {kind: why for kind, why in saved.unavailable.items()
@@ -1068,6 +1084,12 @@ def load_results(path: str | os.PathLike, model: Model | None = None) -> Estimat
     if model is not None:
         res.check_model(model)
         res._model = model
+        if saved.mixture is not None:
+            n_types = getattr(model, "n_types", None)
+            if n_types != saved.mixture["n_types"]:
+                raise ValueError(f"{where} has mixture.n_types {saved.mixture['n_types']}; the "
+                                 f"model has {n_types}")
+            res.transition_mixture = model
         if saved.first_stage is not None:
             _attach_first_stage(res, saved.first_stage, model, where)
         if saved.type_tables is not None and getattr(model, "transitions_by_type", None):

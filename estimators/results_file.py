@@ -22,8 +22,8 @@ import pandas as pd
 from ddc.io import JSONFieldError, encode_json, json_float, json_floats, json_int, json_str
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "SavedResults", "decode_first_stage",
-           "decode_results", "decode_share_units", "encode_arrays", "encode_first_stage",
-           "encode_results", "encode_share_units"]
+           "decode_mixture", "decode_results", "decode_share_units", "encode_arrays",
+           "encode_first_stage", "encode_mixture", "encode_results", "encode_share_units"]
 
 FORMAT_VERSION = 1
 """Version of the results file format."""
@@ -93,6 +93,9 @@ class SavedResults:
     share_units: dict[str, Any] | None = None
     """With shares that vary over units: the estimation units' ``share_design``, their
     ``first_states`` and the design's ``columns`` (:func:`decode_share_units`)."""
+    mixture: dict[str, Any] | None = None
+    """A mixture's ``n_types``, ``share_names`` and ``posteriors`` (:func:`decode_mixture`),
+    ``None`` for one-type results."""
 
 
 def decode_results(doc: Any, where: str) -> SavedResults:
@@ -224,7 +227,18 @@ def _decode(doc: dict) -> SavedResults:
         first_stage=decode_first_stage(doc.get("first_stage")),
         type_tables=_decode_type_tables(doc.get("type_tables")),
         share_units=decode_share_units(doc.get("share_units")),
+        mixture=decode_mixture(doc.get("mixture"), names) if "mixture" in doc
+        else _older_mixture(model),
     )
+
+
+def _older_mixture(model: Any) -> dict[str, Any] | None:
+    """A mixture saved before the ``mixture`` field existed (its model description says so):
+    its number of types, without share names or posteriors."""
+    info = model.get("mixture") if isinstance(model, dict) else None
+    if not isinstance(info, dict) or not isinstance(info.get("n_types"), int):
+        return None
+    return {"n_types": info["n_types"], "share_names": None, "posteriors": None}
 
 
 def encode_arrays(d: dict) -> dict[str, Any]:
@@ -403,3 +417,71 @@ def decode_share_units(doc: Any) -> dict[str, Any] | None:
     return {"columns": [str(c) for c in columns],
             "first_states": np.repeat(first, counts),
             "share_design": np.repeat(rows, counts, axis=0)}
+
+
+def encode_mixture(n_types: int, share_names: Sequence[str],
+                   posteriors: pd.DataFrame | None) -> dict[str, Any]:
+    """What a results file keeps of a mixture's results beyond the parameters: the number of
+    types, the names of the share parameters (so the shares are found without the mixture) and
+    each unit's posterior type probabilities :math:`q_{ik}` (``N x K`` numbers, row-major,
+    with the unit ids; about 40 bytes per unit and type in the file).
+
+    Returns
+    -------
+    dict
+        ``{"n_types": K, "share_names": [...], "posteriors": {"index_name": ..., "units":
+        [...], "shape": [N, K], "values": [...]}}`` (``"posteriors": null`` when not given).
+    """
+    post = None
+    if posteriors is not None:
+        q = np.asarray(posteriors, dtype=float)
+        units = [u.item() if isinstance(u, np.generic) else u for u in posteriors.index]
+        post = {"index_name": None if posteriors.index.name is None
+                else str(posteriors.index.name),
+                "units": units, "shape": list(q.shape), "values": q.ravel()}
+    return {"n_types": int(n_types), "share_names": [str(n) for n in share_names],
+            "posteriors": post}
+
+
+def decode_mixture(doc: Any, param_names: Sequence[str]) -> dict[str, Any] | None:
+    """Check and decode the ``mixture`` field (:func:`encode_mixture`): ``n_types``,
+    ``share_names`` (each an estimated parameter) and ``posteriors`` (a DataFrame indexed by
+    unit, rows summing to one, or ``None`` if not saved); ``None`` if the file has none."""
+    if doc is None:
+        return None
+    if not isinstance(doc, dict):
+        raise JSONFieldError("mixture must be an object {n_types, share_names, posteriors}",
+                             "mixture")
+    K = json_int(doc.get("n_types"), "mixture.n_types", minimum=1)
+    names = doc.get("share_names")
+    if not isinstance(names, list) or any(n not in param_names for n in names):
+        raise JSONFieldError(f"mixture.share_names is {json.dumps(names)[:60]}; expected a "
+                             f"list of estimated parameters (of {list(param_names)})",
+                             "mixture.share_names")
+    post = doc.get("posteriors")
+    if post is None:
+        return {"n_types": K, "share_names": list(names), "posteriors": None}
+    where = "mixture.posteriors"
+    if not isinstance(post, dict):
+        raise JSONFieldError(f"{where} must be an object {{units, shape, values}}", where)
+    units = post.get("units")
+    if not isinstance(units, list) or not all(
+            isinstance(u, (int, str)) and not isinstance(u, bool) for u in units):
+        raise JSONFieldError(f"{where}.units must be a list of unit ids (integers or strings)",
+                             f"{where}.units")
+    shape = post.get("shape")
+    if shape != [len(units), K]:
+        raise JSONFieldError(f"{where}.shape is {json.dumps(shape)[:40]}; expected "
+                             f"[{len(units)}, {K}] (units x types)", f"{where}.shape")
+    q = np.asarray(json_floats(post.get("values"), f"{where}.values", length=len(units) * K),
+                   dtype=float).reshape(len(units), K)
+    bad = np.flatnonzero(~((q >= 0).all(axis=1) & (np.abs(q.sum(axis=1) - 1.0) < 1e-8)))
+    if bad.size:
+        i = int(bad[0])
+        raise JSONFieldError(f"{where}.values of unit {units[i]!r} (row {i}) are "
+                             f"{q[i].tolist()}; expected probabilities summing to one",
+                             f"{where}.values")
+    name = post.get("index_name")
+    frame = pd.DataFrame(q, index=pd.Index(units, name=None if name is None else str(name)),
+                         columns=pd.RangeIndex(K, name="type"))
+    return {"n_types": K, "share_names": list(names), "posteriors": frame}

@@ -422,3 +422,68 @@ def test_shares_by_recovery(market_mix, market_panel):
     realized = market_panel.groupby("customer_id")["type"].first().mean()
     assert shares["share"].sum() == pytest.approx(1.0)
     assert abs(shares["share"].iloc[1] - realized) < 4 * shares["std_error"].iloc[1]
+
+
+def test_loaded_mixture_results_keep_shares_posteriors_and_summary(segments, segment_fit,
+                                                                   tmp_path):
+    """Saved and loaded (with or without the mixture), a mixture's results are
+    :class:`MixtureResults`: the same type shares and standard errors, posteriors,
+    classification and summary; saved again, the same file content."""
+    from estimators import load_results
+    from estimators.mixture import MixtureResults
+
+    path = segment_fit.save(tmp_path / "mix.json")
+    for loaded in (load_results(path, segments), load_results(path)):
+        assert isinstance(loaded, MixtureResults) and loaded.n_types == 2
+        pd.testing.assert_frame_equal(loaded.type_shares, segment_fit.type_shares,
+                                      rtol=1e-12, atol=0)
+        pd.testing.assert_frame_equal(loaded.posteriors, segment_fit.posteriors,
+                                      rtol=0, atol=0)
+        assert loaded.classification == segment_fit.classification
+        assert str(loaded.summary()) == str(segment_fit.summary())
+    again = load_results(load_results(path).save(tmp_path / "again.json"), segments)
+    pd.testing.assert_frame_equal(again.posteriors, segment_fit.posteriors)
+
+
+def test_mixture_file_without_posteriors_says_so(segments, segment_fit, tmp_path):
+    """A file saved before posteriors were kept (no ``mixture`` field) loads as mixture
+    results with the shares; the posteriors raise naming why."""
+    import json
+
+    from estimators import load_results
+    from estimators.results import NotAvailableError
+
+    path = segment_fit.save(tmp_path / "mix.json")
+    doc = json.loads(path.read_text())
+    del doc["mixture"]
+    path.write_text(json.dumps(doc))
+    for loaded in (load_results(path, segments), load_results(path)):
+        pd.testing.assert_frame_equal(loaded.type_shares, segment_fit.type_shares,
+                                      rtol=1e-12, atol=0)
+        with pytest.raises(NotAvailableError, match="posteriors .* were not saved"):
+            loaded.posteriors  # noqa: B018
+        with pytest.raises(NotAvailableError, match="were not saved"):
+            loaded.classification  # noqa: B018
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda m: m.__setitem__("n_types", None), r"mixture\.n_types"),
+    (lambda m: m.__setitem__("share_names", ["share[7]"]), r"mixture\.share_names"),
+    (lambda m: m["posteriors"]["values"].__setitem__(3, None),
+     r"mixture\.posteriors\.values\[3\]"),
+    (lambda m: m["posteriors"]["values"].__setitem__(2, 0.3),
+     r"mixture\.posteriors\.values of unit"),
+    (lambda m: m["posteriors"]["units"].pop(), r"mixture\.posteriors\.shape"),
+    (lambda m: m["posteriors"]["units"].__setitem__(0, None), r"mixture\.posteriors\.units"),
+])
+def test_damaged_mixture_fields_are_named(segment_fit, tmp_path, edit, match):
+    import json
+
+    from estimators import load_results
+
+    path = segment_fit.save(tmp_path / "mix.json")
+    doc = json.loads(path.read_text())
+    edit(doc["mixture"])
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match=match):
+        load_results(path)

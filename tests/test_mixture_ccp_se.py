@@ -307,3 +307,19 @@ def test_monte_carlo_corrected_errors_match_the_spread(segments, two_stage):
     low = expected - 3 * np.sqrt(expected * (1 - expected) / R)
     assert (cover >= low).all(), pd.DataFrame({"cover": cover, "bound": low}).round(3)
     assert cover.mean() >= 0.92, cover.round(3).to_dict()
+
+
+@pytest.mark.parametrize("two_stage", [False, True])
+def test_saved_ccp_mixture_keeps_shares_posteriors_and_summary(bus, bus_fits, two_stage,
+                                                               tmp_path):
+    """CCP(mix)'s results (its corrected covariance included) survive the file as mixture
+    results: the same shares with standard errors, posteriors and summary."""
+    from estimators import load_results
+    from estimators.mixture import MixtureResults
+
+    res = bus_fits[two_stage]
+    loaded = load_results(res.save(tmp_path / "ccp.json"), bus)
+    assert isinstance(loaded, MixtureResults)
+    pd.testing.assert_frame_equal(loaded.type_shares, res.type_shares, rtol=1e-12, atol=0)
+    pd.testing.assert_frame_equal(loaded.posteriors, res.posteriors, rtol=0, atol=0)
+    assert str(loaded.summary()) == str(res.summary())

@@ -485,6 +485,22 @@ def test_saved_first_state_shares_give_the_same_report_by_block(market_fit, tmp_
     np.testing.assert_array_equal(again.first_states, loaded.first_states)
 
 
+def test_loaded_first_state_shares_are_the_averages_with_their_errors(market_fit, tmp_path):
+    """The file's distinct (first state, covariates) rows with counts give the averaged shares
+    and their delta-method errors of the fit (the average does not depend on the units'
+    order), with the mixture or without it (share names from the file)."""
+    from estimators import load_results
+    from estimators.mixture import MixtureResults
+
+    mix, _, res = market_fit
+    path = res.save(tmp_path / "mix.json")
+    for loaded in (load_results(path, mix), load_results(path)):
+        assert isinstance(loaded, MixtureResults)
+        pd.testing.assert_frame_equal(loaded.type_shares, res.type_shares, rtol=1e-12, atol=0)
+        pd.testing.assert_frame_equal(loaded.posteriors, res.posteriors, rtol=0, atol=0)
+        assert str(loaded.summary()) == str(res.summary())
+
+
 @pytest.mark.parametrize("edit, match", [
     (lambda u: u.pop("counts"), r"share_units\.counts is missing"),
     (lambda u: u["rows"][0].__setitem__(0, None), r"share_units\.rows\[0\]"),

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from estimators.results import EstimationResults
+from estimators.results import EstimationResults, NotAvailableError
+from estimators.results_file import encode_mixture
 
 __all__ = ["MixtureResults", "TypesNotSeparatedWarning", "classification"]
 
@@ -55,9 +56,12 @@ class MixtureResults(EstimationResults):
     n_types : int
     posteriors : pandas.DataFrame
         Units x types: each unit's posterior type probabilities at the estimate,
-        :math:`q_{ik} = w_k L_{ik} / \\sum_j w_j L_{ij}`, indexed by unit id.
+        :math:`q_{ik} = w_k L_{ik} / \\sum_j w_j L_{ij}`, indexed by unit id. Saved with the
+        results (:meth:`save`); results loaded from a file that lacks them raise
+        :class:`~estimators.results.NotAvailableError` here.
     classification : dict
-        See :func:`classification`.
+        See :func:`classification` (unavailable, like :attr:`posteriors`, when they were not
+        saved).
     share_design : numpy.ndarray or None
         With shares that vary over units (``shares_by``, ``share_covariates``): the ``(N, C)``
         share covariates :math:`z_i` of the estimation units (columns ``mix.share_columns``).
@@ -76,9 +80,10 @@ class MixtureResults(EstimationResults):
         joint information (:mod:`estimators.mixture.table_inference`).
     """
 
-    def __init__(self, *, n_types: int, posteriors: pd.DataFrame,
+    def __init__(self, *, n_types: int, posteriors: pd.DataFrame | None,
                  type_solutions: Sequence | None = None, share_design: np.ndarray | None = None,
-                 first_states: np.ndarray | None = None, transition_mixture=None, **kwargs):
+                 first_states: np.ndarray | None = None, transition_mixture=None,
+                 share_names: Sequence[str] | None = None, **kwargs):
         super().__init__(**kwargs)
         self.transition_mixture = transition_mixture if transition_mixture is not None \
             else self.model
@@ -86,9 +91,43 @@ class MixtureResults(EstimationResults):
         self.n_types = int(n_types)
         self.share_design = share_design
         self.first_states = first_states
-        self.posteriors = posteriors
+        self._posteriors = posteriors
+        self._share_names = None if share_names is None else list(share_names)
         self.type_solutions = list(type_solutions or [])
-        self.classification = classification(posteriors.to_numpy())
+        self._classification = None if posteriors is None else \
+            classification(posteriors.to_numpy())
+
+    @property
+    def posteriors(self) -> pd.DataFrame:
+        """Units x types posterior type probabilities (see the class docstring)."""
+        if self._posteriors is None:
+            raise NotAvailableError(
+                f"the posteriors of these results were not saved in {self._source or 'the file'}"
+                " (it predates saving them); refit, or save the fitted results again, to have "
+                "them")
+        return self._posteriors
+
+    @property
+    def classification(self) -> dict[str, float]:
+        """Classification diagnostics of :attr:`posteriors` (:func:`classification`)."""
+        self.posteriors  # noqa: B018 - raises the reason when not saved
+        return self._classification
+
+    @property
+    def share_names(self) -> list[str]:
+        """The share parameters: the mixture's ``share_names`` (``share[1]``, ... or the
+        logit coefficients of ``shares_by`` / ``share_covariates``), or those the file
+        recorded when the results were loaded without the mixture."""
+        names = getattr(self.model, "share_names", None)
+        if names is None:
+            names = self._share_names
+        if names is None:  # an older file loaded without the mixture: the mixture's naming
+            names = [n for n in self.param_names if n.startswith(("share[", "gamma["))]
+        return list(names)
+
+    def _mixture_doc(self) -> dict:
+        """The file's ``mixture`` field (:func:`~estimators.results_file.encode_mixture`)."""
+        return encode_mixture(self.n_types, self.share_names, self._posteriors)
 
     @property
     def type_shares(self) -> pd.DataFrame:
@@ -102,7 +141,7 @@ class MixtureResults(EstimationResults):
         K = self.n_types
         if self.share_design is not None:
             return self._average_shares()
-        names = [f"share[{k}]" for k in range(1, K)]
+        names = self.share_names
         w = self.params[names].to_numpy() if K > 1 else np.zeros(0)
         shares = np.concatenate([[1.0 - w.sum()], w])
         try:
@@ -120,7 +159,7 @@ class MixtureResults(EstimationResults):
         :math:`\\partial \\bar w_k / \\partial \\gamma_{lc} = \\frac1N \\sum_i
         w_{ik} (1[k = l] - w_{il}) z_{ic}`."""
         K, Z = self.n_types, self.share_design
-        names = list(self.model.share_names)
+        names = self.share_names
         G = self.params[names].to_numpy().reshape(K - 1, Z.shape[1])
         eta = np.column_stack([np.zeros(len(Z)), Z @ G.T])
         w = np.exp(eta - eta.max(axis=1, keepdims=True))
