@@ -19,7 +19,8 @@ from estimators.compare import compare
 from estimators.crossval import CrossValidation, cross_validate
 from estimators.identification import IdentificationError
 from estimators.optimize import Optimizer
-from estimators.results import EstimationResults, ModelMismatchError, load_results
+from estimators.results import EstimationResults, ModelMismatchError
+from estimators.results_loading import load_results
 
 __all__ = ["CCP", "ESTIMATORS", "NFXP", "NPL", "PQR", "Convergence", "CrossValidation",
            "EstimationResults", "Estimator", "IdentificationError", "MaxEntIRL",

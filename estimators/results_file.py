@@ -1,6 +1,6 @@
 """The results file: the JSON document :meth:`EstimationResults.save
-<estimators.results.EstimationResults.save>` writes and :func:`~estimators.results.load_results`
-reads, checked field by field.
+<estimators.results.EstimationResults.save>` writes and
+:func:`~estimators.results_loading.load_results` reads, checked field by field.
 
 Numbers go through :mod:`ddc.io`'s strict JSON: non-finite values are the strings ``"nan"``,
 ``"inf"``, ``"-inf"``; reading refuses a ``null`` where a number belongs and any other bad value

@@ -296,7 +296,7 @@ def test_full_information_holds_only_the_implied_last_increment_when_never_seen(
     assert res.df_model == 3 and res.n_params == 4
     assert res.aic == pytest.approx(-2 * res.loglik + 6, rel=1e-14)
     assert re.search(r"No\. parameters: +4 \(3 free\)", str(res.summary()))
-    from estimators.results import load_results
+    from estimators import load_results
 
     back = load_results(res.save(tmp_path / "boundary.json"), model)
     assert back.df_model == 3 and back.aic == res.aic

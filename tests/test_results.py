@@ -29,8 +29,8 @@ from estimators.results import (
     NotAvailableError,
     Summary,
     format_number,
-    load_results,
 )
+from estimators.results_loading import load_results
 
 RTOL = 1e-8
 NAMES = ["theta_0", "theta_price", "theta_ship", "theta_video"]
