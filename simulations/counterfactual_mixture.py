@@ -104,6 +104,14 @@ import pandas as pd
 from ddc.hooks import Money, Outcome
 from ddc.mixture import Mixture
 from ddc.scenarios import Scenario
+from simulations.draws import (
+    DEFAULT_DRAWS,
+    _draw_params,
+    _first_stage_part,
+    _interval,
+    _ordered,
+    _params_and_cov,
+)
 from simulations.report import CounterfactualReport
 
 __all__ = ["MixtureCounterfactualReport", "draw_mixture_params", "mixture_counterfactual"]
@@ -243,8 +251,6 @@ def draw_mixture_params(mix: Mixture, params: pd.Series, cov: pd.DataFrame, n_dr
         A share at 0 or 1 (its logit is infinite; such shares cannot come from the estimator,
         which optimises the logit), or only some shares in the covariance.
     """
-    from simulations.draws import _draw_params
-
     names = list(cov.index)
     inside = [n for n in mix.share_names if n in names]
     if mix.varying_shares or not inside:  # logit coefficients are drawn as they are
@@ -280,12 +286,6 @@ def draw_mixture_params(mix: Mixture, params: pd.Series, cov: pd.DataFrame, n_dr
     base = np.exp(-np.maximum(TH[:, at].max(axis=1, keepdims=True), 0.0))
     TH[:, at] = e / (base + e.sum(axis=1, keepdims=True))
     return TH
-
-
-def _interval(x: np.ndarray, level: float):
-    from simulations.draws import _interval as engine_interval
-
-    return engine_interval(x, level)
 
 
 def mixture_counterfactual(
@@ -335,7 +335,6 @@ def mixture_counterfactual(
         share design of results), bad arguments.
     """
     from estimators.results import EstimationResults
-    from simulations.draws import DEFAULT_DRAWS, _first_stage_part, _ordered, _params_and_cov
 
     if engine is None:
         raise TypeError("mixture_counterfactual needs the one-type engine: call "
@@ -732,8 +731,6 @@ def _pooled_by_block(reports: list, figures: list[str], dens: dict, w: np.ndarra
         data[c] = np.concatenate(point)
         if intervals:
             data[f"{c}_lower"], data[f"{c}_upper"] = np.concatenate(lows), np.concatenate(highs)
-    from simulations.draws import _ordered
-
     return pd.DataFrame(data, index=first.by_block.index)[_ordered(figures, intervals)]
 
 
