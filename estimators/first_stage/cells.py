@@ -3,6 +3,8 @@ unvisited rows, and the layout of the estimated (free) cells."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
@@ -118,24 +120,42 @@ def _nonparametric(model: Model, tc: TransitionCounts, n_rows: int,
 
 
 def _cell_layout(ts: TransitionEstimate) -> tuple[list[tuple], list[str]]:
-    """The free cells of a nonparametric estimate: in each estimated row (visited, more than
-    one positive cell) the positive cells except the largest (``last``, one minus the others).
-    Returns ``[(variable, row, free cells, last, start), ...]`` (``start``: the position of the
-    row's first free cell among all) and the cells' names ``"<var>[<given>]-><value>"``."""
-    model = ts.model
-    names, layout = [], []
-    for var, table in ts.tables.items():
-        K = table.shape[-1]
-        rows = table.reshape(-1, K)
-        N = ts.counts[var].reshape(-1, K).sum(axis=1)
-        factor = next(f for f in model.transitions().factors if f.variable == var)
+    """The free cells of a nonparametric estimate (:func:`cell_layout` of its tables): returns
+    ``[(variable, row, free cells, last, start), ...]`` (``start``: the position of the row's
+    first free cell among all) and the cells' names ``"<var>[<given>]-><value>"``."""
+    lay = cell_layout(ts.model, ts.tables, ts.counts)
+    return lay.rows, lay.names
+
+
+@dataclasses.dataclass
+class CellLayout:
+    """Free cells of some tables: per estimated row ``(variable, row, free cells, reference
+    cell, position of the first free cell in the parameter vector)``."""
+
+    rows: list[tuple[str, int, list[int], int, int]]
+    names: list[str]
+    values: np.ndarray
+
+
+def cell_layout(model: Model, tables: dict[str, np.ndarray], counts: dict[str, np.ndarray],
+                tag: str = "") -> CellLayout:
+    """The free cells of ``tables`` (estimated rows: more than one positive cell and a
+    positive count), named ``<var>[<tag><conditioning values>]-><next value>``."""
+    factors = {f.variable: f for f in model.transitions().factors}
+    rows_out, names, values = [], [], []
+    for var, table in tables.items():
+        width = table.shape[-1]
+        rows = table.reshape(-1, width)
+        N = np.asarray(counts[var]).reshape(-1, width).sum(axis=1)
         vals = model.space.variable(var).values
         for r in np.flatnonzero((N > 0) & ((rows > 0).sum(axis=1) > 1)):
             p = rows[r]
             pos = np.flatnonzero(p > 0)
             last = int(pos[np.argmax(p[pos])])
             free = [int(c) for c in pos if c != last]
-            label = ", ".join(f"{k}={v}" for k, v in _row_label(model, factor, int(r)).items())
-            layout.append((var, int(r), free, last, len(names)))
-            names += [f"{var}[{label}]->{vals[c]}" for c in free]
-    return layout, names
+            label = ", ".join(f"{k}={v}" for k, v in
+                              _row_label(model, factors[var], int(r)).items())
+            rows_out.append((var, int(r), free, last, len(names)))
+            names += [f"{var}[{tag}{label}]->{vals[c]}" for c in free]
+            values += [float(p[c]) for c in free]
+    return CellLayout(rows_out, names, np.array(values, dtype=float))

@@ -43,47 +43,14 @@ import scipy.sparse as sp
 
 from ddc.model import Model
 from ddc.transitions import Factor, FactoredTransitions, TransitionDerivatives
-from estimators.first_stage import _cell_view, _row_label, murphy_topel
+from estimators.first_stage import _cell_view, murphy_topel
+from estimators.first_stage.cells import CellLayout, cell_layout
 from estimators.inference import group_sums
 from estimators.likelihood import ChoiceLikelihood
 from estimators.mixture.likelihood import logsumexp
 
 __all__ = ["CellLayout", "JointScores", "cell_layout", "cell_model", "joint_scores",
            "joint_table_covariances"]
-
-
-@dataclasses.dataclass
-class CellLayout:
-    """Free cells of some tables: per estimated row ``(variable, row, free cells, reference
-    cell, position of the first free cell in the parameter vector)``."""
-
-    rows: list[tuple[str, int, list[int], int, int]]
-    names: list[str]
-    values: np.ndarray
-
-
-def cell_layout(model: Model, tables: dict[str, np.ndarray], counts: dict[str, np.ndarray],
-                tag: str = "") -> CellLayout:
-    """The free cells of ``tables`` (estimated rows: more than one positive cell and a
-    positive count), named ``<var>[<tag><conditioning values>]-><next value>``."""
-    factors = {f.variable: f for f in model.transitions().factors}
-    rows_out, names, values = [], [], []
-    for var, table in tables.items():
-        width = table.shape[-1]
-        rows = table.reshape(-1, width)
-        N = np.asarray(counts[var]).reshape(-1, width).sum(axis=1)
-        vals = model.space.variable(var).values
-        for r in np.flatnonzero((N > 0) & ((rows > 0).sum(axis=1) > 1)):
-            p = rows[r]
-            pos = np.flatnonzero(p > 0)
-            last = int(pos[np.argmax(p[pos])])
-            free = [int(c) for c in pos if c != last]
-            label = ", ".join(f"{k}={v}" for k, v in
-                              _row_label(model, factors[var], int(r)).items())
-            rows_out.append((var, int(r), free, last, len(names)))
-            names += [f"{var}[{tag}{label}]->{vals[c]}" for c in free]
-            values += [float(p[c]) for c in free]
-    return CellLayout(rows_out, names, np.array(values, dtype=float))
 
 
 def cell_model(model: Model, tables: dict[str, np.ndarray], layouts: list[CellLayout]) -> Model:
