@@ -303,6 +303,17 @@ class MixtureLikelihood:
         terms, sols = self.type_terms(x, need)
         return self._assemble(x, terms, sols, need)
 
+    def _derivatives_at(self, x, needed: str):
+        """Evaluate with derivatives at ``x``: ``(terms, solutions, evaluation)``; a
+        ``ConvergenceError`` saying where ``needed`` if the likelihood is not finite there."""
+        self.n_evaluations += 1
+        terms, sols = self.type_terms(x, True)
+        ev = self._assemble(x, terms, sols, True)
+        if ev.grad is None:
+            raise ConvergenceError("the mixture likelihood is not finite (or a type's fixed "
+                                   f"point failed) where {needed} needed")
+        return terms, sols, ev
+
     def _assemble(self, x, terms, sols, need):
         """The evaluation from the types' ``(log pi_k, d log pi_k)`` terms."""
         if terms is None:
@@ -417,12 +428,7 @@ class MixtureLikelihood:
         """
         x = np.asarray(x, dtype=float)
         with small_blas(self.mix.model.n_states, self.solver):
-            self.n_evaluations += 1
-            terms, sols = self.type_terms(x, True)
-            ev = self._assemble(x, terms, sols, True)
-            if ev.grad is None:
-                raise ConvergenceError("the mixture likelihood is not finite (or a type's fixed "
-                                       "point failed) where the Hessian is needed")
+            terms, sols, ev = self._derivatives_at(x, "the Hessian is")
             d2 = self.type_hessians(x, sols)
         q, w = ev.posteriors, self.unit_weights(x)
         P = len(self.struct)
@@ -474,12 +480,7 @@ class MixtureLikelihood:
         P = len(self.struct)
         B = self.counts.matrix
         with small_blas(self.mix.model.n_states, self.solver):
-            self.n_evaluations += 1
-            terms, sols = self.type_terms(x, True)
-            ev = self._assemble(x, terms, sols, True)
-            if ev.grad is None:
-                raise ConvergenceError("the mixture likelihood is not finite (or a type's fixed "
-                                       "point failed) where its cross derivative is needed")
+            terms, sols, ev = self._derivatives_at(x, "its cross derivative is")
             q = ev.posteriors
             Nk = self.weighted_counts(q)
             C, T = None, None
