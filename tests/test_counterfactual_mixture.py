@@ -291,9 +291,9 @@ def test_heterogeneity_page_numbers(truth_report):
 
 def test_share_draws_near_the_boundary_stay_in_the_simplex(segments, fit):
     """A covariance inflated 400-fold (share s.e. about 0.27 around 0.6): normal draws of the
-    share itself leave [0, 1] (23 of 200 at seed 0, with the covariance of the fit on estimated
-    engagement tables; such draws were dropped before the shares were drawn on the logit
-    scale); logit-scale draws all stay inside and none is lost."""
+    share itself leave [0, 1] (about 8% of them: P(|N| beyond 0.4/0.27 or 0.6/0.27); such draws
+    were dropped before the shares were drawn on the logit scale); logit-scale draws all stay
+    inside and none is lost."""
     import copy
     import warnings
 
@@ -304,7 +304,7 @@ def test_share_draws_near_the_boundary_stay_in_the_simplex(segments, fit):
     cov = wide.cov_of("inflated")
     params = segments.params_series(pd.concat([fit.params, fit.fixed_params]))
     linear = _draw_params(params, cov, 200, 0)[:, segments.param_names.index("share[1]")]
-    assert ((linear < 0) | (linear > 1)).sum() == 23  # what the old draws lost
+    assert ((linear < 0) | (linear > 1)).sum() > 0  # the design reaches the boundary
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         r = counterfactual(segments, wide, scenarios=["monthly_price_up"], n_draws=40, seed=1,
